@@ -1,0 +1,371 @@
+//! The interactive sign-in: discovery, then either the authorization code flow with PKCE (S256)
+//! through the loopback listener, or the device code flow. All token requests go through the
+//! `oauth2` crate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, DeviceAuthorizationUrl, DeviceCodeErrorResponse,
+    DeviceCodeErrorResponseType, ExtraDeviceAuthorizationFields, ExtraTokenFields, PkceCodeChallenge,
+    RedirectUrl, RequestTokenError, Scope, StandardErrorResponse, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::discovery::{discover, Discovery};
+use super::{aadsts_code, AuthError, BrowserOpener, LoopbackListener};
+
+/// How long the browser flow waits for the redirect.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Microsoft returns an id token beside the access token.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+impl ExtraTokenFields for IdTokenField {}
+
+/// Microsoft's device authorization response carries a ready-made `message`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DeviceMessage {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+impl ExtraDeviceAuthorizationFields for DeviceMessage {}
+
+pub(crate) type MsTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+pub(crate) type BaseClient =
+    oauth2::Client<BasicErrorResponse, MsTokenResponse, BasicTokenIntrospectionResponse, StandardRevocableToken, BasicRevocationErrorResponse>;
+
+/// How the admin signs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub enum Method {
+    /// System browser, authorization code + PKCE, loopback redirect.
+    Browser,
+    /// Device code: enter a code at a URL on any device.
+    DeviceCode,
+}
+
+/// Inputs of one interactive sign-in.
+#[derive(Clone, Debug)]
+pub struct SignInOptions {
+    /// OpenID configuration URL of the tenant (see [`crate::cloud::Cloud::discovery_url`]).
+    pub discovery_url: String,
+    /// How the tenant and cloud are named in messages.
+    pub tenant_label: String,
+    pub cloud_name: String,
+    pub client_id: String,
+    /// Fully qualified scopes, including the OpenID Connect ones.
+    pub scopes: Vec<String>,
+    pub method: Method,
+    pub timeout: Duration,
+    /// Host written into the loopback redirect URI.
+    pub redirect_host: String,
+    /// Extra authorize parameters, e.g. `prompt=select_account`, `login_hint`.
+    pub extra_params: Vec<(String, String)>,
+}
+
+/// Progress the UI shows while the admin signs in.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum SignInEvent {
+    /// The tenant was found; endpoints are known.
+    TenantFound { tenant_id: Option<String> },
+    /// The browser was asked to open this URL.
+    BrowserOpened { url: String },
+    /// The admin must enter `user_code` at `verification_uri` before `expires_at`.
+    DeviceCode { user_code: String, verification_uri: String, expires_at: DateTime<Utc>, message: Option<String> },
+    /// The code is being exchanged for tokens.
+    Redeeming,
+}
+
+/// Who signed in, from the verified id token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub tid: String,
+    pub oid: String,
+    pub preferred_username: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The result of a sign-in. Tokens are redacting secrets.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub expires_at: DateTime<Utc>,
+    pub refresh_token: Option<SecretString>,
+    pub granted_scopes: Vec<String>,
+    pub id: IdClaims,
+    pub discovery: Discovery,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("expires_at", &self.expires_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("granted_scopes", &self.granted_scopes)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn base_client(client_id: &str) -> BaseClient {
+    oauth2::Client::new(ClientId::new(client_id.to_string())).set_auth_type(AuthType::RequestBody)
+}
+
+fn url_err(what: &str, e: impl std::fmt::Display) -> AuthError {
+    AuthError::Protocol(format!("the {what} URL is invalid: {e}"))
+}
+
+/// Maps a token-endpoint failure to a message the admin can act on.
+pub(crate) fn map_token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponseType + AsRef<str> + std::fmt::Display + 'static>(
+    e: RequestTokenError<RE, StandardErrorResponse<T>>,
+) -> AuthError {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            let error = r.error().as_ref().to_string();
+            let description = r.error_description().cloned();
+            let aadsts = description.as_deref().and_then(aadsts_code);
+            match (error.as_str(), aadsts) {
+                (_, Some(65001)) | ("consent_required", _) | ("interaction_required", _) => {
+                    AuthError::ConsentRequired { scopes: description.unwrap_or(error) }
+                }
+                ("invalid_grant", Some(700082 | 70008 | 50173 | 700084 | 50132 | 70043)) => {
+                    AuthError::SessionExpired { reason: format!("{error}, AADSTS{}", aadsts.unwrap_or_default()) }
+                }
+                _ => AuthError::Server { error, description, aadsts },
+            }
+        }
+        RequestTokenError::Request(err) => {
+            let mut detail = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                detail = format!("{detail}: {s}");
+                source = s.source();
+            }
+            AuthError::Network { what: "the token endpoint".into(), detail }
+        }
+        RequestTokenError::Parse(e, _) => AuthError::Protocol(format!("unexpected token response: {e}")),
+        RequestTokenError::Other(s) => AuthError::Protocol(s),
+    }
+}
+
+fn granted(resp: &MsTokenResponse, requested: &[String]) -> Vec<String> {
+    match resp.scopes() {
+        Some(s) => s.iter().map(|x| x.to_string()).collect(),
+        None => requested.to_vec(),
+    }
+}
+
+fn expiry(resp: &MsTokenResponse) -> DateTime<Utc> {
+    let secs = resp.expires_in().unwrap_or(Duration::from_secs(3600));
+    Utc::now() + chrono::Duration::from_std(secs).unwrap_or_else(|_| chrono::Duration::hours(1))
+}
+
+/// Verifies the id token's signature against the provider's JWKS, its audience, issuer and nonce.
+async fn verify_id_token(
+    http: &reqwest::Client,
+    discovery: &Discovery,
+    client_id: &str,
+    token: &str,
+    nonce: Option<&str>,
+) -> Result<IdClaims, AuthError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        tid: Option<String>,
+        oid: Option<String>,
+        sub: String,
+        iss: String,
+        nonce: Option<String>,
+        preferred_username: Option<String>,
+        name: Option<String>,
+        email: Option<String>,
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
+    let jwks: jsonwebtoken::jwk::JwkSet = http
+        .get(&discovery.jwks_uri)
+        .send()
+        .await
+        .map_err(|e| AuthError::Network { what: "the signing keys".into(), detail: e.to_string() })?
+        .json()
+        .await
+        .map_err(|e| AuthError::InvalidIdToken(format!("the signing keys are not valid JSON: {e}")))?;
+    let jwk = match &header.kid {
+        Some(kid) => jwks.find(kid),
+        None => jwks.keys.first(),
+    }
+    .ok_or_else(|| AuthError::InvalidIdToken("it was signed with a key the provider does not publish".into()))?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
+    let allowed = [jsonwebtoken::Algorithm::RS256, jsonwebtoken::Algorithm::PS256, jsonwebtoken::Algorithm::ES256];
+    if !allowed.contains(&header.alg) {
+        return Err(AuthError::InvalidIdToken(format!("unexpected signing algorithm {:?}", header.alg)));
+    }
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[client_id]);
+    validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+    validation.leeway = 300;
+    let raw = jsonwebtoken::decode::<Raw>(token, &key, &validation)
+        .map_err(|e| AuthError::InvalidIdToken(e.to_string()))?
+        .claims;
+    let tid = raw.tid.clone().or_else(|| discovery.tenant_id()).unwrap_or_default();
+    let expected_iss = discovery.issuer_for(&tid);
+    if raw.iss != expected_iss {
+        return Err(AuthError::InvalidIdToken(format!("issuer {} is not the tenant's issuer {expected_iss}", raw.iss)));
+    }
+    if let Some(n) = nonce {
+        if raw.nonce.as_deref() != Some(n) {
+            return Err(AuthError::InvalidIdToken("the nonce does not match this sign-in".into()));
+        }
+    }
+    Ok(IdClaims {
+        tid,
+        oid: raw.oid.unwrap_or(raw.sub),
+        preferred_username: raw.preferred_username.or(raw.email),
+        name: raw.name,
+    })
+}
+
+async fn finish(
+    http: &reqwest::Client,
+    discovery: Discovery,
+    opts: &SignInOptions,
+    resp: MsTokenResponse,
+    nonce: Option<&str>,
+) -> Result<TokenSet, AuthError> {
+    let id_token = resp
+        .extra_fields()
+        .id_token
+        .clone()
+        .ok_or_else(|| AuthError::Protocol("the token response has no id_token; was the openid scope requested?".into()))?;
+    let id = verify_id_token(http, &discovery, &opts.client_id, &id_token, nonce).await?;
+    Ok(TokenSet {
+        access_token: SecretString::from(resp.access_token().secret().clone()),
+        expires_at: expiry(&resp),
+        refresh_token: resp.refresh_token().map(|r| SecretString::from(r.secret().clone())),
+        granted_scopes: granted(&resp, &opts.scopes),
+        id,
+        discovery,
+    })
+}
+
+/// Runs one interactive sign-in to completion, cancellation, or timeout.
+pub async fn sign_in(
+    http: &reqwest::Client,
+    opts: &SignInOptions,
+    opener: &dyn BrowserOpener,
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<TokenSet, AuthError> {
+    let discovery = tokio::select! {
+        d = discover(http, &opts.discovery_url, &opts.tenant_label, &opts.cloud_name) => d?,
+        () = cancel.cancelled() => return Err(AuthError::Cancelled),
+    };
+    on_event(SignInEvent::TenantFound { tenant_id: discovery.tenant_id() });
+    match opts.method {
+        Method::Browser => browser_flow(http, discovery, opts, opener, on_event, cancel).await,
+        Method::DeviceCode => device_flow(http, discovery, opts, on_event, cancel).await,
+    }
+}
+
+async fn browser_flow(
+    http: &reqwest::Client,
+    discovery: Discovery,
+    opts: &SignInOptions,
+    opener: &dyn BrowserOpener,
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<TokenSet, AuthError> {
+    let listener = LoopbackListener::bind(&opts.redirect_host).await?;
+    let client = base_client(&opts.client_id)
+        .set_auth_uri(AuthUrl::new(discovery.authorization_endpoint.clone()).map_err(|e| url_err("authorization", e))?)
+        .set_token_uri(TokenUrl::new(discovery.token_endpoint.clone()).map_err(|e| url_err("token", e))?)
+        .set_redirect_uri(RedirectUrl::new(listener.redirect_uri().to_string()).map_err(|e| url_err("redirect", e))?);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let nonce = CsrfToken::new_random();
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(opts.scopes.iter().cloned().map(Scope::new))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("response_mode", "query")
+        .add_extra_param("nonce", nonce.secret().clone());
+    for (k, v) in &opts.extra_params {
+        request = request.add_extra_param(k.clone(), v.clone());
+    }
+    let (url, state) = request.url();
+    listener.expect_state(state.secret());
+    tracing::info!(redirect = listener.redirect_uri(), "opening the browser for sign-in");
+    tokio::select! {
+        r = opener.open(url.to_string()) => r?,
+        () = cancel.cancelled() => return Err(AuthError::Cancelled),
+    }
+    on_event(SignInEvent::BrowserOpened { url: url.to_string() });
+    let code = listener.wait(opts.timeout, cancel).await?;
+    on_event(SignInEvent::Redeeming);
+    let resp = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(http)
+        .await
+        .map_err(map_token_error)?;
+    finish(http, discovery, opts, resp, Some(nonce.secret())).await
+}
+
+fn map_device_error<RE: std::error::Error + 'static>(e: RequestTokenError<RE, DeviceCodeErrorResponse>) -> AuthError {
+    match e {
+        RequestTokenError::ServerResponse(r) => match r.error() {
+            DeviceCodeErrorResponseType::ExpiredToken => AuthError::DeviceCodeExpired,
+            DeviceCodeErrorResponseType::AccessDenied => AuthError::DeviceCodeDeclined,
+            DeviceCodeErrorResponseType::Basic(b) if b.as_ref() == "authorization_declined" => AuthError::DeviceCodeDeclined,
+            other => {
+                let description = r.error_description().cloned();
+                let aadsts = description.as_deref().and_then(aadsts_code);
+                AuthError::Server { error: other.as_ref().to_string(), description, aadsts }
+            }
+        },
+        RequestTokenError::Request(err) => AuthError::Network { what: "the token endpoint".into(), detail: err.to_string() },
+        RequestTokenError::Parse(e, _) => AuthError::Protocol(format!("unexpected token response: {e}")),
+        RequestTokenError::Other(s) => AuthError::Protocol(s),
+    }
+}
+
+async fn device_flow(
+    http: &reqwest::Client,
+    discovery: Discovery,
+    opts: &SignInOptions,
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<TokenSet, AuthError> {
+    let device_url = discovery
+        .device_authorization_endpoint
+        .clone()
+        .ok_or_else(|| AuthError::Protocol(format!("the {} sign-in service does not offer device-code sign-in", opts.cloud_name)))?;
+    let client = base_client(&opts.client_id)
+        .set_token_uri(TokenUrl::new(discovery.token_endpoint.clone()).map_err(|e| url_err("token", e))?)
+        .set_device_authorization_url(DeviceAuthorizationUrl::new(device_url).map_err(|e| url_err("device", e))?);
+    let details: oauth2::DeviceAuthorizationResponse<DeviceMessage> = tokio::select! {
+        r = client.exchange_device_code().add_scopes(opts.scopes.iter().cloned().map(Scope::new)).request_async(http) => r.map_err(map_token_error)?,
+        () = cancel.cancelled() => return Err(AuthError::Cancelled),
+    };
+    let lifetime = details.expires_in();
+    on_event(SignInEvent::DeviceCode {
+        user_code: details.user_code().secret().clone(),
+        verification_uri: details.verification_uri().to_string(),
+        expires_at: Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_else(|_| chrono::Duration::minutes(15)),
+        message: details.extra_fields().message.clone(),
+    });
+    let resp = tokio::select! {
+        r = client.exchange_device_access_token(&details).request_async(http, tokio::time::sleep, Some(lifetime)) => r.map_err(map_device_error)?,
+        () = cancel.cancelled() => return Err(AuthError::Cancelled),
+    };
+    on_event(SignInEvent::Redeeming);
+    finish(http, discovery, opts, resp, None).await
+}

@@ -1,0 +1,159 @@
+//! Microsoft clouds: where to sign in, where Graph lives, which portal to link to.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The cloud an admin picks. `Custom` points the wizard at any authority and Graph root, which is
+/// how the simulated tenant is reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum CloudChoice {
+    #[default]
+    Global,
+    /// US Government L4 (GCC High).
+    UsGov,
+    /// US Government L5 (DoD).
+    UsGovDod,
+    /// Microsoft Azure operated by 21Vianet.
+    China,
+    Custom {
+        authority: String,
+        graph: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CloudError {
+    #[error("The {field} URL '{value}' is not a valid URL: {reason}.")]
+    InvalidUrl { field: &'static str, value: String, reason: String },
+    #[error("The {field} URL '{value}' must use https:// (plain http is only allowed for 127.0.0.1 or localhost).")]
+    NotHttps { field: &'static str, value: String },
+}
+
+/// A resolved cloud: the hosts every request is built from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cloud {
+    pub choice: CloudChoice,
+    pub name: String,
+    /// Login authority, e.g. `https://login.microsoftonline.com`, without a trailing slash.
+    pub authority: Url,
+    /// Graph root, e.g. `https://graph.microsoft.com`, without a trailing slash.
+    pub graph_root: Url,
+    /// Azure portal, e.g. `https://portal.azure.com`.
+    pub portal: Url,
+}
+
+#[allow(clippy::expect_used)]
+fn fixed(u: &str) -> Url {
+    Url::parse(u).expect("built-in cloud URLs are valid")
+}
+
+fn custom_url(field: &'static str, value: &str) -> Result<Url, CloudError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let url = Url::parse(trimmed).map_err(|e| CloudError::InvalidUrl {
+        field,
+        value: value.to_string(),
+        reason: e.to_string(),
+    })?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(CloudError::NotHttps { field, value: value.to_string() }),
+    }
+    if url.host_str().is_none() {
+        return Err(CloudError::InvalidUrl { field, value: value.to_string(), reason: "it has no host".into() });
+    }
+    Ok(url)
+}
+
+impl Cloud {
+    /// Resolves a choice into URLs, validating custom ones.
+    pub fn from_choice(choice: &CloudChoice) -> Result<Self, CloudError> {
+        let (name, authority, graph, portal) = match choice {
+            CloudChoice::Global => ("Global", "https://login.microsoftonline.com", "https://graph.microsoft.com", "https://portal.azure.com"),
+            CloudChoice::UsGov => ("US Government (GCC High)", "https://login.microsoftonline.us", "https://graph.microsoft.us", "https://portal.azure.us"),
+            CloudChoice::UsGovDod => ("US Government (DoD)", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us", "https://portal.azure.us"),
+            CloudChoice::China => ("China (21Vianet)", "https://login.partner.microsoftonline.cn", "https://microsoftgraph.chinacloudapi.cn", "https://portal.azure.cn"),
+            CloudChoice::Custom { authority, graph } => {
+                let authority = custom_url("authority", authority)?;
+                let graph_root = custom_url("Graph", graph)?;
+                return Ok(Self {
+                    choice: choice.clone(),
+                    name: format!("Custom ({})", authority.host_str().unwrap_or_default()),
+                    portal: fixed("https://portal.azure.com"),
+                    authority,
+                    graph_root,
+                });
+            }
+        };
+        Ok(Self { choice: choice.clone(), name: name.to_string(), authority: fixed(authority), graph_root: fixed(graph), portal: fixed(portal) })
+    }
+
+    fn join(base: &Url, path: &str) -> String {
+        format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+
+    /// `{authority}/{tenant}/v2.0/.well-known/openid-configuration`.
+    pub fn discovery_url(&self, tenant: &str) -> String {
+        Self::join(&self.authority, &format!("{tenant}/v2.0/.well-known/openid-configuration"))
+    }
+
+    /// The Graph v1.0 base, without a trailing slash.
+    pub fn graph_v1(&self) -> String {
+        Self::join(&self.graph_root, "v1.0")
+    }
+
+    /// A Graph scope qualified with this cloud's Graph host (`https://graph.microsoft.us/User.Read`);
+    /// the OpenID Connect scopes stay as they are.
+    pub fn graph_scope(&self, scope: &str) -> String {
+        match scope {
+            "openid" | "profile" | "offline_access" | "email" => scope.to_string(),
+            s => Self::join(&self.graph_root, s),
+        }
+    }
+
+    /// A stable short name for keychain keys.
+    pub fn key(&self) -> String {
+        match &self.choice {
+            CloudChoice::Global => "global".into(),
+            CloudChoice::UsGov => "usgov".into(),
+            CloudChoice::UsGovDod => "usgovdod".into(),
+            CloudChoice::China => "china".into(),
+            CloudChoice::Custom { .. } => format!("custom-{}", self.authority.host_str().unwrap_or_default()),
+        }
+        .replace(':', "-")
+    }
+
+    /// A link into the Azure portal, e.g. `#view/Microsoft_AAD_IAM/ActiveDirectoryMenuBlade/~/Overview`.
+    pub fn portal_link(&self, fragment: &str) -> String {
+        format!("{}/{}", self.portal.as_str().trim_end_matches('/'), fragment.trim_start_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_clouds_use_their_own_hosts() {
+        let gov = Cloud::from_choice(&CloudChoice::UsGov).unwrap();
+        assert_eq!(gov.graph_scope("User.Read"), "https://graph.microsoft.us/User.Read");
+        assert_eq!(gov.graph_scope("offline_access"), "offline_access");
+        assert_eq!(gov.discovery_url("contoso.us"), "https://login.microsoftonline.us/contoso.us/v2.0/.well-known/openid-configuration");
+        let cn = Cloud::from_choice(&CloudChoice::China).unwrap();
+        assert_eq!(cn.graph_v1(), "https://microsoftgraph.chinacloudapi.cn/v1.0");
+    }
+
+    #[test]
+    fn custom_clouds_need_https_except_on_loopback() {
+        let ok = Cloud::from_choice(&CloudChoice::Custom { authority: "http://127.0.0.1:8080/".into(), graph: "http://127.0.0.1:8080".into() }).unwrap();
+        assert_eq!(ok.graph_v1(), "http://127.0.0.1:8080/v1.0");
+        assert_eq!(ok.key(), "custom-127.0.0.1");
+        let err = Cloud::from_choice(&CloudChoice::Custom { authority: "http://login.example.com".into(), graph: "https://g".into() }).unwrap_err();
+        assert!(err.to_string().contains("must use https://"), "{err}");
+        let err = Cloud::from_choice(&CloudChoice::Custom { authority: "not a url".into(), graph: "https://g".into() }).unwrap_err();
+        assert!(err.to_string().contains("not a valid URL"), "{err}");
+    }
+}

@@ -1,0 +1,336 @@
+//! A small typed Microsoft Graph client: one builder per call, `.send()`, and the retry rules
+//! Graph needs — `Retry-After` on 429/503/504, bounded exponential backoff with jitter, one token
+//! refresh on 401, caller-chosen retries for replication delays, and a `client-request-id` on
+//! every request.
+
+mod error;
+pub mod models;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use error::{ApiError, GraphError};
+use error::ErrorBody;
+
+use crate::auth::{StepScopes, TokenSource};
+use crate::cloud::Cloud;
+
+/// Retry budget. Defaults follow reference §12: 1, 2, 4 … s, capped at 30 s, with jitter.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is treated as a failure rather than waited out.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_delay);
+        // Jitter: between half and all of the delay.
+        let factor = rand::thread_rng().gen_range(0.5..=1.0);
+        capped.mul_f64(factor)
+    }
+}
+
+/// A Graph client for one signed-in admin.
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<TokenSource>,
+    retry: RetryPolicy,
+}
+
+/// Decides whether an error is a documented replication delay worth retrying.
+pub type RetryIf = fn(&ApiError) -> bool;
+
+/// One Graph call being built.
+pub struct Request<'a> {
+    client: &'a GraphClient,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    scopes: StepScopes,
+    headers: Vec<(&'static str, String)>,
+    retry_if: Option<RetryIf>,
+}
+
+/// A collection page.
+#[derive(serde::Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
+impl GraphClient {
+    pub fn new(http: reqwest::Client, cloud: &Cloud, tokens: Arc<TokenSource>) -> Self {
+        Self { http, base: cloud.graph_v1(), tokens, retry: RetryPolicy::default() }
+    }
+
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenSource> {
+        &self.tokens
+    }
+
+    pub fn request(&self, method: Method, path: impl Into<String>) -> Request<'_> {
+        Request { client: self, method, path: path.into(), body: None, scopes: StepScopes::SignIn, headers: vec![], retry_if: None }
+    }
+
+    pub fn get(&self, path: impl Into<String>) -> Request<'_> {
+        self.request(Method::GET, path)
+    }
+    pub fn post(&self, path: impl Into<String>) -> Request<'_> {
+        self.request(Method::POST, path)
+    }
+    pub fn patch(&self, path: impl Into<String>) -> Request<'_> {
+        self.request(Method::PATCH, path)
+    }
+    pub fn put(&self, path: impl Into<String>) -> Request<'_> {
+        self.request(Method::PUT, path)
+    }
+    pub fn delete(&self, path: impl Into<String>) -> Request<'_> {
+        self.request(Method::DELETE, path)
+    }
+}
+
+/// A successful answer: status and body (if any).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Option<Value>,
+    pub request_id: Option<String>,
+}
+
+impl Request<'_> {
+    /// The permissions this call needs (the token is requested for that step's scopes).
+    #[must_use]
+    pub fn scopes(mut self, scopes: StepScopes) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    #[must_use]
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    #[must_use]
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Also retry (with backoff) errors this predicate accepts, e.g. replication-delay 404s.
+    #[must_use]
+    pub fn retry_if(mut self, f: RetryIf) -> Self {
+        self.retry_if = Some(f);
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.client.base, path.trim_start_matches('/'))
+        }
+    }
+
+    /// Sends the request with retries and returns the raw answer.
+    pub async fn send(&self) -> Result<Answer, GraphError> {
+        self.send_to(&self.path).await
+    }
+
+    async fn send_to(&self, path: &str) -> Result<Answer, GraphError> {
+        let retry = &self.client.retry;
+        let short = self.scopes.scopes();
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let token = if refreshed && attempt == 1 {
+                self.client.tokens.force_refresh(short).await?
+            } else {
+                self.client.tokens.access_token(short).await?
+            };
+            let client_request_id = uuid::Uuid::new_v4().to_string();
+            let mut req = self
+                .client
+                .http
+                .request(self.method.clone(), self.url(path))
+                .bearer_auth(token.expose_secret())
+                .header("client-request-id", &client_request_id)
+                .header("return-client-request-id", "true");
+            for (k, v) in &self.headers {
+                req = req.header(*k, v);
+            }
+            if let Some(b) = &self.body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    if attempt < retry.max_attempts {
+                        let delay = retry.backoff(attempt);
+                        tracing::warn!(method = %self.method, path, attempt, ?delay, error = %e.without_url(), "network error; retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(GraphError::Network {
+                        method: self.method.to_string(),
+                        path: path.to_string(),
+                        detail: e.without_url().to_string(),
+                        client_request_id,
+                    });
+                }
+            };
+            let status = resp.status();
+            let request_id = resp.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let wait = retry_after(resp.headers());
+            let bytes = resp.bytes().await.map_err(|e| GraphError::Network {
+                method: self.method.to_string(),
+                path: path.to_string(),
+                detail: e.to_string(),
+                client_request_id: client_request_id.clone(),
+            })?;
+            tracing::debug!(method = %self.method, path, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), attempt, "graph");
+            if status.is_success() {
+                let body = if bytes.is_empty() {
+                    None
+                } else {
+                    Some(serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode {
+                        method: self.method.to_string(),
+                        path: path.to_string(),
+                        detail: e.to_string(),
+                        request_id: request_id.clone(),
+                    })?)
+                };
+                return Ok(Answer { status, body, request_id });
+            }
+            let parsed: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+            let api = ApiError {
+                status: status.as_u16(),
+                code: parsed.as_ref().map(|p| p.error.code.clone()).unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string()),
+                message: parsed.as_ref().map(|p| p.error.message.clone()).unwrap_or_default(),
+                request_id: parsed
+                    .as_ref()
+                    .and_then(|p| p.error.inner_error.as_ref().and_then(|i| i.request_id.clone()))
+                    .or(request_id),
+                client_request_id,
+                date: parsed.as_ref().and_then(|p| p.error.inner_error.as_ref().and_then(|i| i.date.clone())),
+                method: self.method.to_string(),
+                path: path.split('?').next().unwrap_or(path).to_string(),
+            };
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                tracing::info!(path, "401 from Graph; refreshing the token once");
+                refreshed = true;
+                attempt = 0;
+                continue;
+            }
+            let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+            let replication = self.retry_if.is_some_and(|f| f(&api));
+            if (transient || replication) && attempt < retry.max_attempts {
+                let delay = match wait {
+                    Some(w) if w > retry.max_retry_after => return Err(GraphError::Api(api)),
+                    Some(w) => w,
+                    None => retry.backoff(attempt),
+                };
+                tracing::warn!(method = %self.method, path, status = status.as_u16(), code = %api.code, attempt, ?delay, "retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(GraphError::Api(api));
+        }
+    }
+
+    /// Sends and decodes the JSON body.
+    pub async fn send_json<T: DeserializeOwned>(&self) -> Result<T, GraphError> {
+        let answer = self.send().await?;
+        let body = answer.body.unwrap_or(Value::Null);
+        serde_json::from_value(body).map_err(|e| GraphError::Decode {
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            detail: e.to_string(),
+            request_id: answer.request_id,
+        })
+    }
+
+    /// Reads every page of a collection (`@odata.nextLink`), refusing an answer without `value`
+    /// rather than treating it as empty.
+    pub async fn list<T: DeserializeOwned>(&self) -> Result<Vec<T>, GraphError> {
+        let mut out = vec![];
+        let mut next = Some(self.path.clone());
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            let answer = self.send_to(&path).await?;
+            let page: Page<T> = serde_json::from_value(answer.body.unwrap_or(Value::Null)).map_err(|e| GraphError::Decode {
+                method: self.method.to_string(),
+                path: path.clone(),
+                detail: e.to_string(),
+                request_id: answer.request_id,
+            })?;
+            out.extend(page.value);
+            if pages < 1000 {
+                next = page.next_link;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy { base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(30), ..Default::default() };
+        let d1 = p.backoff(1);
+        assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1));
+        let d4 = p.backoff(4);
+        assert!(d4 >= Duration::from_secs(4) && d4 <= Duration::from_secs(8));
+        assert!(p.backoff(20) <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn reads_retry_after_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, reqwest::header::HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+    }
+}

@@ -1,0 +1,16 @@
+//! The Entra setup wizard's behaviour, with no UI and no Tauri in it.
+//!
+//! The desktop shell, the CLI and the tests all drive this crate. Every endpoint (login
+//! authority, Graph root) is injected through [`cloud::Cloud`], so national clouds, the simulated
+//! tenant and Microsoft's global cloud take the same code path.
+
+pub mod auth;
+pub mod cloud;
+pub mod graph;
+pub mod http;
+pub mod keychain;
+pub mod redact;
+pub mod session;
+pub mod tenant;
+
+pub use secrecy::{ExposeSecret, SecretString};

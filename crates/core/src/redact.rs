@@ -1,0 +1,59 @@
+//! Defence in depth for logs: secrets are kept in redacting types and never formatted, and any
+//! text that still looks like a token is masked before it is written.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+fn patterns() -> &'static [(Regex, &'static str)] {
+    static P: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    P.get_or_init(|| {
+        [
+            // JWTs (access and id tokens).
+            (r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", "<redacted-jwt>"),
+            // Bearer credentials in headers.
+            (r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", "${1}<redacted>"),
+            // Form fields and JSON members that carry secrets.
+            (
+                r#"(?i)((?:refresh_token|access_token|id_token|client_secret|code_verifier|device_code|secretText|SecretToken|password|code)["']?\s*[:=]\s*["']?)[^"'&\s,}]{4,}"#,
+                "${1}<redacted>",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(re, with)| Regex::new(re).ok().map(|r| (r, with)))
+        .collect()
+    })
+}
+
+/// Masks anything that looks like a token or secret.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    for (re, with) in patterns() {
+        if re.is_match(&out) {
+            out = Cow::Owned(re.replace_all(&out, *with).into_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn masks_tokens_and_secrets() {
+        let line = "POST token refresh_token=0.AAAAbcdefgh&client_id=x Authorization: Bearer abc.def-ghijkl {\"secretText\":\"Qw8~abc\"} eyJhbGciOi.eyJzdWIiOiIx.sig-123";
+        let out = redact(line);
+        assert!(!out.contains("0.AAAAbcdefgh"), "{out}");
+        assert!(!out.contains("abc.def-ghijkl"), "{out}");
+        assert!(!out.contains("Qw8~abc"), "{out}");
+        assert!(!out.contains("eyJzdWIiOiIx"), "{out}");
+        assert!(out.contains("client_id=x"), "{out}");
+    }
+
+    #[test]
+    fn leaves_plain_text_alone() {
+        assert_eq!(redact("signed in to contoso.com as adele@contoso.com"), "signed in to contoso.com as adele@contoso.com");
+    }
+}

@@ -1,0 +1,76 @@
+//! Shared helpers for the core's integration tests against the simulated tenant.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use entra_setup_core::auth::{FollowRedirects, Method, SignInEvent};
+use entra_setup_core::cloud::CloudChoice;
+use entra_setup_core::graph::RetryPolicy;
+use entra_setup_core::keychain::{MemoryStore, SecretStore};
+use entra_setup_core::session::{Context, SignInRequest};
+use entra_setup_sim::{Approval, SimConfig, SimHandle};
+
+pub async fn sim_as(upn: &str) -> SimHandle {
+    sim_with(SimConfig { approval: Approval::Auto { upn: upn.into(), device_polls: 1 }, device_interval_secs: 1, ..Default::default() }).await
+}
+
+pub async fn sim_with(config: SimConfig) -> SimHandle {
+    entra_setup_sim::start(config).await.expect("the simulator starts")
+}
+
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy { base_delay: Duration::from_millis(20), max_delay: Duration::from_millis(200), ..Default::default() }
+}
+
+pub fn ctx(store: Arc<dyn SecretStore>) -> Context {
+    let http = entra_setup_core::http::client();
+    let mut c = Context::new(http.clone(), store, Arc::new(FollowRedirects::new(http)));
+    c.retry = fast_retry();
+    c
+}
+
+pub fn memory() -> Arc<dyn SecretStore> {
+    Arc::new(MemoryStore::default())
+}
+
+pub fn request(sim: &SimHandle, tenant: &str, method: Method) -> SignInRequest {
+    SignInRequest {
+        cloud: CloudChoice::Custom { authority: sim.base_url().into(), graph: sim.base_url().into() },
+        tenant: tenant.into(),
+        method,
+        client_id: None,
+    }
+}
+
+/// Collects sign-in events for later assertions.
+pub fn recorder() -> (Arc<dyn Fn(SignInEvent) + Send + Sync>, Arc<Mutex<Vec<SignInEvent>>>) {
+    let events = Arc::new(Mutex::new(vec![]));
+    let e2 = events.clone();
+    (Arc::new(move |e| e2.lock().unwrap().push(e)), events)
+}
+
+/// Checks every Graph request body the core sent and every successful response the simulator
+/// gave against Microsoft's Graph v1.0 CSDL, and fails listing every violation.
+pub fn assert_graph_traffic_matches_csdl(sim: &SimHandle) {
+    let schema = graph_csdl::graph_v1();
+    let exchanges = sim.exchanges();
+    assert!(!exchanges.is_empty(), "no Graph traffic was recorded");
+    let mut violations = vec![];
+    for x in &exchanges {
+        if let Some(body) = &x.request_body {
+            violations.extend(schema.check_request(&x.method, &x.path, body));
+        }
+        if (200..300).contains(&x.status) {
+            if let Some(body) = &x.response_body {
+                violations.extend(schema.check_response(&x.method, &x.path, body));
+            }
+        } else if let Some(body) = &x.response_body {
+            let e = &body["error"];
+            if !(e["code"].is_string() && e["message"].is_string() && e["innerError"]["request-id"].is_string()) {
+                violations.push(format!("{} {}: error body is not Graph's error shape: {body}", x.method, x.path));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "Graph traffic violates the CSDL:\n{}", violations.join("\n"));
+}

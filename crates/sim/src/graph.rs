@@ -1,0 +1,304 @@
+//! A Microsoft Graph v1.0 subset. Every answer carries `request-id`; errors use Graph's exact
+//! shape; delegated scopes in the access token are enforced as Graph does.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{json, Map, Value};
+
+use crate::tokens::AccessClaims;
+use crate::world::{Exchange, World};
+use crate::{apply_latency, Shared};
+
+/// A Graph error before it is given its request ids.
+pub struct GraphErr {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u32>,
+}
+
+impl GraphErr {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+    fn denied() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    }
+    fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present."))
+    }
+}
+
+type GraphResult = Result<(StatusCode, Option<Value>), GraphErr>;
+
+/// The request as the handlers see it.
+pub struct Req<'a> {
+    pub method: &'a Method,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub claims: AccessClaims,
+    pub base: &'a str,
+}
+
+impl Req<'_> {
+    fn scopes(&self) -> BTreeSet<&str> {
+        self.claims.scp.split_whitespace().collect()
+    }
+
+    /// Passes when the token holds any of the scopes.
+    fn require_any(&self, scopes: &[&str]) -> Result<(), GraphErr> {
+        let have = self.scopes();
+        if scopes.iter().any(|s| have.contains(s)) {
+            Ok(())
+        } else {
+            Err(GraphErr::denied())
+        }
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn context(&self, fragment: &str) -> String {
+        format!("{}/v1.0/$metadata#{fragment}", self.base)
+    }
+}
+
+pub async fn dispatch(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    apply_latency(&s).await;
+    let raw_path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path()).to_string();
+    let path = percent_decode(&raw_path);
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let shown_path = match uri.query() {
+        Some(q) => format!("{path}?{}", percent_decode(q)),
+        None => path.clone(),
+    };
+    let client_request_id = headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body_json: Result<Option<Value>, GraphErr> = if body.is_empty() {
+        Ok(None)
+    } else {
+        serde_json::from_slice(&body).map(Some).map_err(|e| {
+            GraphErr::new(StatusCode::BAD_REQUEST, "BadRequest", format!("Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format. ({e})"))
+        })
+    };
+    let recorded_body = body_json.as_ref().ok().cloned().flatten();
+
+    let result = {
+        let mut world = s.world();
+        body_json.and_then(|b| {
+            let claims = authenticate(&s, &headers)?;
+            if world.config.faults.unauthorized_next > 0 {
+                world.config.faults.unauthorized_next -= 1;
+                return Err(GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."));
+            }
+            inject_faults(&mut world, &path)?;
+            let segments: Vec<String> = path.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect();
+            let _ = b;
+            let req = Req { method: &method, segments, query, claims, base: &s.base_url };
+            route(&mut world, &req)
+        })
+    };
+
+    let (status, response_body, retry_after) = match result {
+        Ok((status, body)) => (status, body, None),
+        Err(e) => {
+            let body = json!({"error": {
+                "code": e.code,
+                "message": e.message,
+                "innerError": {
+                    "date": Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                    "request-id": request_id,
+                    "client-request-id": client_request_id.clone().unwrap_or_else(|| request_id.clone()),
+                }
+            }});
+            (e.status, Some(body), e.retry_after)
+        }
+    };
+    s.world().exchanges.push(Exchange {
+        method: method.to_string(),
+        path: shown_path,
+        status: status.as_u16(),
+        client_request_id: client_request_id.clone(),
+        request_id: request_id.clone(),
+        request_body: recorded_body,
+        response_body: response_body.clone(),
+    });
+    let mut resp = match response_body {
+        Some(b) => (status, axum::Json(b)).into_response(),
+        None => status.into_response(),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("request-id", v);
+    }
+    if let Some(c) = client_request_id.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert("client-request-id", c);
+    }
+    if let Some(ra) = retry_after {
+        h.insert("retry-after", HeaderValue::from(ra));
+    }
+    h.insert("x-ms-ags-diagnostic", HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"1"}}"#));
+    resp
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<AccessClaims, GraphErr> {
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(token) = header.strip_prefix("Bearer ") else {
+        return Err(GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty."));
+    };
+    s.keys
+        .verify_access(token.trim(), &s.base_url)
+        .map_err(|m| GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m))
+}
+
+fn inject_faults(world: &mut World, path: &str) -> Result<(), GraphErr> {
+    world.graph_requests += 1;
+    let n = world.graph_requests;
+    let f = world.config.faults.clone();
+    let retry_after = f.retry_after_secs.max(1);
+    if f.throttle_every > 0 && n % u64::from(f.throttle_every) == 0 {
+        let mut e = GraphErr::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests.");
+        e.retry_after = Some(retry_after);
+        return Err(e);
+    }
+    if f.unavailable_every > 0 && n % u64::from(f.unavailable_every) == 0 {
+        let mut e = GraphErr::new(StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later.");
+        e.retry_after = Some(retry_after);
+        return Err(e);
+    }
+    for fault in &f.not_found_first {
+        if path.starts_with(&fault.path_prefix) {
+            let served = world.not_found_served.entry(fault.path_prefix.clone()).or_default();
+            if *served < fault.count {
+                *served += 1;
+                return Err(GraphErr::not_found(path));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn route(world: &mut World, req: &Req<'_>) -> GraphResult {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let tenant = world
+        .tenant_by_id(&req.claims.tid)
+        .cloned()
+        .ok_or_else(|| GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The tenant of this token is unknown."))?;
+    let get = *req.method == Method::GET;
+    match segs.as_slice() {
+        ["organization"] if get => {
+            req.require_any(&["User.Read", "Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All"])?;
+            let org = select(tenant.organization_json(), req);
+            ok_collection(req, "organization", vec![org])
+        }
+        ["me"] if get => {
+            req.require_any(&["User.Read", "User.ReadBasic.All", "User.Read.All", "Directory.Read.All"])?;
+            let me = tenant.user_by_id(&req.claims.oid).ok_or_else(|| GraphErr::not_found(&req.claims.oid))?;
+            let mut v = select(me.to_json(), req);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("@odata.context".into(), json!(req.context("users/$entity")));
+            }
+            Ok((StatusCode::OK, Some(v)))
+        }
+        ["me", nav @ ("memberOf" | "transitiveMemberOf"), "microsoft.graph.directoryRole"] if get => {
+            req.require_any(&["User.Read", "Directory.Read.All", "RoleManagement.Read.Directory"])?;
+            let me = tenant.user_by_id(&req.claims.oid).ok_or_else(|| GraphErr::not_found(&req.claims.oid))?;
+            let can_read_roles = req.require_any(&["Directory.Read.All", "RoleManagement.Read.Directory", "Directory.AccessAsUser.All"]).is_ok();
+            let roles: Vec<Value> = me
+                .active_roles
+                .iter()
+                .map(|r| {
+                    let full = tenant.directory_role_json(r);
+                    if can_read_roles {
+                        let mut v = select(full, req);
+                        if let Some(o) = v.as_object_mut() {
+                            o.insert("@odata.type".into(), json!("#microsoft.graph.directoryRole"));
+                        }
+                        v
+                    } else {
+                        // Graph returns only the type and id of objects the caller may not read.
+                        json!({"@odata.type": "#microsoft.graph.directoryRole", "id": full["id"]})
+                    }
+                })
+                .collect();
+            ok_collection(req, &format!("directoryRoles ({nav})"), roles)
+        }
+        ["roleManagement", "directory", "roleEligibilityScheduleInstances"] if get => {
+            req.require_any(&["RoleManagement.Read.Directory", "RoleEligibilitySchedule.Read.Directory", "RoleManagement.ReadWrite.Directory"])?;
+            if !tenant.has_p2() {
+                return Err(GraphErr::new(StatusCode::FORBIDDEN, "AadPremiumLicenseRequired", "The tenant needs to have a Microsoft Entra ID P2 or Microsoft Entra ID Governance license."));
+            }
+            let principal = req
+                .param("$filter")
+                .and_then(|f| f.split('\'').nth(1))
+                .ok_or_else(|| GraphErr::new(StatusCode::BAD_REQUEST, "BadRequest", "A $filter on principalId is required."))?;
+            let user = tenant.user_by_id(principal);
+            let items = user
+                .map(|u| {
+                    u.eligible_roles
+                        .iter()
+                        .map(|r| {
+                            select(json!({
+                                "id": format!("{}-{}", &r[..8], &u.id[..8]),
+                                "principalId": u.id,
+                                "roleDefinitionId": r,
+                                "directoryScopeId": "/",
+                                "memberType": "Direct",
+                                "startDateTime": "2026-01-01T00:00:00Z",
+                                "endDateTime": null,
+                                "roleEligibilityScheduleId": format!("{r}-eligibility"),
+                            }), req)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            ok_collection(req, "roleManagement/directory/roleEligibilityScheduleInstances", items)
+        }
+        ["subscribedSkus"] if get => {
+            req.require_any(&["LicenseAssignment.Read.All", "Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All"])?;
+            let skus = tenant.skus.iter().cloned().map(|v| select(v, req)).collect();
+            ok_collection(req, "subscribedSkus", skus)
+        }
+        _ => Err(GraphErr::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("Resource not found for the segment '{}'.", segs.last().copied().unwrap_or_default()),
+        )),
+    }
+}
+
+fn ok_collection(req: &Req<'_>, context: &str, items: Vec<Value>) -> GraphResult {
+    Ok((StatusCode::OK, Some(json!({"@odata.context": req.context(context), "value": items}))))
+}
+
+/// Applies `$select`: keeps `id`, annotations and the selected properties.
+fn select(v: Value, req: &Req<'_>) -> Value {
+    let Some(sel) = req.param("$select") else { return v };
+    let wanted: Vec<&str> = sel.split(',').map(str::trim).collect();
+    match v {
+        Value::Object(o) => {
+            let kept: Map<String, Value> = o
+                .into_iter()
+                .filter(|(k, _)| k == "id" || k.starts_with('@') || wanted.iter().any(|w| w.eq_ignore_ascii_case(k)))
+                .collect();
+            Value::Object(kept)
+        }
+        other => other,
+    }
+}

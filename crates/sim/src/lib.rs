@@ -1,0 +1,266 @@
+//! A simulated Microsoft Entra tenant for tests and the wizard's demo mode.
+//!
+//! One HTTP server plays three parts, each shaped after Microsoft's documented wire format:
+//! - the login endpoints (`/{tenant}/v2.0/.well-known/openid-configuration`, JWKS, authorize with
+//!   PKCE, token for auth code / refresh / device code, devicecode), issuing RS256 tokens with
+//!   `tid`, `oid`, `scp` and `wids`;
+//! - a Microsoft Graph v1.0 subset under `/v1.0`, with Graph's error shape and `request-id`,
+//!   scope enforcement (403 `Authorization_RequestDenied`) and `$select`;
+//! - fault knobs (latency, 429 + Retry-After, 503, replication-delay 404s) that tests and the
+//!   `/_sim/faults` endpoint can turn on.
+//!
+//! Every Graph exchange is recorded so tests can check request and response bodies against
+//! Microsoft's own CSDL schema.
+
+mod fixtures;
+mod graph;
+mod login;
+mod tokens;
+mod world;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+pub use fixtures::{DemoUser, FixtureTenant, ROLE_APP_ADMIN, ROLE_APP_DEVELOPER, ROLE_CLOUD_APP_ADMIN, ROLE_GLOBAL_ADMIN, ROLE_PRIVILEGED_ROLE_ADMIN};
+pub use world::Exchange;
+
+/// The Microsoft Graph Command Line Tools client id, which the wizard signs in with by default.
+pub const GRAPH_CLI_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+
+/// Faults the simulator injects into Graph (and, for latency, login) responses.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Faults {
+    /// Added to every response.
+    pub latency_ms: u64,
+    /// Every Nth Graph request answers 429 Too Many Requests.
+    pub throttle_every: u32,
+    /// The Retry-After seconds sent with a 429 (and with 503s).
+    pub retry_after_secs: u32,
+    /// Every Nth Graph request answers 503 Service Unavailable.
+    pub unavailable_every: u32,
+    /// Graph requests whose path starts with this prefix answer 404 `Request_ResourceNotFound`
+    /// the first `count` times, as a newly created object does while it replicates.
+    pub not_found_first: Vec<NotFoundFault>,
+    /// Lifetime of issued access tokens (0 = the default hour).
+    pub access_token_lifetime_secs: u64,
+    /// The browser's consent screen is answered with "Cancel" (access_denied / AADSTS65004).
+    pub deny_consent: bool,
+    /// The next device-code poll is answered with `slow_down`.
+    pub device_slow_down_once: bool,
+    /// The next N Graph requests answer 401 `InvalidAuthenticationToken` (a revoked access token).
+    pub unauthorized_next: u32,
+}
+
+/// See [`Faults::not_found_first`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotFoundFault {
+    pub path_prefix: String,
+    pub count: u32,
+}
+
+/// How the simulator answers the browser part of sign-in.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Approval {
+    /// Show an HTML page where a person picks the user and accepts or cancels.
+    #[default]
+    Interactive,
+    /// Sign in as this user (UPN) at once, without a page; device codes are approved after
+    /// `device_polls` polls.
+    Auto { upn: String, device_polls: u32 },
+}
+
+/// Simulator settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SimConfig {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub faults: Faults,
+    pub approval: Approval,
+    /// Seconds a device code lives (Microsoft: 900).
+    pub device_code_lifetime_secs: u64,
+    /// Device-code poll interval in seconds (Microsoft: 5).
+    pub device_interval_secs: u64,
+    /// Client ids the tenant accepts as public clients.
+    pub public_clients: Vec<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            faults: Faults::default(),
+            approval: Approval::Interactive,
+            device_code_lifetime_secs: 900,
+            device_interval_secs: 5,
+            public_clients: vec![GRAPH_CLI_CLIENT_ID.to_string()],
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub base_url: String,
+    pub world: Mutex<world::World>,
+    pub keys: tokens::Keys,
+}
+
+impl Shared {
+    pub(crate) fn world(&self) -> MutexGuard<'_, world::World> {
+        // A panic while holding the lock only happens on a simulator bug; keep serving.
+        self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:{port}`: both the login authority and the Graph root.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces the fault settings.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.world().config.faults = faults;
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.shared.world().config.faults.clone()
+    }
+
+    pub fn set_approval(&self, approval: Approval) {
+        self.shared.world().config.approval = approval;
+    }
+
+    /// Every Graph exchange so far, oldest first.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.shared.world().exchanges.clone()
+    }
+
+    pub fn clear_exchanges(&self) {
+        self.shared.world().exchanges.clear();
+    }
+
+    /// Approves a pending device code as the user with this UPN (what a person does at /devicelogin).
+    pub fn approve_device_code(&self, user_code: &str, upn: &str) -> Result<(), String> {
+        self.shared.world().decide_device(user_code, Some(upn))
+    }
+
+    /// Declines a pending device code.
+    pub fn decline_device_code(&self, user_code: &str) -> Result<(), String> {
+        self.shared.world().decide_device(user_code, None)
+    }
+
+    /// The fixture tenants this simulator serves.
+    pub fn tenants(&self) -> Vec<FixtureTenant> {
+        self.shared.world().tenants.iter().map(fixtures::Tenant::summary).collect()
+    }
+
+    /// Revokes every refresh token the simulator issued (as an admin revoking sessions would).
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.world().refresh_tokens.clear();
+    }
+
+    /// When each device-code poll reached the token endpoint.
+    pub fn device_poll_times(&self) -> Vec<chrono::DateTime<chrono::Utc>> {
+        self.shared.world().device_poll_times.clone()
+    }
+
+    /// Stops the server.
+    pub fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The demo users the wizard offers ("Try the demo tenant").
+pub fn demo_users() -> Vec<DemoUser> {
+    fixtures::demo_users()
+}
+
+/// Starts the simulator on 127.0.0.1 and returns once it accepts connections.
+pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://127.0.0.1:{}", addr.port());
+    let shared = Arc::new(Shared {
+        base_url: base_url.clone(),
+        world: Mutex::new(world::World::new(config, &base_url)),
+        keys: tokens::Keys::load(),
+    });
+    let app = router(shared.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(SimHandle { shared, addr, stop: Some(tx) })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(login::openid_configuration))
+        .route("/{tenant}/discovery/v2.0/keys", get(login::jwks))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(login::authorize))
+        .route("/{tenant}/oauth2/v2.0/authorize/decision", post(login::authorize_decision))
+        .route("/{tenant}/oauth2/v2.0/token", post(login::token))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(login::devicecode))
+        .route("/devicelogin", get(login::devicelogin_page).post(login::devicelogin_submit))
+        .route("/_sim/faults", get(control_get_faults).post(control_set_faults))
+        .route("/_sim/exchanges", get(control_exchanges))
+        .route("/v1.0/{*rest}", axum::routing::any(graph::dispatch))
+        .with_state(shared)
+}
+
+async fn control_get_faults(axum::extract::State(s): axum::extract::State<Arc<Shared>>) -> axum::Json<Faults> {
+    axum::Json(s.world().config.faults.clone())
+}
+
+async fn control_set_faults(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    axum::Json(f): axum::Json<Faults>,
+) -> axum::http::StatusCode {
+    s.world().config.faults = f;
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn control_exchanges(axum::extract::State(s): axum::extract::State<Arc<Shared>>) -> axum::Json<Vec<Exchange>> {
+    axum::Json(s.world().exchanges.clone())
+}
+
+pub(crate) async fn apply_latency(shared: &Shared) {
+    let ms = shared.world().config.faults.latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}

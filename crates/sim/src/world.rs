@@ -1,0 +1,159 @@
+//! The simulator's mutable state: tenants, pending codes, issued refresh tokens, consents,
+//! fault counters and the record of Graph exchanges.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::fixtures::{self, Tenant};
+use crate::SimConfig;
+
+/// One Graph request and its answer, as the simulator saw them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exchange {
+    pub method: String,
+    /// Path below the version root, with the query string (e.g. `/me?$select=id`).
+    pub path: String,
+    pub status: u16,
+    pub client_request_id: Option<String>,
+    pub request_id: String,
+    pub request_body: Option<Value>,
+    pub response_body: Option<Value>,
+}
+
+pub struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scopes: BTreeSet<String>,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub nonce: Option<String>,
+    pub expires: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct RefreshGrant {
+    pub client_id: String,
+    pub tenant_id: String,
+    pub user_id: String,
+}
+
+pub enum DeviceState {
+    Pending,
+    Approved { tenant_id: String, user_id: String },
+    Declined,
+}
+
+pub struct DeviceGrant {
+    pub user_code: String,
+    pub client_id: String,
+    pub scopes: BTreeSet<String>,
+    pub tenant_hint: Option<String>,
+    pub expires: DateTime<Utc>,
+    pub state: DeviceState,
+    pub polls: u32,
+    pub last_poll: Option<DateTime<Utc>>,
+}
+
+pub struct World {
+    pub config: SimConfig,
+    pub tenants: Vec<Tenant>,
+    pub codes: HashMap<String, AuthCode>,
+    pub refresh_tokens: HashMap<String, RefreshGrant>,
+    pub device_codes: HashMap<String, DeviceGrant>,
+    /// Delegated scopes consented per (tenant, client, user).
+    pub consents: HashMap<(String, String, String), BTreeSet<String>>,
+    pub exchanges: Vec<Exchange>,
+    pub graph_requests: u64,
+    pub not_found_served: HashMap<String, u32>,
+    pub device_poll_times: Vec<DateTime<Utc>>,
+}
+
+impl World {
+    pub fn new(config: SimConfig, _base_url: &str) -> Self {
+        Self {
+            config,
+            tenants: fixtures::tenants(),
+            codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            device_codes: HashMap::new(),
+            consents: HashMap::new(),
+            exchanges: vec![],
+            graph_requests: 0,
+            not_found_served: HashMap::new(),
+            device_poll_times: vec![],
+        }
+    }
+
+    /// The tenant a path segment names (GUID or verified domain); `None` for unknown tenants and
+    /// for the multi-tenant aliases.
+    pub fn tenant(&self, segment: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.matches(segment))
+    }
+
+    pub fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+
+    /// Finds the user by UPN within `tenant_segment` (or in any tenant for `organizations`).
+    pub fn find_user(&self, tenant_segment: &str, upn: &str) -> Option<(&Tenant, &fixtures::User)> {
+        let scoped: Vec<&Tenant> = match self.tenant(tenant_segment) {
+            Some(t) => vec![t],
+            None => self.tenants.iter().collect(),
+        };
+        scoped.into_iter().find_map(|t| t.user_by_upn(upn).map(|u| (t, u)))
+    }
+
+    pub fn consent(&mut self, tenant_id: &str, client_id: &str, user_id: &str, scopes: &BTreeSet<String>) {
+        let entry = self
+            .consents
+            .entry((tenant_id.to_string(), client_id.to_string(), user_id.to_string()))
+            .or_default();
+        entry.extend(scopes.iter().filter(|s| !is_oidc_scope(s)).cloned());
+    }
+
+    pub fn consented(&self, tenant_id: &str, client_id: &str, user_id: &str) -> BTreeSet<String> {
+        self.consents
+            .get(&(tenant_id.to_string(), client_id.to_string(), user_id.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn decide_device(&mut self, user_code: &str, upn: Option<&str>) -> Result<(), String> {
+        let now = Utc::now();
+        let (device_code, hint) = self
+            .device_codes
+            .iter()
+            .find(|(_, g)| g.user_code.eq_ignore_ascii_case(user_code))
+            .map(|(k, g)| (k.clone(), g.tenant_hint.clone()))
+            .ok_or_else(|| format!("No pending sign-in uses the code {user_code}. Check the code and try again."))?;
+        let new_state = match upn {
+            None => DeviceState::Declined,
+            Some(upn) => {
+                let (t, u) = self
+                    .find_user(hint.as_deref().unwrap_or("organizations"), upn)
+                    .ok_or_else(|| format!("{upn} is not a user of this tenant."))?;
+                DeviceState::Approved { tenant_id: t.id.clone(), user_id: u.id.clone() }
+            }
+        };
+        let grant = self.device_codes.get_mut(&device_code).ok_or("gone")?;
+        if grant.expires < now {
+            return Err("This code has expired. Start the sign-in again on the device.".into());
+        }
+        grant.state = new_state;
+        if let DeviceState::Approved { tenant_id, user_id } = &grant.state {
+            let (tenant_id, user_id, client_id, scopes) =
+                (tenant_id.clone(), user_id.clone(), grant.client_id.clone(), grant.scopes.clone());
+            self.consent(&tenant_id, &client_id, &user_id, &scopes);
+        }
+        Ok(())
+    }
+}
+
+pub fn is_oidc_scope(s: &str) -> bool {
+    matches!(s, "openid" | "profile" | "offline_access" | "email")
+}
