@@ -9,6 +9,7 @@ pub mod cloud;
 pub mod graph;
 pub mod http;
 pub mod keychain;
+pub mod links;
 pub mod redact;
 pub mod session;
 pub mod tenant;

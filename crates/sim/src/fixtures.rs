@@ -92,6 +92,7 @@ pub struct FixtureTenant {
 
 /// One sign-in choice of the demo: a user in a fixture tenant, described in plain words.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "camelCase")]
 pub struct DemoUser {
     pub tenant_id: String,

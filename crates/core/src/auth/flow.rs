@@ -44,11 +44,12 @@ pub(crate) type BaseClient =
     oauth2::Client<BasicErrorResponse, MsTokenResponse, BasicTokenIntrospectionResponse, StandardRevocableToken, BasicRevocationErrorResponse>;
 
 /// How the admin signs in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "camelCase")]
 pub enum Method {
     /// System browser, authorization code + PKCE, loopback redirect.
+    #[default]
     Browser,
     /// Device code: enter a code at a URL on any device.
     DeviceCode,

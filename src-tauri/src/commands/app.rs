@@ -1,0 +1,69 @@
+//! App-wide commands: version and demo users, settings, links, readiness.
+
+use entra_setup_sim::DemoUser;
+use serde::Serialize;
+use tauri::State;
+use tracing::instrument;
+
+use crate::error::IpcError;
+use crate::settings::{Settings, SettingsStore};
+use crate::state::Paths;
+
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    pub version: String,
+    pub default_client_id: String,
+    pub demo_users: Vec<DemoUser>,
+    pub log_dir: String,
+}
+
+/// Version, demo users and where the logs are.
+#[tauri::command]
+#[specta::specta]
+pub fn app_info(paths: State<'_, Paths>) -> AppInfo {
+    AppInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        default_client_id: entra_setup_core::auth::DEFAULT_CLIENT_ID.into(),
+        demo_users: entra_setup_sim::demo_users(),
+        log_dir: paths.logs.display().to_string(),
+    }
+}
+
+#[tauri::command]
+#[specta::specta]
+pub fn settings_get(settings: State<'_, SettingsStore>) -> Settings {
+    settings.settings()
+}
+
+/// Validates and saves settings. Errors: `Invalid` naming the field to fix.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub fn settings_set(settings: State<'_, SettingsStore>, value: Settings) -> Result<Settings, IpcError> {
+    settings.set_settings(value)
+}
+
+/// Opens a Microsoft or provider page in the system browser. Errors: `Invalid` for any other URL.
+#[tauri::command]
+#[specta::specta]
+#[instrument(err)]
+pub async fn open_link(url: String) -> Result<(), IpcError> {
+    let url = entra_setup_core::links::check_external_link(&url).map_err(|message| IpcError::Invalid { field: "url".into(), message })?;
+    let opener = entra_setup_core::auth::SystemBrowser;
+    entra_setup_core::auth::BrowserOpener::open(&opener, url.to_string()).await.map_err(IpcError::from)
+}
+
+/// The UI has painted its first screen. With `ENTRA_SETUP_BENCH` set, prints a marker the
+/// start-up benchmark waits for.
+#[tauri::command]
+#[specta::specta]
+pub fn ui_ready() {
+    tracing::info!("first paint");
+    if std::env::var_os("ENTRA_SETUP_BENCH").is_some() {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "ENTRA_SETUP_READY");
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,5 @@
+//! Tauri commands, one file per wizard step. Each pulls state, calls the core, maps the error.
+
+pub mod app;
+pub mod names;
+pub mod signin;

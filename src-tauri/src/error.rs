@@ -1,0 +1,106 @@
+//! The one error type that crosses IPC. Its `kind` is what the UI branches on; `message` is the
+//! core's plain-language explanation; Graph errors keep their code and request ids for details.
+
+use entra_setup_core::auth::AuthError;
+use entra_setup_core::graph::GraphError;
+use entra_setup_core::session::SessionError;
+use serde::Serialize;
+
+#[derive(Debug, Serialize, specta::Type, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "camelCase")]
+pub enum IpcError {
+    /// Bad input: `field` names the input to fix.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// The admin cancelled.
+    #[error("Cancelled.")]
+    Cancelled,
+    /// Sign-in failed; `code` is the OAuth error and `aadsts` Microsoft's code when known.
+    #[error("{message}")]
+    #[serde(rename_all = "camelCase")]
+    Auth { message: String, code: Option<String>, aadsts: Option<u32> },
+    /// Microsoft Graph refused a call.
+    #[error("{message}")]
+    #[serde(rename_all = "camelCase")]
+    Graph {
+        message: String,
+        code: String,
+        status: u16,
+        request_id: Option<String>,
+        client_request_id: String,
+        method: String,
+        path: String,
+    },
+    #[error("{message}")]
+    Network { message: String },
+    #[error("{message}")]
+    Keychain { message: String },
+    #[error("{message}")]
+    Internal { message: String },
+}
+
+impl From<AuthError> for IpcError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        match &e {
+            AuthError::InvalidTenant { .. } => Self::Invalid { field: "tenant".into(), message },
+            AuthError::Cloud(_) => Self::Invalid { field: "cloud".into(), message },
+            AuthError::Cancelled => Self::Cancelled,
+            AuthError::Network { .. } => Self::Network { message },
+            AuthError::Keychain(_) => Self::Keychain { message },
+            AuthError::Denied { error, aadsts, .. } | AuthError::Server { error, aadsts, .. } => {
+                Self::Auth { message, code: Some(error.clone()), aadsts: *aadsts }
+            }
+            other => Self::Auth { message, code: Some(auth_code(other).into()), aadsts: None },
+        }
+    }
+}
+
+fn auth_code(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::UnknownTenant { .. } => "unknown_tenant",
+        AuthError::TimedOut { .. } => "timed_out",
+        AuthError::StateMismatch => "state_mismatch",
+        AuthError::DeviceCodeExpired => "expired_token",
+        AuthError::DeviceCodeDeclined => "authorization_declined",
+        AuthError::SessionExpired { .. } => "session_expired",
+        AuthError::ConsentRequired { .. } => "consent_required",
+        AuthError::Browser(_) => "browser",
+        AuthError::InvalidIdToken(_) => "invalid_id_token",
+        _ => "protocol",
+    }
+}
+
+impl From<GraphError> for IpcError {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::Api(a) => Self::Graph {
+                message: a.explanation(),
+                code: a.code,
+                status: a.status,
+                request_id: a.request_id,
+                client_request_id: a.client_request_id,
+                method: a.method,
+                path: a.path,
+            },
+            GraphError::Auth(a) => a.into(),
+            e @ GraphError::Network { .. } => Self::Network { message: e.to_string() },
+            e @ GraphError::Decode { .. } => Self::Internal { message: e.to_string() },
+        }
+    }
+}
+
+impl From<SessionError> for IpcError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Auth(a) => a.into(),
+            SessionError::Graph(g) => g.into(),
+        }
+    }
+}
+
+impl From<entra_setup_core::keychain::KeychainError> for IpcError {
+    fn from(e: entra_setup_core::keychain::KeychainError) -> Self {
+        Self::Keychain { message: e.to_string() }
+    }
+}

@@ -1,0 +1,5 @@
+// Prevents an extra console window on Windows in release.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+fn main() {
+    entra_setup_app::run();
+}

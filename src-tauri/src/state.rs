@@ -1,0 +1,111 @@
+//! Small managed state types: no god object, no globals.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use entra_setup_core::auth::{FollowRedirects, SystemBrowser};
+use entra_setup_core::keychain::{MemoryStore, OsKeychain, SecretStore};
+use entra_setup_core::session::{Context, Session};
+use entra_setup_sim::{Approval, DemoUser, SimConfig, SimHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::IpcError;
+
+/// Where the app keeps its files.
+pub struct Paths {
+    pub logs: PathBuf,
+}
+
+/// The HTTP client and the OS keychain, shared by every command.
+pub struct Core {
+    pub http: reqwest::Client,
+    pub keychain: Arc<dyn SecretStore>,
+}
+
+impl Core {
+    pub fn new() -> Self {
+        Self { http: entra_setup_core::http::client(), keychain: Arc::new(OsKeychain::new()) }
+    }
+
+    /// Real sign-in: the system browser and the OS keychain.
+    pub fn context(&self) -> Context {
+        Context::new(self.http.clone(), self.keychain.clone(), Arc::new(SystemBrowser))
+    }
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The signed-in admin, if any.
+#[derive(Default)]
+pub struct SessionState {
+    pub inner: tokio::sync::Mutex<Option<ActiveSession>>,
+}
+
+pub struct ActiveSession {
+    pub session: Session,
+    pub demo: bool,
+}
+
+/// The sign-in in progress, so it can be cancelled.
+#[derive(Default)]
+pub struct SignInControl {
+    current: Mutex<Option<CancellationToken>>,
+}
+
+impl SignInControl {
+    /// Starts a new sign-in, cancelling any earlier one still running.
+    pub fn start(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        let mut cur = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = cur.replace(token.clone()) {
+            old.cancel();
+        }
+        token
+    }
+
+    pub fn cancel(&self) {
+        if let Some(t) = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            t.cancel();
+        }
+    }
+}
+
+/// The built-in demo tenant: the simulator, started on first use, in this process.
+#[derive(Default)]
+pub struct Demo {
+    sim: tokio::sync::Mutex<Option<SimHandle>>,
+    store: Arc<MemoryStore>,
+}
+
+impl Demo {
+    /// Starts the simulator if needed, set to sign in as `upn`; returns its base URL and the user.
+    pub async fn prepare(&self, upn: &str) -> Result<(String, DemoUser), IpcError> {
+        let user = entra_setup_sim::demo_users()
+            .into_iter()
+            .find(|u| u.upn == upn)
+            .ok_or_else(|| IpcError::Invalid { field: "upn".into(), message: format!("'{upn}' is not one of the demo users.") })?;
+        let mut sim = self.sim.lock().await;
+        if sim.is_none() {
+            let config = SimConfig { device_interval_secs: 2, ..Default::default() };
+            let started = entra_setup_sim::start(config)
+                .await
+                .map_err(|e| IpcError::Internal { message: format!("the demo tenant could not start: {e}") })?;
+            *sim = Some(started);
+        }
+        let handle = sim.as_ref().ok_or(IpcError::Internal { message: "the demo tenant stopped".into() })?;
+        handle.set_approval(Approval::Auto { upn: upn.to_string(), device_polls: 3 });
+        Ok((handle.base_url().to_string(), user))
+    }
+
+    /// Demo sign-in: the same flow, with the wizard following the simulator's redirect itself
+    /// and tokens kept in memory (never in the OS keychain).
+    pub fn context(&self, http: &reqwest::Client) -> Context {
+        let mut ctx = Context::new(http.clone(), self.store.clone(), Arc::new(FollowRedirects::new(http.clone())));
+        ctx.redirect_host = "127.0.0.1".into();
+        ctx
+    }
+}
