@@ -1,0 +1,56 @@
+// The UI's only door to the Rust side. Components import from here, never from
+// @tauri-apps/api directly; the command wrappers and types are generated from Rust.
+import { Channel } from "@tauri-apps/api/core";
+import { commands } from "./bindings";
+import type { IpcError, Method, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
+
+export type * from "./bindings";
+
+/** A failed command, carrying the typed error the Rust side returned. */
+export class IpcFailure extends Error {
+  readonly error: IpcError;
+  constructor(error: IpcError) {
+    super(messageOf(error));
+    this.error = error;
+    this.name = "IpcFailure";
+  }
+}
+
+/** The plain-language message of any IPC error. */
+export function messageOf(error: IpcError): string {
+  return error.kind === "cancelled" ? "Cancelled." : error.detail.message;
+}
+
+/** Turns anything thrown by a command into a typed error. */
+export function asIpcError(e: unknown): IpcError {
+  if (e instanceof IpcFailure) return e.error;
+  if (e && typeof e === "object" && "kind" in e) return e as IpcError;
+  return { kind: "internal", detail: { message: e instanceof Error ? e.message : String(e) } };
+}
+
+async function unwrap<T>(p: Promise<{ status: "ok"; data: T } | { status: "error"; error: IpcError }>): Promise<T> {
+  const r = await p;
+  if (r.status === "error") throw new IpcFailure(r.error);
+  return r.data;
+}
+
+function channel(onEvent: (e: SignInEvent) => void): Channel<SignInEvent> {
+  const c = new Channel<SignInEvent>();
+  c.onmessage = onEvent;
+  return c;
+}
+
+export const ipc = {
+  appInfo: () => commands.appInfo(),
+  settingsGet: () => commands.settingsGet(),
+  settingsSet: (value: Settings) => unwrap(commands.settingsSet(value)),
+  signIn: (request: SignInRequest, onEvent: (e: SignInEvent) => void): Promise<SignInResult> =>
+    unwrap(commands.signIn(request, channel(onEvent))),
+  signInDemo: (upn: string, method: Method, onEvent: (e: SignInEvent) => void): Promise<SignInResult> =>
+    unwrap(commands.signInDemo(upn, method, channel(onEvent))),
+  signInCancel: () => commands.signInCancel(),
+  resumeSession: () => unwrap(commands.resumeSession()),
+  signOut: () => unwrap(commands.signOut()),
+  openLink: (url: string) => unwrap(commands.openLink(url)),
+  uiReady: () => commands.uiReady().catch(() => undefined),
+};
