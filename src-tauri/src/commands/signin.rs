@@ -42,7 +42,11 @@ fn sink(events: Channel<SignInEvent>) -> Arc<dyn Fn(SignInEvent) + Send + Sync> 
 }
 
 async fn keep(sessions: &SessionState, signed: SignedIn, demo: bool) -> SignInResult {
-    let result = SignInResult { summary: signed.session.summary.clone(), notices: signed.notices, demo };
+    let mut summary = signed.session.summary.clone();
+    if demo {
+        summary.cloud_name = "Simulated".into();
+    }
+    let result = SignInResult { summary, notices: signed.notices, demo };
     *sessions.inner.lock().await = Some(ActiveSession { session: signed.session, demo });
     result
 }

@@ -1,0 +1,176 @@
+// End to end: the real app binary in a real window (Xvfb), driven through tauri-driver and
+// WebKitWebDriver, in demo mode. Asserts what a person sees and saves screenshots.
+//
+//   node tests/e2e/wizard.e2e.mjs            (run by scripts/test.sh under xvfb-run)
+//
+// ENTRA_SETUP_APP: the app binary (default: <cargo target dir>/debug/entra-setup)
+// E2E_OUT: where screenshots go (default: target/e2e)
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import assert from "node:assert/strict";
+import { remote } from "webdriverio";
+
+const root = resolve(import.meta.dirname, "../..");
+const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, "target");
+const app = process.env.ENTRA_SETUP_APP ?? join(targetDir, "debug", "entra-setup");
+const out = process.env.E2E_OUT ?? join(root, "target", "e2e");
+mkdirSync(out, { recursive: true });
+assert.ok(existsSync(app), `app binary not found at ${app}; build it with --features custom-protocol`);
+
+const home = mkdtempSync(join(tmpdir(), "entra-setup-e2e-"));
+const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, "config"), XDG_DATA_HOME: join(home, "data"), XDG_CACHE_HOME: join(home, "cache") };
+const port = 4444 + Math.floor(Math.random() * 1000);
+const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(port + 1)], { env, stdio: ["ignore", "inherit", "inherit"] });
+let browser;
+
+async function waitForDriver() {
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/status`);
+      if (r.ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("tauri-driver did not start");
+}
+
+async function shot(name) {
+  await browser.pause(300);
+  await browser.saveScreenshot(join(out, `${name}.png`));
+  console.log(`  screenshot ${name}.png`);
+}
+
+const byText = (tag, text) => browser.$(`//${tag}[normalize-space()=${JSON.stringify(text)}]`);
+const containsText = (text) => browser.$(`//*[contains(normalize-space(), ${JSON.stringify(text)}) and not(*[contains(normalize-space(), ${JSON.stringify(text)})])]`);
+
+/** Waits until keyboard focus is on the element whose text is `text` (e.g. a new screen's heading). */
+async function waitForFocusOn(text) {
+  await browser.waitUntil(async () => (await browser.execute(() => document.activeElement?.textContent?.trim())) === text, {
+    timeout: 5000,
+    timeoutMsg: `focus did not move to "${text}"`,
+  });
+}
+
+/** Presses keys one at a time, as a person would. */
+async function press(...keys) {
+  for (const k of keys) {
+    await browser.keys(k);
+    await browser.pause(50);
+  }
+}
+
+async function visibleText() {
+  return browser.$("main").getText();
+}
+
+async function step(name, fn) {
+  process.stdout.write(`- ${name}\n`);
+  await fn();
+}
+
+try {
+  await waitForDriver();
+  browser = await remote({
+    hostname: "127.0.0.1",
+    port,
+    logLevel: "warn",
+    capabilities: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true },
+  });
+
+  await step("welcome screen offers sign-in and the demo; the rail lists all eight steps", async () => {
+    const demo = await byText("button", "Try the demo tenant");
+    await demo.waitForDisplayed({ timeout: 30000 });
+    assert.ok(await (await byText("button", "Sign in to Microsoft Entra")).isDisplayed());
+    const rail = await browser.$("nav[aria-label='Wizard steps']").getText();
+    for (const s of ["Sign in", "Choose service", "Register app", "Permissions & consent", "Sync mode", "SCIM", "Review & apply", "Done"]) {
+      assert.ok(rail.includes(s), `step rail lists ${s}`);
+    }
+    assert.ok(rail.includes("Not built yet"));
+    await shot("01-welcome");
+  });
+
+  await step("demo sign-in as a Global Administrator lands on the tenant summary", async () => {
+    await (await byText("button", "Try the demo tenant")).click();
+    await (await byText("h1", "Try the demo tenant")).waitForDisplayed();
+    await shot("02-demo-picker");
+    await (await byText("button", "Sign in to the demo tenant")).click();
+    await (await byText("h1", "Contoso")).waitForDisplayed({ timeout: 30000 });
+    const text = await visibleText();
+    assert.ok(text.includes("adele@contoso.com"), "signed-in user shown");
+    assert.ok(text.includes("Global Administrator"), "role shown");
+    assert.match(await browser.$("[data-testid='licence']").getText(), /Entra ID P1/);
+    assert.match(await browser.$("[data-testid='tenant-id']").getText(), /^[0-9a-f-]{36}$/);
+    assert.ok(text.includes("Grant Microsoft Graph application permissions"));
+    await shot("03-tenant-summary");
+  });
+
+  await step("an unbuilt step says so plainly", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='SCIM']]")).click();
+    await (await byText("h1", "Step 6: SCIM")).waitForDisplayed();
+    assert.ok((await visibleText()).includes("This step is not built yet."));
+    await (await byText("button", "Back to the tenant summary")).click();
+    await (await byText("h1", "Contoso")).waitForDisplayed();
+  });
+
+  await step("keyboard only: leave the demo, pick the Free tenant, sign in", async () => {
+    await (await byText("button", "Leave the demo")).click();
+    await (await byText("button", "Try the demo tenant")).waitForDisplayed();
+    // Focus moves to the new screen's heading; Tab reaches the two buttons in order.
+    await waitForFocusOn("Connect Microsoft Entra ID to your service");
+    await press("Tab", "Tab");
+    assert.equal(await browser.execute(() => document.activeElement?.textContent?.trim()), "Try the demo tenant");
+    await press("Enter");
+    await waitForFocusOn("Try the demo tenant");
+    await press("Tab"); // the first demo user's radio
+    await press("ArrowDown", "ArrowDown"); // Lee Gu, Fabrikam (Free)
+    await press("Tab", "Tab"); // method group, then the submit button
+    assert.equal(await browser.execute(() => document.activeElement?.textContent?.trim()), "Sign in to the demo tenant");
+    await press("Enter");
+    await (await byText("h1", "Fabrikam")).waitForDisplayed({ timeout: 30000 });
+    assert.match(await browser.$("[data-testid='licence']").getText(), /Free/);
+    assert.ok((await browser.$("[data-testid='capability-group_assignment']").getText()).includes("Assigned groups only needs Entra ID P1; this tenant is Free"));
+    await shot("04-keyboard-free-tenant");
+  });
+
+  await step("device code in the demo: the code, a copy button and a countdown, then the summary", async () => {
+    await (await byText("button", "Leave the demo")).click();
+    await (await byText("button", "Try the demo tenant")).click();
+    await (await browser.$("//label[contains(., 'isaiah@northwindtraders.com')]//input")).click();
+    await (await browser.$("//label[contains(., 'Device code')]//input")).click();
+    await (await byText("button", "Sign in to the demo tenant")).click();
+    const code = await browser.$("[data-testid='device-code']");
+    await code.waitForDisplayed({ timeout: 20000 });
+    assert.match(await code.getText(), /^[A-Z0-9]{9}$/);
+    assert.match(await browser.$("[data-testid='countdown']").getText(), /^1[45]:\d\d$/);
+    assert.ok(await (await byText("button", "Copy code")).isDisplayed());
+    await shot("05-device-code");
+    await (await byText("h1", "Northwind Traders")).waitForDisplayed({ timeout: 30000 });
+    const eligible = await (await containsText("Eligible (PIM) — not active")).isDisplayed();
+    assert.ok(eligible, "the PIM-eligible role is marked");
+    await shot("06-pim-eligible");
+  });
+
+  await step("bad input on the real sign-in form is explained at the field", async () => {
+    await (await byText("button", "Leave the demo")).click();
+    await (await byText("button", "Sign in to Microsoft Entra")).click();
+    const tenant = await browser.$("#tenant");
+    await tenant.waitForDisplayed();
+    await tenant.setValue("contoso..com");
+    await (await byText("button", "Sign in")).click();
+    const err = await browser.$("#tenant-error");
+    await err.waitForDisplayed({ timeout: 10000 });
+    assert.match(await err.getText(), /empty part/);
+    assert.equal(await tenant.getAttribute("aria-invalid"), "true");
+    await shot("07-invalid-tenant");
+  });
+  console.log(`E2E passed; screenshots in ${out}`);
+} catch (e) {
+  if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});
+  console.error(e);
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.deleteSession().catch(() => {});
+  driver.kill();
+}
