@@ -18,19 +18,14 @@ pub enum IpcError {
     /// Sign-in failed; `code` is the OAuth error and `aadsts` Microsoft's code when known.
     #[error("{message}")]
     #[serde(rename_all = "camelCase")]
-    Auth { message: String, code: Option<String>, aadsts: Option<u32> },
-    /// Microsoft Graph refused a call.
-    #[error("{message}")]
-    #[serde(rename_all = "camelCase")]
-    Graph {
+    Auth {
         message: String,
-        code: String,
-        status: u16,
-        request_id: Option<String>,
-        client_request_id: String,
-        method: String,
-        path: String,
+        code: Option<String>,
+        aadsts: Option<u32>,
     },
+    /// Microsoft Graph refused a call.
+    #[error("{}", .0.message)]
+    Graph(Box<GraphFailure>),
     #[error("{message}")]
     Network { message: String },
     #[error("{message}")]
@@ -39,19 +34,46 @@ pub enum IpcError {
     Internal { message: String },
 }
 
+/// A Graph error as the UI shows it: the plain message, and the codes and ids for the details.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphFailure {
+    pub message: String,
+    pub code: String,
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub client_request_id: String,
+    pub method: String,
+    pub path: String,
+}
+
 impl From<AuthError> for IpcError {
     fn from(e: AuthError) -> Self {
         let message = e.to_string();
         match &e {
-            AuthError::InvalidTenant { .. } => Self::Invalid { field: "tenant".into(), message },
-            AuthError::Cloud(_) => Self::Invalid { field: "cloud".into(), message },
+            AuthError::InvalidTenant { .. } => Self::Invalid {
+                field: "tenant".into(),
+                message,
+            },
+            AuthError::Cloud(_) => Self::Invalid {
+                field: "cloud".into(),
+                message,
+            },
             AuthError::Cancelled => Self::Cancelled,
             AuthError::Network { .. } => Self::Network { message },
             AuthError::Keychain(_) => Self::Keychain { message },
             AuthError::Denied { error, aadsts, .. } | AuthError::Server { error, aadsts, .. } => {
-                Self::Auth { message, code: Some(error.clone()), aadsts: *aadsts }
+                Self::Auth {
+                    message,
+                    code: Some(error.clone()),
+                    aadsts: *aadsts,
+                }
             }
-            other => Self::Auth { message, code: Some(auth_code(other).into()), aadsts: None },
+            other => Self::Auth {
+                message,
+                code: Some(auth_code(other).into()),
+                aadsts: None,
+            },
         }
     }
 }
@@ -74,7 +96,7 @@ fn auth_code(e: &AuthError) -> &'static str {
 impl From<GraphError> for IpcError {
     fn from(e: GraphError) -> Self {
         match e {
-            GraphError::Api(a) => Self::Graph {
+            GraphError::Api(a) => Self::Graph(Box::new(GraphFailure {
                 message: a.explanation(),
                 code: a.code,
                 status: a.status,
@@ -82,10 +104,14 @@ impl From<GraphError> for IpcError {
                 client_request_id: a.client_request_id,
                 method: a.method,
                 path: a.path,
-            },
+            })),
             GraphError::Auth(a) => a.into(),
-            e @ GraphError::Network { .. } => Self::Network { message: e.to_string() },
-            e @ GraphError::Decode { .. } => Self::Internal { message: e.to_string() },
+            e @ GraphError::Network { .. } => Self::Network {
+                message: e.to_string(),
+            },
+            e @ GraphError::Decode { .. } => Self::Internal {
+                message: e.to_string(),
+            },
         }
     }
 }
@@ -101,6 +127,8 @@ impl From<SessionError> for IpcError {
 
 impl From<entra_setup_core::keychain::KeychainError> for IpcError {
     fn from(e: entra_setup_core::keychain::KeychainError) -> Self {
-        Self::Keychain { message: e.to_string() }
+        Self::Keychain {
+            message: e.to_string(),
+        }
     }
 }

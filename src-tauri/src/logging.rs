@@ -17,7 +17,8 @@ pub struct RedactingWriter<W>(W);
 impl<W: Write> Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        self.0.write_all(entra_setup_core::redact::redact(&text).as_bytes())?;
+        self.0
+            .write_all(entra_setup_core::redact::redact(&text).as_bytes())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -26,12 +26,26 @@ pub struct Settings {
 impl Settings {
     /// Checks every field and names the one to fix.
     pub fn validate(&self) -> Result<(), IpcError> {
-        Cloud::from_choice(&self.cloud).map_err(|e| IpcError::Invalid { field: "cloud".into(), message: e.to_string() })?;
-        TenantRef::parse(&self.tenant).map_err(|e| IpcError::Invalid { field: "tenant".into(), message: e.to_string() })?;
-        if let Some(id) = self.client_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Cloud::from_choice(&self.cloud).map_err(|e| IpcError::Invalid {
+            field: "cloud".into(),
+            message: e.to_string(),
+        })?;
+        TenantRef::parse(&self.tenant).map_err(|e| IpcError::Invalid {
+            field: "tenant".into(),
+            message: e.to_string(),
+        })?;
+        if let Some(id) = self
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let parts: Vec<&str> = id.split('-').collect();
             let ok = parts.len() == 5
-                && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()));
+                && parts
+                    .iter()
+                    .zip([8, 4, 4, 4, 12])
+                    .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()));
             if !ok {
                 return Err(IpcError::Invalid {
                     field: "clientId".into(),
@@ -69,11 +83,16 @@ impl SettingsStore {
                 }
             })
             .unwrap_or_default();
-        Self { path, file: Mutex::new(file) }
+        Self {
+            path,
+            file: Mutex::new(file),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, File> {
-        self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn settings(&self) -> Settings {
@@ -105,8 +124,12 @@ impl SettingsStore {
     }
 
     fn write(&self, f: &File) -> Result<(), IpcError> {
-        let text = serde_json::to_string_pretty(f).map_err(|e| IpcError::Internal { message: e.to_string() })?;
-        let io = |e: std::io::Error| IpcError::Internal { message: format!("could not save settings to {}: {e}", self.path.display()) };
+        let text = serde_json::to_string_pretty(f).map_err(|e| IpcError::Internal {
+            message: e.to_string(),
+        })?;
+        let io = |e: std::io::Error| IpcError::Internal {
+            message: format!("could not save settings to {}: {e}", self.path.display()),
+        };
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -124,9 +147,15 @@ mod tests {
     fn bad_client_id_names_the_field_and_changes_nothing() {
         let dir = std::env::temp_dir().join(format!("entra-setup-settings-{}", std::process::id()));
         let store = SettingsStore::load(&dir);
-        let good = Settings { tenant: "contoso.com".into(), ..Default::default() };
+        let good = Settings {
+            tenant: "contoso.com".into(),
+            ..Default::default()
+        };
         store.set_settings(good.clone()).unwrap();
-        let bad = Settings { client_id: Some("14d82eec".into()), ..good.clone() };
+        let bad = Settings {
+            client_id: Some("14d82eec".into()),
+            ..good.clone()
+        };
         match store.set_settings(bad) {
             Err(IpcError::Invalid { field, message }) => {
                 assert_eq!(field, "clientId");

@@ -24,12 +24,19 @@ pub struct Core {
 
 impl Core {
     pub fn new() -> Self {
-        Self { http: entra_setup_core::http::client(), keychain: Arc::new(OsKeychain::new()) }
+        Self {
+            http: entra_setup_core::http::client(),
+            keychain: Arc::new(OsKeychain::new()),
+        }
     }
 
     /// Real sign-in: the system browser and the OS keychain.
     pub fn context(&self) -> Context {
-        Context::new(self.http.clone(), self.keychain.clone(), Arc::new(SystemBrowser))
+        Context::new(
+            self.http.clone(),
+            self.keychain.clone(),
+            Arc::new(SystemBrowser),
+        )
     }
 }
 
@@ -60,7 +67,10 @@ impl SignInControl {
     /// Starts a new sign-in, cancelling any earlier one still running.
     pub fn start(&self) -> CancellationToken {
         let token = CancellationToken::new();
-        let mut cur = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cur = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(old) = cur.replace(token.clone()) {
             old.cancel();
         }
@@ -68,7 +78,12 @@ impl SignInControl {
     }
 
     pub fn cancel(&self) {
-        if let Some(t) = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        if let Some(t) = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             t.cancel();
         }
     }
@@ -87,24 +102,41 @@ impl Demo {
         let user = entra_setup_sim::demo_users()
             .into_iter()
             .find(|u| u.upn == upn)
-            .ok_or_else(|| IpcError::Invalid { field: "upn".into(), message: format!("'{upn}' is not one of the demo users.") })?;
+            .ok_or_else(|| IpcError::Invalid {
+                field: "upn".into(),
+                message: format!("'{upn}' is not one of the demo users."),
+            })?;
         let mut sim = self.sim.lock().await;
         if sim.is_none() {
-            let config = SimConfig { device_interval_secs: 2, ..Default::default() };
+            let config = SimConfig {
+                device_interval_secs: 2,
+                ..Default::default()
+            };
             let started = entra_setup_sim::start(config)
                 .await
-                .map_err(|e| IpcError::Internal { message: format!("the demo tenant could not start: {e}") })?;
+                .map_err(|e| IpcError::Internal {
+                    message: format!("the demo tenant could not start: {e}"),
+                })?;
             *sim = Some(started);
         }
-        let handle = sim.as_ref().ok_or(IpcError::Internal { message: "the demo tenant stopped".into() })?;
-        handle.set_approval(Approval::Auto { upn: upn.to_string(), device_polls: 3 });
+        let handle = sim.as_ref().ok_or(IpcError::Internal {
+            message: "the demo tenant stopped".into(),
+        })?;
+        handle.set_approval(Approval::Auto {
+            upn: upn.to_string(),
+            device_polls: 3,
+        });
         Ok((handle.base_url().to_string(), user))
     }
 
     /// Demo sign-in: the same flow, with the wizard following the simulator's redirect itself
     /// and tokens kept in memory (never in the OS keychain).
     pub fn context(&self, http: &reqwest::Client) -> Context {
-        let mut ctx = Context::new(http.clone(), self.store.clone(), Arc::new(FollowRedirects::new(http.clone())));
+        let mut ctx = Context::new(
+            http.clone(),
+            self.store.clone(),
+            Arc::new(FollowRedirects::new(http.clone())),
+        );
         ctx.redirect_host = "127.0.0.1".into();
         ctx
     }

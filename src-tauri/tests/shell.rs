@@ -12,7 +12,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
-fn invoke(webview: &tauri::WebviewWindow<tauri::test::MockRuntime>, cmd: &str, body: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+fn invoke(
+    webview: &tauri::WebviewWindow<tauri::test::MockRuntime>,
+    cmd: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, serde_json::Value> {
     get_ipc_response(
         webview,
         InvokeRequest {
@@ -35,21 +39,33 @@ fn commands_answer_through_ipc_and_the_acl() {
     std::env::set_var("XDG_CONFIG_HOME", home.join("config"));
     std::env::set_var("XDG_DATA_HOME", home.join("data"));
     std::env::set_var("HOME", &home);
-    let mut app = entra_setup_app::build_app(mock_builder()).build(tauri::generate_context!()).expect("app builds");
+    let mut app = entra_setup_app::build_app(mock_builder())
+        .build(tauri::generate_context!())
+        .expect("app builds");
     // One event-loop turn runs the setup hook, which manages state and opens the main window.
     #[allow(deprecated)]
     app.run_iteration(|_, _| {});
     let webview = tauri::Manager::get_webview_window(&app, "main").expect("the main window exists");
 
     let info = invoke(&webview, "app_info", serde_json::json!({})).expect("app_info");
-    assert_eq!(info["defaultClientId"], "14d82eec-204b-4c2f-b7e8-296a70dab67e");
-    assert!(info["demoUsers"].as_array().unwrap().iter().any(|u| u["upn"] == "adele@contoso.com"));
+    assert_eq!(
+        info["defaultClientId"],
+        "14d82eec-204b-4c2f-b7e8-296a70dab67e"
+    );
+    assert!(info["demoUsers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["upn"] == "adele@contoso.com"));
 
     let bad = invoke(&webview, "settings_set", serde_json::json!({"value": {"cloud": {"kind": "global"}, "tenant": "contoso..com", "method": "browser", "clientId": null}}))
         .expect_err("invalid tenant is refused");
     assert_eq!(bad["kind"], "invalid");
     assert_eq!(bad["detail"]["field"], "tenant");
-    assert!(bad["detail"]["message"].as_str().unwrap().contains("empty part"));
+    assert!(bad["detail"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("empty part"));
 
     let saved = invoke(&webview, "settings_set", serde_json::json!({"value": {"cloud": {"kind": "usGov"}, "tenant": "contoso.us", "method": "deviceCode", "clientId": null}}))
         .expect("valid settings save");
@@ -57,12 +73,18 @@ fn commands_answer_through_ipc_and_the_acl() {
     let read = invoke(&webview, "settings_get", serde_json::json!({})).unwrap();
     assert_eq!(read["tenant"], "contoso.us");
 
-    let link = invoke(&webview, "open_link", serde_json::json!({"url": "https://evil.example/"})).expect_err("only Microsoft pages");
+    let link = invoke(
+        &webview,
+        "open_link",
+        serde_json::json!({"url": "https://evil.example/"}),
+    )
+    .expect_err("only Microsoft pages");
     assert_eq!(link["kind"], "invalid");
 
     let resume = invoke(&webview, "resume_session", serde_json::json!({})).unwrap();
     assert_eq!(resume["kind"], "nothing");
-    invoke(&webview, "sign_out", serde_json::json!({})).expect("signing out with no session is fine");
+    invoke(&webview, "sign_out", serde_json::json!({}))
+        .expect("signing out with no session is fine");
     let _ = std::fs::remove_dir_all(home);
 }
 
@@ -84,20 +106,45 @@ fn typescript_bindings_are_up_to_date() {
 #[test]
 fn every_command_is_registered_manifested_and_allowed() {
     let bindings = std::fs::read_to_string(root().join("../ui/src/ipc/bindings.ts")).unwrap();
-    let capability: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("capabilities/main.json")).unwrap()).unwrap();
-    let allowed: Vec<String> = capability["permissions"].as_array().unwrap().iter().filter_map(|p| p.as_str().map(str::to_string)).collect();
+    let capability: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("capabilities/main.json")).unwrap(),
+    )
+    .unwrap();
+    let allowed: Vec<String> = capability["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
     for cmd in entra_setup_app::COMMANDS {
-        assert!(bindings.contains(&format!("\"{cmd}\"")), "{cmd} is in build.rs but not registered with tauri-specta");
+        assert!(
+            bindings.contains(&format!("\"{cmd}\"")),
+            "{cmd} is in build.rs but not registered with tauri-specta"
+        );
         let permission = format!("allow-{}", cmd.replace('_', "-"));
-        assert!(allowed.contains(&permission), "{cmd} is not allowed in capabilities/main.json");
+        assert!(
+            allowed.contains(&permission),
+            "{cmd} is not allowed in capabilities/main.json"
+        );
     }
     // Every invoke in the generated commands object names a command; count the distinct names.
     let registered: std::collections::BTreeSet<&str> = bindings
         .split("__TAURI_INVOKE")
         .skip(2)
-        .filter_map(|rest| rest.split_once("(\"").and_then(|(_, r)| r.split_once('"')).map(|(name, _)| name))
+        .filter_map(|rest| {
+            rest.split_once("(\"")
+                .and_then(|(_, r)| r.split_once('"'))
+                .map(|(name, _)| name)
+        })
         .collect();
     let registered = registered.len();
-    assert_eq!(registered, entra_setup_app::COMMANDS.len(), "a registered command is missing from build.rs");
-    assert_eq!(allowed.iter().filter(|p| p.starts_with("allow-")).count(), entra_setup_app::COMMANDS.len());
+    assert_eq!(
+        registered,
+        entra_setup_app::COMMANDS.len(),
+        "a registered command is missing from build.rs"
+    );
+    assert_eq!(
+        allowed.iter().filter(|p| p.starts_with("allow-")).count(),
+        entra_setup_app::COMMANDS.len()
+    );
 }

@@ -26,7 +26,11 @@ pub enum CloudChoice {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CloudError {
     #[error("The {field} URL '{value}' is not a valid URL: {reason}.")]
-    InvalidUrl { field: &'static str, value: String, reason: String },
+    InvalidUrl {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("The {field} URL '{value}' must use https:// (plain http is only allowed for 127.0.0.1 or localhost).")]
     NotHttps { field: &'static str, value: String },
 }
@@ -60,10 +64,19 @@ fn custom_url(field: &'static str, value: &str) -> Result<Url, CloudError> {
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
-        _ => return Err(CloudError::NotHttps { field, value: value.to_string() }),
+        _ => {
+            return Err(CloudError::NotHttps {
+                field,
+                value: value.to_string(),
+            })
+        }
     }
     if url.host_str().is_none() {
-        return Err(CloudError::InvalidUrl { field, value: value.to_string(), reason: "it has no host".into() });
+        return Err(CloudError::InvalidUrl {
+            field,
+            value: value.to_string(),
+            reason: "it has no host".into(),
+        });
     }
     Ok(url)
 }
@@ -72,10 +85,30 @@ impl Cloud {
     /// Resolves a choice into URLs, validating custom ones.
     pub fn from_choice(choice: &CloudChoice) -> Result<Self, CloudError> {
         let (name, authority, graph, portal) = match choice {
-            CloudChoice::Global => ("Global", "https://login.microsoftonline.com", "https://graph.microsoft.com", "https://portal.azure.com"),
-            CloudChoice::UsGov => ("US Government (GCC High)", "https://login.microsoftonline.us", "https://graph.microsoft.us", "https://portal.azure.us"),
-            CloudChoice::UsGovDod => ("US Government (DoD)", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us", "https://portal.azure.us"),
-            CloudChoice::China => ("China (21Vianet)", "https://login.partner.microsoftonline.cn", "https://microsoftgraph.chinacloudapi.cn", "https://portal.azure.cn"),
+            CloudChoice::Global => (
+                "Global",
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+                "https://portal.azure.com",
+            ),
+            CloudChoice::UsGov => (
+                "US Government (GCC High)",
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+                "https://portal.azure.us",
+            ),
+            CloudChoice::UsGovDod => (
+                "US Government (DoD)",
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us",
+                "https://portal.azure.us",
+            ),
+            CloudChoice::China => (
+                "China (21Vianet)",
+                "https://login.partner.microsoftonline.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+                "https://portal.azure.cn",
+            ),
             CloudChoice::Custom { authority, graph } => {
                 let authority = custom_url("authority", authority)?;
                 let graph_root = custom_url("Graph", graph)?;
@@ -88,16 +121,29 @@ impl Cloud {
                 });
             }
         };
-        Ok(Self { choice: choice.clone(), name: name.to_string(), authority: fixed(authority), graph_root: fixed(graph), portal: fixed(portal) })
+        Ok(Self {
+            choice: choice.clone(),
+            name: name.to_string(),
+            authority: fixed(authority),
+            graph_root: fixed(graph),
+            portal: fixed(portal),
+        })
     }
 
     fn join(base: &Url, path: &str) -> String {
-        format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            base.as_str().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
     }
 
     /// `{authority}/{tenant}/v2.0/.well-known/openid-configuration`.
     pub fn discovery_url(&self, tenant: &str) -> String {
-        Self::join(&self.authority, &format!("{tenant}/v2.0/.well-known/openid-configuration"))
+        Self::join(
+            &self.authority,
+            &format!("{tenant}/v2.0/.well-known/openid-configuration"),
+        )
     }
 
     /// The Graph v1.0 base, without a trailing slash.
@@ -121,14 +167,20 @@ impl Cloud {
             CloudChoice::UsGov => "usgov".into(),
             CloudChoice::UsGovDod => "usgovdod".into(),
             CloudChoice::China => "china".into(),
-            CloudChoice::Custom { .. } => format!("custom-{}", self.authority.host_str().unwrap_or_default()),
+            CloudChoice::Custom { .. } => {
+                format!("custom-{}", self.authority.host_str().unwrap_or_default())
+            }
         }
         .replace(':', "-")
     }
 
     /// A link into the Azure portal, e.g. `#view/Microsoft_AAD_IAM/ActiveDirectoryMenuBlade/~/Overview`.
     pub fn portal_link(&self, fragment: &str) -> String {
-        format!("{}/{}", self.portal.as_str().trim_end_matches('/'), fragment.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            self.portal.as_str().trim_end_matches('/'),
+            fragment.trim_start_matches('/')
+        )
     }
 }
 
@@ -139,21 +191,42 @@ mod tests {
     #[test]
     fn national_clouds_use_their_own_hosts() {
         let gov = Cloud::from_choice(&CloudChoice::UsGov).unwrap();
-        assert_eq!(gov.graph_scope("User.Read"), "https://graph.microsoft.us/User.Read");
+        assert_eq!(
+            gov.graph_scope("User.Read"),
+            "https://graph.microsoft.us/User.Read"
+        );
         assert_eq!(gov.graph_scope("offline_access"), "offline_access");
-        assert_eq!(gov.discovery_url("contoso.us"), "https://login.microsoftonline.us/contoso.us/v2.0/.well-known/openid-configuration");
+        assert_eq!(
+            gov.discovery_url("contoso.us"),
+            "https://login.microsoftonline.us/contoso.us/v2.0/.well-known/openid-configuration"
+        );
         let cn = Cloud::from_choice(&CloudChoice::China).unwrap();
-        assert_eq!(cn.graph_v1(), "https://microsoftgraph.chinacloudapi.cn/v1.0");
+        assert_eq!(
+            cn.graph_v1(),
+            "https://microsoftgraph.chinacloudapi.cn/v1.0"
+        );
     }
 
     #[test]
     fn custom_clouds_need_https_except_on_loopback() {
-        let ok = Cloud::from_choice(&CloudChoice::Custom { authority: "http://127.0.0.1:8080/".into(), graph: "http://127.0.0.1:8080".into() }).unwrap();
+        let ok = Cloud::from_choice(&CloudChoice::Custom {
+            authority: "http://127.0.0.1:8080/".into(),
+            graph: "http://127.0.0.1:8080".into(),
+        })
+        .unwrap();
         assert_eq!(ok.graph_v1(), "http://127.0.0.1:8080/v1.0");
         assert_eq!(ok.key(), "custom-127.0.0.1");
-        let err = Cloud::from_choice(&CloudChoice::Custom { authority: "http://login.example.com".into(), graph: "https://g".into() }).unwrap_err();
+        let err = Cloud::from_choice(&CloudChoice::Custom {
+            authority: "http://login.example.com".into(),
+            graph: "https://g".into(),
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("must use https://"), "{err}");
-        let err = Cloud::from_choice(&CloudChoice::Custom { authority: "not a url".into(), graph: "https://g".into() }).unwrap_err();
+        let err = Cloud::from_choice(&CloudChoice::Custom {
+            authority: "not a url".into(),
+            graph: "https://g".into(),
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("not a valid URL"), "{err}");
     }
 }

@@ -45,12 +45,16 @@ pub struct OsKeychain {
 
 impl OsKeychain {
     pub fn new() -> Self {
-        Self { service: SERVICE.to_string() }
+        Self {
+            service: SERVICE.to_string(),
+        }
     }
 
     /// A keychain namespace of its own (tests use one so they never touch real entries).
     pub fn with_service(service: &str) -> Self {
-        Self { service: service.to_string() }
+        Self {
+            service: service.to_string(),
+        }
     }
 }
 
@@ -97,16 +101,25 @@ pub struct MemoryStore {
 
 impl SecretStore for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<SecretString>, KeychainError> {
-        let map = self.entries.lock().map_err(|_| KeychainError::Failed("poisoned".into()))?;
+        let map = self
+            .entries
+            .lock()
+            .map_err(|_| KeychainError::Failed("poisoned".into()))?;
         Ok(map.get(key).cloned())
     }
     fn set(&self, key: &str, secret: &SecretString) -> Result<(), KeychainError> {
-        let mut map = self.entries.lock().map_err(|_| KeychainError::Failed("poisoned".into()))?;
+        let mut map = self
+            .entries
+            .lock()
+            .map_err(|_| KeychainError::Failed("poisoned".into()))?;
         map.insert(key.to_string(), secret.clone());
         Ok(())
     }
     fn delete(&self, key: &str) -> Result<(), KeychainError> {
-        let mut map = self.entries.lock().map_err(|_| KeychainError::Failed("poisoned".into()))?;
+        let mut map = self
+            .entries
+            .lock()
+            .map_err(|_| KeychainError::Failed("poisoned".into()))?;
         map.remove(key);
         Ok(())
     }
@@ -133,18 +146,27 @@ impl SecretStore for UnavailableStore {
     }
 }
 
-fn joined<T>(r: Result<Result<T, KeychainError>, tokio::task::JoinError>) -> Result<T, KeychainError> {
+fn joined<T>(
+    r: Result<Result<T, KeychainError>, tokio::task::JoinError>,
+) -> Result<T, KeychainError> {
     r.unwrap_or_else(|e| Err(KeychainError::Failed(format!("keychain task failed: {e}"))))
 }
 
 /// Reads a secret without blocking the async executor.
-pub async fn get(store: &Arc<dyn SecretStore>, key: &str) -> Result<Option<SecretString>, KeychainError> {
+pub async fn get(
+    store: &Arc<dyn SecretStore>,
+    key: &str,
+) -> Result<Option<SecretString>, KeychainError> {
     let (store, key) = (store.clone(), key.to_string());
     joined(tokio::task::spawn_blocking(move || store.get(&key)).await)
 }
 
 /// Writes a secret without blocking the async executor.
-pub async fn set(store: &Arc<dyn SecretStore>, key: &str, secret: SecretString) -> Result<(), KeychainError> {
+pub async fn set(
+    store: &Arc<dyn SecretStore>,
+    key: &str,
+    secret: SecretString,
+) -> Result<(), KeychainError> {
     let (store, key) = (store.clone(), key.to_string());
     joined(tokio::task::spawn_blocking(move || store.set(&key, &secret)).await)
 }
@@ -167,8 +189,13 @@ mod tests {
     #[tokio::test]
     async fn memory_store_round_trips_and_deletes() {
         let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::default());
-        set(&store, "k", SecretString::from("s3cret")).await.unwrap();
-        assert_eq!(get(&store, "k").await.unwrap().unwrap().expose_secret(), "s3cret");
+        set(&store, "k", SecretString::from("s3cret"))
+            .await
+            .unwrap();
+        assert_eq!(
+            get(&store, "k").await.unwrap().unwrap().expose_secret(),
+            "s3cret"
+        );
         delete(&store, "k").await.unwrap();
         assert!(get(&store, "k").await.unwrap().is_none());
     }
@@ -177,6 +204,9 @@ mod tests {
     async fn unavailable_store_explains_itself() {
         let store: Arc<dyn SecretStore> = Arc::new(UnavailableStore("no D-Bus session".into()));
         let err = set(&store, "k", SecretString::from("x")).await.unwrap_err();
-        assert!(err.to_string().contains("not available (no D-Bus session)"), "{err}");
+        assert!(
+            err.to_string().contains("not available (no D-Bus session)"),
+            "{err}"
+        );
     }
 }

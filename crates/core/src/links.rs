@@ -28,10 +28,14 @@ pub fn check_external_link(raw: &str) -> Result<Url, String> {
     let host = url.host_str().unwrap_or_default();
     let loopback = matches!(host, "127.0.0.1" | "localhost");
     match url.scheme() {
-        "https" if ALLOWED_HOSTS.contains(&host) || host.ends_with(".cloudflareaccess.com") => Ok(url),
+        "https" if ALLOWED_HOSTS.contains(&host) || host.ends_with(".cloudflareaccess.com") => {
+            Ok(url)
+        }
         "http" if loopback => Ok(url),
         "https" if loopback => Ok(url),
-        _ => Err(format!("The wizard only opens Microsoft and provider pages; '{host}' is not one of them.")),
+        _ => Err(format!(
+            "The wizard only opens Microsoft and provider pages; '{host}' is not one of them."
+        )),
     }
 }
 

@@ -54,6 +54,9 @@ mod tests {
 
     #[test]
     fn leaves_plain_text_alone() {
-        assert_eq!(redact("signed in to contoso.com as adele@contoso.com"), "signed in to contoso.com as adele@contoso.com");
+        assert_eq!(
+            redact("signed in to contoso.com as adele@contoso.com"),
+            "signed in to contoso.com as adele@contoso.com"
+        );
     }
 }

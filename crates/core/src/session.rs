@@ -7,7 +7,10 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{self, AuthError, BrowserOpener, Method, SignInEvent, SignInOptions, StepScopes, TenantRef, TokenSource, OIDC_SCOPES};
+use crate::auth::{
+    self, AuthError, BrowserOpener, Method, SignInEvent, SignInOptions, StepScopes, TenantRef,
+    TokenSource, OIDC_SCOPES,
+};
 use crate::cloud::{Cloud, CloudChoice};
 use crate::graph::{GraphClient, GraphError, RetryPolicy};
 use crate::keychain::{self, SecretStore};
@@ -67,8 +70,19 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(http: reqwest::Client, store: Arc<dyn SecretStore>, opener: Arc<dyn BrowserOpener>) -> Self {
-        Self { http, store, opener, redirect_host: "localhost".into(), timeout: auth::DEFAULT_TIMEOUT, retry: RetryPolicy::default() }
+    pub fn new(
+        http: reqwest::Client,
+        store: Arc<dyn SecretStore>,
+        opener: Arc<dyn BrowserOpener>,
+    ) -> Self {
+        Self {
+            http,
+            store,
+            opener,
+            redirect_host: "localhost".into(),
+            timeout: auth::DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -112,9 +126,17 @@ pub async fn sign_in(
 ) -> Result<SignedIn, SessionError> {
     let cloud = Cloud::from_choice(&req.cloud).map_err(AuthError::from)?;
     let tenant = TenantRef::parse(&req.tenant)?;
-    let client_id = req.client_id.clone().filter(|c| !c.trim().is_empty()).unwrap_or_else(|| auth::DEFAULT_CLIENT_ID.to_string());
+    let client_id = req
+        .client_id
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| auth::DEFAULT_CLIENT_ID.to_string());
     let mut scopes: Vec<String> = OIDC_SCOPES.iter().map(|s| (*s).to_string()).collect();
-    let graph_scopes: Vec<String> = StepScopes::SignIn.scopes().iter().map(|s| cloud.graph_scope(s)).collect();
+    let graph_scopes: Vec<String> = StepScopes::SignIn
+        .scopes()
+        .iter()
+        .map(|s| cloud.graph_scope(s))
+        .collect();
     scopes.extend(graph_scopes.iter().cloned());
     let opts = SignInOptions {
         discovery_url: cloud.discovery_url(&tenant.to_string()),
@@ -151,14 +173,27 @@ pub async fn sign_in(
         account.client_id.clone(),
         account.token_endpoint.clone(),
         tokens.refresh_token.clone(),
-        Some(auth::token_source::Persist { store: ctx.store.clone(), key }),
+        Some(auth::token_source::Persist {
+            store: ctx.store.clone(),
+            key,
+        }),
     ));
-    source.seed(&graph_scopes, tokens.access_token, tokens.expires_at).await;
+    source
+        .seed(&graph_scopes, tokens.access_token, tokens.expires_at)
+        .await;
     let graph = GraphClient::new(ctx.http.clone(), &cloud, source).with_retry(ctx.retry.clone());
     let facts = tenant::discover(&graph, wids).await?;
     let summary = tenant::summarize(&facts, &cloud);
     tracing::info!(tenant = %summary.tenant_id, user = %summary.user.user_principal_name, licence = ?summary.licence, "signed in");
-    Ok(SignedIn { session: Session { cloud, account, graph, summary }, notices })
+    Ok(SignedIn {
+        session: Session {
+            cloud,
+            account,
+            graph,
+            summary,
+        },
+        notices,
+    })
 }
 
 /// Resumes the last session from the keychain without any prompt. Fails with
@@ -166,8 +201,14 @@ pub async fn sign_in(
 pub async fn resume(ctx: &Context, record: &AccountRecord) -> Result<Session, SessionError> {
     let cloud = Cloud::from_choice(&record.cloud).map_err(AuthError::from)?;
     let key = record.keychain_key(&cloud);
-    let Some(rt) = keychain::get(&ctx.store, &key).await.map_err(AuthError::from)? else {
-        return Err(AuthError::SessionExpired { reason: "no saved sign-in was found in the keychain".into() }.into());
+    let Some(rt) = keychain::get(&ctx.store, &key)
+        .await
+        .map_err(AuthError::from)?
+    else {
+        return Err(AuthError::SessionExpired {
+            reason: "no saved sign-in was found in the keychain".into(),
+        }
+        .into());
     };
     let source = Arc::new(TokenSource::new(
         ctx.http.clone(),
@@ -175,18 +216,30 @@ pub async fn resume(ctx: &Context, record: &AccountRecord) -> Result<Session, Se
         record.client_id.clone(),
         record.token_endpoint.clone(),
         Some(rt),
-        Some(auth::token_source::Persist { store: ctx.store.clone(), key }),
+        Some(auth::token_source::Persist {
+            store: ctx.store.clone(),
+            key,
+        }),
     ));
     let token = source.access_token(StepScopes::SignIn.scopes()).await?;
     let wids = tenant::wids_hint(token.expose_secret());
     let graph = GraphClient::new(ctx.http.clone(), &cloud, source).with_retry(ctx.retry.clone());
     let facts = tenant::discover(&graph, wids).await?;
     let summary = tenant::summarize(&facts, &cloud);
-    Ok(Session { cloud, account: record.clone(), graph, summary })
+    Ok(Session {
+        cloud,
+        account: record.clone(),
+        graph,
+        summary,
+    })
 }
 
 /// Forgets the session: tokens in memory and the refresh token in the keychain.
-pub async fn sign_out(ctx: &Context, record: &AccountRecord, session: Option<&Session>) -> Result<(), keychain::KeychainError> {
+pub async fn sign_out(
+    ctx: &Context,
+    record: &AccountRecord,
+    session: Option<&Session>,
+) -> Result<(), keychain::KeychainError> {
     if let Some(s) = session {
         s.tokens().clear().await;
     }

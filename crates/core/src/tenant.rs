@@ -21,9 +21,11 @@ const PLAN_P2: &str = "eec0eb4f-6444-4f95-aba0-50c24d67f998";
 
 /// Portal fragments for the blades the summary links to.
 const BLADE_OVERVIEW: &str = "#view/Microsoft_AAD_IAM/ActiveDirectoryMenuBlade/~/Overview";
-const BLADE_ROLES: &str = "#view/Microsoft_AAD_IAM/ActiveDirectoryMenuBlade/~/RolesAndAdministrators";
+const BLADE_ROLES: &str =
+    "#view/Microsoft_AAD_IAM/ActiveDirectoryMenuBlade/~/RolesAndAdministrators";
 const BLADE_LICENCES: &str = "#view/Microsoft_AAD_IAM/LicensesMenuBlade/~/Products";
-const BLADE_PIM_ACTIVATE: &str = "#view/Microsoft_Azure_PIMCommon/ActivationMenuBlade/~/aadmigratedroles";
+const BLADE_PIM_ACTIVATE: &str =
+    "#view/Microsoft_Azure_PIMCommon/ActivationMenuBlade/~/aadmigratedroles";
 
 /// A well-known role's display name.
 pub fn role_name(template: &str) -> Option<&'static str> {
@@ -184,9 +186,18 @@ pub fn wids_hint(access_token: &str) -> Vec<String> {
     access_token
         .split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice::<Claims>(&b).ok())
-        .map(|c| c.wids.into_iter().filter(|w| w != ROLE_MEMBER_USER).collect())
+        .map(|c| {
+            c.wids
+                .into_iter()
+                .filter(|w| w != ROLE_MEMBER_USER)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -194,8 +205,12 @@ pub fn wids_hint(access_token: &str) -> Vec<String> {
 /// becomes advice, not a failure.
 pub async fn discover(graph: &GraphClient, wids: Vec<String>) -> Result<TenantFacts, GraphError> {
     let s = StepScopes::SignIn;
-    let org_req = graph.get("/organization?$select=id,displayName,verifiedDomains").scopes(s);
-    let me_req = graph.get("/me?$select=id,displayName,userPrincipalName,mail").scopes(s);
+    let org_req = graph
+        .get("/organization?$select=id,displayName,verifiedDomains")
+        .scopes(s);
+    let me_req = graph
+        .get("/me?$select=id,displayName,userPrincipalName,mail")
+        .scopes(s);
     let roles_req = graph.get("/me/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId").scopes(s);
     let skus_req = graph.get("/subscribedSkus?$select=skuId,skuPartNumber,capabilityStatus,prepaidUnits,servicePlans").scopes(s);
     let (orgs, me, member_roles, skus) = tokio::join!(
@@ -230,16 +245,27 @@ pub async fn discover(graph: &GraphClient, wids: Vec<String>) -> Result<TenantFa
     } else {
         None
     };
-    Ok(TenantFacts { organization, me, member_roles, wids, skus, eligible })
+    Ok(TenantFacts {
+        organization,
+        me,
+        member_roles,
+        wids,
+        skus,
+        eligible,
+    })
 }
 
 /// The licence tier from service plans (not SKU names: P1 is bundled in many SKUs).
 fn tier_of(skus: Option<&[SubscribedSku]>) -> (LicenceTier, Option<String>) {
-    let Some(skus) = skus else { return (LicenceTier::Unknown, None) };
+    let Some(skus) = skus else {
+        return (LicenceTier::Unknown, None);
+    };
     let mut best = (LicenceTier::Free, None);
     for sku in skus {
-        let usable = matches!(sku.capability_status.as_deref(), Some("Enabled" | "Warning"))
-            && sku.prepaid_units.as_ref().is_some_and(|u| u.enabled > 0);
+        let usable = matches!(
+            sku.capability_status.as_deref(),
+            Some("Enabled" | "Warning")
+        ) && sku.prepaid_units.as_ref().is_some_and(|u| u.enabled > 0);
         if !usable {
             continue;
         }
@@ -252,7 +278,10 @@ fn tier_of(skus: Option<&[SubscribedSku]>) -> (LicenceTier, Option<String>) {
                 Some(PLAN_P1) => LicenceTier::P1,
                 _ => continue,
             };
-            let better = matches!((best.0, tier), (LicenceTier::Free, _) | (LicenceTier::P1, LicenceTier::P2));
+            let better = matches!(
+                (best.0, tier),
+                (LicenceTier::Free, _) | (LicenceTier::P1, LicenceTier::P2)
+            );
             if better {
                 best = (tier, sku.sku_part_number.clone());
             }
@@ -262,18 +291,38 @@ fn tier_of(skus: Option<&[SubscribedSku]>) -> (LicenceTier, Option<String>) {
 }
 
 fn advice(id: &str, severity: Severity, title: &str, detail: String, link: Option<Link>) -> Advice {
-    Advice { id: id.into(), severity, title: title.into(), detail, link }
+    Advice {
+        id: id.into(),
+        severity,
+        title: title.into(),
+        detail,
+        link,
+    }
 }
 
 /// Interprets the facts. Pure: the same facts always give the same summary.
 pub fn summarize(facts: &TenantFacts, cloud: &Cloud) -> TenantSummary {
-    let link = |label: &str, fragment: &str| Link { label: label.into(), url: cloud.portal_link(fragment) };
+    let link = |label: &str, fragment: &str| Link {
+        label: label.into(),
+        url: cloud.portal_link(fragment),
+    };
     let mut roles: Vec<RoleHeld> = vec![];
-    let directory_readable = facts.member_roles.iter().all(|r| r.role_template_id.is_some());
+    let directory_readable = facts
+        .member_roles
+        .iter()
+        .all(|r| r.role_template_id.is_some());
     for r in &facts.member_roles {
         if let Some(t) = &r.role_template_id {
-            let name = r.display_name.clone().or_else(|| role_name(t).map(str::to_string)).unwrap_or_else(|| t.clone());
-            roles.push(RoleHeld { template_id: t.clone(), name, source: RoleSource::Active });
+            let name = r
+                .display_name
+                .clone()
+                .or_else(|| role_name(t).map(str::to_string))
+                .unwrap_or_else(|| t.clone());
+            roles.push(RoleHeld {
+                template_id: t.clone(),
+                name,
+                source: RoleSource::Active,
+            });
         }
     }
     for w in &facts.wids {
@@ -294,7 +343,11 @@ pub fn summarize(facts: &TenantFacts, cloud: &Cloud) -> TenantSummary {
             });
         }
     }
-    let active = |t: &str| roles.iter().any(|r| r.template_id == t && r.source != RoleSource::Eligible);
+    let active = |t: &str| {
+        roles
+            .iter()
+            .any(|r| r.template_id == t && r.source != RoleSource::Eligible)
+    };
     let ga = active(ROLE_GLOBAL_ADMIN);
     let manage_apps = ga || active(ROLE_APP_ADMIN) || active(ROLE_CLOUD_APP_ADMIN);
     let app_perms = ga || active(ROLE_PRIVILEGED_ROLE_ADMIN);
@@ -407,7 +460,10 @@ pub fn summarize(facts: &TenantFacts, cloud: &Cloud) -> TenantSummary {
             None,
         ));
     }
-    let eligible: Vec<&RoleHeld> = roles.iter().filter(|r| r.source == RoleSource::Eligible).collect();
+    let eligible: Vec<&RoleHeld> = roles
+        .iter()
+        .filter(|r| r.source == RoleSource::Eligible)
+        .collect();
     if !eligible.is_empty() {
         let names: Vec<&str> = eligible.iter().map(|r| r.name.as_str()).collect();
         out.push(advice(
@@ -458,9 +514,18 @@ pub fn summarize(facts: &TenantFacts, cloud: &Cloud) -> TenantSummary {
         .unwrap_or_default();
     TenantSummary {
         tenant_id: facts.organization.id.clone(),
-        tenant_name: facts.organization.display_name.clone().unwrap_or_else(|| default_domain.clone()),
+        tenant_name: facts
+            .organization
+            .display_name
+            .clone()
+            .unwrap_or_else(|| default_domain.clone()),
         default_domain,
-        verified_domains: facts.organization.verified_domains.iter().map(|d| d.name.clone()).collect(),
+        verified_domains: facts
+            .organization
+            .verified_domains
+            .iter()
+            .map(|d| d.name.clone())
+            .collect(),
         cloud_name: cloud.name.clone(),
         user: SignedInUser {
             id: facts.me.id.clone(),
@@ -492,12 +557,25 @@ mod tests {
             organization: Organization {
                 id: "t".into(),
                 display_name: Some("Contoso".into()),
-                verified_domains: vec![VerifiedDomain { name: "contoso.com".into(), is_default: true, is_initial: false }],
+                verified_domains: vec![VerifiedDomain {
+                    name: "contoso.com".into(),
+                    is_default: true,
+                    is_initial: false,
+                }],
             },
-            me: User { id: "u".into(), display_name: Some("Adele".into()), user_principal_name: Some("adele@contoso.com".into()), mail: None },
+            me: User {
+                id: "u".into(),
+                display_name: Some("Adele".into()),
+                user_principal_name: Some("adele@contoso.com".into()),
+                mail: None,
+            },
             member_roles: roles
                 .iter()
-                .map(|r| DirectoryRole { id: format!("o-{r}"), display_name: role_name(r).map(str::to_string), role_template_id: Some((*r).into()) })
+                .map(|r| DirectoryRole {
+                    id: format!("o-{r}"),
+                    display_name: role_name(r).map(str::to_string),
+                    role_template_id: Some((*r).into()),
+                })
                 .collect(),
             wids: vec![],
             skus: Some(vec![SubscribedSku {
@@ -506,7 +584,13 @@ mod tests {
                 capability_status: Some("Enabled".into()),
                 prepaid_units: Some(LicenseUnitsDetail { enabled: 5 }),
                 service_plans: plan
-                    .map(|p| vec![ServicePlanInfo { service_plan_id: Some(p.into()), service_plan_name: None, provisioning_status: Some("Success".into()) }])
+                    .map(|p| {
+                        vec![ServicePlanInfo {
+                            service_plan_id: Some(p.into()),
+                            service_plan_name: None,
+                            provisioning_status: Some("Success".into()),
+                        }]
+                    })
                     .unwrap_or_default(),
             }]),
             eligible: None,
@@ -521,9 +605,15 @@ mod tests {
     fn free_tenant_explains_group_assignment() {
         let s = summarize(&facts(&[ROLE_GLOBAL_ADMIN], None), &cloud());
         assert_eq!(s.licence, LicenceTier::Free);
-        let g = s.capabilities.iter().find(|c| c.id == "group_assignment").unwrap();
+        let g = s
+            .capabilities
+            .iter()
+            .find(|c| c.id == "group_assignment")
+            .unwrap();
         assert!(!g.allowed);
-        assert!(g.detail.contains("Assigned groups only needs Entra ID P1; this tenant is Free"));
+        assert!(g
+            .detail
+            .contains("Assigned groups only needs Entra ID P1; this tenant is Free"));
     }
 
     #[test]
@@ -531,14 +621,23 @@ mod tests {
         let s = summarize(&facts(&[ROLE_CLOUD_APP_ADMIN], Some(PLAN_P1)), &cloud());
         assert_eq!(s.licence, LicenceTier::P1);
         assert!(s.advice.iter().any(|a| a.id == "no_privileged_role"));
-        assert!(!s.capabilities.iter().find(|c| c.id == "application_permissions").unwrap().allowed);
+        assert!(
+            !s.capabilities
+                .iter()
+                .find(|c| c.id == "application_permissions")
+                .unwrap()
+                .allowed
+        );
     }
 
     #[test]
     fn no_role_is_a_blocker_with_pim_hint() {
         let s = summarize(&facts(&[], Some(PLAN_P2)), &cloud());
         assert_eq!(s.licence, LicenceTier::P2);
-        assert!(s.advice.iter().any(|a| a.id == "no_app_role" && a.severity == Severity::Blocker));
+        assert!(s
+            .advice
+            .iter()
+            .any(|a| a.id == "no_app_role" && a.severity == Severity::Blocker));
         assert!(s.advice.iter().any(|a| a.id == "pim_hint"));
     }
 
@@ -547,15 +646,29 @@ mod tests {
         let mut f = facts(&[ROLE_APP_ADMIN], Some(PLAN_P2));
         f.eligible = Some(vec![ROLE_PRIVILEGED_ROLE_ADMIN.into()]);
         let s = summarize(&f, &cloud());
-        assert!(s.roles.iter().any(|r| r.source == RoleSource::Eligible && r.name == "Privileged Role Administrator"));
-        assert!(!s.capabilities.iter().find(|c| c.id == "application_permissions").unwrap().allowed);
+        assert!(
+            s.roles
+                .iter()
+                .any(|r| r.source == RoleSource::Eligible
+                    && r.name == "Privileged Role Administrator")
+        );
+        assert!(
+            !s.capabilities
+                .iter()
+                .find(|c| c.id == "application_permissions")
+                .unwrap()
+                .allowed
+        );
         assert!(s.advice.iter().any(|a| a.id == "pim_eligible"));
     }
 
     #[test]
     fn wids_are_read_as_a_hint() {
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"wids":["62e90394-69f5-4237-9190-012177145e10","b79fbf4d-3ef9-4689-8143-76b194e85509"]}"#);
-        assert_eq!(wids_hint(&format!("h.{payload}.s")), vec![ROLE_GLOBAL_ADMIN.to_string()]);
+        assert_eq!(
+            wids_hint(&format!("h.{payload}.s")),
+            vec![ROLE_GLOBAL_ADMIN.to_string()]
+        );
         assert!(wids_hint("not-a-jwt").is_empty());
     }
 }

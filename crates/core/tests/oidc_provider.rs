@@ -10,7 +10,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use entra_setup_core::auth::{self, AuthError, BrowserOpener, Method, OpenFuture, SignInEvent, SignInOptions, StepScopes, TokenSource};
+use entra_setup_core::auth::{
+    self, AuthError, BrowserOpener, Method, OpenFuture, SignInEvent, SignInOptions, StepScopes,
+    TokenSource,
+};
 use entra_setup_core::cloud::{Cloud, CloudChoice};
 use entra_setup_core::ExposeSecret;
 use support::recorder;
@@ -47,7 +50,11 @@ fn start_provider() -> Provider {
     reader.read_line(&mut line).unwrap();
     // Keep draining: the provider logs notices to stdout and must not hit a closed pipe.
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let issuer = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("provider did not start: {line}")).to_string();
+    let issuer = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("provider did not start: {line}"))
+        .to_string();
     Provider { child, issuer }
 }
 
@@ -57,7 +64,13 @@ struct CookieBrowser(reqwest::Client);
 
 impl CookieBrowser {
     fn new() -> Self {
-        Self(reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::limited(20)).build().unwrap())
+        Self(
+            reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::limited(20))
+                .build()
+                .unwrap(),
+        )
     }
 }
 
@@ -81,7 +94,12 @@ impl BrowserOpener for CookieBrowser {
 
 fn options(issuer: &str, method: Method, extra: Vec<(String, String)>) -> SignInOptions {
     let mut scopes: Vec<String> = auth::OIDC_SCOPES.iter().map(|s| (*s).to_string()).collect();
-    scopes.extend(StepScopes::SignIn.scopes().iter().map(|s| format!("{GRAPH}/{s}")));
+    scopes.extend(
+        StepScopes::SignIn
+            .scopes()
+            .iter()
+            .map(|s| format!("{GRAPH}/{s}")),
+    );
     SignInOptions {
         discovery_url: format!("{issuer}/.well-known/openid-configuration"),
         tenant_label: "the test provider".into(),
@@ -102,21 +120,55 @@ async fn auth_code_with_pkce_then_refresh() {
     let (on_event, events) = recorder();
     // OpenID Connect Core §11: a standard provider issues a refresh token for offline_access only
     // with prompt=consent (Microsoft does not require it).
-    let opts = options(&p.issuer, Method::Browser, vec![("prompt".into(), "consent".into())]);
-    let tokens = auth::sign_in(&http, &opts, &CookieBrowser::new(), on_event, &CancellationToken::new())
-        .await
-        .expect("sign-in against oidc-provider succeeds");
+    let opts = options(
+        &p.issuer,
+        Method::Browser,
+        vec![("prompt".into(), "consent".into())],
+    );
+    let tokens = auth::sign_in(
+        &http,
+        &opts,
+        &CookieBrowser::new(),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("sign-in against oidc-provider succeeds");
     // The id token was verified against the provider's JWKS, audience, issuer and nonce.
     assert_eq!(tokens.id.oid, "admin");
-    assert_eq!(tokens.id.preferred_username.as_deref(), Some("admin@example.test"));
+    assert_eq!(
+        tokens.id.preferred_username.as_deref(),
+        Some("admin@example.test")
+    );
     assert!(!tokens.access_token.expose_secret().is_empty());
-    let refresh = tokens.refresh_token.clone().expect("offline_access gives a refresh token");
-    assert!(events.lock().unwrap().iter().any(|e| matches!(e, SignInEvent::BrowserOpened { .. })));
+    let refresh = tokens
+        .refresh_token
+        .clone()
+        .expect("offline_access gives a refresh token");
+    assert!(events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, SignInEvent::BrowserOpened { .. })));
 
     // The refresh path of TokenSource, against the same provider.
-    let cloud = Cloud::from_choice(&CloudChoice::Custom { authority: p.issuer.clone(), graph: GRAPH.into() }).unwrap();
-    let source = TokenSource::new(http.clone(), cloud, CLIENT_ID.into(), tokens.discovery.token_endpoint.clone(), Some(refresh), None);
-    let fresh = source.access_token(StepScopes::SignIn.scopes()).await.expect("refresh works");
+    let cloud = Cloud::from_choice(&CloudChoice::Custom {
+        authority: p.issuer.clone(),
+        graph: GRAPH.into(),
+    })
+    .unwrap();
+    let source = TokenSource::new(
+        http.clone(),
+        cloud,
+        CLIENT_ID.into(),
+        tokens.discovery.token_endpoint.clone(),
+        Some(refresh),
+        None,
+    );
+    let fresh = source
+        .access_token(StepScopes::SignIn.scopes())
+        .await
+        .expect("refresh works");
     assert_ne!(fresh.expose_secret(), tokens.access_token.expose_secret());
 }
 
@@ -132,8 +184,15 @@ async fn the_provider_really_enforces_pkce() {
         .send()
         .await
         .unwrap();
-    let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    assert!(location.contains("error=invalid_request") && location.contains("PKCE"), "{location}");
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        location.contains("error=invalid_request") && location.contains("PKCE"),
+        "{location}"
+    );
 }
 
 #[tokio::test]
@@ -141,9 +200,24 @@ async fn a_refusal_at_the_provider_is_reported_as_denied() {
     let p = start_provider();
     let http = entra_setup_core::http::client();
     let (on_event, _) = recorder();
-    let opts = options(&p.issuer, Method::Browser, vec![("login_hint".into(), "deny".into())]);
-    let err = auth::sign_in(&http, &opts, &CookieBrowser::new(), on_event, &CancellationToken::new()).await.err().expect("denied");
-    assert!(matches!(&err, AuthError::Denied { error, .. } if error == "access_denied"), "{err}");
+    let opts = options(
+        &p.issuer,
+        Method::Browser,
+        vec![("login_hint".into(), "deny".into())],
+    );
+    let err = auth::sign_in(
+        &http,
+        &opts,
+        &CookieBrowser::new(),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("denied");
+    assert!(
+        matches!(&err, AuthError::Denied { error, .. } if error == "access_denied"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -153,37 +227,75 @@ async fn device_code_flow() {
     let issuer = p.issuer.clone();
     // A person entering the code on the provider's device page (with its CSRF field) and consenting.
     let on_event: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
-        if let SignInEvent::DeviceCode { user_code, verification_uri, .. } = e {
+        if let SignInEvent::DeviceCode {
+            user_code,
+            verification_uri,
+            ..
+        } = e
+        {
             let issuer = issuer.clone();
             tokio::spawn(async move {
                 assert!(verification_uri.starts_with(&issuer));
                 let browser = CookieBrowser::new().0;
-                let xsrf_of = |page: &str| page.split("name=\"xsrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("the device page has an xsrf field").to_string();
-                let page = browser.get(format!("{issuer}/device")).send().await.unwrap().text().await.unwrap();
-                // Enter the code, then confirm it on the provider's second page.
-                let confirm = browser
-                    .post(format!("{issuer}/device"))
-                    .form(&[("xsrf", xsrf_of(&page).as_str()), ("user_code", user_code.as_str())])
+                let xsrf_of = |page: &str| {
+                    page.split("name=\"xsrf\" value=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .expect("the device page has an xsrf field")
+                        .to_string()
+                };
+                let page = browser
+                    .get(format!("{issuer}/device"))
                     .send()
                     .await
                     .unwrap()
                     .text()
                     .await
                     .unwrap();
-                assert!(confirm.contains("name=\"confirm\""), "the provider asks to confirm the code");
+                // Enter the code, then confirm it on the provider's second page.
+                let confirm = browser
+                    .post(format!("{issuer}/device"))
+                    .form(&[
+                        ("xsrf", xsrf_of(&page).as_str()),
+                        ("user_code", user_code.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                assert!(
+                    confirm.contains("name=\"confirm\""),
+                    "the provider asks to confirm the code"
+                );
                 let done = browser
                     .post(format!("{issuer}/device"))
-                    .form(&[("xsrf", xsrf_of(&confirm).as_str()), ("user_code", user_code.as_str()), ("confirm", "yes")])
+                    .form(&[
+                        ("xsrf", xsrf_of(&confirm).as_str()),
+                        ("user_code", user_code.as_str()),
+                        ("confirm", "yes"),
+                    ])
                     .send()
                     .await
                     .unwrap();
-                assert!(done.status().is_success(), "device confirmation answered {}", done.status());
+                assert!(
+                    done.status().is_success(),
+                    "device confirmation answered {}",
+                    done.status()
+                );
             });
         }
     });
-    let tokens = auth::sign_in(&http, &options(&p.issuer, Method::DeviceCode, vec![]), &CookieBrowser::new(), on_event, &CancellationToken::new())
-        .await
-        .expect("device-code sign-in against oidc-provider succeeds");
+    let tokens = auth::sign_in(
+        &http,
+        &options(&p.issuer, Method::DeviceCode, vec![]),
+        &CookieBrowser::new(),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("device-code sign-in against oidc-provider succeeds");
     assert_eq!(tokens.id.oid, "admin");
     assert!(tokens.refresh_token.is_some());
 }

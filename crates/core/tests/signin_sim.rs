@@ -20,9 +20,14 @@ async fn browser_sign_in_shows_tenant_roles_and_licence() {
     let sim = sim_as("adele@contoso.com").await;
     let store = memory();
     let (on_event, events) = recorder();
-    let signed = session::sign_in(&ctx(store.clone()), &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .expect("sign-in succeeds");
+    let signed = session::sign_in(
+        &ctx(store.clone()),
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("sign-in succeeds");
     let s = &signed.session.summary;
     assert_eq!(s.tenant_name, "Contoso");
     assert_eq!(s.default_domain, "contoso.com");
@@ -30,12 +35,27 @@ async fn browser_sign_in_shows_tenant_roles_and_licence() {
     assert_eq!(s.user.user_principal_name, "adele@contoso.com");
     assert_eq!(s.licence, LicenceTier::P1);
     assert_eq!(s.licence_source.as_deref(), Some("SPE_E3"));
-    assert!(s.roles.iter().any(|r| r.name == "Global Administrator" && r.source == RoleSource::Active));
-    assert!(s.capabilities.iter().all(|c| c.id == "pim" || c.allowed), "{:#?}", s.capabilities);
+    assert!(s
+        .roles
+        .iter()
+        .any(|r| r.name == "Global Administrator" && r.source == RoleSource::Active));
+    assert!(
+        s.capabilities.iter().all(|c| c.id == "pim" || c.allowed),
+        "{:#?}",
+        s.capabilities
+    );
     assert!(signed.notices.is_empty());
-    let kinds: Vec<String> = events.lock().unwrap().iter().map(|e| format!("{e:?}")).collect();
+    let kinds: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
     assert!(kinds[0].starts_with("TenantFound"), "{kinds:?}");
-    assert!(kinds.iter().any(|k| k.starts_with("BrowserOpened")), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k.starts_with("BrowserOpened")),
+        "{kinds:?}"
+    );
     // The refresh token is in the store under cloud + tenant + user, and only there.
     let key = keychain::refresh_token_key("custom-127.0.0.1", &s.tenant_id, &s.user.id);
     assert!(keychain::get(&store, &key).await.unwrap().is_some());
@@ -45,21 +65,41 @@ async fn browser_sign_in_shows_tenant_roles_and_licence() {
 #[tokio::test]
 async fn sign_in_rides_out_throttling_and_outages() {
     let sim = sim_as("lee@fabrikam.onmicrosoft.com").await;
-    sim.set_faults(Faults { latency_ms: 15, throttle_every: 2, retry_after_secs: 1, unavailable_every: 3, ..Default::default() });
+    sim.set_faults(Faults {
+        latency_ms: 15,
+        throttle_every: 2,
+        retry_after_secs: 1,
+        unavailable_every: 3,
+        ..Default::default()
+    });
     let (on_event, _) = recorder();
-    let signed = session::sign_in(&ctx(memory()), &request(&sim, "fabrikam.onmicrosoft.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .expect("sign-in succeeds despite 429s and 503s");
+    let signed = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "fabrikam.onmicrosoft.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("sign-in succeeds despite 429s and 503s");
     let s = &signed.session.summary;
     assert_eq!(s.licence, LicenceTier::Free);
-    let group = s.capabilities.iter().find(|c| c.id == "group_assignment").unwrap();
+    let group = s
+        .capabilities
+        .iter()
+        .find(|c| c.id == "group_assignment")
+        .unwrap();
     assert!(!group.allowed);
-    assert!(group.detail.contains("Assigned groups only needs Entra ID P1; this tenant is Free"));
+    assert!(group
+        .detail
+        .contains("Assigned groups only needs Entra ID P1; this tenant is Free"));
     let x = sim.exchanges();
     assert!(x.iter().any(|e| e.status == 429), "a 429 was served");
     assert!(x.iter().any(|e| e.status == 503), "a 503 was served");
     // Every retried request got a fresh client-request-id.
-    let ids: std::collections::HashSet<_> = x.iter().filter_map(|e| e.client_request_id.clone()).collect();
+    let ids: std::collections::HashSet<_> = x
+        .iter()
+        .filter_map(|e| e.client_request_id.clone())
+        .collect();
     assert_eq!(ids.len(), x.len());
     assert_graph_traffic_matches_csdl(&sim);
 }
@@ -68,11 +108,21 @@ async fn sign_in_rides_out_throttling_and_outages() {
 async fn graph_errors_carry_the_request_id() {
     let sim = sim_as("adele@contoso.com").await;
     sim.set_faults(Faults {
-        not_found_first: vec![entra_setup_sim::NotFoundFault { path_prefix: "/me".into(), count: 10 }],
+        not_found_first: vec![entra_setup_sim::NotFoundFault {
+            path_prefix: "/me".into(),
+            count: 10,
+        }],
         ..Default::default()
     });
     let (on_event, _) = recorder();
-    let err = match session::sign_in(&ctx(memory()), &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new()).await {
+    let err = match session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    {
         Err(SessionError::Graph(e)) => e,
         Err(e) => panic!("expected a Graph error, got {e}"),
         Ok(_) => panic!("expected a Graph error"),
@@ -89,16 +139,31 @@ async fn graph_errors_carry_the_request_id() {
 async fn device_code_sign_in_shows_the_code_then_completes() {
     let sim = sim_as("megan@contoso.com").await;
     let (on_event, events) = recorder();
-    let signed = session::sign_in(&ctx(memory()), &request(&sim, "", Method::DeviceCode), on_event, &CancellationToken::new())
-        .await
-        .expect("device-code sign-in succeeds");
+    let signed = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "", Method::DeviceCode),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("device-code sign-in succeeds");
     assert_eq!(signed.session.summary.tenant_name, "Contoso");
-    assert!(signed.session.summary.advice.iter().any(|a| a.id == "no_privileged_role"));
+    assert!(signed
+        .session
+        .summary
+        .advice
+        .iter()
+        .any(|a| a.id == "no_privileged_role"));
     let events = events.lock().unwrap();
     let code = events
         .iter()
         .find_map(|e| match e {
-            SignInEvent::DeviceCode { user_code, verification_uri, expires_at, .. } => Some((user_code.clone(), verification_uri.clone(), *expires_at)),
+            SignInEvent::DeviceCode {
+                user_code,
+                verification_uri,
+                expires_at,
+                ..
+            } => Some((user_code.clone(), verification_uri.clone(), *expires_at)),
             _ => None,
         })
         .expect("the code was shown");
@@ -110,60 +175,111 @@ async fn device_code_sign_in_shows_the_code_then_completes() {
 #[tokio::test]
 async fn device_code_honours_slow_down() {
     let sim = sim_with(SimConfig {
-        approval: Approval::Auto { upn: "adele@contoso.com".into(), device_polls: 2 },
+        approval: Approval::Auto {
+            upn: "adele@contoso.com".into(),
+            device_polls: 2,
+        },
         device_interval_secs: 1,
-        faults: Faults { device_slow_down_once: true, ..Default::default() },
+        faults: Faults {
+            device_slow_down_once: true,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await;
     let (on_event, _) = recorder();
-    session::sign_in(&ctx(memory()), &request(&sim, "contoso.com", Method::DeviceCode), on_event, &CancellationToken::new())
-        .await
-        .expect("sign-in succeeds after slow_down");
+    session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "contoso.com", Method::DeviceCode),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("sign-in succeeds after slow_down");
     let polls = sim.device_poll_times();
     assert!(polls.len() >= 3, "{polls:?}");
     // After slow_down the interval grows from 1 s to 6 s.
     let gap = polls[1] - polls[0];
-    assert!(gap >= chrono::Duration::milliseconds(5900), "second poll came {gap:?} after the first");
+    assert!(
+        gap >= chrono::Duration::milliseconds(5900),
+        "second poll came {gap:?} after the first"
+    );
 }
 
 #[tokio::test]
 async fn expired_device_code_says_so() {
-    let sim = sim_with(SimConfig { device_code_lifetime_secs: 2, device_interval_secs: 1, ..Default::default() }).await;
+    let sim = sim_with(SimConfig {
+        device_code_lifetime_secs: 2,
+        device_interval_secs: 1,
+        ..Default::default()
+    })
+    .await;
     let (on_event, _) = recorder();
-    let err = session::sign_in(&ctx(memory()), &request(&sim, "contoso.com", Method::DeviceCode), on_event, &CancellationToken::new())
-        .await
-        .err()
-        .expect("the code expires");
-    assert!(matches!(err, SessionError::Auth(AuthError::DeviceCodeExpired)), "{err}");
-    assert!(err.to_string().contains("expired before sign-in was completed"));
+    let err = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "contoso.com", Method::DeviceCode),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("the code expires");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::DeviceCodeExpired)),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("expired before sign-in was completed"));
 }
 
 #[tokio::test]
 async fn declined_device_code_says_so() {
-    let sim = Arc::new(sim_with(SimConfig { device_interval_secs: 1, ..Default::default() }).await);
+    let sim = Arc::new(
+        sim_with(SimConfig {
+            device_interval_secs: 1,
+            ..Default::default()
+        })
+        .await,
+    );
     let sim2 = sim.clone();
     let on_event: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
         if let SignInEvent::DeviceCode { user_code, .. } = e {
             sim2.decline_device_code(&user_code).unwrap();
         }
     });
-    let err = session::sign_in(&ctx(memory()), &request(&sim, "contoso.com", Method::DeviceCode), on_event, &CancellationToken::new())
-        .await
-        .err()
-        .expect("declined");
-    assert!(matches!(err, SessionError::Auth(AuthError::DeviceCodeDeclined)), "{err}");
+    let err = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "contoso.com", Method::DeviceCode),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("declined");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::DeviceCodeDeclined)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn consent_denied_in_the_browser_is_explained() {
     let sim = sim_as("adele@contoso.com").await;
-    sim.set_faults(Faults { deny_consent: true, ..Default::default() });
+    sim.set_faults(Faults {
+        deny_consent: true,
+        ..Default::default()
+    });
     let (on_event, _) = recorder();
-    let err = session::sign_in(&ctx(memory()), &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .err()
-        .expect("denied");
+    let err = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("denied");
     match &err {
         SessionError::Auth(AuthError::Denied { error, aadsts, .. }) => {
             assert_eq!(error, "access_denied");
@@ -171,19 +287,35 @@ async fn consent_denied_in_the_browser_is_explained() {
         }
         other => panic!("expected a denial, got {other}"),
     }
-    assert!(err.to_string().contains("consent to the wizard's permissions was declined"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("consent to the wizard's permissions was declined"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_tenant_domain_is_reported_before_any_browser() {
     let sim = sim_as("adele@contoso.com").await;
     let (on_event, events) = recorder();
-    let err = session::sign_in(&ctx(memory()), &request(&sim, "nosuchtenant.example", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .err()
-        .expect("unknown");
-    assert!(matches!(err, SessionError::Auth(AuthError::UnknownTenant { .. })), "{err}");
-    assert!(err.to_string().contains("No Microsoft Entra tenant uses 'nosuchtenant.example'"), "{err}");
+    let err = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "nosuchtenant.example", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("unknown");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::UnknownTenant { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("No Microsoft Entra tenant uses 'nosuchtenant.example'"),
+        "{err}"
+    );
     assert!(events.lock().unwrap().is_empty(), "no browser was opened");
 }
 
@@ -191,10 +323,15 @@ async fn unknown_tenant_domain_is_reported_before_any_browser() {
 async fn malformed_tenant_id_is_rejected_without_network() {
     let sim = sim_as("adele@contoso.com").await;
     let (on_event, _) = recorder();
-    let err = session::sign_in(&ctx(memory()), &request(&sim, "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .err()
-        .expect("malformed");
+    let err = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("malformed");
     assert!(err.to_string().contains("malformed"), "{err}");
     assert!(sim.exchanges().is_empty());
 }
@@ -206,8 +343,16 @@ impl BrowserOpener for ForgedState {
         let http = self.0.clone();
         Box::pin(async move {
             let u = url::Url::parse(&url).unwrap();
-            let redirect = u.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.to_string();
-            let _ = http.get(format!("{redirect}?code=stolen&state=forged")).send().await;
+            let redirect = u
+                .query_pairs()
+                .find(|(k, _)| k == "redirect_uri")
+                .unwrap()
+                .1
+                .to_string();
+            let _ = http
+                .get(format!("{redirect}?code=stolen&state=forged"))
+                .send()
+                .await;
             Ok(())
         })
     }
@@ -227,11 +372,19 @@ async fn wrong_state_on_the_loopback_is_rejected() {
     let mut c = ctx(memory());
     c.opener = Arc::new(ForgedState(entra_setup_core::http::client()));
     let (on_event, _) = recorder();
-    let err = session::sign_in(&c, &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .err()
-        .expect("rejected");
-    assert!(matches!(err, SessionError::Auth(AuthError::StateMismatch)), "{err}");
+    let err = session::sign_in(
+        &c,
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("rejected");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::StateMismatch)),
+        "{err}"
+    );
     assert!(err.to_string().contains("did not start"));
 }
 
@@ -242,11 +395,19 @@ async fn closed_tab_times_out_with_advice() {
     c.opener = Arc::new(ClosedTab);
     c.timeout = Duration::from_millis(600);
     let (on_event, _) = recorder();
-    let err = session::sign_in(&c, &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .err()
-        .expect("times out");
-    assert!(matches!(err, SessionError::Auth(AuthError::TimedOut { .. })), "{err}");
+    let err = session::sign_in(
+        &c,
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("times out");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::TimedOut { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("If you closed the sign-in tab"));
 }
 
@@ -262,8 +423,19 @@ async fn sign_in_can_be_cancelled() {
         cancel2.cancel();
     });
     let (on_event, _) = recorder();
-    let err = session::sign_in(&c, &request(&sim, "contoso.com", Method::Browser), on_event, &cancel).await.err().expect("cancelled");
-    assert!(matches!(err, SessionError::Auth(AuthError::Cancelled)), "{err}");
+    let err = session::sign_in(
+        &c,
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &cancel,
+    )
+    .await
+    .err()
+    .expect("cancelled");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::Cancelled)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -271,21 +443,50 @@ async fn next_launch_resumes_silently_until_the_session_is_revoked() {
     let sim = sim_as("diego@contoso.com").await;
     let store = memory();
     let (on_event, _) = recorder();
-    let signed = session::sign_in(&ctx(store.clone()), &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .unwrap();
+    let signed = session::sign_in(
+        &ctx(store.clone()),
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let record = signed.session.account.clone();
     drop(signed);
     // A new process: a new context over the same keychain.
-    let resumed = session::resume(&ctx(store.clone()), &record).await.expect("resumes");
-    assert_eq!(resumed.summary.user.user_principal_name, "diego@contoso.com");
-    assert!(resumed.summary.capabilities.iter().find(|c| c.id == "application_permissions").unwrap().allowed);
+    let resumed = session::resume(&ctx(store.clone()), &record)
+        .await
+        .expect("resumes");
+    assert_eq!(
+        resumed.summary.user.user_principal_name,
+        "diego@contoso.com"
+    );
+    assert!(
+        resumed
+            .summary
+            .capabilities
+            .iter()
+            .find(|c| c.id == "application_permissions")
+            .unwrap()
+            .allowed
+    );
     sim.revoke_refresh_tokens();
-    let err = session::resume(&ctx(store.clone()), &record).await.err().expect("revoked");
-    assert!(matches!(err, SessionError::Auth(AuthError::SessionExpired { .. })), "{err}");
+    let err = session::resume(&ctx(store.clone()), &record)
+        .await
+        .err()
+        .expect("revoked");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::SessionExpired { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("Sign in again"));
-    session::sign_out(&ctx(store.clone()), &record, Some(&resumed)).await.unwrap();
-    let err = session::resume(&ctx(store), &record).await.err().expect("signed out");
+    session::sign_out(&ctx(store.clone()), &record, Some(&resumed))
+        .await
+        .unwrap();
+    let err = session::resume(&ctx(store), &record)
+        .await
+        .err()
+        .expect("signed out");
     assert!(err.to_string().contains("no saved sign-in"), "{err}");
 }
 
@@ -293,44 +494,94 @@ async fn next_launch_resumes_silently_until_the_session_is_revoked() {
 async fn a_rejected_access_token_is_refreshed_once() {
     let sim = sim_as("adele@contoso.com").await;
     let (on_event, _) = recorder();
-    let signed = session::sign_in(&ctx(memory()), &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .unwrap();
+    let signed = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let graph = &signed.session.graph;
-    sim.set_faults(Faults { unauthorized_next: 1, ..Default::default() });
+    sim.set_faults(Faults {
+        unauthorized_next: 1,
+        ..Default::default()
+    });
     sim.clear_exchanges();
-    let me: serde_json::Value = graph.get("/me?$select=id").send_json().await.expect("succeeds after one refresh");
+    let me: serde_json::Value = graph
+        .get("/me?$select=id")
+        .send_json()
+        .await
+        .expect("succeeds after one refresh");
     assert!(me["id"].is_string());
-    assert_eq!(sim.exchanges().iter().map(|e| e.status).collect::<Vec<_>>(), vec![401, 200]);
-    sim.set_faults(Faults { unauthorized_next: 5, ..Default::default() });
-    let err = graph.get("/me?$select=id").send().await.err().expect("a second 401 is not hidden");
+    assert_eq!(
+        sim.exchanges().iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![401, 200]
+    );
+    sim.set_faults(Faults {
+        unauthorized_next: 5,
+        ..Default::default()
+    });
+    let err = graph
+        .get("/me?$select=id")
+        .send()
+        .await
+        .err()
+        .expect("a second 401 is not hidden");
     assert_eq!(err.status(), Some(401));
 }
 
 #[tokio::test]
 async fn keychain_unavailable_still_signs_in_but_warns() {
     let sim = sim_as("adele@contoso.com").await;
-    let store: Arc<dyn keychain::SecretStore> = Arc::new(UnavailableStore("no Secret Service on the session bus".into()));
+    let store: Arc<dyn keychain::SecretStore> = Arc::new(UnavailableStore(
+        "no Secret Service on the session bus".into(),
+    ));
     let (on_event, _) = recorder();
-    let signed = session::sign_in(&ctx(store), &request(&sim, "contoso.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .expect("signed in anyway");
-    let n = signed.notices.iter().find(|n| n.id == "keychain_unavailable").expect("a notice");
+    let signed = session::sign_in(
+        &ctx(store),
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("signed in anyway");
+    let n = signed
+        .notices
+        .iter()
+        .find(|n| n.id == "keychain_unavailable")
+        .expect("a notice");
     assert_eq!(n.severity, Severity::Warning);
-    assert!(n.detail.contains("no Secret Service on the session bus") && n.detail.contains("sign in again"), "{}", n.detail);
+    assert!(
+        n.detail.contains("no Secret Service on the session bus")
+            && n.detail.contains("sign in again"),
+        "{}",
+        n.detail
+    );
 }
 
 #[tokio::test]
 async fn pim_eligible_roles_are_shown_but_do_not_count() {
     let sim = sim_as("isaiah@northwindtraders.com").await;
     let (on_event, _) = recorder();
-    let signed = session::sign_in(&ctx(memory()), &request(&sim, "northwindtraders.com", Method::Browser), on_event, &CancellationToken::new())
-        .await
-        .unwrap();
+    let signed = session::sign_in(
+        &ctx(memory()),
+        &request(&sim, "northwindtraders.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let s = &signed.session.summary;
     assert_eq!(s.licence, LicenceTier::P2);
-    assert!(s.roles.iter().any(|r| r.name == "Privileged Role Administrator" && r.source == RoleSource::Eligible));
-    assert!(s.roles.iter().any(|r| r.name == "Application Administrator" && r.source == RoleSource::Active));
+    assert!(s
+        .roles
+        .iter()
+        .any(|r| r.name == "Privileged Role Administrator" && r.source == RoleSource::Eligible));
+    assert!(s
+        .roles
+        .iter()
+        .any(|r| r.name == "Application Administrator" && r.source == RoleSource::Active));
     assert!(s.advice.iter().any(|a| a.id == "pim_eligible"));
     assert_graph_traffic_matches_csdl(&sim);
 }

@@ -25,13 +25,22 @@ pub struct TypeRef {
 
 impl TypeRef {
     fn single(name: &str) -> Self {
-        Self { name: name.to_string(), collection: false }
+        Self {
+            name: name.to_string(),
+            collection: false,
+        }
     }
     fn element(&self) -> Self {
-        Self { name: self.name.clone(), collection: false }
+        Self {
+            name: self.name.clone(),
+            collection: false,
+        }
     }
     fn as_collection(&self) -> Self {
-        Self { name: self.name.clone(), collection: true }
+        Self {
+            name: self.name.clone(),
+            collection: true,
+        }
     }
 }
 
@@ -119,11 +128,17 @@ pub fn graph_v1() -> &'static Schema {
 }
 
 fn parse_type_ref(raw: &str, aliases: &HashMap<String, String>) -> TypeRef {
-    let (inner, collection) = match raw.strip_prefix("Collection(").and_then(|s| s.strip_suffix(')')) {
+    let (inner, collection) = match raw
+        .strip_prefix("Collection(")
+        .and_then(|s| s.strip_suffix(')'))
+    {
         Some(inner) => (inner, true),
         None => (raw, false),
     };
-    TypeRef { name: qualify(inner, aliases), collection }
+    TypeRef {
+        name: qualify(inner, aliases),
+        collection,
+    }
 }
 
 fn qualify(name: &str, aliases: &HashMap<String, String>) -> String {
@@ -138,7 +153,8 @@ fn qualify(name: &str, aliases: &HashMap<String, String>) -> String {
 impl Schema {
     /// Parses CSDL XML text.
     pub fn parse(xml: &str) -> Result<Self, String> {
-        let doc = roxmltree::Document::parse(xml.trim_start_matches('\u{feff}')).map_err(|e| e.to_string())?;
+        let doc = roxmltree::Document::parse(xml.trim_start_matches('\u{feff}'))
+            .map_err(|e| e.to_string())?;
         let mut aliases = HashMap::new();
         for schema in doc.descendants().filter(|n| n.has_tag_name("Schema")) {
             let ns = schema.attribute("Namespace").unwrap_or_default();
@@ -164,7 +180,10 @@ impl Schema {
                         let mut navs = HashMap::new();
                         for child in node.children().filter(roxmltree::Node::is_element) {
                             let pname = child.attribute("Name").unwrap_or_default().to_string();
-                            let ty = parse_type_ref(child.attribute("Type").unwrap_or_default(), &aliases);
+                            let ty = parse_type_ref(
+                                child.attribute("Type").unwrap_or_default(),
+                                &aliases,
+                            );
                             match child.tag_name().name() {
                                 "Property" => {
                                     let nullable = child.attribute("Nullable") != Some("false");
@@ -195,7 +214,10 @@ impl Schema {
                             .map(|c| {
                                 (
                                     c.attribute("Name").unwrap_or_default().to_string(),
-                                    parse_type_ref(c.attribute("Type").unwrap_or_default(), &aliases),
+                                    parse_type_ref(
+                                        c.attribute("Type").unwrap_or_default(),
+                                        &aliases,
+                                    ),
                                     c.attribute("Nullable") != Some("false"),
                                 )
                             })
@@ -209,24 +231,33 @@ impl Schema {
                             .find(|c| c.has_tag_name("ReturnType"))
                             .and_then(|c| c.attribute("Type"))
                             .map(|t| parse_type_ref(t, &aliases));
-                        me.operations.entry(name.to_string()).or_default().push(Operation {
-                            name: name.to_string(),
-                            is_action: node.tag_name().name() == "Action",
-                            binding,
-                            params,
-                            returns,
-                        });
+                        me.operations
+                            .entry(name.to_string())
+                            .or_default()
+                            .push(Operation {
+                                name: name.to_string(),
+                                is_action: node.tag_name().name() == "Action",
+                                binding,
+                                params,
+                                returns,
+                            });
                     }
                     "EntityContainer" => {
                         for child in node.children().filter(roxmltree::Node::is_element) {
                             let cname = child.attribute("Name").unwrap_or_default().to_string();
                             match child.tag_name().name() {
                                 "EntitySet" => {
-                                    let t = qualify(child.attribute("EntityType").unwrap_or_default(), &aliases);
+                                    let t = qualify(
+                                        child.attribute("EntityType").unwrap_or_default(),
+                                        &aliases,
+                                    );
                                     me.entity_sets.insert(cname, t);
                                 }
                                 "Singleton" => {
-                                    let t = qualify(child.attribute("Type").unwrap_or_default(), &aliases);
+                                    let t = qualify(
+                                        child.attribute("Type").unwrap_or_default(),
+                                        &aliases,
+                                    );
                                     me.singletons.insert(cname, t);
                                 }
                                 _ => {}
@@ -262,11 +293,15 @@ impl Schema {
     }
 
     fn find_prop(&self, ty: &str, name: &str) -> Option<&Prop> {
-        self.lineage(ty).into_iter().find_map(|t| self.types.get(t).and_then(|s| s.props.get(name)))
+        self.lineage(ty)
+            .into_iter()
+            .find_map(|t| self.types.get(t).and_then(|s| s.props.get(name)))
     }
 
     fn find_nav(&self, ty: &str, name: &str) -> Option<&TypeRef> {
-        self.lineage(ty).into_iter().find_map(|t| self.types.get(t).and_then(|s| s.navs.get(name)))
+        self.lineage(ty)
+            .into_iter()
+            .find_map(|t| self.types.get(t).and_then(|s| s.navs.get(name)))
     }
 
     fn find_operation(&self, current: &TypeRef, name: &str) -> Option<&Operation> {
@@ -274,7 +309,8 @@ impl Schema {
         let lineage = self.lineage(&current.name);
         // Nearest type first: an override on a derived type wins.
         lineage.iter().find_map(|t| {
-            ops.iter().find(|op| op.binding.name == *t && op.binding.collection == current.collection)
+            ops.iter()
+                .find(|op| op.binding.name == *t && op.binding.collection == current.collection)
         })
     }
 
@@ -300,7 +336,9 @@ impl Schema {
         } else if let Some(t) = self.singletons.get(head) {
             Target::Single(TypeRef::single(t))
         } else {
-            return Err(format!("'{head}' is neither an entity set nor a singleton in Graph v1.0"));
+            return Err(format!(
+                "'{head}' is neither an entity set nor a singleton in Graph v1.0"
+            ));
         };
         for seg in iter {
             target = self.step(target, seg)?;
@@ -351,14 +389,19 @@ impl Schema {
                 if let Some(op) = self.find_operation(&ty, name) {
                     return Ok(Target::Operation(op.clone()));
                 }
-                Err(format!("'{name}' is not a property, navigation property or bound operation of {}", ty.name))
+                Err(format!(
+                    "'{name}' is not a property, navigation property or bound operation of {}",
+                    ty.name
+                ))
             }
             Target::Operation(op) => match &op.returns {
                 Some(r) if r.collection => self.step(Target::Collection(r.clone()), seg),
                 Some(r) => self.step(Target::Single(r.clone()), seg),
                 None => Err(format!("cannot navigate past action {}", op.name)),
             },
-            Target::Reference | Target::Count => Err(format!("nothing can follow $ref or $count (got '{seg}')")),
+            Target::Reference | Target::Count => {
+                Err(format!("nothing can follow $ref or $count (got '{seg}')"))
+            }
         }
     }
 
@@ -386,12 +429,17 @@ impl Schema {
         match (method, &target) {
             (_, Target::Operation(op)) => {
                 if !op.is_action {
-                    errors.push(format!("{} is a function; it takes no request body", op.name));
+                    errors.push(format!(
+                        "{} is a function; it takes no request body",
+                        op.name
+                    ));
                 } else {
                     self.check_params(op, body, &mut errors);
                 }
             }
-            ("POST", Target::Collection(ty)) => self.check_value(&ty.element(), body, "$", &mut errors),
+            ("POST", Target::Collection(ty)) => {
+                self.check_value(&ty.element(), body, "$", &mut errors)
+            }
             ("PUT", Target::Collection(ty)) => match body.get("value") {
                 Some(v) => self.check_value(ty, v, "$.value", &mut errors),
                 None => errors.push("PUT on a collection needs {\"value\": [...]}".into()),
@@ -403,7 +451,10 @@ impl Schema {
             },
             (m, t) => errors.push(format!("{m} with a body is not expected on {t:?}")),
         }
-        errors.into_iter().map(|e| format!("{method} {path}: {e}")).collect()
+        errors
+            .into_iter()
+            .map(|e| format!("{method} {path}: {e}"))
+            .collect()
     }
 
     fn check_params(&self, op: &Operation, body: &Value, errors: &mut Vec<String>) {
@@ -427,7 +478,11 @@ impl Schema {
                 None => errors.push(format!(
                     "$.{key}: {} has no parameter '{key}' (it has: {})",
                     op.name,
-                    op.params.iter().map(|p| p.0.as_str()).collect::<Vec<_>>().join(", ")
+                    op.params
+                        .iter()
+                        .map(|p| p.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             }
         }
@@ -448,14 +503,22 @@ impl Schema {
             Target::Collection(ty) => self.check_value(&ty.element(), body, "$", &mut errors),
             Target::Single(ty) => self.check_value(ty, body, "$", &mut errors),
             Target::Operation(op) => match &op.returns {
-                Some(r) if r.collection || !self.types.contains_key(&r.name) => match body.get("value") {
-                    Some(v) => self.check_value(r, v, "$.value", &mut errors),
-                    None => errors.push(format!("{} returns {r}: expected {{\"value\": ...}}", op.name)),
-                },
+                Some(r) if r.collection || !self.types.contains_key(&r.name) => {
+                    match body.get("value") {
+                        Some(v) => self.check_value(r, v, "$.value", &mut errors),
+                        None => errors.push(format!(
+                            "{} returns {r}: expected {{\"value\": ...}}",
+                            op.name
+                        )),
+                    }
+                }
                 Some(r) => self.check_value(r, body, "$", &mut errors),
                 None => {
                     if !body.is_null() {
-                        errors.push(format!("{} returns nothing but the response has a body", op.name));
+                        errors.push(format!(
+                            "{} returns nothing but the response has a body",
+                            op.name
+                        ));
                     }
                 }
             },
@@ -466,7 +529,10 @@ impl Schema {
             }
             Target::Reference => {}
         }
-        errors.into_iter().map(|e| format!("{method} {path} response: {e}")).collect()
+        errors
+            .into_iter()
+            .map(|e| format!("{method} {path} response: {e}"))
+            .collect()
     }
 
     /// Checks one JSON value against a type, appending violations to `errors`.
@@ -493,7 +559,11 @@ impl Schema {
         if let Some(e) = self.enums.get(&ty.name) {
             match value.as_str() {
                 Some(s) => {
-                    let parts: Vec<&str> = if e.flags { s.split(',').map(str::trim).collect() } else { vec![s] };
+                    let parts: Vec<&str> = if e.flags {
+                        s.split(',').map(str::trim).collect()
+                    } else {
+                        vec![s]
+                    };
                     for p in parts {
                         if !e.members.contains(p) {
                             errors.push(format!("{at}: '{p}' is not a member of enum {}", ty.name));
@@ -521,7 +591,10 @@ impl Schema {
                 return;
             }
             if !self.is_subtype(t, &ty.name) {
-                errors.push(format!("{at}: @odata.type '{t}' does not derive from {}", ty.name));
+                errors.push(format!(
+                    "{at}: @odata.type '{t}' does not derive from {}",
+                    ty.name
+                ));
                 return;
             }
             actual = t.to_string();
@@ -532,8 +605,13 @@ impl Schema {
                 continue;
             }
             if let Some((nav, annotation)) = key.split_once('@') {
-                if annotation.starts_with("odata.") && self.find_nav(&actual, nav).is_none() && self.find_prop(&actual, nav).is_none() {
-                    errors.push(format!("{path}: annotation on '{nav}', which {actual} does not have"));
+                if annotation.starts_with("odata.")
+                    && self.find_nav(&actual, nav).is_none()
+                    && self.find_prop(&actual, nav).is_none()
+                {
+                    errors.push(format!(
+                        "{path}: annotation on '{nav}', which {actual} does not have"
+                    ));
                 }
                 continue;
             }
@@ -569,12 +647,19 @@ fn check_primitive(primitive: &str, value: &Value, at: &str, errors: &mut Vec<St
         }
         "Guid" => value.as_str().is_some_and(is_guid),
         "DateTimeOffset" => value.as_str().is_some_and(is_datetime_offset),
-        "Date" => value.as_str().is_some_and(|s| s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-'),
-        "Duration" => value.as_str().is_some_and(|s| s.starts_with('P') || s.starts_with("-P")),
+        "Date" => value
+            .as_str()
+            .is_some_and(|s| s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-'),
+        "Duration" => value
+            .as_str()
+            .is_some_and(|s| s.starts_with('P') || s.starts_with("-P")),
         "Binary" => value.as_str().is_some_and(|s| {
-            s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
         }),
-        "TimeOfDay" => value.as_str().is_some_and(|s| s.len() >= 5 && s.as_bytes()[2] == b':'),
+        "TimeOfDay" => value
+            .as_str()
+            .is_some_and(|s| s.len() >= 5 && s.as_bytes()[2] == b':'),
         _ => true,
     };
     if !ok {
@@ -586,7 +671,10 @@ fn check_primitive(primitive: &str, value: &Value, at: &str, errors: &mut Vec<St
 pub fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_datetime_offset(s: &str) -> bool {
@@ -651,8 +739,12 @@ mod tests {
     #[test]
     fn resolves_the_paths_the_wizard_uses() {
         let s = graph_v1();
-        assert!(matches!(s.resolve("/me").unwrap(), Target::Single(t) if t.name == "microsoft.graph.user"));
-        assert!(matches!(s.resolve("/organization").unwrap(), Target::Collection(t) if t.name == "microsoft.graph.organization"));
+        assert!(
+            matches!(s.resolve("/me").unwrap(), Target::Single(t) if t.name == "microsoft.graph.user")
+        );
+        assert!(
+            matches!(s.resolve("/organization").unwrap(), Target::Collection(t) if t.name == "microsoft.graph.organization")
+        );
         assert!(matches!(
             s.resolve("/me/transitiveMemberOf/microsoft.graph.directoryRole?$select=id").unwrap(),
             Target::Collection(t) if t.name == "microsoft.graph.directoryRole"
@@ -673,17 +765,28 @@ mod tests {
     fn flags_unknown_properties_and_wrong_shapes() {
         let s = graph_v1();
         let ok = json!({"passwordCredential": {"displayName": "x", "endDateTime": "2027-01-01T00:00:00Z"}});
-        assert!(s.check_request("POST", "/applications/1/addPassword", &ok).is_empty());
+        assert!(s
+            .check_request("POST", "/applications/1/addPassword", &ok)
+            .is_empty());
         let bad = json!({"passwordCredential": {"displayname": "x", "endDateTime": "soon"}});
         let errs = s.check_request("POST", "/applications/1/addPassword", &bad);
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].contains("displayname") || errs[1].contains("displayname"));
         let wrong_enum = json!({"signInAudience": "AzureADMyOrg", "web": {"redirectUris": ["https://x"]}, "groupMembershipClaims": "SecurityGroup"});
-        assert!(s.check_request("POST", "/applications", &wrong_enum).is_empty());
+        assert!(s
+            .check_request("POST", "/applications", &wrong_enum)
+            .is_empty());
         let derived = json!({"value": [{"@odata.type": "#microsoft.graph.directoryRole", "id": "1", "roleTemplateId": "x"}]});
-        assert!(s.check_response("GET", "/me/transitiveMemberOf", &derived).is_empty());
-        let not_derived = json!({"value": [{"@odata.type": "#microsoft.graph.subscribedSku", "id": "1"}]});
-        assert_eq!(s.check_response("GET", "/me/transitiveMemberOf", &not_derived).len(), 1);
+        assert!(s
+            .check_response("GET", "/me/transitiveMemberOf", &derived)
+            .is_empty());
+        let not_derived =
+            json!({"value": [{"@odata.type": "#microsoft.graph.subscribedSku", "id": "1"}]});
+        assert_eq!(
+            s.check_response("GET", "/me/transitiveMemberOf", &not_derived)
+                .len(),
+            1
+        );
     }
 
     #[test]

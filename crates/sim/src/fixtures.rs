@@ -109,18 +109,31 @@ impl Tenant {
             id: self.id.clone(),
             display_name: self.display_name.clone(),
             default_domain: self.default_domain().to_string(),
-            initial_domain: self.domains.iter().find(|d| d.is_initial).map(|d| d.name.clone()).unwrap_or_default(),
+            initial_domain: self
+                .domains
+                .iter()
+                .find(|d| d.is_initial)
+                .map(|d| d.name.clone())
+                .unwrap_or_default(),
             licence: self.licence.to_string(),
             users: self.users.iter().map(|u| u.upn.clone()).collect(),
         }
     }
 
     pub fn default_domain(&self) -> &str {
-        self.domains.iter().find(|d| d.is_default).map(|d| d.name.as_str()).unwrap_or_default()
+        self.domains
+            .iter()
+            .find(|d| d.is_default)
+            .map(|d| d.name.as_str())
+            .unwrap_or_default()
     }
 
     pub fn matches(&self, tenant: &str) -> bool {
-        self.id.eq_ignore_ascii_case(tenant) || self.domains.iter().any(|d| d.name.eq_ignore_ascii_case(tenant))
+        self.id.eq_ignore_ascii_case(tenant)
+            || self
+                .domains
+                .iter()
+                .any(|d| d.name.eq_ignore_ascii_case(tenant))
     }
 
     pub fn user_by_upn(&self, upn: &str) -> Option<&User> {
@@ -172,7 +185,14 @@ fn role_object_id(tenant_id: &str, template: &str) -> String {
     format!("{}{}", &tenant_id[..8], &template[8..])
 }
 
-fn sku(tenant_id: &str, part: &str, sku_id: &str, units: i32, consumed: i32, plans: &[(&str, &str)]) -> Value {
+fn sku(
+    tenant_id: &str,
+    part: &str,
+    sku_id: &str,
+    units: i32,
+    consumed: i32,
+    plans: &[(&str, &str)],
+) -> Value {
     json!({
         "id": format!("{tenant_id}_{sku_id}"),
         "accountId": tenant_id,
@@ -191,7 +211,15 @@ fn sku(tenant_id: &str, part: &str, sku_id: &str, units: i32, consumed: i32, pla
 }
 
 #[allow(clippy::too_many_arguments)]
-fn user(id: &str, name: &str, upn: &str, mail: Option<&str>, title: &str, active: &[&'static str], eligible: &[&'static str]) -> User {
+fn user(
+    id: &str,
+    name: &str,
+    upn: &str,
+    mail: Option<&str>,
+    title: &str,
+    active: &[&'static str],
+    eligible: &[&'static str],
+) -> User {
     let (given, surname) = name.split_once(' ').unwrap_or((name, ""));
     User {
         id: id.to_string(),
@@ -217,34 +245,112 @@ pub fn tenants() -> Vec<Tenant> {
             id: contoso.into(),
             display_name: "Contoso".into(),
             domains: vec![
-                Domain { name: "contoso.onmicrosoft.com".into(), is_default: false, is_initial: true },
-                Domain { name: "contoso.com".into(), is_default: true, is_initial: false },
+                Domain {
+                    name: "contoso.onmicrosoft.com".into(),
+                    is_default: false,
+                    is_initial: true,
+                },
+                Domain {
+                    name: "contoso.com".into(),
+                    is_default: true,
+                    is_initial: false,
+                },
             ],
             users: vec![
-                user("0b5e8a1c-2d3f-4a5b-8c6d-7e8f9a0b1c2d", "Adele Vance", "adele@contoso.com", Some("adele@contoso.com"), "IT Director", &[ROLE_GLOBAL_ADMIN], &[]),
-                user("1c6f9b2d-3e4a-4b6c-9d7e-8f9a0b1c2d3e", "Megan Bowen", "megan@contoso.com", Some("megan.bowen@contoso.com"), "Identity Engineer", &[ROLE_CLOUD_APP_ADMIN], &[]),
-                user("2d7a0c3e-4f5b-4c7d-8e8f-9a0b1c2d3e4f", "Alex Wilber", "alex@contoso.com", None, "Helpdesk", &[], &[]),
-                user("3e8b1d4f-5a6c-4d8e-9f9a-0b1c2d3e4f5a", "Diego Siciliani", "diego@contoso.com", Some("diego@contoso.com"), "Security Admin", &[ROLE_PRIVILEGED_ROLE_ADMIN, ROLE_CLOUD_APP_ADMIN], &[]),
+                user(
+                    "0b5e8a1c-2d3f-4a5b-8c6d-7e8f9a0b1c2d",
+                    "Adele Vance",
+                    "adele@contoso.com",
+                    Some("adele@contoso.com"),
+                    "IT Director",
+                    &[ROLE_GLOBAL_ADMIN],
+                    &[],
+                ),
+                user(
+                    "1c6f9b2d-3e4a-4b6c-9d7e-8f9a0b1c2d3e",
+                    "Megan Bowen",
+                    "megan@contoso.com",
+                    Some("megan.bowen@contoso.com"),
+                    "Identity Engineer",
+                    &[ROLE_CLOUD_APP_ADMIN],
+                    &[],
+                ),
+                user(
+                    "2d7a0c3e-4f5b-4c7d-8e8f-9a0b1c2d3e4f",
+                    "Alex Wilber",
+                    "alex@contoso.com",
+                    None,
+                    "Helpdesk",
+                    &[],
+                    &[],
+                ),
+                user(
+                    "3e8b1d4f-5a6c-4d8e-9f9a-0b1c2d3e4f5a",
+                    "Diego Siciliani",
+                    "diego@contoso.com",
+                    Some("diego@contoso.com"),
+                    "Security Admin",
+                    &[ROLE_PRIVILEGED_ROLE_ADMIN, ROLE_CLOUD_APP_ADMIN],
+                    &[],
+                ),
             ],
-            skus: vec![sku(contoso, "SPE_E3", "05e9a617-0261-4cee-bb44-138d3ef5d965", 25, 4, &[
-                (PLAN_AAD_PREMIUM, "AAD_PREMIUM"),
-                ("efb87545-963c-4e0d-99df-69c6916d9eb0", "EXCHANGE_S_ENTERPRISE"),
-                ("5dbe027f-2339-4123-9542-606e4d348a72", "SHAREPOINTENTERPRISE"),
-            ])],
+            skus: vec![sku(
+                contoso,
+                "SPE_E3",
+                "05e9a617-0261-4cee-bb44-138d3ef5d965",
+                25,
+                4,
+                &[
+                    (PLAN_AAD_PREMIUM, "AAD_PREMIUM"),
+                    (
+                        "efb87545-963c-4e0d-99df-69c6916d9eb0",
+                        "EXCHANGE_S_ENTERPRISE",
+                    ),
+                    (
+                        "5dbe027f-2339-4123-9542-606e4d348a72",
+                        "SHAREPOINTENTERPRISE",
+                    ),
+                ],
+            )],
             licence: "P1",
             created: "2019-03-14T09:21:00Z",
         },
         Tenant {
             id: fabrikam.into(),
             display_name: "Fabrikam".into(),
-            domains: vec![Domain { name: "fabrikam.onmicrosoft.com".into(), is_default: true, is_initial: true }],
+            domains: vec![Domain {
+                name: "fabrikam.onmicrosoft.com".into(),
+                is_default: true,
+                is_initial: true,
+            }],
             users: vec![
-                user("4f9c2e5a-6b7d-4e9f-8a0b-1c2d3e4f5a6b", "Lee Gu", "lee@fabrikam.onmicrosoft.com", Some("lee@fabrikam.onmicrosoft.com"), "Founder", &[ROLE_GLOBAL_ADMIN], &[]),
-                user("5a0d3f6b-7c8e-4f0a-9b1c-2d3e4f5a6b7c", "Nestor Wilke", "nestor@fabrikam.onmicrosoft.com", Some("nestor.wilke@fabrikam.com"), "Developer", &[ROLE_APP_DEVELOPER], &[]),
+                user(
+                    "4f9c2e5a-6b7d-4e9f-8a0b-1c2d3e4f5a6b",
+                    "Lee Gu",
+                    "lee@fabrikam.onmicrosoft.com",
+                    Some("lee@fabrikam.onmicrosoft.com"),
+                    "Founder",
+                    &[ROLE_GLOBAL_ADMIN],
+                    &[],
+                ),
+                user(
+                    "5a0d3f6b-7c8e-4f0a-9b1c-2d3e4f5a6b7c",
+                    "Nestor Wilke",
+                    "nestor@fabrikam.onmicrosoft.com",
+                    Some("nestor.wilke@fabrikam.com"),
+                    "Developer",
+                    &[ROLE_APP_DEVELOPER],
+                    &[],
+                ),
             ],
-            skus: vec![sku(fabrikam, "FLOW_FREE", "f30db892-07e9-47e9-837c-80727f46fd3d", 10000, 2, &[
-                ("50e68c76-46c6-4674-81f9-75456511b170", "FLOW_P2_VIRAL"),
-            ])],
+            skus: vec![sku(
+                fabrikam,
+                "FLOW_FREE",
+                "f30db892-07e9-47e9-837c-80727f46fd3d",
+                10000,
+                2,
+                &[("50e68c76-46c6-4674-81f9-75456511b170", "FLOW_P2_VIRAL")],
+            )],
             licence: "Free",
             created: "2023-06-01T12:00:00Z",
         },
@@ -252,17 +358,48 @@ pub fn tenants() -> Vec<Tenant> {
             id: northwind.into(),
             display_name: "Northwind Traders".into(),
             domains: vec![
-                Domain { name: "northwind.onmicrosoft.com".into(), is_default: false, is_initial: true },
-                Domain { name: "northwindtraders.com".into(), is_default: true, is_initial: false },
+                Domain {
+                    name: "northwind.onmicrosoft.com".into(),
+                    is_default: false,
+                    is_initial: true,
+                },
+                Domain {
+                    name: "northwindtraders.com".into(),
+                    is_default: true,
+                    is_initial: false,
+                },
             ],
             users: vec![
-                user("6b1e4a7c-8d9f-4a1b-8c2d-3e4f5a6b7c8d", "Isaiah Langer", "isaiah@northwindtraders.com", Some("isaiah@northwindtraders.com"), "Cloud Architect", &[ROLE_APP_ADMIN], &[ROLE_PRIVILEGED_ROLE_ADMIN]),
-                user("7c2f5b8d-9e0a-4b2c-9d3e-4f5a6b7c8d9e", "Johanna Lorenz", "johanna@northwindtraders.com", Some("johanna@northwindtraders.com"), "CISO", &[ROLE_GLOBAL_ADMIN], &[]),
+                user(
+                    "6b1e4a7c-8d9f-4a1b-8c2d-3e4f5a6b7c8d",
+                    "Isaiah Langer",
+                    "isaiah@northwindtraders.com",
+                    Some("isaiah@northwindtraders.com"),
+                    "Cloud Architect",
+                    &[ROLE_APP_ADMIN],
+                    &[ROLE_PRIVILEGED_ROLE_ADMIN],
+                ),
+                user(
+                    "7c2f5b8d-9e0a-4b2c-9d3e-4f5a6b7c8d9e",
+                    "Johanna Lorenz",
+                    "johanna@northwindtraders.com",
+                    Some("johanna@northwindtraders.com"),
+                    "CISO",
+                    &[ROLE_GLOBAL_ADMIN],
+                    &[],
+                ),
             ],
-            skus: vec![sku(northwind, "AAD_PREMIUM_P2", "84a661c4-e949-4bd2-a560-ed7766fcaf2b", 50, 12, &[
-                (PLAN_AAD_PREMIUM, "AAD_PREMIUM"),
-                (PLAN_AAD_PREMIUM_P2, "AAD_PREMIUM_P2"),
-            ])],
+            skus: vec![sku(
+                northwind,
+                "AAD_PREMIUM_P2",
+                "84a661c4-e949-4bd2-a560-ed7766fcaf2b",
+                50,
+                12,
+                &[
+                    (PLAN_AAD_PREMIUM, "AAD_PREMIUM"),
+                    (PLAN_AAD_PREMIUM_P2, "AAD_PREMIUM_P2"),
+                ],
+            )],
             licence: "P2",
             created: "2021-11-02T08:00:00Z",
         },

@@ -25,10 +25,19 @@ pub struct GraphErr {
 
 impl GraphErr {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     fn denied() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
     }
     fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present."))
@@ -62,7 +71,10 @@ impl Req<'_> {
     }
 
     fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     fn context(&self, fragment: &str) -> String {
@@ -70,18 +82,32 @@ impl Req<'_> {
     }
 }
 
-pub async fn dispatch(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn dispatch(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     apply_latency(&s).await;
-    let raw_path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path()).to_string();
+    let raw_path = uri
+        .path()
+        .strip_prefix("/v1.0")
+        .unwrap_or(uri.path())
+        .to_string();
     let path = percent_decode(&raw_path);
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     let shown_path = match uri.query() {
         Some(q) => format!("{path}?{}", percent_decode(q)),
         None => path.clone(),
     };
-    let client_request_id = headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let client_request_id = headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let request_id = uuid::Uuid::new_v4().to_string();
     let body_json: Result<Option<Value>, GraphErr> = if body.is_empty() {
         Ok(None)
@@ -98,12 +124,26 @@ pub async fn dispatch(State(s): State<Arc<Shared>>, method: Method, uri: Uri, he
             let claims = authenticate(&s, &headers)?;
             if world.config.faults.unauthorized_next > 0 {
                 world.config.faults.unauthorized_next -= 1;
-                return Err(GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."));
+                return Err(GraphErr::new(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    "Access token has expired or is not yet valid.",
+                ));
             }
             inject_faults(&mut world, &path)?;
-            let segments: Vec<String> = path.split('/').filter(|x| !x.is_empty()).map(str::to_string).collect();
+            let segments: Vec<String> = path
+                .split('/')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect();
             let _ = b;
-            let req = Req { method: &method, segments, query, claims, base: &s.base_url };
+            let req = Req {
+                method: &method,
+                segments,
+                query,
+                claims,
+                base: &s.base_url,
+            };
             route(&mut world, &req)
         })
     };
@@ -146,7 +186,12 @@ pub async fn dispatch(State(s): State<Arc<Shared>>, method: Method, uri: Uri, he
     if let Some(ra) = retry_after {
         h.insert("retry-after", HeaderValue::from(ra));
     }
-    h.insert("x-ms-ags-diagnostic", HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"1"}}"#));
+    h.insert(
+        "x-ms-ags-diagnostic",
+        HeaderValue::from_static(
+            r#"{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"1"}}"#,
+        ),
+    );
     resp
 }
 
@@ -158,9 +203,16 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<AccessClaims, GraphErr> {
-    let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let header = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let Some(token) = header.strip_prefix("Bearer ") else {
-        return Err(GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty."));
+        return Err(GraphErr::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        ));
     };
     s.keys
         .verify_access(token.trim(), &s.base_url)
@@ -173,18 +225,29 @@ fn inject_faults(world: &mut World, path: &str) -> Result<(), GraphErr> {
     let f = world.config.faults.clone();
     let retry_after = f.retry_after_secs.max(1);
     if f.throttle_every > 0 && n % u64::from(f.throttle_every) == 0 {
-        let mut e = GraphErr::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests.");
+        let mut e = GraphErr::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests.",
+        );
         e.retry_after = Some(retry_after);
         return Err(e);
     }
     if f.unavailable_every > 0 && n % u64::from(f.unavailable_every) == 0 {
-        let mut e = GraphErr::new(StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later.");
+        let mut e = GraphErr::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Please retry later.",
+        );
         e.retry_after = Some(retry_after);
         return Err(e);
     }
     for fault in &f.not_found_first {
         if path.starts_with(&fault.path_prefix) {
-            let served = world.not_found_served.entry(fault.path_prefix.clone()).or_default();
+            let served = world
+                .not_found_served
+                .entry(fault.path_prefix.clone())
+                .or_default();
             if *served < fault.count {
                 *served += 1;
                 return Err(GraphErr::not_found(path));
@@ -199,27 +262,59 @@ fn route(world: &mut World, req: &Req<'_>) -> GraphResult {
     let tenant = world
         .tenant_by_id(&req.claims.tid)
         .cloned()
-        .ok_or_else(|| GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The tenant of this token is unknown."))?;
+        .ok_or_else(|| {
+            GraphErr::new(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "The tenant of this token is unknown.",
+            )
+        })?;
     let get = *req.method == Method::GET;
     match segs.as_slice() {
         ["organization"] if get => {
-            req.require_any(&["User.Read", "Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All"])?;
+            req.require_any(&[
+                "User.Read",
+                "Organization.Read.All",
+                "Directory.Read.All",
+                "Organization.ReadWrite.All",
+            ])?;
             let org = select(tenant.organization_json(), req);
             ok_collection(req, "organization", vec![org])
         }
         ["me"] if get => {
-            req.require_any(&["User.Read", "User.ReadBasic.All", "User.Read.All", "Directory.Read.All"])?;
-            let me = tenant.user_by_id(&req.claims.oid).ok_or_else(|| GraphErr::not_found(&req.claims.oid))?;
+            req.require_any(&[
+                "User.Read",
+                "User.ReadBasic.All",
+                "User.Read.All",
+                "Directory.Read.All",
+            ])?;
+            let me = tenant
+                .user_by_id(&req.claims.oid)
+                .ok_or_else(|| GraphErr::not_found(&req.claims.oid))?;
             let mut v = select(me.to_json(), req);
             if let Some(o) = v.as_object_mut() {
                 o.insert("@odata.context".into(), json!(req.context("users/$entity")));
             }
             Ok((StatusCode::OK, Some(v)))
         }
-        ["me", nav @ ("memberOf" | "transitiveMemberOf"), "microsoft.graph.directoryRole"] if get => {
-            req.require_any(&["User.Read", "Directory.Read.All", "RoleManagement.Read.Directory"])?;
-            let me = tenant.user_by_id(&req.claims.oid).ok_or_else(|| GraphErr::not_found(&req.claims.oid))?;
-            let can_read_roles = req.require_any(&["Directory.Read.All", "RoleManagement.Read.Directory", "Directory.AccessAsUser.All"]).is_ok();
+        ["me", nav @ ("memberOf" | "transitiveMemberOf"), "microsoft.graph.directoryRole"]
+            if get =>
+        {
+            req.require_any(&[
+                "User.Read",
+                "Directory.Read.All",
+                "RoleManagement.Read.Directory",
+            ])?;
+            let me = tenant
+                .user_by_id(&req.claims.oid)
+                .ok_or_else(|| GraphErr::not_found(&req.claims.oid))?;
+            let can_read_roles = req
+                .require_any(&[
+                    "Directory.Read.All",
+                    "RoleManagement.Read.Directory",
+                    "Directory.AccessAsUser.All",
+                ])
+                .is_ok();
             let roles: Vec<Value> = me
                 .active_roles
                 .iter()
@@ -228,7 +323,10 @@ fn route(world: &mut World, req: &Req<'_>) -> GraphResult {
                     if can_read_roles {
                         let mut v = select(full, req);
                         if let Some(o) = v.as_object_mut() {
-                            o.insert("@odata.type".into(), json!("#microsoft.graph.directoryRole"));
+                            o.insert(
+                                "@odata.type".into(),
+                                json!("#microsoft.graph.directoryRole"),
+                            );
                         }
                         v
                     } else {
@@ -240,62 +338,101 @@ fn route(world: &mut World, req: &Req<'_>) -> GraphResult {
             ok_collection(req, &format!("directoryRoles ({nav})"), roles)
         }
         ["roleManagement", "directory", "roleEligibilityScheduleInstances"] if get => {
-            req.require_any(&["RoleManagement.Read.Directory", "RoleEligibilitySchedule.Read.Directory", "RoleManagement.ReadWrite.Directory"])?;
+            req.require_any(&[
+                "RoleManagement.Read.Directory",
+                "RoleEligibilitySchedule.Read.Directory",
+                "RoleManagement.ReadWrite.Directory",
+            ])?;
             if !tenant.has_p2() {
                 return Err(GraphErr::new(StatusCode::FORBIDDEN, "AadPremiumLicenseRequired", "The tenant needs to have a Microsoft Entra ID P2 or Microsoft Entra ID Governance license."));
             }
             let principal = req
                 .param("$filter")
                 .and_then(|f| f.split('\'').nth(1))
-                .ok_or_else(|| GraphErr::new(StatusCode::BAD_REQUEST, "BadRequest", "A $filter on principalId is required."))?;
+                .ok_or_else(|| {
+                    GraphErr::new(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        "A $filter on principalId is required.",
+                    )
+                })?;
             let user = tenant.user_by_id(principal);
             let items = user
                 .map(|u| {
                     u.eligible_roles
                         .iter()
                         .map(|r| {
-                            select(json!({
-                                "id": format!("{}-{}", &r[..8], &u.id[..8]),
-                                "principalId": u.id,
-                                "roleDefinitionId": r,
-                                "directoryScopeId": "/",
-                                "memberType": "Direct",
-                                "startDateTime": "2026-01-01T00:00:00Z",
-                                "endDateTime": null,
-                                "roleEligibilityScheduleId": format!("{r}-eligibility"),
-                            }), req)
+                            select(
+                                json!({
+                                    "id": format!("{}-{}", &r[..8], &u.id[..8]),
+                                    "principalId": u.id,
+                                    "roleDefinitionId": r,
+                                    "directoryScopeId": "/",
+                                    "memberType": "Direct",
+                                    "startDateTime": "2026-01-01T00:00:00Z",
+                                    "endDateTime": null,
+                                    "roleEligibilityScheduleId": format!("{r}-eligibility"),
+                                }),
+                                req,
+                            )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            ok_collection(req, "roleManagement/directory/roleEligibilityScheduleInstances", items)
+            ok_collection(
+                req,
+                "roleManagement/directory/roleEligibilityScheduleInstances",
+                items,
+            )
         }
         ["subscribedSkus"] if get => {
-            req.require_any(&["LicenseAssignment.Read.All", "Organization.Read.All", "Directory.Read.All", "Organization.ReadWrite.All"])?;
-            let skus = tenant.skus.iter().cloned().map(|v| select(v, req)).collect();
+            req.require_any(&[
+                "LicenseAssignment.Read.All",
+                "Organization.Read.All",
+                "Directory.Read.All",
+                "Organization.ReadWrite.All",
+            ])?;
+            let skus = tenant
+                .skus
+                .iter()
+                .cloned()
+                .map(|v| select(v, req))
+                .collect();
             ok_collection(req, "subscribedSkus", skus)
         }
         _ => Err(GraphErr::new(
             StatusCode::BAD_REQUEST,
             "BadRequest",
-            format!("Resource not found for the segment '{}'.", segs.last().copied().unwrap_or_default()),
+            format!(
+                "Resource not found for the segment '{}'.",
+                segs.last().copied().unwrap_or_default()
+            ),
         )),
     }
 }
 
 fn ok_collection(req: &Req<'_>, context: &str, items: Vec<Value>) -> GraphResult {
-    Ok((StatusCode::OK, Some(json!({"@odata.context": req.context(context), "value": items}))))
+    Ok((
+        StatusCode::OK,
+        Some(json!({"@odata.context": req.context(context), "value": items})),
+    ))
 }
 
 /// Applies `$select`: keeps `id`, annotations and the selected properties.
 fn select(v: Value, req: &Req<'_>) -> Value {
-    let Some(sel) = req.param("$select") else { return v };
+    let Some(sel) = req.param("$select") else {
+        return v;
+    };
     let wanted: Vec<&str> = sel.split(',').map(str::trim).collect();
     match v {
         Value::Object(o) => {
             let kept: Map<String, Value> = o
                 .into_iter()
-                .filter(|(k, _)| k == "id" || k.starts_with('@') || wanted.iter().any(|w| w.eq_ignore_ascii_case(k)))
+                .filter(|(k, _)| {
+                    k == "id"
+                        || k.starts_with('@')
+                        || wanted.iter().any(|w| w.eq_ignore_ascii_case(k))
+                })
                 .collect();
             Value::Object(kept)
         }

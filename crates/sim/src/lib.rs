@@ -27,7 +27,10 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-pub use fixtures::{DemoUser, FixtureTenant, ROLE_APP_ADMIN, ROLE_APP_DEVELOPER, ROLE_CLOUD_APP_ADMIN, ROLE_GLOBAL_ADMIN, ROLE_PRIVILEGED_ROLE_ADMIN};
+pub use fixtures::{
+    DemoUser, FixtureTenant, ROLE_APP_ADMIN, ROLE_APP_DEVELOPER, ROLE_CLOUD_APP_ADMIN,
+    ROLE_GLOBAL_ADMIN, ROLE_PRIVILEGED_ROLE_ADMIN,
+};
 pub use world::Exchange;
 
 /// The Microsoft Graph Command Line Tools client id, which the wizard signs in with by default.
@@ -116,7 +119,9 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn world(&self) -> MutexGuard<'_, world::World> {
         // A panic while holding the lock only happens on a simulator bug; keep serving.
-        self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -171,7 +176,12 @@ impl SimHandle {
 
     /// The fixture tenants this simulator serves.
     pub fn tenants(&self) -> Vec<FixtureTenant> {
-        self.shared.world().tenants.iter().map(fixtures::Tenant::summary).collect()
+        self.shared
+            .world()
+            .tenants
+            .iter()
+            .map(fixtures::Tenant::summary)
+            .collect()
     }
 
     /// Revokes every refresh token the simulator issued (as an admin revoking sessions would).
@@ -224,25 +234,43 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
             })
             .await;
     });
-    Ok(SimHandle { shared, addr, stop: Some(tx) })
+    Ok(SimHandle {
+        shared,
+        addr,
+        stop: Some(tx),
+    })
 }
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(login::openid_configuration))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(login::openid_configuration),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(login::jwks))
         .route("/{tenant}/oauth2/v2.0/authorize", get(login::authorize))
-        .route("/{tenant}/oauth2/v2.0/authorize/decision", post(login::authorize_decision))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize/decision",
+            post(login::authorize_decision),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(login::token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(login::devicecode))
-        .route("/devicelogin", get(login::devicelogin_page).post(login::devicelogin_submit))
-        .route("/_sim/faults", get(control_get_faults).post(control_set_faults))
+        .route(
+            "/devicelogin",
+            get(login::devicelogin_page).post(login::devicelogin_submit),
+        )
+        .route(
+            "/_sim/faults",
+            get(control_get_faults).post(control_set_faults),
+        )
         .route("/_sim/exchanges", get(control_exchanges))
         .route("/v1.0/{*rest}", axum::routing::any(graph::dispatch))
         .with_state(shared)
 }
 
-async fn control_get_faults(axum::extract::State(s): axum::extract::State<Arc<Shared>>) -> axum::Json<Faults> {
+async fn control_get_faults(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+) -> axum::Json<Faults> {
     axum::Json(s.world().config.faults.clone())
 }
 
@@ -254,7 +282,9 @@ async fn control_set_faults(
     axum::http::StatusCode::NO_CONTENT
 }
 
-async fn control_exchanges(axum::extract::State(s): axum::extract::State<Arc<Shared>>) -> axum::Json<Vec<Exchange>> {
+async fn control_exchanges(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+) -> axum::Json<Vec<Exchange>> {
     axum::Json(s.world().exchanges.clone())
 }
 

@@ -30,7 +30,13 @@ fn oauth_error(status: StatusCode, error: &str, aadsts: u32, description: &str) 
     oauth_error_with(status, error, aadsts, description, None)
 }
 
-fn oauth_error_with(status: StatusCode, error: &str, aadsts: u32, description: &str, suberror: Option<&str>) -> Response {
+fn oauth_error_with(
+    status: StatusCode,
+    error: &str,
+    aadsts: u32,
+    description: &str,
+    suberror: Option<&str>,
+) -> Response {
     let trace = uuid::Uuid::new_v4();
     let correlation = uuid::Uuid::new_v4();
     let now = Utc::now().format("%Y-%m-%d %H:%M:%SZ");
@@ -61,7 +67,11 @@ fn error_page(status: StatusCode, aadsts: u32, title: &str, detail: &str) -> Res
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn is_multi_tenant_alias(t: &str) -> bool {
@@ -77,7 +87,10 @@ fn unknown_tenant(tenant: &str) -> Response {
     )
 }
 
-pub async fn openid_configuration(State(s): State<Arc<Shared>>, Path(tenant): Path<String>) -> Response {
+pub async fn openid_configuration(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+) -> Response {
     apply_latency(&s).await;
     let base = &s.base_url;
     let world = s.world();
@@ -134,7 +147,11 @@ fn normalise_scope(scope: &str, base: &str) -> Result<String, String> {
     if is_oidc_scope(scope) {
         return Ok(scope.to_string());
     }
-    for prefix in ["https://graph.microsoft.com/", "https://graph.microsoft.us/", "https://microsoftgraph.chinacloudapi.cn/"] {
+    for prefix in [
+        "https://graph.microsoft.com/",
+        "https://graph.microsoft.us/",
+        "https://microsoftgraph.chinacloudapi.cn/",
+    ] {
         if let Some(rest) = scope.strip_prefix(prefix) {
             return Ok(rest.to_string());
         }
@@ -143,37 +160,64 @@ fn normalise_scope(scope: &str, base: &str) -> Result<String, String> {
         return Ok(rest.to_string());
     }
     if scope.contains("://") {
-        return Err(format!("The resource of scope '{scope}' is not known in this tenant."));
+        return Err(format!(
+            "The resource of scope '{scope}' is not known in this tenant."
+        ));
     }
     Ok(scope.to_string())
 }
 
 fn parse_scopes(raw: &str, base: &str) -> Result<BTreeSet<String>, String> {
-    raw.split_whitespace().map(|s| normalise_scope(s, base)).collect()
+    raw.split_whitespace()
+        .map(|s| normalise_scope(s, base))
+        .collect()
 }
 
 fn is_loopback_redirect(uri: &str) -> bool {
-    let Ok(u) = url::Url::parse(uri) else { return false };
+    let Ok(u) = url::Url::parse(uri) else {
+        return false;
+    };
     u.scheme() == "http" && matches!(u.host_str(), Some("localhost" | "127.0.0.1"))
 }
 
-/// Validates an authorize request; on success returns the scopes.
-fn validate_authorize(world: &World, tenant: &str, p: &Params, base: &str) -> Result<BTreeSet<String>, Response> {
+/// Validates an authorize request; on success returns the scopes, on failure the error page.
+#[allow(clippy::result_large_err)]
+fn validate_authorize(
+    world: &World,
+    tenant: &str,
+    p: &Params,
+    base: &str,
+) -> Result<BTreeSet<String>, Response> {
     if !is_multi_tenant_alias(tenant) && world.tenant(tenant).is_none() {
-        return Err(error_page(StatusCode::BAD_REQUEST, 90002, &format!("Tenant '{tenant}' not found."), "Check the tenant domain or ID, and that you are signing in to the right cloud."));
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+            "Check the tenant domain or ID, and that you are signing in to the right cloud.",
+        ));
     }
     let client_id = p.get("client_id").map(String::as_str).unwrap_or_default();
     if !world.config.public_clients.iter().any(|c| c == client_id) {
         return Err(error_page(StatusCode::BAD_REQUEST, 700016, &format!("Application with identifier '{client_id}' was not found in the directory."), "This can happen if the application has not been installed by the administrator of the tenant."));
     }
-    let redirect = p.get("redirect_uri").map(String::as_str).unwrap_or_default();
+    let redirect = p
+        .get("redirect_uri")
+        .map(String::as_str)
+        .unwrap_or_default();
     if !is_loopback_redirect(redirect) {
         return Err(error_page(StatusCode::BAD_REQUEST, 50011, &format!("The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application."), "Desktop clients must use an http://localhost or http://127.0.0.1 loopback redirect."));
     }
     if p.get("response_type").map(String::as_str) != Some("code") {
-        return Err(error_page(StatusCode::BAD_REQUEST, 900144, "The request body must contain the following parameter: 'response_type'=code.", ""));
+        return Err(error_page(
+            StatusCode::BAD_REQUEST,
+            900144,
+            "The request body must contain the following parameter: 'response_type'=code.",
+            "",
+        ));
     }
-    if p.get("code_challenge").is_none_or(String::is_empty) || p.get("code_challenge_method").map(String::as_str) != Some("S256") {
+    if p.get("code_challenge").is_none_or(String::is_empty)
+        || p.get("code_challenge_method").map(String::as_str) != Some("S256")
+    {
         return Err(error_page(StatusCode::BAD_REQUEST, 9002325, "Proof Key for Code Exchange is required for cross-origin authorization code redemption.", "Send code_challenge with code_challenge_method=S256."));
     }
     parse_scopes(p.get("scope").map(String::as_str).unwrap_or_default(), base)
@@ -198,15 +242,29 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
 fn deny(p: &Params) -> Response {
     let mut pairs = vec![
         ("error", "access_denied"),
-        ("error_description", "AADSTS65004: User declined to consent to access the app."),
+        (
+            "error_description",
+            "AADSTS65004: User declined to consent to access the app.",
+        ),
     ];
     if let Some(state) = p.get("state") {
         pairs.push(("state", state.as_str()));
     }
-    redirect_with(p.get("redirect_uri").map(String::as_str).unwrap_or_default(), &pairs)
+    redirect_with(
+        p.get("redirect_uri")
+            .map(String::as_str)
+            .unwrap_or_default(),
+        &pairs,
+    )
 }
 
-fn issue_code(world: &mut World, tenant: &Tenant, user: &User, p: &Params, scopes: BTreeSet<String>) -> Response {
+fn issue_code(
+    world: &mut World,
+    tenant: &Tenant,
+    user: &User,
+    p: &Params,
+    scopes: BTreeSet<String>,
+) -> Response {
     let code = random_token(48);
     let client_id = p.get("client_id").cloned().unwrap_or_default();
     world.consent(&tenant.id, &client_id, &user.id, &scopes);
@@ -229,10 +287,19 @@ fn issue_code(world: &mut World, tenant: &Tenant, user: &User, p: &Params, scope
     }
     let session = uuid::Uuid::new_v4().to_string();
     pairs.push(("session_state", session.as_str()));
-    redirect_with(p.get("redirect_uri").map(String::as_str).unwrap_or_default(), &pairs)
+    redirect_with(
+        p.get("redirect_uri")
+            .map(String::as_str)
+            .unwrap_or_default(),
+        &pairs,
+    )
 }
 
-pub async fn authorize(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Query(p): Query<Params>) -> Response {
+pub async fn authorize(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Query(p): Query<Params>,
+) -> Response {
     apply_latency(&s).await;
     let mut world = s.world();
     let scopes = match validate_authorize(&world, &tenant, &p, &s.base_url) {
@@ -249,30 +316,69 @@ pub async fn authorize(State(s): State<Arc<Shared>>, Path(tenant): Path<String>,
     if world.config.faults.deny_consent {
         return deny(&p);
     }
-    let Some((t, u)) = world.find_user(&tenant, &upn).map(|(t, u)| (t.clone(), u.clone())) else {
-        return error_page(StatusCode::BAD_REQUEST, 50034, &format!("The user account {upn} does not exist in the tenant."), "");
+    let Some((t, u)) = world
+        .find_user(&tenant, &upn)
+        .map(|(t, u)| (t.clone(), u.clone()))
+    else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            50034,
+            &format!("The user account {upn} does not exist in the tenant."),
+            "",
+        );
     };
     issue_code(&mut world, &t, &u, &p, scopes)
 }
 
 fn consent_page(world: &World, tenant: &str, p: &Params, scopes: &BTreeSet<String>) -> Response {
     let users: Vec<(String, String)> = match world.tenant(tenant) {
-        Some(t) => t.users.iter().map(|u| (u.upn.clone(), format!("{} ({})", u.display_name, t.display_name))).collect(),
+        Some(t) => t
+            .users
+            .iter()
+            .map(|u| {
+                (
+                    u.upn.clone(),
+                    format!("{} ({})", u.display_name, t.display_name),
+                )
+            })
+            .collect(),
         None => world
             .tenants
             .iter()
-            .flat_map(|t| t.users.iter().map(move |u| (u.upn.clone(), format!("{} ({})", u.display_name, t.display_name))))
+            .flat_map(|t| {
+                t.users.iter().map(move |u| {
+                    (
+                        u.upn.clone(),
+                        format!("{} ({})", u.display_name, t.display_name),
+                    )
+                })
+            })
             .collect(),
     };
     let hidden: String = p
         .iter()
-        .map(|(k, v)| format!("<input type=hidden name=\"{}\" value=\"{}\">", escape(k), escape(v)))
+        .map(|(k, v)| {
+            format!(
+                "<input type=hidden name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
         .collect();
     let options: String = users
         .iter()
-        .map(|(upn, label)| format!("<option value=\"{}\">{}</option>", escape(upn), escape(label)))
+        .map(|(upn, label)| {
+            format!(
+                "<option value=\"{}\">{}</option>",
+                escape(upn),
+                escape(label)
+            )
+        })
         .collect();
-    let scope_list: String = scopes.iter().map(|s| format!("<li><code>{}</code></li>", escape(s))).collect();
+    let scope_list: String = scopes
+        .iter()
+        .map(|s| format!("<li><code>{}</code></li>", escape(s)))
+        .collect();
     Html(format!(
         "<!doctype html><html lang=en><meta charset=utf-8><title>Sign in - simulated Entra</title>\
          <body style='font-family:sans-serif;max-width:40em;margin:3em auto'>\
@@ -286,19 +392,33 @@ fn consent_page(world: &World, tenant: &str, p: &Params, scopes: &BTreeSet<Strin
     .into_response()
 }
 
-pub async fn authorize_decision(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Form(p): Form<Params>) -> Response {
+pub async fn authorize_decision(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Form(p): Form<Params>,
+) -> Response {
     apply_latency(&s).await;
     let mut world = s.world();
     let scopes = match validate_authorize(&world, &tenant, &p, &s.base_url) {
         Ok(sc) => sc,
         Err(r) => return r,
     };
-    if p.get("sim_decision").map(String::as_str) != Some("accept") || world.config.faults.deny_consent {
+    if p.get("sim_decision").map(String::as_str) != Some("accept")
+        || world.config.faults.deny_consent
+    {
         return deny(&p);
     }
     let upn = p.get("sim_user").cloned().unwrap_or_default();
-    let Some((t, u)) = world.find_user(&tenant, &upn).map(|(t, u)| (t.clone(), u.clone())) else {
-        return error_page(StatusCode::BAD_REQUEST, 50034, &format!("The user account {upn} does not exist in the tenant."), "");
+    let Some((t, u)) = world
+        .find_user(&tenant, &upn)
+        .map(|(t, u)| (t.clone(), u.clone()))
+    else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            50034,
+            &format!("The user account {upn} does not exist in the tenant."),
+            "",
+        );
     };
     issue_code(&mut world, &t, &u, &p, scopes)
 }
@@ -324,7 +444,12 @@ fn issue_tokens(s: &Shared, world: &mut World, i: &Issue<'_>) -> Response {
     };
     let consented = world.consented(&i.tenant.id, i.client_id, &i.user.id);
     let scp: Vec<String> = consented.iter().cloned().collect();
-    let mut wids: Vec<String> = i.user.active_roles.iter().map(|r| (*r).to_string()).collect();
+    let mut wids: Vec<String> = i
+        .user
+        .active_roles
+        .iter()
+        .map(|r| (*r).to_string())
+        .collect();
     if i.user.user_type == "Member" {
         wids.push(ROLE_MEMBER_USER.to_string());
     }
@@ -375,15 +500,28 @@ fn issue_tokens(s: &Shared, world: &mut World, i: &Issue<'_>) -> Response {
         let rt = random_token(64);
         world.refresh_tokens.insert(
             rt.clone(),
-            RefreshGrant { client_id: i.client_id.to_string(), tenant_id: i.tenant.id.clone(), user_id: i.user.id.clone() },
+            RefreshGrant {
+                client_id: i.client_id.to_string(),
+                tenant_id: i.tenant.id.clone(),
+                user_id: i.user.id.clone(),
+            },
         );
         body["refresh_token"] = json!(rt);
     }
     body["scope"] = json!(granted.join(" "));
-    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response()
 }
 
-pub async fn token(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Form(p): Form<Params>) -> Response {
+pub async fn token(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Form(p): Form<Params>,
+) -> Response {
     apply_latency(&s).await;
     if p.contains_key("client_secret") {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.");
@@ -393,10 +531,18 @@ pub async fn token(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, For
         return unknown_tenant(&tenant);
     }
     let client_id = p.get("client_id").cloned().unwrap_or_default();
-    if !world.config.public_clients.iter().any(|c| *c == client_id) {
-        return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory."));
+    if !world.config.public_clients.contains(&client_id) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!("Application with identifier '{client_id}' was not found in the directory."),
+        );
     }
-    let requested = match parse_scopes(p.get("scope").map(String::as_str).unwrap_or_default(), &s.base_url) {
+    let requested = match parse_scopes(
+        p.get("scope").map(String::as_str).unwrap_or_default(),
+        &s.base_url,
+    ) {
         Ok(r) => r,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, &e),
     };
@@ -410,10 +556,20 @@ pub async fn token(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, For
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity.");
             }
             if grant.client_id != client_id {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 70000, "The provided authorization code was issued to a different client.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    70000,
+                    "The provided authorization code was issued to a different client.",
+                );
             }
             if p.get("redirect_uri") != Some(&grant.redirect_uri) {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 50148, "The redirect_uri doesn't match the one used in the authorization request.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    50148,
+                    "The redirect_uri doesn't match the one used in the authorization request.",
+                );
             }
             let verifier = p.get("code_verifier").cloned().unwrap_or_default();
             if !pkce_matches(&verifier, &grant.code_challenge) {
@@ -423,25 +579,57 @@ pub async fn token(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, For
                 return unknown_tenant(&grant.tenant_id);
             };
             let Some(u) = t.user_by_id(&grant.user_id).cloned() else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 50034, "The user account does not exist.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    50034,
+                    "The user account does not exist.",
+                );
             };
             let mut scopes = grant.scopes.clone();
             scopes.extend(requested);
             let nonce = grant.nonce.clone();
-            issue_tokens(&s, &mut world, &Issue { tenant: &t, user: &u, client_id: &client_id, requested: &scopes, nonce: nonce.as_deref() })
+            issue_tokens(
+                &s,
+                &mut world,
+                &Issue {
+                    tenant: &t,
+                    user: &u,
+                    client_id: &client_id,
+                    requested: &scopes,
+                    nonce: nonce.as_deref(),
+                },
+            )
         }
         Some("refresh_token") => {
             let rt = p.get("refresh_token").cloned().unwrap_or_default();
             let Some(grant) = world.refresh_tokens.get(&rt).cloned() else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 700082, "The refresh token has expired or been revoked. Sign in again.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    700082,
+                    "The refresh token has expired or been revoked. Sign in again.",
+                );
             };
             if grant.client_id != client_id {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 700082, "The refresh token was issued to a different client.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    700082,
+                    "The refresh token was issued to a different client.",
+                );
             }
             let consented = world.consented(&grant.tenant_id, &client_id, &grant.user_id);
-            let missing: Vec<&String> = requested.iter().filter(|x| !is_oidc_scope(x) && *x != ".default" && !consented.contains(*x)).collect();
+            let missing: Vec<&String> = requested
+                .iter()
+                .filter(|x| !is_oidc_scope(x) && *x != ".default" && !consented.contains(*x))
+                .collect();
             if !missing.is_empty() {
-                let list = missing.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ");
+                let list = missing
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 return oauth_error_with(StatusCode::BAD_REQUEST, "invalid_grant", 65001, &format!("The user or administrator has not consented to use the application. Send an interactive authorization request for this user and resource. Missing: {list}"), Some("consent_required"));
             }
             // Microsoft rotates refresh tokens; the old one stays valid for a while, as here.
@@ -449,14 +637,39 @@ pub async fn token(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, For
                 return unknown_tenant(&grant.tenant_id);
             };
             let Some(u) = t.user_by_id(&grant.user_id).cloned() else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 50034, "The user account does not exist.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    50034,
+                    "The user account does not exist.",
+                );
             };
             let mut scopes = requested;
             scopes.insert("offline_access".into());
-            issue_tokens(&s, &mut world, &Issue { tenant: &t, user: &u, client_id: &client_id, requested: &scopes, nonce: None })
+            issue_tokens(
+                &s,
+                &mut world,
+                &Issue {
+                    tenant: &t,
+                    user: &u,
+                    client_id: &client_id,
+                    requested: &scopes,
+                    nonce: None,
+                },
+            )
         }
-        Some("urn:ietf:params:oauth:grant-type:device_code") => device_token(&s, &mut world, &p, &client_id),
-        other => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{}'.", other.unwrap_or(""))),
+        Some("urn:ietf:params:oauth:grant-type:device_code") => {
+            device_token(&s, &mut world, &p, &client_id)
+        }
+        other => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            &format!(
+                "The app requested an unsupported grant type '{}'.",
+                other.unwrap_or("")
+            ),
+        ),
     }
 }
 
@@ -471,19 +684,36 @@ fn device_token(s: &Shared, world: &mut World, p: &Params, client_id: &str) -> R
     let slow_down = std::mem::take(&mut world.config.faults.device_slow_down_once);
     let interval = i64::try_from(world.config.device_interval_secs).unwrap_or(5);
     let Some(grant) = world.device_codes.get_mut(&code) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "bad_verification_code", 70019, "Verification code was not recognised.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "bad_verification_code",
+            70019,
+            "Verification code was not recognised.",
+        );
     };
     if grant.client_id != client_id {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 70000, "The device code was issued to a different client.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            70000,
+            "The device code was issued to a different client.",
+        );
     }
     if grant.expires < now {
         return oauth_error(StatusCode::BAD_REQUEST, "expired_token", 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.");
     }
     grant.polls += 1;
-    let too_fast = grant.last_poll.is_some_and(|t| (now - t).num_milliseconds() < interval * 1000 - 250);
+    let too_fast = grant
+        .last_poll
+        .is_some_and(|t| (now - t).num_milliseconds() < interval * 1000 - 250);
     grant.last_poll = Some(now);
     if slow_down || too_fast {
-        return oauth_error(StatusCode::BAD_REQUEST, "slow_down", 70016, "Polling too fast. Increase the interval by 5 seconds.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "slow_down",
+            70016,
+            "Polling too fast. Increase the interval by 5 seconds.",
+        );
     }
     if let (DeviceState::Pending, Some((upn, after))) = (&grant.state, &auto) {
         if grant.polls > *after {
@@ -495,13 +725,28 @@ fn device_token(s: &Shared, world: &mut World, p: &Params, client_id: &str) -> R
         }
     }
     let Some(grant) = world.device_codes.get(&code) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "bad_verification_code", 70019, "Verification code was not recognised.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "bad_verification_code",
+            70019,
+            "Verification code was not recognised.",
+        );
     };
     match &grant.state {
-        DeviceState::Pending => oauth_error(StatusCode::BAD_REQUEST, "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling."),
+        DeviceState::Pending => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "authorization_pending",
+            70016,
+            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+        ),
         DeviceState::Declined => {
             world.device_codes.remove(&code);
-            oauth_error(StatusCode::BAD_REQUEST, "authorization_declined", 70000, "The user declined the sign-in request.")
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "authorization_declined",
+                70000,
+                "The user declined the sign-in request.",
+            )
         }
         DeviceState::Approved { tenant_id, user_id } => {
             let scopes = grant.scopes.clone();
@@ -509,25 +754,52 @@ fn device_token(s: &Shared, world: &mut World, p: &Params, client_id: &str) -> R
                 return unknown_tenant(tenant_id);
             };
             let Some(u) = t.user_by_id(user_id).cloned() else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 50034, "The user account does not exist.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    50034,
+                    "The user account does not exist.",
+                );
             };
             world.device_codes.remove(&code);
-            issue_tokens(s, world, &Issue { tenant: &t, user: &u, client_id, requested: &scopes, nonce: None })
+            issue_tokens(
+                s,
+                world,
+                &Issue {
+                    tenant: &t,
+                    user: &u,
+                    client_id,
+                    requested: &scopes,
+                    nonce: None,
+                },
+            )
         }
     }
 }
 
-pub async fn devicecode(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Form(p): Form<Params>) -> Response {
+pub async fn devicecode(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Form(p): Form<Params>,
+) -> Response {
     apply_latency(&s).await;
     let mut world = s.world();
     if !is_multi_tenant_alias(&tenant) && world.tenant(&tenant).is_none() {
         return unknown_tenant(&tenant);
     }
     let client_id = p.get("client_id").cloned().unwrap_or_default();
-    if !world.config.public_clients.iter().any(|c| *c == client_id) {
-        return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory."));
+    if !world.config.public_clients.contains(&client_id) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!("Application with identifier '{client_id}' was not found in the directory."),
+        );
     }
-    let scopes = match parse_scopes(p.get("scope").map(String::as_str).unwrap_or_default(), &s.base_url) {
+    let scopes = match parse_scopes(
+        p.get("scope").map(String::as_str).unwrap_or_default(),
+        &s.base_url,
+    ) {
         Ok(r) => r,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, &e),
     };
@@ -535,7 +807,9 @@ pub async fn devicecode(State(s): State<Arc<Shared>>, Path(tenant): Path<String>
     let user_code: String = {
         const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
         let mut rng = rand::thread_rng();
-        (0..9).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+        (0..9)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect()
     };
     let lifetime = world.config.device_code_lifetime_secs;
     let interval = world.config.device_interval_secs;
@@ -569,7 +843,16 @@ pub async fn devicelogin_page(State(s): State<Arc<Shared>>) -> Response {
     let options: String = world
         .tenants
         .iter()
-        .flat_map(|t| t.users.iter().map(move |u| format!("<option value=\"{}\">{} ({})</option>", escape(&u.upn), escape(&u.display_name), escape(&t.display_name))))
+        .flat_map(|t| {
+            t.users.iter().map(move |u| {
+                format!(
+                    "<option value=\"{}\">{} ({})</option>",
+                    escape(&u.upn),
+                    escape(&u.display_name),
+                    escape(&t.display_name)
+                )
+            })
+        })
         .collect();
     Html(format!(
         "<!doctype html><html lang=en><meta charset=utf-8><title>Enter code - simulated Entra</title>\
@@ -585,9 +868,14 @@ pub async fn devicelogin_submit(State(s): State<Arc<Shared>>, Form(p): Form<Para
     let code = p.get("user_code").cloned().unwrap_or_default();
     let accept = p.get("sim_decision").map(String::as_str) == Some("accept");
     let upn = p.get("sim_user").cloned().unwrap_or_default();
-    let result = s.world().decide_device(code.trim(), accept.then_some(upn.as_str()));
+    let result = s
+        .world()
+        .decide_device(code.trim(), accept.then_some(upn.as_str()));
     let message = match (result, accept) {
-        (Ok(()), true) => "You have signed in. You can close this window and return to the application.".to_string(),
+        (Ok(()), true) => {
+            "You have signed in. You can close this window and return to the application."
+                .to_string()
+        }
         (Ok(()), false) => "You declined the sign-in. You can close this window.".to_string(),
         (Err(e), _) => e,
     };

@@ -16,18 +16,31 @@ fn usage() -> ! {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let mut config = SimConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--port" => config.port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
+            "--port" => {
+                config.port = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--auto" => {
                 let upn = args.next().unwrap_or_else(|| usage());
-                config.approval = Approval::Auto { upn, device_polls: 1 };
+                config.approval = Approval::Auto {
+                    upn,
+                    device_polls: 1,
+                };
             }
             "--device-interval" => {
-                config.device_interval_secs = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage());
+                config.device_interval_secs = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| usage());
             }
             "-h" | "--help" => usage(),
             other => {
@@ -45,9 +58,19 @@ async fn main() {
     };
     println!("Simulated Entra tenant listening on {}", sim.base_url());
     for t in sim.tenants() {
-        println!("  {} ({}, {}): {} — users: {}", t.display_name, t.licence, t.id, t.default_domain, t.users.join(", "));
+        println!(
+            "  {} ({}, {}): {} — users: {}",
+            t.display_name,
+            t.licence,
+            t.id,
+            t.default_domain,
+            t.users.join(", ")
+        );
     }
-    println!("Authority and Graph root: {0} (Graph v1.0 at {0}/v1.0)", sim.base_url());
+    println!(
+        "Authority and Graph root: {0} (Graph v1.0 at {0}/v1.0)",
+        sim.base_url()
+    );
     let _ = tokio::signal::ctrl_c().await;
     sim.stop();
 }

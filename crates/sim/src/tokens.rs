@@ -36,9 +36,10 @@ pub struct AccessClaims {
 impl Keys {
     #[allow(clippy::expect_used)]
     pub fn load() -> Self {
-        let encoding = EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).expect("the bundled simulator key is valid");
-        let decoding =
-            DecodingKey::from_rsa_components(MODULUS_B64URL.trim(), "AQAB").expect("the bundled modulus is valid");
+        let encoding = EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes())
+            .expect("the bundled simulator key is valid");
+        let decoding = DecodingKey::from_rsa_components(MODULUS_B64URL.trim(), "AQAB")
+            .expect("the bundled modulus is valid");
         Self { encoding, decoding }
     }
 
@@ -65,7 +66,9 @@ impl Keys {
         jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &v)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "Lifetime validation failed, the token is expired.".to_string(),
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "Lifetime validation failed, the token is expired.".to_string()
+                }
                 jsonwebtoken::errors::ErrorKind::InvalidAudience => "Invalid audience.".to_string(),
                 _ => "Access token validation failure. Invalid audience or signature.".to_string(),
             })

@@ -105,20 +105,36 @@ impl World {
             Some(t) => vec![t],
             None => self.tenants.iter().collect(),
         };
-        scoped.into_iter().find_map(|t| t.user_by_upn(upn).map(|u| (t, u)))
+        scoped
+            .into_iter()
+            .find_map(|t| t.user_by_upn(upn).map(|u| (t, u)))
     }
 
-    pub fn consent(&mut self, tenant_id: &str, client_id: &str, user_id: &str, scopes: &BTreeSet<String>) {
+    pub fn consent(
+        &mut self,
+        tenant_id: &str,
+        client_id: &str,
+        user_id: &str,
+        scopes: &BTreeSet<String>,
+    ) {
         let entry = self
             .consents
-            .entry((tenant_id.to_string(), client_id.to_string(), user_id.to_string()))
+            .entry((
+                tenant_id.to_string(),
+                client_id.to_string(),
+                user_id.to_string(),
+            ))
             .or_default();
         entry.extend(scopes.iter().filter(|s| !is_oidc_scope(s)).cloned());
     }
 
     pub fn consented(&self, tenant_id: &str, client_id: &str, user_id: &str) -> BTreeSet<String> {
         self.consents
-            .get(&(tenant_id.to_string(), client_id.to_string(), user_id.to_string()))
+            .get(&(
+                tenant_id.to_string(),
+                client_id.to_string(),
+                user_id.to_string(),
+            ))
             .cloned()
             .unwrap_or_default()
     }
@@ -130,14 +146,21 @@ impl World {
             .iter()
             .find(|(_, g)| g.user_code.eq_ignore_ascii_case(user_code))
             .map(|(k, g)| (k.clone(), g.tenant_hint.clone()))
-            .ok_or_else(|| format!("No pending sign-in uses the code {user_code}. Check the code and try again."))?;
+            .ok_or_else(|| {
+                format!(
+                    "No pending sign-in uses the code {user_code}. Check the code and try again."
+                )
+            })?;
         let new_state = match upn {
             None => DeviceState::Declined,
             Some(upn) => {
                 let (t, u) = self
                     .find_user(hint.as_deref().unwrap_or("organizations"), upn)
                     .ok_or_else(|| format!("{upn} is not a user of this tenant."))?;
-                DeviceState::Approved { tenant_id: t.id.clone(), user_id: u.id.clone() }
+                DeviceState::Approved {
+                    tenant_id: t.id.clone(),
+                    user_id: u.id.clone(),
+                }
             }
         };
         let grant = self.device_codes.get_mut(&device_code).ok_or("gone")?;
@@ -146,8 +169,12 @@ impl World {
         }
         grant.state = new_state;
         if let DeviceState::Approved { tenant_id, user_id } = &grant.state {
-            let (tenant_id, user_id, client_id, scopes) =
-                (tenant_id.clone(), user_id.clone(), grant.client_id.clone(), grant.scopes.clone());
+            let (tenant_id, user_id, client_id, scopes) = (
+                tenant_id.clone(),
+                user_id.clone(),
+                grant.client_id.clone(),
+                grant.scopes.clone(),
+            );
             self.consent(&tenant_id, &client_id, &user_id, &scopes);
         }
         Ok(())

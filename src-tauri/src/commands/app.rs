@@ -40,7 +40,10 @@ pub fn settings_get(settings: State<'_, SettingsStore>) -> Settings {
 #[tauri::command]
 #[specta::specta]
 #[instrument(skip_all, err)]
-pub fn settings_set(settings: State<'_, SettingsStore>, value: Settings) -> Result<Settings, IpcError> {
+pub fn settings_set(
+    settings: State<'_, SettingsStore>,
+    value: Settings,
+) -> Result<Settings, IpcError> {
     settings.set_settings(value)
 }
 
@@ -49,9 +52,16 @@ pub fn settings_set(settings: State<'_, SettingsStore>, value: Settings) -> Resu
 #[specta::specta]
 #[instrument(err)]
 pub async fn open_link(url: String) -> Result<(), IpcError> {
-    let url = entra_setup_core::links::check_external_link(&url).map_err(|message| IpcError::Invalid { field: "url".into(), message })?;
+    let url = entra_setup_core::links::check_external_link(&url).map_err(|message| {
+        IpcError::Invalid {
+            field: "url".into(),
+            message,
+        }
+    })?;
     let opener = entra_setup_core::auth::SystemBrowser;
-    entra_setup_core::auth::BrowserOpener::open(&opener, url.to_string()).await.map_err(IpcError::from)
+    entra_setup_core::auth::BrowserOpener::open(&opener, url.to_string())
+        .await
+        .map_err(IpcError::from)
 }
 
 /// The UI has painted its first screen. With `ENTRA_SETUP_BENCH` set, prints a marker the

@@ -26,13 +26,22 @@ pub struct SignInResult {
 
 /// How the launch-time resume went.
 #[derive(Debug, Serialize, specta::Type)]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ResumeOutcome {
     /// Nothing was saved: show the welcome screen.
     Nothing,
-    Resumed { result: SignInResult },
+    Resumed {
+        result: Box<SignInResult>,
+    },
     /// A saved sign-in exists but no longer works.
-    Failed { user_principal_name: String, message: String },
+    Failed {
+        user_principal_name: String,
+        message: String,
+    },
 }
 
 fn sink(events: Channel<SignInEvent>) -> Arc<dyn Fn(SignInEvent) + Send + Sync> {
@@ -46,8 +55,15 @@ async fn keep(sessions: &SessionState, signed: SignedIn, demo: bool) -> SignInRe
     if demo {
         summary.cloud_name = "Simulated".into();
     }
-    let result = SignInResult { summary, notices: signed.notices, demo };
-    *sessions.inner.lock().await = Some(ActiveSession { session: signed.session, demo });
+    let result = SignInResult {
+        summary,
+        notices: signed.notices,
+        demo,
+    };
+    *sessions.inner.lock().await = Some(ActiveSession {
+        session: signed.session,
+        demo,
+    });
     result
 }
 
@@ -84,8 +100,17 @@ pub async fn sign_in_demo(
 ) -> Result<SignInResult, IpcError> {
     let cancel = control.start();
     let (base, user) = demo.prepare(&upn).await?;
-    let request = SignInRequest { cloud: CloudChoice::Custom { authority: base.clone(), graph: base }, tenant: user.tenant_domain, method, client_id: None };
-    let signed = session::sign_in(&demo.context(&core.http), &request, sink(events), &cancel).await?;
+    let request = SignInRequest {
+        cloud: CloudChoice::Custom {
+            authority: base.clone(),
+            graph: base,
+        },
+        tenant: user.tenant_domain,
+        method,
+        client_id: None,
+    };
+    let signed =
+        session::sign_in(&demo.context(&core.http), &request, sink(events), &cancel).await?;
     Ok(keep(&sessions, signed, true).await)
 }
 
@@ -105,13 +130,23 @@ pub async fn resume_session(
     sessions: State<'_, SessionState>,
     settings: State<'_, SettingsStore>,
 ) -> Result<ResumeOutcome, IpcError> {
-    let Some(record) = settings.last_account() else { return Ok(ResumeOutcome::Nothing) };
+    let Some(record) = settings.last_account() else {
+        return Ok(ResumeOutcome::Nothing);
+    };
     match session::resume(&core.context(), &record).await {
         Ok(session) => {
-            let signed = SignedIn { session, notices: vec![] };
-            Ok(ResumeOutcome::Resumed { result: keep(&sessions, signed, false).await })
+            let signed = SignedIn {
+                session,
+                notices: vec![],
+            };
+            Ok(ResumeOutcome::Resumed {
+                result: Box::new(keep(&sessions, signed, false).await),
+            })
         }
-        Err(e) => Ok(ResumeOutcome::Failed { user_principal_name: record.user_principal_name, message: IpcError::from(e).to_string() }),
+        Err(e) => Ok(ResumeOutcome::Failed {
+            user_principal_name: record.user_principal_name,
+            message: IpcError::from(e).to_string(),
+        }),
     }
 }
 
@@ -128,7 +163,12 @@ pub async fn sign_out(
         Some(active) if active.demo => active.session.tokens().clear().await,
         active => {
             if let Some(record) = settings.last_account() {
-                session::sign_out(&core.context(), &record, active.as_ref().map(|a| &a.session)).await?;
+                session::sign_out(
+                    &core.context(),
+                    &record,
+                    active.as_ref().map(|a| &a.session),
+                )
+                .await?;
                 settings.set_last_account(None)?;
             }
         }

@@ -77,6 +77,17 @@ export type DemoUser = {
 	description: string,
 };
 
+/**  A Graph error as the UI shows it: the plain message, and the codes and ids for the details. */
+export type GraphFailure = {
+	message: string,
+	code: string,
+	status: number,
+	requestId: string | null,
+	clientRequestId: string,
+	method: string,
+	path: string,
+};
+
 export type IpcError = 
 /**  Bad input: `field` names the input to fix. */
 { kind: "invalid"; detail: {
@@ -92,15 +103,7 @@ export type IpcError =
 	aadsts: number | null,
 } } | 
 /**  Microsoft Graph refused a call. */
-{ kind: "graph"; detail: {
-	message: string,
-	code: string,
-	status: number,
-	requestId: string | null,
-	clientRequestId: string,
-	method: string,
-	path: string,
-} } | { kind: "network"; detail: {
+{ kind: "graph"; detail: GraphFailure } | { kind: "network"; detail: {
 	message: string,
 } } | { kind: "keychain"; detail: {
 	message: string,

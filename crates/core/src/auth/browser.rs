@@ -47,14 +47,23 @@ impl BrowserOpener for FollowRedirects {
         Box::pin(async move {
             let mut next = url;
             for _ in 0..5 {
-                let resp = http.get(&next).send().await.map_err(|e| AuthError::Network { what: "the sign-in page".into(), detail: e.to_string() })?;
+                let resp = http
+                    .get(&next)
+                    .send()
+                    .await
+                    .map_err(|e| AuthError::Network {
+                        what: "the sign-in page".into(),
+                        detail: e.to_string(),
+                    })?;
                 let status = resp.status();
                 if status.is_redirection() {
                     let location = resp
                         .headers()
                         .get(reqwest::header::LOCATION)
                         .and_then(|v| v.to_str().ok())
-                        .ok_or_else(|| AuthError::Protocol("a redirect without a Location header".into()))?;
+                        .ok_or_else(|| {
+                            AuthError::Protocol("a redirect without a Location header".into())
+                        })?;
                     next = reqwest::Url::parse(&next)
                         .and_then(|base| base.join(location))
                         .map_err(|e| AuthError::Protocol(format!("bad redirect: {e}")))?
@@ -66,9 +75,14 @@ impl BrowserOpener for FollowRedirects {
                 }
                 let body = resp.text().await.unwrap_or_default();
                 let text = strip_tags(&body);
-                return Err(AuthError::Protocol(format!("the sign-in page answered HTTP {status}: {}", text.trim())));
+                return Err(AuthError::Protocol(format!(
+                    "the sign-in page answered HTTP {status}: {}",
+                    text.trim()
+                )));
             }
-            Err(AuthError::Protocol("too many redirects on the sign-in page".into()))
+            Err(AuthError::Protocol(
+                "too many redirects on the sign-in page".into(),
+            ))
         })
     }
 }

@@ -20,8 +20,14 @@ impl Discovery {
     /// The tenant ID in the issuer (`https://login.microsoftonline.com/{tid}/v2.0`), unless it is
     /// the `{tenantid}` template that multi-tenant metadata carries.
     pub fn tenant_id(&self) -> Option<String> {
-        let segment = self.issuer.trim_end_matches('/').trim_end_matches("/v2.0").rsplit('/').next()?;
-        (segment.len() == 36 && segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then(|| segment.to_string())
+        let segment = self
+            .issuer
+            .trim_end_matches('/')
+            .trim_end_matches("/v2.0")
+            .rsplit('/')
+            .next()?;
+        (segment.len() == 36 && segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+            .then(|| segment.to_string())
     }
 
     /// The issuer an id token for `tid` must carry.
@@ -31,18 +37,33 @@ impl Discovery {
 }
 
 /// Fetches the configuration at `url`. `tenant` and `cloud` only shape the error message.
-pub async fn discover(http: &reqwest::Client, url: &str, tenant: &str, cloud: &str) -> Result<Discovery, AuthError> {
+pub async fn discover(
+    http: &reqwest::Client,
+    url: &str,
+    tenant: &str,
+    cloud: &str,
+) -> Result<Discovery, AuthError> {
     let resp = http.get(url).send().await.map_err(|e| AuthError::Network {
         what: format!("the {cloud} sign-in service"),
         detail: e.without_url().to_string(),
     })?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| AuthError::Network { what: "the sign-in service".into(), detail: e.to_string() })?;
+    let text = resp.text().await.map_err(|e| AuthError::Network {
+        what: "the sign-in service".into(),
+        detail: e.to_string(),
+    })?;
     if status.as_u16() == 400 || status.as_u16() == 404 {
-        return Err(AuthError::UnknownTenant { tenant: tenant.to_string(), cloud: cloud.to_string() });
+        return Err(AuthError::UnknownTenant {
+            tenant: tenant.to_string(),
+            cloud: cloud.to_string(),
+        });
     }
     if !status.is_success() {
-        return Err(AuthError::Protocol(format!("OpenID configuration at {url} answered HTTP {status}")));
+        return Err(AuthError::Protocol(format!(
+            "OpenID configuration at {url} answered HTTP {status}"
+        )));
     }
-    serde_json::from_str(&text).map_err(|e| AuthError::Protocol(format!("OpenID configuration at {url} is not valid: {e}")))
+    serde_json::from_str(&text).map_err(|e| {
+        AuthError::Protocol(format!("OpenID configuration at {url} is not valid: {e}"))
+    })
 }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, DeviceAuthorizationUrl, DeviceCodeErrorResponse,
-    DeviceCodeErrorResponseType, ExtraDeviceAuthorizationFields, ExtraTokenFields, PkceCodeChallenge,
-    RedirectUrl, RequestTokenError, Scope, StandardErrorResponse, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, CsrfToken, DeviceAuthorizationUrl,
+    DeviceCodeErrorResponse, DeviceCodeErrorResponseType, ExtraDeviceAuthorizationFields,
+    ExtraTokenFields, PkceCodeChallenge, RedirectUrl, RequestTokenError, Scope,
+    StandardErrorResponse, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -40,8 +43,13 @@ pub struct DeviceMessage {
 impl ExtraDeviceAuthorizationFields for DeviceMessage {}
 
 pub(crate) type MsTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
-pub(crate) type BaseClient =
-    oauth2::Client<BasicErrorResponse, MsTokenResponse, BasicTokenIntrospectionResponse, StandardRevocableToken, BasicRevocationErrorResponse>;
+pub(crate) type BaseClient = oauth2::Client<
+    BasicErrorResponse,
+    MsTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
 
 /// How the admin signs in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,14 +85,23 @@ pub struct SignInOptions {
 /// Progress the UI shows while the admin signs in.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum SignInEvent {
     /// The tenant was found; endpoints are known.
     TenantFound { tenant_id: Option<String> },
     /// The browser was asked to open this URL.
     BrowserOpened { url: String },
     /// The admin must enter `user_code` at `verification_uri` before `expires_at`.
-    DeviceCode { user_code: String, verification_uri: String, expires_at: DateTime<Utc>, message: Option<String> },
+    DeviceCode {
+        user_code: String,
+        verification_uri: String,
+        expires_at: DateTime<Utc>,
+        message: Option<String>,
+    },
     /// The code is being exchanged for tokens.
     Redeeming,
 }
@@ -128,7 +145,10 @@ fn url_err(what: &str, e: impl std::fmt::Display) -> AuthError {
 }
 
 /// Maps a token-endpoint failure to a message the admin can act on.
-pub(crate) fn map_token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponseType + AsRef<str> + std::fmt::Display + 'static>(
+pub(crate) fn map_token_error<
+    RE: std::error::Error + 'static,
+    T: oauth2::ErrorResponseType + AsRef<str> + std::fmt::Display + 'static,
+>(
     e: RequestTokenError<RE, StandardErrorResponse<T>>,
 ) -> AuthError {
     match e {
@@ -138,12 +158,20 @@ pub(crate) fn map_token_error<RE: std::error::Error + 'static, T: oauth2::ErrorR
             let aadsts = description.as_deref().and_then(aadsts_code);
             match (error.as_str(), aadsts) {
                 (_, Some(65001)) | ("consent_required", _) | ("interaction_required", _) => {
-                    AuthError::ConsentRequired { scopes: description.unwrap_or(error) }
+                    AuthError::ConsentRequired {
+                        scopes: description.unwrap_or(error),
+                    }
                 }
                 ("invalid_grant", Some(700082 | 70008 | 50173 | 700084 | 50132 | 70043)) => {
-                    AuthError::SessionExpired { reason: format!("{error}, AADSTS{}", aadsts.unwrap_or_default()) }
+                    AuthError::SessionExpired {
+                        reason: format!("{error}, AADSTS{}", aadsts.unwrap_or_default()),
+                    }
                 }
-                _ => AuthError::Server { error, description, aadsts },
+                _ => AuthError::Server {
+                    error,
+                    description,
+                    aadsts,
+                },
             }
         }
         RequestTokenError::Request(err) => {
@@ -153,9 +181,14 @@ pub(crate) fn map_token_error<RE: std::error::Error + 'static, T: oauth2::ErrorR
                 detail = format!("{detail}: {s}");
                 source = s.source();
             }
-            AuthError::Network { what: "the token endpoint".into(), detail }
+            AuthError::Network {
+                what: "the token endpoint".into(),
+                detail,
+            }
         }
-        RequestTokenError::Parse(e, _) => AuthError::Protocol(format!("unexpected token response: {e}")),
+        RequestTokenError::Parse(e, _) => {
+            AuthError::Protocol(format!("unexpected token response: {e}"))
+        }
         RequestTokenError::Other(s) => AuthError::Protocol(s),
     }
 }
@@ -191,24 +224,40 @@ async fn verify_id_token(
         name: Option<String>,
         email: Option<String>,
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
     let jwks: jsonwebtoken::jwk::JwkSet = http
         .get(&discovery.jwks_uri)
         .send()
         .await
-        .map_err(|e| AuthError::Network { what: "the signing keys".into(), detail: e.to_string() })?
+        .map_err(|e| AuthError::Network {
+            what: "the signing keys".into(),
+            detail: e.to_string(),
+        })?
         .json()
         .await
-        .map_err(|e| AuthError::InvalidIdToken(format!("the signing keys are not valid JSON: {e}")))?;
+        .map_err(|e| {
+            AuthError::InvalidIdToken(format!("the signing keys are not valid JSON: {e}"))
+        })?;
     let jwk = match &header.kid {
         Some(kid) => jwks.find(kid),
         None => jwks.keys.first(),
     }
-    .ok_or_else(|| AuthError::InvalidIdToken("it was signed with a key the provider does not publish".into()))?;
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
-    let allowed = [jsonwebtoken::Algorithm::RS256, jsonwebtoken::Algorithm::PS256, jsonwebtoken::Algorithm::ES256];
+    .ok_or_else(|| {
+        AuthError::InvalidIdToken("it was signed with a key the provider does not publish".into())
+    })?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk)
+        .map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
+    let allowed = [
+        jsonwebtoken::Algorithm::RS256,
+        jsonwebtoken::Algorithm::PS256,
+        jsonwebtoken::Algorithm::ES256,
+    ];
     if !allowed.contains(&header.alg) {
-        return Err(AuthError::InvalidIdToken(format!("unexpected signing algorithm {:?}", header.alg)));
+        return Err(AuthError::InvalidIdToken(format!(
+            "unexpected signing algorithm {:?}",
+            header.alg
+        )));
     }
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[client_id]);
@@ -217,14 +266,23 @@ async fn verify_id_token(
     let raw = jsonwebtoken::decode::<Raw>(token, &key, &validation)
         .map_err(|e| AuthError::InvalidIdToken(e.to_string()))?
         .claims;
-    let tid = raw.tid.clone().or_else(|| discovery.tenant_id()).unwrap_or_default();
+    let tid = raw
+        .tid
+        .clone()
+        .or_else(|| discovery.tenant_id())
+        .unwrap_or_default();
     let expected_iss = discovery.issuer_for(&tid);
     if raw.iss != expected_iss {
-        return Err(AuthError::InvalidIdToken(format!("issuer {} is not the tenant's issuer {expected_iss}", raw.iss)));
+        return Err(AuthError::InvalidIdToken(format!(
+            "issuer {} is not the tenant's issuer {expected_iss}",
+            raw.iss
+        )));
     }
     if let Some(n) = nonce {
         if raw.nonce.as_deref() != Some(n) {
-            return Err(AuthError::InvalidIdToken("the nonce does not match this sign-in".into()));
+            return Err(AuthError::InvalidIdToken(
+                "the nonce does not match this sign-in".into(),
+            ));
         }
     }
     Ok(IdClaims {
@@ -242,16 +300,18 @@ async fn finish(
     resp: MsTokenResponse,
     nonce: Option<&str>,
 ) -> Result<TokenSet, AuthError> {
-    let id_token = resp
-        .extra_fields()
-        .id_token
-        .clone()
-        .ok_or_else(|| AuthError::Protocol("the token response has no id_token; was the openid scope requested?".into()))?;
+    let id_token = resp.extra_fields().id_token.clone().ok_or_else(|| {
+        AuthError::Protocol(
+            "the token response has no id_token; was the openid scope requested?".into(),
+        )
+    })?;
     let id = verify_id_token(http, &discovery, &opts.client_id, &id_token, nonce).await?;
     Ok(TokenSet {
         access_token: SecretString::from(resp.access_token().secret().clone()),
         expires_at: expiry(&resp),
-        refresh_token: resp.refresh_token().map(|r| SecretString::from(r.secret().clone())),
+        refresh_token: resp
+            .refresh_token()
+            .map(|r| SecretString::from(r.secret().clone())),
         granted_scopes: granted(&resp, &opts.scopes),
         id,
         discovery,
@@ -270,7 +330,9 @@ pub async fn sign_in(
         d = discover(http, &opts.discovery_url, &opts.tenant_label, &opts.cloud_name) => d?,
         () = cancel.cancelled() => return Err(AuthError::Cancelled),
     };
-    on_event(SignInEvent::TenantFound { tenant_id: discovery.tenant_id() });
+    on_event(SignInEvent::TenantFound {
+        tenant_id: discovery.tenant_id(),
+    });
     match opts.method {
         Method::Browser => browser_flow(http, discovery, opts, opener, on_event, cancel).await,
         Method::DeviceCode => device_flow(http, discovery, opts, on_event, cancel).await,
@@ -287,9 +349,17 @@ async fn browser_flow(
 ) -> Result<TokenSet, AuthError> {
     let listener = LoopbackListener::bind(&opts.redirect_host).await?;
     let client = base_client(&opts.client_id)
-        .set_auth_uri(AuthUrl::new(discovery.authorization_endpoint.clone()).map_err(|e| url_err("authorization", e))?)
-        .set_token_uri(TokenUrl::new(discovery.token_endpoint.clone()).map_err(|e| url_err("token", e))?)
-        .set_redirect_uri(RedirectUrl::new(listener.redirect_uri().to_string()).map_err(|e| url_err("redirect", e))?);
+        .set_auth_uri(
+            AuthUrl::new(discovery.authorization_endpoint.clone())
+                .map_err(|e| url_err("authorization", e))?,
+        )
+        .set_token_uri(
+            TokenUrl::new(discovery.token_endpoint.clone()).map_err(|e| url_err("token", e))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(listener.redirect_uri().to_string())
+                .map_err(|e| url_err("redirect", e))?,
+        );
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let nonce = CsrfToken::new_random();
     let mut request = client
@@ -303,12 +373,17 @@ async fn browser_flow(
     }
     let (url, state) = request.url();
     listener.expect_state(state.secret());
-    tracing::info!(redirect = listener.redirect_uri(), "opening the browser for sign-in");
+    tracing::info!(
+        redirect = listener.redirect_uri(),
+        "opening the browser for sign-in"
+    );
     tokio::select! {
         r = opener.open(url.to_string()) => r?,
         () = cancel.cancelled() => return Err(AuthError::Cancelled),
     }
-    on_event(SignInEvent::BrowserOpened { url: url.to_string() });
+    on_event(SignInEvent::BrowserOpened {
+        url: url.to_string(),
+    });
     let code = listener.wait(opts.timeout, cancel).await?;
     on_event(SignInEvent::Redeeming);
     let resp = client
@@ -320,20 +395,33 @@ async fn browser_flow(
     finish(http, discovery, opts, resp, Some(nonce.secret())).await
 }
 
-fn map_device_error<RE: std::error::Error + 'static>(e: RequestTokenError<RE, DeviceCodeErrorResponse>) -> AuthError {
+fn map_device_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, DeviceCodeErrorResponse>,
+) -> AuthError {
     match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             DeviceCodeErrorResponseType::ExpiredToken => AuthError::DeviceCodeExpired,
             DeviceCodeErrorResponseType::AccessDenied => AuthError::DeviceCodeDeclined,
-            DeviceCodeErrorResponseType::Basic(b) if b.as_ref() == "authorization_declined" => AuthError::DeviceCodeDeclined,
+            DeviceCodeErrorResponseType::Basic(b) if b.as_ref() == "authorization_declined" => {
+                AuthError::DeviceCodeDeclined
+            }
             other => {
                 let description = r.error_description().cloned();
                 let aadsts = description.as_deref().and_then(aadsts_code);
-                AuthError::Server { error: other.as_ref().to_string(), description, aadsts }
+                AuthError::Server {
+                    error: other.as_ref().to_string(),
+                    description,
+                    aadsts,
+                }
             }
         },
-        RequestTokenError::Request(err) => AuthError::Network { what: "the token endpoint".into(), detail: err.to_string() },
-        RequestTokenError::Parse(e, _) => AuthError::Protocol(format!("unexpected token response: {e}")),
+        RequestTokenError::Request(err) => AuthError::Network {
+            what: "the token endpoint".into(),
+            detail: err.to_string(),
+        },
+        RequestTokenError::Parse(e, _) => {
+            AuthError::Protocol(format!("unexpected token response: {e}"))
+        }
         RequestTokenError::Other(s) => AuthError::Protocol(s),
     }
 }
@@ -348,10 +436,19 @@ async fn device_flow(
     let device_url = discovery
         .device_authorization_endpoint
         .clone()
-        .ok_or_else(|| AuthError::Protocol(format!("the {} sign-in service does not offer device-code sign-in", opts.cloud_name)))?;
+        .ok_or_else(|| {
+            AuthError::Protocol(format!(
+                "the {} sign-in service does not offer device-code sign-in",
+                opts.cloud_name
+            ))
+        })?;
     let client = base_client(&opts.client_id)
-        .set_token_uri(TokenUrl::new(discovery.token_endpoint.clone()).map_err(|e| url_err("token", e))?)
-        .set_device_authorization_url(DeviceAuthorizationUrl::new(device_url).map_err(|e| url_err("device", e))?);
+        .set_token_uri(
+            TokenUrl::new(discovery.token_endpoint.clone()).map_err(|e| url_err("token", e))?,
+        )
+        .set_device_authorization_url(
+            DeviceAuthorizationUrl::new(device_url).map_err(|e| url_err("device", e))?,
+        );
     let details: oauth2::DeviceAuthorizationResponse<DeviceMessage> = tokio::select! {
         r = client.exchange_device_code().add_scopes(opts.scopes.iter().cloned().map(Scope::new)).request_async(http) => r.map_err(map_token_error)?,
         () = cancel.cancelled() => return Err(AuthError::Cancelled),
@@ -360,7 +457,9 @@ async fn device_flow(
     on_event(SignInEvent::DeviceCode {
         user_code: details.user_code().secret().clone(),
         verification_uri: details.verification_uri().to_string(),
-        expires_at: Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_else(|_| chrono::Duration::minutes(15)),
+        expires_at: Utc::now()
+            + chrono::Duration::from_std(lifetime)
+                .unwrap_or_else(|_| chrono::Duration::minutes(15)),
         message: details.extra_fields().message.clone(),
     });
     let resp = tokio::select! {

@@ -43,10 +43,16 @@ fn page(title: &str, body: &str, ok: bool) -> Response {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-async fn callback(State(inner): State<Arc<Mutex<Inner>>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn callback(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let has_answer = q.contains_key("code") || q.contains_key("error");
     if !has_answer {
         // favicon.ico, a stray reload: not ours to answer, keep waiting.
@@ -57,7 +63,11 @@ async fn callback(State(inner): State<Arc<Mutex<Inner>>>, Query(q): Query<HashMa
         Err(p) => p.into_inner(),
     };
     let Some(tx) = guard.tx.take() else {
-        return page("This sign-in has already finished", "You can close this tab and return to Entra Setup.", true);
+        return page(
+            "This sign-in has already finished",
+            "You can close this tab and return to Entra Setup.",
+            true,
+        );
     };
     let state_ok = match (&guard.expected_state, q.get("state")) {
         (Some(expected), Some(got)) => expected == got,
@@ -75,27 +85,50 @@ async fn callback(State(inner): State<Arc<Mutex<Inner>>>, Query(q): Query<HashMa
     if let Some(error) = q.get("error") {
         let description = q.get("error_description").cloned();
         let aadsts = description.as_deref().and_then(super::aadsts_code);
-        let err = AuthError::Denied { error: error.clone(), description, aadsts };
+        let err = AuthError::Denied {
+            error: error.clone(),
+            description,
+            aadsts,
+        };
         let text = err.to_string();
         let _ = tx.send(Err(err));
-        return page("Sign-in did not complete", &format!("{text} You can close this tab and return to Entra Setup."), false);
+        return page(
+            "Sign-in did not complete",
+            &format!("{text} You can close this tab and return to Entra Setup."),
+            false,
+        );
     }
     let code = q.get("code").cloned().unwrap_or_default();
     let _ = tx.send(Ok(code));
-    page("You are signed in", "You can close this tab and return to Entra Setup.", true)
+    page(
+        "You are signed in",
+        "You can close this tab and return to Entra Setup.",
+        true,
+    )
 }
 
 impl LoopbackListener {
     /// Binds 127.0.0.1 on an ephemeral port. `redirect_host` is the host written into the
     /// redirect URI (`localhost` for clients registered with `http://localhost`, or `127.0.0.1`).
     pub async fn bind(redirect_host: &str) -> Result<Self, AuthError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| AuthError::Network {
-            what: "a local port for the sign-in reply".into(),
-            detail: e.to_string(),
-        })?;
-        let port = listener.local_addr().map_err(|e| AuthError::Network { what: "the local listener".into(), detail: e.to_string() })?.port();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| AuthError::Network {
+                what: "a local port for the sign-in reply".into(),
+                detail: e.to_string(),
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| AuthError::Network {
+                what: "the local listener".into(),
+                detail: e.to_string(),
+            })?
+            .port();
         let (tx, rx) = oneshot::channel();
-        let inner = Arc::new(Mutex::new(Inner { expected_state: None, tx: Some(tx) }));
+        let inner = Arc::new(Mutex::new(Inner {
+            expected_state: None,
+            tx: Some(tx),
+        }));
         let app = Router::new().fallback(callback).with_state(inner.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -105,7 +138,12 @@ impl LoopbackListener {
                 })
                 .await;
         });
-        Ok(Self { redirect_uri: format!("http://{redirect_host}:{port}/"), inner, rx, stop: Some(stop_tx) })
+        Ok(Self {
+            redirect_uri: format!("http://{redirect_host}:{port}/"),
+            inner,
+            rx,
+            stop: Some(stop_tx),
+        })
     }
 
     /// `http://{host}:{port}/`.
@@ -123,7 +161,11 @@ impl LoopbackListener {
     }
 
     /// Waits for the authorization code, the timeout, or cancellation — whichever comes first.
-    pub async fn wait(mut self, timeout: Duration, cancel: &CancellationToken) -> Result<String, AuthError> {
+    pub async fn wait(
+        mut self,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<String, AuthError> {
         let result = tokio::select! {
             r = &mut self.rx => r.unwrap_or(Err(AuthError::Cancelled)),
             () = tokio::time::sleep(timeout) => Err(AuthError::TimedOut { minutes: timeout.as_secs().div_ceil(60) }),

@@ -42,9 +42,20 @@ pub enum StepScopes {
 impl StepScopes {
     pub fn scopes(self) -> &'static [&'static str] {
         match self {
-            Self::SignIn => &["User.Read", "RoleManagement.Read.Directory", "LicenseAssignment.Read.All"],
-            Self::RegisterApp => &["Application.ReadWrite.All", "Policy.Read.All", "User.ReadBasic.All"],
-            Self::Consent => &["AppRoleAssignment.ReadWrite.All", "DelegatedPermissionGrant.ReadWrite.All"],
+            Self::SignIn => &[
+                "User.Read",
+                "RoleManagement.Read.Directory",
+                "LicenseAssignment.Read.All",
+            ],
+            Self::RegisterApp => &[
+                "Application.ReadWrite.All",
+                "Policy.Read.All",
+                "User.ReadBasic.All",
+            ],
+            Self::Consent => &[
+                "AppRoleAssignment.ReadWrite.All",
+                "DelegatedPermissionGrant.ReadWrite.All",
+            ],
             Self::SyncMode => &["GroupMember.Read.All", "User.Read.All"],
             Self::Scim => &["Synchronization.ReadWrite.All", "AuditLog.Read.All"],
         }
@@ -54,7 +65,10 @@ impl StepScopes {
 /// Extracts the `AADSTS<n>` code Microsoft puts at the start of error descriptions.
 pub fn aadsts_code(description: &str) -> Option<u32> {
     let at = description.find("AADSTS")?;
-    let digits: String = description[at + 6..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = description[at + 6..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -74,13 +88,21 @@ pub enum AuthError {
     #[error("The browser returned a sign-in response that this wizard did not start (the 'state' value did not match), so it was rejected and nothing was signed in. Start the sign-in again.")]
     StateMismatch,
     #[error("{}", denied_message(error, description.as_deref()))]
-    Denied { error: String, description: Option<String>, aadsts: Option<u32> },
+    Denied {
+        error: String,
+        description: Option<String>,
+        aadsts: Option<u32>,
+    },
     #[error("The device code expired before sign-in was completed. Start again and enter the new code within the time shown.")]
     DeviceCodeExpired,
     #[error("The sign-in request was declined on the device-login page. Start again if that was a mistake.")]
     DeviceCodeDeclined,
     #[error("Microsoft Entra refused the request ({error}{}): {}", aadsts.map(|c| format!(", AADSTS{c}")).unwrap_or_default(), description.as_deref().unwrap_or("no description"))]
-    Server { error: String, description: Option<String>, aadsts: Option<u32> },
+    Server {
+        error: String,
+        description: Option<String>,
+        aadsts: Option<u32>,
+    },
     #[error("Your saved sign-in is no longer valid ({reason}). Sign in again.")]
     SessionExpired { reason: String },
     #[error("This step needs permissions you have not consented to yet: {scopes}. Sign in again to grant them.")]
@@ -99,7 +121,9 @@ pub enum AuthError {
 
 fn denied_message(error: &str, description: Option<&str>) -> String {
     let code = description.and_then(aadsts_code);
-    let detail = description.map(|d| format!(" Microsoft said: {d}")).unwrap_or_default();
+    let detail = description
+        .map(|d| format!(" Microsoft said: {d}"))
+        .unwrap_or_default();
     match (error, code) {
         ("access_denied", Some(65004)) | ("access_denied", None) => format!(
             "Sign-in was cancelled in the browser, or consent to the wizard's permissions was declined (access_denied). Nothing was changed. Start again and accept the permissions, or ask an administrator to consent for you.{detail}"
@@ -128,13 +152,20 @@ mod tests {
 
     #[test]
     fn reads_aadsts_codes() {
-        assert_eq!(aadsts_code("AADSTS65004: User declined to consent"), Some(65004));
+        assert_eq!(
+            aadsts_code("AADSTS65004: User declined to consent"),
+            Some(65004)
+        );
         assert_eq!(aadsts_code("no code here"), None);
     }
 
     #[test]
     fn denial_message_names_the_fix() {
-        let e = AuthError::Denied { error: "access_denied".into(), description: Some("AADSTS65004: User declined".into()), aadsts: Some(65004) };
+        let e = AuthError::Denied {
+            error: "access_denied".into(),
+            description: Some("AADSTS65004: User declined".into()),
+            aadsts: Some(65004),
+        };
         let m = e.to_string();
         assert!(m.contains("declined") && m.contains("Start again"), "{m}");
     }

@@ -32,11 +32,17 @@ fn is_hex_and_dashes(s: &str) -> bool {
 fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> AuthError {
-    AuthError::InvalidTenant { input: input.to_string(), reason: reason.into() }
+    AuthError::InvalidTenant {
+        input: input.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn check_domain(input: &str, domain: &str) -> Result<(), AuthError> {
@@ -49,21 +55,39 @@ fn check_domain(input: &str, domain: &str) -> Result<(), AuthError> {
     }
     for label in &labels {
         if label.is_empty() {
-            return Err(invalid(input, "the domain has an empty part (two dots in a row, or a dot at the start or end)."));
+            return Err(invalid(
+                input,
+                "the domain has an empty part (two dots in a row, or a dot at the start or end).",
+            ));
         }
         if label.len() > 63 {
-            return Err(invalid(input, "each part of a domain is at most 63 characters."));
+            return Err(invalid(
+                input,
+                "each part of a domain is at most 63 characters.",
+            ));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(invalid(input, "a part of the domain starts or ends with '-'."));
+            return Err(invalid(
+                input,
+                "a part of the domain starts or ends with '-'.",
+            ));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
-            return Err(invalid(input, format!("a domain cannot contain '{c}'. Use letters, digits, '-' and dots only.")));
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Err(invalid(
+                input,
+                format!("a domain cannot contain '{c}'. Use letters, digits, '-' and dots only."),
+            ));
         }
     }
     let tld = labels.last().copied().unwrap_or_default();
     if tld.len() < 2 || !tld.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(invalid(input, format!("'{tld}' is not a top-level domain. Check the end of the domain.")));
+        return Err(invalid(
+            input,
+            format!("'{tld}' is not a top-level domain. Check the end of the domain."),
+        ));
     }
     Ok(())
 }
@@ -86,7 +110,10 @@ impl TenantRef {
             _ => {}
         }
         if lower.contains("://") {
-            return Err(invalid(raw, "enter just the domain (contoso.com) or the Directory (tenant) ID, not a URL."));
+            return Err(invalid(
+                raw,
+                "enter just the domain (contoso.com) or the Directory (tenant) ID, not a URL.",
+            ));
         }
         let unbraced = lower.trim_start_matches('{').trim_end_matches('}');
         if is_hex_and_dashes(unbraced) && (unbraced.contains('-') || unbraced.len() >= 16) {
@@ -117,19 +144,33 @@ mod tests {
     #[test]
     fn accepts_domains_ids_and_empty() {
         assert_eq!(TenantRef::parse("").unwrap(), TenantRef::Organizations);
-        assert_eq!(TenantRef::parse(" Contoso.com ").unwrap(), TenantRef::Domain("contoso.com".into()));
-        assert_eq!(TenantRef::parse("adele@contoso.com").unwrap(), TenantRef::Domain("contoso.com".into()));
+        assert_eq!(
+            TenantRef::parse(" Contoso.com ").unwrap(),
+            TenantRef::Domain("contoso.com".into())
+        );
+        assert_eq!(
+            TenantRef::parse("adele@contoso.com").unwrap(),
+            TenantRef::Domain("contoso.com".into())
+        );
         assert_eq!(
             TenantRef::parse("{72F988BF-86F1-41AF-91AB-2D7CD011DB47}").unwrap(),
             TenantRef::Id("72f988bf-86f1-41af-91ab-2d7cd011db47".into())
         );
-        assert_eq!(TenantRef::parse("common").unwrap(), TenantRef::Organizations);
+        assert_eq!(
+            TenantRef::parse("common").unwrap(),
+            TenantRef::Organizations
+        );
     }
 
     #[test]
     fn malformed_guid_says_what_is_wrong() {
-        let e = TenantRef::parse("72f988bf-86f1-41af-91ab-2d7cd011db4").unwrap_err().to_string();
-        assert!(e.contains("malformed") && e.contains("31 hexadecimal digits"), "{e}");
+        let e = TenantRef::parse("72f988bf-86f1-41af-91ab-2d7cd011db4")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("malformed") && e.contains("31 hexadecimal digits"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -66,7 +66,10 @@ impl TokenSource {
 
     /// Seeds the cache with the access token a sign-in returned for `scopes`.
     pub async fn seed(&self, scopes: &[String], token: SecretString, expires_at: DateTime<Utc>) {
-        self.cache.lock().await.insert(cache_key(scopes), Cached { token, expires_at });
+        self.cache
+            .lock()
+            .await
+            .insert(cache_key(scopes), Cached { token, expires_at });
     }
 
     /// Fully qualifies short Graph scope names for this cloud.
@@ -99,9 +102,12 @@ impl TokenSource {
     async fn refresh(&self, scopes: &[String]) -> Result<SecretString, AuthError> {
         let mut refresh = self.refresh.lock().await;
         let Some(rt) = refresh.as_ref() else {
-            return Err(AuthError::SessionExpired { reason: "there is no refresh token for this session".into() });
+            return Err(AuthError::SessionExpired {
+                reason: "there is no refresh token for this session".into(),
+            });
         };
-        let token_url = TokenUrl::new(self.token_endpoint.clone()).map_err(|e| AuthError::Protocol(e.to_string()))?;
+        let token_url = TokenUrl::new(self.token_endpoint.clone())
+            .map_err(|e| AuthError::Protocol(e.to_string()))?;
         let client = base_client(&self.client_id).set_token_uri(token_url);
         let mut all: Vec<String> = scopes.to_vec();
         all.push(OIDC_SCOPES[2].to_string());
@@ -113,7 +119,8 @@ impl TokenSource {
             .map_err(map_token_error)?;
         let token = SecretString::from(resp.access_token().secret().clone());
         let secs = resp.expires_in().map_or(3600, |d| d.as_secs());
-        let expires_at = Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(3600));
+        let expires_at =
+            Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(3600));
         if let Some(new_rt) = resp.refresh_token() {
             let new_rt = SecretString::from(new_rt.secret().clone());
             if let Some(p) = &self.persist {
@@ -125,7 +132,13 @@ impl TokenSource {
             *refresh = Some(new_rt);
         }
         drop(refresh);
-        self.cache.lock().await.insert(cache_key(scopes), Cached { token: token.clone(), expires_at });
+        self.cache.lock().await.insert(
+            cache_key(scopes),
+            Cached {
+                token: token.clone(),
+                expires_at,
+            },
+        );
         Ok(token)
     }
 

@@ -38,7 +38,15 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (HTTP {} {} on {} {}", self.explanation(), self.status, self.code, self.method, self.path)?;
+        write!(
+            f,
+            "{} (HTTP {} {} on {} {}",
+            self.explanation(),
+            self.status,
+            self.code,
+            self.method,
+            self.path
+        )?;
         if let Some(r) = &self.request_id {
             write!(f, ", request-id {r}")?;
         }
@@ -54,9 +62,19 @@ pub enum GraphError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("Could not reach Microsoft Graph for {method} {path} ({detail}). Check your network connection and proxy settings. client-request-id {client_request_id}")]
-    Network { method: String, path: String, detail: String, client_request_id: String },
+    Network {
+        method: String,
+        path: String,
+        detail: String,
+        client_request_id: String,
+    },
     #[error("Microsoft Graph's answer to {method} {path} could not be read ({detail}). request-id {}", request_id.as_deref().unwrap_or("none"))]
-    Decode { method: String, path: String, detail: String, request_id: Option<String> },
+    Decode {
+        method: String,
+        path: String,
+        detail: String,
+        request_id: Option<String>,
+    },
 }
 
 impl GraphError {

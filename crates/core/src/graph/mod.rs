@@ -15,8 +15,8 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use error::{ApiError, GraphError};
 use error::ErrorBody;
+pub use error::{ApiError, GraphError};
 
 use crate::auth::{StepScopes, TokenSource};
 use crate::cloud::Cloud;
@@ -44,7 +44,9 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let capped = exp.min(self.max_delay);
         // Jitter: between half and all of the delay.
         let factor = rand::thread_rng().gen_range(0.5..=1.0);
@@ -89,12 +91,19 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
 }
 
 impl GraphClient {
     pub fn new(http: reqwest::Client, cloud: &Cloud, tokens: Arc<TokenSource>) -> Self {
-        Self { http, base: cloud.graph_v1(), tokens, retry: RetryPolicy::default() }
+        Self {
+            http,
+            base: cloud.graph_v1(),
+            tokens,
+            retry: RetryPolicy::default(),
+        }
     }
 
     #[must_use]
@@ -108,7 +117,15 @@ impl GraphClient {
     }
 
     pub fn request(&self, method: Method, path: impl Into<String>) -> Request<'_> {
-        Request { client: self, method, path: path.into(), body: None, scopes: StepScopes::SignIn, headers: vec![], retry_if: None }
+        Request {
+            client: self,
+            method,
+            path: path.into(),
+            body: None,
+            scopes: StepScopes::SignIn,
+            headers: vec![],
+            retry_if: None,
+        }
     }
 
     pub fn get(&self, path: impl Into<String>) -> Request<'_> {
@@ -219,7 +236,11 @@ impl Request<'_> {
                 }
             };
             let status = resp.status();
-            let request_id = resp.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let request_id = resp
+                .headers()
+                .get("request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let wait = retry_after(resp.headers());
             let bytes = resp.bytes().await.map_err(|e| GraphError::Network {
                 method: self.method.to_string(),
@@ -232,26 +253,45 @@ impl Request<'_> {
                 let body = if bytes.is_empty() {
                     None
                 } else {
-                    Some(serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode {
-                        method: self.method.to_string(),
-                        path: path.to_string(),
-                        detail: e.to_string(),
-                        request_id: request_id.clone(),
-                    })?)
+                    Some(
+                        serde_json::from_slice(&bytes).map_err(|e| GraphError::Decode {
+                            method: self.method.to_string(),
+                            path: path.to_string(),
+                            detail: e.to_string(),
+                            request_id: request_id.clone(),
+                        })?,
+                    )
                 };
-                return Ok(Answer { status, body, request_id });
+                return Ok(Answer {
+                    status,
+                    body,
+                    request_id,
+                });
             }
             let parsed: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
             let api = ApiError {
                 status: status.as_u16(),
-                code: parsed.as_ref().map(|p| p.error.code.clone()).unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string()),
-                message: parsed.as_ref().map(|p| p.error.message.clone()).unwrap_or_default(),
+                code: parsed
+                    .as_ref()
+                    .map(|p| p.error.code.clone())
+                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string()),
+                message: parsed
+                    .as_ref()
+                    .map(|p| p.error.message.clone())
+                    .unwrap_or_default(),
                 request_id: parsed
                     .as_ref()
-                    .and_then(|p| p.error.inner_error.as_ref().and_then(|i| i.request_id.clone()))
+                    .and_then(|p| {
+                        p.error
+                            .inner_error
+                            .as_ref()
+                            .and_then(|i| i.request_id.clone())
+                    })
                     .or(request_id),
                 client_request_id,
-                date: parsed.as_ref().and_then(|p| p.error.inner_error.as_ref().and_then(|i| i.date.clone())),
+                date: parsed
+                    .as_ref()
+                    .and_then(|p| p.error.inner_error.as_ref().and_then(|i| i.date.clone())),
                 method: self.method.to_string(),
                 path: path.split('?').next().unwrap_or(path).to_string(),
             };
@@ -298,12 +338,13 @@ impl Request<'_> {
         while let Some(path) = next.take() {
             pages += 1;
             let answer = self.send_to(&path).await?;
-            let page: Page<T> = serde_json::from_value(answer.body.unwrap_or(Value::Null)).map_err(|e| GraphError::Decode {
-                method: self.method.to_string(),
-                path: path.clone(),
-                detail: e.to_string(),
-                request_id: answer.request_id,
-            })?;
+            let page: Page<T> = serde_json::from_value(answer.body.unwrap_or(Value::Null))
+                .map_err(|e| GraphError::Decode {
+                    method: self.method.to_string(),
+                    path: path.clone(),
+                    detail: e.to_string(),
+                    request_id: answer.request_id,
+                })?;
             out.extend(page.value);
             if pages < 1000 {
                 next = page.next_link;
@@ -319,7 +360,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy { base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(30), ..Default::default() };
+        let p = RetryPolicy {
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            ..Default::default()
+        };
         let d1 = p.backoff(1);
         assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1));
         let d4 = p.backoff(4);
@@ -330,7 +375,10 @@ mod tests {
     #[test]
     fn reads_retry_after_seconds() {
         let mut h = reqwest::header::HeaderMap::new();
-        h.insert(reqwest::header::RETRY_AFTER, reqwest::header::HeaderValue::from_static("7"));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_static("7"),
+        );
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
     }
 }

@@ -12,15 +12,29 @@ use entra_setup_core::session::{Context, SignInRequest};
 use entra_setup_sim::{Approval, SimConfig, SimHandle};
 
 pub async fn sim_as(upn: &str) -> SimHandle {
-    sim_with(SimConfig { approval: Approval::Auto { upn: upn.into(), device_polls: 1 }, device_interval_secs: 1, ..Default::default() }).await
+    sim_with(SimConfig {
+        approval: Approval::Auto {
+            upn: upn.into(),
+            device_polls: 1,
+        },
+        device_interval_secs: 1,
+        ..Default::default()
+    })
+    .await
 }
 
 pub async fn sim_with(config: SimConfig) -> SimHandle {
-    entra_setup_sim::start(config).await.expect("the simulator starts")
+    entra_setup_sim::start(config)
+        .await
+        .expect("the simulator starts")
 }
 
 pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy { base_delay: Duration::from_millis(20), max_delay: Duration::from_millis(200), ..Default::default() }
+    RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        ..Default::default()
+    }
 }
 
 pub fn ctx(store: Arc<dyn SecretStore>) -> Context {
@@ -36,7 +50,10 @@ pub fn memory() -> Arc<dyn SecretStore> {
 
 pub fn request(sim: &SimHandle, tenant: &str, method: Method) -> SignInRequest {
     SignInRequest {
-        cloud: CloudChoice::Custom { authority: sim.base_url().into(), graph: sim.base_url().into() },
+        cloud: CloudChoice::Custom {
+            authority: sim.base_url().into(),
+            graph: sim.base_url().into(),
+        },
         tenant: tenant.into(),
         method,
         client_id: None,
@@ -44,7 +61,10 @@ pub fn request(sim: &SimHandle, tenant: &str, method: Method) -> SignInRequest {
 }
 
 /// Collects sign-in events for later assertions.
-pub fn recorder() -> (Arc<dyn Fn(SignInEvent) + Send + Sync>, Arc<Mutex<Vec<SignInEvent>>>) {
+pub type Sink = Arc<dyn Fn(SignInEvent) + Send + Sync>;
+pub type Events = Arc<Mutex<Vec<SignInEvent>>>;
+
+pub fn recorder() -> (Sink, Events) {
     let events = Arc::new(Mutex::new(vec![]));
     let e2 = events.clone();
     (Arc::new(move |e| e2.lock().unwrap().push(e)), events)
@@ -67,10 +87,20 @@ pub fn assert_graph_traffic_matches_csdl(sim: &SimHandle) {
             }
         } else if let Some(body) = &x.response_body {
             let e = &body["error"];
-            if !(e["code"].is_string() && e["message"].is_string() && e["innerError"]["request-id"].is_string()) {
-                violations.push(format!("{} {}: error body is not Graph's error shape: {body}", x.method, x.path));
+            if !(e["code"].is_string()
+                && e["message"].is_string()
+                && e["innerError"]["request-id"].is_string())
+            {
+                violations.push(format!(
+                    "{} {}: error body is not Graph's error shape: {body}",
+                    x.method, x.path
+                ));
             }
         }
     }
-    assert!(violations.is_empty(), "Graph traffic violates the CSDL:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "Graph traffic violates the CSDL:\n{}",
+        violations.join("\n")
+    );
 }

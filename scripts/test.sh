@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test: Rust (core against the simulated tenant, against oidc-provider from npm, and
+# against the real OS keychain), the shell under Tauri's mock runtime, the UI with Vitest, lints,
+# and the end-to-end test in a real window under Xvfb. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+start=$SECONDS
+
+section "Formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+section "UI: type check and unit tests (Vitest + mockIPC)"
+npm run --silent check
+npm run --silent test:ui
+
+section "Rust: core, simulator, Graph schema checks, OAuth against oidc-provider, shell"
+cargo test --workspace --quiet
+
+section "OS keychain: a real Secret Service (gnome-keyring in a private D-Bus session)"
+dbus-run-session -- bash -c 'printf "entra-setup" | gnome-keyring-daemon --unlock --components=secrets >/dev/null && cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored --skip without_a_secret_service'
+env -u DBUS_SESSION_BUS_ADDRESS cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored without_a_secret_service
+
+section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
+npm run --silent build
+cargo build --quiet -p entra-setup-app --features custom-protocol
+xvfb-run -a -s "-screen 0 1280x900x24" node tests/e2e/wizard.e2e.mjs
+
+section "All tests passed in $((SECONDS - start)) s"
