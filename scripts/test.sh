@@ -23,7 +23,10 @@ section "Rust: core, simulator, Graph schema checks, OAuth against oidc-provider
 cargo test --workspace --quiet
 
 section "OS keychain: a real Secret Service (gnome-keyring in a private D-Bus session)"
-dbus-run-session -- bash -c 'printf "entra-setup" | gnome-keyring-daemon --unlock --components=secrets >/dev/null && cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored --skip without_a_secret_service'
+# A throwaway keyring directory, so the login keyring is created fresh with a known password.
+keyring_home=$(mktemp -d)
+XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c 'printf "entra-setup" | gnome-keyring-daemon --unlock --components=secrets >/dev/null && cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored --skip without_a_secret_service'
+rm -rf "$keyring_home"
 env -u DBUS_SESSION_BUS_ADDRESS cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored without_a_secret_service
 
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
