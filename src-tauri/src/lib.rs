@@ -68,8 +68,27 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         })
 }
 
+/// On Linux without a GPU render node (VMs, remote desktops, Xvfb), WebKitGTK's DMABUF renderer
+/// falls back to a slow software path: the first paint takes seconds. Use the shared-memory
+/// renderer there, unless the user chose otherwise. Must run before any thread starts.
+fn choose_linux_renderer() {
+    #[cfg(target_os = "linux")]
+    {
+        let has_render_node = std::fs::read_dir("/dev/dri")
+            .map(|dir| {
+                dir.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+            })
+            .unwrap_or(false);
+        if !has_render_node && std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
+            std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
+        }
+    }
+}
+
 /// Runs the desktop app.
 pub fn run() {
+    choose_linux_renderer();
     let result = build_app(tauri::Builder::default()).run(tauri::generate_context!());
     if let Err(e) = result {
         eprintln!("Entra Setup could not start: {e}");

@@ -585,3 +585,62 @@ async fn pim_eligible_roles_are_shown_but_do_not_count() {
     assert!(s.advice.iter().any(|a| a.id == "pim_eligible"));
     assert_graph_traffic_matches_csdl(&sim);
 }
+
+/// Collects everything tracing writes, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_reaches_the_logs() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sim = sim_as("adele@contoso.com").await;
+    let store = memory();
+    let (on_event, _) = recorder();
+    let signed = session::sign_in(
+        &ctx(store.clone()),
+        &request(&sim, "contoso.com", Method::Browser),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let s = &signed.session.summary;
+    let key = keychain::refresh_token_key("custom-127.0.0.1", &s.tenant_id, &s.user.id);
+    let refresh = keychain::get(&store, &key).await.unwrap().unwrap();
+    let access = signed
+        .session
+        .tokens()
+        .access_token(entra_setup_core::auth::StepScopes::SignIn.scopes())
+        .await
+        .unwrap();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("signed in"), "the sign-in was logged: {logs}");
+    use entra_setup_core::ExposeSecret;
+    assert!(
+        !logs.contains(refresh.expose_secret()),
+        "refresh token in the logs"
+    );
+    assert!(
+        !logs.contains(access.expose_secret()),
+        "access token in the logs"
+    );
+    assert!(!logs.contains("eyJ"), "something JWT-shaped in the logs");
+    // Debug output of the token set is redacted too.
+    assert!(!format!("{:?}", signed.session.summary).contains("eyJ"));
+}
