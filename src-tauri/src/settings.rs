@@ -40,13 +40,7 @@ impl Settings {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            let parts: Vec<&str> = id.split('-').collect();
-            let ok = parts.len() == 5
-                && parts
-                    .iter()
-                    .zip([8, 4, 4, 4, 12])
-                    .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()));
-            if !ok {
+            if !entra_setup_core::auth::is_guid(id) {
                 return Err(IpcError::Invalid {
                     field: "clientId".into(),
                     message: format!("'{id}' is not an Application (client) ID. It looks like 14d82eec-204b-4c2f-b7e8-296a70dab67e (8-4-4-4-12 hexadecimal digits). Leave it empty to use Microsoft Graph Command Line Tools."),

@@ -12,7 +12,6 @@ use entra_setup_core::keychain::{self, OsKeychain, SecretStore};
 use entra_setup_core::session;
 use entra_setup_core::{ExposeSecret, SecretString};
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 fn store() -> Arc<dyn SecretStore> {
     Arc::new(OsKeychain::with_service(&format!(
@@ -52,15 +51,9 @@ async fn secrets_round_trip_through_the_os_keychain() {
 async fn a_sign_in_survives_a_restart_through_the_keychain_and_sign_out_removes_it() {
     let sim = sim_as("adele@contoso.com").await;
     let s = store();
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(s.clone()),
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("signed in");
+    let signed = sign_in(&sim, s.clone(), "contoso.com", Method::Browser)
+        .await
+        .expect("signed in");
     assert!(
         signed.notices.is_empty(),
         "the keychain saved the sign-in: {:?}",
@@ -93,15 +86,9 @@ async fn without_a_secret_service_the_message_says_what_is_missing() {
     assert!(text.contains("Secret Service"), "{text}");
     // And sign-in still works, with a warning instead of a saved session.
     let sim = sim_as("adele@contoso.com").await;
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(s),
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("signed in anyway");
+    let signed = sign_in(&sim, s, "contoso.com", Method::Browser)
+        .await
+        .expect("signed in anyway");
     assert!(signed
         .notices
         .iter()

@@ -72,15 +72,9 @@ async fn sign_in_rides_out_throttling_and_outages() {
         unavailable_every: 3,
         ..Default::default()
     });
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(memory()),
-        &request(&sim, "fabrikam.onmicrosoft.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("sign-in succeeds despite 429s and 503s");
+    let signed = sign_in(&sim, memory(), "fabrikam.onmicrosoft.com", Method::Browser)
+        .await
+        .expect("sign-in succeeds despite 429s and 503s");
     let s = &signed.session.summary;
     assert_eq!(s.licence, LicenceTier::Free);
     let group = s
@@ -214,16 +208,10 @@ async fn expired_device_code_says_so() {
         ..Default::default()
     })
     .await;
-    let (on_event, _) = recorder();
-    let err = session::sign_in(
-        &ctx(memory()),
-        &request(&sim, "contoso.com", Method::DeviceCode),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .err()
-    .expect("the code expires");
+    let err = sign_in(&sim, memory(), "contoso.com", Method::DeviceCode)
+        .await
+        .err()
+        .expect("the code expires");
     assert!(
         matches!(err, SessionError::Auth(AuthError::DeviceCodeExpired)),
         "{err}"
@@ -270,16 +258,10 @@ async fn consent_denied_in_the_browser_is_explained() {
         deny_consent: true,
         ..Default::default()
     });
-    let (on_event, _) = recorder();
-    let err = session::sign_in(
-        &ctx(memory()),
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .err()
-    .expect("denied");
+    let err = sign_in(&sim, memory(), "contoso.com", Method::Browser)
+        .await
+        .err()
+        .expect("denied");
     match &err {
         SessionError::Auth(AuthError::Denied { error, aadsts, .. }) => {
             assert_eq!(error, "access_denied");
@@ -322,12 +304,11 @@ async fn unknown_tenant_domain_is_reported_before_any_browser() {
 #[tokio::test]
 async fn malformed_tenant_id_is_rejected_without_network() {
     let sim = sim_as("adele@contoso.com").await;
-    let (on_event, _) = recorder();
-    let err = session::sign_in(
-        &ctx(memory()),
-        &request(&sim, "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
+    let err = sign_in(
+        &sim,
+        memory(),
+        "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6",
+        Method::Browser,
     )
     .await
     .err()
@@ -371,16 +352,10 @@ async fn wrong_state_on_the_loopback_is_rejected() {
     let sim = sim_as("adele@contoso.com").await;
     let mut c = ctx(memory());
     c.opener = Arc::new(ForgedState(entra_setup_core::http::client()));
-    let (on_event, _) = recorder();
-    let err = session::sign_in(
-        &c,
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .err()
-    .expect("rejected");
+    let err = sign_in_with(&c, &sim, "contoso.com", Method::Browser)
+        .await
+        .err()
+        .expect("rejected");
     assert!(
         matches!(err, SessionError::Auth(AuthError::StateMismatch)),
         "{err}"
@@ -394,16 +369,10 @@ async fn closed_tab_times_out_with_advice() {
     let mut c = ctx(memory());
     c.opener = Arc::new(ClosedTab);
     c.timeout = Duration::from_millis(600);
-    let (on_event, _) = recorder();
-    let err = session::sign_in(
-        &c,
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .err()
-    .expect("times out");
+    let err = sign_in_with(&c, &sim, "contoso.com", Method::Browser)
+        .await
+        .err()
+        .expect("times out");
     assert!(
         matches!(err, SessionError::Auth(AuthError::TimedOut { .. })),
         "{err}"
@@ -442,15 +411,9 @@ async fn sign_in_can_be_cancelled() {
 async fn next_launch_resumes_silently_until_the_session_is_revoked() {
     let sim = sim_as("diego@contoso.com").await;
     let store = memory();
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(store.clone()),
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let signed = sign_in(&sim, store.clone(), "contoso.com", Method::Browser)
+        .await
+        .unwrap();
     let record = signed.session.account.clone();
     drop(signed);
     // A new process: a new context over the same keychain.
@@ -493,15 +456,9 @@ async fn next_launch_resumes_silently_until_the_session_is_revoked() {
 #[tokio::test]
 async fn a_rejected_access_token_is_refreshed_once() {
     let sim = sim_as("adele@contoso.com").await;
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(memory()),
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let signed = sign_in(&sim, memory(), "contoso.com", Method::Browser)
+        .await
+        .unwrap();
     let graph = &signed.session.graph;
     sim.set_faults(Faults {
         unauthorized_next: 1,
@@ -537,15 +494,9 @@ async fn keychain_unavailable_still_signs_in_but_warns() {
     let store: Arc<dyn keychain::SecretStore> = Arc::new(UnavailableStore(
         "no Secret Service on the session bus".into(),
     ));
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(store),
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("signed in anyway");
+    let signed = sign_in(&sim, store, "contoso.com", Method::Browser)
+        .await
+        .expect("signed in anyway");
     let n = signed
         .notices
         .iter()
@@ -563,15 +514,9 @@ async fn keychain_unavailable_still_signs_in_but_warns() {
 #[tokio::test]
 async fn pim_eligible_roles_are_shown_but_do_not_count() {
     let sim = sim_as("isaiah@northwindtraders.com").await;
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(memory()),
-        &request(&sim, "northwindtraders.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let signed = sign_in(&sim, memory(), "northwindtraders.com", Method::Browser)
+        .await
+        .unwrap();
     let s = &signed.session.summary;
     assert_eq!(s.licence, LicenceTier::P2);
     assert!(s
@@ -611,15 +556,9 @@ async fn no_token_reaches_the_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let sim = sim_as("adele@contoso.com").await;
     let store = memory();
-    let (on_event, _) = recorder();
-    let signed = session::sign_in(
-        &ctx(store.clone()),
-        &request(&sim, "contoso.com", Method::Browser),
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let signed = sign_in(&sim, store.clone(), "contoso.com", Method::Browser)
+        .await
+        .unwrap();
     let s = &signed.session.summary;
     let key = keychain::refresh_token_key("custom-127.0.0.1", &s.tenant_id, &s.user.id);
     let refresh = keychain::get(&store, &key).await.unwrap().unwrap();

@@ -316,8 +316,19 @@ pub async fn authorize(
     if world.config.faults.deny_consent {
         return deny(&p);
     }
+    code_for(&mut world, &tenant, &upn, &p, scopes)
+}
+
+/// Issues a code for `upn` in `tenant`, or the error page when there is no such user.
+fn code_for(
+    world: &mut World,
+    tenant: &str,
+    upn: &str,
+    p: &Params,
+    scopes: BTreeSet<String>,
+) -> Response {
     let Some((t, u)) = world
-        .find_user(&tenant, &upn)
+        .find_user(tenant, upn)
         .map(|(t, u)| (t.clone(), u.clone()))
     else {
         return error_page(
@@ -327,7 +338,7 @@ pub async fn authorize(
             "",
         );
     };
-    issue_code(&mut world, &t, &u, &p, scopes)
+    issue_code(world, &t, &u, p, scopes)
 }
 
 fn consent_page(world: &World, tenant: &str, p: &Params, scopes: &BTreeSet<String>) -> Response {
@@ -409,18 +420,7 @@ pub async fn authorize_decision(
         return deny(&p);
     }
     let upn = p.get("sim_user").cloned().unwrap_or_default();
-    let Some((t, u)) = world
-        .find_user(&tenant, &upn)
-        .map(|(t, u)| (t.clone(), u.clone()))
-    else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            50034,
-            &format!("The user account {upn} does not exist in the tenant."),
-            "",
-        );
-    };
-    issue_code(&mut world, &t, &u, &p, scopes)
+    code_for(&mut world, &tenant, &upn, &p, scopes)
 }
 
 fn pkce_matches(verifier: &str, challenge: &str) -> bool {
@@ -517,6 +517,31 @@ fn issue_tokens(s: &Shared, world: &mut World, i: &Issue<'_>) -> Response {
         .into_response()
 }
 
+/// Checks the tenant, the client and the scopes of a token or devicecode request.
+#[allow(clippy::result_large_err)]
+fn check_client(
+    world: &World,
+    tenant: &str,
+    p: &Params,
+    base: &str,
+) -> Result<(String, BTreeSet<String>), Response> {
+    if !is_multi_tenant_alias(tenant) && world.tenant(tenant).is_none() {
+        return Err(unknown_tenant(tenant));
+    }
+    let client_id = p.get("client_id").cloned().unwrap_or_default();
+    if !world.config.public_clients.contains(&client_id) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!("Application with identifier '{client_id}' was not found in the directory."),
+        ));
+    }
+    let scopes = parse_scopes(p.get("scope").map(String::as_str).unwrap_or_default(), base)
+        .map_err(|e| oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, &e))?;
+    Ok((client_id, scopes))
+}
+
 pub async fn token(
     State(s): State<Arc<Shared>>,
     Path(tenant): Path<String>,
@@ -527,24 +552,9 @@ pub async fn token(
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.");
     }
     let mut world = s.world();
-    if !is_multi_tenant_alias(&tenant) && world.tenant(&tenant).is_none() {
-        return unknown_tenant(&tenant);
-    }
-    let client_id = p.get("client_id").cloned().unwrap_or_default();
-    if !world.config.public_clients.contains(&client_id) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        );
-    }
-    let requested = match parse_scopes(
-        p.get("scope").map(String::as_str).unwrap_or_default(),
-        &s.base_url,
-    ) {
-        Ok(r) => r,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, &e),
+    let (client_id, requested) = match check_client(&world, &tenant, &p, &s.base_url) {
+        Ok(ok) => ok,
+        Err(r) => return r,
     };
     match p.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
@@ -784,24 +794,9 @@ pub async fn devicecode(
 ) -> Response {
     apply_latency(&s).await;
     let mut world = s.world();
-    if !is_multi_tenant_alias(&tenant) && world.tenant(&tenant).is_none() {
-        return unknown_tenant(&tenant);
-    }
-    let client_id = p.get("client_id").cloned().unwrap_or_default();
-    if !world.config.public_clients.contains(&client_id) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        );
-    }
-    let scopes = match parse_scopes(
-        p.get("scope").map(String::as_str).unwrap_or_default(),
-        &s.base_url,
-    ) {
-        Ok(r) => r,
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, &e),
+    let (client_id, scopes) = match check_client(&world, &tenant, &p, &s.base_url) {
+        Ok(ok) => ok,
+        Err(r) => return r,
     };
     let device_code = random_token(48);
     let user_code: String = {

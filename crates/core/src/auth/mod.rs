@@ -12,7 +12,7 @@ pub use browser::{BrowserOpener, FollowRedirects, OpenFuture, SystemBrowser};
 pub use discovery::{discover, Discovery};
 pub use flow::{sign_in, IdClaims, Method, SignInEvent, SignInOptions, TokenSet, DEFAULT_TIMEOUT};
 pub use loopback::LoopbackListener;
-pub use tenant_ref::TenantRef;
+pub use tenant_ref::{is_guid, TenantRef};
 pub use token_source::TokenSource;
 
 use crate::keychain::KeychainError;

@@ -29,7 +29,8 @@ fn is_hex_and_dashes(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
-fn is_guid(s: &str) -> bool {
+/// `8-4-4-4-12` hexadecimal digits, as tenant and application ids are written.
+pub fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts

@@ -104,3 +104,25 @@ pub fn assert_graph_traffic_matches_csdl(sim: &SimHandle) {
         violations.join("\n")
     );
 }
+
+/// Signs in with a given context, ignoring progress events.
+pub async fn sign_in_with(
+    c: &Context,
+    sim: &SimHandle,
+    tenant: &str,
+    method: Method,
+) -> Result<entra_setup_core::session::SignedIn, entra_setup_core::session::SessionError> {
+    let (on_event, _) = recorder();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    entra_setup_core::session::sign_in(c, &request(sim, tenant, method), on_event, &cancel).await
+}
+
+/// Signs in with the default test context over `store`, ignoring progress events.
+pub async fn sign_in(
+    sim: &SimHandle,
+    store: Arc<dyn SecretStore>,
+    tenant: &str,
+    method: Method,
+) -> Result<entra_setup_core::session::SignedIn, entra_setup_core::session::SessionError> {
+    sign_in_with(&ctx(store), sim, tenant, method).await
+}
