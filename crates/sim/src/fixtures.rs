@@ -41,6 +41,8 @@ pub struct User {
     pub eligible_roles: Vec<&'static str>,
     pub account_enabled: bool,
     pub user_type: &'static str,
+    /// Memberships beyond the fixture groups (to model users over the groups-claim limit).
+    pub extra_groups: u32,
 }
 
 impl User {
@@ -76,6 +78,10 @@ pub struct Tenant {
     pub skus: Vec<Value>,
     pub licence: &'static str,
     pub created: &'static str,
+    /// (id, displayName, securityEnabled, direct member ids)
+    pub groups: Vec<(String, String, bool, Vec<String>)>,
+    /// The tenant's default app-management policy, as Graph returns it.
+    pub policy: Value,
 }
 
 /// A fixture tenant as tests and the demo picker see it.
@@ -233,7 +239,57 @@ fn user(
         eligible_roles: eligible.to_vec(),
         account_enabled: true,
         user_type: "Member",
+        extra_groups: 0,
     }
+}
+
+fn guest(id: &str, name: &str, home_mail: &str, tenant_domain: &str) -> User {
+    let mut u = user(
+        id,
+        name,
+        &format!("{}#EXT#@{tenant_domain}", home_mail.replace('@', "_")),
+        Some(home_mail),
+        "Partner",
+        &[],
+        &[],
+    );
+    u.user_type = "Guest";
+    u
+}
+
+fn group(
+    id: &str,
+    name: &str,
+    security: bool,
+    members: &[&str],
+) -> (String, String, bool, Vec<String>) {
+    (
+        id.to_string(),
+        name.to_string(),
+        security,
+        members.iter().map(|m| (*m).to_string()).collect(),
+    )
+}
+
+/// A default app-management policy; `max_lifetime` (ISO 8601) caps client secrets when given.
+fn policy(max_lifetime: Option<&str>) -> Value {
+    let restrictions = match max_lifetime {
+        Some(life) => json!([{
+            "restrictionType": "passwordLifetime",
+            "maxLifetime": life,
+            "state": "enabled",
+            "restrictForAppsCreatedAfterDateTime": "2020-01-01T00:00:00Z",
+        }]),
+        None => json!([]),
+    };
+    json!({
+        "id": "00000000-0000-0000-0000-000000000000",
+        "displayName": "Default app management tenant policy",
+        "description": "Default tenant policy that enforces app management restrictions on applications and service principals.",
+        "isEnabled": max_lifetime.is_some(),
+        "applicationRestrictions": {"passwordCredentials": restrictions, "keyCredentials": []},
+        "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
+    })
 }
 
 pub fn tenants() -> Vec<Tenant> {
@@ -293,6 +349,25 @@ pub fn tenants() -> Vec<Tenant> {
                     &[ROLE_PRIVILEGED_ROLE_ADMIN, ROLE_CLOUD_APP_ADMIN],
                     &[],
                 ),
+                {
+                    let mut u = user(
+                        "4f9c2e5a-0b1c-4d2e-8f3a-4b5c6d7e8f90",
+                        "Patti Fernandez",
+                        "patti@contoso.com",
+                        Some("patti@contoso.com"),
+                        "President",
+                        &[],
+                        &[],
+                    );
+                    u.extra_groups = 240;
+                    u
+                },
+                guest(
+                    "5a0d3f6b-1c2d-4e3f-9a4b-5c6d7e8f9a01",
+                    "Ravi Partner",
+                    "ravi@fabrikam.com",
+                    "contoso.onmicrosoft.com",
+                ),
             ],
             skus: vec![sku(
                 contoso,
@@ -314,6 +389,45 @@ pub fn tenants() -> Vec<Tenant> {
             )],
             licence: "P1",
             created: "2019-03-14T09:21:00Z",
+            groups: vec![
+                group(
+                    "a1b2c3d4-1111-4a1a-9a1a-000000000001",
+                    "Engineering",
+                    true,
+                    &[
+                        "0b5e8a1c-2d3f-4a5b-8c6d-7e8f9a0b1c2d",
+                        "1c6f9b2d-3e4a-4b6c-9d7e-8f9a0b1c2d3e",
+                        "a1b2c3d4-1111-4a1a-9a1a-000000000003",
+                    ],
+                ),
+                group(
+                    "a1b2c3d4-1111-4a1a-9a1a-000000000002",
+                    "Sales",
+                    true,
+                    &[
+                        "2d7a0c3e-4f5b-4c7d-8e8f-9a0b1c2d3e4f",
+                        "4f9c2e5a-0b1c-4d2e-8f3a-4b5c6d7e8f90",
+                    ],
+                ),
+                group(
+                    "a1b2c3d4-1111-4a1a-9a1a-000000000003",
+                    "Platform Team",
+                    true,
+                    &["3e8b1d4f-5a6c-4d8e-9f9a-0b1c2d3e4f5a"],
+                ),
+                group(
+                    "a1b2c3d4-1111-4a1a-9a1a-000000000004",
+                    "All Company",
+                    false,
+                    &[
+                        "0b5e8a1c-2d3f-4a5b-8c6d-7e8f9a0b1c2d",
+                        "1c6f9b2d-3e4a-4b6c-9d7e-8f9a0b1c2d3e",
+                        "2d7a0c3e-4f5b-4c7d-8e8f-9a0b1c2d3e4f",
+                        "3e8b1d4f-5a6c-4d8e-9f9a-0b1c2d3e4f5a",
+                    ],
+                ),
+            ],
+            policy: policy(None),
         },
         Tenant {
             id: fabrikam.into(),
@@ -353,6 +467,16 @@ pub fn tenants() -> Vec<Tenant> {
             )],
             licence: "Free",
             created: "2023-06-01T12:00:00Z",
+            groups: vec![group(
+                "b2c3d4e5-2222-4b2b-8b2b-000000000001",
+                "Everyone",
+                true,
+                &[
+                    "4f9c2e5a-6b7d-4e9f-8a0b-1c2d3e4f5a6b",
+                    "5a0d3f6b-7c8e-4f0a-9b1c-2d3e4f5a6b7c",
+                ],
+            )],
+            policy: policy(Some("P180D")),
         },
         Tenant {
             id: northwind.into(),
@@ -402,6 +526,16 @@ pub fn tenants() -> Vec<Tenant> {
             )],
             licence: "P2",
             created: "2021-11-02T08:00:00Z",
+            groups: vec![group(
+                "c3d4e5f6-3333-4c3c-9c3c-000000000001",
+                "Cloud Ops",
+                true,
+                &[
+                    "6b1e4a7c-8d9f-4a1b-8c2d-3e4f5a6b7c8d",
+                    "7c2f5b8d-9e0a-4b2c-9d3e-4f5a6b7c8d9e",
+                ],
+            )],
+            policy: policy(None),
         },
     ]
 }

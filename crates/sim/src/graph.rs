@@ -51,6 +51,9 @@ pub struct Req<'a> {
     pub method: &'a Method,
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub headers: &'a HeaderMap,
+    pub prefer: Option<String>,
     pub claims: AccessClaims,
     pub base: &'a str,
 }
@@ -70,14 +73,21 @@ impl Req<'_> {
         }
     }
 
-    fn param(&self, name: &str) -> Option<&str> {
+    pub fn header_eq(&self, name: &str, value: &str) -> bool {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(value))
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn context(&self, fragment: &str) -> String {
+    pub fn context(&self, fragment: &str) -> String {
         format!("{}/v1.0/$metadata#{fragment}", self.base)
     }
 }
@@ -131,16 +141,18 @@ pub async fn dispatch(
                 ));
             }
             inject_faults(&mut world, &path)?;
-            let segments: Vec<String> = path
-                .split('/')
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-                .collect();
-            let _ = b;
+            let segments = split_path(&path);
+            let prefer = headers
+                .get("prefer")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let req = Req {
                 method: &method,
                 segments,
                 query,
+                body: b,
+                headers: &headers,
+                prefer,
                 claims,
                 base: &s.base_url,
             };
@@ -193,6 +205,35 @@ pub async fn dispatch(
         ),
     );
     resp
+}
+
+/// Splits a path on '/', keeping `(...)` key groups whole.
+fn split_path(path: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    for c in path.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                cur.push(c);
+            }
+            ')' => {
+                depth = depth.saturating_sub(1);
+                cur.push(c);
+            }
+            '/' if depth == 0 => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 fn percent_decode(s: &str) -> String {
@@ -400,14 +441,19 @@ fn route(world: &mut World, req: &Req<'_>) -> GraphResult {
                 .collect();
             ok_collection(req, "subscribedSkus", skus)
         }
-        _ => Err(GraphErr::new(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!(
-                "Resource not found for the segment '{}'.",
-                segs.last().copied().unwrap_or_default()
-            ),
-        )),
+        _ => {
+            if let Some(out) = crate::graph_dir::route(world, req, &tenant) {
+                return out;
+            }
+            Err(GraphErr::new(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!(
+                    "Resource not found for the segment '{}'.",
+                    segs.last().copied().unwrap_or_default()
+                ),
+            ))
+        }
     }
 }
 

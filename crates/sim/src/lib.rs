@@ -12,8 +12,10 @@
 //! Every Graph exchange is recorded so tests can check request and response bodies against
 //! Microsoft's own CSDL schema.
 
+mod directory;
 mod fixtures;
 mod graph;
+mod graph_dir;
 mod login;
 mod tokens;
 mod world;
@@ -59,6 +61,16 @@ pub struct Faults {
     pub device_slow_down_once: bool,
     /// The next N Graph requests answer 401 `InvalidAuthenticationToken` (a revoked access token).
     pub unauthorized_next: u32,
+    /// Objects the simulator creates stay invisible (404, or the documented 400s when another
+    /// object refers to them) for this many requests, as Entra's replication does.
+    pub replication_reads: u32,
+    /// A new client secret is refused (AADSTS7000215) for this many client-credential attempts.
+    pub secret_replication_attempts: u32,
+    /// The tenant's app-management policy blocks new client secrets (passwordAddition).
+    pub block_password_addition: bool,
+    /// Graph requests whose path starts with this prefix fail with 500 (a broken network path);
+    /// empty for none.
+    pub fail_path_prefix: String,
 }
 
 /// See [`Faults::not_found_first`].
@@ -95,6 +107,9 @@ pub struct SimConfig {
     pub device_interval_secs: u64,
     /// Client ids the tenant accepts as public clients.
     pub public_clients: Vec<String>,
+    /// Who approves admin-consent links (`/adminconsent`) without a page, if anyone: a colleague
+    /// with Privileged Role Administrator or Global Administrator.
+    pub consent_approver: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -106,6 +121,7 @@ impl Default for SimConfig {
             device_code_lifetime_secs: 900,
             device_interval_secs: 5,
             public_clients: vec![GRAPH_CLI_CLIENT_ID.to_string()],
+            consent_approver: None,
         }
     }
 }
@@ -149,6 +165,22 @@ impl SimHandle {
 
     pub fn faults(&self) -> Faults {
         self.shared.world().config.faults.clone()
+    }
+
+    pub fn set_consent_approver(&self, upn: Option<&str>) {
+        self.shared.world().config.consent_approver = upn.map(str::to_string);
+    }
+
+    /// A snapshot of a tenant's directory objects, as Graph JSON, for assertions.
+    pub fn directory(&self, tenant_id: &str) -> Option<DirectorySnapshot> {
+        let world = self.shared.world();
+        let d = world.directories.get(tenant_id)?;
+        Some(DirectorySnapshot {
+            applications: d.applications.clone(),
+            service_principals: d.service_principals.clone(),
+            grants: d.grants.clone(),
+            assignments: d.assignments.clone(),
+        })
     }
 
     pub fn set_approval(&self, approval: Approval) {
@@ -208,6 +240,15 @@ impl Drop for SimHandle {
             let _ = tx.send(());
         }
     }
+}
+
+/// Directory objects of a tenant at one moment.
+#[derive(Clone, Debug)]
+pub struct DirectorySnapshot {
+    pub applications: Vec<serde_json::Value>,
+    pub service_principals: Vec<serde_json::Value>,
+    pub grants: Vec<serde_json::Value>,
+    pub assignments: Vec<serde_json::Value>,
 }
 
 /// The demo users the wizard offers ("Try the demo tenant").

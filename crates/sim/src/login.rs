@@ -465,6 +465,7 @@ fn issue_tokens(s: &Shared, world: &mut World, i: &Issue<'_>) -> Response {
         upn: i.user.upn.clone(),
         name: i.user.display_name.clone(),
         scp: scp.join(" "),
+        roles: vec![],
         wids,
         ver: "1.0".into(),
         idtyp: "user".into(),

@@ -25,11 +25,20 @@ pub struct AccessClaims {
     pub appid: String,
     pub tid: String,
     pub oid: String,
+    #[serde(default)]
     pub upn: String,
+    #[serde(default)]
     pub name: String,
+    /// Delegated scopes (user tokens).
+    #[serde(default)]
     pub scp: String,
+    /// Application permissions (app-only tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    #[serde(default)]
     pub wids: Vec<String>,
     pub ver: String,
+    /// `user` or `app`.
     pub idtyp: String,
 }
 

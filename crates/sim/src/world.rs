@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::directory::Directory;
 use crate::fixtures::{self, Tenant};
 use crate::SimConfig;
 
@@ -71,13 +72,26 @@ pub struct World {
     pub graph_requests: u64,
     pub not_found_served: HashMap<String, u32>,
     pub device_poll_times: Vec<DateTime<Utc>>,
+    /// Each tenant's directory objects, by tenant id.
+    pub directories: HashMap<String, Directory>,
 }
 
 impl World {
     pub fn new(config: SimConfig, _base_url: &str) -> Self {
+        let tenants = fixtures::tenants();
+        let directories = tenants
+            .iter()
+            .map(|t| {
+                (
+                    t.id.clone(),
+                    Directory::new(&t.id, t.groups.clone(), t.policy.clone()),
+                )
+            })
+            .collect();
         Self {
             config,
-            tenants: fixtures::tenants(),
+            directories,
+            tenants,
             codes: HashMap::new(),
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),

@@ -1,0 +1,291 @@
+//! The directory objects a tenant holds beyond users: applications, service principals,
+//! delegated grants, app-role assignments, groups and the app-management policy. Objects are kept
+//! as Graph JSON, exactly as the simulator returns them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+/// Microsoft Graph's well-known application id.
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+/// Delegated permissions (`oauth2PermissionScopes`) of the Microsoft Graph service principal,
+/// with the ids Microsoft uses in every tenant (reference §4).
+pub const GRAPH_SCOPES: &[(&str, &str)] = &[
+    ("email", "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0"),
+    ("offline_access", "7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),
+    ("openid", "37f7f235-527c-4136-accd-4a02d197296e"),
+    ("profile", "14dad69e-099b-42c9-810b-d002981feec1"),
+    ("User.Read", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+    ("Directory.Read.All", "06da0dbc-49e2-44d2-8312-53f166ab848a"),
+    (
+        "GroupMember.Read.All",
+        "bc024368-1153-4739-b217-4326f2e966d0",
+    ),
+    ("User.Read.All", "a154be20-db9c-4678-8ab7-66f6cc099a59"),
+    ("Group.Read.All", "5f8c59db-677d-491f-a6b8-5f174b11ec1d"),
+    (
+        "Application.ReadWrite.All",
+        "bdfbf15f-ee85-4955-8675-146e8e5296b5",
+    ),
+];
+
+/// Application permissions (`appRoles`) of the Microsoft Graph service principal.
+pub const GRAPH_APP_ROLES: &[(&str, &str)] = &[
+    ("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
+    ("Group.Read.All", "5b567255-7703-4780-807c-7be8301ae99b"),
+    ("User.Read.All", "df021288-bdef-4463-88db-98f22de89214"),
+    (
+        "GroupMember.Read.All",
+        "98830695-27a2-44f7-8c18-0c3ebc9698f6",
+    ),
+];
+
+/// A client secret the simulator will accept at the token endpoint.
+#[derive(Clone, Debug)]
+pub struct Secret {
+    pub app_id: String,
+    pub key_id: String,
+    pub text: String,
+    pub end: DateTime<Utc>,
+    /// Client-credential attempts still refused with AADSTS7000215, as during replication.
+    pub unreplicated_attempts: u32,
+}
+
+#[derive(Debug)]
+pub struct Directory {
+    pub tenant_id: String,
+    pub applications: Vec<Value>,
+    pub service_principals: Vec<Value>,
+    pub grants: Vec<Value>,
+    pub assignments: Vec<Value>,
+    pub groups: Vec<Value>,
+    /// Direct members of each group (user or group ids).
+    pub members: HashMap<String, Vec<String>>,
+    pub secrets: Vec<Secret>,
+    pub policy: Value,
+    /// Objects created here that still answer 404 for this many more requests (replication).
+    pub fresh: HashMap<String, u32>,
+}
+
+fn sp_json(id: &str, app_id: &str, name: &str) -> Value {
+    json!({
+        "id": id,
+        "appId": app_id,
+        "displayName": name,
+        "appDisplayName": name,
+        "accountEnabled": true,
+        "appRoleAssignmentRequired": false,
+        "servicePrincipalType": "Application",
+        "servicePrincipalNames": [app_id],
+        "tags": [],
+        "appRoles": [],
+        "oauth2PermissionScopes": [],
+        "addIns": [],
+        "alternativeNames": [],
+        "keyCredentials": [],
+        "passwordCredentials": [],
+        "notificationEmailAddresses": [],
+        "replyUrls": [],
+        "resourceSpecificApplicationPermissions": [],
+    })
+}
+
+impl Directory {
+    pub fn new(
+        tenant_id: &str,
+        groups: Vec<(String, String, bool, Vec<String>)>,
+        policy: Value,
+    ) -> Self {
+        let mut graph = sp_json(
+            &format!("{}-0000-4000-8000-00000000a003", &tenant_id[..8]),
+            GRAPH_APP_ID,
+            "Microsoft Graph",
+        );
+        graph["appOwnerOrganizationId"] = json!("f8cdef31-a31e-4b4a-93e4-5f571e91255a");
+        graph["servicePrincipalNames"] = json!([GRAPH_APP_ID, "https://graph.microsoft.com"]);
+        graph["appRoles"] = GRAPH_APP_ROLES
+            .iter()
+            .map(|(name, id)| {
+                json!({"id": id, "value": name, "displayName": format!("Read {name}"), "description": format!("Allows the app to {name} without a signed-in user."), "allowedMemberTypes": ["Application"], "isEnabled": true, "origin": "Application"})
+            })
+            .collect();
+        graph["oauth2PermissionScopes"] = GRAPH_SCOPES
+            .iter()
+            .map(|(name, id)| {
+                json!({"id": id, "value": name, "type": if name.contains(".All") { "Admin" } else { "User" }, "adminConsentDisplayName": name, "adminConsentDescription": name, "isEnabled": true, "origin": "Application"})
+            })
+            .collect();
+        let mut members = HashMap::new();
+        let group_values = groups
+            .into_iter()
+            .map(|(id, name, security, group_members)| {
+                members.insert(id.clone(), group_members);
+                json!({
+                    "id": id,
+                    "displayName": name,
+                    "mailNickname": name.to_lowercase().replace(' ', "-"),
+                    "securityEnabled": security,
+                    "mailEnabled": !security,
+                    "groupTypes": if security { json!([]) } else { json!(["Unified"]) },
+                    "description": format!("{name} (simulated)"),
+                })
+            })
+            .collect();
+        Self {
+            tenant_id: tenant_id.to_string(),
+            applications: vec![],
+            service_principals: vec![graph],
+            grants: vec![],
+            assignments: vec![],
+            groups: group_values,
+            members,
+            secrets: vec![],
+            policy,
+            fresh: HashMap::new(),
+        }
+    }
+
+    pub fn graph_sp(&self) -> &Value {
+        // The Microsoft Graph service principal is created with the directory and never deleted.
+        self.service_principals
+            .iter()
+            .find(|s| s["appId"] == GRAPH_APP_ID)
+            .unwrap_or(&Value::Null)
+    }
+
+    /// Counts one request against a fresh object; true while it should still look absent.
+    pub fn still_replicating(&mut self, id: &str) -> bool {
+        match self.fresh.get_mut(id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn app_index(&self, key: &Key) -> Option<usize> {
+        self.applications.iter().position(|a| key.matches(a))
+    }
+
+    pub fn sp_index(&self, key: &Key) -> Option<usize> {
+        self.service_principals.iter().position(|a| key.matches(a))
+    }
+
+    /// Deletes an application and, as Entra does, its service principal and everything granted
+    /// to or by that service principal.
+    pub fn delete_app(&mut self, index: usize) {
+        let app = self.applications.remove(index);
+        let app_id = app["appId"].as_str().unwrap_or_default().to_string();
+        self.secrets.retain(|s| s.app_id != app_id);
+        if let Some(sp) = self
+            .service_principals
+            .iter()
+            .position(|s| s["appId"] == app_id.as_str())
+        {
+            self.delete_sp(sp);
+        }
+    }
+
+    pub fn delete_sp(&mut self, index: usize) {
+        let sp = self.service_principals.remove(index);
+        let id = sp["id"].as_str().unwrap_or_default().to_string();
+        self.grants
+            .retain(|g| g["clientId"] != id.as_str() && g["resourceId"] != id.as_str());
+        self.assignments
+            .retain(|a| a["principalId"] != id.as_str() && a["resourceId"] != id.as_str());
+    }
+}
+
+/// How a request names an object: `/x/{id}` or `/x(prop='value')`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Key {
+    Id(String),
+    Alt { prop: String, value: String },
+}
+
+impl Key {
+    pub fn matches(&self, v: &Value) -> bool {
+        match self {
+            Self::Id(id) => v["id"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(id)),
+            Self::Alt { prop, value } => v[prop.as_str()]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(value)),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Id(id) => id.clone(),
+            Self::Alt { prop, value } => format!("{prop}='{value}'"),
+        }
+    }
+}
+
+/// Splits `applications(uniqueName='x')` into (`applications`, Some(Alt)); `applications` alone
+/// gives (`applications`, None). Values are unquoted; `(id)` gives an Id key.
+pub fn split_key(segment: &str) -> (&str, Option<Key>) {
+    let Some(open) = segment.find('(') else {
+        return (segment, None);
+    };
+    if !segment.ends_with(')') {
+        return (segment, None);
+    }
+    let name = &segment[..open];
+    let inner = &segment[open + 1..segment.len() - 1];
+    let key = match inner.split_once('=') {
+        Some((prop, value)) => Key::Alt {
+            prop: prop.trim().to_string(),
+            value: value.trim().trim_matches('\'').replace("''", "'"),
+        },
+        None => Key::Id(inner.trim().trim_matches('\'').to_string()),
+    };
+    (name, Some(key))
+}
+
+/// A tiny OData `$filter` evaluator for the shapes the wizard sends: `a eq 'x'`,
+/// `a eq 'x' and b eq 'y'`, `tags/any(t:t eq 'x')`, `startswith(a,'x')`.
+pub fn filter_matches(filter: &str, v: &Value) -> Result<bool, String> {
+    for clause in filter.split(" and ") {
+        let clause = clause.trim();
+        let ok = if let Some(rest) = clause.strip_prefix("startswith(") {
+            let (prop, value) = rest
+                .trim_end_matches(')')
+                .split_once(',')
+                .ok_or("bad startswith")?;
+            let value = value.trim().trim_matches('\'').to_lowercase();
+            v[prop.trim()]
+                .as_str()
+                .is_some_and(|x| x.to_lowercase().starts_with(&value))
+        } else if let Some((coll, rest)) = clause.split_once("/any(") {
+            let (_, cond) = rest
+                .trim_end_matches(')')
+                .split_once(':')
+                .ok_or("bad any()")?;
+            let (_, value) = cond.split_once(" eq ").ok_or("bad any() condition")?;
+            let value = value.trim().trim_matches('\'');
+            v[coll.trim()]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(value)))
+        } else if let Some((prop, value)) = clause.split_once(" eq ") {
+            let value = value.trim();
+            let field = &v[prop.trim()];
+            match value {
+                "true" => field == &json!(true),
+                "false" => field == &json!(false),
+                "null" => field.is_null(),
+                quoted => field
+                    .as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(quoted.trim_matches('\''))),
+            }
+        } else {
+            return Err(format!("Unsupported filter clause '{clause}'."));
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

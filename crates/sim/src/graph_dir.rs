@@ -1,0 +1,819 @@
+//! Graph calls on directory objects: applications (upsert by `uniqueName`, addPassword,
+//! removePassword), service principals, delegated grants, app-role assignments, the
+//! app-management policy, users and groups. Permissions and directory roles are enforced, and
+//! newly created objects can be made to "replicate" slowly (reference §12).
+
+use axum::http::StatusCode;
+use base64::Engine;
+use chrono::{Duration, Utc};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+use crate::directory::{filter_matches, split_key, Directory, Key, Secret, GRAPH_APP_ID};
+use crate::fixtures::{
+    Tenant, ROLE_APP_ADMIN, ROLE_APP_DEVELOPER, ROLE_CLOUD_APP_ADMIN, ROLE_GLOBAL_ADMIN,
+    ROLE_PRIVILEGED_ROLE_ADMIN,
+};
+use crate::graph::{GraphErr, Req};
+use crate::world::World;
+
+type Out = Result<(StatusCode, Option<Value>), GraphErr>;
+
+const DEFAULT_ROLE: &str = "00000000-0000-0000-0000-000000000000";
+
+fn bad(message: impl Into<String>) -> GraphErr {
+    GraphErr::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
+}
+
+fn not_found(what: &str) -> GraphErr {
+    GraphErr::new(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present."),
+    )
+}
+
+fn denied() -> GraphErr {
+    GraphErr::new(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
+fn now() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Req<'_> {
+    /// Delegated scopes for user tokens, application permissions for app tokens.
+    fn allows(&self, delegated: &[&str], application: &[&str]) -> Result<(), GraphErr> {
+        let ok = if self.claims.idtyp == "app" {
+            self.claims
+                .roles
+                .iter()
+                .any(|r| application.contains(&r.as_str()))
+        } else {
+            let have: Vec<&str> = self.claims.scp.split_whitespace().collect();
+            delegated.iter().any(|d| have.contains(d))
+        };
+        ok.then_some(()).ok_or_else(denied)
+    }
+
+    /// The signed-in user holds one of these directory roles (app tokens never do).
+    fn has_role(&self, roles: &[&str]) -> bool {
+        self.claims.idtyp != "app" && self.claims.wids.iter().any(|w| roles.contains(&w.as_str()))
+    }
+
+    fn body_obj(&self) -> Result<&Map<String, Value>, GraphErr> {
+        self.body
+            .as_ref()
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("A JSON object is required in the request body."))
+    }
+}
+
+const APP_READ: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Directory.Read.All",
+];
+const APP_WRITE: &[&str] = &["Application.ReadWrite.All"];
+const APP_ROLES: &[&str] = &[
+    ROLE_GLOBAL_ADMIN,
+    ROLE_APP_ADMIN,
+    ROLE_CLOUD_APP_ADMIN,
+    ROLE_APP_DEVELOPER,
+];
+const CONSENT_ROLES: &[&str] = &[ROLE_GLOBAL_ADMIN, ROLE_APP_ADMIN, ROLE_CLOUD_APP_ADMIN];
+
+/// Applies `$filter`, `$select` and `$top` (with `$skiptoken` paging) to a collection.
+fn list(req: &Req<'_>, context: &str, items: &[Value]) -> Out {
+    let mut out = vec![];
+    for v in items {
+        let keep = match req.param("$filter") {
+            Some(f) => filter_matches(f, v).map_err(bad)?,
+            None => true,
+        };
+        if keep {
+            out.push(select(v.clone(), req));
+        }
+    }
+    let skip: usize = req
+        .param("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let top: usize = req
+        .param("$top")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+        .clamp(1, 999);
+    let page: Vec<Value> = out.iter().skip(skip).take(top).cloned().collect();
+    let mut body = json!({"@odata.context": req.context(context), "value": page});
+    if skip + top < out.len() {
+        let mut next = url::Url::parse(&format!("{}/v1.0/{}", req.base, req.segments.join("/")))
+            .map_err(|e| bad(e.to_string()))?;
+        {
+            let mut q = next.query_pairs_mut();
+            for (k, v) in &req.query {
+                if k != "$skiptoken" {
+                    q.append_pair(k, v);
+                }
+            }
+            q.append_pair("$skiptoken", &(skip + top).to_string());
+        }
+        body["@odata.nextLink"] = json!(next.as_str());
+    }
+    Ok((StatusCode::OK, Some(body)))
+}
+
+fn select(v: Value, req: &Req<'_>) -> Value {
+    let Some(sel) = req.param("$select") else {
+        return v;
+    };
+    let wanted: Vec<&str> = sel.split(',').map(str::trim).collect();
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .filter(|(k, _)| {
+                    k == "id"
+                        || k.starts_with('@')
+                        || wanted.iter().any(|w| w.eq_ignore_ascii_case(k))
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn one(req: &Req<'_>, context: &str, v: &Value) -> Out {
+    let mut v = select(v.clone(), req);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "@odata.context".into(),
+            json!(req.context(&format!("{context}/$entity"))),
+        );
+    }
+    Ok((StatusCode::OK, Some(v)))
+}
+
+/// `/x/{id}/rest` or `/x(key)/rest` → the key and the rest.
+fn addressed<'a>(segs: &'a [&'a str], set: &str) -> Option<(Key, &'a [&'a str])> {
+    let (name, key) = split_key(segs.first()?);
+    if name != set {
+        return None;
+    }
+    match key {
+        Some(k) => Some((k, &segs[1..])),
+        None if segs.len() >= 2 => Some((Key::Id(segs[1].to_string()), &segs[2..])),
+        None => None,
+    }
+}
+
+/// Dispatches a directory request; `None` when the path is not one of these.
+pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let faults = world.config.faults.clone();
+    let dir = world.directories.get_mut(&tenant.id)?;
+    let m = req.method.as_str();
+    Some(match (m, segs.as_slice()) {
+        ("GET", ["applications"]) => req.allows(APP_READ, &["Application.Read.All"]).and_then(|()| list(req, "applications", &dir.applications)),
+        ("POST", ["applications"]) => create_app(dir, req, None, &faults),
+        ("GET", ["servicePrincipals"]) => {
+            req.allows(APP_READ, &["Application.Read.All"]).and_then(|()| list(req, "servicePrincipals", &dir.service_principals))
+        }
+        ("POST", ["servicePrincipals"]) => create_sp(dir, req, &faults),
+        ("GET", ["oauth2PermissionGrants"]) => req
+            .allows(&["DelegatedPermissionGrant.ReadWrite.All", "Directory.Read.All"], &["Directory.Read.All"])
+            .and_then(|()| list(req, "oauth2PermissionGrants", &dir.grants)),
+        ("POST", ["oauth2PermissionGrants"]) => create_grant(dir, req),
+        (_, ["oauth2PermissionGrants", id]) => grant_by_id(dir, req, id),
+        ("GET", ["policies", "defaultAppManagementPolicy"]) => {
+            req.allows(&["Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"], &["Policy.Read.All"]).and_then(|()| {
+                let mut p = dir.policy.clone();
+                if faults.block_password_addition {
+                    p["isEnabled"] = json!(true);
+                    p["applicationRestrictions"]["passwordCredentials"] = json!([{
+                        "restrictionType": "passwordAddition", "maxLifetime": null, "state": "enabled",
+                        "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z"
+                    }]);
+                }
+                one(req, "policies/defaultAppManagementPolicy", &p)
+            })
+        }
+        ("GET", ["users"]) => req
+            .allows(&["User.Read.All", "User.ReadBasic.All", "Directory.Read.All"], &["User.Read.All", "Directory.Read.All"])
+            .and_then(|()| {
+                let users: Vec<Value> = tenant.users.iter().map(crate::fixtures::User::to_json).collect();
+                list(req, "users", &users)
+            }),
+        ("GET", ["users", id]) => req.allows(&["User.Read.All", "User.ReadBasic.All", "Directory.Read.All"], &["User.Read.All", "Directory.Read.All"]).and_then(|()| {
+            let u = tenant.user_by_id(id).or_else(|| tenant.user_by_upn(id)).ok_or_else(|| not_found(id))?;
+            one(req, "users", &u.to_json())
+        }),
+        ("GET", ["users", id, "transitiveMemberOf", "$count"]) => {
+            req.allows(&["User.Read.All", "Directory.Read.All", "GroupMember.Read.All"], &["User.Read.All", "Directory.Read.All"]).and_then(|()| {
+                if !req.header_eq("consistencylevel", "eventual") {
+                    return Err(bad("Count is not supported without the ConsistencyLevel: eventual header."));
+                }
+                let u = tenant.user_by_id(id).ok_or_else(|| not_found(id))?;
+                let n = transitive_groups(dir, &u.id).len() + u.extra_groups as usize;
+                Ok((StatusCode::OK, Some(json!(n))))
+            })
+        }
+        ("GET", ["groups"]) => req
+            .allows(&["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"], &["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"])
+            .and_then(|()| list(req, "groups", &dir.groups)),
+        _ => {
+            if let Some((key, rest)) = addressed(&segs, "applications") {
+                app_routes(dir, req, &key, rest, &faults)
+            } else if let Some((key, rest)) = addressed(&segs, "servicePrincipals") {
+                sp_routes(dir, req, &key, rest, tenant)
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+fn transitive_groups(dir: &Directory, member: &str) -> Vec<String> {
+    let mut found: Vec<String> = vec![];
+    let mut todo = vec![member.to_string()];
+    while let Some(m) = todo.pop() {
+        for (g, ms) in &dir.members {
+            if ms.iter().any(|x| *x == m) && !found.contains(g) {
+                found.push(g.clone());
+                todo.push(g.clone());
+            }
+        }
+    }
+    found
+}
+
+fn merge(target: &mut Value, patch: &Map<String, Value>) {
+    if let Some(o) = target.as_object_mut() {
+        for (k, v) in patch {
+            if !k.starts_with('@') {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn create_app(
+    dir: &mut Directory,
+    req: &Req<'_>,
+    unique_name: Option<&str>,
+    faults: &crate::Faults,
+) -> Out {
+    req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+    if !req.has_role(APP_ROLES) {
+        return Err(denied());
+    }
+    let body = req.body_obj()?;
+    if body
+        .get("displayName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(bad(
+            "Property 'displayName' is required when creating an application.",
+        ));
+    }
+    let id = new_id();
+    let mut app = json!({
+        "id": id,
+        "appId": new_id(),
+        "createdDateTime": now(),
+        "publisherDomain": format!("{}.onmicrosoft.com", &dir.tenant_id[..8]),
+        "signInAudience": "AzureADMyOrg",
+        "tags": [],
+        "identifierUris": [],
+        "passwordCredentials": [],
+        "keyCredentials": [],
+        "requiredResourceAccess": [],
+        "appRoles": [],
+        "addIns": [],
+        "groupMembershipClaims": null,
+        "optionalClaims": null,
+        "notes": null,
+        "web": {"redirectUris": [], "redirectUriSettings": [], "homePageUrl": null, "logoutUrl": null,
+                "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+    });
+    merge(&mut app, body);
+    if let Some(u) = unique_name {
+        app["uniqueName"] = json!(u);
+    }
+    if faults.replication_reads > 0 {
+        dir.fresh.insert(id.clone(), faults.replication_reads);
+        if let Some(app_id) = app["appId"].as_str() {
+            dir.fresh
+                .insert(app_id.to_string(), faults.replication_reads);
+        }
+    }
+    dir.applications.push(app.clone());
+    let mut out = app;
+    out["@odata.context"] = json!(req.context("applications/$entity"));
+    Ok((StatusCode::CREATED, Some(out)))
+}
+
+fn app_routes(
+    dir: &mut Directory,
+    req: &Req<'_>,
+    key: &Key,
+    rest: &[&str],
+    faults: &crate::Faults,
+) -> Out {
+    let idx = dir.app_index(key);
+    let m = req.method.as_str();
+    if let Some(i) = idx {
+        let id = dir.applications[i]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if dir.still_replicating(&id) {
+            return Err(not_found(&key.describe()));
+        }
+    }
+    match (m, rest, idx) {
+        ("PATCH", [], None) => match (key, req.prefer.as_deref()) {
+            (Key::Alt { prop, value }, Some(p))
+                if prop == "uniqueName" && p.contains("create-if-missing") =>
+            {
+                create_app(dir, req, Some(value), faults)
+            }
+            _ => Err(not_found(&key.describe())),
+        },
+        (_, _, None) => Err(not_found(&key.describe())),
+        ("GET", [], Some(i)) => {
+            req.allows(APP_READ, &["Application.Read.All"])?;
+            one(req, "applications", &dir.applications[i])
+        }
+        ("PATCH", [], Some(i)) => {
+            req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            if !req.has_role(APP_ROLES) {
+                return Err(denied());
+            }
+            let body = req.body_obj()?.clone();
+            if body.contains_key("uniqueName")
+                && body["uniqueName"] != dir.applications[i]["uniqueName"]
+            {
+                return Err(bad("Property 'uniqueName' is read-only once set."));
+            }
+            merge(&mut dir.applications[i], &body);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        ("DELETE", [], Some(i)) => {
+            req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            if !req.has_role(APP_ROLES) {
+                return Err(denied());
+            }
+            dir.delete_app(i);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        ("POST", ["addPassword"], Some(i)) => add_password(dir, req, i, faults),
+        ("POST", ["removePassword"], Some(i)) => {
+            req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            let key_id = req
+                .body_obj()?
+                .get("keyId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("keyId is required."))?
+                .to_string();
+            let creds = dir.applications[i]["passwordCredentials"]
+                .as_array_mut()
+                .ok_or_else(|| bad("no credentials"))?;
+            let before = creds.len();
+            creds.retain(|c| c["keyId"].as_str() != Some(key_id.as_str()));
+            if creds.len() == before {
+                return Err(not_found(&format!("passwordCredential {key_id}")));
+            }
+            dir.secrets.retain(|s| s.key_id != key_id);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        _ => Err(bad(format!("Unsupported request {m} on an application."))),
+    }
+}
+
+fn add_password(dir: &mut Directory, req: &Req<'_>, i: usize, faults: &crate::Faults) -> Out {
+    req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+    if !req.has_role(APP_ROLES) {
+        return Err(denied());
+    }
+    let restrictions = dir.policy["applicationRestrictions"]["passwordCredentials"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let enabled = |r: &&Value| r["state"] == "enabled";
+    if faults.block_password_addition
+        || restrictions
+            .iter()
+            .filter(enabled)
+            .any(|r| r["restrictionType"] == "passwordAddition")
+    {
+        return Err(bad("Credential addition failed: adding password credentials is blocked by the tenant's app management policy (passwordAddition)."));
+    }
+    let pc = req
+        .body_obj()?
+        .get("passwordCredential")
+        .cloned()
+        .unwrap_or(json!({}));
+    let start = Utc::now();
+    let end = match pc.get("endDateTime").and_then(Value::as_str) {
+        Some(e) => chrono::DateTime::parse_from_rfc3339(e)
+            .map_err(|_| bad(format!("Invalid endDateTime '{e}'.")))?
+            .with_timezone(&Utc),
+        None => start + Duration::days(730),
+    };
+    if end <= start {
+        return Err(bad("The credential's endDateTime must be in the future."));
+    }
+    for r in restrictions
+        .iter()
+        .filter(enabled)
+        .filter(|r| r["restrictionType"] == "passwordLifetime")
+    {
+        if let Some(days) = r["maxLifetime"].as_str().and_then(iso_days) {
+            if end - start > Duration::days(days) + Duration::minutes(5) {
+                return Err(bad(format!("Credential lifetime exceeds the max value allowed as per assigned policy ({}).", r["maxLifetime"].as_str().unwrap_or_default())));
+            }
+        }
+    }
+    let text: String = {
+        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
+        let mut rng = rand::thread_rng();
+        (0..40)
+            .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+            .collect()
+    };
+    let key_id = new_id();
+    let app_id = dir.applications[i]["appId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let cred = json!({
+        "customKeyIdentifier": null,
+        "displayName": pc.get("displayName").cloned().unwrap_or(Value::Null),
+        "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "hint": &text[..3],
+        "keyId": key_id,
+        "startDateTime": start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    });
+    if let Some(creds) = dir.applications[i]["passwordCredentials"].as_array_mut() {
+        creds.push(cred.clone());
+    }
+    dir.secrets.push(Secret {
+        app_id,
+        key_id,
+        text: text.clone(),
+        end,
+        unreplicated_attempts: faults.secret_replication_attempts,
+    });
+    let mut out = cred;
+    out["secretText"] = json!(text);
+    out["@odata.context"] = json!(req.context("microsoft.graph.passwordCredential"));
+    Ok((StatusCode::OK, Some(out)))
+}
+
+/// Days in an ISO 8601 duration such as `P180D` or `P1Y`.
+fn iso_days(d: &str) -> Option<i64> {
+    let body = d.strip_prefix('P')?;
+    let (num, unit) = body.split_at(body.len().checked_sub(1)?);
+    let n: i64 = num.parse().ok()?;
+    match unit {
+        "D" => Some(n),
+        "W" => Some(n * 7),
+        "M" => Some(n * 30),
+        "Y" => Some(n * 365),
+        _ => None,
+    }
+}
+
+fn create_sp(dir: &mut Directory, req: &Req<'_>, faults: &crate::Faults) -> Out {
+    req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+    if !req.has_role(APP_ROLES) {
+        return Err(denied());
+    }
+    let app_id = req
+        .body_obj()?
+        .get("appId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("Property 'appId' is required."))?
+        .to_string();
+    let Some(app) = dir
+        .applications
+        .iter()
+        .find(|a| a["appId"] == app_id.as_str())
+        .cloned()
+    else {
+        return Err(bad(format!("The appId '{app_id}' of the service principal does not reference a valid application object.")));
+    };
+    if dir.still_replicating(&app_id) {
+        return Err(bad(format!("The appId '{app_id}' of the service principal does not reference a valid application object.")));
+    }
+    if dir
+        .service_principals
+        .iter()
+        .any(|s| s["appId"] == app_id.as_str())
+    {
+        return Err(GraphErr::new(
+            StatusCode::CONFLICT,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "Another object with the same value for property servicePrincipalNames already exists.",
+        ));
+    }
+    let id = new_id();
+    let mut sp = json!({
+        "id": id,
+        "appId": app_id,
+        "displayName": app["displayName"],
+        "appDisplayName": app["displayName"],
+        "accountEnabled": true,
+        "appRoleAssignmentRequired": false,
+        "servicePrincipalType": "Application",
+        "servicePrincipalNames": [app_id],
+        "appOwnerOrganizationId": dir.tenant_id,
+        "tags": [],
+        "appRoles": app["appRoles"],
+        "oauth2PermissionScopes": [],
+        "replyUrls": app["web"]["redirectUris"],
+        "passwordCredentials": [],
+        "keyCredentials": [],
+    });
+    if let Some(tags) = req.body_obj()?.get("tags") {
+        sp["tags"] = tags.clone();
+    }
+    if faults.replication_reads > 0 {
+        dir.fresh.insert(id.clone(), faults.replication_reads);
+    }
+    dir.service_principals.push(sp.clone());
+    sp["@odata.context"] = json!(req.context("servicePrincipals/$entity"));
+    Ok((StatusCode::CREATED, Some(sp)))
+}
+
+fn principal_display(dir: &Directory, tenant: &Tenant, id: &str) -> Option<(String, &'static str)> {
+    if let Some(sp) = dir.service_principals.iter().find(|s| s["id"] == id) {
+        return Some((
+            sp["displayName"].as_str().unwrap_or_default().to_string(),
+            "ServicePrincipal",
+        ));
+    }
+    if let Some(u) = tenant.user_by_id(id) {
+        return Some((u.display_name.clone(), "User"));
+    }
+    dir.groups.iter().find(|g| g["id"] == id).map(|g| {
+        (
+            g["displayName"].as_str().unwrap_or_default().to_string(),
+            "Group",
+        )
+    })
+}
+
+fn sp_routes(dir: &mut Directory, req: &Req<'_>, key: &Key, rest: &[&str], tenant: &Tenant) -> Out {
+    let Some(i) = dir.sp_index(key) else {
+        return Err(not_found(&key.describe()));
+    };
+    let sp_id = dir.service_principals[i]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if dir.still_replicating(&sp_id) {
+        return Err(not_found(&key.describe()));
+    }
+    let m = req.method.as_str();
+    match (m, rest) {
+        ("GET", []) => {
+            req.allows(APP_READ, &["Application.Read.All"])?;
+            one(req, "servicePrincipals", &dir.service_principals[i])
+        }
+        ("PATCH", []) => {
+            req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            if !req.has_role(APP_ROLES) {
+                return Err(denied());
+            }
+            let body = req.body_obj()?.clone();
+            merge(&mut dir.service_principals[i], &body);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        ("DELETE", []) => {
+            req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            dir.delete_sp(i);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        ("GET", ["appRoleAssignedTo"]) => {
+            req.allows(
+                &[
+                    "Application.Read.All",
+                    "AppRoleAssignment.ReadWrite.All",
+                    "Directory.Read.All",
+                ],
+                &["Application.Read.All"],
+            )?;
+            let items: Vec<Value> = dir
+                .assignments
+                .iter()
+                .filter(|a| a["resourceId"] == sp_id.as_str())
+                .cloned()
+                .collect();
+            list(req, "servicePrincipals('x')/appRoleAssignedTo", &items)
+        }
+        ("GET", ["appRoleAssignments"]) => {
+            req.allows(
+                &[
+                    "Application.Read.All",
+                    "AppRoleAssignment.ReadWrite.All",
+                    "Directory.Read.All",
+                ],
+                &["Application.Read.All"],
+            )?;
+            let items: Vec<Value> = dir
+                .assignments
+                .iter()
+                .filter(|a| a["principalId"] == sp_id.as_str())
+                .cloned()
+                .collect();
+            list(req, "servicePrincipals('x')/appRoleAssignments", &items)
+        }
+        ("POST", ["appRoleAssignedTo"]) => {
+            req.allows(&["AppRoleAssignment.ReadWrite.All"], &[])?;
+            let resource_is_graph = dir.service_principals[i]["appId"] == GRAPH_APP_ID;
+            let allowed_roles: &[&str] = if resource_is_graph {
+                &[ROLE_GLOBAL_ADMIN, ROLE_PRIVILEGED_ROLE_ADMIN]
+            } else {
+                CONSENT_ROLES
+            };
+            if !req.has_role(allowed_roles) {
+                return Err(denied());
+            }
+            let body = req.body_obj()?.clone();
+            let principal = body
+                .get("principalId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("principalId is required."))?
+                .to_string();
+            let role = body
+                .get("appRoleId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("appRoleId is required."))?
+                .to_string();
+            if body.get("resourceId").and_then(Value::as_str) != Some(sp_id.as_str()) {
+                return Err(bad(
+                    "The resourceId must be the service principal in the request URL.",
+                ));
+            }
+            if dir.still_replicating(&principal) {
+                return Err(bad("Not a valid reference update."));
+            }
+            let roles = dir.service_principals[i]["appRoles"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let role_ok = roles.iter().any(|r| r["id"] == role.as_str())
+                || (roles.is_empty() && role == DEFAULT_ROLE);
+            if !role_ok {
+                return Err(bad(
+                    "Permission being assigned was not found on application.",
+                ));
+            }
+            let Some((principal_name, principal_type)) = principal_display(dir, tenant, &principal)
+            else {
+                return Err(not_found(&principal));
+            };
+            if dir.assignments.iter().any(|a| {
+                a["principalId"] == principal.as_str()
+                    && a["resourceId"] == sp_id.as_str()
+                    && a["appRoleId"] == role.as_str()
+            }) {
+                return Err(bad(
+                    "Permission being assigned already exists on the object",
+                ));
+            }
+            let a = json!({
+                "id": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),
+                "appRoleId": role,
+                "createdDateTime": now(),
+                "principalDisplayName": principal_name,
+                "principalId": principal,
+                "principalType": principal_type,
+                "resourceDisplayName": dir.service_principals[i]["displayName"],
+                "resourceId": sp_id,
+            });
+            dir.assignments.push(a.clone());
+            Ok((StatusCode::CREATED, Some(a)))
+        }
+        ("DELETE", ["appRoleAssignedTo", id]) => {
+            req.allows(&["AppRoleAssignment.ReadWrite.All"], &[])?;
+            let before = dir.assignments.len();
+            dir.assignments
+                .retain(|a| !(a["id"] == *id && a["resourceId"] == sp_id.as_str()));
+            if dir.assignments.len() == before {
+                return Err(not_found(id));
+            }
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        _ => Err(bad(format!(
+            "Unsupported request {m} on a service principal."
+        ))),
+    }
+}
+
+fn create_grant(dir: &mut Directory, req: &Req<'_>) -> Out {
+    req.allows(&["DelegatedPermissionGrant.ReadWrite.All"], &[])?;
+    if !req.has_role(CONSENT_ROLES) {
+        return Err(denied());
+    }
+    let b = req.body_obj()?.clone();
+    let field = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_string);
+    let client = field("clientId").ok_or_else(|| bad("clientId is required."))?;
+    let resource = field("resourceId").ok_or_else(|| bad("resourceId is required."))?;
+    let consent = field("consentType").unwrap_or_else(|| "AllPrincipals".into());
+    let principal = field("principalId");
+    let missing_ref = || {
+        bad(format!("Resource '{client}' does not exist or one of its queried reference-property objects are not present."))
+    };
+    if dir.still_replicating(&client)
+        || !dir
+            .service_principals
+            .iter()
+            .any(|s| s["id"] == client.as_str())
+    {
+        return Err(missing_ref());
+    }
+    let Some(res) = dir
+        .service_principals
+        .iter()
+        .find(|s| s["id"] == resource.as_str())
+    else {
+        return Err(missing_ref());
+    };
+    let known: Vec<&str> = res["oauth2PermissionScopes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["value"].as_str()).collect())
+        .unwrap_or_default();
+    for s in field("scope").unwrap_or_default().split_whitespace() {
+        if !known.contains(&s) {
+            return Err(bad(format!("Scope '{s}' does not exist on the resource.")));
+        }
+    }
+    let dup = dir.grants.iter().any(|g| {
+        g["clientId"] == client.as_str()
+            && g["resourceId"] == resource.as_str()
+            && g["consentType"] == consent.as_str()
+            && g["principalId"].as_str() == principal.as_deref()
+    });
+    if dup {
+        return Err(GraphErr::new(
+            StatusCode::CONFLICT,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "Permission entry already exists.",
+        ));
+    }
+    let g = json!({
+        "id": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),
+        "clientId": client, "consentType": consent, "principalId": principal, "resourceId": resource,
+        "scope": field("scope").unwrap_or_default(),
+    });
+    dir.grants.push(g.clone());
+    Ok((StatusCode::CREATED, Some(g)))
+}
+
+fn grant_by_id(dir: &mut Directory, req: &Req<'_>, id: &str) -> Out {
+    let Some(i) = dir.grants.iter().position(|g| g["id"] == id) else {
+        return Err(not_found(id));
+    };
+    match req.method.as_str() {
+        "GET" => {
+            req.allows(
+                &[
+                    "DelegatedPermissionGrant.ReadWrite.All",
+                    "Directory.Read.All",
+                ],
+                &["Directory.Read.All"],
+            )?;
+            one(req, "oauth2PermissionGrants", &dir.grants[i])
+        }
+        "PATCH" => {
+            req.allows(&["DelegatedPermissionGrant.ReadWrite.All"], &[])?;
+            if !req.has_role(CONSENT_ROLES) {
+                return Err(denied());
+            }
+            let scope = req
+                .body_obj()?
+                .get("scope")
+                .cloned()
+                .ok_or_else(|| bad("scope is required."))?;
+            dir.grants[i]["scope"] = scope;
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        "DELETE" => {
+            req.allows(&["DelegatedPermissionGrant.ReadWrite.All"], &[])?;
+            dir.grants.remove(i);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        m => Err(bad(format!("Unsupported request {m} on a grant."))),
+    }
+}
