@@ -10,6 +10,7 @@ pub mod graph;
 pub mod http;
 pub mod keychain;
 pub mod links;
+pub mod provider;
 pub mod redact;
 pub mod session;
 pub mod tenant;

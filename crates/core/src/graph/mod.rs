@@ -5,6 +5,7 @@
 
 mod error;
 pub mod models;
+pub mod permissions;
 
 use std::sync::Arc;
 use std::time::Duration;

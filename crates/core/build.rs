@@ -1,0 +1,33 @@
+//! Embeds every provider profile in providers/ into the binary, so adding a provider is adding a
+//! data file: no Rust changes, and installers need no extra files.
+use std::fmt::Write;
+use std::path::Path;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../providers");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    let mut code = String::from("/// Provider profiles compiled in from providers/*.toml: (file name, contents).\npub const BUILTIN: &[(&str, &str)] = &[\n");
+    for p in &entries {
+        println!("cargo:rerun-if-changed={}", p.display());
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let _ = writeln!(
+            code,
+            "    ({name:?}, include_str!({:?})),",
+            p.display().to_string()
+        );
+    }
+    code.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("providers.rs");
+    if let Err(e) = std::fs::write(&out, code) {
+        panic!("cannot write {}: {e}", out.display());
+    }
+}
