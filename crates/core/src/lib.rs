@@ -5,14 +5,18 @@
 //! tenant and Microsoft's global cloud take the same code path.
 
 pub mod auth;
+pub mod checks;
 pub mod cloud;
 pub mod graph;
 pub mod http;
 pub mod keychain;
 pub mod links;
+pub mod outputs;
+pub mod preflight;
 pub mod provider;
 pub mod redact;
 pub mod session;
+pub mod setup;
 pub mod tenant;
 
 pub use secrecy::{ExposeSecret, SecretString};

@@ -196,6 +196,63 @@ pub async fn sign_in(
     })
 }
 
+/// Makes sure the admin has consented to the permissions of these wizard steps. When a step's
+/// scopes were never consented, signs in again interactively asking for them (same tenant, same
+/// account), and keeps the new refresh token. Returns whether a sign-in was needed.
+pub async fn ensure_scopes(
+    ctx: &Context,
+    session: &Session,
+    steps: &[StepScopes],
+    method: Method,
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<bool, SessionError> {
+    let mut missing = false;
+    for step in steps {
+        match session.tokens().access_token(step.scopes()).await {
+            Ok(_) => {}
+            Err(AuthError::ConsentRequired { .. }) => missing = true,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !missing {
+        return Ok(false);
+    }
+    let cloud = &session.cloud;
+    let mut scopes: Vec<String> = OIDC_SCOPES.iter().map(|s| (*s).to_string()).collect();
+    for step in std::iter::once(&StepScopes::SignIn).chain(steps.iter()) {
+        scopes.extend(step.scopes().iter().map(|s| cloud.graph_scope(s)));
+    }
+    scopes.dedup();
+    let opts = SignInOptions {
+        discovery_url: cloud.discovery_url(&session.account.tenant_id),
+        tenant_label: session.summary.tenant_name.clone(),
+        cloud_name: cloud.name.clone(),
+        client_id: session.account.client_id.clone(),
+        scopes,
+        method,
+        timeout: ctx.timeout,
+        redirect_host: ctx.redirect_host.clone(),
+        extra_params: vec![(
+            "login_hint".into(),
+            session.account.user_principal_name.clone(),
+        )],
+    };
+    let tokens = auth::sign_in(&ctx.http, &opts, ctx.opener.as_ref(), on_event, cancel).await?;
+    if tokens.id.oid != session.account.user_oid || tokens.id.tid != session.account.tenant_id {
+        return Err(AuthError::Protocol(format!(
+            "You signed in as a different account ({}). Sign in as {} to grant the permissions for this session.",
+            tokens.id.preferred_username.unwrap_or_default(),
+            session.account.user_principal_name
+        ))
+        .into());
+    }
+    if let Some(rt) = tokens.refresh_token {
+        session.tokens().replace_refresh_token(rt).await;
+    }
+    Ok(true)
+}
+
 /// Resumes the last session from the keychain without any prompt. Fails with
 /// [`AuthError::SessionExpired`] when there is nothing saved or it no longer works.
 pub async fn resume(ctx: &Context, record: &AccountRecord) -> Result<Session, SessionError> {

@@ -283,6 +283,13 @@ fn inject_faults(world: &mut World, path: &str) -> Result<(), GraphErr> {
         e.retry_after = Some(retry_after);
         return Err(e);
     }
+    if !f.fail_path_prefix.is_empty() && path.starts_with(&f.fail_path_prefix) {
+        return Err(GraphErr::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "Simulated failure: the connection to the directory was lost.",
+        ));
+    }
     for fault in &f.not_found_first {
         if path.starts_with(&fault.path_prefix) {
             let served = world

@@ -245,7 +245,7 @@ fn transitive_groups(dir: &Directory, member: &str) -> Vec<String> {
     let mut todo = vec![member.to_string()];
     while let Some(m) = todo.pop() {
         for (g, ms) in &dir.members {
-            if ms.iter().any(|x| *x == m) && !found.contains(g) {
+            if ms.contains(&m) && !found.contains(g) {
                 found.push(g.clone());
                 todo.push(g.clone());
             }

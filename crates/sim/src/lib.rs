@@ -296,6 +296,11 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/{tenant}/oauth2/v2.0/token", post(login::token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(login::devicecode))
+        .route("/{tenant}/v2.0/adminconsent", get(login::admin_consent))
+        .route(
+            "/{tenant}/v2.0/adminconsent/decision",
+            post(login::admin_consent_decision),
+        )
         .route(
             "/devicelogin",
             get(login::devicelogin_page).post(login::devicelogin_submit),

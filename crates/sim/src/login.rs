@@ -10,7 +10,7 @@ use axum::Json;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::fixtures::{Tenant, User, ROLE_MEMBER_USER};
@@ -546,9 +546,14 @@ fn check_client(
 pub async fn token(
     State(s): State<Arc<Shared>>,
     Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
     Form(p): Form<Params>,
 ) -> Response {
     apply_latency(&s).await;
+    if p.get("grant_type").map(String::as_str) == Some("client_credentials") {
+        let mut world = s.world();
+        return client_credentials(&s, &mut world, &tenant, &p, &headers);
+    }
     if p.contains_key("client_secret") {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.");
     }
@@ -876,4 +881,337 @@ pub async fn devicelogin_submit(State(s): State<Arc<Shared>>, Form(p): Form<Para
         (Err(e), _) => e,
     };
     Html(format!("<!doctype html><html lang=en><meta charset=utf-8><title>Device sign-in</title><body style='font-family:sans-serif;max-width:40em;margin:3em auto'><p>{}</p></body></html>", escape(&message))).into_response()
+}
+
+/// `client_id` and `client_secret` from the form or from HTTP Basic authentication.
+fn client_auth(p: &Params, headers: &axum::http::HeaderMap) -> (String, String) {
+    if let Some(basic) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) {
+            let text = String::from_utf8_lossy(&decoded).to_string();
+            if let Some((id, secret)) = text.split_once(':') {
+                let dec = |x: &str| {
+                    url::form_urlencoded::parse(format!("v={x}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                return (dec(id), dec(secret));
+            }
+        }
+    }
+    (
+        p.get("client_id").cloned().unwrap_or_default(),
+        p.get("client_secret").cloned().unwrap_or_default(),
+    )
+}
+
+/// The client-credentials grant with a client secret: an app-only token whose `roles` are the
+/// Microsoft Graph application permissions granted to the app.
+fn client_credentials(
+    s: &Shared,
+    world: &mut World,
+    tenant: &str,
+    p: &Params,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let Some(t) = world.tenant(tenant).cloned() else {
+        if is_multi_tenant_alias(tenant) {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                90002,
+                "Use a tenant-specific endpoint for the client credentials flow.",
+            );
+        }
+        return unknown_tenant(tenant);
+    };
+    let (client_id, secret) = client_auth(p, headers);
+    let scope = p.get("scope").cloned().unwrap_or_default();
+    if !scope.ends_with("/.default") {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 1002012, "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.");
+    }
+    let Some(dir) = world.directories.get_mut(&t.id) else {
+        return unknown_tenant(tenant);
+    };
+    if !dir
+        .applications
+        .iter()
+        .any(|a| a["appId"] == client_id.as_str())
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'.",
+                t.display_name
+            ),
+        );
+    }
+    let now = Utc::now();
+    let Some(found) = dir
+        .secrets
+        .iter_mut()
+        .find(|x| x.app_id == client_id && x.text == secret)
+    else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+    };
+    if found.end < now {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000222, &format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app."));
+    }
+    if found.unreplicated_attempts > 0 {
+        found.unreplicated_attempts -= 1;
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+    }
+    let Some(sp) = dir
+        .service_principals
+        .iter()
+        .find(|x| x["appId"] == client_id.as_str())
+        .cloned()
+    else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            7000229,
+            "The client application is missing a service principal in the tenant.",
+        );
+    };
+    let graph_sp = dir.graph_sp().clone();
+    let roles: Vec<String> = dir
+        .assignments
+        .iter()
+        .filter(|a| a["principalId"] == sp["id"] && a["resourceId"] == graph_sp["id"])
+        .filter_map(|a| {
+            graph_sp["appRoles"]
+                .as_array()?
+                .iter()
+                .find(|r| r["id"] == a["appRoleId"])
+                .and_then(|r| r["value"].as_str().map(str::to_string))
+        })
+        .collect();
+    let iat = now.timestamp();
+    let claims = AccessClaims {
+        aud: s.base_url.clone(),
+        iss: format!("https://sts.windows.net/{}/", t.id),
+        iat,
+        nbf: iat,
+        exp: iat + 3599,
+        appid: client_id,
+        tid: t.id.clone(),
+        oid: sp["id"].as_str().unwrap_or_default().to_string(),
+        upn: String::new(),
+        name: String::new(),
+        scp: String::new(),
+        roles,
+        wids: vec![],
+        ver: "1.0".into(),
+        idtyp: "app".into(),
+    };
+    let body = json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": s.keys.sign(&claims)});
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// `GET /{tenant}/v2.0/adminconsent`: a Privileged Role Administrator or Global Administrator
+/// consents for the organisation to everything the app's requiredResourceAccess lists.
+pub async fn admin_consent(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Query(p): Query<Params>,
+) -> Response {
+    apply_latency(&s).await;
+    let mut world = s.world();
+    let approver = world.config.consent_approver.clone();
+    match approver {
+        Some(upn) => consent_as(&mut world, &tenant, &p, &upn),
+        None => {
+            let Some(t) = world.tenant(&tenant) else {
+                return unknown_tenant(&tenant);
+            };
+            let options: String = t
+                .users
+                .iter()
+                .map(|u| {
+                    format!(
+                        "<option value=\"{}\">{}</option>",
+                        escape(&u.upn),
+                        escape(&u.display_name)
+                    )
+                })
+                .collect();
+            let hidden: String = p
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "<input type=hidden name=\"{}\" value=\"{}\">",
+                        escape(k),
+                        escape(v)
+                    )
+                })
+                .collect();
+            Html(format!(
+                "<!doctype html><html lang=en><meta charset=utf-8><title>Admin consent - simulated Entra</title>\
+                 <body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>Permissions requested</h1>\
+                 <p>An application asks an administrator to consent for the whole organisation.</p>\
+                 <form method=post action=\"adminconsent/decision\">{hidden}<label>Consent as <select name=sim_user>{options}</select></label>\
+                 <p><button name=sim_decision value=accept>Accept</button> <button name=sim_decision value=cancel>Cancel</button></p></form></body></html>"
+            ))
+            .into_response()
+        }
+    }
+}
+
+pub async fn admin_consent_decision(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Form(p): Form<Params>,
+) -> Response {
+    apply_latency(&s).await;
+    let mut world = s.world();
+    if p.get("sim_decision").map(String::as_str) != Some("accept") {
+        return deny(&p);
+    }
+    let upn = p.get("sim_user").cloned().unwrap_or_default();
+    consent_as(&mut world, &tenant, &p, &upn)
+}
+
+fn consent_as(world: &mut World, tenant: &str, p: &Params, upn: &str) -> Response {
+    use crate::fixtures::{ROLE_GLOBAL_ADMIN, ROLE_PRIVILEGED_ROLE_ADMIN};
+    let Some(t) = world.tenant(tenant).cloned() else {
+        return unknown_tenant(tenant);
+    };
+    let client_id = p.get("client_id").cloned().unwrap_or_default();
+    let redirect = p.get("redirect_uri").cloned().unwrap_or_default();
+    let Some(dir) = world.directories.get_mut(&t.id) else {
+        return unknown_tenant(tenant);
+    };
+    let Some(app) = dir
+        .applications
+        .iter()
+        .find(|a| a["appId"] == client_id.as_str())
+        .cloned()
+    else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            700016,
+            &format!("Application with identifier '{client_id}' was not found in the directory."),
+            "",
+        );
+    };
+    let registered: Vec<&str> = app["web"]["redirectUris"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !registered.contains(&redirect.as_str()) {
+        return error_page(StatusCode::BAD_REQUEST, 50011, &format!("The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application."), "");
+    }
+    let Some(user) = t.user_by_upn(upn) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            50034,
+            &format!("The user account {upn} does not exist in the tenant."),
+            "",
+        );
+    };
+    if !user
+        .active_roles
+        .iter()
+        .any(|r| *r == ROLE_GLOBAL_ADMIN || *r == ROLE_PRIVILEGED_ROLE_ADMIN)
+    {
+        let mut pairs = vec![
+            ("error", "access_denied"),
+            (
+                "error_description",
+                "AADSTS90094: The grant requires admin permission.",
+            ),
+        ];
+        if let Some(state) = p.get("state") {
+            pairs.push(("state", state.as_str()));
+        }
+        return redirect_with(&redirect, &pairs);
+    }
+    // Make sure the app has a service principal, then grant what it asks for.
+    let sp_id = match dir
+        .service_principals
+        .iter()
+        .find(|x| x["appId"] == client_id.as_str())
+    {
+        Some(sp) => sp["id"].as_str().unwrap_or_default().to_string(),
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            dir.service_principals.push(json!({"id": id, "appId": client_id, "displayName": app["displayName"], "appRoles": [], "oauth2PermissionScopes": [], "tags": [], "servicePrincipalNames": [client_id], "accountEnabled": true, "appRoleAssignmentRequired": false}));
+            id
+        }
+    };
+    let graph_sp = dir.graph_sp().clone();
+    let graph_id = graph_sp["id"].as_str().unwrap_or_default().to_string();
+    let mut scopes: Vec<String> = vec![];
+    for rra in app["requiredResourceAccess"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        if rra["resourceAppId"] != crate::directory::GRAPH_APP_ID {
+            continue;
+        }
+        for ra in rra["resourceAccess"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let id = ra["id"].as_str().unwrap_or_default().to_string();
+            if ra["type"] == "Role" {
+                let exists = dir
+                    .assignments
+                    .iter()
+                    .any(|a| a["principalId"] == sp_id.as_str() && a["appRoleId"] == id.as_str());
+                if !exists {
+                    dir.assignments.push(json!({
+                        "id": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),
+                        "appRoleId": id, "createdDateTime": Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        "principalDisplayName": app["displayName"], "principalId": sp_id, "principalType": "ServicePrincipal",
+                        "resourceDisplayName": "Microsoft Graph", "resourceId": graph_id,
+                    }));
+                }
+            } else if let Some(name) = graph_sp["oauth2PermissionScopes"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["id"] == id.as_str()))
+                .and_then(|x| x["value"].as_str())
+            {
+                scopes.push(name.to_string());
+            }
+        }
+    }
+    if !scopes.is_empty() {
+        match dir.grants.iter_mut().find(|g| g["clientId"] == sp_id.as_str() && g["resourceId"] == graph_id.as_str() && g["consentType"] == "AllPrincipals") {
+            Some(g) => {
+                let mut have: Vec<String> = g["scope"].as_str().unwrap_or_default().split_whitespace().map(str::to_string).collect();
+                for sc in scopes {
+                    if !have.contains(&sc) {
+                        have.push(sc);
+                    }
+                }
+                g["scope"] = json!(have.join(" "));
+            }
+            None => dir.grants.push(json!({
+                "id": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),
+                "clientId": sp_id, "consentType": "AllPrincipals", "principalId": null, "resourceId": graph_id, "scope": scopes.join(" "),
+            })),
+        }
+    }
+    let mut pairs = vec![("admin_consent", "True"), ("tenant", t.id.as_str())];
+    let scope = p.get("scope").cloned().unwrap_or_default();
+    pairs.push(("scope", scope.as_str()));
+    if let Some(state) = p.get("state") {
+        pairs.push(("state", state.as_str()));
+    }
+    redirect_with(&redirect, &pairs)
 }

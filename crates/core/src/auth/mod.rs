@@ -51,6 +51,7 @@ impl StepScopes {
                 "Application.ReadWrite.All",
                 "Policy.Read.All",
                 "User.ReadBasic.All",
+                "GroupMember.Read.All",
             ],
             Self::Consent => &[
                 "AppRoleAssignment.ReadWrite.All",

@@ -147,6 +147,19 @@ impl TokenSource {
         self.last_persist_error.lock().ok().and_then(|g| g.clone())
     }
 
+    /// Replaces the refresh token after a new interactive sign-in (e.g. to consent to more
+    /// scopes), and saves it like a rotated one.
+    pub async fn replace_refresh_token(&self, rt: SecretString) {
+        if let Some(p) = &self.persist {
+            let result = keychain::set(&p.store, &p.key, rt.clone()).await;
+            if let Ok(mut slot) = self.last_persist_error.lock() {
+                *slot = result.err();
+            }
+        }
+        *self.refresh.lock().await = Some(rt);
+        self.cache.lock().await.clear();
+    }
+
     /// Forgets every token held in memory.
     pub async fn clear(&self) {
         *self.refresh.lock().await = None;

@@ -58,7 +58,7 @@ impl std::fmt::Display for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("Could not reach Microsoft Graph for {method} {path} ({detail}). Check your network connection and proxy settings. client-request-id {client_request_id}")]
@@ -80,7 +80,7 @@ pub enum GraphError {
 impl GraphError {
     pub fn api(&self) -> Option<&ApiError> {
         match self {
-            Self::Api(a) => Some(a),
+            Self::Api(a) => Some(a.as_ref()),
             _ => None,
         }
     }

@@ -306,7 +306,9 @@ impl Request<'_> {
             let replication = self.retry_if.is_some_and(|f| f(&api));
             if (transient || replication) && attempt < retry.max_attempts {
                 let delay = match wait {
-                    Some(w) if w > retry.max_retry_after => return Err(GraphError::Api(api)),
+                    Some(w) if w > retry.max_retry_after => {
+                        return Err(GraphError::Api(Box::new(api)))
+                    }
                     Some(w) => w,
                     None => retry.backoff(attempt),
                 };
@@ -314,7 +316,7 @@ impl Request<'_> {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            return Err(GraphError::Api(api));
+            return Err(GraphError::Api(Box::new(api)));
         }
     }
 

@@ -61,13 +61,18 @@ pub fn request(sim: &SimHandle, tenant: &str, method: Method) -> SignInRequest {
 }
 
 /// Collects sign-in events for later assertions.
-pub type Sink = Arc<dyn Fn(SignInEvent) + Send + Sync>;
-pub type Events = Arc<Mutex<Vec<SignInEvent>>>;
+/// A callback that records what it is given, and the record.
+pub type Collector<T> = (Arc<dyn Fn(T) + Send + Sync>, Arc<Mutex<Vec<T>>>);
 
-pub fn recorder() -> (Sink, Events) {
-    let events = Arc::new(Mutex::new(vec![]));
-    let e2 = events.clone();
-    (Arc::new(move |e| e2.lock().unwrap().push(e)), events)
+pub fn collector<T: Send + 'static>() -> Collector<T> {
+    let all = Arc::new(Mutex::new(vec![]));
+    let a = all.clone();
+    (Arc::new(move |e| a.lock().unwrap().push(e)), all)
+}
+
+/// Collects sign-in events for later assertions.
+pub fn recorder() -> Collector<SignInEvent> {
+    collector()
 }
 
 /// Checks every Graph request body the core sent and every successful response the simulator

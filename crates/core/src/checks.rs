@@ -1,0 +1,273 @@
+//! Live connection tests after apply: read-only, each with a verdict, the cause in plain words
+//! and the fix. They prove what the provider will rely on: the tenant's OpenID metadata, that the
+//! new secret gets a token, and (for application permissions) that consent took effect.
+
+use std::time::Duration;
+
+use oauth2::basic::BasicClient;
+use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::aadsts_code;
+use crate::cloud::Cloud;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One test's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub id: String,
+    pub title: String,
+    pub status: Status,
+    /// What was seen, in plain words.
+    pub detail: String,
+    pub cause: Option<String>,
+    pub fix: Option<String>,
+    /// Codes and ids for support: AADSTS code, request-id, URL.
+    pub evidence: Option<String>,
+}
+
+/// What an AADSTS code means for this wizard: the step that causes it, the cause, the fix.
+pub struct Explained {
+    pub step: &'static str,
+    pub cause: &'static str,
+    pub fix: &'static str,
+}
+
+/// Maps the AADSTS codes admins meet to the wizard step that causes them.
+pub fn explain_aadsts(code: u32) -> Option<Explained> {
+    let e = |step, cause, fix| Some(Explained { step, cause, fix });
+    match code {
+        7000215 => e("Register app", "The client secret is wrong: often the secret's ID was pasted instead of its value, or the secret was just created and has not reached every Entra server yet.", "Wait a minute and test again; if it still fails, run the wizard again to rotate the secret and hand over the new value."),
+        7000222 => e("Register app", "The client secret has expired, so sign-in through the provider stops working.", "Run the wizard again to rotate the secret, then hand the new one to the provider."),
+        700016 => e("Register app", "The application was not found in this tenant: the client ID is wrong, or the provider points at another tenant.", "Check the provider uses this tenant's ID and the client ID shown on the Done step."),
+        50011 => e("Register app", "The redirect URI the provider sent is not registered on the app.", "Check the provider input (team name, authenticate URL) and re-run the wizard so the app has the exact redirect URI."),
+        65001 => e("Permissions & consent", "Nobody has consented to the app's permissions for the organisation.", "Grant admin consent in the wizard, or send the admin-consent link to a Global Administrator."),
+        90094 => e("Permissions & consent", "An administrator's approval is needed before users can use the app.", "Grant admin consent in the wizard, or send the admin-consent link to a Global Administrator."),
+        50105 => e("Sync mode", "The user is not assigned to the app, and the app requires assignment.", "Assign the user, or a group they are a direct member of, to the enterprise app."),
+        65004 => e("Permissions & consent", "The user declined to consent to the app.", "Grant admin consent for the organisation so users are not asked."),
+        _ => None,
+    }
+}
+
+fn fail_from_aadsts(id: &str, title: &str, detail: String, description: &str) -> CheckResult {
+    let code = aadsts_code(description);
+    let explained = code.and_then(explain_aadsts);
+    CheckResult {
+        id: id.into(),
+        title: title.into(),
+        status: Status::Fail,
+        detail,
+        cause: explained
+            .as_ref()
+            .map(|x| format!("{} (step: {})", x.cause, x.step))
+            .or_else(|| Some(description.to_string())),
+        fix: explained.map(|x| x.fix.to_string()),
+        evidence: code.map(|c| format!("AADSTS{c}")),
+    }
+}
+
+/// How long to keep retrying a brand-new secret that has not replicated (AADSTS7000215).
+#[derive(Clone, Debug)]
+pub struct SecretRetry {
+    pub attempts: u32,
+    pub delay: Duration,
+}
+
+impl Default for SecretRetry {
+    fn default() -> Self {
+        Self {
+            attempts: 8,
+            delay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The tenant's OpenID Connect metadata, which every OIDC provider reads.
+pub async fn discovery(http: &reqwest::Client, cloud: &Cloud, tenant_id: &str) -> CheckResult {
+    let url = cloud.discovery_url(tenant_id);
+    let title = "The tenant's OpenID Connect metadata is reachable";
+    match http.get(&url).send().await {
+        Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
+            Ok(v) if v["issuer"].as_str().is_some_and(|i| i.contains(tenant_id)) => CheckResult {
+                id: "oidc_discovery".into(),
+                title: title.into(),
+                status: Status::Pass,
+                detail: format!("Issuer {}", v["issuer"].as_str().unwrap_or_default()),
+                cause: None,
+                fix: None,
+                evidence: Some(url),
+            },
+            _ => CheckResult {
+                id: "oidc_discovery".into(),
+                title: title.into(),
+                status: Status::Fail,
+                detail: "The metadata does not name this tenant as its issuer.".into(),
+                cause: Some("The authority or tenant ID is wrong for this cloud.".into()),
+                fix: Some("Check the cloud chosen at sign-in.".into()),
+                evidence: Some(url),
+            },
+        },
+        Ok(r) => CheckResult {
+            id: "oidc_discovery".into(),
+            title: title.into(),
+            status: Status::Fail,
+            detail: format!("HTTP {}", r.status()),
+            cause: Some("The tenant's metadata could not be read.".into()),
+            fix: Some("Check the tenant ID and the cloud.".into()),
+            evidence: Some(url),
+        },
+        Err(e) => CheckResult {
+            id: "oidc_discovery".into(),
+            title: title.into(),
+            status: Status::Fail,
+            detail: e.to_string(),
+            cause: Some("The sign-in service could not be reached.".into()),
+            fix: Some("Check the network connection and proxy.".into()),
+            evidence: Some(url),
+        },
+    }
+}
+
+/// Gets an app-only token with the new secret (client credentials), retrying while it
+/// replicates; then, when application permissions were granted, reads one user with it.
+pub async fn secret_and_consent(
+    http: &reqwest::Client,
+    cloud: &Cloud,
+    token_endpoint: &str,
+    client_id: &str,
+    secret: &SecretString,
+    app_permissions: bool,
+    retry: &SecretRetry,
+) -> Vec<CheckResult> {
+    let title = "The new client secret gets a token";
+    let Ok(token_url) = TokenUrl::new(token_endpoint.to_string()) else {
+        return vec![CheckResult {
+            id: "client_secret".into(),
+            title: title.into(),
+            status: Status::Fail,
+            detail: format!("bad token endpoint {token_endpoint}"),
+            cause: None,
+            fix: None,
+            evidence: None,
+        }];
+    };
+    let client = BasicClient::new(ClientId::new(client_id.to_string()))
+        .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(token_url);
+    let mut attempt = 0;
+    let token = loop {
+        attempt += 1;
+        let r = client
+            .exchange_client_credentials()
+            .add_scope(Scope::new(cloud.graph_scope(".default")))
+            .request_async(http)
+            .await;
+        match r {
+            Ok(t) => break SecretString::from(t.access_token().secret().clone()),
+            Err(oauth2::RequestTokenError::ServerResponse(resp)) => {
+                let desc = resp.error_description().cloned().unwrap_or_default();
+                if aadsts_code(&desc) == Some(7000215) && attempt < retry.attempts {
+                    tracing::info!(
+                        attempt,
+                        "the new secret is not accepted yet; waiting for replication"
+                    );
+                    tokio::time::sleep(retry.delay).await;
+                    continue;
+                }
+                return vec![fail_from_aadsts(
+                    "client_secret",
+                    title,
+                    format!("Entra refused the secret after {attempt} attempt(s)."),
+                    &desc,
+                )];
+            }
+            Err(e) => {
+                return vec![CheckResult {
+                    id: "client_secret".into(),
+                    title: title.into(),
+                    status: Status::Fail,
+                    detail: e.to_string(),
+                    cause: Some("The token endpoint could not be reached.".into()),
+                    fix: Some("Check the network connection.".into()),
+                    evidence: None,
+                }];
+            }
+        }
+    };
+    let mut out = vec![CheckResult {
+        id: "client_secret".into(),
+        title: title.into(),
+        status: Status::Pass,
+        detail: if attempt > 1 {
+            format!("Accepted after {attempt} attempts (the secret needed time to replicate).")
+        } else {
+            "Accepted at once.".into()
+        },
+        cause: None,
+        fix: None,
+        evidence: None,
+    }];
+    if !app_permissions {
+        return out;
+    }
+    let title = "Application permissions are in effect";
+    let url = format!("{}/users?$top=1&$select=id", cloud.graph_v1());
+    let r = http
+        .get(&url)
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await;
+    out.push(match r {
+        Ok(resp) if resp.status().is_success() => CheckResult { id: "app_consent".into(), title: title.into(), status: Status::Pass, detail: "The app read a user from Microsoft Graph with its own token.".into(), cause: None, fix: None, evidence: None },
+        Ok(resp) => {
+            let rid = resp.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let status = resp.status();
+            CheckResult {
+                id: "app_consent".into(),
+                title: title.into(),
+                status: Status::Fail,
+                detail: format!("Microsoft Graph answered HTTP {status}."),
+                cause: Some("Admin consent for the application permissions has not taken effect (or was never given).".into()),
+                fix: Some("Grant consent (or have a Global Administrator open the consent link), wait a minute, and test again.".into()),
+                evidence: rid.map(|r| format!("request-id {r}")),
+            }
+        }
+        Err(e) => CheckResult { id: "app_consent".into(), title: title.into(), status: Status::Fail, detail: e.to_string(), cause: Some("Microsoft Graph could not be reached.".into()), fix: None, evidence: None },
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_codes_admins_meet_to_steps() {
+        for code in [7000215, 7000222, 700016, 50011, 65001, 90094, 50105, 65004] {
+            assert!(explain_aadsts(code).is_some(), "AADSTS{code}");
+        }
+        assert_eq!(explain_aadsts(50011).unwrap().step, "Register app");
+        assert_eq!(explain_aadsts(50105).unwrap().step, "Sync mode");
+        let r = fail_from_aadsts(
+            "x",
+            "t",
+            "d".into(),
+            "AADSTS7000222: The provided client secret keys are expired.",
+        );
+        assert!(
+            r.cause.unwrap().contains("expired") && r.evidence.as_deref() == Some("AADSTS7000222")
+        );
+    }
+}

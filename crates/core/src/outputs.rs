@@ -1,0 +1,400 @@
+//! What the provider gets: rendered settings (API bodies, Terraform, YAML), a direct push to the
+//! provider's API where it has one, a calendar reminder for the secret's expiry, links to every
+//! object in the Azure portal, and the Done step's warnings. The secret is filled in only at the
+//! moment of hand-over; everything shown on screen has it masked.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cloud::Cloud;
+use crate::preflight::Preflight;
+use crate::provider::{self, OutputFormat, Provider};
+use crate::tenant::{Advice, Link, Severity};
+
+/// Shown where the secret goes in on-screen renderings.
+pub const SECRET_MASK: &str = "<client secret: use Copy or Save to get it>";
+
+/// An output as the Done step shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct Rendered {
+    pub id: String,
+    pub title: String,
+    pub help: String,
+    pub format: OutputFormat,
+    pub file_name: Option<String>,
+    /// The text with the secret masked.
+    pub text: String,
+    pub contains_secret: bool,
+}
+
+/// The values every output may use (without the secret).
+pub fn values(
+    cloud: &Cloud,
+    tenant_id: &str,
+    client_id: &str,
+    app_name: &str,
+    inputs: &BTreeMap<String, String>,
+    secret_end: Option<DateTime<Utc>>,
+) -> BTreeMap<String, String> {
+    let mut v = inputs.clone();
+    v.insert("tenant_id".into(), tenant_id.into());
+    v.insert("client_id".into(), client_id.into());
+    v.insert(
+        "authority".into(),
+        cloud.authority.as_str().trim_end_matches('/').into(),
+    );
+    v.insert("app_name".into(), app_name.into());
+    v.insert(
+        "secret_expiry".into(),
+        secret_end
+            .map(|e| e.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+    );
+    v
+}
+
+fn render_one(
+    o: &provider::OutputSpec,
+    values: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    provider::render(o.template.get_ref().trim_start_matches('\n'), values, |v| {
+        provider::escape_quoted(o.format, v)
+    })
+}
+
+/// Every output with the secret masked.
+pub fn render_all(p: &Provider, values: &BTreeMap<String, String>) -> Vec<Rendered> {
+    let mut masked = values.clone();
+    masked.insert("client_secret".into(), SECRET_MASK.into());
+    p.outputs
+        .iter()
+        .filter_map(|o| {
+            let text = render_one(o, &masked).ok()?;
+            Some(Rendered {
+                id: o.id.clone(),
+                title: o.title.clone(),
+                help: o.help.clone(),
+                format: o.format,
+                file_name: o.file_name.clone(),
+                text,
+                contains_secret: o.contains_secret,
+            })
+        })
+        .collect()
+}
+
+/// One output with the real secret in it, for hand-over only.
+pub fn render_with_secret(
+    p: &Provider,
+    output_id: &str,
+    values: &BTreeMap<String, String>,
+    secret: &SecretString,
+) -> Result<SecretString, String> {
+    let o = p
+        .outputs
+        .iter()
+        .find(|o| o.id == output_id)
+        .ok_or_else(|| format!("{} has no output '{output_id}'", p.name))?;
+    let mut v = values.clone();
+    v.insert("client_secret".into(), secret.expose_secret().to_string());
+    render_one(o, &v).map(SecretString::from)
+}
+
+/// Writes a hand-over file that may hold the secret: created fresh, readable by the owner only.
+pub fn write_private_file(path: &std::path::Path, contents: &SecretString) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp-entra-setup");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(contents.expose_secret().as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Links to every object the wizard created, in the Azure portal of the cloud.
+pub fn portal_links(cloud: &Cloud, app_id: &str, sp_id: Option<&str>) -> Vec<Link> {
+    let reg = |blade: &str| {
+        cloud.portal_link(&format!(
+            "#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/{blade}/appId/{app_id}"
+        ))
+    };
+    let mut links = vec![
+        Link {
+            label: "App registration".into(),
+            url: reg("Overview"),
+        },
+        Link {
+            label: "API permissions".into(),
+            url: reg("CallAnAPI"),
+        },
+        Link {
+            label: "Certificates & secrets".into(),
+            url: reg("Credentials"),
+        },
+        Link {
+            label: "Token configuration".into(),
+            url: reg("TokenConfiguration"),
+        },
+    ];
+    if let Some(sp) = sp_id {
+        let ent = |blade: &str| {
+            cloud.portal_link(&format!("#view/Microsoft_AAD_IAM/ManagedAppMenuBlade/~/{blade}/objectId/{sp}/appId/{app_id}"))
+        };
+        links.push(Link {
+            label: "Enterprise app".into(),
+            url: ent("Overview"),
+        });
+        links.push(Link {
+            label: "Users and groups".into(),
+            url: ent("Users"),
+        });
+    }
+    links
+}
+
+/// An iCalendar reminder two weeks before the secret expires.
+pub fn expiry_reminder(app_name: &str, key_id: &str, end: DateTime<Utc>) -> String {
+    let remind = (end - Duration::days(14)).format("%Y%m%d");
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let lines = [
+        "BEGIN:VCALENDAR".to_string(),
+        "VERSION:2.0".into(),
+        "PRODID:-//Entra Setup//Secret expiry//EN".into(),
+        "BEGIN:VEVENT".into(),
+        format!("UID:{key_id}@entra-setup"),
+        format!("DTSTAMP:{stamp}"),
+        format!("DTSTART;VALUE=DATE:{remind}"),
+        format!("SUMMARY:Rotate the client secret of {app_name}"),
+        format!(
+            "DESCRIPTION:The Entra client secret of {app_name} expires on {}. Sign-in through the provider stops on that day. Re-run Entra Setup to rotate it without downtime.",
+            end.format("%Y-%m-%d")
+        ),
+        "BEGIN:VALARM".into(),
+        "ACTION:DISPLAY".into(),
+        "DESCRIPTION:Rotate the Entra client secret".into(),
+        "TRIGGER:-PT0M".into(),
+        "END:VALARM".into(),
+        "END:VEVENT".into(),
+        "END:VCALENDAR".into(),
+    ];
+    let mut out = lines.join("\r\n");
+    out.push_str("\r\n");
+    out
+}
+
+/// The Done step's warnings.
+pub fn done_advice(
+    p: &Provider,
+    preflight: Option<&Preflight>,
+    secret_end: Option<DateTime<Utc>>,
+) -> Vec<Advice> {
+    let mut out = vec![Advice {
+        id: "lockout".into(),
+        severity: Severity::Warning,
+        title: format!("Keep a password administrator in {}", p.name),
+        detail: format!(
+            "Before you make {} require Entra sign-in for everyone, keep at least one administrator who signs in with a local password (a break-glass account). If the secret expires or consent is removed, that account is how you get back in.",
+            p.name
+        ),
+        link: None,
+    }];
+    if let Some(end) = secret_end {
+        out.push(Advice {
+            id: "secret_expiry".into(),
+            severity: Severity::Warning,
+            title: format!("The client secret expires on {}", end.format("%Y-%m-%d")),
+            detail: format!("On that day sign-in to {} stops working. Save the calendar reminder, and re-run the wizard to rotate the secret before then.", p.name),
+            link: None,
+        });
+    }
+    if let Some(pf) = preflight {
+        for a in &pf.advice {
+            if ["upn_mail", "groups_overage", "guests"].contains(&a.id.as_str()) {
+                out.push(a.clone());
+            }
+        }
+    }
+    for w in &p.warnings {
+        out.push(Advice {
+            id: w.id.clone(),
+            severity: w.severity,
+            title: w.title.clone(),
+            detail: w.detail.clone(),
+            link: None,
+        });
+    }
+    out
+}
+
+/// The result of pushing settings to the provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct PushResult {
+    pub id: String,
+    /// False when an existing identity provider was updated instead.
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("The provider's API could not be reached: {0}")]
+    Network(String),
+    #[error("The provider's API refused the request (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+#[derive(Deserialize)]
+struct CfEnvelope {
+    success: bool,
+    #[serde(default)]
+    errors: Vec<CfMessage>,
+    #[serde(default)]
+    result: Value,
+}
+
+#[derive(Deserialize)]
+struct CfMessage {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+async fn cf_call(req: reqwest::RequestBuilder) -> Result<Value, PushError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| PushError::Network(e.without_url().to_string()))?;
+    let status = resp.status().as_u16();
+    let env: CfEnvelope = resp.json().await.map_err(|e| PushError::Refused {
+        status,
+        message: format!("unexpected answer: {e}"),
+    })?;
+    if env.success && (200..300).contains(&status) {
+        return Ok(env.result);
+    }
+    let message = env
+        .errors
+        .iter()
+        .map(|e| format!("{} (code {})", e.message, e.code))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let hint = if status == 403 || status == 401 {
+        " Check that the API token has 'Access: Organizations, Identity Providers, and Groups Write' for this account."
+    } else {
+        ""
+    };
+    Err(PushError::Refused {
+        status,
+        message: format!("{message}{hint}"),
+    })
+}
+
+/// Creates or updates Cloudflare Access's Entra ID identity provider. An identity provider of
+/// type azureAD with the same name is updated rather than duplicated.
+pub async fn push_cloudflare(
+    http: &reqwest::Client,
+    api_base: &str,
+    account_id: &str,
+    token: &SecretString,
+    body: &SecretString,
+) -> Result<PushResult, PushError> {
+    let base = format!(
+        "{}/accounts/{account_id}/access/identity_providers",
+        api_base.trim_end_matches('/')
+    );
+    let parsed: Value =
+        serde_json::from_str(body.expose_secret()).map_err(|e| PushError::Refused {
+            status: 0,
+            message: format!("the request body is not JSON: {e}"),
+        })?;
+    let name = parsed["name"].as_str().unwrap_or_default().to_string();
+    let existing = cf_call(http.get(&base).bearer_auth(token.expose_secret())).await?;
+    let found = existing
+        .as_array()
+        .and_then(|list| {
+            list.iter()
+                .find(|i| i["type"] == "azureAD" && i["name"] == name.as_str())
+        })
+        .and_then(|i| i["id"].as_str().map(str::to_string));
+    let (req, created) = match &found {
+        Some(id) => (http.put(format!("{base}/{id}")), false),
+        None => (http.post(&base), true),
+    };
+    let result = cf_call(
+        req.bearer_auth(token.expose_secret())
+            .header("Content-Type", "application/json")
+            .body(body.expose_secret().to_string()),
+    )
+    .await?;
+    let id = result["id"]
+        .as_str()
+        .map(str::to_string)
+        .or(found)
+        .unwrap_or_default();
+    Ok(PushResult { id, created })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::CloudChoice;
+
+    fn cf_values() -> (Provider, BTreeMap<String, String>) {
+        let p = provider::find("cloudflare").unwrap();
+        let cloud = Cloud::from_choice(&CloudChoice::Global).unwrap();
+        let mut inputs = BTreeMap::new();
+        inputs.insert("team".to_string(), "acme".to_string());
+        let v = values(
+            &cloud,
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "00001111-aaaa-2222-bbbb-3333cccc4444",
+            "Cloudflare Access (acme)",
+            &inputs,
+            None,
+        );
+        (p, v)
+    }
+
+    #[test]
+    fn screen_renderings_never_hold_the_secret() {
+        let (p, v) = cf_values();
+        let shown = render_all(&p, &v);
+        let api = shown.iter().find(|r| r.id == "api_body").unwrap();
+        assert!(api.text.contains(SECRET_MASK));
+        let body = render_with_secret(&p, "api_body", &v, &SecretString::from("s3cr\"et")).unwrap();
+        let json: Value = serde_json::from_str(body.expose_secret()).unwrap();
+        assert_eq!(json["config"]["client_secret"], "s3cr\"et");
+        assert_eq!(
+            json["config"]["directory_id"],
+            "72f988bf-86f1-41af-91ab-2d7cd011db47"
+        );
+        assert_eq!(json["type"], "azureAD");
+        let tf = shown.iter().find(|r| r.id == "terraform").unwrap();
+        assert!(tf.text.contains("var.entra_id_client_secret") && !tf.contains_secret);
+    }
+
+    #[test]
+    fn the_reminder_is_two_weeks_ahead() {
+        let end = DateTime::parse_from_rfc3339("2027-06-30T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ics = expiry_reminder("Pomerium", "k1", end);
+        assert!(ics.contains("DTSTART;VALUE=DATE:20270616"));
+        assert!(ics.starts_with("BEGIN:VCALENDAR\r\n") && ics.ends_with("END:VCALENDAR\r\n"));
+    }
+}

@@ -1,0 +1,711 @@
+//! The applier: the only code that writes to the tenant. It runs a plan's changes in dependency
+//! order (independent ones together), retries the replication delays Graph documents, journals
+//! every step before and after, and never creates a second object on a retry: each write first
+//! checks whether an earlier attempt already made it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::journal::{Entry, Event, Journal, ObjectKind};
+use super::plan::{admin_consent_url, Change, Plan, PlannedChange};
+use super::state::{unique_name_path, AssignmentState, GrantState, TenantState};
+use crate::auth::StepScopes;
+use crate::cloud::Cloud;
+use crate::graph::{ApiError, GraphClient, GraphError};
+
+/// Progress the UI and CLI show while applying.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ApplyEvent {
+    Started {
+        seq: u32,
+        title: String,
+    },
+    Done {
+        seq: u32,
+        detail: String,
+    },
+    Failed {
+        seq: u32,
+        message: String,
+    },
+    /// A colleague must open `url` to consent; the wizard is checking for it.
+    WaitingForConsent {
+        seq: u32,
+        url: String,
+    },
+    Finished {
+        changes: u32,
+    },
+}
+
+/// A new client secret: its value only lives here until it is handed over.
+pub struct NewSecret {
+    pub key_id: String,
+    pub display_name: String,
+    pub hint: String,
+    pub end: DateTime<Utc>,
+    pub value: SecretString,
+}
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecret")
+            .field("key_id", &self.key_id)
+            .field("hint", &self.hint)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an apply produced.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub app_object_id: Option<String>,
+    pub app_id: Option<String>,
+    pub sp_id: Option<String>,
+    pub secret: Option<NewSecret>,
+    /// Set when a colleague's consent is still needed; the link to send them.
+    pub consent_url: Option<String>,
+    pub changes: usize,
+}
+
+/// An apply that stopped part-way: what failed, and what had been done (including a new secret,
+/// which must still be handed over).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ApplyFailed {
+    pub error: ApplyError,
+    pub partial: Applied,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("Step {} ({title}) failed: {source}", seq + 1)]
+    Step {
+        seq: usize,
+        title: String,
+        source: Box<GraphError>,
+    },
+    #[error("Applying was cancelled after some changes; run the wizard again to resume where it stopped.")]
+    Cancelled,
+    #[error("The journal could not be written ({0}); nothing more was changed.")]
+    Journal(String),
+}
+
+/// Settings of one apply.
+pub struct ApplyOptions {
+    /// How long to wait for a colleague's admin consent before returning with it pending.
+    pub consent_wait: Duration,
+    pub consent_poll: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            consent_wait: Duration::from_secs(0),
+            consent_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Refs {
+    app_object_id: Option<String>,
+    app_id: Option<String>,
+    sp_id: Option<String>,
+}
+
+/// Graph's documented replication-delay answers right after an object is created (reference §12).
+fn replication_delay(e: &ApiError) -> bool {
+    let m = e.message.to_ascii_lowercase();
+    e.status == 404
+        || (e.status == 409 && e.method == "PATCH")
+        || (e.status == 400 && (m.contains("does not reference a valid application object") || m.contains("not a valid reference update") || m.contains("does not exist or one of its queried reference-property objects are not present")))
+        || (e.status == 403 && m.contains("backing application"))
+}
+
+struct Ctx<'a> {
+    graph: &'a GraphClient,
+    cloud: &'a Cloud,
+    plan: &'a Plan,
+    state: &'a TenantState,
+    journal: &'a Journal,
+    on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
+    cancel: &'a CancellationToken,
+    options: &'a ApplyOptions,
+    redirect_uri: String,
+}
+
+/// What one change produced.
+#[derive(Default)]
+struct StepOut {
+    refs: Refs,
+    secret: Option<NewSecret>,
+    consent_url: Option<String>,
+    detail: String,
+    created: Option<(ObjectKind, String)>,
+    previous: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn journal(&self, seq: Option<usize>, event: Event, refs: &Refs) -> Result<(), ApplyError> {
+        self.journal
+            .append(&Entry {
+                at: Utc::now(),
+                plan_id: self.plan.id.clone(),
+                seq,
+                event,
+                app_object_id: refs.app_object_id.clone(),
+                app_id: refs.app_id.clone(),
+                request_id: None,
+            })
+            .map_err(|e| ApplyError::Journal(format!("{}: {e}", self.journal.path().display())))
+    }
+
+    fn emit(&self, e: ApplyEvent) {
+        (self.on_event)(e);
+    }
+
+    async fn run(&self, pc: &PlannedChange, refs: &Refs) -> Result<StepOut, GraphError> {
+        let g = self.graph;
+        let s = StepScopes::RegisterApp;
+        let app_path = refs
+            .app_object_id
+            .as_ref()
+            .map(|id| format!("/applications/{id}"))
+            .unwrap_or_else(|| unique_name_path(&self.plan.unique_name));
+        match &pc.change {
+            Change::UpsertApplication { body, creates, .. } => {
+                let answer = g
+                    .patch(unique_name_path(&self.plan.unique_name))
+                    .header("Prefer", "create-if-missing")
+                    .json(body.clone())
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                let (app_object_id, app_id, created) = if answer.status == StatusCode::CREATED {
+                    let b = answer.body.unwrap_or(Value::Null);
+                    (
+                        b["id"].as_str().map(str::to_string),
+                        b["appId"].as_str().map(str::to_string),
+                        true,
+                    )
+                } else if let Some(app) = &self.state.app {
+                    (Some(app.id.clone()), Some(app.app_id.clone()), false)
+                } else {
+                    // Updated an app this run did not see (created by a concurrent run): read it.
+                    let b: Value = g
+                        .get(unique_name_path(&self.plan.unique_name))
+                        .scopes(s)
+                        .retry_if(replication_delay)
+                        .send_json()
+                        .await?;
+                    (
+                        b["id"].as_str().map(str::to_string),
+                        b["appId"].as_str().map(str::to_string),
+                        false,
+                    )
+                };
+                let _ = creates;
+                Ok(StepOut {
+                    refs: Refs {
+                        app_object_id: app_object_id.clone(),
+                        app_id: app_id.clone(),
+                        sp_id: None,
+                    },
+                    detail: format!(
+                        "Application (client) ID {}",
+                        app_id.clone().unwrap_or_default()
+                    ),
+                    created: created
+                        .then(|| (ObjectKind::Application, app_object_id.unwrap_or_default())),
+                    ..Default::default()
+                })
+            }
+            Change::CreateServicePrincipal => {
+                let app_id = refs.app_id.clone().unwrap_or_default();
+                let existing: Result<Value, GraphError> = g
+                    .get(format!("/servicePrincipals(appId='{app_id}')?$select=id"))
+                    .scopes(s)
+                    .send_json()
+                    .await;
+                if let Ok(v) = existing {
+                    return Ok(StepOut {
+                        refs: Refs {
+                            sp_id: v["id"].as_str().map(str::to_string),
+                            ..Default::default()
+                        },
+                        detail: "Already there".into(),
+                        ..Default::default()
+                    });
+                }
+                let created = g
+                    .post("/servicePrincipals")
+                    .json(json!({"appId": app_id, "tags": ["WindowsAzureActiveDirectoryIntegratedApp", super::TAG]}))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send_json::<Value>()
+                    .await;
+                let v = match created {
+                    Ok(v) => v,
+                    // Created by an earlier attempt whose answer was lost: use that one.
+                    Err(e) if e.status() == Some(409) => {
+                        g.get(format!("/servicePrincipals(appId='{app_id}')?$select=id"))
+                            .scopes(s)
+                            .retry_if(replication_delay)
+                            .send_json()
+                            .await?
+                    }
+                    Err(e) => return Err(e),
+                };
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                Ok(StepOut {
+                    refs: Refs {
+                        sp_id: Some(id.clone()),
+                        ..Default::default()
+                    },
+                    detail: format!("Service principal {id}"),
+                    created: Some((ObjectKind::ServicePrincipal, id)),
+                    ..Default::default()
+                })
+            }
+            Change::RemovePassword { key_id, .. } => {
+                match g
+                    .post(format!("{app_path}/removePassword"))
+                    .json(json!({"keyId": key_id}))
+                    .scopes(s)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(StepOut {
+                    detail: format!("Removed secret {key_id}"),
+                    ..Default::default()
+                })
+            }
+            Change::AddPassword {
+                display_name, end, ..
+            } => {
+                let v: Value = g
+                    .post(format!("{app_path}/addPassword"))
+                    .json(json!({"passwordCredential": {"displayName": display_name, "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string()}}))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send_json()
+                    .await?;
+                let key_id = v["keyId"].as_str().unwrap_or_default().to_string();
+                let secret = NewSecret {
+                    key_id: key_id.clone(),
+                    display_name: display_name.clone(),
+                    hint: v["hint"].as_str().unwrap_or_default().to_string(),
+                    end: v["endDateTime"]
+                        .as_str()
+                        .and_then(|e| e.parse().ok())
+                        .unwrap_or(*end),
+                    value: SecretString::from(
+                        v["secretText"].as_str().unwrap_or_default().to_string(),
+                    ),
+                };
+                Ok(StepOut {
+                    detail: format!("Secret added, expires {}", secret.end.format("%Y-%m-%d")),
+                    created: Some((ObjectKind::Password, key_id)),
+                    secret: Some(secret),
+                    ..Default::default()
+                })
+            }
+            Change::GrantDelegated { scope, existing_id } => {
+                let c = StepScopes::Consent;
+                let sp = refs.sp_id.clone().unwrap_or_default();
+                let graph_sp = self.state.graph_sp.id.clone();
+                let current = match existing_id {
+                    Some(id) => Some(GrantState { id: id.clone(), scope: None, resource_id: graph_sp.clone(), consent_type: None }),
+                    None => g
+                        .get(format!("/oauth2PermissionGrants?$filter=clientId eq '{sp}' and consentType eq 'AllPrincipals'"))
+                        .scopes(c)
+                        .retry_if(replication_delay)
+                        .list::<GrantState>()
+                        .await?
+                        .into_iter()
+                        .find(|x| x.resource_id == graph_sp),
+                };
+                if let Some(grant) = current {
+                    let previous = self
+                        .state
+                        .grant
+                        .as_ref()
+                        .and_then(|x| x.scope.clone())
+                        .or(grant.scope.clone());
+                    g.patch(format!("/oauth2PermissionGrants/{}", grant.id))
+                        .json(json!({"scope": scope}))
+                        .scopes(c)
+                        .retry_if(replication_delay)
+                        .send()
+                        .await?;
+                    return Ok(StepOut {
+                        detail: format!("Consent now covers: {scope}"),
+                        created: Some((ObjectKind::Grant, grant.id)),
+                        previous: Some(previous.unwrap_or_default()),
+                        ..Default::default()
+                    });
+                }
+                let v: Value = g
+                    .post("/oauth2PermissionGrants")
+                    .json(json!({"clientId": sp, "consentType": "AllPrincipals", "resourceId": graph_sp, "scope": scope}))
+                    .scopes(c)
+                    .retry_if(replication_delay)
+                    .send_json()
+                    .await?;
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                Ok(StepOut {
+                    detail: format!("Consented for the organisation: {scope}"),
+                    created: Some((ObjectKind::Grant, id)),
+                    ..Default::default()
+                })
+            }
+            Change::GrantAppRole { name, app_role_id } => {
+                let c = StepScopes::Consent;
+                let sp = refs.sp_id.clone().unwrap_or_default();
+                let graph_sp = self.state.graph_sp.id.clone();
+                let have: Vec<AssignmentState> = g
+                    .get(format!("/servicePrincipals/{sp}/appRoleAssignments"))
+                    .scopes(c)
+                    .retry_if(replication_delay)
+                    .list()
+                    .await?;
+                if let Some(a) = have.iter().find(|a| {
+                    a.app_role_id.eq_ignore_ascii_case(app_role_id) && a.resource_id == graph_sp
+                }) {
+                    return Ok(StepOut {
+                        detail: format!("{name} was already granted ({})", a.id),
+                        ..Default::default()
+                    });
+                }
+                let v: Value = g
+                    .post(format!("/servicePrincipals/{graph_sp}/appRoleAssignedTo"))
+                    .json(json!({"principalId": sp, "resourceId": graph_sp, "appRoleId": app_role_id}))
+                    .scopes(c)
+                    .retry_if(replication_delay)
+                    .send_json()
+                    .await?;
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                // `previous` keeps the resource, which Undo needs to delete the assignment.
+                Ok(StepOut {
+                    detail: format!("Granted {name}"),
+                    created: Some((ObjectKind::Assignment, id)),
+                    previous: Some(graph_sp),
+                    ..Default::default()
+                })
+            }
+            Change::RequestAdminConsent { roles, scopes } => {
+                let app_id = refs.app_id.clone().unwrap_or_default();
+                let url = admin_consent_url(
+                    self.cloud,
+                    &self.plan.tenant_id,
+                    &app_id,
+                    &self.redirect_uri,
+                );
+                self.emit(ApplyEvent::WaitingForConsent {
+                    seq: u32::try_from(pc.seq).unwrap_or(0),
+                    url: url.clone(),
+                });
+                let sp = refs.sp_id.clone().unwrap_or_default();
+                let done = wait_for_consent(
+                    self.graph,
+                    &self.state.graph_sp,
+                    &sp,
+                    roles,
+                    scopes,
+                    self.options,
+                    self.cancel,
+                )
+                .await?;
+                if done {
+                    Ok(StepOut {
+                        detail: "A colleague consented".into(),
+                        ..Default::default()
+                    })
+                } else {
+                    Ok(StepOut {
+                        detail: "Waiting for a colleague's consent".into(),
+                        consent_url: Some(url),
+                        ..Default::default()
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Checks whether admin consent covers the roles and scopes now, and keeps checking until
+/// `options.consent_wait` has passed.
+pub async fn wait_for_consent(
+    graph: &GraphClient,
+    graph_sp: &crate::graph::permissions::GraphServicePrincipal,
+    sp_id: &str,
+    roles: &[String],
+    scopes: &[String],
+    options: &ApplyOptions,
+    cancel: &CancellationToken,
+) -> Result<bool, GraphError> {
+    let started = std::time::Instant::now();
+    loop {
+        if consent_present(graph, graph_sp, sp_id, roles, scopes).await? {
+            return Ok(true);
+        }
+        if started.elapsed() >= options.consent_wait || cancel.is_cancelled() {
+            return Ok(false);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(options.consent_poll) => {}
+            () = cancel.cancelled() => return Ok(false),
+        }
+    }
+}
+
+/// Whether every role and scope has been granted to the service principal.
+pub async fn consent_present(
+    graph: &GraphClient,
+    graph_sp: &crate::graph::permissions::GraphServicePrincipal,
+    sp_id: &str,
+    roles: &[String],
+    scopes: &[String],
+) -> Result<bool, GraphError> {
+    use crate::provider::PermissionKind;
+    let c = StepScopes::Consent;
+    let assignments: Vec<AssignmentState> = graph
+        .get(format!("/servicePrincipals/{sp_id}/appRoleAssignments"))
+        .scopes(c)
+        .retry_if(replication_delay)
+        .list()
+        .await?;
+    let have_roles: BTreeSet<&str> = assignments
+        .iter()
+        .filter(|a| a.resource_id == graph_sp.id)
+        .filter_map(|a| graph_sp.permission_name(&a.app_role_id, PermissionKind::Application))
+        .collect();
+    if !roles.iter().all(|r| have_roles.contains(r.as_str())) {
+        return Ok(false);
+    }
+    if scopes.is_empty() {
+        return Ok(true);
+    }
+    let grants: Vec<GrantState> = graph
+        .get(format!("/oauth2PermissionGrants?$filter=clientId eq '{sp_id}' and consentType eq 'AllPrincipals'"))
+        .scopes(c)
+        .list()
+        .await?;
+    let granted: BTreeSet<String> = grants
+        .iter()
+        .filter(|g| g.resource_id == graph_sp.id)
+        .flat_map(|g| {
+            g.scope
+                .clone()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Ok(scopes.iter().all(|s| granted.contains(s)))
+}
+
+/// Applies a plan computed against `state`.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply(
+    graph: &GraphClient,
+    cloud: &Cloud,
+    plan: &Plan,
+    state: &TenantState,
+    redirect_uri: &str,
+    journal: &Journal,
+    options: &ApplyOptions,
+    on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<Applied, Box<ApplyFailed>> {
+    let mut out = Applied {
+        changes: plan.changes.len(),
+        ..Default::default()
+    };
+    match run_plan(
+        graph,
+        cloud,
+        plan,
+        state,
+        redirect_uri,
+        journal,
+        options,
+        on_event,
+        cancel,
+        &mut out,
+    )
+    .await
+    {
+        Ok(()) => Ok(out),
+        Err(error) => Err(Box::new(ApplyFailed {
+            error,
+            partial: out,
+        })),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_plan(
+    graph: &GraphClient,
+    cloud: &Cloud,
+    plan: &Plan,
+    state: &TenantState,
+    redirect_uri: &str,
+    journal: &Journal,
+    options: &ApplyOptions,
+    on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+    out: &mut Applied,
+) -> Result<(), ApplyError> {
+    let ctx = Ctx {
+        graph,
+        cloud,
+        plan,
+        state,
+        journal,
+        on_event,
+        cancel,
+        options,
+        redirect_uri: redirect_uri.to_string(),
+    };
+    let mut refs = Refs {
+        app_object_id: state.app.as_ref().map(|a| a.id.clone()),
+        app_id: state.app.as_ref().map(|a| a.app_id.clone()),
+        sp_id: state.sp_id.clone(),
+    };
+    ctx.journal(
+        None,
+        Event::Plan {
+            changes: plan.changes.len(),
+        },
+        &refs,
+    )?;
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    while done.len() < plan.changes.len() {
+        if cancel.is_cancelled() {
+            return Err(ApplyError::Cancelled);
+        }
+        let wave: Vec<&PlannedChange> = plan
+            .changes
+            .iter()
+            .filter(|c| !done.contains(&c.seq) && c.after.iter().all(|a| done.contains(a)))
+            .collect();
+        if wave.is_empty() {
+            break;
+        }
+        for pc in &wave {
+            let name = match &pc.change {
+                Change::AddPassword { display_name, .. } => Some(display_name.clone()),
+                _ => None,
+            };
+            ctx.journal(
+                Some(pc.seq),
+                Event::Started {
+                    kind: pc.change.kind().into(),
+                    name,
+                },
+                &refs,
+            )?;
+            ctx.emit(ApplyEvent::Started {
+                seq: u32::try_from(pc.seq).unwrap_or(0),
+                title: pc.title.clone(),
+            });
+        }
+        let snapshot = refs.clone();
+        let results = tokio::select! {
+            r = futures::future::join_all(wave.iter().map(|pc| ctx.run(pc, &snapshot))) => r,
+            () = cancel.cancelled() => return Err(ApplyError::Cancelled),
+        };
+        let mut failure = None;
+        for (pc, result) in wave.iter().zip(results) {
+            match result {
+                Ok(step) => {
+                    if step.refs.app_object_id.is_some() {
+                        refs.app_object_id = step.refs.app_object_id.clone();
+                        refs.app_id = step.refs.app_id.clone();
+                    }
+                    if step.refs.sp_id.is_some() {
+                        refs.sp_id = step.refs.sp_id.clone();
+                    }
+                    let (created, id) = match step.created {
+                        Some((k, id)) => (Some(k), Some(id)),
+                        None => (None, None),
+                    };
+                    ctx.journal(
+                        Some(pc.seq),
+                        Event::Done {
+                            kind: pc.change.kind().into(),
+                            created,
+                            id,
+                            previous: step.previous,
+                        },
+                        &refs,
+                    )?;
+                    ctx.emit(ApplyEvent::Done {
+                        seq: u32::try_from(pc.seq).unwrap_or(0),
+                        detail: step.detail,
+                    });
+                    if step.secret.is_some() {
+                        out.secret = step.secret;
+                    }
+                    if step.consent_url.is_some() {
+                        out.consent_url = step.consent_url;
+                    }
+                    done.insert(pc.seq);
+                }
+                Err(e) => {
+                    ctx.journal(
+                        Some(pc.seq),
+                        Event::Failed {
+                            kind: pc.change.kind().into(),
+                            message: e.to_string(),
+                        },
+                        &refs,
+                    )?;
+                    ctx.emit(ApplyEvent::Failed {
+                        seq: u32::try_from(pc.seq).unwrap_or(0),
+                        message: e.to_string(),
+                    });
+                    failure.get_or_insert(ApplyError::Step {
+                        seq: pc.seq,
+                        title: pc.title.clone(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        out.app_object_id = refs.app_object_id.clone();
+        out.app_id = refs.app_id.clone();
+        out.sp_id = refs.sp_id.clone();
+        if let Some(f) = failure {
+            return Err(f);
+        }
+    }
+    ctx.journal(None, Event::Finished, &refs)?;
+    ctx.emit(ApplyEvent::Finished {
+        changes: u32::try_from(plan.changes.len()).unwrap_or(0),
+    });
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The setup loop as the desktop app and the CLI run it: pre-flight, read state, plan; apply;
+//! test. One place, so both shells behave the same.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::apply::{self, Applied, ApplyEvent, ApplyFailed, ApplyOptions};
+use super::journal::Journal;
+use super::plan::{self, Plan, PlanError, PlanInput, RoleFacts};
+use super::state::{self, TenantState};
+use super::Intent;
+use crate::graph::GraphError;
+use crate::preflight::{self, Preflight};
+use crate::session::Session;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// Everything the review screen shows, and what apply needs.
+pub struct Prepared {
+    pub intent: Intent,
+    pub preflight: Preflight,
+    pub state: TenantState,
+    pub plan: Plan,
+    pub journal: Journal,
+}
+
+/// Reads the tenant and computes the plan. `held_secret_ids` are secrets this process still
+/// holds (not lost even if not handed over yet).
+pub async fn prepare(
+    session: &Session,
+    data_dir: &Path,
+    intent: Intent,
+    held_secret_ids: &[String],
+) -> Result<Prepared, SetupError> {
+    let portal = |f: &str| session.cloud.portal_link(f);
+    let unique = intent.unique_name();
+    let (pre, st) = tokio::join!(
+        preflight::run(&session.graph, &session.summary, &intent.provider, &portal),
+        state::read(&session.graph, &unique)
+    );
+    let (preflight, state) = (pre?, st?);
+    let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
+    let mut hints = journal.hints();
+    hints
+        .unhanded_secret_ids
+        .retain(|id| !held_secret_ids.contains(id));
+    let plan = plan::plan(&PlanInput {
+        intent: &intent,
+        state: &state,
+        tenant_id: &session.account.tenant_id,
+        roles: RoleFacts::from_summary(&session.summary),
+        policy: &preflight.policy,
+        hints: &hints,
+        now: chrono::Utc::now(),
+    })?;
+    Ok(Prepared {
+        intent,
+        preflight,
+        state,
+        plan,
+        journal,
+    })
+}
+
+/// Applies a prepared plan.
+pub async fn execute(
+    session: &Session,
+    prepared: &Prepared,
+    options: &ApplyOptions,
+    on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<Applied, Box<ApplyFailed>> {
+    let redirect = prepared
+        .intent
+        .redirect_uris()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    apply::apply(
+        &session.graph,
+        &session.cloud,
+        &prepared.plan,
+        &prepared.state,
+        &redirect,
+        &prepared.journal,
+        options,
+        on_event,
+        cancel,
+    )
+    .await
+}

@@ -1,0 +1,340 @@
+//! The journal: one JSON line per event of every apply and undo, per tenant and provider
+//! instance, in the app's data directory. It holds object ids and Graph request ids, never a
+//! secret. It is what makes an interrupted apply resumable and tells Undo what the wizard made.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::plan::JournalHints;
+
+/// What kind of object an entry is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectKind {
+    Application,
+    ServicePrincipal,
+    Grant,
+    Assignment,
+    Password,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Event {
+    /// A plan is about to be applied.
+    Plan {
+        changes: usize,
+    },
+    /// A change started. For secrets, `name` is the secret's display name (never its value).
+    Started {
+        kind: String,
+        name: Option<String>,
+    },
+    /// A change finished. `created` names an object the wizard created (Undo removes those).
+    Done {
+        kind: String,
+        created: Option<ObjectKind>,
+        id: Option<String>,
+        previous: Option<String>,
+    },
+    Failed {
+        kind: String,
+        message: String,
+    },
+    /// Undo removed (or restored) an object.
+    Undone {
+        kind: ObjectKind,
+        id: String,
+    },
+    /// The plan finished.
+    Finished,
+    /// The admin received a new secret (`how`: copied, pushed, saved to a file, kept in the
+    /// keychain). A secret never handed over is useless and gets replaced on the next run.
+    HandedOver {
+        key_id: String,
+        how: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub at: DateTime<Utc>,
+    pub plan_id: String,
+    #[serde(default)]
+    pub seq: Option<usize>,
+    pub event: Event,
+    /// The application and service principal the plan works on, once known.
+    #[serde(default)]
+    pub app_object_id: Option<String>,
+    #[serde(default)]
+    pub app_id: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// An object the wizard created (or changed), as Undo sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    pub kind: ObjectKind,
+    pub id: String,
+    /// For a grant the wizard only changed: the scopes it had before.
+    pub previous: Option<String>,
+    pub app_object_id: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Journal {
+    path: PathBuf,
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// True when the file exists, is not empty and its last byte is not a newline (a torn write).
+fn ends_without_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+impl Journal {
+    /// The journal of one provider instance in one tenant, under `dir`.
+    pub fn open(dir: &Path, tenant_id: &str, unique_name: &str) -> Self {
+        Self {
+            path: dir
+                .join("journal")
+                .join(safe(tenant_id))
+                .join(format!("{}.jsonl", safe(unique_name))),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry and flushes it to disk before returning.
+    pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let torn = ends_without_newline(&self.path)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let mut line = if torn {
+            String::from("\n")
+        } else {
+            String::new()
+        };
+        line.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
+        line.push('\n');
+        f.write_all(line.as_bytes())?;
+        f.sync_data()
+    }
+
+    /// Every readable entry, oldest first. A torn last line (a crash mid-write) is skipped.
+    pub fn entries(&self) -> std::io::Result<Vec<Entry>> {
+        let f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let mut out = vec![];
+        for line in BufReader::new(f).lines() {
+            let line = line?;
+            match serde_json::from_str::<Entry>(&line) {
+                Ok(e) => out.push(e),
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable journal line"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the planner must know about interrupted runs.
+    pub fn hints(&self) -> JournalHints {
+        let entries = self.entries().unwrap_or_default();
+        let mut unfinished = vec![];
+        for (i, e) in entries.iter().enumerate() {
+            if let Event::Started {
+                kind,
+                name: Some(name),
+            } = &e.event
+            {
+                if kind == "addPassword" {
+                    let finished = entries[i + 1..].iter().any(|later| {
+                        later.plan_id == e.plan_id
+                            && later.seq == e.seq
+                            && !matches!(later.event, Event::Started { .. })
+                    });
+                    if !finished {
+                        unfinished.push(name.clone());
+                    }
+                }
+            }
+        }
+        let handed: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::HandedOver { key_id, .. } => Some(key_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let unhanded = entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Done {
+                    created: Some(ObjectKind::Password),
+                    id: Some(id),
+                    ..
+                } if !handed.contains(&id.as_str()) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        JournalHints {
+            unfinished_secret_names: unfinished,
+            unhanded_secret_ids: unhanded,
+        }
+    }
+
+    /// Records that the admin received a secret.
+    pub fn handed_over(&self, plan_id: &str, key_id: &str, how: &str) -> std::io::Result<()> {
+        self.append(&Entry {
+            at: Utc::now(),
+            plan_id: plan_id.to_string(),
+            seq: None,
+            event: Event::HandedOver {
+                key_id: key_id.to_string(),
+                how: how.to_string(),
+            },
+            app_object_id: None,
+            app_id: None,
+            request_id: None,
+        })
+    }
+
+    /// Objects the wizard created or changed and has not undone yet, newest first.
+    pub fn created(&self) -> Vec<Created> {
+        let entries = self.entries().unwrap_or_default();
+        let mut out: Vec<Created> = vec![];
+        for e in &entries {
+            match &e.event {
+                Event::Done {
+                    created: Some(kind),
+                    id: Some(id),
+                    previous,
+                    ..
+                } => out.push(Created {
+                    kind: *kind,
+                    id: id.clone(),
+                    previous: previous.clone(),
+                    app_object_id: e.app_object_id.clone(),
+                }),
+                Event::Undone { kind, id } => out.retain(|c| !(c.kind == *kind && &c.id == id)),
+                _ => {}
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    /// Whether the last plan started but did not finish (an interrupted apply).
+    pub fn interrupted(&self) -> bool {
+        let entries = self.entries().unwrap_or_default();
+        let Some(last_plan) = entries
+            .iter()
+            .rev()
+            .find(|e| matches!(e.event, Event::Plan { .. }))
+        else {
+            return false;
+        };
+        !entries
+            .iter()
+            .any(|e| e.plan_id == last_plan.plan_id && matches!(e.event, Event::Finished))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(plan: &str, seq: usize, event: Event) -> Entry {
+        Entry {
+            at: Utc::now(),
+            plan_id: plan.into(),
+            seq: Some(seq),
+            event,
+            app_object_id: Some("app-1".into()),
+            app_id: None,
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn remembers_created_objects_and_unfinished_secrets() {
+        let dir = std::env::temp_dir().join(format!("journal-test-{}", uuid::Uuid::new_v4()));
+        let j = Journal::open(&dir, "tenant", "entra-setup-x");
+        j.append(&entry("p1", 0, Event::Plan { changes: 3 }))
+            .unwrap();
+        j.append(&entry(
+            "p1",
+            0,
+            Event::Done {
+                kind: "upsertApplication".into(),
+                created: Some(ObjectKind::Application),
+                id: Some("app-1".into()),
+                previous: None,
+            },
+        ))
+        .unwrap();
+        j.append(&entry(
+            "p1",
+            1,
+            Event::Started {
+                kind: "addPassword".into(),
+                name: Some("entra-setup 1".into()),
+            },
+        ))
+        .unwrap();
+        assert!(j.interrupted());
+        assert_eq!(j.hints().unfinished_secret_names, ["entra-setup 1"]);
+        assert_eq!(j.created().len(), 1);
+        // A torn line from a crash is skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(j.path())
+            .unwrap()
+            .write_all(b"{\"at\":")
+            .unwrap();
+        assert_eq!(j.entries().unwrap().len(), 3);
+        // ...and the next entry starts on a line of its own.
+        j.append(&entry("p1", 2, Event::Finished)).unwrap();
+        assert_eq!(j.entries().unwrap().len(), 4);
+        assert!(!j.interrupted());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

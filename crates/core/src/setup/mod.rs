@@ -1,0 +1,241 @@
+//! Setting a provider up in a tenant: what the admin wants ([`Intent`]), what the tenant has
+//! ([`state::TenantState`]), the [`plan::Plan`] between them, the one code path that writes
+//! ([`apply`]), the [`journal`] that makes an interrupted apply resumable and undoable.
+
+pub mod apply;
+pub mod flow;
+pub mod journal;
+pub mod plan;
+pub mod state;
+pub mod undo;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::graph::permissions::{GraphServicePrincipal, GRAPH_APP_ID};
+use crate::provider::{self, InputError, PermissionKind, Provider};
+
+/// The tag every object the wizard manages carries.
+pub const TAG: &str = "entra-setup";
+
+/// A provider plus the admin's validated inputs and choices.
+#[derive(Clone, Debug)]
+pub struct Intent {
+    pub provider: Provider,
+    /// Validated, normalised inputs (plus derived values such as `<url input>_host`).
+    pub inputs: BTreeMap<String, String>,
+    pub secret_lifetime_days: u32,
+}
+
+/// A permission resolved to its id in this tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedPermission {
+    pub name: String,
+    pub kind: PermissionKind,
+    pub id: String,
+}
+
+impl Intent {
+    /// Validates the inputs; every bad one is reported, each with what to type.
+    pub fn new(
+        provider: Provider,
+        raw: &BTreeMap<String, String>,
+        secret_lifetime_days: Option<u32>,
+    ) -> Result<Self, Vec<InputError>> {
+        let inputs = provider.validate_inputs(raw)?;
+        let days = secret_lifetime_days.unwrap_or(*provider.secret_lifetime_days.get_ref());
+        if !(1..=730).contains(&days) {
+            return Err(vec![InputError {
+                field: "secret_lifetime_days".into(),
+                label: "Secret lifetime".into(),
+                message: format!("{days} days is not allowed: choose 1 to 730 days (Entra's portal allows at most 24 months)."),
+            }]);
+        }
+        Ok(Self {
+            provider,
+            inputs,
+            secret_lifetime_days: days,
+        })
+    }
+
+    fn values(&self) -> BTreeMap<String, String> {
+        self.inputs.clone()
+    }
+
+    /// The app's alternate key: the same provider instance always finds the same app.
+    pub fn unique_name(&self) -> String {
+        let instance = self
+            .inputs
+            .get(self.provider.instance_input.get_ref())
+            .map(String::as_str)
+            .unwrap_or_default();
+        let instance = instance
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let slug: String = instance
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let slug = slug.trim_matches('-');
+        let mut name = format!("{TAG}-{}-{slug}", self.provider.id());
+        name.truncate(120);
+        name
+    }
+
+    pub fn display_name(&self) -> String {
+        provider::render(
+            self.provider.app_name.get_ref(),
+            &self.values(),
+            str::to_string,
+        )
+        .unwrap_or_else(|_| self.provider.name.clone())
+    }
+
+    pub fn redirect_uris(&self) -> Vec<String> {
+        self.provider
+            .redirect_uris
+            .iter()
+            .filter_map(|r| provider::render(r.get_ref(), &self.values(), str::to_string).ok())
+            .collect()
+    }
+
+    pub fn provider_tag(&self) -> String {
+        format!("{TAG}:{}", self.provider.id())
+    }
+
+    /// Resolves the provider's permissions by name against the tenant's Microsoft Graph service
+    /// principal. A name the tenant does not know is an error naming it.
+    pub fn resolve_permissions(
+        &self,
+        graph_sp: &GraphServicePrincipal,
+    ) -> Result<Vec<ResolvedPermission>, String> {
+        self.provider
+            .permissions
+            .iter()
+            .map(|p| {
+                let name = p.name.get_ref();
+                graph_sp
+                    .permission_id(name, p.kind)
+                    .map(|id| ResolvedPermission {
+                        name: name.clone(),
+                        kind: p.kind,
+                        id: id.to_string(),
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "This tenant's Microsoft Graph has no {:?} permission named {name}.",
+                            p.kind
+                        )
+                        .to_lowercase()
+                    })
+            })
+            .collect()
+    }
+
+    /// The application body the wizard wants (before merging with what already exists).
+    pub fn desired_app(&self, perms: &[ResolvedPermission]) -> Value {
+        let claims = &self.provider.claims;
+        let optional = |names: &Vec<String>| -> Value {
+            names
+                .iter()
+                .map(|n| json!({"name": n, "essential": false}))
+                .collect()
+        };
+        let access: Vec<Value> = perms
+            .iter()
+            .map(|p| json!({"id": p.id, "type": if p.kind == PermissionKind::Delegated { "Scope" } else { "Role" }}))
+            .collect();
+        let mut body = json!({
+            "displayName": self.display_name(),
+            "signInAudience": "AzureADMyOrg",
+            "tags": [TAG, self.provider_tag()],
+            "notes": format!("Managed by Entra Setup for {} ({}). Re-run Entra Setup to change or remove it.", self.provider.name, self.unique_name()),
+            "web": {
+                "redirectUris": self.redirect_uris(),
+                "implicitGrantSettings": {"enableIdTokenIssuance": false, "enableAccessTokenIssuance": false},
+            },
+            "requiredResourceAccess": if access.is_empty() { json!([]) } else { json!([{"resourceAppId": GRAPH_APP_ID, "resourceAccess": access}]) },
+        });
+        if let Some(g) = &claims.group_membership_claims {
+            body["groupMembershipClaims"] = json!(g.get_ref());
+        }
+        if !(claims.id_token.is_empty()
+            && claims.access_token.is_empty()
+            && claims.saml2_token.is_empty())
+        {
+            body["optionalClaims"] = json!({
+                "idToken": optional(&claims.id_token),
+                "accessToken": optional(&claims.access_token),
+                "saml2Token": optional(&claims.saml2_token),
+            });
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intent(id: &str, key: &str, value: &str) -> Intent {
+        let mut raw = BTreeMap::new();
+        raw.insert(key.to_string(), value.to_string());
+        Intent::new(provider::find(id).unwrap(), &raw, None).unwrap()
+    }
+
+    #[test]
+    fn names_and_uris_come_from_the_inputs() {
+        let cf = intent("cloudflare", "team", "acme");
+        assert_eq!(cf.unique_name(), "entra-setup-cloudflare-acme");
+        assert_eq!(cf.display_name(), "Cloudflare Access (acme)");
+        assert_eq!(
+            cf.redirect_uris(),
+            ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback"]
+        );
+        let pom = intent(
+            "pomerium",
+            "authenticate_url",
+            "https://auth.corp.example.com/",
+        );
+        assert_eq!(
+            pom.unique_name(),
+            "entra-setup-pomerium-auth-corp-example-com"
+        );
+        assert_eq!(
+            pom.redirect_uris(),
+            ["https://auth.corp.example.com/oauth2/callback"]
+        );
+    }
+
+    #[test]
+    fn lifetime_outside_limits_is_refused() {
+        let mut raw = BTreeMap::new();
+        raw.insert("team".to_string(), "acme".to_string());
+        let e = Intent::new(provider::find("cloudflare").unwrap(), &raw, Some(1000)).unwrap_err();
+        assert_eq!(e[0].field, "secret_lifetime_days");
+    }
+
+    #[test]
+    fn desired_body_matches_the_graph_schema() {
+        let cf = intent("cloudflare", "team", "acme");
+        let perms = vec![ResolvedPermission {
+            name: "openid".into(),
+            kind: PermissionKind::Delegated,
+            id: "37f7f235-527c-4136-accd-4a02d197296e".into(),
+        }];
+        let body = cf.desired_app(&perms);
+        assert_eq!(
+            body["requiredResourceAccess"][0]["resourceAccess"][0]["type"],
+            "Scope"
+        );
+        assert_eq!(body["groupMembershipClaims"], "SecurityGroup");
+        assert_eq!(body["optionalClaims"]["idToken"][0]["name"], "email");
+    }
+}

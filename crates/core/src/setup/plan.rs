@@ -1,0 +1,576 @@
+//! The plan: every change the wizard would make, computed by a pure function from the intent and
+//! the tenant's current state. An empty plan means the tenant already matches.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::state::{unique_name_path, TenantState};
+use super::{Intent, ResolvedPermission};
+use crate::cloud::Cloud;
+use crate::provider::PermissionKind;
+use crate::tenant::{
+    TenantSummary, ROLE_APP_ADMIN, ROLE_CLOUD_APP_ADMIN, ROLE_GLOBAL_ADMIN,
+    ROLE_PRIVILEGED_ROLE_ADMIN,
+};
+
+/// Display names of secrets the wizard adds start with this.
+pub const SECRET_PREFIX: &str = "entra-setup";
+
+/// What the signed-in admin may do, from active directory roles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoleFacts {
+    pub can_manage_apps: bool,
+    pub can_grant_delegated: bool,
+    pub can_grant_app_roles: bool,
+}
+
+impl RoleFacts {
+    pub fn from_summary(s: &TenantSummary) -> Self {
+        let has = |t: &str| {
+            s.roles
+                .iter()
+                .any(|r| r.template_id == t && r.source != crate::tenant::RoleSource::Eligible)
+        };
+        let manage = has(ROLE_GLOBAL_ADMIN) || has(ROLE_APP_ADMIN) || has(ROLE_CLOUD_APP_ADMIN);
+        Self {
+            can_manage_apps: manage,
+            can_grant_delegated: manage,
+            can_grant_app_roles: has(ROLE_GLOBAL_ADMIN) || has(ROLE_PRIVILEGED_ROLE_ADMIN),
+        }
+    }
+}
+
+/// The tenant's rules for client secrets (`/policies/defaultAppManagementPolicy`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct SecretPolicy {
+    /// New client secrets are not allowed at all (`passwordAddition`).
+    pub blocked: bool,
+    /// The longest lifetime allowed, in days (`passwordLifetime`).
+    pub max_lifetime_days: Option<u32>,
+}
+
+/// Hints from earlier, interrupted runs (from the journal).
+#[derive(Clone, Debug, Default)]
+pub struct JournalHints {
+    /// Display names of secrets whose addPassword started but never finished: if such a secret
+    /// exists, its value was lost and it must go.
+    pub unfinished_secret_names: Vec<String>,
+    /// Key ids of secrets the wizard added but never handed over (the run stopped before the
+    /// admin copied, pushed or saved them). The caller removes a key id it still holds.
+    pub unhanded_secret_ids: Vec<String>,
+}
+
+/// One change, with everything needed to make it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Change {
+    /// Create or update the app registration, found by its uniqueName (never duplicated).
+    UpsertApplication {
+        body: Value,
+        creates: bool,
+        differences: Vec<String>,
+    },
+    /// Create the service principal (the "enterprise app") for the app.
+    CreateServicePrincipal,
+    /// Remove a secret the wizard added but whose value was lost.
+    RemovePassword {
+        key_id: String,
+        display_name: String,
+    },
+    /// Add a client secret.
+    AddPassword {
+        display_name: String,
+        end: DateTime<Utc>,
+        lifetime_days: u32,
+    },
+    /// Grant delegated Microsoft Graph permissions for the whole organisation.
+    GrantDelegated {
+        scope: String,
+        existing_id: Option<String>,
+    },
+    /// Grant one Microsoft Graph application permission.
+    GrantAppRole { name: String, app_role_id: String },
+    /// Permissions the admin cannot grant: a colleague must consent through a link.
+    RequestAdminConsent {
+        roles: Vec<String>,
+        scopes: Vec<String>,
+    },
+}
+
+impl Change {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UpsertApplication { .. } => "upsertApplication",
+            Self::CreateServicePrincipal => "createServicePrincipal",
+            Self::RemovePassword { .. } => "removePassword",
+            Self::AddPassword { .. } => "addPassword",
+            Self::GrantDelegated { .. } => "grantDelegated",
+            Self::GrantAppRole { .. } => "grantAppRole",
+            Self::RequestAdminConsent { .. } => "requestAdminConsent",
+        }
+    }
+}
+
+/// A change as the review screen shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedChange {
+    pub seq: usize,
+    pub change: Change,
+    /// One line: what it does.
+    pub title: String,
+    /// Why the provider or the tenant needs it.
+    pub reason: String,
+    /// The Graph request it makes.
+    pub request: String,
+    /// Changes that must finish first.
+    pub after: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub id: String,
+    pub provider_id: String,
+    pub unique_name: String,
+    pub display_name: String,
+    pub tenant_id: String,
+    pub changes: Vec<PlannedChange>,
+    /// Facts the admin should know about this plan (e.g. a lifetime capped by policy).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("Your account cannot create or change app registrations: it needs Cloud Application Administrator, Application Administrator or Global Administrator (active, not only eligible in PIM).")]
+    MissingRole,
+    #[error("The tenant's app-management policy blocks new client secrets (passwordAddition), and {provider} needs one. Ask an administrator to exempt this app from the policy in the Entra admin center, then run the wizard again.")]
+    SecretsBlocked { provider: String },
+    #[error("{0}")]
+    Permissions(String),
+}
+
+fn as_set(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn union(existing: &Value, wanted: &Value) -> (Value, bool) {
+    let mut out = as_set(existing);
+    let mut changed = false;
+    for w in as_set(wanted) {
+        if !out.contains(&w) {
+            out.push(w);
+            changed = true;
+        }
+    }
+    (Value::Array(out), changed)
+}
+
+/// Merges optional claims per token type by claim name.
+fn merge_claims(existing: &Value, wanted: &Value) -> (Value, bool) {
+    let mut out = if existing.is_object() {
+        existing.clone()
+    } else {
+        json!({})
+    };
+    let mut changed = false;
+    for token in ["idToken", "accessToken", "saml2Token"] {
+        let have = as_set(&existing[token]);
+        let mut merged = have.clone();
+        for w in as_set(&wanted[token]) {
+            if !have.iter().any(|h| h["name"] == w["name"]) {
+                merged.push(w);
+                changed = true;
+            }
+        }
+        out[token] = Value::Array(merged);
+    }
+    (out, changed)
+}
+
+/// Merges requiredResourceAccess: Microsoft Graph entries by (id, type); other resources kept.
+fn merge_access(existing: &Value, wanted: &Value) -> (Value, bool) {
+    let mut out = as_set(existing);
+    let mut changed = false;
+    for w in as_set(wanted) {
+        match out
+            .iter_mut()
+            .find(|e| e["resourceAppId"] == w["resourceAppId"])
+        {
+            Some(e) => {
+                let (merged, c) = union(&e["resourceAccess"], &w["resourceAccess"]);
+                e["resourceAccess"] = merged;
+                changed |= c;
+            }
+            None => {
+                out.push(w);
+                changed = true;
+            }
+        }
+    }
+    (Value::Array(out), changed)
+}
+
+/// The PATCH body that brings `existing` to what `desired` asks for without removing anything
+/// the admin added by hand, and the names of the fields that change.
+fn upsert_body(existing: &Value, desired: &Value) -> (Value, Vec<String>) {
+    let mut body = Map::new();
+    let mut diffs = vec![];
+    body.insert("displayName".into(), desired["displayName"].clone());
+    if existing["displayName"] != desired["displayName"] {
+        diffs.push("displayName".to_string());
+    }
+    for key in ["signInAudience", "groupMembershipClaims"] {
+        if !desired[key].is_null() && existing[key] != desired[key] {
+            body.insert(key.into(), desired[key].clone());
+            diffs.push(key.to_string());
+        }
+    }
+    let (tags, c) = union(&existing["tags"], &desired["tags"]);
+    if c {
+        body.insert("tags".into(), tags);
+        diffs.push("tags".into());
+    }
+    if existing["notes"].is_null() {
+        body.insert("notes".into(), desired["notes"].clone());
+        diffs.push("notes".into());
+    }
+    let (uris, c) = union(
+        &existing["web"]["redirectUris"],
+        &desired["web"]["redirectUris"],
+    );
+    if c {
+        let mut web = if existing["web"].is_object() {
+            existing["web"].clone()
+        } else {
+            json!({})
+        };
+        web["redirectUris"] = uris;
+        if web["implicitGrantSettings"].is_null() {
+            web["implicitGrantSettings"] = desired["web"]["implicitGrantSettings"].clone();
+        }
+        if let Some(o) = web.as_object_mut() {
+            o.retain(|k, _| {
+                [
+                    "redirectUris",
+                    "implicitGrantSettings",
+                    "homePageUrl",
+                    "logoutUrl",
+                    "redirectUriSettings",
+                ]
+                .contains(&k.as_str())
+            });
+            o.remove("redirectUriSettings");
+        }
+        body.insert("web".into(), web);
+        diffs.push("web.redirectUris".into());
+    }
+    let (access, c) = merge_access(
+        &existing["requiredResourceAccess"],
+        &desired["requiredResourceAccess"],
+    );
+    if c {
+        body.insert("requiredResourceAccess".into(), access);
+        diffs.push("requiredResourceAccess".into());
+    }
+    if !desired["optionalClaims"].is_null() {
+        let (claims, c) = merge_claims(&existing["optionalClaims"], &desired["optionalClaims"]);
+        if c {
+            body.insert("optionalClaims".into(), claims);
+            diffs.push("optionalClaims".into());
+        }
+    }
+    (Value::Object(body), diffs)
+}
+
+/// Everything the planner looks at.
+pub struct PlanInput<'a> {
+    pub intent: &'a Intent,
+    pub state: &'a TenantState,
+    pub tenant_id: &'a str,
+    pub roles: RoleFacts,
+    pub policy: &'a SecretPolicy,
+    pub hints: &'a JournalHints,
+    pub now: DateTime<Utc>,
+}
+
+/// A secret the wizard added that stays valid for at least this long needs no replacement.
+const SECRET_STILL_GOOD_DAYS: i64 = 30;
+
+/// Computes the plan. Pure: the same inputs always give the same changes.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    let intent = input.intent;
+    let state = input.state;
+    if !input.roles.can_manage_apps {
+        return Err(PlanError::MissingRole);
+    }
+    let perms = intent
+        .resolve_permissions(&state.graph_sp)
+        .map_err(PlanError::Permissions)?;
+    let desired = intent.desired_app(&perms);
+    let unique = intent.unique_name();
+    let app_path = unique_name_path(&unique);
+    let mut changes: Vec<PlannedChange> = vec![];
+    let mut notes = vec![];
+    let mut push =
+        |change: Change, title: String, reason: String, request: String, after: Vec<usize>| {
+            let seq = changes.len();
+            changes.push(PlannedChange {
+                seq,
+                change,
+                title,
+                reason,
+                request,
+                after,
+            });
+            seq
+        };
+
+    // 1. The application, by uniqueName.
+    let app_step = match &state.app {
+        None => Some(push(
+            Change::UpsertApplication {
+                body: desired.clone(),
+                creates: true,
+                differences: vec![],
+            },
+            format!("Create the app registration \"{}\"", intent.display_name()),
+            format!(
+                "{} signs users in through this app. Redirect URI: {}.",
+                intent.provider.name,
+                intent.redirect_uris().join(", ")
+            ),
+            format!("PATCH {app_path} (Prefer: create-if-missing)"),
+            vec![],
+        )),
+        Some(app) => {
+            let (body, diffs) = upsert_body(&app.value, &desired);
+            if diffs.is_empty() {
+                None
+            } else {
+                Some(push(
+                    Change::UpsertApplication {
+                        body,
+                        creates: false,
+                        differences: diffs.clone(),
+                    },
+                    format!("Update the app registration \"{}\"", intent.display_name()),
+                    format!(
+                        "It differs from what {} needs: {}.",
+                        intent.provider.name,
+                        diffs.join(", ")
+                    ),
+                    format!("PATCH {app_path}"),
+                    vec![],
+                ))
+            }
+        }
+    };
+    let after_app: Vec<usize> = app_step.into_iter().collect();
+
+    // 2. The service principal.
+    let sp_step = if state.sp_id.is_none() {
+        Some(push(
+            Change::CreateServicePrincipal,
+            "Create the enterprise app (service principal)".into(),
+            "Consent and sign-in in this tenant attach to the service principal.".into(),
+            "POST /servicePrincipals".into(),
+            after_app.clone(),
+        ))
+    } else {
+        None
+    };
+    let after_sp: Vec<usize> = after_app.iter().copied().chain(sp_step).collect();
+
+    // 3. Secrets: remove ones whose value an interrupted run lost; add one unless a good one exists.
+    let wizard_secrets: Vec<_> = state
+        .app
+        .iter()
+        .flat_map(|a| a.passwords.iter())
+        .filter(|p| {
+            p.display_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(SECRET_PREFIX))
+        })
+        .collect();
+    let mut lost = vec![];
+    for p in &wizard_secrets {
+        let name = p.display_name.clone().unwrap_or_default();
+        if input.hints.unfinished_secret_names.contains(&name)
+            || input.hints.unhanded_secret_ids.contains(&p.key_id)
+        {
+            lost.push(p.key_id.clone());
+            push(
+                Change::RemovePassword { key_id: p.key_id.clone(), display_name: name.clone() },
+                format!("Remove the secret \"{name}\" from an interrupted run"),
+                "Its value was lost before anyone received it, so nobody can use it; a new secret replaces it.".into(),
+                format!("POST {app_path}/removePassword"),
+                after_app.clone(),
+            );
+        }
+    }
+    let good_until = input.now + Duration::days(SECRET_STILL_GOOD_DAYS);
+    let has_good = wizard_secrets
+        .iter()
+        .any(|p| !lost.contains(&p.key_id) && p.end_date_time.is_some_and(|e| e > good_until));
+    if !has_good {
+        if input.policy.blocked {
+            return Err(PlanError::SecretsBlocked {
+                provider: intent.provider.name.clone(),
+            });
+        }
+        let mut days = intent.secret_lifetime_days;
+        if let Some(max) = input.policy.max_lifetime_days {
+            if days > max {
+                notes.push(format!("The client secret lasts {max} days instead of {days}: your tenant's app-management policy allows at most {max}."));
+                days = max;
+            }
+        }
+        let end = input.now + Duration::days(i64::from(days));
+        let display_name = format!("{SECRET_PREFIX} {}", input.now.format("%Y-%m-%dT%H:%MZ"));
+        push(
+            Change::AddPassword {
+                display_name: display_name.clone(),
+                end,
+                lifetime_days: days,
+            },
+            format!(
+                "Add a client secret valid for {days} days (until {})",
+                end.format("%Y-%m-%d")
+            ),
+            format!(
+                "{} authenticates to Entra with it. Sign-in stops working when it expires.",
+                intent.provider.name
+            ),
+            format!("POST {app_path}/addPassword"),
+            after_app.clone(),
+        );
+    }
+
+    // 4. Permissions.
+    let delegated: Vec<&ResolvedPermission> = perms
+        .iter()
+        .filter(|p| p.kind == PermissionKind::Delegated)
+        .collect();
+    let application: Vec<&ResolvedPermission> = perms
+        .iter()
+        .filter(|p| p.kind == PermissionKind::Application)
+        .collect();
+    let mut consent_roles = vec![];
+    let mut consent_scopes = vec![];
+    let granted = state.granted_scopes();
+    let missing_scopes: Vec<&str> = delegated
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| !granted.iter().any(|g| g == n))
+        .collect();
+    if !missing_scopes.is_empty() {
+        if input.roles.can_grant_delegated {
+            let mut all = granted.clone();
+            all.extend(missing_scopes.iter().map(|s| (*s).to_string()));
+            let scope = all.join(" ");
+            let existing_id = state.grant.as_ref().map(|g| g.id.clone());
+            let request = match &existing_id {
+                Some(id) => format!("PATCH /oauth2PermissionGrants/{id}"),
+                None => "POST /oauth2PermissionGrants".to_string(),
+            };
+            push(
+                Change::GrantDelegated { scope, existing_id },
+                format!("Grant admin consent for {}", missing_scopes.join(", ")),
+                format!("{} asks for these delegated Microsoft Graph permissions; consent for the whole organisation means users are not prompted.", intent.provider.name),
+                request,
+                after_sp.clone(),
+            );
+        } else {
+            consent_scopes.extend(missing_scopes.iter().map(|s| (*s).to_string()));
+        }
+    }
+    for p in application {
+        if state
+            .assignments
+            .iter()
+            .any(|a| a.app_role_id.eq_ignore_ascii_case(&p.id))
+        {
+            continue;
+        }
+        if input.roles.can_grant_app_roles {
+            push(
+                Change::GrantAppRole {
+                    name: p.name.clone(),
+                    app_role_id: p.id.clone(),
+                },
+                format!("Grant the application permission {}", p.name),
+                intent
+                    .provider
+                    .permissions
+                    .iter()
+                    .find(|x| x.name.get_ref() == &p.name)
+                    .map(|x| x.why.clone())
+                    .unwrap_or_default(),
+                format!(
+                    "POST /servicePrincipals/{}/appRoleAssignedTo",
+                    state.graph_sp.id
+                ),
+                after_sp.clone(),
+            );
+        } else {
+            consent_roles.push(p.name.clone());
+        }
+    }
+    if !consent_roles.is_empty() || !consent_scopes.is_empty() {
+        let all: Vec<String> = consent_roles
+            .iter()
+            .chain(consent_scopes.iter())
+            .cloned()
+            .collect();
+        push(
+            Change::RequestAdminConsent { roles: consent_roles, scopes: consent_scopes },
+            format!("Ask a Privileged Role Administrator or Global Administrator to consent to {}", all.join(", ")),
+            "Your roles cannot grant these permissions. The wizard gives you an admin-consent link to send to a colleague and checks when it has been used.".into(),
+            "GET /adminconsent (in a colleague's browser), then checked with GET /servicePrincipals/{id}/appRoleAssignments".into(),
+            after_sp.clone(),
+        );
+    }
+    Ok(Plan {
+        id: uuid::Uuid::new_v4().to_string(),
+        provider_id: intent.provider.id().to_string(),
+        unique_name: unique,
+        display_name: intent.display_name(),
+        tenant_id: input.tenant_id.to_string(),
+        changes,
+        notes,
+    })
+}
+
+/// The admin-consent URL a colleague opens (v2 endpoint, `.default` scope, the app's redirect URI).
+pub fn admin_consent_url(
+    cloud: &Cloud,
+    tenant_id: &str,
+    app_id: &str,
+    redirect_uri: &str,
+) -> String {
+    let mut u = url::Url::parse(&format!(
+        "{}/{tenant_id}/v2.0/adminconsent",
+        cloud.authority.as_str().trim_end_matches('/')
+    ))
+    .unwrap_or_else(|_| cloud.authority.clone());
+    u.query_pairs_mut()
+        .append_pair("client_id", app_id)
+        .append_pair("scope", &cloud.graph_scope(".default"))
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("state", &uuid::Uuid::new_v4().simple().to_string());
+    u.to_string()
+}

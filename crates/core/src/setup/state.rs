@@ -1,0 +1,159 @@
+//! What the tenant already has for an intent: found by the app's `uniqueName`, then by `appId`.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::StepScopes;
+use crate::graph::permissions::{GraphServicePrincipal, GRAPH_APP_ID};
+use crate::graph::{GraphClient, GraphError};
+
+/// A client secret's metadata (never its value).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordInfo {
+    pub key_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
+    #[serde(default)]
+    pub end_date_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub id: String,
+    pub app_id: String,
+    pub passwords: Vec<PasswordInfo>,
+    /// The whole application as Graph returned it.
+    pub value: Value,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantState {
+    pub id: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    pub resource_id: String,
+    #[serde(default)]
+    pub consent_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentState {
+    pub id: String,
+    pub app_role_id: String,
+    pub resource_id: String,
+}
+
+/// The objects that already exist for one provider instance.
+#[derive(Clone, Debug)]
+pub struct TenantState {
+    pub app: Option<AppState>,
+    pub sp_id: Option<String>,
+    pub graph_sp: GraphServicePrincipal,
+    /// The AllPrincipals delegated grant from our service principal to Microsoft Graph.
+    pub grant: Option<GrantState>,
+    /// App roles of Microsoft Graph assigned to our service principal.
+    pub assignments: Vec<AssignmentState>,
+}
+
+impl TenantState {
+    /// Delegated scopes already granted for the whole organisation.
+    pub fn granted_scopes(&self) -> Vec<String> {
+        self.grant
+            .as_ref()
+            .and_then(|g| g.scope.clone())
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// 404 means "absent"; anything else is an error.
+fn absent<T>(r: Result<T, GraphError>) -> Result<Option<T>, GraphError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.status() == Some(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn unique_name_path(unique_name: &str) -> String {
+    format!(
+        "/applications(uniqueName='{}')",
+        unique_name.replace('\'', "''")
+    )
+}
+
+/// Reads the app (by uniqueName), its service principal, its grants and assignments, and the
+/// tenant's Microsoft Graph service principal.
+pub async fn read(graph: &GraphClient, unique_name: &str) -> Result<TenantState, GraphError> {
+    let s = StepScopes::RegisterApp;
+    let app_req = graph.get(unique_name_path(unique_name)).scopes(s);
+    let graph_sp_req = graph
+        .get(format!("/servicePrincipals(appId='{GRAPH_APP_ID}')?$select=id,appId,appRoles,oauth2PermissionScopes"))
+        .scopes(s);
+    let (app, graph_sp) = tokio::join!(
+        app_req.send_json::<Value>(),
+        graph_sp_req.send_json::<GraphServicePrincipal>()
+    );
+    let graph_sp = graph_sp?;
+    let app = absent(app)?.map(|v| AppState {
+        id: v["id"].as_str().unwrap_or_default().to_string(),
+        app_id: v["appId"].as_str().unwrap_or_default().to_string(),
+        passwords: serde_json::from_value(v["passwordCredentials"].clone()).unwrap_or_default(),
+        value: v,
+    });
+    let Some(app_ref) = &app else {
+        return Ok(TenantState {
+            app,
+            sp_id: None,
+            graph_sp,
+            grant: None,
+            assignments: vec![],
+        });
+    };
+    let sp: Option<Value> = absent(
+        graph
+            .get(format!(
+                "/servicePrincipals(appId='{}')?$select=id,appId",
+                app_ref.app_id
+            ))
+            .scopes(s)
+            .send_json()
+            .await,
+    )?;
+    let sp_id = sp.and_then(|v| v["id"].as_str().map(str::to_string));
+    let (grant, assignments) = match &sp_id {
+        Some(id) => {
+            let grants_req = graph
+                .get(format!("/oauth2PermissionGrants?$filter=clientId eq '{id}' and consentType eq 'AllPrincipals'"))
+                .scopes(StepScopes::Consent);
+            let assignments_req = graph
+                .get(format!("/servicePrincipals/{id}/appRoleAssignments"))
+                .scopes(StepScopes::Consent);
+            let (grants, assignments) = tokio::join!(
+                grants_req.list::<GrantState>(),
+                assignments_req.list::<AssignmentState>()
+            );
+            let grant = grants?.into_iter().find(|g| g.resource_id == graph_sp.id);
+            let assignments = assignments?
+                .into_iter()
+                .filter(|a| a.resource_id == graph_sp.id)
+                .collect();
+            (grant, assignments)
+        }
+        None => (None, vec![]),
+    };
+    Ok(TenantState {
+        app,
+        sp_id,
+        graph_sp,
+        grant,
+        assignments,
+    })
+}

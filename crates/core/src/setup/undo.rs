@@ -1,0 +1,169 @@
+//! Undo: removes exactly what the journal says the wizard created, newest first, and restores
+//! grants it only extended. Objects it did not create are never touched.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::journal::{Created, Entry, Event, Journal, ObjectKind};
+use crate::auth::StepScopes;
+use crate::graph::{GraphClient, GraphError};
+
+/// One thing Undo did, for the admin.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct Undone {
+    pub what: String,
+    pub id: String,
+}
+
+fn gone_ok(r: Result<crate::graph::Answer, GraphError>) -> Result<(), GraphError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.status() == Some(404) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What Undo would remove, newest first.
+pub fn pending(journal: &Journal) -> Vec<Created> {
+    journal.created()
+}
+
+/// Undoes everything the journal records as created by the wizard.
+pub async fn undo(
+    graph: &GraphClient,
+    journal: &Journal,
+    on_done: Arc<dyn Fn(&Undone) + Send + Sync>,
+) -> Result<Vec<Undone>, GraphError> {
+    let created = journal.created();
+    let plan_id = format!("undo-{}", uuid::Uuid::new_v4());
+    let s = StepScopes::RegisterApp;
+    let c = StepScopes::Consent;
+    let record = |kind: ObjectKind, id: &str| {
+        let entry = Entry {
+            at: Utc::now(),
+            plan_id: plan_id.clone(),
+            seq: None,
+            event: Event::Undone {
+                kind,
+                id: id.to_string(),
+            },
+            app_object_id: None,
+            app_id: None,
+            request_id: None,
+        };
+        if let Err(e) = journal.append(&entry) {
+            tracing::warn!(error = %e, "could not journal an undo step");
+        }
+    };
+    let mut out = vec![];
+    // Deleting an application the wizard created removes its service principal, grants,
+    // assignments and secrets with it.
+    if let Some(app) = created.iter().find(|c| c.kind == ObjectKind::Application) {
+        gone_ok(
+            graph
+                .delete(format!("/applications/{}", app.id))
+                .scopes(s)
+                .send()
+                .await,
+        )?;
+        for c in created.iter().filter(|c| {
+            c.kind == ObjectKind::Application || c.app_object_id.as_deref() == Some(app.id.as_str())
+        }) {
+            record(c.kind, &c.id);
+        }
+        let u = Undone {
+            what: "Deleted the app registration and its enterprise app, grants and secrets".into(),
+            id: app.id.clone(),
+        };
+        on_done(&u);
+        out.push(u);
+        return Ok(out);
+    }
+    for item in &created {
+        let u = match item.kind {
+            ObjectKind::Assignment => {
+                let resource = item.previous.clone().unwrap_or_default();
+                gone_ok(
+                    graph
+                        .delete(format!(
+                            "/servicePrincipals/{resource}/appRoleAssignedTo/{}",
+                            item.id
+                        ))
+                        .scopes(c)
+                        .send()
+                        .await,
+                )?;
+                Undone {
+                    what: "Removed an application permission".into(),
+                    id: item.id.clone(),
+                }
+            }
+            ObjectKind::Grant => match &item.previous {
+                Some(previous) => {
+                    gone_ok(
+                        graph
+                            .patch(format!("/oauth2PermissionGrants/{}", item.id))
+                            .json(json!({"scope": previous}))
+                            .scopes(c)
+                            .send()
+                            .await,
+                    )?;
+                    Undone {
+                        what: format!("Restored the delegated consent to: {previous}"),
+                        id: item.id.clone(),
+                    }
+                }
+                None => {
+                    gone_ok(
+                        graph
+                            .delete(format!("/oauth2PermissionGrants/{}", item.id))
+                            .scopes(c)
+                            .send()
+                            .await,
+                    )?;
+                    Undone {
+                        what: "Removed the delegated consent".into(),
+                        id: item.id.clone(),
+                    }
+                }
+            },
+            ObjectKind::ServicePrincipal => {
+                gone_ok(
+                    graph
+                        .delete(format!("/servicePrincipals/{}", item.id))
+                        .scopes(s)
+                        .send()
+                        .await,
+                )?;
+                Undone {
+                    what: "Deleted the enterprise app (service principal)".into(),
+                    id: item.id.clone(),
+                }
+            }
+            ObjectKind::Password => {
+                let app = item.app_object_id.clone().unwrap_or_default();
+                gone_ok(
+                    graph
+                        .post(format!("/applications/{app}/removePassword"))
+                        .json(json!({"keyId": item.id}))
+                        .scopes(s)
+                        .send()
+                        .await,
+                )?;
+                Undone {
+                    what: "Removed a client secret".into(),
+                    id: item.id.clone(),
+                }
+            }
+            ObjectKind::Application => continue,
+        };
+        record(item.kind, &item.id);
+        on_done(&u);
+        out.push(u);
+    }
+    Ok(out)
+}
