@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-WIZARD = TARGET / "release" / "entra-setup"
+WIZARD = TARGET / "release" / "entra-setup-desktop"
 HELLO = TARGET / "release" / "hello-tauri"
 TARGET_START, TARGET_RSS = 1.2, 1.3
 

@@ -14,7 +14,7 @@ import { remote } from "webdriverio";
 
 const root = resolve(import.meta.dirname, "../..");
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, "target");
-const app = process.env.ENTRA_SETUP_APP ?? join(targetDir, "debug", "entra-setup");
+const app = process.env.ENTRA_SETUP_APP ?? join(targetDir, "debug", "entra-setup-desktop");
 const out = process.env.E2E_OUT ?? join(root, "target", "e2e");
 mkdirSync(out, { recursive: true });
 assert.ok(existsSync(app), `app binary not found at ${app}; build it with --features custom-protocol`);

@@ -124,6 +124,18 @@ pub async fn sign_in(
     on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
     cancel: &CancellationToken,
 ) -> Result<SignedIn, SessionError> {
+    sign_in_for(ctx, req, &[], on_event, cancel).await
+}
+
+/// Like [`sign_in`], asking at once for the permissions of later steps too (the CLI does, so
+/// that one sign-in covers a whole run).
+pub async fn sign_in_for(
+    ctx: &Context,
+    req: &SignInRequest,
+    later_steps: &[StepScopes],
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<SignedIn, SessionError> {
     let cloud = Cloud::from_choice(&req.cloud).map_err(AuthError::from)?;
     let tenant = TenantRef::parse(&req.tenant)?;
     let client_id = req
@@ -138,6 +150,14 @@ pub async fn sign_in(
         .map(|s| cloud.graph_scope(s))
         .collect();
     scopes.extend(graph_scopes.iter().cloned());
+    for step in later_steps {
+        for s in step.scopes() {
+            let q = cloud.graph_scope(s);
+            if !scopes.contains(&q) {
+                scopes.push(q);
+            }
+        }
+    }
     let opts = SignInOptions {
         discovery_url: cloud.discovery_url(&tenant.to_string()),
         tenant_label: tenant.to_string(),

@@ -1,0 +1,800 @@
+//! `entra-setup`: the wizard's plan / apply / undo on the command line, over the same core as
+//! the desktop app. For scripting, CI and headless tests.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use entra_setup_core::auth::{BrowserOpener, Method, SignInEvent, StepScopes, SystemBrowser};
+use entra_setup_core::checks::{self, CheckResult, SecretRetry, Status};
+use entra_setup_core::cloud::CloudChoice;
+use entra_setup_core::keychain::{self, MemoryStore, OsKeychain, SecretStore};
+use entra_setup_core::outputs;
+use entra_setup_core::provider::{self, PermissionKind};
+use entra_setup_core::session::{self, AccountRecord, Context, Session, SignInRequest};
+use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
+use entra_setup_core::setup::flow::{self, Prepared, SetupError};
+use entra_setup_core::setup::plan::Change;
+use entra_setup_core::setup::{journal::Journal, undo, Intent};
+use entra_setup_core::{ExposeSecret, SecretString};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (or nothing to change)
+  1  unexpected error
+  2  bad arguments or inputs (the message says what to fix)
+  3  sign-in failed or was cancelled
+  4  Microsoft Graph refused a call, or the apply stopped part-way (run apply again to resume)
+  5  admin consent is still needed: the link to send is printed
+  6  applied, but a live connection test failed
+  7  confirmation needed: run again with --yes";
+
+#[derive(Parser)]
+#[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, undo.", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the service providers and the inputs each needs.
+    Providers,
+    /// Show what apply would change, without changing anything.
+    Plan(Target),
+    /// Make the changes, hand the provider what it needs, and test the connection.
+    Apply(ApplyArgs),
+    /// Remove what the wizard created for this provider (from its journal).
+    Undo(UndoArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CloudArg {
+    Global,
+    Usgov,
+    Usgovdod,
+    China,
+}
+
+#[derive(Args)]
+struct Target {
+    /// The provider, e.g. cloudflare or pomerium (see `entra-setup providers`).
+    #[arg(long)]
+    provider: String,
+    /// A provider input, e.g. --input team=acme (repeat for several).
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    inputs: Vec<String>,
+    /// The tenant: a verified domain or the tenant ID (default: the account's own tenant).
+    #[arg(long, default_value = "")]
+    tenant: String,
+    /// The Microsoft cloud.
+    #[arg(long, value_enum, default_value = "global")]
+    cloud: CloudArg,
+    /// A custom authority (e.g. the simulated tenant); needs --graph.
+    #[arg(long, requires = "graph")]
+    authority: Option<String>,
+    /// A custom Microsoft Graph root; needs --authority.
+    #[arg(long, requires = "authority")]
+    graph: Option<String>,
+    /// Sign in with a device code (printed to stderr) instead of the browser.
+    #[arg(long)]
+    device_code: bool,
+    /// The public client to sign in with (default: Microsoft Graph Command Line Tools).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Client secret lifetime in days (default: the provider's; capped by tenant policy).
+    #[arg(long)]
+    secret_days: Option<u32>,
+    /// Print the result as JSON on stdout (progress stays on stderr).
+    #[arg(long)]
+    json: bool,
+    /// Do not use the OS keychain: sign in every time, keep nothing.
+    #[arg(long)]
+    no_keychain: bool,
+    /// Where journals live (default: the desktop app's data directory).
+    #[arg(long, env = "ENTRA_SETUP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Apply without asking.
+    #[arg(long)]
+    yes: bool,
+    /// Write the provider's settings here (files holding the secret are readable by you only).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Push the settings to the provider's API (Cloudflare).
+    #[arg(long)]
+    push: bool,
+    /// An input for the push, e.g. --push-input account_id=0123…
+    #[arg(long = "push-input", value_name = "KEY=VALUE")]
+    push_inputs: Vec<String>,
+    /// A file holding the provider API token for --push.
+    #[arg(long)]
+    push_token_file: Option<PathBuf>,
+    /// The provider API's base URL (default: the provider's own).
+    #[arg(long, env = "ENTRA_SETUP_PUSH_API")]
+    push_api: Option<String>,
+    /// Also keep the new client secret in the OS keychain, for later rotation.
+    #[arg(long)]
+    keep_secret: bool,
+    /// Wait up to this many seconds for a colleague's admin consent.
+    #[arg(long, default_value_t = 0)]
+    wait_consent: u64,
+    /// Skip the live connection tests.
+    #[arg(long)]
+    skip_checks: bool,
+}
+
+#[derive(Args)]
+struct UndoArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    yes: bool,
+}
+
+/// A failure with its exit code.
+struct Fail(u8, String);
+
+impl<E: std::fmt::Display> From<(u8, E)> for Fail {
+    fn from((code, e): (u8, E)) -> Self {
+        Fail(code, e.to_string())
+    }
+}
+
+fn parse_pairs(pairs: &[String], what: &str) -> Result<BTreeMap<String, String>, Fail> {
+    let mut out = BTreeMap::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| Fail(2, format!("{what} '{p}' must look like KEY=VALUE")))?;
+        out.insert(k.trim().to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn data_dir(t: &Target) -> PathBuf {
+    t.data_dir.clone().unwrap_or_else(|| {
+        dirs::data_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("dev.entrasetup.wizard")
+    })
+}
+
+fn cloud_choice(t: &Target) -> CloudChoice {
+    match (&t.authority, &t.graph) {
+        (Some(a), Some(g)) => CloudChoice::Custom {
+            authority: a.clone(),
+            graph: g.clone(),
+        },
+        _ => match t.cloud {
+            CloudArg::Global => CloudChoice::Global,
+            CloudArg::Usgov => CloudChoice::UsGov,
+            CloudArg::Usgovdod => CloudChoice::UsGovDod,
+            CloudArg::China => CloudChoice::China,
+        },
+    }
+}
+
+fn intent(t: &Target) -> Result<Intent, Fail> {
+    let p = provider::find(&t.provider).ok_or_else(|| {
+        let known: Vec<String> = provider::builtin()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.id().to_string())
+            .collect();
+        Fail(
+            2,
+            format!(
+                "No provider '{}'. Known providers: {}.",
+                t.provider,
+                known.join(", ")
+            ),
+        )
+    })?;
+    let raw = parse_pairs(&t.inputs, "--input")?;
+    Intent::new(p, &raw, t.secret_days).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("  --input {}=…: {}", e.field, e.message))
+            .collect();
+        Fail(2, format!("Fix these inputs:\n{}", lines.join("\n")))
+    })
+}
+
+fn store(t: &Target) -> Arc<dyn SecretStore> {
+    if t.no_keychain {
+        Arc::new(MemoryStore::default())
+    } else {
+        Arc::new(OsKeychain::new())
+    }
+}
+
+fn account_file(t: &Target) -> PathBuf {
+    data_dir(t).join("cli-account.json")
+}
+
+/// Resumes the saved CLI session for this cloud and tenant, or signs in.
+async fn sign_in(t: &Target, store: Arc<dyn SecretStore>) -> Result<Session, Fail> {
+    let http = entra_setup_core::http::client();
+    let opener: Arc<dyn BrowserOpener> = Arc::new(SystemBrowser);
+    let ctx = Context::new(http, store, opener);
+    let cloud = cloud_choice(t);
+    if !t.no_keychain {
+        if let Some(record) = std::fs::read_to_string(account_file(t))
+            .ok()
+            .and_then(|s| serde_json::from_str::<AccountRecord>(&s).ok())
+        {
+            let same_tenant =
+                t.tenant.is_empty() || record.tenant_id.eq_ignore_ascii_case(&t.tenant);
+            if record.cloud == cloud && same_tenant {
+                if let Ok(s) = session::resume(&ctx, &record).await {
+                    if session::ensure_scopes(
+                        &ctx,
+                        &s,
+                        &[StepScopes::RegisterApp, StepScopes::Consent],
+                        method(t),
+                        progress(),
+                        &CancellationToken::new(),
+                    )
+                    .await
+                    .is_ok()
+                    {
+                        eprintln!(
+                            "Signed in as {} (saved session).",
+                            s.summary.user.user_principal_name
+                        );
+                        return Ok(s);
+                    }
+                }
+            }
+        }
+    }
+    let req = SignInRequest {
+        cloud,
+        tenant: t.tenant.clone(),
+        method: method(t),
+        client_id: t.client_id.clone(),
+    };
+    let signed = session::sign_in_for(
+        &ctx,
+        &req,
+        &[StepScopes::RegisterApp, StepScopes::Consent],
+        progress(),
+        &CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| match e {
+        session::SessionError::Auth(
+            a @ entra_setup_core::auth::AuthError::InvalidTenant { .. },
+        ) => Fail(2, a.to_string()),
+        session::SessionError::Auth(a @ entra_setup_core::auth::AuthError::Cloud(_)) => {
+            Fail(2, a.to_string())
+        }
+        session::SessionError::Auth(a) => Fail(3, a.to_string()),
+        session::SessionError::Graph(g) => Fail(4, g.to_string()),
+    })?;
+    for n in &signed.notices {
+        eprintln!("Note: {}", n.detail);
+    }
+    if !t.no_keychain {
+        let path = account_file(t);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&signed.session.account).unwrap_or_default(),
+        );
+    }
+    eprintln!(
+        "Signed in as {} to {} ({}).",
+        signed.session.summary.user.user_principal_name,
+        signed.session.summary.tenant_name,
+        signed.session.summary.tenant_id
+    );
+    Ok(signed.session)
+}
+
+fn method(t: &Target) -> Method {
+    if t.device_code {
+        Method::DeviceCode
+    } else {
+        Method::Browser
+    }
+}
+
+fn progress() -> Arc<dyn Fn(SignInEvent) + Send + Sync> {
+    Arc::new(|e| match e {
+        SignInEvent::DeviceCode {
+            user_code,
+            verification_uri,
+            expires_at,
+            ..
+        } => {
+            eprintln!("To sign in, open {verification_uri} and enter the code {user_code} (valid until {}).", expires_at.format("%H:%M UTC"));
+        }
+        SignInEvent::BrowserOpened { url } => {
+            eprintln!("Sign in in the browser that opened. If none did, open:\n  {url}")
+        }
+        _ => {}
+    })
+}
+
+fn print_plan(p: &Prepared) {
+    eprintln!(
+        "\nPlan for {} ({}):",
+        p.plan.display_name, p.plan.unique_name
+    );
+    for a in &p.preflight.advice {
+        eprintln!("  [{:?}] {}: {}", a.severity, a.title, a.detail);
+    }
+    if p.plan.is_empty() {
+        eprintln!("  No changes: the tenant already matches.");
+    }
+    for c in &p.plan.changes {
+        eprintln!(
+            "  {}. {}\n     {}\n     {}",
+            c.seq + 1,
+            c.title,
+            c.reason,
+            c.request
+        );
+    }
+    for n in &p.plan.notes {
+        eprintln!("  Note: {n}");
+    }
+}
+
+fn setup_fail(e: SetupError) -> Fail {
+    match e {
+        SetupError::Plan(p) => Fail(2, p.to_string()),
+        SetupError::Graph(g) => Fail(4, g.to_string()),
+    }
+}
+
+async fn plan(t: &Target) -> Result<(), Fail> {
+    let intent = intent(t)?;
+    let s = sign_in(t, store(t)).await?;
+    let p = flow::prepare(&s, &data_dir(t), intent, &[])
+        .await
+        .map_err(setup_fail)?;
+    print_plan(&p);
+    if t.json {
+        println!("{}", json!({"plan": p.plan, "preflight": p.preflight}));
+    }
+    Ok(())
+}
+
+fn confirm(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+}
+
+async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
+    let t = &a.target;
+    let intent = intent(t)?;
+    let push_inputs = if a.push {
+        let raw = parse_pairs(&a.push_inputs, "--push-input")?;
+        let mut raw = raw;
+        let token_file = a.push_token_file.as_ref().ok_or_else(|| {
+            Fail(
+                2,
+                "--push needs --push-token-file with the provider API token".into(),
+            )
+        })?;
+        let token = std::fs::read_to_string(token_file)
+            .map_err(|e| Fail(2, format!("cannot read {}: {e}", token_file.display())))?;
+        raw.insert("api_token".into(), token.trim().to_string());
+        let checked = intent
+            .provider
+            .validate_push_inputs(&raw)
+            .map_err(|errors| {
+                Fail(
+                    2,
+                    errors
+                        .iter()
+                        .map(|e| format!("--push-input {}: {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?;
+        if intent.provider.push.is_none() {
+            return Err(Fail(
+                2,
+                format!(
+                    "{} has no API to push to; use --output-dir",
+                    intent.provider.name
+                ),
+            ));
+        }
+        Some(checked)
+    } else {
+        None
+    };
+    let s = sign_in(t, store(t)).await?;
+    let dir = data_dir(t);
+    let prepared = flow::prepare(&s, &dir, intent, &[])
+        .await
+        .map_err(setup_fail)?;
+    print_plan(&prepared);
+    let adds_secret = prepared
+        .plan
+        .changes
+        .iter()
+        .any(|c| matches!(c.change, Change::AddPassword { .. }));
+    if adds_secret && a.output_dir.is_none() && !a.push && !a.keep_secret {
+        return Err(Fail(2, "The plan creates a client secret, which is shown only once: say where it goes with --output-dir DIR, --push or --keep-secret.".into()));
+    }
+    if prepared.plan.is_empty() {
+        if t.json {
+            println!(
+                "{}",
+                json!({"plan": prepared.plan, "result": {"changes": 0}})
+            );
+        }
+        return Ok(());
+    }
+    if !a.yes
+        && !confirm(&format!(
+            "Apply these {} changes?",
+            prepared.plan.changes.len()
+        ))
+    {
+        return Err(Fail(
+            7,
+            "Nothing was changed. Run again with --yes to apply.".into(),
+        ));
+    }
+    let on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|e| {
+        match e {
+        ApplyEvent::Started { seq, title } => eprintln!("[{}] {title}…", seq + 1),
+        ApplyEvent::Done { seq, detail } => eprintln!("[{}] done: {detail}", seq + 1),
+        ApplyEvent::Failed { seq, message } => eprintln!("[{}] FAILED: {message}", seq + 1),
+        ApplyEvent::WaitingForConsent { url, .. } => eprintln!("A Privileged Role Administrator or Global Administrator must open this link to consent:\n  {url}"),
+        ApplyEvent::Finished { changes } => eprintln!("Applied {changes} changes."),
+    }
+    });
+    let options = ApplyOptions {
+        consent_wait: Duration::from_secs(a.wait_consent),
+        consent_poll: Duration::from_secs(5),
+    };
+    let applied =
+        match flow::execute(&s, &prepared, &options, on_event, &CancellationToken::new()).await {
+            Ok(x) => x,
+            Err(failed) => {
+                if let Some(secret) = &failed.partial.secret {
+                    let _ = hand_over(
+                        a,
+                        &s,
+                        &prepared,
+                        failed.partial.app_id.as_deref().unwrap_or_default(),
+                        secret,
+                        push_inputs.as_ref(),
+                    )
+                    .await;
+                }
+                return Err(Fail(
+                    4,
+                    format!(
+                        "{}\nJournal: {}. Run apply again to resume.",
+                        failed.error,
+                        prepared.journal.path().display()
+                    ),
+                ));
+            }
+        };
+    let app_id = applied.app_id.clone().unwrap_or_default();
+    let mut result = json!({"appId": app_id, "objectId": applied.app_object_id, "servicePrincipalId": applied.sp_id, "consentUrl": applied.consent_url, "journal": prepared.journal.path()});
+    if let Some(secret) = &applied.secret {
+        result["secret"] =
+            json!({"keyId": secret.key_id, "hint": secret.hint, "expires": secret.end});
+        let handed = hand_over(a, &s, &prepared, &app_id, secret, push_inputs.as_ref()).await?;
+        result["handedOver"] = handed;
+    }
+    let mut code = 0;
+    if let Some(url) = &applied.consent_url {
+        eprintln!("Admin consent is still needed. Send this link to a Privileged Role Administrator or Global Administrator:\n  {url}");
+        code = 5;
+    }
+    if !a.skip_checks {
+        let checks = run_checks(
+            &s,
+            &app_id,
+            applied.secret.as_ref().map(|x| &x.value),
+            &prepared,
+            applied.consent_url.is_none(),
+        )
+        .await;
+        for c in &checks {
+            eprintln!(
+                "{} {}: {}{}",
+                match c.status {
+                    Status::Pass => "PASS",
+                    Status::Warn => "WARN",
+                    Status::Fail => "FAIL",
+                },
+                c.title,
+                c.detail,
+                c.fix
+                    .as_ref()
+                    .map(|f| format!(" Fix: {f}"))
+                    .unwrap_or_default()
+            );
+        }
+        if code == 0 && checks.iter().any(|c| c.status == Status::Fail) {
+            code = 6;
+        }
+        result["checks"] = json!(checks);
+    }
+    for w in outputs::done_advice(
+        &prepared.intent.provider,
+        Some(&prepared.preflight),
+        applied.secret.as_ref().map(|x| x.end),
+    ) {
+        eprintln!("Warning: {}: {}", w.title, w.detail);
+    }
+    if t.json {
+        println!("{}", json!({"plan": prepared.plan, "result": result}));
+    }
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Fail(code, String::new()))
+    }
+}
+
+async fn run_checks(
+    s: &Session,
+    app_id: &str,
+    secret: Option<&SecretString>,
+    p: &Prepared,
+    consented: bool,
+) -> Vec<CheckResult> {
+    let http = entra_setup_core::http::client();
+    let mut out = vec![checks::discovery(&http, &s.cloud, &s.account.tenant_id).await];
+    if let Some(secret) = secret {
+        let app_perms = consented
+            && !p
+                .intent
+                .provider
+                .permission_names(PermissionKind::Application)
+                .is_empty();
+        out.extend(
+            checks::secret_and_consent(
+                &http,
+                &s.cloud,
+                &s.account.token_endpoint,
+                app_id,
+                secret,
+                app_perms,
+                &SecretRetry::default(),
+            )
+            .await,
+        );
+    }
+    out
+}
+
+/// Hands the new secret over as asked; records it in the journal.
+async fn hand_over(
+    a: &ApplyArgs,
+    s: &Session,
+    p: &Prepared,
+    app_id: &str,
+    secret: &entra_setup_core::setup::apply::NewSecret,
+    push_inputs: Option<&BTreeMap<String, String>>,
+) -> Result<serde_json::Value, Fail> {
+    let provider = &p.intent.provider;
+    let values = outputs::values(
+        &s.cloud,
+        &s.account.tenant_id,
+        app_id,
+        &p.plan.display_name,
+        &p.intent.inputs,
+        Some(secret.end),
+    );
+    let mut how = vec![];
+    let mut report = json!({});
+    if let Some(dir) = &a.output_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Fail(1, format!("cannot create {}: {e}", dir.display())))?;
+        let mut files = vec![];
+        for o in &provider.outputs {
+            let name = o.file_name.clone().unwrap_or_else(|| {
+                format!(
+                    "{}.{}",
+                    o.id,
+                    match o.format {
+                        provider::OutputFormat::Json => "json",
+                        provider::OutputFormat::Yaml => "yaml",
+                        provider::OutputFormat::Hcl => "tf",
+                        provider::OutputFormat::Text => "txt",
+                    }
+                )
+            });
+            let path = dir.join(name);
+            let text = outputs::render_with_secret(provider, &o.id, &values, &secret.value)
+                .map_err(|e| Fail(1, e))?;
+            outputs::write_private_file(&path, &text)
+                .map_err(|e| Fail(1, format!("cannot write {}: {e}", path.display())))?;
+            files.push(path);
+        }
+        let ics = dir.join("secret-expiry.ics");
+        outputs::write_private_file(
+            &ics,
+            &SecretString::from(outputs::expiry_reminder(
+                &p.plan.display_name,
+                &secret.key_id,
+                secret.end,
+            )),
+        )
+        .map_err(|e| Fail(1, e.to_string()))?;
+        eprintln!(
+            "Wrote {} (readable by you only) and the calendar reminder {}.",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            ics.display()
+        );
+        report["files"] = json!(files);
+        how.push("saved to a file");
+    }
+    if let (Some(inputs), Some(push)) = (push_inputs, &provider.push) {
+        let body =
+            outputs::render_with_secret(provider, push.output.get_ref(), &values, &secret.value)
+                .map_err(|e| Fail(1, e))?;
+        let token = SecretString::from(inputs.get("api_token").cloned().unwrap_or_default());
+        let base = a.push_api.clone().unwrap_or_else(|| push.api_base.clone());
+        let http = entra_setup_core::http::client();
+        let r = outputs::push_cloudflare(
+            &http,
+            &base,
+            inputs
+                .get("account_id")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            &token,
+            &body,
+        )
+        .await
+        .map_err(|e| {
+            Fail(
+                4,
+                format!("{e} (the Entra side is done; push again with the same command)"),
+            )
+        })?;
+        eprintln!(
+            "{} the identity provider {} in {}.",
+            if r.created { "Created" } else { "Updated" },
+            r.id,
+            provider.name
+        );
+        report["pushed"] = json!(r);
+        how.push("pushed to the provider");
+    }
+    if a.keep_secret {
+        let store = store(&a.target);
+        keychain::set(
+            &store,
+            &format!("client-secret:{}:{app_id}", s.account.tenant_id),
+            SecretString::from(secret.value.expose_secret().to_string()),
+        )
+        .await
+        .map_err(|e| Fail(1, e.to_string()))?;
+        how.push("kept in the keychain");
+    }
+    if !how.is_empty() {
+        let _ = p
+            .journal
+            .handed_over(&p.plan.id, &secret.key_id, &how.join(", "));
+    }
+    Ok(report)
+}
+
+async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
+    let t = &u.target;
+    let intent = intent(t)?;
+    let s = sign_in(t, store(t)).await?;
+    let journal = Journal::open(&data_dir(t), &s.account.tenant_id, &intent.unique_name());
+    let pending = undo::pending(&journal);
+    if pending.is_empty() {
+        eprintln!(
+            "Nothing to undo: the journal at {} records nothing the wizard created.",
+            journal.path().display()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "Undo will remove {} object(s) the wizard created for {}.",
+        pending.len(),
+        intent.display_name()
+    );
+    if !u.yes && !confirm("Undo?") {
+        return Err(Fail(
+            7,
+            "Nothing was changed. Run again with --yes to undo.".into(),
+        ));
+    }
+    let done = undo::undo(
+        &s.graph,
+        &journal,
+        Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
+    )
+    .await
+    .map_err(|e| Fail(4, e.to_string()))?;
+    if t.json {
+        println!("{}", json!({"undone": done}));
+    }
+    Ok(())
+}
+
+fn providers() {
+    for p in provider::builtin().unwrap_or_default() {
+        println!("{} — {}", p.id(), p.name);
+        println!("  {}", p.description);
+        for i in &p.inputs {
+            println!(
+                "  --input {}=…  {} (e.g. {})",
+                i.id.get_ref(),
+                i.label,
+                i.example
+            );
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ENTRA_SETUP_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("entra-setup: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.cmd {
+            Cmd::Providers => {
+                providers();
+                Ok(())
+            }
+            Cmd::Plan(t) => plan(t).await,
+            Cmd::Apply(a) => apply(a).await,
+            Cmd::Undo(u) => undo_cmd(u).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, message)) => {
+            if !message.is_empty() {
+                eprintln!("entra-setup: {message}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

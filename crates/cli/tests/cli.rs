@@ -1,0 +1,394 @@
+//! The CLI end to end, headless: against the simulated tenant (device-code sign-in approved by
+//! the simulator) and a local fake of Cloudflare's API that checks what it receives.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use entra_setup_sim::{Approval, SimConfig, SimHandle};
+use serde_json::{json, Value};
+
+async fn sim(upn: &str) -> SimHandle {
+    entra_setup_sim::start(SimConfig {
+        approval: Approval::Auto {
+            upn: upn.into(),
+            device_polls: 1,
+        },
+        device_interval_secs: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn temp() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("entra-setup-cli-{}", uuid_like()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn cli(sim: &SimHandle, data: &Path, args: &[&str]) -> Run {
+    let base = sim.base_url().to_string();
+    let mut all: Vec<String> = args.iter().map(|s| (*s).to_string()).collect();
+    if !matches!(args.first(), Some(&"providers")) {
+        all.extend(
+            [
+                "--authority",
+                &base,
+                "--graph",
+                &base,
+                "--device-code",
+                "--no-keychain",
+                "--tenant",
+                "contoso.com",
+            ]
+            .map(String::from),
+        );
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-setup"))
+        .args(&all)
+        .env("ENTRA_SETUP_DATA_DIR", data)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// What the fake Cloudflare API received.
+#[derive(Default)]
+struct Fake {
+    bodies: Mutex<Vec<(String, Value)>>,
+    idps: Mutex<Vec<Value>>,
+}
+
+const TOKEN: &str = "cf-test-token-0123456789abcdef";
+const ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+
+fn authorised(h: &HeaderMap) -> bool {
+    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+}
+
+fn denied() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::FORBIDDEN,
+        Json(
+            json!({"success": false, "errors": [{"code": 10000, "message": "Authentication error"}], "result": null}),
+        ),
+    )
+}
+
+async fn fake_cloudflare() -> (String, Arc<Fake>) {
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route(
+            "/client/v4/accounts/{account}/access/identity_providers",
+            get(|State(f): State<Arc<Fake>>, UrlPath(account): UrlPath<String>, h: HeaderMap| async move {
+                if !authorised(&h) || account != ACCOUNT {
+                    return denied();
+                }
+                (StatusCode::OK, Json(json!({"success": true, "errors": [], "result": f.idps.lock().unwrap().clone()})))
+            })
+            .post(|State(f): State<Arc<Fake>>, h: HeaderMap, Json(body): Json<Value>| async move {
+                if !authorised(&h) {
+                    return denied();
+                }
+                f.bodies.lock().unwrap().push(("POST".into(), body.clone()));
+                let mut idp = body.clone();
+                idp["id"] = json!("f174e90a-fafe-4643-bbbc-4a0ed4fc8415");
+                f.idps.lock().unwrap().push(idp.clone());
+                (StatusCode::OK, Json(json!({"success": true, "errors": [], "result": idp})))
+            }),
+        )
+        .route(
+            "/client/v4/accounts/{account}/access/identity_providers/{id}",
+            put(|State(f): State<Arc<Fake>>, h: HeaderMap, UrlPath((_, id)): UrlPath<(String, String)>, Json(body): Json<Value>| async move {
+                if !authorised(&h) {
+                    return denied();
+                }
+                f.bodies.lock().unwrap().push(("PUT".into(), body.clone()));
+                let mut idp = body;
+                idp["id"] = json!(id);
+                (StatusCode::OK, Json(json!({"success": true, "errors": [], "result": idp})))
+            }),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/client/v4", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, fake)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_apply_push_and_undo_cloudflare() {
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "plan",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("To sign in, open") && r.stderr.contains("/devicelogin"),
+        "device code on stderr: {}",
+        r.stderr
+    );
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["plan"]["changes"].as_array().unwrap().len(), 4);
+
+    // Without --yes and without a terminal, nothing happens.
+    let out = temp();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    // Without saying where the secret goes, nothing happens either.
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("shown only once"), "{}", r.stderr);
+
+    let (api, fake) = fake_cloudflare().await;
+    let token_file = out.join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--yes",
+            "--json",
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--push",
+            "--push-input",
+            &format!("account_id={ACCOUNT}"),
+            "--push-token-file",
+            token_file.to_str().unwrap(),
+            "--push-api",
+            &api,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, r.stdout);
+    let result: Value = serde_json::from_str(&r.stdout).unwrap();
+    let app_id = result["result"]["appId"].as_str().unwrap().to_string();
+    // Cloudflare received exactly its documented body.
+    let bodies = fake.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    let (method, body) = &bodies[0];
+    assert_eq!(method, "POST");
+    assert_eq!(body["type"], "azureAD");
+    assert_eq!(body["config"]["client_id"], app_id.as_str());
+    assert_eq!(
+        body["config"]["directory_id"],
+        "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d"
+    );
+    assert_eq!(body["config"]["support_groups"], true);
+    let secret = body["config"]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(secret.len() >= 16);
+    // The secret is in the hand-over file, readable by the owner only, and nowhere else.
+    let api_body = std::fs::read_to_string(out.join("api_body.json")).unwrap();
+    assert!(api_body.contains(&secret));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(out.join("api_body.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        !r.stderr.contains(&secret) && !r.stdout.contains(&secret),
+        "the secret was printed"
+    );
+    let journal_dir = data.join("journal");
+    for entry in walk(&journal_dir) {
+        assert!(
+            !std::fs::read_to_string(&entry).unwrap().contains(&secret),
+            "the secret is in the journal"
+        );
+    }
+    let checks = result["result"]["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["status"] == "pass"), "{checks:#?}");
+    assert!(std::fs::read_to_string(out.join("cloudflare-entra-id.tf"))
+        .unwrap()
+        .contains(&app_id));
+
+    // Re-applying changes nothing.
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("No changes"), "{}", r.stderr);
+
+    // Undo removes the app.
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "undo",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tenant = "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d";
+    assert!(!sim
+        .directory(tenant)
+        .unwrap()
+        .applications
+        .iter()
+        .any(|a| a["appId"] == app_id.as_str()));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_and_pending_consent_have_their_exit_codes() {
+    let sim = sim("megan@contoso.com").await;
+    let data = temp();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "plan",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme corp",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no spaces"), "{}", r.stderr);
+    let r = cli(&sim, &data, &["plan", "--provider", "nope"]).await;
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("Known providers: cloudflare, pomerium"),
+        "{}",
+        r.stderr
+    );
+    let out = temp();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--provider",
+            "pomerium",
+            "--input",
+            "authenticate_url=https://auth.contoso.com",
+            "--yes",
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/v2.0/adminconsent?client_id="),
+        "{}",
+        r.stderr
+    );
+    let yaml = std::fs::read_to_string(out.join("pomerium-entra-id.yaml")).unwrap();
+    assert!(
+        yaml.contains("idp_provider: \"azure\"")
+            && yaml.contains("/b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d/v2.0\""),
+        "{yaml}"
+    );
+}
