@@ -32,6 +32,20 @@ pub enum IpcError {
     Keychain { message: String },
     #[error("{message}")]
     Internal { message: String },
+    /// Some provider inputs are wrong; one message per field.
+    #[error("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))]
+    Inputs {
+        errors: Vec<entra_setup_core::provider::InputError>,
+    },
+    /// The tenant or the admin's roles do not allow the setup (the message says what to do).
+    #[error("{message}")]
+    Blocked { message: String },
+    /// Applying stopped part-way; running it again resumes.
+    #[error("{message}")]
+    Apply { message: String },
+    /// A step that needs a signed-in admin was called without one.
+    #[error("Sign in first.")]
+    NotSignedIn,
 }
 
 /// A Graph error as the UI shows it: the plain message, and the codes and ids for the details.

@@ -2,6 +2,7 @@
 //! `entra-setup-core`. All behaviour lives in the core.
 
 mod commands;
+mod desktop;
 mod error;
 mod logging;
 mod settings;
@@ -16,6 +17,8 @@ pub use commands::names::COMMANDS;
 pub fn specta_builder<R: Runtime>() -> Builder<R> {
     Builder::<R>::new()
         .disable_serde_phases()
+        // Graph JSON (an application body in the plan) holds numbers; none exceed 2^53.
+        .dangerously_cast_bigints_to_number()
         .commands(collect_commands![
             commands::app::app_info,
             commands::app::settings_get,
@@ -27,6 +30,17 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::signin::sign_out,
             commands::app::open_link,
             commands::app::ui_ready,
+            commands::setup::providers,
+            commands::setup::check_inputs,
+            commands::setup::prepare_setup,
+            commands::setup::apply_setup,
+            commands::setup::recheck_setup,
+            commands::setup::demo_colleague_consents,
+            commands::setup::copy_secret,
+            commands::setup::save_output,
+            commands::setup::keep_secret,
+            commands::setup::push_to_provider,
+            commands::setup::undo_setup,
         ])
 }
 
@@ -46,12 +60,15 @@ pub fn export_bindings(path: &std::path::Path) -> Result<(), String> {
 pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     let specta = specta_builder::<R>();
     builder
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_dialog::init())
         .invoke_handler(specta.invoke_handler())
         .setup(move |app| {
             specta.mount_events(app);
             let resolver = app.path();
             let config = resolver.app_config_dir()?;
             let logs = resolver.app_log_dir()?;
+            let data = resolver.app_data_dir()?;
             std::fs::create_dir_all(&config)?;
             std::fs::create_dir_all(&logs)?;
             if let Some(guard) = logging::init(&logs) {
@@ -59,11 +76,13 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             }
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "Entra Setup starting");
             app.manage(settings::SettingsStore::load(&config));
-            app.manage(state::Paths { logs });
+            app.manage(state::Paths { logs, data });
             app.manage(state::Core::new());
             app.manage(state::SessionState::default());
             app.manage(state::SignInControl::default());
             app.manage(state::Demo::default());
+            app.manage(state::SetupState::default());
+            app.manage(desktop::Desktop::new(app.handle().clone()));
             Ok(())
         })
 }

@@ -14,6 +14,8 @@ use crate::error::IpcError;
 /// Where the app keeps its files.
 pub struct Paths {
     pub logs: PathBuf,
+    /// Journals live here (shared with the CLI).
+    pub data: PathBuf,
 }
 
 /// The HTTP client and the OS keychain, shared by every command.
@@ -122,6 +124,7 @@ impl Demo {
         let handle = sim.as_ref().ok_or(IpcError::Internal {
             message: "the demo tenant stopped".into(),
         })?;
+        handle.set_consent_approver(None);
         handle.set_approval(Approval::Auto {
             upn: upn.to_string(),
             device_polls: 3,
@@ -139,5 +142,59 @@ impl Demo {
         );
         ctx.redirect_host = "127.0.0.1".into();
         ctx
+    }
+}
+
+impl Demo {
+    /// The demo's stand-in for Cloudflare's API.
+    pub async fn fake_cloudflare_api(&self) -> Result<String, IpcError> {
+        let sim = self.sim.lock().await;
+        sim.as_ref()
+            .map(SimHandle::fake_cloudflare_api)
+            .ok_or(IpcError::Internal {
+                message: "the demo tenant is not running".into(),
+            })
+    }
+
+    /// A simulated Global Administrator opens an admin-consent link.
+    pub async fn colleague_consents(&self, url: &str) -> Result<String, IpcError> {
+        let sim = self.sim.lock().await;
+        let sim = sim.as_ref().ok_or(IpcError::Internal {
+            message: "the demo tenant is not running".into(),
+        })?;
+        sim.consent_as_colleague(url)
+            .await
+            .map_err(|message| IpcError::Internal { message })
+    }
+}
+
+/// What the last apply produced: ids, and the new secret until it is handed over.
+pub struct Applied {
+    pub app_id: String,
+    pub app_object_id: String,
+    pub sp_id: Option<String>,
+    pub secret: Option<entra_setup_core::setup::apply::NewSecret>,
+    pub consent_url: Option<String>,
+    pub handed_over: bool,
+    pub prepared: entra_setup_core::setup::flow::Prepared,
+}
+
+/// The setup in progress: the reviewed plan, then the applied result.
+#[derive(Default)]
+pub struct SetupState {
+    pub prepared: tokio::sync::Mutex<Option<entra_setup_core::setup::flow::Prepared>>,
+    pub applied: tokio::sync::Mutex<Option<Applied>>,
+}
+
+impl SetupState {
+    /// Secrets this process still holds (so a re-plan does not treat them as lost).
+    pub async fn held_secret_ids(&self) -> Vec<String> {
+        self.applied
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|a| a.secret.as_ref().map(|s| s.key_id.clone()))
+            .into_iter()
+            .collect()
     }
 }

@@ -114,7 +114,7 @@ pub async fn run(
     graph: &GraphClient,
     summary: &TenantSummary,
     provider: &Provider,
-    portal: &dyn Fn(&str) -> String,
+    portal: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<Preflight, GraphError> {
     let s = StepScopes::RegisterApp;
     let policy_req = graph.get("/policies/defaultAppManagementPolicy").scopes(s);
@@ -193,7 +193,7 @@ pub fn interpret(
     provider: &Provider,
     policy: SecretPolicy,
     users: UserSample,
-    portal: &dyn Fn(&str) -> String,
+    portal: &(dyn Fn(&str) -> String + Sync),
 ) -> Preflight {
     let roles = RoleFacts::from_summary(summary);
     let mut advice = vec![];

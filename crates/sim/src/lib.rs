@@ -13,6 +13,7 @@
 //! Microsoft's own CSDL schema.
 
 mod directory;
+mod fake_cloudflare;
 mod fixtures;
 mod graph;
 mod graph_dir;
@@ -226,6 +227,40 @@ impl SimHandle {
         self.shared.world().device_poll_times.clone()
     }
 
+    /// The base URL of the simulator's stand-in for Cloudflare's API.
+    pub fn fake_cloudflare_api(&self) -> String {
+        format!("{}/_fake/cloudflare/client/v4", self.shared.base_url)
+    }
+
+    /// Identity providers pushed to the Cloudflare stand-in (secrets removed).
+    pub fn fake_cloudflare_idps(&self) -> Vec<serde_json::Value> {
+        self.shared.world().fake_cloudflare.clone()
+    }
+
+    /// Has a Global Administrator open an admin-consent link (what a colleague does), without
+    /// following the redirect to the provider. Returns where Entra sends the browser.
+    pub async fn consent_as_colleague(&self, url: &str) -> Result<String, String> {
+        let tenant = url.split('/').nth(3).unwrap_or_default().to_string();
+        let approver = {
+            let world = self.shared.world();
+            let t = world.tenant(&tenant).ok_or("unknown tenant")?;
+            t.users
+                .iter()
+                .find(|u| u.active_roles.contains(&fixtures::ROLE_GLOBAL_ADMIN))
+                .map(|u| u.upn.clone())
+                .ok_or("no Global Administrator in this tenant")?
+        };
+        let previous = self
+            .shared
+            .world()
+            .config
+            .consent_approver
+            .replace(approver);
+        let r = reqwest_get_location(url).await;
+        self.shared.world().config.consent_approver = previous;
+        r
+    }
+
     /// Stops the server.
     pub fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -306,6 +341,14 @@ fn router(shared: Arc<Shared>) -> Router {
             get(login::devicelogin_page).post(login::devicelogin_submit),
         )
         .route(
+            "/_fake/cloudflare/client/v4/accounts/{account}/access/identity_providers",
+            get(fake_cloudflare::list).post(fake_cloudflare::create),
+        )
+        .route(
+            "/_fake/cloudflare/client/v4/accounts/{account}/access/identity_providers/{id}",
+            axum::routing::put(fake_cloudflare::update),
+        )
+        .route(
             "/_sim/faults",
             get(control_get_faults).post(control_set_faults),
         )
@@ -332,6 +375,44 @@ async fn control_exchanges(
     axum::extract::State(s): axum::extract::State<Arc<Shared>>,
 ) -> axum::Json<Vec<Exchange>> {
     axum::Json(s.world().exchanges.clone())
+}
+
+async fn reqwest_get_location(url: &str) -> Result<String, String> {
+    // A raw HTTP/1.1 GET (the simulator is plain http on loopback), reading the Location header.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let u = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let addr = format!(
+        "{}:{}",
+        u.host_str().unwrap_or("127.0.0.1"),
+        u.port().unwrap_or(80)
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        u.host_str().unwrap_or_default()
+    );
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    stream
+        .read_to_string(&mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    buf.lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+                .map(|v| v.trim().to_string())
+        })
+        .ok_or_else(|| "the consent page did not redirect".to_string())
 }
 
 pub(crate) async fn apply_latency(shared: &Shared) {

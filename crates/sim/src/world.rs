@@ -74,6 +74,8 @@ pub struct World {
     pub device_poll_times: Vec<DateTime<Utc>>,
     /// Each tenant's directory objects, by tenant id.
     pub directories: HashMap<String, Directory>,
+    /// Identity providers pushed to the Cloudflare stand-in.
+    pub fake_cloudflare: Vec<Value>,
 }
 
 impl World {
@@ -100,6 +102,7 @@ impl World {
             graph_requests: 0,
             not_found_served: HashMap::new(),
             device_poll_times: vec![],
+            fake_cloudflare: vec![],
         }
     }
 

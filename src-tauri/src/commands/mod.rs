@@ -2,4 +2,5 @@
 
 pub mod app;
 pub mod names;
+pub mod setup;
 pub mod signin;

@@ -28,6 +28,40 @@ export const commands = {
 	 *  start-up benchmark waits for.
 	 */
 	uiReady: () => __TAURI_INVOKE<void>("ui_ready"),
+	/**  The providers the wizard knows. */
+	providers: () => typedError<ProviderInfo[], IpcError>(__TAURI_INVOKE("providers")),
+	/**  Checks the provider inputs. Errors: `inputs`, one message per field. */
+	checkInputs: (providerId: string, inputs: { [key in string]: string }, secretDays: number | null) => typedError<IntentView, IpcError>(__TAURI_INVOKE("check_inputs", { providerId, inputs, secretDays })),
+	/**
+	 *  Reads the tenant and computes the plan, asking the admin to consent to the setup
+	 *  permissions first if needed (progress through `events`).
+	 */
+	prepareSetup: (providerId: string, inputs: { [key in string]: string }, secretDays: number | null, events: Channel<SignInEvent>) => typedError<PlanView, IpcError>(__TAURI_INVOKE("prepare_setup", { providerId, inputs, secretDays, events })),
+	/**  Applies the plan from `prepare_setup`, streaming progress, then runs the live tests. */
+	applySetup: (events: Channel<ApplyEvent>) => typedError<DoneView, IpcError>(__TAURI_INVOKE("apply_setup", { events })),
+	/**  Checks consent again and re-runs the live tests. */
+	recheckSetup: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("recheck_setup")),
+	/**  Demo only: a simulated Global Administrator opens the consent link. */
+	demoColleagueConsents: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("demo_colleague_consents")),
+	/**
+	 *  Copies the secret (or an output with it) to the clipboard from Rust; the clipboard is
+	 *  cleared after a minute if it still holds it.
+	 */
+	copySecret: (outputId: string | null) => typedError<null, IpcError>(__TAURI_INVOKE("copy_secret", { outputId })),
+	/**
+	 *  Saves an output (with the secret, if it holds one) or the expiry reminder to a file the
+	 *  admin picks. Returns the path, or nothing if the admin cancelled.
+	 */
+	saveOutput: (outputId: string) => typedError<string | null, IpcError>(__TAURI_INVOKE("save_output", { outputId })),
+	/**  Keeps the new secret in the OS keychain (opt-in), for later rotation. */
+	keepSecret: () => typedError<null, IpcError>(__TAURI_INVOKE("keep_secret")),
+	/**
+	 *  Pushes the settings to the provider's API (Cloudflare). `inputs` holds the account ID and
+	 *  the API token, used once and never stored.
+	 */
+	pushToProvider: (inputs: { [key in string]: string }) => typedError<PushResult, IpcError>(__TAURI_INVOKE("push_to_provider", { inputs })),
+	/**  Removes everything the journal says the wizard created for the last setup. */
+	undoSetup: () => typedError<Undone[], IpcError>(__TAURI_INVOKE("undo_setup")),
 };
 
 /* Types */
@@ -47,12 +81,47 @@ export type AppInfo = {
 	logDir: string,
 };
 
+/**  Progress the UI and CLI show while applying. */
+export type ApplyEvent = { kind: "started"; seq: number; title: string } | { kind: "done"; seq: number; detail: string } | { kind: "failed"; seq: number; message: string } | 
+/**  A colleague must open `url` to consent; the wizard is checking for it. */
+{ kind: "waitingForConsent"; seq: number; url: string } | { kind: "finished"; changes: number };
+
 /**  Something the wizard can do in this tenant, or why not. */
 export type Capability = {
 	id: string,
 	title: string,
 	allowed: boolean,
 	detail: string,
+};
+
+/**  One change, with everything needed to make it. */
+export type Change = 
+/**  Create or update the app registration, found by its uniqueName (never duplicated). */
+{ kind: "upsertApplication"; body: Value; creates: boolean; differences: string[] } | 
+/**  Create the service principal (the "enterprise app") for the app. */
+{ kind: "createServicePrincipal" } | 
+/**  Remove a secret the wizard added but whose value was lost. */
+{ kind: "removePassword"; keyId: string; displayName: string } | 
+/**  Add a client secret. */
+{ kind: "addPassword"; displayName: string; end: string; lifetimeDays: number } | 
+/**  Grant delegated Microsoft Graph permissions for the whole organisation. */
+{ kind: "grantDelegated"; scope: string; existingId: string | null } | 
+/**  Grant one Microsoft Graph application permission. */
+{ kind: "grantAppRole"; name: string; appRoleId: string } | 
+/**  Permissions the admin cannot grant: a colleague must consent through a link. */
+{ kind: "requestAdminConsent"; roles: string[]; scopes: string[] };
+
+/**  One test's verdict. */
+export type CheckResult = {
+	id: string,
+	title: string,
+	status: Status,
+	/**  What was seen, in plain words. */
+	detail: string,
+	cause: string | null,
+	fix: string | null,
+	/**  Codes and ids for support: AADSTS code, request-id, URL. */
+	evidence: string | null,
 };
 
 /**
@@ -77,6 +146,36 @@ export type DemoUser = {
 	description: string,
 };
 
+/**  The Done step. */
+export type DoneView = {
+	providerName: string,
+	displayName: string,
+	tenantId: string,
+	appId: string,
+	appObjectId: string,
+	servicePrincipalId: string | null,
+	secret: SecretInfo | null,
+	consentUrl: string | null,
+	checks: CheckResult[],
+	outputs: Rendered[],
+	advice: Advice[],
+	links: Link[],
+	pushInputs: InputInfo[],
+	groups: GroupInfo[],
+	groupsClaimNote: string | null,
+	journal: string,
+	demo: boolean,
+};
+
+/**  How one permission will be granted. */
+export type Grant = 
+/**  Already consented in this tenant. */
+"granted" | 
+/**  The admin's role lets the wizard grant it now. */
+"inFlow" | 
+/**  A Privileged Role Administrator or Global Administrator must consent. */
+"colleague";
+
 /**  A Graph error as the UI shows it: the plain message, and the codes and ids for the details. */
 export type GraphFailure = {
 	message: string,
@@ -86,6 +185,39 @@ export type GraphFailure = {
 	clientRequestId: string,
 	method: string,
 	path: string,
+};
+
+export type GroupInfo = {
+	id: string,
+	name: string,
+};
+
+/**  A bad value for one input, with what to type instead. */
+export type InputError = {
+	field: string,
+	label: string,
+	message: string,
+};
+
+export type InputInfo = {
+	id: string,
+	label: string,
+	help: string,
+	example: string,
+	kind: InputKind,
+	optional: boolean,
+	secret: boolean,
+};
+
+export type InputKind = "text" | "url";
+
+/**  What the admin's inputs give: the app's names and redirect URIs. */
+export type IntentView = {
+	providerId: string,
+	uniqueName: string,
+	displayName: string,
+	redirectUris: string[],
+	secretLifetimeDays: number,
 };
 
 export type IpcError = 
@@ -109,7 +241,21 @@ export type IpcError =
 	message: string,
 } } | { kind: "internal"; detail: {
 	message: string,
-} };
+} } | 
+/**  Some provider inputs are wrong; one message per field. */
+{ kind: "inputs"; detail: {
+	errors: InputError[],
+} } | 
+/**  The tenant or the admin's roles do not allow the setup (the message says what to do). */
+{ kind: "blocked"; detail: {
+	message: string,
+} } | 
+/**  Applying stopped part-way; running it again resumes. */
+{ kind: "apply"; detail: {
+	message: string,
+} } | 
+/**  A step that needs a signed-in admin was called without one. */
+{ kind: "notSignedIn" };
 
 export type LicenceTier = "Free" | "P1" | "P2" | 
 /**  The licences could not be read. */
@@ -126,6 +272,105 @@ export type Method =
 "browser" | 
 /**  Device code: enter a code at a URL on any device. */
 "deviceCode";
+
+export type OutputFormat = "json" | "yaml" | "hcl" | "text";
+
+export type PermissionInfo = {
+	name: string,
+	kind: PermissionKind,
+	why: string,
+};
+
+export type PermissionKind = 
+/**  A delegated permission (scope), granted with an oauth2PermissionGrant. */
+"delegated" | 
+/**  An application permission (app role), granted with an appRoleAssignment. */
+"application";
+
+export type PermissionStatus = {
+	name: string,
+	kind: PermissionKind,
+	why: string,
+	grant: Grant,
+};
+
+export type Plan = {
+	id: string,
+	providerId: string,
+	uniqueName: string,
+	displayName: string,
+	tenantId: string,
+	changes: PlannedChange[],
+	/**  Facts the admin should know about this plan (e.g. a lifetime capped by policy). */
+	notes: string[],
+};
+
+/**  The Register app, Permissions and Review steps. */
+export type PlanView = {
+	intent: IntentView,
+	plan: Plan,
+	preflight: Preflight,
+	permissions: PermissionStatus[],
+	journal: string,
+	interrupted: boolean,
+};
+
+/**  A change as the review screen shows it. */
+export type PlannedChange = {
+	seq: number,
+	change: Change,
+	/**  One line: what it does. */
+	title: string,
+	/**  Why the provider or the tenant needs it. */
+	reason: string,
+	/**  The Graph request it makes. */
+	request: string,
+	/**  Changes that must finish first. */
+	after: number[],
+};
+
+export type Preflight = {
+	policy: SecretPolicy,
+	users: UserSample,
+	advice: Advice[],
+	/**  False when something blocks the setup outright (see the blocker advice). */
+	canProceed: boolean,
+};
+
+export type Protocol = "oidc" | "saml" | "scim";
+
+/**  A provider as the Choose service step shows it. */
+export type ProviderInfo = {
+	id: string,
+	name: string,
+	description: string,
+	protocol: Protocol,
+	docsUrl: string,
+	secretLifetimeDays: number,
+	inputs: InputInfo[],
+	permissions: PermissionInfo[],
+	pushInputs: InputInfo[],
+	groupsClaimNote: string | null,
+};
+
+/**  The result of pushing settings to the provider. */
+export type PushResult = {
+	id: string,
+	/**  False when an existing identity provider was updated instead. */
+	created: boolean,
+};
+
+/**  An output as the Done step shows it. */
+export type Rendered = {
+	id: string,
+	title: string,
+	help: string,
+	format: OutputFormat,
+	fileName: string | null,
+	/**  The text with the secret masked. */
+	text: string,
+	containsSecret: boolean,
+};
 
 /**  How the launch-time resume went. */
 export type ResumeOutcome = 
@@ -147,6 +392,21 @@ export type RoleSource =
 "token" | 
 /**  Eligible through Privileged Identity Management, not activated. */
 "eligible";
+
+export type SecretInfo = {
+	keyId: string,
+	hint: string,
+	expires: string,
+	handedOver: boolean,
+};
+
+/**  The tenant's rules for client secrets (`/policies/defaultAppManagementPolicy`). */
+export type SecretPolicy = {
+	/**  New client secrets are not allowed at all (`passwordAddition`). */
+	blocked: boolean,
+	/**  The longest lifetime allowed, in days (`passwordLifetime`). */
+	maxLifetimeDays: number | null,
+};
 
 /**  What the admin can change in settings. */
 export type Settings = {
@@ -195,6 +455,8 @@ export type SignedInUser = {
 	mail: string | null,
 };
 
+export type Status = "pass" | "warn" | "fail";
+
 /**  What the tenant summary screen shows. */
 export type TenantSummary = {
 	tenantId: string,
@@ -211,6 +473,26 @@ export type TenantSummary = {
 	advice: Advice[],
 	links: Link[],
 };
+
+/**  One thing Undo did, for the admin. */
+export type Undone = {
+	what: string,
+	id: string,
+};
+
+export type UserSample = {
+	sampled: number,
+	/**  Users whose sign-in name differs from their email address. */
+	upnDiffersFromMail: string[],
+	withoutMail: string[],
+	guests: string[],
+	/**  (user, group count) for users over the groups-claim limit. */
+	overGroupLimit: ([string, number])[],
+	/**  Group counts could not be read (missing permission), so overage was not checked. */
+	groupCountsUnknown: boolean,
+};
+
+export type Value = null | boolean | number | string | Value[] | { [key in string]: Value };
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

@@ -65,6 +65,7 @@ pub struct JournalHints {
 
 /// One change, with everything needed to make it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(
     tag = "kind",
     rename_all = "camelCase",
@@ -120,8 +121,10 @@ impl Change {
 
 /// A change as the review screen shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "camelCase")]
 pub struct PlannedChange {
+    #[cfg_attr(feature = "specta", specta(type = u32))]
     pub seq: usize,
     pub change: Change,
     /// One line: what it does.
@@ -131,10 +134,12 @@ pub struct PlannedChange {
     /// The Graph request it makes.
     pub request: String,
     /// Changes that must finish first.
+    #[cfg_attr(feature = "specta", specta(type = Vec<u32>))]
     pub after: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub id: String,

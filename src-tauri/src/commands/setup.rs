@@ -1,0 +1,816 @@
+//! Steps 2–4, 7 and 8 for OIDC providers: choose the service, review the plan, apply it, test
+//! it, and hand the provider what it needs. The secret stays in Rust: the webview gets its hint
+//! and expiry, and the secret reaches the clipboard, a file or the provider's API from here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use entra_setup_core::auth::{Method, SignInEvent, StepScopes};
+use entra_setup_core::checks::{self, CheckResult, SecretRetry};
+use entra_setup_core::outputs::{self, PushResult, Rendered};
+use entra_setup_core::preflight::Preflight;
+use entra_setup_core::provider::{
+    self, InputError, InputKind, InputSpec, PermissionKind, Protocol,
+};
+use entra_setup_core::session::{self, Session};
+use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
+use entra_setup_core::setup::flow::{self, Prepared, SetupError};
+use entra_setup_core::setup::plan::{Change, Plan};
+use entra_setup_core::setup::undo::{self, Undone};
+use entra_setup_core::setup::Intent;
+use entra_setup_core::tenant::{Advice, Link};
+use entra_setup_core::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tauri::ipc::Channel;
+use tauri::State;
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+
+use crate::desktop::Desktop;
+use crate::error::IpcError;
+use crate::state::{Core, Demo, Paths, SessionState, SetupState};
+
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct InputInfo {
+    pub id: String,
+    pub label: String,
+    pub help: String,
+    pub example: String,
+    pub kind: InputKind,
+    pub optional: bool,
+    pub secret: bool,
+}
+
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionInfo {
+    pub name: String,
+    pub kind: PermissionKind,
+    pub why: String,
+}
+
+/// A provider as the Choose service step shows it.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub protocol: Protocol,
+    pub docs_url: String,
+    pub secret_lifetime_days: u32,
+    pub inputs: Vec<InputInfo>,
+    pub permissions: Vec<PermissionInfo>,
+    pub push_inputs: Vec<InputInfo>,
+    pub groups_claim_note: Option<String>,
+}
+
+fn input_info(i: &InputSpec) -> InputInfo {
+    InputInfo {
+        id: i.id.get_ref().clone(),
+        label: i.label.clone(),
+        help: i.help.clone(),
+        example: i.example.clone(),
+        kind: i.kind,
+        optional: i.optional,
+        secret: i.secret,
+    }
+}
+
+/// What the admin's inputs give: the app's names and redirect URIs.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct IntentView {
+    pub provider_id: String,
+    pub unique_name: String,
+    pub display_name: String,
+    pub redirect_uris: Vec<String>,
+    pub secret_lifetime_days: u32,
+}
+
+/// How one permission will be granted.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub enum Grant {
+    /// Already consented in this tenant.
+    Granted,
+    /// The admin's role lets the wizard grant it now.
+    InFlow,
+    /// A Privileged Role Administrator or Global Administrator must consent.
+    Colleague,
+}
+
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionStatus {
+    pub name: String,
+    pub kind: PermissionKind,
+    pub why: String,
+    pub grant: Grant,
+}
+
+/// The Register app, Permissions and Review steps.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanView {
+    pub intent: IntentView,
+    pub plan: Plan,
+    pub preflight: Preflight,
+    pub permissions: Vec<PermissionStatus>,
+    pub journal: String,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretInfo {
+    pub key_id: String,
+    pub hint: String,
+    pub expires: chrono::DateTime<chrono::Utc>,
+    pub handed_over: bool,
+}
+
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInfo {
+    pub id: String,
+    pub name: String,
+}
+
+/// The Done step.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct DoneView {
+    pub provider_name: String,
+    pub display_name: String,
+    pub tenant_id: String,
+    pub app_id: String,
+    pub app_object_id: String,
+    pub service_principal_id: Option<String>,
+    pub secret: Option<SecretInfo>,
+    pub consent_url: Option<String>,
+    pub checks: Vec<CheckResult>,
+    pub outputs: Vec<Rendered>,
+    pub advice: Vec<Advice>,
+    pub links: Vec<Link>,
+    pub push_inputs: Vec<InputInfo>,
+    pub groups: Vec<GroupInfo>,
+    pub groups_claim_note: Option<String>,
+    pub journal: String,
+    pub demo: bool,
+}
+
+/// The providers the wizard knows.
+#[tauri::command]
+#[specta::specta]
+pub fn providers() -> Result<Vec<ProviderInfo>, IpcError> {
+    let all = provider::builtin().map_err(|e| IpcError::Internal {
+        message: e.to_string(),
+    })?;
+    Ok(all
+        .iter()
+        .map(|p| ProviderInfo {
+            id: p.id().to_string(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            protocol: p.protocol,
+            docs_url: p.docs_url.clone(),
+            secret_lifetime_days: *p.secret_lifetime_days.get_ref(),
+            inputs: p.inputs.iter().map(input_info).collect(),
+            permissions: p
+                .permissions
+                .iter()
+                .map(|x| PermissionInfo {
+                    name: x.name.get_ref().clone(),
+                    kind: x.kind,
+                    why: x.why.clone(),
+                })
+                .collect(),
+            push_inputs: p
+                .push
+                .iter()
+                .flat_map(|x| x.inputs.iter())
+                .map(input_info)
+                .collect(),
+            groups_claim_note: p.groups_claim_note.clone(),
+        })
+        .collect())
+}
+
+fn intent(
+    provider_id: &str,
+    inputs: &BTreeMap<String, String>,
+    secret_days: Option<u32>,
+) -> Result<Intent, IpcError> {
+    let p = provider::find(provider_id).ok_or_else(|| IpcError::Invalid {
+        field: "provider".into(),
+        message: format!("There is no provider '{provider_id}'."),
+    })?;
+    Intent::new(p, inputs, secret_days).map_err(|errors| IpcError::Inputs { errors })
+}
+
+fn intent_view(i: &Intent) -> IntentView {
+    IntentView {
+        provider_id: i.provider.id().to_string(),
+        unique_name: i.unique_name(),
+        display_name: i.display_name(),
+        redirect_uris: i.redirect_uris(),
+        secret_lifetime_days: i.secret_lifetime_days,
+    }
+}
+
+/// Checks the provider inputs. Errors: `inputs`, one message per field.
+#[tauri::command]
+#[specta::specta]
+pub fn check_inputs(
+    provider_id: String,
+    inputs: BTreeMap<String, String>,
+    secret_days: Option<u32>,
+) -> Result<IntentView, IpcError> {
+    intent(&provider_id, &inputs, secret_days).map(|i| intent_view(&i))
+}
+
+fn setup_error(e: SetupError) -> IpcError {
+    match e {
+        SetupError::Graph(g) => g.into(),
+        SetupError::Plan(p) => IpcError::Blocked {
+            message: p.to_string(),
+        },
+    }
+}
+
+fn permission_statuses(p: &Prepared) -> Vec<PermissionStatus> {
+    let granted_scopes = p.state.granted_scopes();
+    p.intent
+        .provider
+        .permissions
+        .iter()
+        .map(|perm| {
+            let name = perm.name.get_ref().clone();
+            let already = match perm.kind {
+                PermissionKind::Delegated => granted_scopes.contains(&name),
+                PermissionKind::Application => p
+                    .state
+                    .graph_sp
+                    .permission_id(&name, perm.kind)
+                    .is_some_and(|id| {
+                        p.state
+                            .assignments
+                            .iter()
+                            .any(|a| a.app_role_id.eq_ignore_ascii_case(id))
+                    }),
+            };
+            let colleague = p.plan.changes.iter().any(|c| match &c.change {
+                Change::RequestAdminConsent { roles, scopes } => {
+                    roles.contains(&name) || scopes.contains(&name)
+                }
+                _ => false,
+            });
+            let grant = if already {
+                Grant::Granted
+            } else if colleague {
+                Grant::Colleague
+            } else {
+                Grant::InFlow
+            };
+            PermissionStatus {
+                name,
+                kind: perm.kind,
+                why: perm.why.clone(),
+                grant,
+            }
+        })
+        .collect()
+}
+
+fn context_for(core: &Core, demo: &Demo, is_demo: bool) -> session::Context {
+    if is_demo {
+        demo.context(&core.http)
+    } else {
+        core.context()
+    }
+}
+
+/// Reads the tenant and computes the plan, asking the admin to consent to the setup
+/// permissions first if needed (progress through `events`).
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err, fields(provider = %provider_id))]
+#[allow(clippy::too_many_arguments)]
+pub async fn prepare_setup(
+    provider_id: String,
+    inputs: BTreeMap<String, String>,
+    secret_days: Option<u32>,
+    events: Channel<SignInEvent>,
+    core: State<'_, Core>,
+    demo: State<'_, Demo>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+    paths: State<'_, Paths>,
+) -> Result<PlanView, IpcError> {
+    let intent = intent(&provider_id, &inputs, secret_days)?;
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let ctx = context_for(&core, &demo, active.demo);
+    let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
+        let _ = events.send(e);
+    });
+    session::ensure_scopes(
+        &ctx,
+        &active.session,
+        &[StepScopes::RegisterApp, StepScopes::Consent],
+        Method::Browser,
+        sink,
+        &CancellationToken::new(),
+    )
+    .await?;
+    let held = setup.held_secret_ids().await;
+    let prepared = flow::prepare(&active.session, &paths.data, intent, &held)
+        .await
+        .map_err(setup_error)?;
+    let view = PlanView {
+        intent: intent_view(&prepared.intent),
+        plan: prepared.plan.clone(),
+        preflight: prepared.preflight.clone(),
+        permissions: permission_statuses(&prepared),
+        journal: prepared.journal.path().display().to_string(),
+        interrupted: prepared.journal.interrupted(),
+    };
+    *setup.prepared.lock().await = Some(prepared);
+    Ok(view)
+}
+
+async fn done_view(
+    s: &Session,
+    st: &crate::state::Applied,
+    demo: bool,
+    checks: Vec<CheckResult>,
+) -> DoneView {
+    let p = &st.prepared;
+    let provider = &p.intent.provider;
+    let values = outputs::values(
+        &s.cloud,
+        &s.account.tenant_id,
+        &st.app_id,
+        &p.plan.display_name,
+        &p.intent.inputs,
+        st.secret.as_ref().map(|x| x.end),
+    );
+    let groups = if provider.groups_claim_note.is_some() {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct G {
+            id: String,
+            #[serde(default)]
+            display_name: Option<String>,
+        }
+        s.graph
+            .get("/groups?$select=id,displayName&$top=50")
+            .scopes(StepScopes::RegisterApp)
+            .list::<G>()
+            .await
+            .map(|gs| {
+                gs.into_iter()
+                    .map(|g| GroupInfo {
+                        id: g.id,
+                        name: g.display_name.unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![]
+    };
+    DoneView {
+        provider_name: provider.name.clone(),
+        display_name: p.plan.display_name.clone(),
+        tenant_id: s.account.tenant_id.clone(),
+        app_id: st.app_id.clone(),
+        app_object_id: st.app_object_id.clone(),
+        service_principal_id: st.sp_id.clone(),
+        secret: st.secret.as_ref().map(|x| SecretInfo {
+            key_id: x.key_id.clone(),
+            hint: x.hint.clone(),
+            expires: x.end,
+            handed_over: st.handed_over,
+        }),
+        consent_url: st.consent_url.clone(),
+        checks,
+        outputs: outputs::render_all(provider, &values),
+        advice: outputs::done_advice(
+            provider,
+            Some(&p.preflight),
+            st.secret.as_ref().map(|x| x.end),
+        ),
+        links: outputs::portal_links(&s.cloud, &st.app_id, st.sp_id.as_deref()),
+        push_inputs: provider
+            .push
+            .iter()
+            .flat_map(|x| x.inputs.iter())
+            .map(input_info)
+            .collect(),
+        groups,
+        groups_claim_note: provider.groups_claim_note.clone(),
+        journal: p.journal.path().display().to_string(),
+        demo,
+    }
+}
+
+async fn run_checks(s: &Session, st: &crate::state::Applied) -> Vec<CheckResult> {
+    let http = entra_setup_core::http::client();
+    let mut out = vec![checks::discovery(&http, &s.cloud, &s.account.tenant_id).await];
+    if let Some(secret) = &st.secret {
+        let app_perms = st.consent_url.is_none()
+            && !st
+                .prepared
+                .intent
+                .provider
+                .permission_names(PermissionKind::Application)
+                .is_empty();
+        out.extend(
+            checks::secret_and_consent(
+                &http,
+                &s.cloud,
+                &s.account.token_endpoint,
+                &st.app_id,
+                &secret.value,
+                app_perms,
+                &SecretRetry::default(),
+            )
+            .await,
+        );
+    }
+    out
+}
+
+/// Applies the plan from `prepare_setup`, streaming progress, then runs the live tests.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn apply_setup(
+    events: Channel<ApplyEvent>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<DoneView, IpcError> {
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let prepared = setup
+        .prepared
+        .lock()
+        .await
+        .take()
+        .ok_or(IpcError::Blocked {
+            message: "Review the plan first.".into(),
+        })?;
+    let sink: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(move |e| {
+        let _ = events.send(e);
+    });
+    let result = flow::execute(
+        &active.session,
+        &prepared,
+        &ApplyOptions::default(),
+        sink,
+        &CancellationToken::new(),
+    )
+    .await;
+    let (applied, failure) = match result {
+        Ok(a) => (a, None),
+        Err(f) => {
+            let f = *f;
+            (f.partial, Some(f.error))
+        }
+    };
+    let app_id = applied
+        .app_id
+        .clone()
+        .or_else(|| prepared.state.app.as_ref().map(|a| a.app_id.clone()))
+        .unwrap_or_default();
+    let app_object_id = applied
+        .app_object_id
+        .clone()
+        .or_else(|| prepared.state.app.as_ref().map(|a| a.id.clone()))
+        .unwrap_or_default();
+    let sp_id = applied
+        .sp_id
+        .clone()
+        .or_else(|| prepared.state.sp_id.clone());
+    let st = crate::state::Applied {
+        app_id,
+        app_object_id,
+        sp_id,
+        secret: applied.secret,
+        consent_url: applied.consent_url,
+        handed_over: false,
+        prepared,
+    };
+    *setup.applied.lock().await = Some(st);
+    if let Some(e) = failure {
+        return Err(IpcError::Apply {
+            message: e.to_string(),
+        });
+    }
+    let applied_guard = setup.applied.lock().await;
+    let st = applied_guard.as_ref().ok_or(IpcError::Internal {
+        message: "lost the apply result".into(),
+    })?;
+    let checks = run_checks(&active.session, st).await;
+    Ok(done_view(&active.session, st, active.demo, checks).await)
+}
+
+/// Checks consent again and re-runs the live tests.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn recheck_setup(
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<DoneView, IpcError> {
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let mut applied = setup.applied.lock().await;
+    let st = applied.as_mut().ok_or(IpcError::Blocked {
+        message: "Apply the plan first.".into(),
+    })?;
+    if st.consent_url.is_some() {
+        if let (Some(sp), Some(change)) = (
+            &st.sp_id,
+            st.prepared
+                .plan
+                .changes
+                .iter()
+                .find(|c| matches!(c.change, Change::RequestAdminConsent { .. })),
+        ) {
+            if let Change::RequestAdminConsent { roles, scopes } = &change.change {
+                let ok = entra_setup_core::setup::apply::consent_present(
+                    &active.session.graph,
+                    &st.prepared.state.graph_sp,
+                    sp,
+                    roles,
+                    scopes,
+                )
+                .await?;
+                if ok {
+                    st.consent_url = None;
+                }
+            }
+        }
+    }
+    let checks = run_checks(&active.session, st).await;
+    Ok(done_view(&active.session, st, active.demo, checks).await)
+}
+
+/// Demo only: a simulated Global Administrator opens the consent link.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn demo_colleague_consents(
+    demo: State<'_, Demo>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<DoneView, IpcError> {
+    let url = {
+        let applied = setup.applied.lock().await;
+        applied
+            .as_ref()
+            .and_then(|a| a.consent_url.clone())
+            .ok_or(IpcError::Blocked {
+                message: "No consent is pending.".into(),
+            })?
+    };
+    demo.colleague_consents(&url).await?;
+    recheck_setup(sessions, setup).await
+}
+
+/// What to hand over: the secret alone, or an output with the secret filled in.
+async fn secret_payload(
+    setup: &SetupState,
+    sessions: &SessionState,
+    output_id: Option<&str>,
+) -> Result<(SecretString, String), IpcError> {
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let applied = setup.applied.lock().await;
+    let st = applied.as_ref().ok_or(IpcError::Blocked {
+        message: "Apply the plan first.".into(),
+    })?;
+    let s = &active.session;
+    let values = outputs::values(
+        &s.cloud,
+        &s.account.tenant_id,
+        &st.app_id,
+        &st.prepared.plan.display_name,
+        &st.prepared.intent.inputs,
+        st.secret.as_ref().map(|x| x.end),
+    );
+    let provider = &st.prepared.intent.provider;
+    match (output_id, &st.secret) {
+        (None, Some(secret)) => Ok((secret.value.clone(), "client-secret".into())),
+        (None, None) => Err(IpcError::Blocked { message: "There is no new secret: this run did not create one. Re-run with a rotation to get a new one.".into() }),
+        (Some(id), secret) => {
+            let o = provider.outputs.iter().find(|o| o.id == id).ok_or(IpcError::Invalid { field: "output".into(), message: format!("No output '{id}'.") })?;
+            let name = o.file_name.clone().unwrap_or_else(|| format!("{id}.txt"));
+            let text = match secret {
+                Some(sec) => outputs::render_with_secret(provider, id, &values, &sec.value),
+                None if !o.contains_secret => outputs::render_with_secret(provider, id, &values, &SecretString::from(String::new())),
+                None => return Err(IpcError::Blocked { message: "This output needs the client secret, and this run did not create one.".into() }),
+            }
+            .map_err(|e| IpcError::Internal { message: e })?;
+            Ok((text, name))
+        }
+    }
+}
+
+async fn mark_handed_over(setup: &SetupState, how: &str) {
+    let mut applied = setup.applied.lock().await;
+    if let Some(st) = applied.as_mut() {
+        if let Some(secret) = &st.secret {
+            if let Err(e) =
+                st.prepared
+                    .journal
+                    .handed_over(&st.prepared.plan.id, &secret.key_id, how)
+            {
+                tracing::warn!(error = %e, "could not journal the hand-over");
+            }
+            st.handed_over = true;
+        }
+    }
+}
+
+/// Copies the secret (or an output with it) to the clipboard from Rust; the clipboard is
+/// cleared after a minute if it still holds it.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn copy_secret(
+    output_id: Option<String>,
+    desktop: State<'_, Desktop>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<(), IpcError> {
+    let (text, _) = secret_payload(&setup, &sessions, output_id.as_deref()).await?;
+    desktop
+        .write_clipboard(text.expose_secret().to_string())
+        .map_err(|e| IpcError::Internal {
+            message: format!("could not use the clipboard: {e}"),
+        })?;
+    mark_handed_over(&setup, "copied").await;
+    let desktop = desktop.inner().clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        if desktop.read_clipboard().as_deref() == Some(text.expose_secret()) {
+            let _ = desktop.write_clipboard(String::new());
+        }
+    });
+    Ok(())
+}
+
+/// Saves an output (with the secret, if it holds one) or the expiry reminder to a file the
+/// admin picks. Returns the path, or nothing if the admin cancelled.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn save_output(
+    output_id: String,
+    desktop: State<'_, Desktop>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<Option<String>, IpcError> {
+    let (text, name) = if output_id == "reminder" {
+        let applied = setup.applied.lock().await;
+        let st = applied.as_ref().ok_or(IpcError::Blocked {
+            message: "Apply the plan first.".into(),
+        })?;
+        let secret = st.secret.as_ref().ok_or(IpcError::Blocked {
+            message: "This run created no secret.".into(),
+        })?;
+        (
+            SecretString::from(outputs::expiry_reminder(
+                &st.prepared.plan.display_name,
+                &secret.key_id,
+                secret.end,
+            )),
+            "client-secret-expiry.ics".to_string(),
+        )
+    } else {
+        secret_payload(&setup, &sessions, Some(&output_id)).await?
+    };
+    let Some(path) = desktop.save_as(&name).await else {
+        return Ok(None);
+    };
+    outputs::write_private_file(&path, &text).map_err(|e| IpcError::Internal {
+        message: format!("could not write {}: {e}", path.display()),
+    })?;
+    if output_id != "reminder" {
+        mark_handed_over(&setup, "saved to a file").await;
+    }
+    Ok(Some(path.display().to_string()))
+}
+
+/// Keeps the new secret in the OS keychain (opt-in), for later rotation.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn keep_secret(
+    core: State<'_, Core>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<(), IpcError> {
+    let (text, _) = secret_payload(&setup, &sessions, None).await?;
+    let key = {
+        let applied = setup.applied.lock().await;
+        let st = applied.as_ref().ok_or(IpcError::Blocked {
+            message: "Apply the plan first.".into(),
+        })?;
+        format!("client-secret:{}:{}", st.prepared.plan.tenant_id, st.app_id)
+    };
+    entra_setup_core::keychain::set(&core.keychain, &key, text).await?;
+    mark_handed_over(&setup, "kept in the keychain").await;
+    Ok(())
+}
+
+/// Pushes the settings to the provider's API (Cloudflare). `inputs` holds the account ID and
+/// the API token, used once and never stored.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn push_to_provider(
+    inputs: BTreeMap<String, String>,
+    core: State<'_, Core>,
+    demo: State<'_, Demo>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<PushResult, IpcError> {
+    let is_demo = sessions.inner.lock().await.as_ref().is_some_and(|a| a.demo);
+    let (provider, output) = {
+        let applied = setup.applied.lock().await;
+        let st = applied.as_ref().ok_or(IpcError::Blocked {
+            message: "Apply the plan first.".into(),
+        })?;
+        let p = st.prepared.intent.provider.clone();
+        let out = p
+            .push
+            .as_ref()
+            .map(|x| x.output.get_ref().clone())
+            .ok_or(IpcError::Blocked {
+                message: format!("{} has no API to push to.", p.name),
+            })?;
+        (p, out)
+    };
+    let checked = provider
+        .validate_push_inputs(&inputs)
+        .map_err(|errors: Vec<InputError>| IpcError::Inputs { errors })?;
+    let (body, _) = secret_payload(&setup, &sessions, Some(&output)).await?;
+    let base = if is_demo {
+        demo.fake_cloudflare_api().await?
+    } else {
+        provider
+            .push
+            .as_ref()
+            .map(|x| x.api_base.clone())
+            .unwrap_or_default()
+    };
+    let token = SecretString::from(checked.get("api_token").cloned().unwrap_or_default());
+    let r = outputs::push_cloudflare(
+        &core.http,
+        &base,
+        checked
+            .get("account_id")
+            .map(String::as_str)
+            .unwrap_or_default(),
+        &token,
+        &body,
+    )
+    .await
+    .map_err(|e| IpcError::Network {
+        message: e.to_string(),
+    })?;
+    mark_handed_over(&setup, "pushed to the provider").await;
+    Ok(r)
+}
+
+/// Removes everything the journal says the wizard created for the last setup.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn undo_setup(
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<Vec<Undone>, IpcError> {
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let journal = {
+        let applied = setup.applied.lock().await;
+        let prepared = setup.prepared.lock().await;
+        applied
+            .as_ref()
+            .map(|a| a.prepared.journal.clone())
+            .or_else(|| prepared.as_ref().map(|p| p.journal.clone()))
+            .ok_or(IpcError::Blocked {
+                message: "Nothing to undo in this session.".into(),
+            })?
+    };
+    let done = undo::undo(&active.session.graph, &journal, Arc::new(|_| {})).await?;
+    *setup.applied.lock().await = None;
+    Ok(done)
+}
