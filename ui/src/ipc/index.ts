@@ -2,7 +2,7 @@
 // @tauri-apps/api directly; the command wrappers and types are generated from Rust.
 import { Channel } from "@tauri-apps/api/core";
 import { commands } from "./bindings";
-import type { IpcError, Method, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
+import type { ApplyEvent, IpcError, Method, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
 
 export type * from "./bindings";
 
@@ -18,7 +18,16 @@ export class IpcFailure extends Error {
 
 /** The plain-language message of any IPC error. */
 export function messageOf(error: IpcError): string {
-  return error.kind === "cancelled" ? "Cancelled." : error.detail.message;
+  switch (error.kind) {
+    case "cancelled":
+      return "Cancelled.";
+    case "notSignedIn":
+      return "Sign in first.";
+    case "inputs":
+      return error.detail.errors.map((e) => `${e.label}: ${e.message}`).join(" ");
+    default:
+      return error.detail.message;
+  }
 }
 
 /** Turns anything thrown by a command into a typed error. */
@@ -34,8 +43,8 @@ async function unwrap<T>(p: Promise<{ status: "ok"; data: T } | { status: "error
   return r.data;
 }
 
-function channel(onEvent: (e: SignInEvent) => void): Channel<SignInEvent> {
-  const c = new Channel<SignInEvent>();
+function channel<T>(onEvent: (e: T) => void): Channel<T> {
+  const c = new Channel<T>();
   c.onmessage = onEvent;
   return c;
 }
@@ -53,4 +62,17 @@ export const ipc = {
   signOut: () => unwrap(commands.signOut()),
   openLink: (url: string) => unwrap(commands.openLink(url)),
   uiReady: () => commands.uiReady().catch(() => undefined),
+  providers: () => unwrap(commands.providers()),
+  checkInputs: (providerId: string, inputs: Record<string, string>, secretDays: number | null) =>
+    unwrap(commands.checkInputs(providerId, inputs, secretDays)),
+  prepareSetup: (providerId: string, inputs: Record<string, string>, secretDays: number | null, onEvent: (e: SignInEvent) => void) =>
+    unwrap(commands.prepareSetup(providerId, inputs, secretDays, channel(onEvent))),
+  applySetup: (onEvent: (e: ApplyEvent) => void) => unwrap(commands.applySetup(channel(onEvent))),
+  recheckSetup: () => unwrap(commands.recheckSetup()),
+  demoColleagueConsents: () => unwrap(commands.demoColleagueConsents()),
+  copySecret: (outputId: string | null) => unwrap(commands.copySecret(outputId)),
+  saveOutput: (outputId: string) => unwrap(commands.saveOutput(outputId)),
+  keepSecret: () => unwrap(commands.keepSecret()),
+  pushToProvider: (inputs: Record<string, string>) => unwrap(commands.pushToProvider(inputs)),
+  undoSetup: () => unwrap(commands.undoSetup()),
 };

@@ -93,7 +93,11 @@ class Wizard {
     this.result = null;
     this.view = "welcome";
     this.stepIndex = 0;
+    this.onSignOut?.();
   }
+
+  /** Set by the setup store, which forgets its state on sign-out. */
+  onSignOut: (() => void) | null = null;
 
   goToStep(index: number) {
     this.error = null;

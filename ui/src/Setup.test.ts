@@ -1,0 +1,141 @@
+import { describe, expect, it } from "vitest";
+import { render, screen, waitFor, within } from "@testing-library/svelte";
+import userEvent from "@testing-library/user-event";
+import { mockIPC } from "@tauri-apps/api/mocks";
+import App from "./App.svelte";
+import type { ApplyEvent, DoneView, IpcError, PlanView, ProviderInfo, SignInResult } from "./ipc";
+import { setup } from "./lib/setup.svelte";
+import { wizard } from "./lib/wizard.svelte";
+
+const signedIn: SignInResult = {
+  demo: true,
+  notices: [],
+  summary: {
+    tenantId: "t1", tenantName: "Contoso", defaultDomain: "contoso.com", verifiedDomains: ["contoso.com"], cloudName: "Simulated",
+    user: { id: "u1", displayName: "Adele Vance", userPrincipalName: "adele@contoso.com", mail: null },
+    roles: [], licence: "P1", licenceSource: null, capabilities: [], advice: [], links: [],
+  },
+};
+
+const cloudflare: ProviderInfo = {
+  id: "cloudflare", name: "Cloudflare One", description: "Cloudflare Zero Trust Access", protocol: "oidc", docsUrl: "https://developers.cloudflare.com/x",
+  secretLifetimeDays: 365, groupsClaimNote: null,
+  inputs: [{ id: "team", label: "Cloudflare team name", help: "Zero Trust → Settings", example: "acme", kind: "text", optional: false, secret: false }],
+  permissions: [{ name: "openid", kind: "delegated", why: "Sign users in" }],
+  pushInputs: [{ id: "account_id", label: "Cloudflare account ID", help: "h", example: "023e…", kind: "text", optional: false, secret: false }],
+};
+
+const planView: PlanView = {
+  intent: { providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", redirectUris: ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback"], secretLifetimeDays: 365 },
+  plan: {
+    id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [],
+    changes: [
+      { seq: 0, change: { kind: "upsertApplication", body: { groupMembershipClaims: "SecurityGroup" }, creates: true, differences: [] }, title: "Create the app registration", reason: "r", request: "PATCH /applications(uniqueName='entra-setup-cloudflare-acme')", after: [] },
+      { seq: 1, change: { kind: "addPassword", displayName: "entra-setup x", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a client secret", reason: "r", request: "POST …/addPassword", after: [0] },
+    ],
+  },
+  preflight: { policy: { blocked: false, maxLifetimeDays: null }, users: { sampled: 3, upnDiffersFromMail: [], withoutMail: [], guests: [], overGroupLimit: [], groupCountsUnknown: false }, advice: [{ id: "upn_mail", severity: "warning", title: "Some users' sign-in name is not their email", detail: "d", link: null }], canProceed: true },
+  permissions: [{ name: "openid", kind: "delegated", why: "Sign users in", grant: "inFlow" }],
+  journal: "/tmp/journal.jsonl",
+  interrupted: false,
+};
+
+const done: DoneView = {
+  providerName: "Cloudflare One", displayName: "Cloudflare Access (acme)", tenantId: "t1", appId: "app-123", appObjectId: "obj-1", servicePrincipalId: "sp-1",
+  secret: { keyId: "k1", hint: "Abc", expires: "2027-11-22T00:00:00Z", handedOver: false },
+  consentUrl: null,
+  checks: [{ id: "client_secret", title: "The new client secret gets a token", status: "pass", detail: "Accepted at once.", cause: null, fix: null, evidence: null }],
+  outputs: [{ id: "api_body", title: "Cloudflare API request body", help: "", format: "json", fileName: null, text: '{"client_secret": "<client secret: use Copy or Save to get it>"}', containsSecret: true }],
+  advice: [{ id: "lockout", severity: "warning", title: "Keep a password administrator in Cloudflare One", detail: "d", link: null }],
+  links: [{ label: "App registration", url: "https://portal.azure.com/#view/x" }],
+  pushInputs: cloudflare.pushInputs, groups: [], groupsClaimNote: null, journal: "/tmp/journal.jsonl", demo: true,
+};
+
+function start(handlers: Record<string, (args: Record<string, unknown>) => unknown>) {
+  const calls: { cmd: string; args: Record<string, unknown> }[] = [];
+  mockIPC((cmd, args) => {
+    const a = (args ?? {}) as Record<string, unknown>;
+    calls.push({ cmd, args: a });
+    if (handlers[cmd]) return handlers[cmd](a);
+    if (cmd === "app_info") return { version: "0", defaultClientId: "x", demoUsers: [], logDir: "/tmp" };
+    if (cmd === "resume_session") return { kind: "nothing" };
+    if (cmd === "providers") return [cloudflare];
+    return null;
+  });
+  wizard.result = signedIn;
+  wizard.view = "step";
+  wizard.stepIndex = 1;
+  setup.providers = null;
+  setup.providerId = null;
+  setup.inputs = {};
+  setup.inputErrors = {};
+  setup.reset();
+  render(App);
+  return calls;
+}
+
+describe("setting up a service", () => {
+  it("shows a bad input on its field, then plans, reviews, applies and hands over", async () => {
+    const user = userEvent.setup();
+    let attempt = 0;
+    const calls = start({
+      check_inputs: () => {
+        attempt += 1;
+        if (attempt === 1) {
+          throw { kind: "inputs", detail: { errors: [{ field: "team", label: "Cloudflare team name", message: "A team name uses lowercase letters, digits and hyphens only (no spaces or dots)." }] } } satisfies IpcError;
+        }
+        return planView.intent;
+      },
+      prepare_setup: () => planView,
+      apply_setup: (a) => {
+        const ch = a.events as { onmessage: (e: ApplyEvent) => void };
+        ch.onmessage({ kind: "started", seq: 0, title: "Create the app registration" });
+        ch.onmessage({ kind: "done", seq: 0, detail: "Application (client) ID app-123" });
+        return done;
+      },
+    });
+    const team = await screen.findByLabelText("Cloudflare team name");
+    await user.type(team, "acme corp");
+    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    await waitFor(() => expect(screen.getByLabelText("Cloudflare team name").getAttribute("aria-invalid")).toBe("true"));
+    expect(screen.getByText(/no spaces or dots/)).toBeTruthy();
+
+    await user.clear(screen.getByLabelText("Cloudflare team name"));
+    await user.type(screen.getByLabelText("Cloudflare team name"), "acme");
+    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Register the app" })).toBeTruthy();
+    expect(screen.getByText("https://acme.cloudflareaccess.com/cdn-cgi/access/callback")).toBeTruthy();
+    expect(screen.getByText("Some users' sign-in name is not their email")).toBeTruthy();
+    expect(calls.find((c) => c.cmd === "prepare_setup")?.args.inputs).toEqual({ team: "acme" });
+
+    await user.click(screen.getByRole("button", { name: "Next: Permissions & consent" }));
+    expect(await screen.findByText("You grant it now")).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Next: Review & apply" }));
+    expect(await screen.findByText(/Nothing has been written yet/)).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Apply 2 changes" }));
+
+    expect(await screen.findByRole("heading", { level: 1, name: "Done" })).toBeTruthy();
+    expect(screen.getByTestId("done-summary").textContent).toContain("every test passed");
+    expect(screen.getByTestId("output-api_body").textContent).toContain("<client secret: use Copy or Save to get it>");
+    expect(screen.getByText("Not handed over yet")).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Copy client secret" }));
+    await waitFor(() => expect(calls.some((c) => c.cmd === "copy_secret" && c.args.outputId === null)).toBe(true));
+    expect(await screen.findByText(/copied to the clipboard/)).toBeTruthy();
+    expect(screen.getByText("Handed over")).toBeTruthy();
+    // Nothing the webview received holds a secret.
+    expect(JSON.stringify(done)).not.toMatch(/secretText|"value"/);
+  });
+
+  it("offers the consent link and a demo colleague when consent is pending", async () => {
+    const user = userEvent.setup();
+    const pending: DoneView = { ...done, consentUrl: "http://127.0.0.1:1/t1/v2.0/adminconsent?client_id=app-123", checks: [] };
+    start({ demo_colleague_consents: () => ({ ...done, consentUrl: null }) });
+    setup.done = pending;
+    wizard.goToStep(7);
+    expect(await screen.findByText("Send this consent link to a Global Administrator")).toBeTruthy();
+    const region = screen.getByRole("region", { name: "Send this consent link to a Global Administrator" });
+    expect(within(region).getByText(pending.consentUrl!)).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Simulate a colleague consenting" }));
+    await waitFor(() => expect(screen.queryByText("Send this consent link to a Global Administrator")).toBeNull());
+  });
+});
