@@ -20,7 +20,16 @@ mkdirSync(out, { recursive: true });
 assert.ok(existsSync(app), `app binary not found at ${app}; build it with --features custom-protocol`);
 
 const home = mkdtempSync(join(tmpdir(), "entra-setup-e2e-"));
-const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, "config"), XDG_DATA_HOME: join(home, "data"), XDG_CACHE_HOME: join(home, "cache") };
+const env = {
+  ...process.env,
+  HOME: home,
+  XDG_CONFIG_HOME: join(home, "config"),
+  XDG_DATA_HOME: join(home, "data"),
+  XDG_CACHE_HOME: join(home, "cache"),
+  // Without a GPU the app picks WebKitGTK's shared-memory renderer, whose windows
+  // WebKitWebDriver cannot screenshot (the request hangs); keep the DMABUF path for the test.
+  WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "0",
+};
 const port = 4444 + Math.floor(Math.random() * 1000);
 const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(port + 1)], { env, stdio: ["ignore", "inherit", "inherit"] });
 let browser;
@@ -164,6 +173,48 @@ try {
     assert.match(await err.getText(), /empty part/);
     assert.equal(await tenant.getAttribute("aria-invalid"), "true");
     await shot("07-invalid-tenant");
+  });
+  await step("Cloudflare in the demo: choose, review, apply, test, push — without copying an Entra value by hand", async () => {
+    await (await byText("button", "Back")).click();
+    await (await byText("button", "Try the demo tenant")).click();
+    await (await byText("button", "Sign in to the demo tenant")).click();
+    await (await byText("h1", "Contoso")).waitForDisplayed({ timeout: 30000 });
+    await (await byText("button", "Next: Choose service")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed({ timeout: 10000 });
+    const team = await browser.$("#input-team");
+    await team.waitForDisplayed();
+    await team.setValue("acme corp");
+    await (await byText("button", "Next: Register app")).click();
+    const err = await browser.$("#error-team");
+    await err.waitForDisplayed({ timeout: 10000 });
+    assert.match(await err.getText(), /no spaces/);
+    await shot("08-choose-service-bad-team");
+    await team.clearValue();
+    await team.setValue("acme");
+    await (await byText("button", "Next: Register app")).click();
+    await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
+    assert.ok((await visibleText()).includes("https://acme.cloudflareaccess.com/cdn-cgi/access/callback"));
+    await shot("09-register-app");
+    await (await byText("button", "Next: Permissions & consent")).click();
+    await (await byText("h1", "Permissions & consent")).waitForDisplayed();
+    assert.ok((await visibleText()).includes("GroupMember.Read.All"));
+    await shot("10-permissions");
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed();
+    await shot("11-review");
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    await (await byText("h1", "Done")).waitForDisplayed({ timeout: 60000 });
+    const summary = await browser.$("[data-testid='done-summary']");
+    await summary.waitForDisplayed({ timeout: 60000 });
+    assert.match(await summary.getText(), /every test passed/);
+    assert.match(await browser.$("[data-testid='client-id']").getText(), /^[0-9a-f-]{36}$/);
+    assert.match(await browser.$("[data-testid='output-api_body']").getText(), /use Copy or Save/);
+    await shot("12-done");
+    await (await browser.$("#push-account_id")).setValue("023e105f4ecef8ad9ca31a8372d0c353");
+    await (await browser.$("#push-api_token")).setValue("demo-token-0123456789abcdef");
+    await (await byText("button", "Push to Cloudflare One")).click();
+    await (await containsText("Created the identity provider")).waitForDisplayed({ timeout: 30000 });
+    await shot("13-done-pushed");
   });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {
