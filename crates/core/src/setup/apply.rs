@@ -238,22 +238,10 @@ impl Ctx<'_> {
                 })
             }
             Change::CreateServicePrincipal => {
+                // The state read just before planning found none; if one appeared since (an
+                // earlier attempt whose answer was lost, or a colleague), Graph answers 409 and
+                // that one is used — not recorded as created, so Undo leaves it alone.
                 let app_id = refs.app_id.clone().unwrap_or_default();
-                let existing: Result<Value, GraphError> = g
-                    .get(format!("/servicePrincipals(appId='{app_id}')?$select=id"))
-                    .scopes(s)
-                    .send_json()
-                    .await;
-                if let Ok(v) = existing {
-                    return Ok(StepOut {
-                        refs: Refs {
-                            sp_id: v["id"].as_str().map(str::to_string),
-                            ..Default::default()
-                        },
-                        detail: "Already there".into(),
-                        ..Default::default()
-                    });
-                }
                 let created = g
                     .post("/servicePrincipals")
                     .json(json!({"appId": app_id, "tags": ["WindowsAzureActiveDirectoryIntegratedApp", super::TAG]}))
@@ -261,15 +249,16 @@ impl Ctx<'_> {
                     .retry_if(replication_delay)
                     .send_json::<Value>()
                     .await;
-                let v = match created {
-                    Ok(v) => v,
-                    // Created by an earlier attempt whose answer was lost: use that one.
+                let (v, ours) = match created {
+                    Ok(v) => (v, true),
                     Err(e) if e.status() == Some(409) => {
-                        g.get(format!("/servicePrincipals(appId='{app_id}')?$select=id"))
+                        let v: Value = g
+                            .get(format!("/servicePrincipals(appId='{app_id}')?$select=id"))
                             .scopes(s)
                             .retry_if(replication_delay)
                             .send_json()
-                            .await?
+                            .await?;
+                        (v, false)
                     }
                     Err(e) => return Err(e),
                 };
@@ -280,7 +269,7 @@ impl Ctx<'_> {
                         ..Default::default()
                     },
                     detail: format!("Service principal {id}"),
-                    created: Some((ObjectKind::ServicePrincipal, id)),
+                    created: ours.then_some((ObjectKind::ServicePrincipal, id)),
                     ..Default::default()
                 })
             }
@@ -335,84 +324,118 @@ impl Ctx<'_> {
                 let c = StepScopes::Consent;
                 let sp = refs.sp_id.clone().unwrap_or_default();
                 let graph_sp = self.state.graph_sp.id.clone();
-                let current = match existing_id {
-                    Some(id) => Some(GrantState { id: id.clone(), scope: None, resource_id: graph_sp.clone(), consent_type: None }),
-                    None => g
-                        .get(format!("/oauth2PermissionGrants?$filter=clientId eq '{sp}' and consentType eq 'AllPrincipals'"))
-                        .scopes(c)
-                        .retry_if(replication_delay)
-                        .list::<GrantState>()
-                        .await?
-                        .into_iter()
-                        .find(|x| x.resource_id == graph_sp),
-                };
-                if let Some(grant) = current {
-                    let previous = self
-                        .state
-                        .grant
-                        .as_ref()
-                        .and_then(|x| x.scope.clone())
-                        .or(grant.scope.clone());
-                    g.patch(format!("/oauth2PermissionGrants/{}", grant.id))
+                let patch = |id: String, previous: Option<String>| async move {
+                    g.patch(format!("/oauth2PermissionGrants/{id}"))
                         .json(json!({"scope": scope}))
                         .scopes(c)
                         .retry_if(replication_delay)
                         .send()
                         .await?;
-                    return Ok(StepOut {
+                    Ok::<StepOut, GraphError>(StepOut {
                         detail: format!("Consent now covers: {scope}"),
-                        created: Some((ObjectKind::Grant, grant.id)),
+                        created: Some((ObjectKind::Grant, id)),
                         previous: Some(previous.unwrap_or_default()),
                         ..Default::default()
-                    });
+                    })
+                };
+                if let Some(id) = existing_id {
+                    return patch(
+                        id.clone(),
+                        self.state.grant.as_ref().and_then(|x| x.scope.clone()),
+                    )
+                    .await;
                 }
-                let v: Value = g
+                let created = g
                     .post("/oauth2PermissionGrants")
                     .json(json!({"clientId": sp, "consentType": "AllPrincipals", "resourceId": graph_sp, "scope": scope}))
                     .scopes(c)
                     .retry_if(replication_delay)
-                    .send_json()
-                    .await?;
-                let id = v["id"].as_str().unwrap_or_default().to_string();
-                Ok(StepOut {
-                    detail: format!("Consented for the organisation: {scope}"),
-                    created: Some((ObjectKind::Grant, id)),
-                    ..Default::default()
-                })
+                    .send_json::<Value>()
+                    .await;
+                match created {
+                    Ok(v) => {
+                        let id = v["id"].as_str().unwrap_or_default().to_string();
+                        Ok(StepOut {
+                            detail: format!("Consented for the organisation: {scope}"),
+                            created: Some((ObjectKind::Grant, id)),
+                            ..Default::default()
+                        })
+                    }
+                    // A grant appeared since the plan was made: extend it instead.
+                    Err(e) if e.status() == Some(409) => {
+                        let existing = g
+                            .get(format!("/oauth2PermissionGrants?$filter=clientId eq '{sp}' and consentType eq 'AllPrincipals'"))
+                            .scopes(c)
+                            .list::<GrantState>()
+                            .await?
+                            .into_iter()
+                            .find(|x| x.resource_id == graph_sp)
+                            .ok_or(e)?;
+                        let mut all: Vec<String> = existing
+                            .scope
+                            .clone()
+                            .unwrap_or_default()
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect();
+                        for w in scope.split_whitespace() {
+                            if !all.iter().any(|a| a == w) {
+                                all.push(w.to_string());
+                            }
+                        }
+                        let merged = all.join(" ");
+                        g.patch(format!("/oauth2PermissionGrants/{}", existing.id))
+                            .json(json!({"scope": merged}))
+                            .scopes(c)
+                            .retry_if(replication_delay)
+                            .send()
+                            .await?;
+                        Ok(StepOut {
+                            detail: format!("Consent now covers: {merged}"),
+                            created: Some((ObjectKind::Grant, existing.id)),
+                            previous: Some(existing.scope.unwrap_or_default()),
+                            ..Default::default()
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Change::GrantAppRole { name, app_role_id } => {
                 let c = StepScopes::Consent;
                 let sp = refs.sp_id.clone().unwrap_or_default();
                 let graph_sp = self.state.graph_sp.id.clone();
-                let have: Vec<AssignmentState> = g
-                    .get(format!("/servicePrincipals/{sp}/appRoleAssignments"))
-                    .scopes(c)
-                    .retry_if(replication_delay)
-                    .list()
-                    .await?;
-                if let Some(a) = have.iter().find(|a| {
-                    a.app_role_id.eq_ignore_ascii_case(app_role_id) && a.resource_id == graph_sp
-                }) {
-                    return Ok(StepOut {
-                        detail: format!("{name} was already granted ({})", a.id),
-                        ..Default::default()
-                    });
-                }
-                let v: Value = g
+                let created = g
                     .post(format!("/servicePrincipals/{graph_sp}/appRoleAssignedTo"))
                     .json(json!({"principalId": sp, "resourceId": graph_sp, "appRoleId": app_role_id}))
                     .scopes(c)
                     .retry_if(replication_delay)
-                    .send_json()
-                    .await?;
-                let id = v["id"].as_str().unwrap_or_default().to_string();
-                // `previous` keeps the resource, which Undo needs to delete the assignment.
-                Ok(StepOut {
-                    detail: format!("Granted {name}"),
-                    created: Some((ObjectKind::Assignment, id)),
-                    previous: Some(graph_sp),
-                    ..Default::default()
-                })
+                    .send_json::<Value>()
+                    .await;
+                match created {
+                    // `previous` keeps the resource, which Undo needs to delete the assignment.
+                    Ok(v) => {
+                        let id = v["id"].as_str().unwrap_or_default().to_string();
+                        Ok(StepOut {
+                            detail: format!("Granted {name}"),
+                            created: Some((ObjectKind::Assignment, id)),
+                            previous: Some(graph_sp),
+                            ..Default::default()
+                        })
+                    }
+                    // Granted since the plan was made (an earlier attempt, or a colleague).
+                    Err(e)
+                        if e.api().is_some_and(|a| {
+                            a.status == 400
+                                && a.message.to_ascii_lowercase().contains("already exists")
+                        }) =>
+                    {
+                        Ok(StepOut {
+                            detail: format!("{name} was already granted"),
+                            ..Default::default()
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Change::RequestAdminConsent { roles, scopes } => {
                 let app_id = refs.app_id.clone().unwrap_or_default();

@@ -42,9 +42,13 @@ pub async fn prepare(
 ) -> Result<Prepared, SetupError> {
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
-    let (pre, st) = tokio::join!(
+    // Fetching the consent-step token now keeps it off the apply's critical path.
+    let (pre, st, _) = tokio::join!(
         preflight::run(&session.graph, &session.summary, &intent.provider, &portal),
-        state::read(&session.graph, &unique)
+        state::read(&session.graph, &unique),
+        session
+            .tokens()
+            .access_token(crate::auth::StepScopes::Consent.scopes()),
     );
     let (preflight, state) = (pre?, st?);
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);

@@ -1,0 +1,175 @@
+//! Apply benchmark: wall time of applying a fresh Cloudflare and Pomerium setup against the
+//! simulated tenant with 100 ms injected on every request, against the critical-path bound
+//! (the longest chain of dependent changes × the latency), and the Graph calls per apply.
+//!
+//!   cargo bench -p entra-setup-core --bench apply            (prints the table)
+//!   cargo bench -p entra-setup-core --bench apply -- --write (also updates docs/PERFORMANCE.md)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use entra_setup_core::auth::{FollowRedirects, Method, StepScopes};
+use entra_setup_core::cloud::CloudChoice;
+use entra_setup_core::keychain::MemoryStore;
+use entra_setup_core::provider;
+use entra_setup_core::session::{self, Context, SignInRequest};
+use entra_setup_core::setup::apply::ApplyOptions;
+use entra_setup_core::setup::flow;
+use entra_setup_core::setup::plan::Plan;
+use entra_setup_core::setup::Intent;
+use entra_setup_sim::{Approval, Faults, SimConfig};
+use tokio_util::sync::CancellationToken;
+
+const LATENCY_MS: u64 = 100;
+const RUNS: usize = 5;
+
+/// Length of the longest chain of dependent changes.
+fn critical_path(plan: &Plan) -> usize {
+    let mut depth: HashMap<usize, usize> = HashMap::new();
+    for c in &plan.changes {
+        let d = 1 + c
+            .after
+            .iter()
+            .map(|a| depth.get(a).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        depth.insert(c.seq, d);
+    }
+    depth.values().copied().max().unwrap_or(0)
+}
+
+struct Sample {
+    apply: Duration,
+    calls: usize,
+    path: usize,
+    changes: usize,
+}
+
+async fn one(provider_id: &str, key: &str, value: &str) -> Sample {
+    let sim = entra_setup_sim::start(SimConfig {
+        approval: Approval::Auto {
+            upn: "adele@contoso.com".into(),
+            device_polls: 1,
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let http = entra_setup_core::http::client();
+    let mut ctx = Context::new(
+        http.clone(),
+        Arc::new(MemoryStore::default()),
+        Arc::new(FollowRedirects::new(http)),
+    );
+    ctx.redirect_host = "127.0.0.1".into();
+    let req = SignInRequest {
+        cloud: CloudChoice::Custom {
+            authority: sim.base_url().into(),
+            graph: sim.base_url().into(),
+        },
+        tenant: "contoso.com".into(),
+        method: Method::Browser,
+        client_id: None,
+    };
+    let signed = session::sign_in_for(
+        &ctx,
+        &req,
+        &[StepScopes::RegisterApp, StepScopes::Consent],
+        Arc::new(|_| {}),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let s = signed.session;
+    let mut raw = BTreeMap::new();
+    raw.insert(key.to_string(), value.to_string());
+    let intent = Intent::new(provider::find(provider_id).unwrap(), &raw, None).unwrap();
+    sim.set_faults(Faults {
+        latency_ms: LATENCY_MS,
+        ..Default::default()
+    });
+    let dir = std::env::temp_dir().join(format!("bench-apply-{}", uuid::Uuid::new_v4()));
+    let prepared = flow::prepare(&s, &dir, intent, &[]).await.unwrap();
+    sim.clear_exchanges();
+    let t = Instant::now();
+    flow::execute(
+        &s,
+        &prepared,
+        &ApplyOptions::default(),
+        Arc::new(|_| {}),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let apply = t.elapsed();
+    let calls = sim.exchanges().len();
+    let _ = std::fs::remove_dir_all(dir);
+    Sample {
+        apply,
+        calls,
+        path: critical_path(&prepared.plan),
+        changes: prepared.plan.changes.len(),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let write = std::env::args().any(|a| a == "--write");
+    let mut rows = vec![];
+    for (id, key, value, label) in [
+        (
+            "cloudflare",
+            "team",
+            "bench",
+            "Cloudflare (4 changes, delegated consent)",
+        ),
+        (
+            "pomerium",
+            "authenticate_url",
+            "https://auth.bench.example",
+            "Pomerium (6 changes, 3 application permissions)",
+        ),
+    ] {
+        let mut samples = vec![];
+        for _ in 0..RUNS {
+            samples.push(one(id, key, value).await);
+        }
+        let path = samples[0].path;
+        let bound = Duration::from_millis(LATENCY_MS * path as u64);
+        let t = median(samples.iter().map(|s| s.apply).collect());
+        let ratio = t.as_secs_f64() / bound.as_secs_f64();
+        rows.push(format!(
+            "| {label} | {} | {path} | {} ms | {} ms | {ratio:.2}× | ≤ 1.25× ({}) |",
+            samples[0].calls,
+            bound.as_millis(),
+            t.as_millis(),
+            if ratio <= 1.25 { "meets" } else { "MISSES" }
+        ));
+        let _ = samples[0].changes;
+    }
+    let table = format!(
+        "Measured {} against the simulated tenant with {LATENCY_MS} ms added to every request; median of {RUNS} runs, each a fresh tenant.\n\n\
+         | Setup | Graph calls per apply | Dependent changes | Bound | Apply wall time | Ratio | Target |\n|---|---:|---:|---:|---:|---:|---|\n{}",
+        chrono::Utc::now().format("%Y-%m-%d"),
+        rows.join("\n")
+    );
+    println!("{table}");
+    if write {
+        let doc =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/PERFORMANCE.md");
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let (begin, end) = ("<!-- bench:apply:begin -->", "<!-- bench:apply:end -->");
+        if let (Some(a), Some(b)) = (text.find(begin), text.find(end)) {
+            let updated = format!("{}{begin}\n{table}\n{}", &text[..a], &text[b..]);
+            std::fs::write(&doc, updated).unwrap();
+            println!("updated {}", doc.display());
+        }
+    }
+}
