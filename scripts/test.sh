@@ -11,6 +11,9 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 start=$SECONDS
 
+section "Building the UI (the app embeds it, so Rust builds need it)"
+npm run --silent build
+
 section "Formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -30,7 +33,6 @@ rm -rf "$keyring_home"
 env -u DBUS_SESSION_BUS_ADDRESS cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored without_a_secret_service
 
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
-npm run --silent build
 cargo build --quiet -p entra-setup-app --features custom-protocol
 xvfb-run -a -s "-screen 0 1280x900x24" node tests/e2e/wizard.e2e.mjs
 
