@@ -15,6 +15,7 @@ pub mod outputs;
 pub mod preflight;
 pub mod provider;
 pub mod redact;
+pub mod scim;
 pub mod session;
 pub mod setup;
 pub mod tenant;

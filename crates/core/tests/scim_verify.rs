@@ -1,0 +1,773 @@
+//! The SCIM verifier against two independently written SCIM servers (scim2-server from PyPI,
+//! SCIMMY from npm) and against broken servers these tests build: no auth, 404 on the probe, the
+//! wrong content type, case-sensitive PATCH ops, string `active` refused, no 409, a redirect to a
+//! login page, and self-signed TLS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use entra_setup_core::scim::{self, ScimAuth, ScimReport, ScimStatus, ScimTarget, VerifyOptions};
+use entra_setup_core::SecretString;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "scim-test-token-123";
+
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_ready(mut child: Child, from_stdout: bool, fallback: String) -> Server {
+    if from_stdout {
+        let out = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let url = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("server did not start: {line}"))
+            .to_string();
+        Server { child, url }
+    } else {
+        // Poll until it answers.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(
+                fallback
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()
+                    .unwrap(),
+            )
+            .is_ok()
+            {
+                return Server {
+                    child,
+                    url: fallback,
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        panic!("server at {fallback} did not start")
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// scim2-server (PyPI), installed into .venv by scripts/setup.sh --test.
+fn scim2_server() -> Server {
+    let bin = root().join(".venv/bin/scim2-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/setup.sh --test",
+        bin.display()
+    );
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bearer-token", TOKEN])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(child, false, format!("http://127.0.0.1:{port}"))
+}
+
+/// SCIMMY + scimmy-routers (npm).
+fn scimmy_server() -> Server {
+    let child = Command::new("node")
+        .args(["tests/scim/scimmy-server.mjs", "0", TOKEN])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs");
+    wait_ready(child, true, String::new())
+}
+
+fn target(url: &str) -> ScimTarget {
+    ScimTarget {
+        url: url.to_string(),
+        auth: ScimAuth::Bearer(SecretString::from(TOKEN)),
+        trusted_cert: None,
+    }
+}
+
+fn check_of<'a>(r: &'a ScimReport, id: &str) -> &'a scim::ScimCheck {
+    r.checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check {id}: {r:#?}"))
+}
+
+fn assert_no_token_in(r: &ScimReport) {
+    let text = serde_json::to_string(r).unwrap();
+    assert!(!text.contains(TOKEN), "the token leaked into the report");
+}
+
+#[tokio::test]
+async fn scim2_server_from_pypi_is_ready_for_entra() {
+    let s = scim2_server();
+    let r = scim::verify(
+        &target(&s.url),
+        &VerifyOptions {
+            write_tests: true,
+            timeout: None,
+        },
+    )
+    .await;
+    for id in [
+        "test_connection_probe",
+        "auth_required",
+        "groups_probe",
+        "create_user",
+        "get_user",
+        "uniqueness",
+        "delete",
+    ] {
+        assert_eq!(
+            check_of(&r, id).status,
+            ScimStatus::Pass,
+            "{id}: {:#?}",
+            check_of(&r, id)
+        );
+    }
+    assert_eq!(
+        check_of(&r, "https").status,
+        ScimStatus::Warn,
+        "http on loopback is a warning"
+    );
+    assert!(
+        r.checks.iter().all(|c| c.status != ScimStatus::Fail) || r.use_aad_opt_flag,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| c.status == ScimStatus::Fail)
+            .collect::<Vec<_>>()
+    );
+    assert_no_token_in(&r);
+}
+
+#[tokio::test]
+async fn scimmy_from_npm_is_checked_the_same_way() {
+    let s = scimmy_server();
+    let r = scim::verify(
+        &target(&s.url),
+        &VerifyOptions {
+            write_tests: true,
+            timeout: None,
+        },
+    )
+    .await;
+    for id in [
+        "test_connection_probe",
+        "auth_required",
+        "content_type",
+        "create_user",
+        "get_user",
+        "uniqueness",
+        "delete",
+    ] {
+        assert_eq!(
+            check_of(&r, id).status,
+            ScimStatus::Pass,
+            "{id}: {:#?}",
+            check_of(&r, id)
+        );
+    }
+    assert_no_token_in(&r);
+    // The verdict and the URL to enter are always stated.
+    assert!(r.verdict.starts_with("Ready") || r.verdict.starts_with("Not ready"));
+    assert!(r.tenant_url.starts_with(&s.url));
+}
+
+/// A small SCIM server whose faults the tests choose.
+#[derive(Clone, Default)]
+struct Faults {
+    no_auth: bool,
+    probe_404: bool,
+    content_type: Option<&'static str>,
+    lowercase_ops_only: bool,
+    reject_string_active: bool,
+    allow_duplicates: bool,
+    redirect_to_login: bool,
+    reject_no_path_replace: bool,
+}
+
+#[derive(Default)]
+struct Store {
+    users: HashMap<String, Value>,
+    groups: HashMap<String, Value>,
+}
+
+type Shared = Arc<(Faults, Mutex<Store>)>;
+
+fn scim_json(status: StatusCode, body: Value, f: &Faults) -> Response {
+    let ct = f.content_type.unwrap_or("application/scim+json");
+    (status, [("content-type", ct)], body.to_string()).into_response()
+}
+
+fn guard(s: &Shared, h: &HeaderMap) -> Option<Response> {
+    let f = &s.0;
+    if f.redirect_to_login {
+        return Some(
+            (
+                StatusCode::FOUND,
+                [(
+                    "location",
+                    "https://login.example.invalid/signin?return=/scim",
+                )],
+            )
+                .into_response(),
+        );
+    }
+    let ok =
+        h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
+    if !ok && !f.no_auth {
+        return Some(scim_json(
+            StatusCode::UNAUTHORIZED,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "401", "detail": "Unauthorized"}),
+            f,
+        ));
+    }
+    None
+}
+
+fn list(items: Vec<Value>, f: &Faults) -> Response {
+    scim_json(
+        StatusCode::OK,
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": items.len(), "startIndex": 1, "itemsPerPage": items.len(), "Resources": items}),
+        f,
+    )
+}
+
+fn filter_value(q: &HashMap<String, String>) -> Option<String> {
+    q.get("filter")
+        .and_then(|f| f.split('"').nth(1))
+        .map(str::to_lowercase)
+}
+
+async fn collection(
+    State(s): State<Shared>,
+    UrlPath(kind): UrlPath<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    if let Some(r) = guard(&s, &h) {
+        return r;
+    }
+    let f = &s.0;
+    if f.probe_404 {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
+    let store = s.1.lock().unwrap();
+    let (items, key) = if kind == "Users" {
+        (&store.users, "userName")
+    } else {
+        (&store.groups, "displayName")
+    };
+    let want = filter_value(&q);
+    let found: Vec<Value> = items
+        .values()
+        .filter(|v| {
+            want.as_ref()
+                .is_none_or(|w| v[key].as_str().is_some_and(|x| x.to_lowercase() == *w))
+        })
+        .cloned()
+        .collect();
+    list(found, f)
+}
+
+async fn create(
+    State(s): State<Shared>,
+    UrlPath(kind): UrlPath<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = guard(&s, &h) {
+        return r;
+    }
+    let f = &s.0;
+    let mut v: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    let mut store = s.1.lock().unwrap();
+    let (items, key) = if kind == "Users" {
+        (&mut store.users, "userName")
+    } else {
+        (&mut store.groups, "displayName")
+    };
+    let name = v[key].as_str().unwrap_or_default().to_lowercase();
+    if !f.allow_duplicates
+        && items
+            .values()
+            .any(|x| x[key].as_str().unwrap_or_default().to_lowercase() == name)
+    {
+        return scim_json(
+            StatusCode::CONFLICT,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409", "scimType": "uniqueness"}),
+            f,
+        );
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    v["id"] = json!(id);
+    items.insert(id, v.clone());
+    scim_json(StatusCode::CREATED, v, f)
+}
+
+async fn one(
+    State(s): State<Shared>,
+    UrlPath((kind, id)): UrlPath<(String, String)>,
+    h: HeaderMap,
+    method: axum::http::Method,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = guard(&s, &h) {
+        return r;
+    }
+    let f = &s.0;
+    let mut store = s.1.lock().unwrap();
+    let items = if kind == "Users" {
+        &mut store.users
+    } else {
+        &mut store.groups
+    };
+    match method.as_str() {
+        "GET" => match items.get(&id) {
+            Some(v) => scim_json(StatusCode::OK, v.clone(), f),
+            None => scim_json(StatusCode::NOT_FOUND, json!({"status": "404"}), f),
+        },
+        "DELETE" => match items.remove(&id) {
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => scim_json(StatusCode::NOT_FOUND, json!({"status": "404"}), f),
+        },
+        "PATCH" => {
+            let Some(target) = items.get_mut(&id) else {
+                return scim_json(StatusCode::NOT_FOUND, json!({"status": "404"}), f);
+            };
+            let msg: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+            for op in msg["Operations"].as_array().cloned().unwrap_or_default() {
+                let name = op["op"].as_str().unwrap_or_default();
+                if f.lowercase_ops_only && name != name.to_lowercase() {
+                    return scim_json(
+                        StatusCode::BAD_REQUEST,
+                        json!({"status": "400", "scimType": "invalidSyntax", "detail": format!("unknown op {name}")}),
+                        f,
+                    );
+                }
+                let path = op["path"].as_str();
+                let value = &op["value"];
+                match (name.to_lowercase().as_str(), path) {
+                    ("replace" | "add", Some("members")) => {
+                        let mut m = target["members"].as_array().cloned().unwrap_or_default();
+                        m.extend(value.as_array().cloned().unwrap_or_default());
+                        target["members"] = json!(m);
+                    }
+                    ("remove", Some(p)) if p.starts_with("members") => {
+                        let drop: Vec<Value> = match p.split('"').nth(1) {
+                            Some(one) => vec![json!(one)],
+                            None => value
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default()
+                                .iter()
+                                .map(|x| x["value"].clone())
+                                .collect(),
+                        };
+                        let m: Vec<Value> = target["members"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|x| !drop.contains(&x["value"]))
+                            .collect();
+                        target["members"] = json!(m);
+                    }
+                    (_, Some("active")) => {
+                        if value.is_string() && f.reject_string_active {
+                            return scim_json(
+                                StatusCode::BAD_REQUEST,
+                                json!({"status": "400", "scimType": "invalidValue", "detail": "active must be a boolean"}),
+                                f,
+                            );
+                        }
+                        target["active"] = match value.as_str() {
+                            Some(s) => json!(s.eq_ignore_ascii_case("true")),
+                            None => value.clone(),
+                        };
+                    }
+                    (_, Some(p)) => target[p] = value.clone(),
+                    (_, None) if f.reject_no_path_replace => {
+                        return scim_json(
+                            StatusCode::BAD_REQUEST,
+                            json!({"status": "400", "scimType": "noTarget"}),
+                            f,
+                        );
+                    }
+                    (_, None) => {
+                        for (k, v) in value.as_object().cloned().unwrap_or_default() {
+                            match k.split_once('.') {
+                                Some((a, b)) => target[a][b] = v,
+                                None => target[k.as_str()] = v,
+                            }
+                        }
+                    }
+                }
+            }
+            scim_json(StatusCode::OK, target.clone(), f)
+        }
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+fn app(f: Faults) -> Router {
+    let shared: Shared = Arc::new((f, Mutex::new(Store::default())));
+    Router::new()
+        .route("/scim/{kind}", get(collection).post(create))
+        .route("/scim/{kind}/{id}", get(one).patch(one).delete(one))
+        .with_state(shared)
+}
+
+async fn serve(f: Faults) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/scim", listener.local_addr().unwrap());
+    let router = app(f);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+async fn run(f: Faults, write: bool) -> ScimReport {
+    let url = serve(f).await;
+    scim::verify(
+        &target(&url),
+        &VerifyOptions {
+            write_tests: write,
+            timeout: None,
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_healthy_fake_passes_everything_that_matters() {
+    let r = run(Faults::default(), true).await;
+    assert!(
+        r.ready,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| c.status == ScimStatus::Fail)
+            .collect::<Vec<_>>()
+    );
+    assert!(!r.use_aad_opt_flag);
+}
+
+#[tokio::test]
+async fn no_auth_is_a_failure() {
+    let r = run(
+        Faults {
+            no_auth: true,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let c = check_of(&r, "auth_required");
+    assert_eq!(c.status, ScimStatus::Fail);
+    assert!(c.entra_impact.contains("Anyone"), "{c:?}");
+    assert!(!r.ready);
+}
+
+#[tokio::test]
+async fn a_404_probe_fails_test_connection_and_says_why() {
+    let r = run(
+        Faults {
+            probe_404: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = check_of(&r, "test_connection_probe");
+    assert_eq!(c.status, ScimStatus::Fail);
+    assert!(
+        c.detail.contains("SCIM path") && c.entra_impact.contains("Test Connection fails"),
+        "{c:?}"
+    );
+    assert_eq!(check_of(&r, "create_user").status, ScimStatus::Skipped);
+    assert!(
+        c.exchanges[0].url.contains("filter=userName%20eq%20%22"),
+        "exactly Entra's probe: {:?}",
+        c.exchanges[0].url
+    );
+}
+
+#[tokio::test]
+async fn the_wrong_content_type_is_reported() {
+    let r = run(
+        Faults {
+            content_type: Some("application/json"),
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    assert_eq!(check_of(&r, "content_type").status, ScimStatus::Warn);
+    let r = run(
+        Faults {
+            content_type: Some("text/html"),
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    assert_eq!(check_of(&r, "content_type").status, ScimStatus::Fail);
+}
+
+#[tokio::test]
+async fn case_sensitive_patch_ops_recommend_the_aad_opt_flag() {
+    let r = run(
+        Faults {
+            lowercase_ops_only: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = check_of(&r, "patch_entra_default");
+    assert_eq!(c.status, ScimStatus::Warn, "the flag handles it: {c:?}");
+    assert!(
+        c.entra_impact
+            .contains("Handled by the aadOptscim062020 flag"),
+        "{c:?}"
+    );
+    assert_eq!(check_of(&r, "patch_aadopt").status, ScimStatus::Pass);
+    assert!(r.use_aad_opt_flag);
+    assert!(
+        r.ready,
+        "ready once the tenant URL carries the flag: {}",
+        r.verdict
+    );
+    assert!(
+        r.tenant_url.ends_with("?aadOptscim062020"),
+        "{}",
+        r.tenant_url
+    );
+    assert_eq!(
+        check_of(&r, "group_members").status,
+        ScimStatus::Pass,
+        "members are then changed with lower-case ops"
+    );
+}
+
+#[tokio::test]
+async fn string_active_rejected_is_caught() {
+    let r = run(
+        Faults {
+            reject_string_active: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = check_of(&r, "patch_entra_default");
+    assert!(c.entra_impact.contains("disable fails"), "{c:?}");
+    // A boolean `active` is what the aadOptscim062020 format sends, so the flag fixes it.
+    assert_eq!(c.status, ScimStatus::Warn, "{c:?}");
+    assert!(r.tenant_url.ends_with("?aadOptscim062020"));
+}
+
+#[tokio::test]
+async fn with_neither_patch_format_working_the_endpoint_is_not_ready() {
+    let r = run(
+        Faults {
+            reject_string_active: true,
+            lowercase_ops_only: true,
+            reject_no_path_replace: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    assert_eq!(check_of(&r, "patch_entra_default").status, ScimStatus::Fail);
+    assert_eq!(check_of(&r, "patch_aadopt").status, ScimStatus::Fail);
+    assert!(!r.use_aad_opt_flag && !r.ready, "{}", r.verdict);
+    assert!(r.verdict.contains("patch format"), "{}", r.verdict);
+}
+
+#[tokio::test]
+async fn a_flag_already_in_the_url_tests_the_aadopt_format_only() {
+    let url = serve(Faults {
+        lowercase_ops_only: true,
+        ..Default::default()
+    })
+    .await;
+    let r = scim::verify(
+        &target(&format!("{url}?aadOptscim062020")),
+        &VerifyOptions {
+            write_tests: true,
+            timeout: None,
+        },
+    )
+    .await;
+    assert!(
+        r.ready,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| c.status == ScimStatus::Fail)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(check_of(&r, "patch_entra_default").status, ScimStatus::Warn);
+    assert_eq!(check_of(&r, "group_members").status, ScimStatus::Pass);
+    assert_eq!(r.tenant_url, format!("{url}?aadOptscim062020"));
+}
+
+#[tokio::test]
+async fn duplicates_accepted_are_caught_and_cleaned_up() {
+    let url = serve(Faults {
+        allow_duplicates: true,
+        ..Default::default()
+    })
+    .await;
+    let r = scim::verify(
+        &target(&url),
+        &VerifyOptions {
+            write_tests: true,
+            timeout: None,
+        },
+    )
+    .await;
+    assert_eq!(check_of(&r, "uniqueness").status, ScimStatus::Fail);
+    // Nothing is left behind: the test user, its duplicate and the group were removed.
+    let left: Value = reqwest::Client::new()
+        .get(format!("{url}/Users"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(left["totalResults"], 0, "{left}");
+    let groups: Value = reqwest::Client::new()
+        .get(format!("{url}/Groups"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(groups["totalResults"], 0);
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_login_page_is_named() {
+    let r = run(
+        Faults {
+            redirect_to_login: true,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let c = check_of(&r, "no_redirects");
+    assert_eq!(c.status, ScimStatus::Fail);
+    assert!(
+        c.detail.contains("https://login.example.invalid/signin")
+            && c.detail.contains("login page"),
+        "{c:?}"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_elsewhere_fails() {
+    let r = scim::verify(
+        &target("http://scim.example.invalid/scim/v2"),
+        &VerifyOptions::default(),
+    )
+    .await;
+    assert_eq!(check_of(&r, "https").status, ScimStatus::Fail);
+}
+
+#[tokio::test]
+async fn self_signed_tls_fails_unless_explicitly_trusted() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    let key_pem = cert.signing_key.serialize_pem();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem(
+        cert_pem.clone().into_bytes(),
+        key_pem.into_bytes(),
+    )
+    .await
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = app(Faults::default());
+    tokio::spawn(async move {
+        axum_server::from_tcp_rustls(listener, config)
+            .unwrap()
+            .serve(router.into_make_service())
+            .await
+    });
+    let url = format!("https://localhost:{port}/scim");
+    let r = scim::verify(&target(&url), &VerifyOptions::default()).await;
+    let c = check_of(&r, "tls");
+    assert_eq!(c.status, ScimStatus::Fail, "{c:?}");
+    assert!(c.detail.contains("self-signed"), "{c:?}");
+    assert!(!r.ready);
+    let mut trusted = target(&url);
+    trusted.trusted_cert = Some(cert_pem.into_bytes());
+    let r = scim::verify(&trusted, &VerifyOptions::default()).await;
+    assert_eq!(check_of(&r, "tls").status, ScimStatus::Warn);
+    assert_eq!(
+        check_of(&r, "test_connection_probe").status,
+        ScimStatus::Pass
+    );
+}
+
+#[tokio::test]
+async fn basic_credentials_are_verified_but_flagged() {
+    let s = scim2_server();
+    let t = ScimTarget {
+        url: s.url.clone(),
+        auth: ScimAuth::Basic {
+            user: "admin".into(),
+            password: SecretString::from("pw"),
+        },
+        trusted_cert: None,
+    };
+    let r = scim::verify(&t, &VerifyOptions::default()).await;
+    assert_eq!(check_of(&r, "bearer_token").status, ScimStatus::Fail);
+    assert!(check_of(&r, "bearer_token")
+        .entra_impact
+        .contains("only sends a bearer token"));
+}
