@@ -33,7 +33,8 @@ Exit codes:
   4  Microsoft Graph refused a call, or the apply stopped part-way (run apply again to resume)
   5  admin consent is still needed: the link to send is printed
   6  applied, but a live connection test failed
-  7  confirmation needed: run again with --yes";
+  7  confirmation needed: run again with --yes
+  8  verify-scim: the SCIM endpoint is not ready for Entra (the report says why)";
 
 #[derive(Parser)]
 #[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, undo.", after_help = EXIT_CODES)]
@@ -52,6 +53,34 @@ enum Cmd {
     Apply(ApplyArgs),
     /// Remove what the wizard created for this provider (from its journal).
     Undo(UndoArgs),
+    /// Check a SCIM endpoint the way Entra's provisioning service will use it.
+    VerifyScim(VerifyScimArgs),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("credential").required(true).args(["token_file", "basic_user"])))]
+struct VerifyScimArgs {
+    /// The SCIM base URL (Entra's "Tenant URL"), e.g. https://scim.example.com/scim/v2
+    #[arg(long)]
+    url: String,
+    /// A file holding the bearer token (Entra's "Secret Token"); - reads standard input.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Check with HTTP Basic credentials instead (Entra cannot use these; the report says so).
+    #[arg(long, requires = "basic_password_file", value_name = "USER")]
+    basic_user: Option<String>,
+    /// A file holding the Basic password.
+    #[arg(long, value_name = "FILE")]
+    basic_password_file: Option<PathBuf>,
+    /// Also create, change and delete a clearly named test user and group (removed afterwards).
+    #[arg(long)]
+    write_tests: bool,
+    /// Trust this certificate (PEM), e.g. a test server's self-signed one. Entra will not.
+    #[arg(long, value_name = "FILE")]
+    trust_cert: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -746,6 +775,163 @@ async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Reads a one-line secret from a file (or standard input for `-`), without its line ending.
+fn read_secret_file(path: &std::path::Path, what: &str) -> Result<SecretString, Fail> {
+    let raw = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            Fail(
+                2,
+                format!("Cannot read the {what} from standard input: {e}"),
+            )
+        })?;
+        s
+    } else {
+        std::fs::read_to_string(path).map_err(|e| {
+            Fail(
+                2,
+                format!("Cannot read the {what} from {}: {e}", path.display()),
+            )
+        })?
+    };
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(Fail(
+            2,
+            format!(
+                "{} holds no {what}: put the value on its first line.",
+                path.display()
+            ),
+        ));
+    }
+    if value.contains('\n') {
+        return Err(Fail(
+            2,
+            format!(
+                "{} holds more than one line: put only the {what} in it.",
+                path.display()
+            ),
+        ));
+    }
+    Ok(SecretString::from(value.to_string()))
+}
+
+async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
+    use entra_setup_core::scim::{self, ScimAuth, ScimStatus, ScimTarget, VerifyOptions};
+    let auth = match (&v.token_file, &v.basic_user, &v.basic_password_file) {
+        (Some(f), _, _) => ScimAuth::Bearer(read_secret_file(f, "bearer token")?),
+        (None, Some(user), Some(f)) => ScimAuth::Basic {
+            user: user.clone(),
+            password: read_secret_file(f, "password")?,
+        },
+        _ => {
+            return Err(Fail(
+                2,
+                "Give --token-file, or --basic-user with --basic-password-file.".into(),
+            ))
+        }
+    };
+    let trusted_cert = match &v.trust_cert {
+        Some(f) => Some(std::fs::read(f).map_err(|e| {
+            Fail(
+                2,
+                format!("Cannot read the certificate {}: {e}", f.display()),
+            )
+        })?),
+        None => None,
+    };
+    let target = ScimTarget {
+        url: v.url.trim().to_string(),
+        auth,
+        trusted_cert,
+    };
+    if !v.json {
+        eprintln!(
+            "Checking {} as Entra's provisioning service would{}…",
+            target.url,
+            if v.write_tests {
+                " (with write tests)"
+            } else {
+                ""
+            }
+        );
+    }
+    let report = scim::verify(
+        &target,
+        &VerifyOptions {
+            write_tests: v.write_tests,
+            timeout: None,
+        },
+    )
+    .await;
+    if v.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Fail(1, e.to_string()))?
+        );
+    } else {
+        for c in &report.checks {
+            let mark = match c.status {
+                ScimStatus::Pass => "pass",
+                ScimStatus::Warn => "WARN",
+                ScimStatus::Fail => "FAIL",
+                ScimStatus::Skipped => "skip",
+            };
+            println!("{mark}  {:<24} {} ({} ms)", c.id, c.title, c.millis);
+            if c.status == ScimStatus::Pass {
+                continue;
+            }
+            println!("      {}", c.detail);
+            if !c.entra_impact.is_empty() {
+                println!("      Entra: {}", c.entra_impact);
+            }
+            if let Some(fix) = &c.fix {
+                println!("      Fix: {fix}");
+            }
+            if !c.rfc.is_empty() {
+                println!("      See {}", c.rfc);
+            }
+            if matches!(c.status, ScimStatus::Fail | ScimStatus::Warn) {
+                for x in &c.exchanges {
+                    println!("      > {} {}  [{}]", x.method, x.url, x.auth);
+                    if let Some(b) = &x.request_body {
+                        println!("        {b}");
+                    }
+                    match (&x.status, &x.error) {
+                        (_, Some(e)) => println!("      < no answer: {e}"),
+                        (Some(st), None) => {
+                            println!(
+                                "      < {st} {}{}",
+                                x.content_type.as_deref().unwrap_or("(no content type)"),
+                                x.location
+                                    .as_deref()
+                                    .map(|l| format!(" → {l}"))
+                                    .unwrap_or_default()
+                            );
+                            if let Some(b) = &x.response_body {
+                                println!("        {}", b.chars().take(400).collect::<String>());
+                            }
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+        }
+        println!();
+        println!("{}", report.verdict);
+        println!("Tenant URL to enter in Entra: {}", report.tenant_url);
+        if report.use_aad_opt_flag {
+            println!("(it carries ?aadOptscim062020: this server needs Entra's RFC-compliant PATCH format)");
+        }
+        println!("Took {} ms.", report.total_millis);
+    }
+    if report.ready {
+        Ok(())
+    } else {
+        Err(Fail(8, String::new()))
+    }
+}
+
 fn providers() {
     for p in provider::builtin().unwrap_or_default() {
         println!("{} — {}", p.id(), p.name);
@@ -786,6 +972,7 @@ fn main() -> ExitCode {
             Cmd::Plan(t) => plan(t).await,
             Cmd::Apply(a) => apply(a).await,
             Cmd::Undo(u) => undo_cmd(u).await,
+            Cmd::VerifyScim(v) => verify_scim(v).await,
         }
     });
     match result {

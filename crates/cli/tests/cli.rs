@@ -392,3 +392,118 @@ async fn bad_input_and_pending_consent_have_their_exit_codes() {
         "{yaml}"
     );
 }
+
+async fn run_plain(args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-setup"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+#[tokio::test]
+async fn verify_scim_reports_readiness_with_exit_codes_and_never_prints_the_token() {
+    use entra_setup_sim::scim_server::{self, ScimFaults};
+    let token = "cli-scim-token-5d1e";
+    let server = scim_server::serve(token, ScimFaults::default())
+        .await
+        .unwrap();
+    let dir = temp();
+    let good = dir.join("token");
+    std::fs::write(&good, format!("{token}\n")).unwrap();
+
+    let r = run_plain(&[
+        "verify-scim",
+        "--url",
+        &server.url,
+        "--token-file",
+        good.to_str().unwrap(),
+        "--write-tests",
+    ])
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("pass  test_connection_probe"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("pass  delete"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("Tenant URL to enter in Entra: {}", server.url)),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains(token) && !r.stderr.contains(token));
+    assert!(
+        server.service.users().is_empty(),
+        "the test user was removed"
+    );
+
+    let r = run_plain(&[
+        "verify-scim",
+        "--url",
+        &server.url,
+        "--token-file",
+        good.to_str().unwrap(),
+        "--json",
+    ])
+    .await;
+    assert_eq!(r.code, 0);
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["ready"], true);
+    assert!(report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == "latency"));
+    assert!(
+        !report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "create_user"),
+        "no writes without --write-tests"
+    );
+
+    let wrong = dir.join("wrong");
+    std::fs::write(&wrong, "not-the-token").unwrap();
+    let r = run_plain(&[
+        "verify-scim",
+        "--url",
+        &server.url,
+        "--token-file",
+        wrong.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(r.code, 8, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("FAIL  test_connection_probe")
+            && r.stdout.contains("The token was refused"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Not ready for Entra"), "{}", r.stdout);
+
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let r = run_plain(&[
+        "verify-scim",
+        "--url",
+        &server.url,
+        "--token-file",
+        empty.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("holds no bearer token"), "{}", r.stderr);
+
+    let r = run_plain(&["verify-scim", "--url", &server.url]).await;
+    assert_eq!(r.code, 2, "a credential is required");
+}

@@ -89,6 +89,8 @@ pub struct ScimCheck {
     /// The RFC 7643/7644 section the behaviour comes from.
     pub rfc: String,
     pub fix: Option<String>,
+    /// Time spent in this check's requests (sequential ones added up).
+    pub millis: u32,
     pub exchanges: Vec<Exchange>,
 }
 
@@ -258,6 +260,7 @@ fn check(
         entra_impact: impact.into(),
         rfc: rfc.into(),
         fix: fix.map(str::to_string),
+        millis: exchanges.iter().map(|x| x.millis).sum(),
         exchanges,
     }
 }
@@ -638,7 +641,7 @@ pub async fn verify(target: &ScimTarget, opts: &VerifyOptions) -> ScimReport {
     } else if matches!(status_of(&gx), 404 | 501) {
         check("groups_probe", "Entra's group lookup answers an empty list", ScimStatus::Warn, format!("{} — the endpoint seems not to support groups.", describe(&gx)), "Group provisioning fails; turn off the Groups mapping in Entra if the provider has no groups", "RFC 7644 §3.4.2", Some("Turn off group provisioning, or support GET /Groups with filters."), vec![gx.clone()])
     } else {
-        check("groups_probe", "Entra's group lookup answers an empty list", ScimStatus::Fail, describe(&gx), "Test Connection can fail, and group provisioning fails", "RFC 7644 §3.4.2", Some("Make GET /Groups?excludedAttributes=members&filter=displayName eq \"…\" answer 200 with an empty ListResponse."), vec![gx.clone()])
+        check("groups_probe", "Entra's group lookup answers an empty list", ScimStatus::Fail, if matches!(status_of(&gx), 401 | 403) { format!("The token was refused: {}", describe(&gx)) } else { describe(&gx) }, "Test Connection can fail, and group provisioning fails", "RFC 7644 §3.4.2", Some("Make GET /Groups?excludedAttributes=members&filter=displayName eq \"…\" answer 200 with an empty ListResponse."), vec![gx.clone()])
     });
 
     // no_redirects
@@ -795,12 +798,14 @@ fn finish(
         }
     } else {
         format!(
-            "Not ready for Entra: {}.",
+            "Not ready for Entra: {} check{} failed ({}).",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
             failed
                 .iter()
-                .map(|c| c.title.to_lowercase())
+                .map(|c| c.id.as_str())
                 .collect::<Vec<_>>()
-                .join("; ")
+                .join(", ")
         )
     };
     let tenant_url = if flag_in_url_or_needed {

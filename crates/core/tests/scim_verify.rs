@@ -4,21 +4,14 @@
 //! login page, and self-signed TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use entra_setup_core::scim::{self, ScimAuth, ScimReport, ScimStatus, ScimTarget, VerifyOptions};
 use entra_setup_core::SecretString;
-use serde_json::{json, Value};
+use entra_setup_sim::scim_server::{self, ScimFaults};
+use serde_json::Value;
 
 const TOKEN: &str = "scim-test-token-123";
 
@@ -209,274 +202,33 @@ async fn scimmy_from_npm_is_checked_the_same_way() {
     assert!(r.tenant_url.starts_with(&s.url));
 }
 
-/// A small SCIM server whose faults the tests choose.
-#[derive(Clone, Default)]
-struct Faults {
-    no_auth: bool,
-    probe_404: bool,
-    content_type: Option<&'static str>,
-    lowercase_ops_only: bool,
-    reject_string_active: bool,
-    allow_duplicates: bool,
-    redirect_to_login: bool,
-    reject_no_path_replace: bool,
+async fn serve(f: ScimFaults) -> scim_server::RunningScim {
+    scim_server::serve(TOKEN, f).await.unwrap()
 }
 
-#[derive(Default)]
-struct Store {
-    users: HashMap<String, Value>,
-    groups: HashMap<String, Value>,
-}
-
-type Shared = Arc<(Faults, Mutex<Store>)>;
-
-fn scim_json(status: StatusCode, body: Value, f: &Faults) -> Response {
-    let ct = f.content_type.unwrap_or("application/scim+json");
-    (status, [("content-type", ct)], body.to_string()).into_response()
-}
-
-fn guard(s: &Shared, h: &HeaderMap) -> Option<Response> {
-    let f = &s.0;
-    if f.redirect_to_login {
-        return Some(
-            (
-                StatusCode::FOUND,
-                [(
-                    "location",
-                    "https://login.example.invalid/signin?return=/scim",
-                )],
-            )
-                .into_response(),
-        );
-    }
-    let ok =
-        h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
-    if !ok && !f.no_auth {
-        return Some(scim_json(
-            StatusCode::UNAUTHORIZED,
-            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "401", "detail": "Unauthorized"}),
-            f,
-        ));
-    }
-    None
-}
-
-fn list(items: Vec<Value>, f: &Faults) -> Response {
-    scim_json(
-        StatusCode::OK,
-        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": items.len(), "startIndex": 1, "itemsPerPage": items.len(), "Resources": items}),
-        f,
-    )
-}
-
-fn filter_value(q: &HashMap<String, String>) -> Option<String> {
-    q.get("filter")
-        .and_then(|f| f.split('"').nth(1))
-        .map(str::to_lowercase)
-}
-
-async fn collection(
-    State(s): State<Shared>,
-    UrlPath(kind): UrlPath<String>,
-    Query(q): Query<HashMap<String, String>>,
-    h: HeaderMap,
-) -> Response {
-    if let Some(r) = guard(&s, &h) {
-        return r;
-    }
-    let f = &s.0;
-    if f.probe_404 {
-        return (StatusCode::NOT_FOUND, "Not Found").into_response();
-    }
-    let store = s.1.lock().unwrap();
-    let (items, key) = if kind == "Users" {
-        (&store.users, "userName")
-    } else {
-        (&store.groups, "displayName")
-    };
-    let want = filter_value(&q);
-    let found: Vec<Value> = items
-        .values()
-        .filter(|v| {
-            want.as_ref()
-                .is_none_or(|w| v[key].as_str().is_some_and(|x| x.to_lowercase() == *w))
-        })
-        .cloned()
-        .collect();
-    list(found, f)
-}
-
-async fn create(
-    State(s): State<Shared>,
-    UrlPath(kind): UrlPath<String>,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = guard(&s, &h) {
-        return r;
-    }
-    let f = &s.0;
-    let mut v: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
-    let mut store = s.1.lock().unwrap();
-    let (items, key) = if kind == "Users" {
-        (&mut store.users, "userName")
-    } else {
-        (&mut store.groups, "displayName")
-    };
-    let name = v[key].as_str().unwrap_or_default().to_lowercase();
-    if !f.allow_duplicates
-        && items
-            .values()
-            .any(|x| x[key].as_str().unwrap_or_default().to_lowercase() == name)
-    {
-        return scim_json(
-            StatusCode::CONFLICT,
-            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409", "scimType": "uniqueness"}),
-            f,
-        );
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    v["id"] = json!(id);
-    items.insert(id, v.clone());
-    scim_json(StatusCode::CREATED, v, f)
-}
-
-async fn one(
-    State(s): State<Shared>,
-    UrlPath((kind, id)): UrlPath<(String, String)>,
-    h: HeaderMap,
-    method: axum::http::Method,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = guard(&s, &h) {
-        return r;
-    }
-    let f = &s.0;
-    let mut store = s.1.lock().unwrap();
-    let items = if kind == "Users" {
-        &mut store.users
-    } else {
-        &mut store.groups
-    };
-    match method.as_str() {
-        "GET" => match items.get(&id) {
-            Some(v) => scim_json(StatusCode::OK, v.clone(), f),
-            None => scim_json(StatusCode::NOT_FOUND, json!({"status": "404"}), f),
-        },
-        "DELETE" => match items.remove(&id) {
-            Some(_) => StatusCode::NO_CONTENT.into_response(),
-            None => scim_json(StatusCode::NOT_FOUND, json!({"status": "404"}), f),
-        },
-        "PATCH" => {
-            let Some(target) = items.get_mut(&id) else {
-                return scim_json(StatusCode::NOT_FOUND, json!({"status": "404"}), f);
-            };
-            let msg: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
-            for op in msg["Operations"].as_array().cloned().unwrap_or_default() {
-                let name = op["op"].as_str().unwrap_or_default();
-                if f.lowercase_ops_only && name != name.to_lowercase() {
-                    return scim_json(
-                        StatusCode::BAD_REQUEST,
-                        json!({"status": "400", "scimType": "invalidSyntax", "detail": format!("unknown op {name}")}),
-                        f,
-                    );
-                }
-                let path = op["path"].as_str();
-                let value = &op["value"];
-                match (name.to_lowercase().as_str(), path) {
-                    ("replace" | "add", Some("members")) => {
-                        let mut m = target["members"].as_array().cloned().unwrap_or_default();
-                        m.extend(value.as_array().cloned().unwrap_or_default());
-                        target["members"] = json!(m);
-                    }
-                    ("remove", Some(p)) if p.starts_with("members") => {
-                        let drop: Vec<Value> = match p.split('"').nth(1) {
-                            Some(one) => vec![json!(one)],
-                            None => value
-                                .as_array()
-                                .cloned()
-                                .unwrap_or_default()
-                                .iter()
-                                .map(|x| x["value"].clone())
-                                .collect(),
-                        };
-                        let m: Vec<Value> = target["members"]
-                            .as_array()
-                            .cloned()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .filter(|x| !drop.contains(&x["value"]))
-                            .collect();
-                        target["members"] = json!(m);
-                    }
-                    (_, Some("active")) => {
-                        if value.is_string() && f.reject_string_active {
-                            return scim_json(
-                                StatusCode::BAD_REQUEST,
-                                json!({"status": "400", "scimType": "invalidValue", "detail": "active must be a boolean"}),
-                                f,
-                            );
-                        }
-                        target["active"] = match value.as_str() {
-                            Some(s) => json!(s.eq_ignore_ascii_case("true")),
-                            None => value.clone(),
-                        };
-                    }
-                    (_, Some(p)) => target[p] = value.clone(),
-                    (_, None) if f.reject_no_path_replace => {
-                        return scim_json(
-                            StatusCode::BAD_REQUEST,
-                            json!({"status": "400", "scimType": "noTarget"}),
-                            f,
-                        );
-                    }
-                    (_, None) => {
-                        for (k, v) in value.as_object().cloned().unwrap_or_default() {
-                            match k.split_once('.') {
-                                Some((a, b)) => target[a][b] = v,
-                                None => target[k.as_str()] = v,
-                            }
-                        }
-                    }
-                }
-            }
-            scim_json(StatusCode::OK, target.clone(), f)
-        }
-        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
-    }
-}
-
-fn app(f: Faults) -> Router {
-    let shared: Shared = Arc::new((f, Mutex::new(Store::default())));
-    Router::new()
-        .route("/scim/{kind}", get(collection).post(create))
-        .route("/scim/{kind}/{id}", get(one).patch(one).delete(one))
-        .with_state(shared)
-}
-
-async fn serve(f: Faults) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/scim", listener.local_addr().unwrap());
-    let router = app(f);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
-}
-
-async fn run(f: Faults, write: bool) -> ScimReport {
-    let url = serve(f).await;
-    scim::verify(
-        &target(&url),
+async fn run(f: ScimFaults, write: bool) -> ScimReport {
+    let s = serve(f).await;
+    let r = scim::verify(
+        &target(&s.url),
         &VerifyOptions {
             write_tests: write,
             timeout: None,
         },
     )
-    .await
+    .await;
+    // Whatever failed, the test user and group are gone afterwards.
+    assert!(
+        s.service.users().is_empty() && s.service.groups().is_empty(),
+        "left behind: {:?} {:?}",
+        s.service.users(),
+        s.service.groups()
+    );
+    r
 }
 
 #[tokio::test]
 async fn a_healthy_fake_passes_everything_that_matters() {
-    let r = run(Faults::default(), true).await;
+    let r = run(ScimFaults::default(), true).await;
     assert!(
         r.ready,
         "{:#?}",
@@ -491,7 +243,7 @@ async fn a_healthy_fake_passes_everything_that_matters() {
 #[tokio::test]
 async fn no_auth_is_a_failure() {
     let r = run(
-        Faults {
+        ScimFaults {
             no_auth: true,
             ..Default::default()
         },
@@ -507,7 +259,7 @@ async fn no_auth_is_a_failure() {
 #[tokio::test]
 async fn a_404_probe_fails_test_connection_and_says_why() {
     let r = run(
-        Faults {
+        ScimFaults {
             probe_404: true,
             ..Default::default()
         },
@@ -531,8 +283,8 @@ async fn a_404_probe_fails_test_connection_and_says_why() {
 #[tokio::test]
 async fn the_wrong_content_type_is_reported() {
     let r = run(
-        Faults {
-            content_type: Some("application/json"),
+        ScimFaults {
+            content_type: Some("application/json".into()),
             ..Default::default()
         },
         false,
@@ -540,8 +292,8 @@ async fn the_wrong_content_type_is_reported() {
     .await;
     assert_eq!(check_of(&r, "content_type").status, ScimStatus::Warn);
     let r = run(
-        Faults {
-            content_type: Some("text/html"),
+        ScimFaults {
+            content_type: Some("text/html".into()),
             ..Default::default()
         },
         false,
@@ -553,7 +305,7 @@ async fn the_wrong_content_type_is_reported() {
 #[tokio::test]
 async fn case_sensitive_patch_ops_recommend_the_aad_opt_flag() {
     let r = run(
-        Faults {
+        ScimFaults {
             lowercase_ops_only: true,
             ..Default::default()
         },
@@ -589,7 +341,7 @@ async fn case_sensitive_patch_ops_recommend_the_aad_opt_flag() {
 #[tokio::test]
 async fn string_active_rejected_is_caught() {
     let r = run(
-        Faults {
+        ScimFaults {
             reject_string_active: true,
             ..Default::default()
         },
@@ -606,7 +358,7 @@ async fn string_active_rejected_is_caught() {
 #[tokio::test]
 async fn with_neither_patch_format_working_the_endpoint_is_not_ready() {
     let r = run(
-        Faults {
+        ScimFaults {
             reject_string_active: true,
             lowercase_ops_only: true,
             reject_no_path_replace: true,
@@ -618,16 +370,21 @@ async fn with_neither_patch_format_working_the_endpoint_is_not_ready() {
     assert_eq!(check_of(&r, "patch_entra_default").status, ScimStatus::Fail);
     assert_eq!(check_of(&r, "patch_aadopt").status, ScimStatus::Fail);
     assert!(!r.use_aad_opt_flag && !r.ready, "{}", r.verdict);
-    assert!(r.verdict.contains("patch format"), "{}", r.verdict);
+    assert!(
+        r.verdict.contains("patch_entra_default") && r.verdict.contains("patch_aadopt"),
+        "{}",
+        r.verdict
+    );
 }
 
 #[tokio::test]
 async fn a_flag_already_in_the_url_tests_the_aadopt_format_only() {
-    let url = serve(Faults {
+    let s = serve(ScimFaults {
         lowercase_ops_only: true,
         ..Default::default()
     })
     .await;
+    let url = s.url.clone();
     let r = scim::verify(
         &target(&format!("{url}?aadOptscim062020")),
         &VerifyOptions {
@@ -651,11 +408,12 @@ async fn a_flag_already_in_the_url_tests_the_aadopt_format_only() {
 
 #[tokio::test]
 async fn duplicates_accepted_are_caught_and_cleaned_up() {
-    let url = serve(Faults {
+    let s = serve(ScimFaults {
         allow_duplicates: true,
         ..Default::default()
     })
     .await;
+    let url = s.url.clone();
     let r = scim::verify(
         &target(&url),
         &VerifyOptions {
@@ -691,7 +449,7 @@ async fn duplicates_accepted_are_caught_and_cleaned_up() {
 #[tokio::test]
 async fn a_redirect_to_a_login_page_is_named() {
     let r = run(
-        Faults {
+        ScimFaults {
             redirect_to_login: true,
             ..Default::default()
         },
@@ -731,7 +489,8 @@ async fn self_signed_tls_fails_unless_explicitly_trusted() {
     .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let router = app(Faults::default());
+    let service = scim_server::ScimService::new(TOKEN, ScimFaults::default());
+    let router = axum::Router::new().nest("/scim", service.router());
     tokio::spawn(async move {
         axum_server::from_tcp_rustls(listener, config)
             .unwrap()

@@ -18,6 +18,7 @@ mod fixtures;
 mod graph;
 mod graph_dir;
 mod login;
+pub mod scim_server;
 mod tokens;
 mod world;
 
@@ -129,6 +130,8 @@ impl Default for SimConfig {
 
 pub(crate) struct Shared {
     pub base_url: String,
+    /// The provider's SCIM endpoint in demo mode (`/_fake/scim/v2`).
+    pub scim: scim_server::ScimService,
     pub world: Mutex<world::World>,
     pub keys: tokens::Keys,
 }
@@ -232,6 +235,17 @@ impl SimHandle {
         format!("{}/_fake/cloudflare/client/v4", self.shared.base_url)
     }
 
+    /// The demo SCIM endpoint (a provider's SCIM base URL); its token is
+    /// [`scim_server::DEMO_SCIM_TOKEN`].
+    pub fn fake_scim_url(&self) -> String {
+        format!("{}/_fake/scim/v2", self.shared.base_url)
+    }
+
+    /// The demo SCIM endpoint's state: what Entra provisioned to it, its faults and token.
+    pub fn fake_scim(&self) -> scim_server::ScimService {
+        self.shared.scim.clone()
+    }
+
     /// Identity providers pushed to the Cloudflare stand-in (secrets removed).
     pub fn fake_cloudflare_idps(&self) -> Vec<serde_json::Value> {
         self.shared.world().fake_cloudflare.clone()
@@ -300,6 +314,10 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         base_url: base_url.clone(),
         world: Mutex::new(world::World::new(config, &base_url)),
         keys: tokens::Keys::load(),
+        scim: scim_server::ScimService::new(
+            scim_server::DEMO_SCIM_TOKEN,
+            scim_server::ScimFaults::default(),
+        ),
     });
     let app = router(shared.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -354,6 +372,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/_sim/exchanges", get(control_exchanges))
         .route("/v1.0/{*rest}", axum::routing::any(graph::dispatch))
+        .nest("/_fake/scim/v2", shared.scim.router())
         .with_state(shared)
 }
 
