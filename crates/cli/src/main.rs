@@ -502,6 +502,7 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     let options = ApplyOptions {
         consent_wait: Duration::from_secs(a.wait_consent),
         consent_poll: Duration::from_secs(5),
+        ..Default::default()
     };
     let applied =
         match flow::execute(&s, &prepared, &options, on_event, &CancellationToken::new()).await {
@@ -970,7 +971,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Cmd::Plan(t) => plan(t).await,
-            Cmd::Apply(a) => apply(a).await,
+            Cmd::Apply(a) => Box::pin(apply(a)).await,
             Cmd::Undo(u) => undo_cmd(u).await,
             Cmd::VerifyScim(v) => verify_scim(v).await,
         }

@@ -139,7 +139,7 @@ async fn main() {
     ] {
         let mut samples = vec![];
         for _ in 0..RUNS {
-            samples.push(one(id, key, value).await);
+            samples.push(Box::pin(one(id, key, value)).await);
         }
         let path = samples[0].path;
         let bound = Duration::from_millis(LATENCY_MS * path as u64);

@@ -133,6 +133,38 @@ pub struct WarningSpec {
     pub detail: String,
 }
 
+/// SCIM provisioning from Entra to the provider: a separate non-gallery enterprise app whose
+/// provisioning job calls the provider's SCIM endpoint (reference §8a, §10).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSpec {
+    /// Display name of the provisioning app; may use input placeholders.
+    pub app_name: Spanned<String>,
+    /// The provider documents that its SCIM needs Entra ID P1 or P2 (group provisioning).
+    #[serde(default)]
+    pub needs_premium: bool,
+    /// Where the admin finds the SCIM endpoint (Entra's "Tenant URL") at the provider.
+    pub endpoint_help: String,
+    /// Where the admin finds the bearer token (Entra's "Secret Token").
+    pub token_help: String,
+    #[serde(default)]
+    pub endpoint_example: String,
+    /// How long the provider's tokens last, if they expire (suggests the expiry date to record).
+    #[serde(default)]
+    pub token_lifetime_days: Option<u32>,
+    /// The SCIM app should be assigned the same groups as the sign-in app (the provider
+    /// overwrites a user's groups with what SCIM sends).
+    #[serde(default)]
+    pub match_sso_groups: bool,
+    /// Advice shown in the SCIM step and on Done (e.g. attribute mappings).
+    #[serde(default)]
+    pub advice: Vec<WarningSpec>,
+}
+
+fn default_secret_lifetime() -> Spanned<u32> {
+    Spanned::new(0..0, 365)
+}
+
 /// One provider profile as written in providers/<id>.toml.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +178,8 @@ pub struct Provider {
     pub app_name: Spanned<String>,
     /// The input that tells two setups of this provider apart (it names the app's uniqueName).
     pub instance_input: Spanned<String>,
+    /// Default client-secret lifetime (OIDC providers).
+    #[serde(default = "default_secret_lifetime")]
     pub secret_lifetime_days: Spanned<u32>,
     #[serde(default)]
     pub inputs: Vec<InputSpec>,
@@ -163,6 +197,8 @@ pub struct Provider {
     pub push: Option<PushSpec>,
     #[serde(default)]
     pub warnings: Vec<WarningSpec>,
+    #[serde(default)]
+    pub scim: Option<ScimSpec>,
 }
 
 /// A provider file that cannot be used, with where the problem is.
@@ -443,6 +479,28 @@ impl Provider {
                 ));
             }
         }
+        match (p.protocol, &p.scim) {
+            (Protocol::Scim, None) => {
+                return Err(err(
+                    1,
+                    "a provider with protocol \"scim\" needs a [scim] section".into(),
+                ));
+            }
+            (Protocol::Scim, Some(_))
+                if !p.redirect_uris.is_empty()
+                    || !p.permissions.is_empty()
+                    || !p.outputs.is_empty() =>
+            {
+                return Err(err(1, "a SCIM-only provider has no redirect_uris, permissions or outputs: it registers no sign-in app".into()));
+            }
+            (Protocol::Saml, _) => {
+                return Err(err(1, "SAML providers are not supported yet".into()));
+            }
+            _ => {}
+        }
+        if let Some(scim) = &p.scim {
+            check_template(&scim.app_name)?;
+        }
         if let Some(push) = &p.push {
             if push.kind.get_ref() != "cloudflare_identity_provider" {
                 return Err(err(
@@ -499,6 +557,11 @@ impl Provider {
         given: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, Vec<InputError>> {
         validate(self.push.iter().flat_map(|p| p.inputs.iter()), given)
+    }
+
+    /// Whether the provider signs users in (registers an OIDC app); false for SCIM-only ones.
+    pub fn has_sign_in(&self) -> bool {
+        self.protocol == Protocol::Oidc
     }
 
     /// The delegated and application permissions by name.

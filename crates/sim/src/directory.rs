@@ -67,6 +67,8 @@ pub struct Directory {
     pub policy: Value,
     /// Objects created here that still answer 404 for this many more requests (replication).
     pub fresh: HashMap<String, u32>,
+    /// Provisioning configuration per service principal id.
+    pub sync: HashMap<String, crate::provisioning::SyncState>,
 }
 
 fn sp_json(id: &str, app_id: &str, name: &str) -> Value {
@@ -144,6 +146,7 @@ impl Directory {
             secrets: vec![],
             policy,
             fresh: HashMap::new(),
+            sync: HashMap::new(),
         }
     }
 
@@ -192,6 +195,7 @@ impl Directory {
     pub fn delete_sp(&mut self, index: usize) {
         let sp = self.service_principals.remove(index);
         let id = sp["id"].as_str().unwrap_or_default().to_string();
+        self.sync.remove(&id);
         self.grants
             .retain(|g| g["clientId"] != id.as_str() && g["resourceId"] != id.as_str());
         self.assignments

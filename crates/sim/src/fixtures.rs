@@ -368,6 +368,19 @@ pub fn tenants() -> Vec<Tenant> {
                     "ravi@fabrikam.com",
                     "contoso.onmicrosoft.com",
                 ),
+                {
+                    let mut u = user(
+                        "6b1e4a7c-2d3e-4f5a-8b6c-7d8e9f0a1b2c",
+                        "Lynne Robbins",
+                        "lynne@contoso.com",
+                        Some("lynne@contoso.com"),
+                        "Former Sales Lead",
+                        &[],
+                        &[],
+                    );
+                    u.account_enabled = false;
+                    u
+                },
             ],
             skus: vec![sku(
                 contoso,
@@ -407,6 +420,8 @@ pub fn tenants() -> Vec<Tenant> {
                     &[
                         "2d7a0c3e-4f5b-4c7d-8e8f-9a0b1c2d3e4f",
                         "4f9c2e5a-0b1c-4d2e-8f3a-4b5c6d7e8f90",
+                        "5a0d3f6b-1c2d-4e3f-9a4b-5c6d7e8f9a01",
+                        "6b1e4a7c-2d3e-4f5a-8b6c-7d8e9f0a1b2c",
                     ],
                 ),
                 group(

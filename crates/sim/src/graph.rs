@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
+use crate::provisioning::{self, Pending};
 use crate::tokens::AccessClaims;
 use crate::world::{Exchange, World};
 use crate::{apply_latency, Shared};
@@ -128,9 +129,9 @@ pub async fn dispatch(
     };
     let recorded_body = body_json.as_ref().ok().cloned().flatten();
 
-    let result = {
+    let (result, pending) = {
         let mut world = s.world();
-        body_json.and_then(|b| {
+        let result = body_json.and_then(|b| {
             let claims = authenticate(&s, &headers)?;
             if world.config.faults.unauthorized_next > 0 {
                 world.config.faults.unauthorized_next -= 1;
@@ -157,7 +158,29 @@ pub async fn dispatch(
                 base: &s.base_url,
             };
             route(&mut world, &req)
-        })
+        });
+        (result, world.pending.take())
+    };
+    // Work that calls out over HTTP runs without the lock.
+    let result = match (result, pending) {
+        (Err(e), _) => Err(e),
+        (ok, None) => ok,
+        (_, Some(Pending::Validate { base, token })) => provisioning::validate(&base, &token)
+            .await
+            .map(|()| (StatusCode::NO_CONTENT, None)),
+        (ok, Some(Pending::Cycle { tenant, sp, job })) => {
+            tokio::spawn(provisioning::run_cycle(s.clone(), tenant, sp, job));
+            ok
+        }
+        (
+            _,
+            Some(Pending::OnDemand {
+                tenant,
+                sp,
+                job,
+                user,
+            }),
+        ) => provisioning::on_demand(s.clone(), tenant, sp, job, user).await,
     };
 
     let (status, response_body, retry_after) = match result {

@@ -180,7 +180,60 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
     let faults = world.config.faults.clone();
     let dir = world.directories.get_mut(&tenant.id)?;
     let m = req.method.as_str();
-    Some(match (m, segs.as_slice()) {
+    let mut pending = None;
+    let out = Some(match (m, segs.as_slice()) {
+        ("POST", ["applicationTemplates", template, "instantiate"]) => {
+            let out = crate::provisioning::instantiate(dir, req, template, &faults);
+            if faults.instantiate_not_found_once {
+                world.config.faults.instantiate_not_found_once = false;
+            }
+            out
+        }
+        ("GET", ["auditLogs", "provisioning"]) => crate::provisioning::provisioning_logs(dir, req, tenant),
+        ("GET", ["groups", id]) => req
+            .allows(GROUP_READ, GROUP_READ)
+            .and_then(|()| {
+                let g = dir.groups.iter().find(|g| g["id"] == *id).ok_or_else(|| not_found(id))?;
+                one(req, "groups", g)
+            }),
+        ("GET", ["groups", id, "members"]) => req.allows(GROUP_READ, GROUP_READ).and_then(|()| {
+            let members = dir.members.get(*id).ok_or_else(|| not_found(id))?;
+            let items: Vec<Value> = members.iter().filter_map(|m| member_json(dir, tenant, m)).collect();
+            list(req, "directoryObjects", &items)
+        }),
+        ("GET", ["groups", id, "transitiveMembers", "microsoft.graph.user"]) => req.allows(GROUP_READ, GROUP_READ).and_then(|()| {
+            if !dir.members.contains_key(*id) {
+                return Err(not_found(id));
+            }
+            let mut users: Vec<String> = vec![];
+            let mut todo = vec![(*id).to_string()];
+            let mut seen = vec![];
+            while let Some(g) = todo.pop() {
+                if seen.contains(&g) {
+                    continue;
+                }
+                seen.push(g.clone());
+                for m in dir.members.get(&g).into_iter().flatten() {
+                    if dir.members.contains_key(m) {
+                        todo.push(m.clone());
+                    } else if !users.contains(m) {
+                        users.push(m.clone());
+                    }
+                }
+            }
+            let items: Vec<Value> = users.iter().filter_map(|m| member_json(dir, tenant, m)).collect();
+            let counted = req.param("$count") == Some("true");
+            if counted && !req.header_eq("consistencylevel", "eventual") {
+                return Err(bad("Count is not supported without the ConsistencyLevel: eventual header."));
+            }
+            let (status, body) = list(req, "users", &items)?;
+            let mut body = body.unwrap_or_default();
+            if counted {
+                let n = items.iter().filter(|v| req.param("$filter").is_none_or(|f| filter_matches(f, v).unwrap_or(false))).count();
+                body["@odata.count"] = json!(n);
+            }
+            Ok((status, Some(body)))
+        }),
         ("GET", ["applications"]) => req.allows(APP_READ, &["Application.Read.All"]).and_then(|()| list(req, "applications", &dir.applications)),
         ("POST", ["applications"]) => create_app(dir, req, None, &faults),
         ("GET", ["servicePrincipals"]) => {
@@ -232,11 +285,33 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
             if let Some((key, rest)) = addressed(&segs, "applications") {
                 app_routes(dir, req, &key, rest, &faults)
             } else if let Some((key, rest)) = addressed(&segs, "servicePrincipals") {
-                sp_routes(dir, req, &key, rest, tenant)
+                sp_routes(dir, req, &key, rest, tenant, &mut pending)
             } else {
                 return None;
             }
         }
+    });
+    world.pending = pending;
+    out
+}
+
+const GROUP_READ: &[&str] = &[
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+];
+
+/// A member as `/members` lists it: a user or a group, with its `@odata.type`.
+fn member_json(dir: &Directory, tenant: &Tenant, id: &str) -> Option<Value> {
+    if let Some(u) = tenant.user_by_id(id) {
+        let mut v = u.to_json();
+        v["@odata.type"] = json!("#microsoft.graph.user");
+        return Some(v);
+    }
+    dir.groups.iter().find(|g| g["id"] == id).map(|g| {
+        let mut v = g.clone();
+        v["@odata.type"] = json!("#microsoft.graph.group");
+        v
     })
 }
 
@@ -359,7 +434,9 @@ fn app_routes(
                 return Err(denied());
             }
             let body = req.body_obj()?.clone();
+            // uniqueName can be set once (e.g. on an app made from a template), never changed.
             if body.contains_key("uniqueName")
+                && !dir.applications[i]["uniqueName"].is_null()
                 && body["uniqueName"] != dir.applications[i]["uniqueName"]
             {
                 return Err(bad("Property 'uniqueName' is read-only once set."));
@@ -573,7 +650,14 @@ fn principal_display(dir: &Directory, tenant: &Tenant, id: &str) -> Option<(Stri
     })
 }
 
-fn sp_routes(dir: &mut Directory, req: &Req<'_>, key: &Key, rest: &[&str], tenant: &Tenant) -> Out {
+fn sp_routes(
+    dir: &mut Directory,
+    req: &Req<'_>,
+    key: &Key,
+    rest: &[&str],
+    tenant: &Tenant,
+    pending: &mut Option<crate::provisioning::Pending>,
+) -> Out {
     let Some(i) = dir.sp_index(key) else {
         return Err(not_found(&key.describe()));
     };
@@ -586,6 +670,9 @@ fn sp_routes(dir: &mut Directory, req: &Req<'_>, key: &Key, rest: &[&str], tenan
     }
     let m = req.method.as_str();
     match (m, rest) {
+        (_, ["synchronization", sync @ ..]) => {
+            crate::provisioning::sync_routes(dir, req, i, sync, tenant, pending)
+        }
         ("GET", []) => {
             req.allows(APP_READ, &["Application.Read.All"])?;
             one(req, "servicePrincipals", &dir.service_principals[i])
@@ -683,6 +770,23 @@ fn sp_routes(dir: &mut Directory, req: &Req<'_>, key: &Key, rest: &[&str], tenan
             else {
                 return Err(not_found(&principal));
             };
+            if principal_type == "Group" && !resource_is_graph {
+                // Group assignment needs P1/P2, and only security-enabled groups can be assigned
+                // (reference §9). The wording of these errors is the simulator's own.
+                if tenant.licence == "Free" {
+                    return Err(bad("Group-based assignment to applications requires a Microsoft Entra ID P1 or P2 license. Assign users individually instead."));
+                }
+                let security = dir
+                    .groups
+                    .iter()
+                    .find(|g| g["id"] == principal.as_str())
+                    .is_some_and(|g| g["securityEnabled"] == true);
+                if !security {
+                    return Err(bad(
+                        "Only security-enabled groups can be assigned to applications.",
+                    ));
+                }
+            }
             if dir.assignments.iter().any(|a| {
                 a["principalId"] == principal.as_str()
                     && a["resourceId"] == sp_id.as_str()

@@ -18,6 +18,7 @@ mod fixtures;
 mod graph;
 mod graph_dir;
 mod login;
+mod provisioning;
 pub mod scim_server;
 mod tokens;
 mod world;
@@ -35,6 +36,7 @@ pub use fixtures::{
     DemoUser, FixtureTenant, ROLE_APP_ADMIN, ROLE_APP_DEVELOPER, ROLE_CLOUD_APP_ADMIN,
     ROLE_GLOBAL_ADMIN, ROLE_PRIVILEGED_ROLE_ADMIN,
 };
+pub use provisioning::{NON_GALLERY_TEMPLATE, USER_ROLE};
 pub use world::Exchange;
 
 /// The Microsoft Graph Command Line Tools client id, which the wizard signs in with by default.
@@ -73,6 +75,8 @@ pub struct Faults {
     /// Graph requests whose path starts with this prefix fail with 500 (a broken network path);
     /// empty for none.
     pub fail_path_prefix: String,
+    /// The next instantiate creates the app but answers 404, as Graph sometimes does (§8a).
+    pub instantiate_not_found_once: bool,
 }
 
 /// See [`Faults::not_found_first`].

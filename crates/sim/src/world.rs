@@ -76,6 +76,8 @@ pub struct World {
     pub directories: HashMap<String, Directory>,
     /// Identity providers pushed to the Cloudflare stand-in.
     pub fake_cloudflare: Vec<Value>,
+    /// Work the current Graph request leaves for after the lock is released.
+    pub pending: Option<crate::provisioning::Pending>,
 }
 
 impl World {
@@ -103,6 +105,7 @@ impl World {
             not_found_served: HashMap::new(),
             device_poll_times: vec![],
             fake_cloudflare: vec![],
+            pending: None,
         }
     }
 

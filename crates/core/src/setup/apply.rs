@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{Entry, Event, Journal, ObjectKind};
+use super::journal::{Entry, Event, Journal, ObjectKind, ScimRecord};
 use super::plan::{admin_consent_url, Change, Plan, PlannedChange};
 use super::state::{unique_name_path, AssignmentState, GrantState, TenantState};
 use crate::auth::StepScopes;
@@ -71,12 +71,22 @@ impl std::fmt::Debug for NewSecret {
     }
 }
 
+/// The provisioning app and job an apply worked on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScimApplied {
+    pub app_object_id: String,
+    pub app_id: String,
+    pub sp_id: String,
+    pub job_id: Option<String>,
+}
+
 /// What an apply produced.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub app_object_id: Option<String>,
     pub app_id: Option<String>,
     pub sp_id: Option<String>,
+    pub scim: Option<ScimApplied>,
     pub secret: Option<NewSecret>,
     /// Set when a colleague's consent is still needed; the link to send them.
     pub consent_url: Option<String>,
@@ -111,6 +121,12 @@ pub struct ApplyOptions {
     /// How long to wait for a colleague's admin consent before returning with it pending.
     pub consent_wait: Duration,
     pub consent_poll: Duration,
+    /// The provider's SCIM bearer token, for plans that save provisioning credentials.
+    pub scim_token: Option<SecretString>,
+    /// How often to look for an instantiated app Graph did not report (reference §8a).
+    pub instantiate_poll: Duration,
+    /// How many times to look before giving up.
+    pub instantiate_polls: u32,
 }
 
 impl Default for ApplyOptions {
@@ -118,6 +134,9 @@ impl Default for ApplyOptions {
         Self {
             consent_wait: Duration::from_secs(0),
             consent_poll: Duration::from_secs(5),
+            scim_token: None,
+            instantiate_poll: Duration::from_secs(5),
+            instantiate_polls: 24,
         }
     }
 }
@@ -127,6 +146,30 @@ struct Refs {
     app_object_id: Option<String>,
     app_id: Option<String>,
     sp_id: Option<String>,
+    scim_app_object_id: Option<String>,
+    scim_app_id: Option<String>,
+    scim_sp_id: Option<String>,
+    scim_role_id: Option<String>,
+    job_id: Option<String>,
+}
+
+impl Refs {
+    /// Takes every id `other` knows.
+    fn merge(&mut self, other: &Refs) {
+        let take = |a: &mut Option<String>, b: &Option<String>| {
+            if b.is_some() {
+                a.clone_from(b);
+            }
+        };
+        take(&mut self.app_object_id, &other.app_object_id);
+        take(&mut self.app_id, &other.app_id);
+        take(&mut self.sp_id, &other.sp_id);
+        take(&mut self.scim_app_object_id, &other.scim_app_object_id);
+        take(&mut self.scim_app_id, &other.scim_app_id);
+        take(&mut self.scim_sp_id, &other.scim_sp_id);
+        take(&mut self.scim_role_id, &other.scim_role_id);
+        take(&mut self.job_id, &other.job_id);
+    }
 }
 
 /// Graph's documented replication-delay answers right after an object is created (reference §12).
@@ -226,7 +269,7 @@ impl Ctx<'_> {
                     refs: Refs {
                         app_object_id: app_object_id.clone(),
                         app_id: app_id.clone(),
-                        sp_id: None,
+                        ..Default::default()
                     },
                     detail: format!(
                         "Application (client) ID {}",
@@ -437,6 +480,203 @@ impl Ctx<'_> {
                     Err(e) => Err(e),
                 }
             }
+            Change::InstantiateScimApp { temp_name, .. } => self.instantiate(temp_name).await,
+            Change::TagScimApp { display_name } => {
+                let id = refs.scim_app_object_id.clone().unwrap_or_default();
+                let unique = self.plan.scim_unique_name.clone().unwrap_or_default();
+                g.patch(format!("/applications/{id}"))
+                    .json(json!({
+                        "uniqueName": unique,
+                        "displayName": display_name,
+                        "tags": [super::TAG, format!("{}:{}", super::TAG, self.plan.provider_id), format!("{}:scim", super::TAG)],
+                        "notes": format!("Managed by Entra Setup: SCIM provisioning for {} ({unique}). Re-run Entra Setup to change or remove it.", self.plan.display_name),
+                    }))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                // An app adopted from an interrupted run was made by the wizard: record it so Undo
+                // removes it.
+                let adopted = !self
+                    .plan
+                    .changes
+                    .iter()
+                    .any(|c| matches!(c.change, Change::InstantiateScimApp { .. }));
+                Ok(StepOut {
+                    detail: format!("Named \"{display_name}\" with uniqueName {unique}"),
+                    created: adopted.then(|| (ObjectKind::ScimApplication, id.clone())),
+                    previous: adopted.then(|| refs.scim_sp_id.clone().unwrap_or_default()),
+                    ..Default::default()
+                })
+            }
+            Change::CreateSyncJob => {
+                let sp = refs.scim_sp_id.clone().unwrap_or_default();
+                let sc = StepScopes::Scim;
+                let templates: Vec<Value> = g
+                    .get(format!("/servicePrincipals/{sp}/synchronization/templates"))
+                    .scopes(sc)
+                    .retry_if(sync_not_ready)
+                    .list()
+                    .await?;
+                if !templates.iter().any(|t| t["id"] == "scim") {
+                    return Err(GraphError::Api(Box::new(ApiError {
+                        status: 400,
+                        code: "NoScimTemplate".into(),
+                        message: "This enterprise app offers no SCIM provisioning template, so Entra cannot provision from it. The wizard only provisions from apps it created from the non-gallery template.".into(),
+                        method: "GET".into(),
+                        path: format!("/servicePrincipals/{sp}/synchronization/templates"),
+                        request_id: None,
+                        client_request_id: String::new(),
+                        date: None,
+                    })));
+                }
+                let job: Value = g
+                    .post(format!("/servicePrincipals/{sp}/synchronization/jobs"))
+                    .json(json!({"templateId": "scim"}))
+                    .scopes(sc)
+                    .retry_if(sync_not_ready)
+                    .send_json()
+                    .await?;
+                let id = job["id"].as_str().unwrap_or_default().to_string();
+                Ok(StepOut {
+                    refs: Refs {
+                        job_id: Some(id.clone()),
+                        ..Default::default()
+                    },
+                    detail: format!("Job {id}"),
+                    ..Default::default()
+                })
+            }
+            Change::AssignToScimApp {
+                principal_id,
+                display_name,
+                ..
+            } => {
+                let sp = refs.scim_sp_id.clone().unwrap_or_default();
+                let role = refs
+                    .scim_role_id
+                    .clone()
+                    .unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into());
+                let created = g
+                    .post(format!("/servicePrincipals/{sp}/appRoleAssignedTo"))
+                    .json(json!({"principalId": principal_id, "resourceId": sp, "appRoleId": role}))
+                    .scopes(StepScopes::Consent)
+                    .retry_if(replication_delay)
+                    .send_json::<Value>()
+                    .await;
+                match created {
+                    Ok(v) => Ok(StepOut {
+                        detail: format!("Assigned {display_name}"),
+                        created: Some((
+                            ObjectKind::Assignment,
+                            v["id"].as_str().unwrap_or_default().to_string(),
+                        )),
+                        previous: Some(sp),
+                        ..Default::default()
+                    }),
+                    Err(e)
+                        if e.api().is_some_and(|a| {
+                            a.status == 400
+                                && a.message.to_ascii_lowercase().contains("already exists")
+                        }) =>
+                    {
+                        Ok(StepOut {
+                            detail: format!("{display_name} was already assigned"),
+                            ..Default::default()
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Change::UnassignFromScimApp {
+                assignment_id,
+                display_name,
+            } => {
+                let sp = refs.scim_sp_id.clone().unwrap_or_default();
+                match g
+                    .delete(format!(
+                        "/servicePrincipals/{sp}/appRoleAssignedTo/{assignment_id}"
+                    ))
+                    .scopes(StepScopes::Consent)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.status() == Some(404) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(StepOut {
+                    detail: format!("Removed {display_name}"),
+                    ..Default::default()
+                })
+            }
+            Change::ValidateScimCredentials { tenant_url } => {
+                let sp = refs.scim_sp_id.clone().unwrap_or_default();
+                let job = refs.job_id.clone().unwrap_or_default();
+                let token = self.token()?;
+                g.post(format!(
+                    "/servicePrincipals/{sp}/synchronization/jobs/{job}/validateCredentials"
+                ))
+                .json(json!({"useSavedCredentials": false, "credentials": [
+                    {"key": "BaseAddress", "value": tenant_url},
+                    {"key": "SecretToken", "value": token.expose_secret()},
+                ]}))
+                .scopes(StepScopes::Scim)
+                .retry_if(sync_not_ready)
+                .send()
+                .await?;
+                Ok(StepOut {
+                    detail: "Entra reached the endpoint and the token was accepted".into(),
+                    ..Default::default()
+                })
+            }
+            Change::SaveScimSecrets {
+                tenant_url,
+                sync_all,
+                ..
+            } => {
+                let sp = refs.scim_sp_id.clone().unwrap_or_default();
+                let token = self.token()?;
+                g.put(format!("/servicePrincipals/{sp}/synchronization/secrets"))
+                    .json(json!({"value": [
+                        {"key": "BaseAddress", "value": tenant_url},
+                        {"key": "SecretToken", "value": token.expose_secret()},
+                        {"key": "SyncNotificationSettings", "value": "{\"Enabled\":false,\"DeleteThresholdEnabled\":false}"},
+                        {"key": "SyncAll", "value": if *sync_all { "true" } else { "false" }},
+                    ]}))
+                    .scopes(StepScopes::Scim)
+                    .retry_if(sync_not_ready)
+                    .send()
+                    .await?;
+                Ok(StepOut {
+                    detail: "Tenant URL, token and scope saved".into(),
+                    ..Default::default()
+                })
+            }
+            Change::StartSyncJob { restart } => {
+                let sp = refs.scim_sp_id.clone().unwrap_or_default();
+                let job = refs.job_id.clone().unwrap_or_default();
+                let path = format!("/servicePrincipals/{sp}/synchronization/jobs/{job}");
+                let req = if *restart {
+                    g.post(format!("{path}/restart")).json(
+                        json!({"criteria": {"resetScope": "Watermark, Escrows, QuarantineState"}}),
+                    )
+                } else {
+                    g.post(format!("{path}/start"))
+                };
+                req.scopes(StepScopes::Scim)
+                    .retry_if(sync_not_ready)
+                    .send()
+                    .await?;
+                Ok(StepOut {
+                    detail: if *restart {
+                        "Provisioning restarted".into()
+                    } else {
+                        "Provisioning started".into()
+                    },
+                    ..Default::default()
+                })
+            }
             Change::RequestAdminConsent { roles, scopes } => {
                 let app_id = refs.app_id.clone().unwrap_or_default();
                 let url = admin_consent_url(
@@ -474,6 +714,109 @@ impl Ctx<'_> {
                 }
             }
         }
+    }
+}
+
+/// Right after the provisioning app is created its synchronization endpoints answer 404 or 403
+/// for a while (terraform retries 409 and 403 on job creation, reference §10.2).
+fn sync_not_ready(e: &ApiError) -> bool {
+    replication_delay(e)
+        || (e.status == 403
+            && e.path.contains("/synchronization/")
+            && e.method != "GET"
+            && e.code != "Authorization_RequestDenied")
+        || (e.status == 409 && e.path.ends_with("/jobs"))
+}
+
+impl Ctx<'_> {
+    fn token(&self) -> Result<&SecretString, GraphError> {
+        self.options.scim_token.as_ref().ok_or_else(|| {
+            GraphError::Api(Box::new(ApiError {
+                status: 400,
+                code: "ScimTokenMissing".into(),
+                message: "The SCIM Secret Token is needed to save provisioning credentials; enter it in the SCIM step.".into(),
+                method: "POST".into(),
+                path: String::new(),
+                request_id: None,
+                client_request_id: String::new(),
+                date: None,
+            }))
+        })
+    }
+
+    /// Instantiates the non-gallery template; when Graph answers 404 although the app was made
+    /// (reference §8a), finds it by its temporary name.
+    async fn instantiate(&self, temp_name: &str) -> Result<StepOut, GraphError> {
+        let g = self.graph;
+        let s = StepScopes::RegisterApp;
+        let path = format!(
+            "/applicationTemplates/{}/instantiate",
+            super::state::NON_GALLERY_TEMPLATE
+        );
+        let made = g
+            .post(path)
+            .json(json!({"displayName": temp_name}))
+            .scopes(s)
+            .send_json::<Value>()
+            .await;
+        let (app, sp) = match made {
+            Ok(v) => (v["application"].clone(), v["servicePrincipal"].clone()),
+            Err(e)
+                if matches!(e.status(), Some(404 | 500 | 502 | 503 | 504))
+                    || matches!(e, GraphError::Network { .. }) =>
+            {
+                let filter = format!(
+                    "/applications?$filter=applicationTemplateId eq '{}' and displayName eq '{}'",
+                    super::state::NON_GALLERY_TEMPLATE,
+                    temp_name.replace('\'', "''")
+                );
+                let mut found = None;
+                for _ in 0..self.options.instantiate_polls.max(1) {
+                    let apps: Vec<Value> = g.get(filter.clone()).scopes(s).list().await?;
+                    if let Some(a) = apps.into_iter().next() {
+                        found = Some(a);
+                        break;
+                    }
+                    tokio::time::sleep(self.options.instantiate_poll).await;
+                }
+                let Some(app) = found else { return Err(e) };
+                let app_id = app["appId"].as_str().unwrap_or_default().to_string();
+                let sp: Value = g
+                    .get(format!(
+                        "/servicePrincipals(appId='{app_id}')?$select=id,appId,appRoles"
+                    ))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send_json()
+                    .await?;
+                (app, sp)
+            }
+            Err(e) => return Err(e),
+        };
+        let str_of = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let role = sp["appRoles"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["value"] == "User"))
+            .and_then(|r| r["id"].as_str())
+            .map(str::to_string);
+        let app_object_id = str_of(&app, "id");
+        let sp_id = str_of(&sp, "id");
+        Ok(StepOut {
+            refs: Refs {
+                scim_app_object_id: Some(app_object_id.clone()),
+                scim_app_id: Some(str_of(&app, "appId")),
+                scim_sp_id: Some(sp_id.clone()),
+                scim_role_id: role,
+                ..Default::default()
+            },
+            detail: format!(
+                "Provisioning app {} (service principal {sp_id})",
+                str_of(&app, "appId")
+            ),
+            created: Some((ObjectKind::ScimApplication, app_object_id)),
+            previous: Some(sp_id),
+            ..Default::default()
+        })
     }
 }
 
@@ -613,10 +956,16 @@ async fn run_plan(
         options,
         redirect_uri: redirect_uri.to_string(),
     };
+    let scim = state.scim.as_ref();
     let mut refs = Refs {
         app_object_id: state.app.as_ref().map(|a| a.id.clone()),
         app_id: state.app.as_ref().map(|a| a.app_id.clone()),
         sp_id: state.sp_id.clone(),
+        scim_app_object_id: scim.map(|s| s.app_object_id.clone()),
+        scim_app_id: scim.map(|s| s.app_id.clone()),
+        scim_sp_id: scim.map(|s| s.sp_id.clone()),
+        scim_role_id: scim.and_then(|s| s.user_role_id.clone()),
+        job_id: scim.and_then(|s| s.job.as_ref().map(|j| j.id.clone())),
     };
     ctx.journal(
         None,
@@ -641,6 +990,7 @@ async fn run_plan(
         for pc in &wave {
             let name = match &pc.change {
                 Change::AddPassword { display_name, .. } => Some(display_name.clone()),
+                Change::InstantiateScimApp { temp_name, .. } => Some(temp_name.clone()),
                 _ => None,
             };
             ctx.journal(
@@ -665,13 +1015,7 @@ async fn run_plan(
         for (pc, result) in wave.iter().zip(results) {
             match result {
                 Ok(step) => {
-                    if step.refs.app_object_id.is_some() {
-                        refs.app_object_id = step.refs.app_object_id.clone();
-                        refs.app_id = step.refs.app_id.clone();
-                    }
-                    if step.refs.sp_id.is_some() {
-                        refs.sp_id = step.refs.sp_id.clone();
-                    }
+                    refs.merge(&step.refs);
                     let (created, id) = match step.created {
                         Some((k, id)) => (Some(k), Some(id)),
                         None => (None, None),
@@ -686,6 +1030,23 @@ async fn run_plan(
                         },
                         &refs,
                     )?;
+                    if let Change::SaveScimSecrets {
+                        tenant_url,
+                        sync_all,
+                        token_expires,
+                    } = &pc.change
+                    {
+                        ctx.journal(
+                            Some(pc.seq),
+                            Event::ScimConfigured(ScimRecord {
+                                tenant_url: tenant_url.clone(),
+                                sync_all: *sync_all,
+                                token_expires: *token_expires,
+                                saved_at: Utc::now(),
+                            }),
+                            &refs,
+                        )?;
+                    }
                     ctx.emit(ApplyEvent::Done {
                         seq: u32::try_from(pc.seq).unwrap_or(0),
                         detail: step.detail,
@@ -722,6 +1083,19 @@ async fn run_plan(
         out.app_object_id = refs.app_object_id.clone();
         out.app_id = refs.app_id.clone();
         out.sp_id = refs.sp_id.clone();
+        out.scim = match (
+            &refs.scim_app_object_id,
+            &refs.scim_app_id,
+            &refs.scim_sp_id,
+        ) {
+            (Some(o), Some(a), Some(sp)) => Some(ScimApplied {
+                app_object_id: o.clone(),
+                app_id: a.clone(),
+                sp_id: sp.clone(),
+                job_id: refs.job_id.clone(),
+            }),
+            _ => None,
+        };
         if let Some(f) = failure {
             return Err(f);
         }

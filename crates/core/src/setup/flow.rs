@@ -42,20 +42,36 @@ pub async fn prepare(
 ) -> Result<Prepared, SetupError> {
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
-    // Fetching the consent-step token now keeps it off the apply's critical path.
-    let (pre, st, _) = tokio::join!(
-        preflight::run(&session.graph, &session.summary, &intent.provider, &portal),
-        state::read(&session.graph, &unique),
-        session
-            .tokens()
-            .access_token(crate::auth::StepScopes::Consent.scopes()),
-    );
-    let (preflight, state) = (pre?, st?);
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
     let mut hints = journal.hints();
     hints
         .unhanded_secret_ids
         .retain(|id| !held_secret_ids.contains(id));
+    let sign_in = intent.provider.has_sign_in().then_some(unique.as_str());
+    let scim_unique = intent.scim_unique_name();
+    let read_scim = async {
+        if intent.provider.scim.is_some() {
+            state::read_scim(
+                &session.graph,
+                &scim_unique,
+                &hints.unfinished_instantiations,
+            )
+            .await
+        } else {
+            Ok(None)
+        }
+    };
+    // Fetching the consent-step token now keeps it off the apply's critical path.
+    let (pre, st, scim, _) = tokio::join!(
+        preflight::run(&session.graph, &session.summary, &intent.provider, &portal),
+        state::read(&session.graph, sign_in),
+        read_scim,
+        session
+            .tokens()
+            .access_token(crate::auth::StepScopes::Consent.scopes()),
+    );
+    let (preflight, mut state) = (pre?, st?);
+    state.scim = scim?;
     let plan = plan::plan(&PlanInput {
         intent: &intent,
         state: &state,
@@ -64,6 +80,10 @@ pub async fn prepare(
         policy: &preflight.policy,
         hints: &hints,
         now: chrono::Utc::now(),
+        premium: matches!(
+            session.summary.licence,
+            crate::tenant::LicenceTier::P1 | crate::tenant::LicenceTier::P2
+        ),
     })?;
     Ok(Prepared {
         intent,

@@ -20,6 +20,19 @@ pub enum ObjectKind {
     Grant,
     Assignment,
     Password,
+    /// The SCIM provisioning app (its service principal id is the entry's `previous`).
+    ScimApplication,
+}
+
+/// The SCIM settings a run saved (never the token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimRecord {
+    pub tenant_url: String,
+    pub sync_all: bool,
+    #[serde(default)]
+    pub token_expires: Option<chrono::NaiveDate>,
+    pub saved_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +71,8 @@ pub enum Event {
         key_id: String,
         how: String,
     },
+    /// Provisioning credentials and settings were saved in Entra.
+    ScimConfigured(ScimRecord),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,10 +230,43 @@ impl Journal {
                 _ => None,
             })
             .collect();
+        let unfinished_instantiations = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.event {
+                Event::Started {
+                    kind,
+                    name: Some(name),
+                } if kind == "instantiateScimApp"
+                    && !entries[i + 1..].iter().any(|later| {
+                        later.plan_id == e.plan_id
+                            && later.seq == e.seq
+                            && matches!(later.event, Event::Done { .. })
+                    }) =>
+                {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
         JournalHints {
             unfinished_secret_names: unfinished,
             unhanded_secret_ids: unhanded,
+            unfinished_instantiations,
+            scim: self.scim_record(),
         }
+    }
+
+    /// The SCIM settings the last run saved.
+    pub fn scim_record(&self) -> Option<ScimRecord> {
+        self.entries()
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find_map(|e| match e.event {
+                Event::ScimConfigured(r) => Some(r),
+                _ => None,
+            })
     }
 
     /// Records that the admin received a secret.

@@ -11,6 +11,7 @@ pub mod undo;
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::graph::permissions::{GraphServicePrincipal, GRAPH_APP_ID};
@@ -26,6 +27,110 @@ pub struct Intent {
     /// Validated, normalised inputs (plus derived values such as `<url input>_host`).
     pub inputs: BTreeMap<String, String>,
     pub secret_lifetime_days: u32,
+    /// SCIM provisioning, when the admin set it up in this run.
+    pub scim: Option<ScimIntent>,
+}
+
+/// A user or a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum PrincipalKind {
+    User,
+    Group,
+}
+
+/// Someone to assign to the provisioning app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct Assignee {
+    pub id: String,
+    pub kind: PrincipalKind,
+    pub display_name: String,
+}
+
+/// What the admin chose for SCIM provisioning. The bearer token is not here: it stays in the
+/// shell's memory (or the keychain) and reaches apply through [`apply::ApplyOptions`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScimIntent {
+    /// The tenant URL as Entra will call it (may carry `?aadOptscim062020`).
+    pub tenant_url: String,
+    /// Save a (new) token and the settings: false keeps what Entra has saved.
+    pub new_token: bool,
+    /// When the provider's token expires, if it does.
+    pub token_expires: Option<chrono::NaiveDate>,
+    /// "Sync all users and groups" (`SyncAll` = true) or only assigned ones.
+    pub sync_all: bool,
+    /// Who is assigned to the app (the whole set: others the wizard assigned are removed).
+    pub assign: Vec<Assignee>,
+    /// Start provisioning once configured.
+    pub start: bool,
+}
+
+impl ScimIntent {
+    /// Checks the tenant URL and choices; every problem names the field to fix.
+    pub fn new(
+        tenant_url: &str,
+        new_token: bool,
+        token_expires: Option<chrono::NaiveDate>,
+        sync_all: bool,
+        assign: Vec<Assignee>,
+        start: bool,
+    ) -> Result<Self, Vec<InputError>> {
+        let mut errors = vec![];
+        let url = tenant_url.trim().to_string();
+        match url::Url::parse(&url) {
+            Err(_) => errors.push(InputError {
+                field: "scim_url".into(),
+                label: "Tenant URL".into(),
+                message: "Enter the provider's full SCIM base URL, e.g. https://scim.example.com/scim/v2.".into(),
+            }),
+            Ok(u) => {
+                let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+                if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+                    errors.push(InputError {
+                        field: "scim_url".into(),
+                        label: "Tenant URL".into(),
+                        message: "Entra only calls https SCIM endpoints: use the provider's https URL.".into(),
+                    });
+                }
+                if u.query().is_some_and(|q| q != "aadOptscim062020") {
+                    errors.push(InputError {
+                        field: "scim_url".into(),
+                        label: "Tenant URL".into(),
+                        message: "Remove the query string: Entra only understands ?aadOptscim062020 there.".into(),
+                    });
+                }
+            }
+        }
+        if let Some(d) = token_expires {
+            if d <= chrono::Utc::now().date_naive() {
+                errors.push(InputError {
+                    field: "scim_token_expires".into(),
+                    label: "Token expiry".into(),
+                    message: format!("{d} is not in the future: a token that has expired stops provisioning. Get a new token from the provider, or clear the date if it never expires."),
+                });
+            }
+        }
+        if !sync_all && assign.is_empty() {
+            errors.push(InputError {
+                field: "scim_assign".into(),
+                label: "Users and groups".into(),
+                message: "With \"Assigned users and groups only\", nothing syncs until you assign someone: pick at least one user or group, or choose \"All users and groups\".".into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            tenant_url: url,
+            new_token,
+            token_expires,
+            sync_all,
+            assign,
+            start,
+        })
+    }
 }
 
 /// A permission resolved to its id in this tenant.
@@ -56,7 +161,46 @@ impl Intent {
             provider,
             inputs,
             secret_lifetime_days: days,
+            scim: None,
         })
+    }
+
+    /// Adds SCIM provisioning (the provider must offer it).
+    pub fn with_scim(mut self, scim: ScimIntent) -> Result<Self, Vec<InputError>> {
+        if self.provider.scim.is_none() {
+            return Err(vec![InputError {
+                field: "scim".into(),
+                label: "SCIM".into(),
+                message: format!(
+                    "{} does not take SCIM provisioning from Entra.",
+                    self.provider.name
+                ),
+            }]);
+        }
+        self.scim = Some(scim);
+        Ok(self)
+    }
+
+    /// The provisioning app's alternate key.
+    pub fn scim_unique_name(&self) -> String {
+        if self.provider.has_sign_in() {
+            let mut n = format!("{}-scim", self.unique_name());
+            n.truncate(120);
+            n
+        } else {
+            self.unique_name()
+        }
+    }
+
+    /// The provisioning app's display name.
+    pub fn scim_display_name(&self) -> String {
+        self.provider
+            .scim
+            .as_ref()
+            .and_then(|s| {
+                provider::render(s.app_name.get_ref(), &self.values(), str::to_string).ok()
+            })
+            .unwrap_or_else(|| format!("{} SCIM", self.provider.name))
     }
 
     fn values(&self) -> BTreeMap<String, String> {

@@ -61,6 +61,11 @@ pub struct JournalHints {
     /// Key ids of secrets the wizard added but never handed over (the run stopped before the
     /// admin copied, pushed or saved them). The caller removes a key id it still holds.
     pub unhanded_secret_ids: Vec<String>,
+    /// Temporary display names of provisioning apps whose instantiate never finished: such an
+    /// app may exist and is adopted rather than created again.
+    pub unfinished_instantiations: Vec<String>,
+    /// The SCIM settings the last run saved.
+    pub scim: Option<super::journal::ScimRecord>,
 }
 
 /// One change, with everything needed to make it.
@@ -103,6 +108,38 @@ pub enum Change {
         roles: Vec<String>,
         scopes: Vec<String>,
     },
+    /// Create the provisioning app from Entra's non-gallery template, under a temporary name an
+    /// interrupted run can find it by.
+    InstantiateScimApp {
+        display_name: String,
+        temp_name: String,
+    },
+    /// Give the provisioning app its final name, uniqueName and tags.
+    TagScimApp { display_name: String },
+    /// Create the provisioning job from the `scim` template.
+    CreateSyncJob,
+    /// Assign a user or group to the provisioning app (its `User` role).
+    AssignToScimApp {
+        principal_id: String,
+        principal_kind: super::PrincipalKind,
+        display_name: String,
+    },
+    /// Remove an assignment the admin no longer wants.
+    UnassignFromScimApp {
+        assignment_id: String,
+        display_name: String,
+    },
+    /// Entra's Test Connection with the new tenant URL and token.
+    ValidateScimCredentials { tenant_url: String },
+    /// Save the tenant URL, token and scope (the whole set: PUT replaces it).
+    SaveScimSecrets {
+        tenant_url: String,
+        sync_all: bool,
+        #[cfg_attr(feature = "specta", specta(type = Option<String>))]
+        token_expires: Option<chrono::NaiveDate>,
+    },
+    /// Start provisioning, or restart it (after narrowing the scope, or to leave quarantine).
+    StartSyncJob { restart: bool },
 }
 
 impl Change {
@@ -115,6 +152,14 @@ impl Change {
             Self::GrantDelegated { .. } => "grantDelegated",
             Self::GrantAppRole { .. } => "grantAppRole",
             Self::RequestAdminConsent { .. } => "requestAdminConsent",
+            Self::InstantiateScimApp { .. } => "instantiateScimApp",
+            Self::TagScimApp { .. } => "tagScimApp",
+            Self::CreateSyncJob => "createSyncJob",
+            Self::AssignToScimApp { .. } => "assignToScimApp",
+            Self::UnassignFromScimApp { .. } => "unassignFromScimApp",
+            Self::ValidateScimCredentials { .. } => "validateScimCredentials",
+            Self::SaveScimSecrets { .. } => "saveScimSecrets",
+            Self::StartSyncJob { .. } => "startSyncJob",
         }
     }
 }
@@ -147,6 +192,8 @@ pub struct Plan {
     pub unique_name: String,
     pub display_name: String,
     pub tenant_id: String,
+    /// The provisioning app's uniqueName, when the plan provisions.
+    pub scim_unique_name: Option<String>,
     pub changes: Vec<PlannedChange>,
     /// Facts the admin should know about this plan (e.g. a lifetime capped by policy).
     pub notes: Vec<String>,
@@ -166,6 +213,10 @@ pub enum PlanError {
     SecretsBlocked { provider: String },
     #[error("{0}")]
     Permissions(String),
+    #[error("Enter the SCIM Secret Token again: Entra never gives a saved token back, and {why}.")]
+    ScimTokenNeeded { why: String },
+    #[error("Assigning groups to an app needs Microsoft Entra ID P1 or P2, and this tenant has neither. Assign users individually ({groups} cannot be assigned), or choose \"All users and groups\".")]
+    GroupsNeedPremium { groups: String },
 }
 
 fn as_set(v: &Value) -> Vec<Value> {
@@ -310,6 +361,8 @@ pub struct PlanInput<'a> {
     pub policy: &'a SecretPolicy,
     pub hints: &'a JournalHints,
     pub now: DateTime<Utc>,
+    /// The tenant has Entra ID P1 or P2 (group assignment is allowed).
+    pub premium: bool,
 }
 
 /// A secret the wizard added that stays valid for at least this long needs no replacement.
@@ -322,9 +375,13 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     if !input.roles.can_manage_apps {
         return Err(PlanError::MissingRole);
     }
-    let perms = intent
-        .resolve_permissions(&state.graph_sp)
-        .map_err(PlanError::Permissions)?;
+    let perms = if intent.provider.has_sign_in() {
+        intent
+            .resolve_permissions(&state.graph_sp)
+            .map_err(PlanError::Permissions)?
+    } else {
+        vec![]
+    };
     let desired = intent.desired_app(&perms);
     let unique = intent.unique_name();
     let app_path = unique_name_path(&unique);
@@ -344,220 +401,417 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             seq
         };
 
-    // 1. The application, by uniqueName.
-    let app_step = match &state.app {
-        None => Some(push(
-            Change::UpsertApplication {
-                body: desired.clone(),
-                creates: true,
-                differences: vec![],
-            },
-            format!("Create the app registration \"{}\"", intent.display_name()),
-            format!(
-                "{} signs users in through this app. Redirect URI: {}.",
-                intent.provider.name,
-                intent.redirect_uris().join(", ")
-            ),
-            format!("PATCH {app_path} (Prefer: create-if-missing)"),
-            vec![],
-        )),
-        Some(app) => {
-            let (body, diffs) = upsert_body(&app.value, &desired);
-            if diffs.is_empty() {
-                None
-            } else {
-                Some(push(
-                    Change::UpsertApplication {
-                        body,
-                        creates: false,
-                        differences: diffs.clone(),
-                    },
-                    format!("Update the app registration \"{}\"", intent.display_name()),
-                    format!(
-                        "It differs from what {} needs: {}.",
-                        intent.provider.name,
-                        diffs.join(", ")
-                    ),
-                    format!("PATCH {app_path}"),
-                    vec![],
-                ))
+    let plan_id = uuid::Uuid::new_v4().to_string();
+    if intent.provider.has_sign_in() {
+        // 1. The application, by uniqueName.
+        let app_step = match &state.app {
+            None => Some(push(
+                Change::UpsertApplication {
+                    body: desired.clone(),
+                    creates: true,
+                    differences: vec![],
+                },
+                format!("Create the app registration \"{}\"", intent.display_name()),
+                format!(
+                    "{} signs users in through this app. Redirect URI: {}.",
+                    intent.provider.name,
+                    intent.redirect_uris().join(", ")
+                ),
+                format!("PATCH {app_path} (Prefer: create-if-missing)"),
+                vec![],
+            )),
+            Some(app) => {
+                let (body, diffs) = upsert_body(&app.value, &desired);
+                if diffs.is_empty() {
+                    None
+                } else {
+                    Some(push(
+                        Change::UpsertApplication {
+                            body,
+                            creates: false,
+                            differences: diffs.clone(),
+                        },
+                        format!("Update the app registration \"{}\"", intent.display_name()),
+                        format!(
+                            "It differs from what {} needs: {}.",
+                            intent.provider.name,
+                            diffs.join(", ")
+                        ),
+                        format!("PATCH {app_path}"),
+                        vec![],
+                    ))
+                }
             }
-        }
-    };
-    let after_app: Vec<usize> = app_step.into_iter().collect();
+        };
+        let after_app: Vec<usize> = app_step.into_iter().collect();
 
-    // 2. The service principal.
-    let sp_step = if state.sp_id.is_none() {
-        Some(push(
-            Change::CreateServicePrincipal,
-            "Create the enterprise app (service principal)".into(),
-            "Consent and sign-in in this tenant attach to the service principal.".into(),
-            "POST /servicePrincipals".into(),
-            after_app.clone(),
-        ))
-    } else {
-        None
-    };
-    let after_sp: Vec<usize> = after_app.iter().copied().chain(sp_step).collect();
+        // 2. The service principal.
+        let sp_step = if state.sp_id.is_none() {
+            Some(push(
+                Change::CreateServicePrincipal,
+                "Create the enterprise app (service principal)".into(),
+                "Consent and sign-in in this tenant attach to the service principal.".into(),
+                "POST /servicePrincipals".into(),
+                after_app.clone(),
+            ))
+        } else {
+            None
+        };
+        let after_sp: Vec<usize> = after_app.iter().copied().chain(sp_step).collect();
 
-    // 3. Secrets: remove ones whose value an interrupted run lost; add one unless a good one exists.
-    let wizard_secrets: Vec<_> = state
-        .app
-        .iter()
-        .flat_map(|a| a.passwords.iter())
-        .filter(|p| {
-            p.display_name
-                .as_deref()
-                .is_some_and(|n| n.starts_with(SECRET_PREFIX))
-        })
-        .collect();
-    let mut lost = vec![];
-    for p in &wizard_secrets {
-        let name = p.display_name.clone().unwrap_or_default();
-        if input.hints.unfinished_secret_names.contains(&name)
-            || input.hints.unhanded_secret_ids.contains(&p.key_id)
-        {
-            lost.push(p.key_id.clone());
-            push(
+        // 3. Secrets: remove ones whose value an interrupted run lost; add one unless a good one exists.
+        let wizard_secrets: Vec<_> = state
+            .app
+            .iter()
+            .flat_map(|a| a.passwords.iter())
+            .filter(|p| {
+                p.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(SECRET_PREFIX))
+            })
+            .collect();
+        let mut lost = vec![];
+        for p in &wizard_secrets {
+            let name = p.display_name.clone().unwrap_or_default();
+            if input.hints.unfinished_secret_names.contains(&name)
+                || input.hints.unhanded_secret_ids.contains(&p.key_id)
+            {
+                lost.push(p.key_id.clone());
+                push(
                 Change::RemovePassword { key_id: p.key_id.clone(), display_name: name.clone() },
                 format!("Remove the secret \"{name}\" from an interrupted run"),
                 "Its value was lost before anyone received it, so nobody can use it; a new secret replaces it.".into(),
                 format!("POST {app_path}/removePassword"),
                 after_app.clone(),
             );
-        }
-    }
-    let good_until = input.now + Duration::days(SECRET_STILL_GOOD_DAYS);
-    let has_good = wizard_secrets
-        .iter()
-        .any(|p| !lost.contains(&p.key_id) && p.end_date_time.is_some_and(|e| e > good_until));
-    if !has_good {
-        if input.policy.blocked {
-            return Err(PlanError::SecretsBlocked {
-                provider: intent.provider.name.clone(),
-            });
-        }
-        let mut days = intent.secret_lifetime_days;
-        if let Some(max) = input.policy.max_lifetime_days {
-            if days > max {
-                notes.push(format!("The client secret lasts {max} days instead of {days}: your tenant's app-management policy allows at most {max}."));
-                days = max;
             }
         }
-        let end = input.now + Duration::days(i64::from(days));
-        let display_name = format!("{SECRET_PREFIX} {}", input.now.format("%Y-%m-%dT%H:%MZ"));
-        push(
-            Change::AddPassword {
-                display_name: display_name.clone(),
-                end,
-                lifetime_days: days,
-            },
-            format!(
-                "Add a client secret valid for {days} days (until {})",
-                end.format("%Y-%m-%d")
-            ),
-            format!(
-                "{} authenticates to Entra with it. Sign-in stops working when it expires.",
-                intent.provider.name
-            ),
-            format!("POST {app_path}/addPassword"),
-            after_app.clone(),
-        );
-    }
-
-    // 4. Permissions.
-    let delegated: Vec<&ResolvedPermission> = perms
-        .iter()
-        .filter(|p| p.kind == PermissionKind::Delegated)
-        .collect();
-    let application: Vec<&ResolvedPermission> = perms
-        .iter()
-        .filter(|p| p.kind == PermissionKind::Application)
-        .collect();
-    let mut consent_roles = vec![];
-    let mut consent_scopes = vec![];
-    let granted = state.granted_scopes();
-    let missing_scopes: Vec<&str> = delegated
-        .iter()
-        .map(|p| p.name.as_str())
-        .filter(|n| !granted.iter().any(|g| g == n))
-        .collect();
-    if !missing_scopes.is_empty() {
-        if input.roles.can_grant_delegated {
-            let mut all = granted.clone();
-            all.extend(missing_scopes.iter().map(|s| (*s).to_string()));
-            let scope = all.join(" ");
-            let existing_id = state.grant.as_ref().map(|g| g.id.clone());
-            let request = match &existing_id {
-                Some(id) => format!("PATCH /oauth2PermissionGrants/{id}"),
-                None => "POST /oauth2PermissionGrants".to_string(),
-            };
+        let good_until = input.now + Duration::days(SECRET_STILL_GOOD_DAYS);
+        let has_good = wizard_secrets
+            .iter()
+            .any(|p| !lost.contains(&p.key_id) && p.end_date_time.is_some_and(|e| e > good_until));
+        if !has_good {
+            if input.policy.blocked {
+                return Err(PlanError::SecretsBlocked {
+                    provider: intent.provider.name.clone(),
+                });
+            }
+            let mut days = intent.secret_lifetime_days;
+            if let Some(max) = input.policy.max_lifetime_days {
+                if days > max {
+                    notes.push(format!("The client secret lasts {max} days instead of {days}: your tenant's app-management policy allows at most {max}."));
+                    days = max;
+                }
+            }
+            let end = input.now + Duration::days(i64::from(days));
+            let display_name = format!("{SECRET_PREFIX} {}", input.now.format("%Y-%m-%dT%H:%MZ"));
             push(
+                Change::AddPassword {
+                    display_name: display_name.clone(),
+                    end,
+                    lifetime_days: days,
+                },
+                format!(
+                    "Add a client secret valid for {days} days (until {})",
+                    end.format("%Y-%m-%d")
+                ),
+                format!(
+                    "{} authenticates to Entra with it. Sign-in stops working when it expires.",
+                    intent.provider.name
+                ),
+                format!("POST {app_path}/addPassword"),
+                after_app.clone(),
+            );
+        }
+
+        // 4. Permissions.
+        let delegated: Vec<&ResolvedPermission> = perms
+            .iter()
+            .filter(|p| p.kind == PermissionKind::Delegated)
+            .collect();
+        let application: Vec<&ResolvedPermission> = perms
+            .iter()
+            .filter(|p| p.kind == PermissionKind::Application)
+            .collect();
+        let mut consent_roles = vec![];
+        let mut consent_scopes = vec![];
+        let granted = state.granted_scopes();
+        let missing_scopes: Vec<&str> = delegated
+            .iter()
+            .map(|p| p.name.as_str())
+            .filter(|n| !granted.iter().any(|g| g == n))
+            .collect();
+        if !missing_scopes.is_empty() {
+            if input.roles.can_grant_delegated {
+                let mut all = granted.clone();
+                all.extend(missing_scopes.iter().map(|s| (*s).to_string()));
+                let scope = all.join(" ");
+                let existing_id = state.grant.as_ref().map(|g| g.id.clone());
+                let request = match &existing_id {
+                    Some(id) => format!("PATCH /oauth2PermissionGrants/{id}"),
+                    None => "POST /oauth2PermissionGrants".to_string(),
+                };
+                push(
                 Change::GrantDelegated { scope, existing_id },
                 format!("Grant admin consent for {}", missing_scopes.join(", ")),
                 format!("{} asks for these delegated Microsoft Graph permissions; consent for the whole organisation means users are not prompted.", intent.provider.name),
                 request,
                 after_sp.clone(),
             );
-        } else {
-            consent_scopes.extend(missing_scopes.iter().map(|s| (*s).to_string()));
+            } else {
+                consent_scopes.extend(missing_scopes.iter().map(|s| (*s).to_string()));
+            }
         }
-    }
-    for p in application {
-        if state
-            .assignments
-            .iter()
-            .any(|a| a.app_role_id.eq_ignore_ascii_case(&p.id))
-        {
-            continue;
+        for p in application {
+            if state
+                .assignments
+                .iter()
+                .any(|a| a.app_role_id.eq_ignore_ascii_case(&p.id))
+            {
+                continue;
+            }
+            if input.roles.can_grant_app_roles {
+                push(
+                    Change::GrantAppRole {
+                        name: p.name.clone(),
+                        app_role_id: p.id.clone(),
+                    },
+                    format!("Grant the application permission {}", p.name),
+                    intent
+                        .provider
+                        .permissions
+                        .iter()
+                        .find(|x| x.name.get_ref() == &p.name)
+                        .map(|x| x.why.clone())
+                        .unwrap_or_default(),
+                    format!(
+                        "POST /servicePrincipals/{}/appRoleAssignedTo",
+                        state.graph_sp.id
+                    ),
+                    after_sp.clone(),
+                );
+            } else {
+                consent_roles.push(p.name.clone());
+            }
         }
-        if input.roles.can_grant_app_roles {
+        if !consent_roles.is_empty() || !consent_scopes.is_empty() {
+            let all: Vec<String> = consent_roles
+                .iter()
+                .chain(consent_scopes.iter())
+                .cloned()
+                .collect();
             push(
-                Change::GrantAppRole {
-                    name: p.name.clone(),
-                    app_role_id: p.id.clone(),
-                },
-                format!("Grant the application permission {}", p.name),
-                intent
-                    .provider
-                    .permissions
-                    .iter()
-                    .find(|x| x.name.get_ref() == &p.name)
-                    .map(|x| x.why.clone())
-                    .unwrap_or_default(),
-                format!(
-                    "POST /servicePrincipals/{}/appRoleAssignedTo",
-                    state.graph_sp.id
-                ),
-                after_sp.clone(),
-            );
-        } else {
-            consent_roles.push(p.name.clone());
-        }
-    }
-    if !consent_roles.is_empty() || !consent_scopes.is_empty() {
-        let all: Vec<String> = consent_roles
-            .iter()
-            .chain(consent_scopes.iter())
-            .cloned()
-            .collect();
-        push(
             Change::RequestAdminConsent { roles: consent_roles, scopes: consent_scopes },
             format!("Ask a Privileged Role Administrator or Global Administrator to consent to {}", all.join(", ")),
             "Your roles cannot grant these permissions. The wizard gives you an admin-consent link to send to a colleague and checks when it has been used.".into(),
             "GET /adminconsent (in a colleague's browser), then checked with GET /servicePrincipals/{id}/appRoleAssignments".into(),
             after_sp.clone(),
         );
+        }
+    }
+    if let Some(si) = &intent.scim {
+        plan_scim(input, si, &plan_id, &mut push)?;
     }
     Ok(Plan {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: plan_id,
         provider_id: intent.provider.id().to_string(),
         unique_name: unique,
         display_name: intent.display_name(),
         tenant_id: input.tenant_id.to_string(),
+        scim_unique_name: intent.scim.as_ref().map(|_| intent.scim_unique_name()),
         changes,
         notes,
     })
+}
+
+type Push<'a> = dyn FnMut(Change, String, String, String, Vec<usize>) -> usize + 'a;
+
+/// The SCIM part of the plan: the provisioning app, its job, assignments, credentials, start.
+fn plan_scim(
+    input: &PlanInput<'_>,
+    si: &super::ScimIntent,
+    plan_id: &str,
+    push: &mut Push<'_>,
+) -> Result<(), PlanError> {
+    use super::PrincipalKind;
+    let intent = input.intent;
+    let st = input.state.scim.as_ref();
+    let display = intent.scim_display_name();
+    let sp_path = st.map_or_else(
+        || "/servicePrincipals/{new}".to_string(),
+        |s| format!("/servicePrincipals/{}", s.sp_id),
+    );
+    let groups: Vec<&str> = si
+        .assign
+        .iter()
+        .filter(|a| a.kind == PrincipalKind::Group)
+        .map(|a| a.display_name.as_str())
+        .collect();
+    if !si.sync_all && !input.premium && !groups.is_empty() {
+        return Err(PlanError::GroupsNeedPremium {
+            groups: groups.join(", "),
+        });
+    }
+    let provider = &intent.provider.name;
+    let inst = if st.is_none() {
+        let temp_name = format!("{display} (setting up {})", &plan_id[..8]);
+        Some(push(
+            Change::InstantiateScimApp { display_name: display.clone(), temp_name },
+            format!("Create the provisioning app \"{display}\" (non-gallery enterprise app)"),
+            format!("Entra provisions to {provider} through its own enterprise app; OIDC app registrations cannot provision."),
+            format!("POST /applicationTemplates/{}/instantiate", super::state::NON_GALLERY_TEMPLATE),
+            vec![],
+        ))
+    } else {
+        None
+    };
+    let after_inst: Vec<usize> = inst.into_iter().collect();
+    if st.is_none_or(|s| !s.tagged) {
+        push(
+            Change::TagScimApp { display_name: display.clone() },
+            format!("Name and tag the provisioning app \"{display}\""),
+            "The uniqueName and tags let every later run find this app again instead of creating another.".into(),
+            "PATCH /applications/{id}".into(),
+            after_inst.clone(),
+        );
+    }
+    let job = if st.and_then(|s| s.job.as_ref()).is_none() {
+        Some(push(
+            Change::CreateSyncJob,
+            "Create the provisioning job (SCIM template)".into(),
+            "The job is what calls the SCIM endpoint every 40 minutes.".into(),
+            format!("POST {sp_path}/synchronization/jobs"),
+            after_inst.clone(),
+        ))
+    } else {
+        None
+    };
+    let mut before_start: Vec<usize> = after_inst.iter().copied().chain(job).collect();
+    if !si.sync_all {
+        let have: Vec<&super::state::PrincipalAssignment> = st
+            .map(|s| s.assignments.iter().collect())
+            .unwrap_or_default();
+        for a in &si.assign {
+            if have
+                .iter()
+                .any(|h| h.principal_id.eq_ignore_ascii_case(&a.id))
+            {
+                continue;
+            }
+            let kind = if a.kind == PrincipalKind::Group {
+                "group"
+            } else {
+                "user"
+            };
+            before_start.push(push(
+                Change::AssignToScimApp {
+                    principal_id: a.id.clone(),
+                    principal_kind: a.kind,
+                    display_name: a.display_name.clone(),
+                },
+                format!(
+                    "Assign the {kind} {} to the provisioning app",
+                    a.display_name
+                ),
+                if a.kind == PrincipalKind::Group {
+                    "Its direct members are provisioned (members of nested groups are not).".into()
+                } else {
+                    "This user is provisioned.".into()
+                },
+                format!("POST {sp_path}/appRoleAssignedTo"),
+                after_inst.clone(),
+            ));
+        }
+        for h in &have {
+            if si
+                .assign
+                .iter()
+                .any(|a| a.id.eq_ignore_ascii_case(&h.principal_id))
+            {
+                continue;
+            }
+            let name = h
+                .principal_display_name
+                .clone()
+                .unwrap_or_else(|| h.principal_id.clone());
+            before_start.push(push(
+                Change::UnassignFromScimApp { assignment_id: h.id.clone(), display_name: name.clone() },
+                format!("Remove {name} from the provisioning app"),
+                format!("You deselected it: Entra disables the matching accounts in {provider} at the next cycle."),
+                format!("DELETE {sp_path}/appRoleAssignedTo/{}", h.id),
+                vec![],
+            ));
+        }
+    }
+    let last = input.hints.scim.as_ref();
+    let settings_changed =
+        last.is_none_or(|r| r.tenant_url != si.tenant_url || r.sync_all != si.sync_all);
+    let narrowed = last.is_some_and(|r| r.sync_all && !si.sync_all);
+    if si.new_token {
+        let v = push(
+            Change::ValidateScimCredentials { tenant_url: si.tenant_url.clone() },
+            "Test the connection to the SCIM endpoint (Entra calls it)".into(),
+            "Entra's own Test Connection: it queries the endpoint for a user that does not exist and expects an empty list.".into(),
+            format!("POST {sp_path}/synchronization/jobs/{{job}}/validateCredentials"),
+            job.into_iter().chain(after_inst.iter().copied()).collect(),
+        );
+        before_start.push(push(
+            Change::SaveScimSecrets {
+                tenant_url: si.tenant_url.clone(),
+                sync_all: si.sync_all,
+                token_expires: si.token_expires,
+            },
+            format!(
+                "Save the tenant URL, token and scope ({})",
+                if si.sync_all {
+                    "all users and groups"
+                } else {
+                    "assigned users and groups only"
+                }
+            ),
+            "Entra keeps the token and never shows it again.".into(),
+            format!("PUT {sp_path}/synchronization/secrets"),
+            vec![v],
+        ));
+    } else if settings_changed {
+        let why = if last.is_none() {
+            "this is the first time provisioning is configured".to_string()
+        } else {
+            "the tenant URL or scope changed, and Entra saves them together with the token"
+                .to_string()
+        };
+        return Err(PlanError::ScimTokenNeeded { why });
+    }
+    let job_state = st.and_then(|s| s.job.as_ref());
+    let idle = job_state.is_none_or(|j| {
+        j.schedule != "Active"
+            || matches!(
+                j.status.as_str(),
+                "NotConfigured" | "NotRun" | "Paused" | "Quarantine"
+            )
+    });
+    if si.start && (idle || narrowed) {
+        let restart = narrowed || job_state.is_some_and(|j| j.status == "Quarantine");
+        push(
+            Change::StartSyncJob { restart },
+            if restart {
+                "Restart provisioning".into()
+            } else {
+                "Start provisioning".into()
+            },
+            if narrowed {
+                "Switching from all users to assigned ones only takes effect after a restart (a documented Entra issue).".into()
+            } else {
+                "The first cycle starts now; later ones run about every 40 minutes.".into()
+            },
+            format!(
+                "POST {sp_path}/synchronization/jobs/{{job}}/{}",
+                if restart { "restart" } else { "start" }
+            ),
+            before_start,
+        );
+    }
+    Ok(())
 }
 
 /// The admin-consent URL a colleague opens (v2 endpoint, `.default` scope, the app's redirect URI).

@@ -58,6 +58,8 @@ pub struct TenantState {
     pub grant: Option<GrantState>,
     /// App roles of Microsoft Graph assigned to our service principal.
     pub assignments: Vec<AssignmentState>,
+    /// The SCIM provisioning app, when the intent provisions.
+    pub scim: Option<ScimState>,
 }
 
 impl TenantState {
@@ -89,20 +91,31 @@ pub(crate) fn unique_name_path(unique_name: &str) -> String {
     )
 }
 
-/// Reads the app (by uniqueName), its service principal, its grants and assignments, and the
-/// tenant's Microsoft Graph service principal.
-pub async fn read(graph: &GraphClient, unique_name: &str) -> Result<TenantState, GraphError> {
+/// Reads the sign-in app (by uniqueName; `None` for providers without one), its service
+/// principal, its grants and assignments, and the tenant's Microsoft Graph service principal.
+pub async fn read(
+    graph: &GraphClient,
+    unique_name: Option<&str>,
+) -> Result<TenantState, GraphError> {
     let s = StepScopes::RegisterApp;
-    let app_req = graph.get(unique_name_path(unique_name)).scopes(s);
+    let app_req = async {
+        match unique_name {
+            Some(u) => absent(
+                graph
+                    .get(unique_name_path(u))
+                    .scopes(s)
+                    .send_json::<Value>()
+                    .await,
+            ),
+            None => Ok(None),
+        }
+    };
     let graph_sp_req = graph
         .get(format!("/servicePrincipals(appId='{GRAPH_APP_ID}')?$select=id,appId,appRoles,oauth2PermissionScopes"))
         .scopes(s);
-    let (app, graph_sp) = tokio::join!(
-        app_req.send_json::<Value>(),
-        graph_sp_req.send_json::<GraphServicePrincipal>()
-    );
+    let (app, graph_sp) = tokio::join!(app_req, graph_sp_req.send_json::<GraphServicePrincipal>());
     let graph_sp = graph_sp?;
-    let app = absent(app)?.map(|v| AppState {
+    let app = app?.map(|v| AppState {
         id: v["id"].as_str().unwrap_or_default().to_string(),
         app_id: v["appId"].as_str().unwrap_or_default().to_string(),
         passwords: serde_json::from_value(v["passwordCredentials"].clone()).unwrap_or_default(),
@@ -115,6 +128,7 @@ pub async fn read(graph: &GraphClient, unique_name: &str) -> Result<TenantState,
             graph_sp,
             grant: None,
             assignments: vec![],
+            scim: None,
         });
     };
     let sp: Option<Value> = absent(
@@ -155,5 +169,136 @@ pub async fn read(graph: &GraphClient, unique_name: &str) -> Result<TenantState,
         graph_sp,
         grant,
         assignments,
+        scim: None,
     })
+}
+
+/// The provisioning app's Microsoft Graph template id ("Non-gallery application").
+pub const NON_GALLERY_TEMPLATE: &str = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621";
+
+/// Someone assigned to the provisioning app.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalAssignment {
+    pub id: String,
+    pub principal_id: String,
+    #[serde(default)]
+    pub principal_type: Option<String>,
+    #[serde(default)]
+    pub principal_display_name: Option<String>,
+    pub app_role_id: String,
+}
+
+/// A provisioning job as the plan needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobState {
+    pub id: String,
+    /// `NotConfigured`, `NotRun`, `Active`, `Paused`, `Quarantine`.
+    pub status: String,
+    /// `Active`, `Disabled`, `Paused`.
+    pub schedule: String,
+}
+
+/// The SCIM provisioning app (a non-gallery enterprise app) and its job.
+#[derive(Clone, Debug)]
+pub struct ScimState {
+    pub app_object_id: String,
+    pub app_id: String,
+    pub sp_id: String,
+    /// Whether the app carries the wizard's uniqueName (false for one adopted after an
+    /// interrupted instantiate).
+    pub tagged: bool,
+    /// The app role assignments use (the template's `User` role).
+    pub user_role_id: Option<String>,
+    pub job: Option<JobState>,
+    pub assignments: Vec<PrincipalAssignment>,
+}
+
+/// Reads the provisioning app by uniqueName, or (after an interrupted run) by the temporary
+/// display name an instantiate used.
+pub async fn read_scim(
+    graph: &GraphClient,
+    unique_name: &str,
+    pending_names: &[String],
+) -> Result<Option<ScimState>, GraphError> {
+    let s = StepScopes::RegisterApp;
+    let mut tagged = true;
+    let mut app: Option<Value> = absent(
+        graph
+            .get(unique_name_path(unique_name))
+            .scopes(s)
+            .send_json()
+            .await,
+    )?;
+    if app.is_none() {
+        for name in pending_names {
+            let found: Vec<Value> = graph
+                .get(format!(
+                    "/applications?$filter=applicationTemplateId eq '{NON_GALLERY_TEMPLATE}' and displayName eq '{}'",
+                    name.replace('\'', "''")
+                ))
+                .scopes(s)
+                .list()
+                .await?;
+            if let Some(a) = found.into_iter().next() {
+                app = Some(a);
+                tagged = false;
+                break;
+            }
+        }
+    }
+    let Some(app) = app else {
+        return Ok(None);
+    };
+    let app_id = app["appId"].as_str().unwrap_or_default().to_string();
+    let sp: Option<Value> = absent(
+        graph
+            .get(format!(
+                "/servicePrincipals(appId='{app_id}')?$select=id,appId,appRoles"
+            ))
+            .scopes(s)
+            .send_json()
+            .await,
+    )?;
+    let Some(sp) = sp else {
+        return Ok(None);
+    };
+    let sp_id = sp["id"].as_str().unwrap_or_default().to_string();
+    let user_role_id = sp["appRoles"]
+        .as_array()
+        .and_then(|roles| roles.iter().find(|r| r["value"] == "User"))
+        .and_then(|r| r["id"].as_str())
+        .map(str::to_string);
+    let jobs_req = graph
+        .get(format!("/servicePrincipals/{sp_id}/synchronization/jobs"))
+        .scopes(StepScopes::Scim);
+    let assigned_req = graph
+        .get(format!("/servicePrincipals/{sp_id}/appRoleAssignedTo"))
+        .scopes(StepScopes::Consent);
+    let (jobs, assigned) = tokio::join!(
+        jobs_req.list::<Value>(),
+        assigned_req.list::<PrincipalAssignment>()
+    );
+    let job = jobs?
+        .into_iter()
+        .find(|j| {
+            j["templateId"] == "scim" || j["id"].as_str().is_some_and(|i| i.starts_with("scim"))
+        })
+        .map(|j| JobState {
+            id: j["id"].as_str().unwrap_or_default().to_string(),
+            status: j["status"]["code"].as_str().unwrap_or_default().to_string(),
+            schedule: j["schedule"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        });
+    Ok(Some(ScimState {
+        app_object_id: app["id"].as_str().unwrap_or_default().to_string(),
+        app_id,
+        sp_id,
+        tagged,
+        user_role_id,
+        job,
+        assignments: assigned?,
+    }))
 }

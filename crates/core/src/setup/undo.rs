@@ -60,6 +60,38 @@ pub async fn undo(
         }
     };
     let mut out = vec![];
+    // The provisioning app goes first: deleting it removes its job, secrets and assignments.
+    let mut created = created;
+    if let Some(app) = created
+        .iter()
+        .find(|c| c.kind == ObjectKind::ScimApplication)
+        .cloned()
+    {
+        gone_ok(
+            graph
+                .delete(format!("/applications/{}", app.id))
+                .scopes(s)
+                .send()
+                .await,
+        )?;
+        let sp = app.previous.clone().unwrap_or_default();
+        for c in created.iter().filter(|c| {
+            c.kind == ObjectKind::ScimApplication
+                || (c.kind == ObjectKind::Assignment && c.previous.as_deref() == Some(sp.as_str()))
+        }) {
+            record(c.kind, &c.id);
+        }
+        created.retain(|c| {
+            c.kind != ObjectKind::ScimApplication
+                && !(c.kind == ObjectKind::Assignment && c.previous.as_deref() == Some(sp.as_str()))
+        });
+        let u = Undone {
+            what: "Deleted the provisioning app, its job, saved credentials and assignments".into(),
+            id: app.id.clone(),
+        };
+        on_done(&u);
+        out.push(u);
+    }
     // Deleting an application the wizard created removes its service principal, grants,
     // assignments and secrets with it.
     if let Some(app) = created.iter().find(|c| c.kind == ObjectKind::Application) {
@@ -159,7 +191,7 @@ pub async fn undo(
                     id: item.id.clone(),
                 }
             }
-            ObjectKind::Application => continue,
+            ObjectKind::Application | ObjectKind::ScimApplication => continue,
         };
         record(item.kind, &item.id);
         on_done(&u);

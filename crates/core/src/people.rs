@@ -1,0 +1,393 @@
+//! Users and groups for the Sync mode step: search, and a preview of who would be provisioned
+//! with warnings for what Entra's SCIM does not do or what breaks at the provider (reference §9,
+//! field survey pains 11 and 12): members of nested groups are not provisioned, disabled users
+//! are not created, users without mail or with UPN ≠ mail, guests, non-security groups.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::StepScopes;
+use crate::graph::{GraphClient, GraphError};
+use crate::setup::{Assignee, PrincipalKind};
+use crate::tenant::{Advice, Severity};
+
+/// A user or group the admin can pick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    pub id: String,
+    pub kind: PrincipalKind,
+    pub display_name: String,
+    /// The UPN for a user; "Security group" / "Microsoft 365 group" for a group.
+    pub detail: String,
+    /// Groups: can be assigned to apps (security-enabled).
+    pub assignable: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphUser {
+    id: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    user_principal_name: Option<String>,
+    #[serde(default)]
+    mail: Option<String>,
+    #[serde(default)]
+    account_enabled: Option<bool>,
+    #[serde(default)]
+    user_type: Option<String>,
+    #[serde(rename = "@odata.type", default)]
+    odata_type: Option<String>,
+}
+
+const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,accountEnabled,userType";
+const GROUP_FIELDS: &str = "id,displayName,securityEnabled,mailEnabled,groupTypes";
+
+fn odata_quote(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+/// Finds users and (when `groups`) groups whose name starts with `query`.
+pub async fn search(
+    graph: &GraphClient,
+    query: &str,
+    groups: bool,
+) -> Result<Vec<Principal>, GraphError> {
+    let q = query.trim();
+    let filter = |field: &str| {
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!("&$filter=startswith({field},'{}')", odata_quote(q))
+        }
+    };
+    let s = StepScopes::SyncMode;
+    let users_req = graph
+        .get(format!(
+            "/users?$select={USER_FIELDS}&$top=20{}",
+            filter("displayName")
+        ))
+        .scopes(s);
+    let groups_req = graph
+        .get(format!(
+            "/groups?$select={GROUP_FIELDS}&$top=20{}",
+            filter("displayName")
+        ))
+        .scopes(s);
+    let (users, found_groups) = if groups {
+        let (u, g) = tokio::join!(
+            users_req.send_json::<serde_json::Value>(),
+            groups_req.send_json::<serde_json::Value>()
+        );
+        (u?, Some(g?))
+    } else {
+        (users_req.send_json::<serde_json::Value>().await?, None)
+    };
+    let mut out: Vec<Principal> = vec![];
+    for g in found_groups
+        .as_ref()
+        .and_then(|v| v["value"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        let unified = g["groupTypes"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "Unified"));
+        let security = g["securityEnabled"] == true;
+        out.push(Principal {
+            id: g["id"].as_str().unwrap_or_default().to_string(),
+            kind: PrincipalKind::Group,
+            display_name: g["displayName"].as_str().unwrap_or_default().to_string(),
+            detail: match (unified, security) {
+                (true, true) => "Microsoft 365 group (security-enabled)".into(),
+                (true, false) => {
+                    "Microsoft 365 group: not security-enabled, cannot be assigned".into()
+                }
+                (false, true) => "Security group".into(),
+                (false, false) => "Distribution group: cannot be assigned".into(),
+            },
+            assignable: security,
+        });
+    }
+    for u in users["value"].as_array().into_iter().flatten() {
+        let upn = u["userPrincipalName"].as_str().unwrap_or_default();
+        let disabled = u["accountEnabled"] == false;
+        out.push(Principal {
+            id: u["id"].as_str().unwrap_or_default().to_string(),
+            kind: PrincipalKind::User,
+            display_name: u["displayName"].as_str().unwrap_or_default().to_string(),
+            detail: if disabled {
+                format!("{upn} (disabled)")
+            } else {
+                upn.to_string()
+            },
+            assignable: true,
+        });
+    }
+    Ok(out)
+}
+
+/// A user in the preview, with anything to know about them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewUser {
+    pub id: String,
+    pub display_name: String,
+    pub upn: String,
+    pub mail: Option<String>,
+    /// Why this user needs a look: "no mail", "UPN ≠ mail", "guest", "disabled", "nested".
+    pub notes: Vec<String>,
+}
+
+/// Who would be provisioned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPreview {
+    pub sync_all: bool,
+    /// Enabled users Entra will create at the provider.
+    pub users: u32,
+    pub groups: u32,
+    /// Disabled users in scope: not created.
+    pub disabled: u32,
+    /// Users reachable only through a nested group: Entra does not provision them.
+    pub nested_only: Vec<PreviewUser>,
+    /// Users who will be provisioned (the first 200).
+    pub sample: Vec<PreviewUser>,
+    pub warnings: Vec<Advice>,
+    /// More users exist than were examined (All users mode in a large tenant).
+    pub truncated: bool,
+}
+
+/// How many users the preview examines in "All users and groups" mode.
+const ALL_USERS_LIMIT: usize = 5000;
+
+fn preview_user(u: &GraphUser) -> PreviewUser {
+    let upn = u.user_principal_name.clone().unwrap_or_default();
+    let mut notes = vec![];
+    match u.mail.as_deref().filter(|m| !m.is_empty()) {
+        None => notes.push("no mail".to_string()),
+        Some(m) if !m.eq_ignore_ascii_case(&upn) => notes.push("UPN ≠ mail".to_string()),
+        Some(_) => {}
+    }
+    if u.user_type.as_deref() == Some("Guest") || upn.contains("#EXT#") {
+        notes.push("guest".to_string());
+    }
+    PreviewUser {
+        id: u.id.clone(),
+        display_name: u.display_name.clone().unwrap_or_default(),
+        upn,
+        mail: u.mail.clone(),
+        notes,
+    }
+}
+
+fn is_group(u: &GraphUser) -> bool {
+    u.odata_type.as_deref() == Some("#microsoft.graph.group")
+}
+
+/// Computes who would sync for the chosen mode and assignments.
+pub async fn preview(
+    graph: &GraphClient,
+    sync_all: bool,
+    assigned: &[Assignee],
+) -> Result<SyncPreview, GraphError> {
+    let s = StepScopes::SyncMode;
+    let mut in_scope: BTreeMap<String, GraphUser> = BTreeMap::new();
+    let mut nested_only: BTreeMap<String, GraphUser> = BTreeMap::new();
+    let mut warnings = vec![];
+    let mut groups = 0u32;
+    let mut truncated = false;
+    if sync_all {
+        let users: Vec<GraphUser> = graph
+            .get(format!("/users?$select={USER_FIELDS}&$top=999"))
+            .scopes(s)
+            .list()
+            .await?;
+        truncated = users.len() > ALL_USERS_LIMIT;
+        for u in users.into_iter().take(ALL_USERS_LIMIT) {
+            in_scope.insert(u.id.clone(), u);
+        }
+        let all_groups: Vec<serde_json::Value> = graph
+            .get("/groups?$select=id&$top=999")
+            .scopes(s)
+            .list()
+            .await?;
+        groups = u32::try_from(all_groups.len()).unwrap_or(u32::MAX);
+    } else {
+        let mut nested_groups: BTreeSet<String> = BTreeSet::new();
+        let mut not_security = vec![];
+        for a in assigned {
+            match a.kind {
+                PrincipalKind::User => {
+                    let u: GraphUser = graph
+                        .get(format!("/users/{}?$select={USER_FIELDS}", a.id))
+                        .scopes(s)
+                        .send_json()
+                        .await?;
+                    in_scope.insert(u.id.clone(), u);
+                }
+                PrincipalKind::Group => {
+                    groups += 1;
+                    let g: serde_json::Value = graph
+                        .get(format!("/groups/{}?$select={GROUP_FIELDS}", a.id))
+                        .scopes(s)
+                        .send_json()
+                        .await?;
+                    if g["securityEnabled"] != true {
+                        not_security.push(a.display_name.clone());
+                    }
+                    let direct_req = graph
+                        .get(format!(
+                            "/groups/{}/members?$select={USER_FIELDS}&$top=999",
+                            a.id
+                        ))
+                        .scopes(s);
+                    let transitive_req = graph
+                        .get(format!(
+                            "/groups/{}/transitiveMembers/microsoft.graph.user?$select={USER_FIELDS}&$top=999",
+                            a.id
+                        ))
+                        .scopes(s);
+                    let (direct, transitive) = tokio::join!(
+                        direct_req.list::<GraphUser>(),
+                        transitive_req.list::<GraphUser>()
+                    );
+                    let direct = direct?;
+                    let direct_ids: BTreeSet<String> = direct
+                        .iter()
+                        .filter(|m| !is_group(m))
+                        .map(|m| m.id.clone())
+                        .collect();
+                    for m in direct.iter().filter(|m| is_group(m)) {
+                        nested_groups.insert(format!(
+                            "{} (in {})",
+                            m.display_name.clone().unwrap_or_default(),
+                            a.display_name
+                        ));
+                    }
+                    for u in transitive? {
+                        if direct_ids.contains(&u.id) {
+                            in_scope.insert(u.id.clone(), u);
+                        } else {
+                            nested_only.insert(u.id.clone(), u);
+                        }
+                    }
+                }
+            }
+        }
+        nested_only.retain(|id, _| !in_scope.contains_key(id));
+        if !nested_groups.is_empty() {
+            warnings.push(Advice {
+                id: "nested_groups".into(),
+                severity: Severity::Warning,
+                title: "Members of nested groups are not provisioned".into(),
+                detail: format!(
+                    "Entra's provisioning only takes direct members of assigned groups. Nested: {}. Assign those groups directly if their members need access ({} user{} would be left out).",
+                    nested_groups.into_iter().collect::<Vec<_>>().join(", "),
+                    nested_only.len(),
+                    if nested_only.len() == 1 { "" } else { "s" }
+                ),
+                link: None,
+            });
+        }
+        if !not_security.is_empty() {
+            warnings.push(Advice {
+                id: "not_security_enabled".into(),
+                severity: Severity::Blocker,
+                title: "Only security-enabled groups can be assigned".into(),
+                detail: format!(
+                    "{} cannot be assigned to an app. Use a security group, or a Microsoft 365 group with security enabled.",
+                    not_security.join(", ")
+                ),
+                link: None,
+            });
+        }
+    }
+    let disabled: Vec<String> = in_scope
+        .values()
+        .filter(|u| u.account_enabled == Some(false))
+        .map(|u| u.display_name.clone().unwrap_or_default())
+        .collect();
+    let active: Vec<PreviewUser> = in_scope
+        .values()
+        .filter(|u| u.account_enabled != Some(false))
+        .map(preview_user)
+        .collect();
+    let with = |note: &str| -> Vec<&PreviewUser> {
+        active
+            .iter()
+            .filter(|u| u.notes.iter().any(|n| n == note))
+            .collect()
+    };
+    let names = |us: &[&PreviewUser]| {
+        let mut n: Vec<String> = us.iter().take(5).map(|u| u.display_name.clone()).collect();
+        if us.len() > 5 {
+            n.push(format!("and {} more", us.len() - 5));
+        }
+        n.join(", ")
+    };
+    let no_mail = with("no mail");
+    if !no_mail.is_empty() {
+        warnings.push(Advice {
+            id: "no_mail".into(),
+            severity: Severity::Warning,
+            title: format!("{} user{} without a mail address", no_mail.len(), if no_mail.len() == 1 { "" } else { "s" }),
+            detail: format!("{}: Entra sends no work email for them, and providers that match people by email (such as Cloudflare) cannot link them to a sign-in. Give them a mail address, or map Coalesce([mail],[userPrincipalName]) to emails[type eq \"work\"].value.", names(&no_mail)),
+            link: None,
+        });
+    }
+    let differs = with("UPN ≠ mail");
+    if !differs.is_empty() {
+        warnings.push(Advice {
+            id: "upn_not_mail".into(),
+            severity: Severity::Warning,
+            title: format!("{} user{} whose sign-in name differs from their mail", differs.len(), if differs.len() == 1 { "" } else { "s" }),
+            detail: format!("{}: userName (from the UPN) and the work email will not match. If the provider identifies people by email, map mail to userName.", names(&differs)),
+            link: None,
+        });
+    }
+    let guests = with("guest");
+    if !guests.is_empty() {
+        warnings.push(Advice {
+            id: "guests".into(),
+            severity: Severity::Info,
+            title: format!("{} guest{} in scope", guests.len(), if guests.len() == 1 { "" } else { "s" }),
+            detail: format!("{}: guests are provisioned with userNames like name_domain#EXT#@yourtenant; check the provider accepts them.", names(&guests)),
+            link: None,
+        });
+    }
+    if !disabled.is_empty() {
+        warnings.push(Advice {
+            id: "disabled".into(),
+            severity: Severity::Info,
+            title: format!("{} disabled user{} not created", disabled.len(), if disabled.len() == 1 { "" } else { "s" }),
+            detail: format!("{}: Entra does not create disabled users, and disables them at the provider if they exist there.", disabled.join(", ")),
+            link: None,
+        });
+    }
+    let nested_list: Vec<PreviewUser> = nested_only
+        .values()
+        .filter(|u| u.account_enabled != Some(false))
+        .map(|u| {
+            let mut p = preview_user(u);
+            p.notes.insert(0, "nested".into());
+            p
+        })
+        .collect();
+    Ok(SyncPreview {
+        sync_all,
+        users: u32::try_from(active.len()).unwrap_or(u32::MAX),
+        groups,
+        disabled: u32::try_from(disabled.len()).unwrap_or(u32::MAX),
+        nested_only: nested_list,
+        sample: active.into_iter().take(200).collect(),
+        warnings,
+        truncated,
+    })
+}
