@@ -6,6 +6,7 @@
 // ENTRA_SETUP_APP: the app binary (default: <cargo target dir>/debug/entra-setup)
 // E2E_OUT: where screenshots go (default: target/e2e)
 import { spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { mkdirSync, mkdtempSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -30,8 +31,27 @@ const env = {
   // WebKitWebDriver cannot screenshot (the request hangs); keep the DMABUF path for the test.
   WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "0",
 };
-const port = 4444 + Math.floor(Math.random() * 1000);
-const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(port + 1)], { env, stdio: ["ignore", "inherit", "inherit"] });
+/** A port nothing listens on now (the OS picks it). */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+const port = await freePort();
+const nativePort = await freePort();
+// Its own process group, so WebKitWebDriver goes with it when the test ends.
+const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "inherit", "inherit"], detached: true });
+const stopDriver = () => {
+  try {
+    process.kill(-driver.pid, "SIGTERM");
+  } catch {}
+};
+process.on("exit", stopDriver);
 let browser;
 
 async function waitForDriver() {
@@ -223,5 +243,5 @@ try {
   process.exitCode = 1;
 } finally {
   if (browser) await browser.deleteSession().catch(() => {});
-  driver.kill();
+  stopDriver();
 }
