@@ -41,6 +41,16 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::setup::keep_secret,
             commands::setup::push_to_provider,
             commands::setup::undo_setup,
+            commands::scim::scim_context,
+            commands::scim::search_people,
+            commands::scim::preview_sync,
+            commands::scim::set_scim_token,
+            commands::scim::forget_scim_token,
+            commands::scim::use_demo_scim,
+            commands::scim::verify_scim,
+            commands::scim::scim_status,
+            commands::scim::scim_on_demand,
+            commands::scim::scim_logs,
         ])
 }
 

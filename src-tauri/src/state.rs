@@ -146,6 +146,16 @@ impl Demo {
 }
 
 impl Demo {
+    /// The demo provider's SCIM endpoint.
+    pub async fn fake_scim_url(&self) -> Result<String, IpcError> {
+        let sim = self.sim.lock().await;
+        sim.as_ref()
+            .map(SimHandle::fake_scim_url)
+            .ok_or(IpcError::Internal {
+                message: "the demo tenant is not running".into(),
+            })
+    }
+
     /// The demo's stand-in for Cloudflare's API.
     pub async fn fake_cloudflare_api(&self) -> Result<String, IpcError> {
         let sim = self.sim.lock().await;
@@ -168,8 +178,18 @@ impl Demo {
     }
 }
 
+/// The provider's SCIM token, held here and never sent to the webview.
+pub struct ScimToken {
+    pub value: entra_setup_core::SecretString,
+    /// Also in the OS keychain.
+    pub remembered: bool,
+    /// Entered in this session (not yet saved in Entra).
+    pub fresh: bool,
+}
+
 /// What the last apply produced: ids, and the new secret until it is handed over.
 pub struct Applied {
+    pub scim: Option<entra_setup_core::setup::apply::ScimApplied>,
     pub app_id: String,
     pub app_object_id: String,
     pub sp_id: Option<String>,
@@ -184,6 +204,7 @@ pub struct Applied {
 pub struct SetupState {
     pub prepared: tokio::sync::Mutex<Option<entra_setup_core::setup::flow::Prepared>>,
     pub applied: tokio::sync::Mutex<Option<Applied>>,
+    pub scim_token: tokio::sync::Mutex<Option<ScimToken>>,
 }
 
 impl SetupState {

@@ -271,3 +271,31 @@ mod tests {
         );
     }
 }
+
+/// Entra's Test Connection with the credentials it saved for the provisioning job.
+pub async fn scim_connection(
+    graph: &crate::graph::GraphClient,
+    sp_id: &str,
+    job_id: &str,
+) -> CheckResult {
+    match crate::provisioning::validate_saved(graph, sp_id, job_id).await {
+        Ok(()) => CheckResult {
+            id: "scim_connection".into(),
+            title: "Entra reaches the SCIM endpoint with the saved token".into(),
+            status: Status::Pass,
+            detail: "Test Connection passed: the endpoint answered Entra's probe with an empty list.".into(),
+            cause: None,
+            fix: None,
+            evidence: None,
+        },
+        Err(e) => CheckResult {
+            id: "scim_connection".into(),
+            title: "Entra reaches the SCIM endpoint with the saved token".into(),
+            status: Status::Fail,
+            detail: e.to_string(),
+            cause: Some("The provider refused the token, or the endpoint moved or is down. Provisioning quarantines until this passes.".into()),
+            fix: Some("Get a new token (or the right URL) from the provider, run the SCIM step again and apply.".into()),
+            evidence: e.api().and_then(|a| a.request_id.clone()).map(|r| format!("request-id {r}")),
+        },
+    }
+}

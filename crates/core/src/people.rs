@@ -391,3 +391,75 @@ pub async fn preview(
         truncated,
     })
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Assigned {
+    principal_id: String,
+    #[serde(default)]
+    principal_type: Option<String>,
+    #[serde(default)]
+    principal_display_name: Option<String>,
+}
+
+/// For providers whose SCIM groups replace the groups a user signs in with (Cloudflare): the
+/// groups assigned to the sign-in app and to the provisioning app should be the same.
+pub async fn group_mismatch(
+    graph: &GraphClient,
+    sign_in_sp: &str,
+    scim_sp: &str,
+    provider: &str,
+) -> Result<Option<Advice>, GraphError> {
+    let s = StepScopes::Consent;
+    let groups_of = |sp: String| async move {
+        let all: Vec<Assigned> = graph
+            .get(format!("/servicePrincipals/{sp}/appRoleAssignedTo"))
+            .scopes(s)
+            .list()
+            .await?;
+        Ok::<BTreeMap<String, String>, GraphError>(
+            all.into_iter()
+                .filter(|a| a.principal_type.as_deref() == Some("Group"))
+                .map(|a| {
+                    let name = a.principal_display_name.unwrap_or_else(|| a.principal_id.clone());
+                    (a.principal_id, name)
+                })
+                .collect(),
+        )
+    };
+    let (sso, scim) = tokio::join!(groups_of(sign_in_sp.to_string()), groups_of(scim_sp.to_string()));
+    let (sso, scim) = (sso?, scim?);
+    if sso.is_empty() {
+        return Ok(None);
+    }
+    let only_sso: Vec<&str> = sso
+        .iter()
+        .filter(|(id, _)| !scim.contains_key(*id))
+        .map(|(_, n)| n.as_str())
+        .collect();
+    let only_scim: Vec<&str> = scim
+        .iter()
+        .filter(|(id, _)| !sso.contains_key(*id))
+        .map(|(_, n)| n.as_str())
+        .collect();
+    if only_sso.is_empty() && only_scim.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = vec![];
+    if !only_sso.is_empty() {
+        parts.push(format!("only on the sign-in app: {}", only_sso.join(", ")));
+    }
+    if !only_scim.is_empty() {
+        parts.push(format!("only on the provisioning app: {}", only_scim.join(", ")));
+    }
+    Ok(Some(Advice {
+        id: "scim_group_mismatch".into(),
+        severity: Severity::Warning,
+        title: "The two apps have different groups".into(),
+        detail: format!(
+            "{provider} replaces a user's groups with what SCIM sends, so assign the same groups to both apps ({}).",
+            parts.join("; ")
+        ),
+        link: None,
+    }))
+}

@@ -2,5 +2,6 @@
 
 pub mod app;
 pub mod names;
+pub mod scim;
 pub mod setup;
 pub mod signin;

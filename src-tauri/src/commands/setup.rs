@@ -64,6 +64,10 @@ pub struct ProviderInfo {
     pub permissions: Vec<PermissionInfo>,
     pub push_inputs: Vec<InputInfo>,
     pub groups_claim_note: Option<String>,
+    /// The provider registers a sign-in (OIDC) app.
+    pub sign_in: bool,
+    /// The provider takes SCIM provisioning from Entra.
+    pub scim: bool,
 }
 
 fn input_info(i: &InputSpec) -> InputInfo {
@@ -159,6 +163,24 @@ pub struct DoneView {
     pub groups_claim_note: Option<String>,
     pub journal: String,
     pub demo: bool,
+    /// The provider has a sign-in app (false for SCIM-only providers).
+    pub sign_in: bool,
+    pub scim: Option<ScimDone>,
+}
+
+/// The provisioning part of Done.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimDone {
+    pub app_name: String,
+    pub app_id: String,
+    pub service_principal_id: String,
+    pub job_id: Option<String>,
+    pub status: Option<entra_setup_core::provisioning::JobStatus>,
+    pub tenant_url: Option<String>,
+    pub sync_all: Option<bool>,
+    pub advice: Vec<Advice>,
+    pub links: Vec<Link>,
 }
 
 /// The providers the wizard knows.
@@ -194,6 +216,8 @@ pub fn providers() -> Result<Vec<ProviderInfo>, IpcError> {
                 .map(input_info)
                 .collect(),
             groups_claim_note: p.groups_claim_note.clone(),
+            sign_in: p.has_sign_in(),
+            scim: p.scim.is_some(),
         })
         .collect())
 }
@@ -302,6 +326,7 @@ pub async fn prepare_setup(
     provider_id: String,
     inputs: BTreeMap<String, String>,
     secret_days: Option<u32>,
+    scim: Option<super::scim::ScimChoice>,
     events: Channel<SignInEvent>,
     core: State<'_, Core>,
     demo: State<'_, Demo>,
@@ -309,9 +334,39 @@ pub async fn prepare_setup(
     setup: State<'_, SetupState>,
     paths: State<'_, Paths>,
 ) -> Result<PlanView, IpcError> {
-    let intent = intent(&provider_id, &inputs, secret_days)?;
+    let mut intent = intent(&provider_id, &inputs, secret_days)?;
     let guard = sessions.inner.lock().await;
     let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    if let Some(choice) = &scim {
+        let expires = super::scim::parse_date("scim_token_expires", choice.token_expires.as_deref())?;
+        let record = entra_setup_core::setup::journal::Journal::open(
+            &paths.data,
+            &active.session.account.tenant_id,
+            &intent.unique_name(),
+        )
+        .scim_record();
+        let token = setup.scim_token.lock().await;
+        // A new token is saved when the admin entered one now, or when the settings changed
+        // (Entra saves them together) and the keychain held one.
+        let changed = record.as_ref().is_none_or(|r| {
+            r.tenant_url != choice.tenant_url.trim()
+                || r.sync_all != choice.sync_all
+                || r.token_expires != expires
+        });
+        let new_token = token.as_ref().is_some_and(|t| t.fresh || changed);
+        let si = entra_setup_core::setup::ScimIntent::new(
+            &choice.tenant_url,
+            new_token,
+            expires,
+            choice.sync_all,
+            choice.assign.clone(),
+            choice.start,
+        )
+        .map_err(|errors| IpcError::Inputs { errors })?;
+        intent = intent
+            .with_scim(si)
+            .map_err(|errors| IpcError::Inputs { errors })?;
+    }
     let ctx = context_for(&core, &demo, active.demo);
     let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
         let _ = events.send(e);
@@ -319,7 +374,16 @@ pub async fn prepare_setup(
     session::ensure_scopes(
         &ctx,
         &active.session,
-        &[StepScopes::RegisterApp, StepScopes::Consent],
+        if scim.is_some() {
+            &[
+                StepScopes::RegisterApp,
+                StepScopes::Consent,
+                StepScopes::SyncMode,
+                StepScopes::Scim,
+            ][..]
+        } else {
+            &[StepScopes::RegisterApp, StepScopes::Consent][..]
+        },
         Method::Browser,
         sink,
         &CancellationToken::new(),
@@ -382,7 +446,84 @@ async fn done_view(
     } else {
         vec![]
     };
+    let scim = match &st.scim {
+        Some(sc) if p.intent.scim.is_some() || provider.scim.is_some() => {
+            let status = match &sc.job_id {
+                Some(job) => entra_setup_core::provisioning::job_status(&s.graph, &sc.sp_id, job)
+                    .await
+                    .ok(),
+                None => None,
+            };
+            let record = p.journal.scim_record();
+            let mut advice: Vec<Advice> = provider
+                .scim
+                .iter()
+                .flat_map(|x| x.advice.iter())
+                .map(|w| Advice {
+                    id: w.id.clone(),
+                    severity: w.severity,
+                    title: w.title.clone(),
+                    detail: w.detail.clone(),
+                    link: None,
+                })
+                .collect();
+            if let Some(a) = super::scim::token_expiry_advice(
+                record.as_ref().and_then(|r| r.token_expires),
+                chrono::Utc::now().date_naive(),
+            ) {
+                advice.insert(0, a);
+            }
+            if provider.scim.as_ref().is_some_and(|x| x.match_sso_groups) {
+                if let Some(sso) = &st.sp_id {
+                    if let Ok(Some(a)) = entra_setup_core::people::group_mismatch(
+                        &s.graph,
+                        sso,
+                        &sc.sp_id,
+                        &provider.name,
+                    )
+                    .await
+                    {
+                        advice.insert(0, a);
+                    }
+                }
+            }
+            let ent = |blade: &str| {
+                s.cloud.portal_link(&format!(
+                    "#view/Microsoft_AAD_IAM/ManagedAppMenuBlade/~/{blade}/objectId/{}/appId/{}",
+                    sc.sp_id, sc.app_id
+                ))
+            };
+            Some(ScimDone {
+                app_name: p.intent.scim_display_name(),
+                app_id: sc.app_id.clone(),
+                service_principal_id: sc.sp_id.clone(),
+                job_id: sc.job_id.clone(),
+                status,
+                tenant_url: record.as_ref().map(|r| r.tenant_url.clone()),
+                sync_all: record.as_ref().map(|r| r.sync_all),
+                advice,
+                links: vec![
+                    Link {
+                        label: "Provisioning".into(),
+                        url: ent("ProvisioningManagement"),
+                    },
+                    Link {
+                        label: "Users and groups (provisioning app)".into(),
+                        url: ent("Users"),
+                    },
+                    Link {
+                        label: "Provisioning logs".into(),
+                        url: ent("ProvisioningLogs"),
+                    },
+                ],
+            })
+        }
+        _ => None,
+    };
+    let sign_in = provider.has_sign_in();
     DoneView {
+        sign_in,
+        scim,
         provider_name: provider.name.clone(),
         display_name: p.plan.display_name.clone(),
         tenant_id: s.account.tenant_id.clone(),
@@ -398,12 +539,16 @@ async fn done_view(
         consent_url: st.consent_url.clone(),
         checks,
         outputs: outputs::render_all(provider, &values),
-        advice: outputs::done_advice(
-            provider,
-            Some(&p.preflight),
-            st.secret.as_ref().map(|x| x.end),
-        ),
-        links: outputs::portal_links(&s.cloud, &st.app_id, st.sp_id.as_deref()),
+        advice: if sign_in {
+            outputs::done_advice(provider, Some(&p.preflight), st.secret.as_ref().map(|x| x.end))
+        } else {
+            vec![]
+        },
+        links: if sign_in {
+            outputs::portal_links(&s.cloud, &st.app_id, st.sp_id.as_deref())
+        } else {
+            vec![]
+        },
         push_inputs: provider
             .push
             .iter()
@@ -420,6 +565,15 @@ async fn done_view(
 async fn run_checks(s: &Session, st: &crate::state::Applied) -> Vec<CheckResult> {
     let http = entra_setup_core::http::client();
     let mut out = vec![checks::discovery(&http, &s.cloud, &s.account.tenant_id).await];
+    if let Some((sp, job)) = st
+        .scim
+        .as_ref()
+        .and_then(|x| x.job_id.as_ref().map(|j| (x.sp_id.clone(), j.clone())))
+    {
+        if st.prepared.journal.scim_record().is_some() {
+            out.push(checks::scim_connection(&s.graph, &sp, &job).await);
+        }
+    }
     if let Some(secret) = &st.secret {
         let app_perms = st.consent_url.is_none()
             && !st
@@ -466,14 +620,38 @@ pub async fn apply_setup(
     let sink: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(move |e| {
         let _ = events.send(e);
     });
+    let options = ApplyOptions {
+        scim_token: setup
+            .scim_token
+            .lock()
+            .await
+            .as_ref()
+            .map(|t| t.value.clone()),
+        ..Default::default()
+    };
     let result = flow::execute(
         &active.session,
         &prepared,
-        &ApplyOptions::default(),
+        &options,
         sink,
         &CancellationToken::new(),
     )
     .await;
+    // Once Entra has saved the token, this process only keeps it if the admin asked for the
+    // keychain.
+    let saved = prepared
+        .plan
+        .changes
+        .iter()
+        .any(|c| matches!(c.change, Change::SaveScimSecrets { .. }));
+    if saved && result.is_ok() {
+        let mut t = setup.scim_token.lock().await;
+        if t.as_ref().is_some_and(|t| !t.remembered) {
+            *t = None;
+        } else if let Some(t) = t.as_mut() {
+            t.fresh = false;
+        }
+    }
     let (applied, failure) = match result {
         Ok(a) => (a, None),
         Err(f) => {
@@ -495,7 +673,16 @@ pub async fn apply_setup(
         .sp_id
         .clone()
         .or_else(|| prepared.state.sp_id.clone());
+    let scim_applied = applied.scim.clone().or_else(|| {
+        prepared.state.scim.as_ref().map(|s| entra_setup_core::setup::apply::ScimApplied {
+            app_object_id: s.app_object_id.clone(),
+            app_id: s.app_id.clone(),
+            sp_id: s.sp_id.clone(),
+            job_id: s.job.as_ref().map(|j| j.id.clone()),
+        })
+    });
     let st = crate::state::Applied {
+        scim: scim_applied,
         app_id,
         app_object_id,
         sp_id,

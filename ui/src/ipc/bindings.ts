@@ -36,7 +36,7 @@ export const commands = {
 	 *  Reads the tenant and computes the plan, asking the admin to consent to the setup
 	 *  permissions first if needed (progress through `events`).
 	 */
-	prepareSetup: (providerId: string, inputs: { [key in string]: string }, secretDays: number | null, events: Channel<SignInEvent>) => typedError<PlanView, IpcError>(__TAURI_INVOKE("prepare_setup", { providerId, inputs, secretDays, events })),
+	prepareSetup: (providerId: string, inputs: { [key in string]: string }, secretDays: number | null, scim: ScimChoice | null, events: Channel<SignInEvent>) => typedError<PlanView, IpcError>(__TAURI_INVOKE("prepare_setup", { providerId, inputs, secretDays, scim, events })),
 	/**  Applies the plan from `prepare_setup`, streaming progress, then runs the live tests. */
 	applySetup: (events: Channel<ApplyEvent>) => typedError<DoneView, IpcError>(__TAURI_INVOKE("apply_setup", { events })),
 	/**  Checks consent again and re-runs the live tests. */
@@ -62,6 +62,35 @@ export const commands = {
 	pushToProvider: (inputs: { [key in string]: string }) => typedError<PushResult, IpcError>(__TAURI_INVOKE("push_to_provider", { inputs })),
 	/**  Removes everything the journal says the wizard created for the last setup. */
 	undoSetup: () => typedError<Undone[], IpcError>(__TAURI_INVOKE("undo_setup")),
+	/**
+	 *  Reads what exists for this provider's provisioning, asking for the provisioning permissions
+	 *  first if needed (progress through `events`).
+	 */
+	scimContext: (providerId: string, inputs: { [key in string]: string }, events: Channel<SignInEvent>) => typedError<ScimContext, IpcError>(__TAURI_INVOKE("scim_context", { providerId, inputs, events })),
+	/**  Finds users (and groups when `groups`) whose name starts with `query`. */
+	searchPeople: (query: string, groups: boolean) => typedError<Principal[], IpcError>(__TAURI_INVOKE("search_people", { query, groups })),
+	/**  Who would be provisioned with this mode and these assignments. */
+	previewSync: (syncAll: boolean, assigned: Assignee[]) => typedError<SyncPreview, IpcError>(__TAURI_INVOKE("preview_sync", { syncAll, assigned })),
+	/**
+	 *  Takes the provider's SCIM token (Entra's Secret Token). It stays in this process; with
+	 *  `remember` it also goes to the OS keychain for later runs. It is never sent back.
+	 */
+	setScimToken: (token: string, remember: boolean, providerId: string, inputs: { [key in string]: string }) => typedError<TokenState, IpcError>(__TAURI_INVOKE("set_scim_token", { token, remember, providerId, inputs })),
+	/**  Forgets the token here and, if it was kept, in the OS keychain. */
+	forgetScimToken: (providerId: string, inputs: { [key in string]: string }) => typedError<TokenState, IpcError>(__TAURI_INVOKE("forget_scim_token", { providerId, inputs })),
+	/**  Demo only: the simulated provider's SCIM endpoint, with its token set here. */
+	useDemoScim: () => typedError<string, IpcError>(__TAURI_INVOKE("use_demo_scim")),
+	/**
+	 *  Checks the endpoint as Entra's provisioning service will use it. Write tests create and
+	 *  remove a clearly named test user and group, only when `write_tests`.
+	 */
+	verifyScim: (url: string, writeTests: boolean, trustedCert: string | null) => typedError<ScimReport, IpcError>(__TAURI_INVOKE("verify_scim", { url, writeTests, trustedCert })),
+	/**  The provisioning job's status now. */
+	scimStatus: () => typedError<JobStatus, IpcError>(__TAURI_INVOKE("scim_status")),
+	/**  Provisions one user now. */
+	scimOnDemand: (userId: string) => typedError<OnDemandResult, IpcError>(__TAURI_INVOKE("scim_on_demand", { userId })),
+	/**  The newest provisioning log entries, or why they cannot be read. */
+	scimLogs: () => typedError<Logs, IpcError>(__TAURI_INVOKE("scim_logs")),
 };
 
 /* Types */
@@ -86,6 +115,13 @@ export type ApplyEvent = { kind: "started"; seq: number; title: string } | { kin
 /**  A colleague must open `url` to consent; the wizard is checking for it. */
 { kind: "waitingForConsent"; seq: number; url: string } | { kind: "finished"; changes: number };
 
+/**  Someone to assign to the provisioning app. */
+export type Assignee = {
+	id: string,
+	kind: PrincipalKind,
+	displayName: string,
+};
+
 /**  Something the wizard can do in this tenant, or why not. */
 export type Capability = {
 	id: string,
@@ -109,7 +145,26 @@ export type Change =
 /**  Grant one Microsoft Graph application permission. */
 { kind: "grantAppRole"; name: string; appRoleId: string } | 
 /**  Permissions the admin cannot grant: a colleague must consent through a link. */
-{ kind: "requestAdminConsent"; roles: string[]; scopes: string[] };
+{ kind: "requestAdminConsent"; roles: string[]; scopes: string[] } | 
+/**
+ *  Create the provisioning app from Entra's non-gallery template, under a temporary name an
+ *  interrupted run can find it by.
+ */
+{ kind: "instantiateScimApp"; displayName: string; tempName: string } | 
+/**  Give the provisioning app its final name, uniqueName and tags. */
+{ kind: "tagScimApp"; displayName: string } | 
+/**  Create the provisioning job from the `scim` template. */
+{ kind: "createSyncJob" } | 
+/**  Assign a user or group to the provisioning app (its `User` role). */
+{ kind: "assignToScimApp"; principalId: string; principalKind: PrincipalKind; displayName: string } | 
+/**  Remove an assignment the admin no longer wants. */
+{ kind: "unassignFromScimApp"; assignmentId: string; displayName: string } | 
+/**  Entra's Test Connection with the new tenant URL and token. */
+{ kind: "validateScimCredentials"; tenantUrl: string } | 
+/**  Save the tenant URL, token and scope (the whole set: PUT replaces it). */
+{ kind: "saveScimSecrets"; tenantUrl: string; syncAll: boolean; tokenExpires: string | null } | 
+/**  Start provisioning, or restart it (after narrowing the scope, or to leave quarantine). */
+{ kind: "startSyncJob"; restart: boolean };
 
 /**  One test's verdict. */
 export type CheckResult = {
@@ -165,6 +220,25 @@ export type DoneView = {
 	groupsClaimNote: string | null,
 	journal: string,
 	demo: boolean,
+	/**  The provider has a sign-in app (false for SCIM-only providers). */
+	signIn: boolean,
+	scim: ScimDone | null,
+};
+
+/**  One HTTP exchange, as the report shows it. Credentials are never recorded. */
+export type Exchange = {
+	method: string,
+	url: string,
+	/**  `none`, `bearer <redacted>`, `wrong bearer token`, `basic <redacted>`. */
+	auth: string,
+	requestBody: Value | null,
+	status: number | null,
+	contentType: string | null,
+	location: string | null,
+	/**  The response body (first 4 KiB). */
+	responseBody: string | null,
+	error: string | null,
+	millis: number,
 };
 
 /**  How one permission will be granted. */
@@ -257,6 +331,29 @@ export type IpcError =
 /**  A step that needs a signed-in admin was called without one. */
 { kind: "notSignedIn" };
 
+/**  How a job is doing, for the Done screen. */
+export type JobStatus = {
+	jobId: string,
+	/**  Graph's status code: NotConfigured, NotRun, Active, Paused, Quarantine. */
+	code: string,
+	/**  The schedule: Active, Disabled, Paused. */
+	schedule: string,
+	/**  One sentence for the admin. */
+	headline: string,
+	/**  `ok`, `working`, `attention`, `error`. */
+	tone: string,
+	quarantineReason: string | null,
+	quarantineError: string | null,
+	nextAttempt: string | null,
+	/**  The last cycle: Succeeded, Failed, EntryLevelErrors. */
+	lastCycle: string | null,
+	lastCycleEnded: string | null,
+	lastError: string | null,
+	users: number,
+	groups: number,
+	exportedLastCycle: number,
+};
+
 export type LicenceTier = "Free" | "P1" | "P2" | 
 /**  The licences could not be read. */
 "Unknown";
@@ -266,12 +363,43 @@ export type Link = {
 	url: string,
 };
 
+/**  One provisioning log line. */
+export type LogEntry = {
+	at: string,
+	action: string,
+	status: string,
+	who: string,
+	kind: string,
+	error: string | null,
+};
+
+/**  The provisioning log, or why it cannot be shown. */
+export type Logs = { kind: "entries"; entries: LogEntry[] } | 
+/**  Reading provisioning logs through Graph needs a P1/P2 tenant. */
+{ kind: "needsPremium"; message: string };
+
 /**  How the admin signs in. */
 export type Method = 
 /**  System browser, authorization code + PKCE, loopback redirect. */
 "browser" | 
 /**  Device code: enter a code at a URL on any device. */
 "deviceCode";
+
+export type OnDemandResult = {
+	/**  success, failure, skipped, warning. */
+	status: string,
+	/**  create, update, disable, other. */
+	action: string,
+	steps: OnDemandStep[],
+	error: string | null,
+};
+
+/**  One step of a provision-on-demand run. */
+export type OnDemandStep = {
+	name: string,
+	status: string,
+	description: string,
+};
 
 export type OutputFormat = "json" | "yaml" | "hcl" | "text";
 
@@ -300,6 +428,8 @@ export type Plan = {
 	uniqueName: string,
 	displayName: string,
 	tenantId: string,
+	/**  The provisioning app's uniqueName, when the plan provisions. */
+	scimUniqueName: string | null,
 	changes: PlannedChange[],
 	/**  Facts the admin should know about this plan (e.g. a lifetime capped by policy). */
 	notes: string[],
@@ -337,6 +467,30 @@ export type Preflight = {
 	canProceed: boolean,
 };
 
+/**  A user in the preview, with anything to know about them. */
+export type PreviewUser = {
+	id: string,
+	displayName: string,
+	upn: string,
+	mail: string | null,
+	/**  Why this user needs a look: "no mail", "UPN ≠ mail", "guest", "disabled", "nested". */
+	notes: string[],
+};
+
+/**  A user or group the admin can pick. */
+export type Principal = {
+	id: string,
+	kind: PrincipalKind,
+	displayName: string,
+	/**  The UPN for a user; "Security group" / "Microsoft 365 group" for a group. */
+	detail: string,
+	/**  Groups: can be assigned to apps (security-enabled). */
+	assignable: boolean,
+};
+
+/**  A user or a group. */
+export type PrincipalKind = "User" | "Group";
+
 export type Protocol = "oidc" | "saml" | "scim";
 
 /**  A provider as the Choose service step shows it. */
@@ -351,6 +505,10 @@ export type ProviderInfo = {
 	permissions: PermissionInfo[],
 	pushInputs: InputInfo[],
 	groupsClaimNote: string | null,
+	/**  The provider registers a sign-in (OIDC) app. */
+	signIn: boolean,
+	/**  The provider takes SCIM provisioning from Entra. */
+	scim: boolean,
 };
 
 /**  The result of pushing settings to the provider. */
@@ -392,6 +550,98 @@ export type RoleSource =
 "token" | 
 /**  Eligible through Privileged Identity Management, not activated. */
 "eligible";
+
+export type ScimCheck = {
+	/**  Stable id, e.g. `test_connection_probe`. */
+	id: string,
+	title: string,
+	status: ScimStatus,
+	/**  What was seen. */
+	detail: string,
+	/**  What Entra will do about it (e.g. "Test Connection fails"). */
+	entraImpact: string,
+	/**  The RFC 7643/7644 section the behaviour comes from. */
+	rfc: string,
+	fix: string | null,
+	/**  Time spent in this check's requests (sequential ones added up). */
+	millis: number,
+	exchanges: Exchange[],
+};
+
+export type ScimChoice = {
+	tenantUrl: string,
+	syncAll: boolean,
+	assign: Assignee[],
+	tokenExpires: string | null,
+	start: boolean,
+};
+
+/**  The Sync mode and SCIM steps' starting point. */
+export type ScimContext = {
+	info: ScimInfo,
+	/**  Group assignment is possible (Entra ID P1 or P2). */
+	groupsAllowed: boolean,
+	licenceNote: string,
+	/**  The provisioning app already exists (a re-run). */
+	appExists: boolean,
+	/**  Who is assigned now. */
+	assigned: Assignee[],
+	saved: ScimSaved | null,
+	status: JobStatus | null,
+	token: TokenState,
+	demo: boolean,
+};
+
+/**  The provisioning part of Done. */
+export type ScimDone = {
+	appName: string,
+	appId: string,
+	servicePrincipalId: string,
+	jobId: string | null,
+	status: JobStatus | null,
+	tenantUrl: string | null,
+	syncAll: boolean | null,
+	advice: Advice[],
+	links: Link[],
+};
+
+/**  What a provider's profile says about SCIM. */
+export type ScimInfo = {
+	appName: string,
+	needsPremium: boolean,
+	endpointHelp: string,
+	tokenHelp: string,
+	endpointExample: string,
+	tokenLifetimeDays: number | null,
+	matchSsoGroups: boolean,
+	advice: Advice[],
+};
+
+/**  The whole verification. */
+export type ScimReport = {
+	url: string,
+	checks: ScimCheck[],
+	/**  No check failed: Entra's Test Connection and provisioning should work. */
+	ready: boolean,
+	verdict: string,
+	/**  Append `?aadOptscim062020` to the tenant URL in Entra (the server wants RFC-style PATCH). */
+	useAadOptFlag: boolean,
+	/**  The tenant URL to enter in Entra. */
+	tenantUrl: string,
+	totalMillis: number,
+};
+
+/**  What the last run saved, for a re-run. */
+export type ScimSaved = {
+	tenantUrl: string,
+	syncAll: boolean,
+	tokenExpires: string | null,
+	savedAt: string,
+};
+
+export type ScimStatus = "pass" | "warn" | "fail" | 
+/**  Not run: an earlier failure makes it meaningless, or write tests were not allowed. */
+"skipped";
 
 export type SecretInfo = {
 	keyId: string,
@@ -457,6 +707,23 @@ export type SignedInUser = {
 
 export type Status = "pass" | "warn" | "fail";
 
+/**  Who would be provisioned. */
+export type SyncPreview = {
+	syncAll: boolean,
+	/**  Enabled users Entra will create at the provider. */
+	users: number,
+	groups: number,
+	/**  Disabled users in scope: not created. */
+	disabled: number,
+	/**  Users reachable only through a nested group: Entra does not provision them. */
+	nestedOnly: PreviewUser[],
+	/**  Users who will be provisioned (the first 200). */
+	sample: PreviewUser[],
+	warnings: Advice[],
+	/**  More users exist than were examined (All users mode in a large tenant). */
+	truncated: boolean,
+};
+
 /**  What the tenant summary screen shows. */
 export type TenantSummary = {
 	tenantId: string,
@@ -472,6 +739,15 @@ export type TenantSummary = {
 	capabilities: Capability[],
 	advice: Advice[],
 	links: Link[],
+};
+
+/**  Whether the wizard holds a SCIM token (never the token itself). */
+export type TokenState = {
+	set: boolean,
+	/**  In the OS keychain. */
+	remembered: boolean,
+	/**  Characters, so the admin can tell a truncated paste. */
+	length: number,
 };
 
 /**  One thing Undo did, for the admin. */
