@@ -31,6 +31,24 @@ const env = {
   // WebKitWebDriver cannot screenshot (the request hangs); keep the DMABUF path for the test.
   WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "0",
 };
+/** SCIMMY (npm) as the provider's SCIM endpoint: an independent server the demo provisions to. */
+const SCIM_TOKEN = "e2e-scim-token-4b1c9e";
+async function startScimmy() {
+  const child = spawn("node", [join(root, "tests/scim/scimmy-server.mjs"), "0", SCIM_TOKEN], { stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise((ok, fail) => {
+    let buf = "";
+    child.stdout.on("data", (d) => {
+      buf += d;
+      const m = buf.match(/READY (\S+)/);
+      if (m) ok(m[1]);
+    });
+    child.once("exit", (code) => fail(new Error(`the SCIM server exited (${code})`)));
+  });
+  return { url, child };
+}
+const scimmy = await startScimmy();
+process.on("exit", () => scimmy.child.kill());
+
 /** A port nothing listens on now (the OS picks it). */
 function freePort() {
   return new Promise((ok, fail) => {
@@ -65,7 +83,8 @@ async function waitForDriver() {
   throw new Error("tauri-driver did not start");
 }
 
-async function shot(name) {
+async function shot(name, scrollTo) {
+  if (scrollTo) await browser.execute((sel) => document.querySelector(sel)?.scrollIntoView({ block: "start" }), scrollTo);
   await browser.pause(300);
   await browser.saveScreenshot(join(out, `${name}.png`));
   console.log(`  screenshot ${name}.png`);
@@ -116,7 +135,7 @@ try {
     for (const s of ["Sign in", "Choose service", "Register app", "Permissions & consent", "Sync mode", "SCIM", "Review & apply", "Done"]) {
       assert.ok(rail.includes(s), `step rail lists ${s}`);
     }
-    assert.ok(rail.includes("Not built yet"));
+    assert.ok(!rail.includes("Not built yet"), "every step is built");
     await shot("01-welcome");
   });
 
@@ -135,11 +154,13 @@ try {
     await shot("03-tenant-summary");
   });
 
-  await step("an unbuilt step says so plainly", async () => {
+  await step("a step reached too early says what comes first", async () => {
     await (await browser.$("//nav//button[.//span[normalize-space()='SCIM']]")).click();
-    await (await byText("h1", "Step 6: SCIM")).waitForDisplayed();
-    assert.ok((await visibleText()).includes("This step is not built yet."));
-    await (await byText("button", "Back to the tenant summary")).click();
+    await (await byText("h1", "SCIM")).waitForDisplayed();
+    assert.ok((await visibleText()).includes("Choose in the Sync mode step"));
+    await (await byText("button", "Back to Sync mode")).click();
+    await (await byText("h1", "Sync mode")).waitForDisplayed();
+    await (await browser.$("//nav//button[.//span[normalize-space()='Sign in']]")).click();
     await (await byText("h1", "Contoso")).waitForDisplayed();
   });
 
@@ -219,6 +240,9 @@ try {
     await (await byText("h1", "Permissions & consent")).waitForDisplayed();
     assert.ok((await visibleText()).includes("GroupMember.Read.All"));
     await shot("10-permissions");
+    await (await byText("button", "Next: Sync mode")).click();
+    await (await byText("h1", "Sync mode")).waitForDisplayed();
+    assert.ok((await visibleText()).includes("Also provision users and groups to Cloudflare One with SCIM"));
     await (await byText("button", "Next: Review & apply")).click();
     await (await byText("h1", "Review & apply")).waitForDisplayed();
     await shot("11-review");
@@ -236,6 +260,86 @@ try {
     await (await containsText("Created the identity provider")).waitForDisplayed({ timeout: 30000 });
     await shot("13-done-pushed");
   });
+
+  await step("SCIM in the demo: assign groups, preview, verify a local SCIMMY server as Entra would, apply, watch the job provision", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    await (await browser.$("//label[contains(., 'Any SCIM 2.0 service')]//input")).click();
+    const service = await browser.$("#input-service");
+    await service.waitForDisplayed();
+    await service.setValue("Acme File Transfer");
+    await (await byText("button", "Next: Register app")).click();
+    await (await byText("h1", "Sync mode")).waitForDisplayed({ timeout: 30000 });
+    await (await browser.$("[data-testid='licence-note']")).waitForDisplayed({ timeout: 30000 });
+    for (const [query, name] of [["Eng", "Engineering"], ["Sal", "Sales"]]) {
+      await (await browser.$("#people-search")).setValue(query);
+      await (await byText("button", "Search")).click();
+      const add = await browser.$(`//button[@aria-label=${JSON.stringify(`Add ${name}`)}]`);
+      await add.waitForDisplayed({ timeout: 10000 });
+      await add.click();
+    }
+    await (await byText("button", "Preview who would sync")).click();
+    const preview = await browser.$("[data-testid='sync-preview']");
+    await preview.waitForDisplayed({ timeout: 20000 });
+    const previewText = await preview.getText();
+    assert.match(previewText, /5 users and 2 groups would be provisioned/);
+    assert.match(previewText, /Members of nested groups are not provisioned/);
+    assert.match(previewText, /without a mail address/);
+    await shot("14-sync-preview", "[data-testid='sync-preview']");
+
+    await (await byText("button", "Next: SCIM")).click();
+    await (await byText("h1", "SCIM")).waitForDisplayed();
+    await (await browser.$("#input-scim_url")).setValue(scimmy.url);
+    await (await browser.$("#input-scim_token")).setValue(SCIM_TOKEN);
+    await (await byText("button", "Set token")).click();
+    await (await browser.$("[data-testid='token-set']")).waitForDisplayed({ timeout: 10000 });
+    assert.equal(await (await browser.$("#input-scim_token")).getValue(), "", "the token field is emptied");
+    await (await browser.$("//label[contains(., 'Also run write tests')]//input")).click();
+    await (await byText("button", "Verify endpoint")).click();
+    const report = await browser.$("[data-testid='scim-report']");
+    await report.waitForDisplayed({ timeout: 30000 });
+    const reportText = await report.getText();
+    assert.match(reportText, /Ready for Entra/);
+    assert.ok(reportText.includes("Entra's Test Connection query answers an empty list"));
+    await shot("15-scim-report", "[data-testid='scim-report']");
+    await (await byText("button", "Use this URL")).click();
+    assert.ok((await (await browser.$("#input-scim_url")).getValue()).endsWith("?aadOptscim062020"));
+
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed({ timeout: 30000 });
+    const review = await visibleText();
+    for (const t of ["Create the provisioning app", "Create the provisioning job", "Assign the group Engineering", "Test the connection to the SCIM endpoint", "Start provisioning"]) {
+      assert.ok(review.includes(t), `the plan shows: ${t}`);
+    }
+    await shot("16-review-scim");
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    await (await byText("h1", "Done")).waitForDisplayed({ timeout: 60000 });
+    const status = await browser.$("[data-testid='job-status']");
+    await status.waitForDisplayed({ timeout: 30000 });
+    await browser.waitUntil(async () => /in sync/.test(await (await browser.$("[data-testid='job-status']")).getText()), {
+      timeout: 30000,
+      timeoutMsg: "the job never reported its first cycle",
+    });
+    assert.match(await (await browser.$("[data-testid='job-status']")).getText(), /5 users and 2 groups in sync/);
+    await shot("17-done-provisioning", "#prov-h");
+
+    await (await browser.$("#ondemand-search")).setValue("Adele");
+    await (await byText("button", "Find user")).click();
+    const now = await browser.$("//button[@aria-label='Provision Adele Vance now']");
+    await now.waitForDisplayed({ timeout: 10000 });
+    await now.click();
+    await (await browser.$("[data-testid='on-demand']")).waitForDisplayed({ timeout: 20000 });
+    assert.match(await (await browser.$("[data-testid='on-demand']")).getText(), /Done \(update\)/);
+    await (await byText("button", "Show the latest entries")).click();
+    await (await browser.$("[data-testid='logs']")).waitForDisplayed({ timeout: 20000 });
+    await shot("18-on-demand-and-log", "[data-testid='on-demand']");
+
+    // The independent SCIM server really received Entra's users and groups.
+    const users = await (await fetch(`${scimmy.url}/Users`, { headers: { authorization: `Bearer ${SCIM_TOKEN}` } })).json();
+    assert.equal(users.totalResults, 5, `SCIMMY holds the 5 provisioned users: ${JSON.stringify(users.Resources?.map((u) => u.userName))}`);
+    const groups = await (await fetch(`${scimmy.url}/Groups`, { headers: { authorization: `Bearer ${SCIM_TOKEN}` } })).json();
+    assert.equal(groups.totalResults, 2);
+  });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {
   if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});
@@ -244,4 +348,5 @@ try {
 } finally {
   if (browser) await browser.deleteSession().catch(() => {});
   stopDriver();
+  scimmy.child.kill();
 }

@@ -3,7 +3,7 @@ import { render, screen, waitFor, within } from "@testing-library/svelte";
 import userEvent from "@testing-library/user-event";
 import { mockIPC } from "@tauri-apps/api/mocks";
 import App from "./App.svelte";
-import type { ApplyEvent, DoneView, IpcError, PlanView, ProviderInfo, SignInResult } from "./ipc";
+import type { ApplyEvent, DoneView, IpcError, JobStatus, PlanView, ProviderInfo, ScimContext, ScimReport, SignInResult } from "./ipc";
 import { setup } from "./lib/setup.svelte";
 import { wizard } from "./lib/wizard.svelte";
 
@@ -23,12 +23,13 @@ const cloudflare: ProviderInfo = {
   inputs: [{ id: "team", label: "Cloudflare team name", help: "Zero Trust → Settings", example: "acme", kind: "text", optional: false, secret: false }],
   permissions: [{ name: "openid", kind: "delegated", why: "Sign users in" }],
   pushInputs: [{ id: "account_id", label: "Cloudflare account ID", help: "h", example: "023e…", kind: "text", optional: false, secret: false }],
+  signIn: true, scim: false,
 };
 
 const planView: PlanView = {
   intent: { providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", redirectUris: ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback"], secretLifetimeDays: 365 },
   plan: {
-    id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [],
+    id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [], scimUniqueName: null,
     changes: [
       { seq: 0, change: { kind: "upsertApplication", body: { groupMembershipClaims: "SecurityGroup" }, creates: true, differences: [] }, title: "Create the app registration", reason: "r", request: "PATCH /applications(uniqueName='entra-setup-cloudflare-acme')", after: [] },
       { seq: 1, change: { kind: "addPassword", displayName: "entra-setup x", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a client secret", reason: "r", request: "POST …/addPassword", after: [0] },
@@ -49,9 +50,10 @@ const done: DoneView = {
   advice: [{ id: "lockout", severity: "warning", title: "Keep a password administrator in Cloudflare One", detail: "d", link: null }],
   links: [{ label: "App registration", url: "https://portal.azure.com/#view/x" }],
   pushInputs: cloudflare.pushInputs, groups: [], groupsClaimNote: null, journal: "/tmp/journal.jsonl", demo: true,
+  signIn: true, scim: null,
 };
 
-function start(handlers: Record<string, (args: Record<string, unknown>) => unknown>) {
+function start(handlers: Record<string, (args: Record<string, unknown>) => unknown>, providers: ProviderInfo[] = [cloudflare]) {
   const calls: { cmd: string; args: Record<string, unknown> }[] = [];
   mockIPC((cmd, args) => {
     const a = (args ?? {}) as Record<string, unknown>;
@@ -59,7 +61,7 @@ function start(handlers: Record<string, (args: Record<string, unknown>) => unkno
     if (handlers[cmd]) return handlers[cmd](a);
     if (cmd === "app_info") return { version: "0", defaultClientId: "x", demoUsers: [], logDir: "/tmp" };
     if (cmd === "resume_session") return { kind: "nothing" };
-    if (cmd === "providers") return [cloudflare];
+    if (cmd === "providers") return providers;
     return null;
   });
   wizard.result = signedIn;
@@ -137,5 +139,105 @@ describe("setting up a service", () => {
     expect(within(region).getByText(pending.consentUrl!)).toBeTruthy();
     await user.click(screen.getByRole("button", { name: "Simulate a colleague consenting" }));
     await waitFor(() => expect(screen.queryByText("Send this consent link to a Global Administrator")).toBeNull());
+  });
+});
+
+const generic: ProviderInfo = {
+  id: "scim", name: "Any SCIM 2.0 service", description: "Provision users and groups", protocol: "scim", docsUrl: "https://learn.microsoft.com/x",
+  secretLifetimeDays: 365, groupsClaimNote: null,
+  inputs: [{ id: "service", label: "Service name", help: "What to call the app", example: "Acme", kind: "text", optional: false, secret: false }],
+  permissions: [], pushInputs: [], signIn: false, scim: true,
+};
+
+const scimContext: ScimContext = {
+  info: { appName: "Acme (SCIM)", needsPremium: false, endpointHelp: "From the admin console", tokenHelp: "The bearer token", endpointExample: "https://scim.example.com/scim/v2", tokenLifetimeDays: 365, matchSsoGroups: false, advice: [] },
+  groupsAllowed: true, licenceNote: "Your tenant has Entra ID P1: you can assign groups.", appExists: false, assigned: [], saved: null, status: null,
+  token: { set: false, remembered: false, length: 0 }, demo: true,
+};
+
+const report: ScimReport = {
+  url: "https://scim.example.com/scim/v2", ready: true, verdict: "Ready for Entra, with 1 warning to read.", useAadOptFlag: true,
+  tenantUrl: "https://scim.example.com/scim/v2?aadOptscim062020", totalMillis: 420,
+  checks: [
+    { id: "test_connection_probe", title: "Entra's Test Connection query answers an empty list", status: "pass", detail: "200", entraImpact: "", rfc: "", fix: null, millis: 12, exchanges: [] },
+    { id: "patch_entra_default", title: "Entra's default PATCH format works", status: "warn", detail: "PATCH answered HTTP 400: unknown op Replace", entraImpact: "Handled by the aadOptscim062020 flag", rfc: "RFC 7644 §3.5.2", fix: "Append ?aadOptscim062020 to the tenant URL", millis: 30,
+      exchanges: [{ method: "PATCH", url: "https://scim.example.com/scim/v2/Users/1", auth: "bearer <redacted>", requestBody: { Operations: [] }, status: 400, contentType: "application/scim+json", location: null, responseBody: "{}", error: null, millis: 15 }] },
+  ],
+};
+
+const job: JobStatus = {
+  jobId: "scim.1", code: "Active", schedule: "Active", headline: "Provisioning is on: 5 users and 2 groups in sync.", tone: "ok",
+  quarantineReason: null, quarantineError: null, nextAttempt: null, lastCycle: "Succeeded", lastCycleEnded: "2026-11-22T10:00:00Z", lastError: null, users: 5, groups: 2, exportedLastCycle: 7,
+};
+
+describe("provisioning with SCIM", () => {
+  it("assigns a group, previews, sets the token without it ever coming back, verifies, plans and shows the job", async () => {
+    const user = userEvent.setup();
+    const TOKEN = "s3cr3t-token-value";
+    const calls = start(
+      {
+        check_inputs: () => ({ ...planView.intent, providerId: "scim" }),
+        scim_context: () => scimContext,
+        search_people: () => [
+          { id: "g1", kind: "Group", displayName: "Engineering", detail: "Security group", assignable: true },
+          { id: "g2", kind: "Group", displayName: "All Company", detail: "Microsoft 365 group: not security-enabled, cannot be assigned", assignable: false },
+        ],
+        preview_sync: () => ({
+          syncAll: false, users: 2, groups: 1, disabled: 0, truncated: false,
+          nestedOnly: [{ id: "u3", displayName: "Diego Siciliani", upn: "diego@contoso.com", mail: "diego@contoso.com", notes: ["nested"] }],
+          sample: [{ id: "u1", displayName: "Adele Vance", upn: "adele@contoso.com", mail: "adele@contoso.com", notes: [] }],
+          warnings: [{ id: "nested_groups", severity: "warning", title: "Members of nested groups are not provisioned", detail: "Nested: Platform Team (in Engineering).", link: null }],
+        }),
+        set_scim_token: () => ({ set: true, remembered: false, length: TOKEN.length }),
+        verify_scim: () => report,
+        prepare_setup: () => ({ ...planView, plan: { ...planView.plan, scimUniqueName: "entra-setup-scim-acme", changes: [
+          { seq: 0, change: { kind: "instantiateScimApp", displayName: "Acme (SCIM)", tempName: "Acme (SCIM) (setting up 1)" }, title: "Create the provisioning app", reason: "r", request: "POST /applicationTemplates/…/instantiate", after: [] },
+        ] } }),
+        apply_setup: () => ({ ...done, providerName: "Any SCIM 2.0 service", displayName: "Acme", signIn: false, secret: null, outputs: [], scim: { appName: "Acme (SCIM)", appId: "a", servicePrincipalId: "sp", jobId: "scim.1", status: job, tenantUrl: report.tenantUrl, syncAll: false, advice: [], links: [] } }),
+      },
+      [generic],
+    );
+    await user.type(await screen.findByLabelText("Service name"), "Acme");
+    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Sync mode" })).toBeTruthy();
+    expect(await screen.findByTestId("licence-note")).toBeTruthy();
+
+    await user.click(screen.getByRole("button", { name: "Search" }));
+    expect(await screen.findByRole("button", { name: "Add Engineering" })).toBeTruthy();
+    expect((screen.getByRole("button", { name: "Add All Company" }) as HTMLButtonElement).disabled).toBe(true);
+    await user.click(screen.getByRole("button", { name: "Add Engineering" }));
+    expect(within(screen.getByRole("list", { name: "Chosen users and groups" })).getByText("Engineering")).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Preview who would sync" }));
+    const preview = await screen.findByTestId("sync-preview");
+    expect(preview.textContent).toContain("2 users and 1 group would be provisioned");
+    expect(within(preview).getByText("Members of nested groups are not provisioned")).toBeTruthy();
+
+    await user.click(screen.getByRole("button", { name: "Next: SCIM" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "SCIM" })).toBeTruthy();
+    await user.type(screen.getByLabelText("Tenant URL (SCIM base URL)"), "https://scim.example.com/scim/v2");
+    await user.type(screen.getByLabelText("Token"), TOKEN);
+    await user.click(screen.getByRole("button", { name: "Set token" }));
+    expect(await screen.findByTestId("token-set")).toBeTruthy();
+    expect((screen.getByLabelText("Replace the token") as HTMLInputElement).value).toBe("");
+
+    await user.click(screen.getByRole("button", { name: "Verify endpoint" }));
+    const shown = await screen.findByTestId("scim-report");
+    expect(shown.textContent).toContain("Ready for Entra, with 1 warning to read.");
+    expect(within(screen.getByTestId("check-patch_entra_default")).getByText(/Append \?aadOptscim062020/)).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Use this URL" }));
+    expect((screen.getByLabelText("Tenant URL (SCIM base URL)") as HTMLInputElement).value).toBe(report.tenantUrl);
+
+    await user.click(screen.getByRole("button", { name: "Next: Review & apply" }));
+    expect(await screen.findByText("Create the provisioning app")).toBeTruthy();
+    const prepared = calls.find((c) => c.cmd === "prepare_setup");
+    expect(prepared?.args.scim).toEqual({ tenantUrl: report.tenantUrl, syncAll: false, assign: [{ id: "g1", kind: "Group", displayName: "Engineering" }], tokenExpires: null, start: true });
+    await user.click(screen.getByRole("button", { name: "Apply 1 change" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Done" })).toBeTruthy();
+    expect(screen.getByTestId("job-status").textContent).toContain("5 users and 2 groups in sync");
+    expect(screen.getByTestId("done-summary").textContent).toContain("Provisioning to Any SCIM 2.0 service is set up");
+
+    // The token went to Rust once, and nothing else the UI sent or received carries it.
+    const withToken = calls.filter((c) => JSON.stringify(c.args).includes(TOKEN)).map((c) => c.cmd);
+    expect(withToken).toEqual(["set_scim_token"]);
   });
 });

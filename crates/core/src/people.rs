@@ -421,13 +421,18 @@ pub async fn group_mismatch(
             all.into_iter()
                 .filter(|a| a.principal_type.as_deref() == Some("Group"))
                 .map(|a| {
-                    let name = a.principal_display_name.unwrap_or_else(|| a.principal_id.clone());
+                    let name = a
+                        .principal_display_name
+                        .unwrap_or_else(|| a.principal_id.clone());
                     (a.principal_id, name)
                 })
                 .collect(),
         )
     };
-    let (sso, scim) = tokio::join!(groups_of(sign_in_sp.to_string()), groups_of(scim_sp.to_string()));
+    let (sso, scim) = tokio::join!(
+        groups_of(sign_in_sp.to_string()),
+        groups_of(scim_sp.to_string())
+    );
     let (sso, scim) = (sso?, scim?);
     if sso.is_empty() {
         return Ok(None);
@@ -450,7 +455,10 @@ pub async fn group_mismatch(
         parts.push(format!("only on the sign-in app: {}", only_sso.join(", ")));
     }
     if !only_scim.is_empty() {
-        parts.push(format!("only on the provisioning app: {}", only_scim.join(", ")));
+        parts.push(format!(
+            "only on the provisioning app: {}",
+            only_scim.join(", ")
+        ));
     }
     Ok(Some(Advice {
         id: "scim_group_mismatch".into(),

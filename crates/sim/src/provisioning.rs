@@ -824,6 +824,13 @@ async fn provision_user(scope: &Scope, user: &Value) -> Outcome {
                 "title": user["jobTitle"],
                 "roles": [],
             });
+            // Entra leaves out attributes that are null in the directory (reference §10).
+            let body = match body {
+                Value::Object(o) => {
+                    Value::Object(o.into_iter().filter(|(_, v)| !v.is_null()).collect())
+                }
+                other => other,
+            };
             match send(scope, reqwest::Method::POST, "/Users", Some(body)).await {
                 Ok((201, v)) => out.target_id = v["id"].as_str().map(str::to_string),
                 Ok((s, v)) => {

@@ -104,7 +104,14 @@ async fn token_state(setup: &SetupState) -> TokenState {
         remembered: t.as_ref().is_some_and(|t| t.remembered),
         length: t
             .as_ref()
-            .map(|t| u32::try_from(entra_setup_core::ExposeSecret::expose_secret(&t.value).chars().count()).unwrap_or(0))
+            .map(|t| {
+                u32::try_from(
+                    entra_setup_core::ExposeSecret::expose_secret(&t.value)
+                        .chars()
+                        .count(),
+                )
+                .unwrap_or(0)
+            })
             .unwrap_or(0),
     }
 }
@@ -126,9 +133,16 @@ pub async fn scim_context(
     paths: State<'_, Paths>,
 ) -> Result<ScimContext, IpcError> {
     let intent = intent_for(&provider_id, &inputs)?;
-    let spec = intent.provider.scim.clone().ok_or_else(|| IpcError::Blocked {
-        message: format!("{} takes no SCIM provisioning from Entra.", intent.provider.name),
-    })?;
+    let spec = intent
+        .provider
+        .scim
+        .clone()
+        .ok_or_else(|| IpcError::Blocked {
+            message: format!(
+                "{} takes no SCIM provisioning from Entra.",
+                intent.provider.name
+            ),
+        })?;
     let guard = sessions.inner.lock().await;
     let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
     let ctx = if active.demo {
@@ -156,8 +170,16 @@ pub async fn scim_context(
     let s = &active.session;
     let journal = Journal::open(&paths.data, &s.account.tenant_id, &intent.unique_name());
     let hints = journal.hints();
-    let existing = state::read_scim(&s.graph, &intent.scim_unique_name(), &hints.unfinished_instantiations).await?;
-    let status = match existing.as_ref().and_then(|e| e.job.as_ref().map(|j| (e.sp_id.clone(), j.id.clone()))) {
+    let existing = state::read_scim(
+        &s.graph,
+        &intent.scim_unique_name(),
+        &hints.unfinished_instantiations,
+    )
+    .await?;
+    let status = match existing
+        .as_ref()
+        .and_then(|e| e.job.as_ref().map(|j| (e.sp_id.clone(), j.id.clone())))
+    {
         Some((sp, job)) => provisioning::job_status(&s.graph, &sp, &job).await.ok(),
         None => None,
     };
@@ -208,7 +230,9 @@ pub async fn scim_context(
                         } else {
                             PrincipalKind::User
                         },
-                        display_name: a.principal_display_name.unwrap_or_else(|| a.principal_id.clone()),
+                        display_name: a
+                            .principal_display_name
+                            .unwrap_or_else(|| a.principal_id.clone()),
                         id: a.principal_id,
                     })
                     .collect()
@@ -279,7 +303,8 @@ pub async fn set_scim_token(
     if value.chars().any(char::is_whitespace) {
         return Err(IpcError::Invalid {
             field: "scim_token".into(),
-            message: "The token contains spaces or line breaks: copy it again, as one piece.".into(),
+            message: "The token contains spaces or line breaks: copy it again, as one piece."
+                .into(),
         });
     }
     let secret = SecretString::from(value);
@@ -287,7 +312,10 @@ pub async fn set_scim_token(
         let guard = sessions.inner.lock().await;
         let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
         let intent = intent_for(&provider_id, &inputs)?;
-        let key = token_key(&active.session.account.tenant_id, &intent.scim_unique_name());
+        let key = token_key(
+            &active.session.account.tenant_id,
+            &intent.scim_unique_name(),
+        );
         entra_setup_core::keychain::set(&core.keychain, &key, secret.clone()).await?;
     }
     *setup.scim_token.lock().await = Some(crate::state::ScimToken {
@@ -313,7 +341,10 @@ pub async fn forget_scim_token(
     let guard = sessions.inner.lock().await;
     if let Some(active) = guard.as_ref() {
         let intent = intent_for(&provider_id, &inputs)?;
-        let key = token_key(&active.session.account.tenant_id, &intent.scim_unique_name());
+        let key = token_key(
+            &active.session.account.tenant_id,
+            &intent.scim_unique_name(),
+        );
         entra_setup_core::keychain::delete(&core.keychain, &key).await?;
     }
     Ok(token_state(&setup).await)
@@ -440,7 +471,10 @@ pub async fn scim_logs(
 }
 
 /// Advice about the token's expiry.
-pub fn token_expiry_advice(expires: Option<chrono::NaiveDate>, today: chrono::NaiveDate) -> Option<Advice> {
+pub fn token_expiry_advice(
+    expires: Option<chrono::NaiveDate>,
+    today: chrono::NaiveDate,
+) -> Option<Advice> {
     let d = expires?;
     let days = (d - today).num_days();
     Some(Advice {

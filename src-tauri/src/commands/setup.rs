@@ -338,7 +338,8 @@ pub async fn prepare_setup(
     let guard = sessions.inner.lock().await;
     let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
     if let Some(choice) = &scim {
-        let expires = super::scim::parse_date("scim_token_expires", choice.token_expires.as_deref())?;
+        let expires =
+            super::scim::parse_date("scim_token_expires", choice.token_expires.as_deref())?;
         let record = entra_setup_core::setup::journal::Journal::open(
             &paths.data,
             &active.session.account.tenant_id,
@@ -540,7 +541,11 @@ async fn done_view(
         checks,
         outputs: outputs::render_all(provider, &values),
         advice: if sign_in {
-            outputs::done_advice(provider, Some(&p.preflight), st.secret.as_ref().map(|x| x.end))
+            outputs::done_advice(
+                provider,
+                Some(&p.preflight),
+                st.secret.as_ref().map(|x| x.end),
+            )
         } else {
             vec![]
         },
@@ -674,12 +679,16 @@ pub async fn apply_setup(
         .clone()
         .or_else(|| prepared.state.sp_id.clone());
     let scim_applied = applied.scim.clone().or_else(|| {
-        prepared.state.scim.as_ref().map(|s| entra_setup_core::setup::apply::ScimApplied {
-            app_object_id: s.app_object_id.clone(),
-            app_id: s.app_id.clone(),
-            sp_id: s.sp_id.clone(),
-            job_id: s.job.as_ref().map(|j| j.id.clone()),
-        })
+        prepared
+            .state
+            .scim
+            .as_ref()
+            .map(|s| entra_setup_core::setup::apply::ScimApplied {
+                app_object_id: s.app_object_id.clone(),
+                app_id: s.app_id.clone(),
+                sp_id: s.sp_id.clone(),
+                job_id: s.job.as_ref().map(|j| j.id.clone()),
+            })
     });
     let st = crate::state::Applied {
         scim: scim_applied,

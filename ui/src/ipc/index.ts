@@ -2,7 +2,7 @@
 // @tauri-apps/api directly; the command wrappers and types are generated from Rust.
 import { Channel } from "@tauri-apps/api/core";
 import { commands } from "./bindings";
-import type { ApplyEvent, IpcError, Method, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
+import type { ApplyEvent, Assignee, IpcError, Method, ScimChoice, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
 
 export type * from "./bindings";
 
@@ -65,8 +65,13 @@ export const ipc = {
   providers: () => unwrap(commands.providers()),
   checkInputs: (providerId: string, inputs: Record<string, string>, secretDays: number | null) =>
     unwrap(commands.checkInputs(providerId, inputs, secretDays)),
-  prepareSetup: (providerId: string, inputs: Record<string, string>, secretDays: number | null, onEvent: (e: SignInEvent) => void) =>
-    unwrap(commands.prepareSetup(providerId, inputs, secretDays, channel(onEvent))),
+  prepareSetup: (
+    providerId: string,
+    inputs: Record<string, string>,
+    secretDays: number | null,
+    scim: ScimChoice | null,
+    onEvent: (e: SignInEvent) => void,
+  ) => unwrap(commands.prepareSetup(providerId, inputs, secretDays, scim, channel(onEvent))),
   applySetup: (onEvent: (e: ApplyEvent) => void) => unwrap(commands.applySetup(channel(onEvent))),
   recheckSetup: () => unwrap(commands.recheckSetup()),
   demoColleagueConsents: () => unwrap(commands.demoColleagueConsents()),
@@ -75,4 +80,16 @@ export const ipc = {
   keepSecret: () => unwrap(commands.keepSecret()),
   pushToProvider: (inputs: Record<string, string>) => unwrap(commands.pushToProvider(inputs)),
   undoSetup: () => unwrap(commands.undoSetup()),
+  scimContext: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>
+    unwrap(commands.scimContext(providerId, inputs, channel(onEvent))),
+  searchPeople: (query: string, groups: boolean) => unwrap(commands.searchPeople(query, groups)),
+  previewSync: (syncAll: boolean, assigned: Assignee[]) => unwrap(commands.previewSync(syncAll, assigned)),
+  setScimToken: (token: string, remember: boolean, providerId: string, inputs: Record<string, string>) =>
+    unwrap(commands.setScimToken(token, remember, providerId, inputs)),
+  forgetScimToken: (providerId: string, inputs: Record<string, string>) => unwrap(commands.forgetScimToken(providerId, inputs)),
+  useDemoScim: () => unwrap(commands.useDemoScim()),
+  verifyScim: (url: string, writeTests: boolean, trustedCert: string | null) => unwrap(commands.verifyScim(url, writeTests, trustedCert)),
+  scimStatus: () => unwrap(commands.scimStatus()),
+  scimOnDemand: (userId: string) => unwrap(commands.scimOnDemand(userId)),
+  scimLogs: () => unwrap(commands.scimLogs()),
 };

@@ -1,6 +1,24 @@
 // State of the setup steps (Choose service → Done). Business rules live in Rust.
 import { asIpcError, ipc } from "../ipc";
-import type { ApplyEvent, DoneView, IpcError, PlanView, ProviderInfo, PushResult, Undone } from "../ipc";
+import type {
+  ApplyEvent,
+  Assignee,
+  DoneView,
+  IpcError,
+  JobStatus,
+  Logs,
+  OnDemandResult,
+  PlanView,
+  Principal,
+  ProviderInfo,
+  PushResult,
+  ScimChoice,
+  ScimContext,
+  ScimReport,
+  SyncPreview,
+  TokenState,
+  Undone,
+} from "../ipc";
 import { STEP } from "./steps";
 import { wizard } from "./wizard.svelte";
 
@@ -30,6 +48,24 @@ class Setup {
   pushed = $state<PushResult | null>(null);
   undone = $state<Undone[] | null>(null);
 
+  // Sync mode and SCIM (steps 5 and 6).
+  /** Set up SCIM provisioning in this run (always for SCIM-only providers). */
+  scimWanted = $state(false);
+  scim = $state<ScimContext | null>(null);
+  syncAll = $state(false);
+  assigned = $state<Assignee[]>([]);
+  preview = $state<SyncPreview | null>(null);
+  scimUrl = $state("");
+  tokenExpires = $state("");
+  token = $state<TokenState | null>(null);
+  report = $state<ScimReport | null>(null);
+  writeTests = $state(false);
+  trustedCert = $state("");
+  startAfterApply = $state(true);
+  job = $state<JobStatus | null>(null);
+  onDemand = $state<OnDemandResult | null>(null);
+  logs = $state<Logs | null>(null);
+
   get provider(): ProviderInfo | null {
     return this.providers?.find((p) => p.id === this.providerId) ?? null;
   }
@@ -50,6 +86,22 @@ class Setup {
     this.inputs = {};
     this.inputErrors = {};
     this.plan = null;
+    this.resetScim();
+  }
+
+  private resetScim() {
+    this.scimWanted = false;
+    this.scim = null;
+    this.syncAll = false;
+    this.assigned = [];
+    this.preview = null;
+    this.scimUrl = "";
+    this.tokenExpires = "";
+    this.token = null;
+    this.report = null;
+    this.job = null;
+    this.onDemand = null;
+    this.logs = null;
   }
 
   /** Runs a command, tracking busy state and errors; `ok` says whether it succeeded. */
@@ -75,23 +127,162 @@ class Setup {
     }
   }
 
-  /** Checks the inputs, reads the tenant and computes the plan; then shows Register app. */
+  /** Checks the inputs, reads the tenant and computes the plan; then shows Register app (or,
+   * for a SCIM-only provider, Sync mode). */
   async prepare(): Promise<boolean> {
     if (!this.providerId) return false;
     this.inputErrors = {};
     const id = this.providerId;
     const checked = await this.run("Checking your inputs…", () => ipc.checkInputs(id, this.inputs, this.secretDays));
     if (!checked.ok) return false;
-    const plan = await this.run("Reading the tenant: its policy, your roles, a sample of users, and what already exists…", () =>
-      ipc.prepareSetup(id, this.inputs, this.secretDays, (e) => wizard.onEvent(e)),
-    );
-    if (!plan.ok) return false;
-    this.plan = plan.value;
     this.done = null;
     this.progress = {};
     this.undone = null;
+    if (this.provider && !this.provider.signIn) {
+      this.scimWanted = true;
+      this.plan = null;
+      wizard.goToStep(STEP.sync);
+      return this.loadScim();
+    }
+    const plan = await this.run("Reading the tenant: its policy, your roles, a sample of users, and what already exists…", () =>
+      ipc.prepareSetup(id, this.inputs, this.secretDays, null, (e) => wizard.onEvent(e)),
+    );
+    if (!plan.ok) return false;
+    this.plan = plan.value;
     wizard.goToStep(STEP.register);
     return true;
+  }
+
+  /** After Permissions: Sync mode when the provider takes SCIM, else Review. */
+  afterPermissions() {
+    wizard.goToStep(this.provider?.scim ? STEP.sync : STEP.review);
+  }
+
+  /** Reads the provisioning app (if any), its assignments and settings, for a re-run. */
+  async loadScim(): Promise<boolean> {
+    if (!this.providerId) return false;
+    const id = this.providerId;
+    const r = await this.run("Reading provisioning: the app, its assignments and its job…", () =>
+      ipc.scimContext(id, this.inputs, (e) => wizard.onEvent(e)),
+    );
+    if (!r.ok) return false;
+    const ctx = r.value;
+    this.scim = ctx;
+    this.token = ctx.token;
+    this.assigned = [...ctx.assigned];
+    if (ctx.saved) {
+      this.syncAll = ctx.saved.syncAll;
+      this.scimUrl = ctx.saved.tenantUrl;
+      this.tokenExpires = ctx.saved.tokenExpires ?? "";
+      this.scimWanted = true;
+    }
+    this.preview = null;
+    this.report = null;
+    return true;
+  }
+
+  async wantScim(on: boolean) {
+    this.scimWanted = on;
+    if (on && !this.scim) await this.loadScim();
+  }
+
+  async search(query: string, groups: boolean): Promise<Principal[]> {
+    const r = await this.run("Searching the directory…", () => ipc.searchPeople(query, groups));
+    return r.ok ? r.value : [];
+  }
+
+  assign(p: Principal) {
+    if (this.assigned.some((a) => a.id === p.id)) return;
+    this.assigned = [...this.assigned, { id: p.id, kind: p.kind, displayName: p.displayName }];
+    this.preview = null;
+  }
+
+  unassign(id: string) {
+    this.assigned = this.assigned.filter((a) => a.id !== id);
+    this.preview = null;
+  }
+
+  async refreshPreview() {
+    const r = await this.run("Working out who would sync…", () => ipc.previewSync(this.syncAll, this.syncAll ? [] : this.assigned));
+    if (r.ok) this.preview = r.value;
+  }
+
+  async setToken(value: string, remember: boolean): Promise<boolean> {
+    if (!this.providerId) return false;
+    const id = this.providerId;
+    this.inputErrors = {};
+    const r = await this.run("Keeping the token…", () => ipc.setScimToken(value, remember, id, this.inputs));
+    if (r.ok) this.token = r.value;
+    else if (this.error?.kind === "invalid") this.inputErrors = { [this.error.detail.field]: this.error.detail.message };
+    return r.ok;
+  }
+
+  async forgetToken() {
+    if (!this.providerId) return;
+    const id = this.providerId;
+    const r = await this.run("Forgetting the token…", () => ipc.forgetScimToken(id, this.inputs));
+    if (r.ok) this.token = r.value;
+  }
+
+  async useDemoEndpoint() {
+    const r = await this.run("Using the demo provider's SCIM endpoint…", () => ipc.useDemoScim());
+    if (r.ok) {
+      this.scimUrl = r.value;
+      this.token = { set: true, remembered: false, length: 0 };
+    }
+  }
+
+  async verify() {
+    this.inputErrors = {};
+    this.report = null;
+    const label = this.writeTests
+      ? "Checking the endpoint as Entra would, with a test user and group (removed afterwards)…"
+      : "Checking the endpoint as Entra would (read-only)…";
+    const r = await this.run(label, () => ipc.verifyScim(this.scimUrl, this.writeTests, this.trustedCert || null));
+    if (r.ok) this.report = r.value;
+    else if (this.error?.kind === "invalid") this.inputErrors = { [this.error.detail.field]: this.error.detail.message };
+  }
+
+  /** Computes the full plan, SCIM included, and shows Review. */
+  async toReview(): Promise<boolean> {
+    if (!this.providerId) return false;
+    const id = this.providerId;
+    this.inputErrors = {};
+    const choice: ScimChoice | null = this.scimWanted
+      ? {
+          tenantUrl: this.scimUrl,
+          syncAll: this.syncAll,
+          assign: this.syncAll ? [] : this.assigned,
+          tokenExpires: this.tokenExpires || null,
+          start: this.startAfterApply,
+        }
+      : null;
+    const plan = await this.run("Planning every change, provisioning included…", () =>
+      ipc.prepareSetup(id, this.inputs, this.secretDays, choice, (e) => wizard.onEvent(e)),
+    );
+    if (!plan.ok) return false;
+    this.plan = plan.value;
+    wizard.goToStep(STEP.review);
+    return true;
+  }
+
+  async refreshJob() {
+    try {
+      this.job = await ipc.scimStatus();
+    } catch (e) {
+      this.error = asIpcError(e);
+    }
+  }
+
+  async provisionOnDemand(userId: string) {
+    this.onDemand = null;
+    const r = await this.run("Provisioning this user now…", () => ipc.scimOnDemand(userId));
+    if (r.ok) this.onDemand = r.value;
+  }
+
+  async loadLogs() {
+    const r = await this.run("Reading the provisioning log…", () => ipc.scimLogs());
+    if (r.ok) this.logs = r.value;
   }
 
   private onApply(e: ApplyEvent) {
@@ -120,6 +311,7 @@ class Setup {
     this.applying = false;
     if (!done.ok) return false;
     this.done = done.value;
+    this.job = done.value.scim?.status ?? null;
     this.plan = null;
     wizard.goToStep(STEP.done);
     return true;
@@ -185,6 +377,7 @@ class Setup {
     this.notice = null;
     this.pushed = null;
     this.undone = null;
+    this.resetScim();
   }
 }
 
