@@ -249,29 +249,6 @@ pub async fn secret_and_consent(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_the_codes_admins_meet_to_steps() {
-        for code in [7000215, 7000222, 700016, 50011, 65001, 90094, 50105, 65004] {
-            assert!(explain_aadsts(code).is_some(), "AADSTS{code}");
-        }
-        assert_eq!(explain_aadsts(50011).unwrap().step, "Register app");
-        assert_eq!(explain_aadsts(50105).unwrap().step, "Sync mode");
-        let r = fail_from_aadsts(
-            "x",
-            "t",
-            "d".into(),
-            "AADSTS7000222: The provided client secret keys are expired.",
-        );
-        assert!(
-            r.cause.unwrap().contains("expired") && r.evidence.as_deref() == Some("AADSTS7000222")
-        );
-    }
-}
-
 /// Entra's Test Connection with the credentials it saved for the provisioning job.
 pub async fn scim_connection(
     graph: &crate::graph::GraphClient,
@@ -297,5 +274,28 @@ pub async fn scim_connection(
             fix: Some("Get a new token (or the right URL) from the provider, run the SCIM step again and apply.".into()),
             evidence: e.api().and_then(|a| a.request_id.clone()).map(|r| format!("request-id {r}")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_codes_admins_meet_to_steps() {
+        for code in [7000215, 7000222, 700016, 50011, 65001, 90094, 50105, 65004] {
+            assert!(explain_aadsts(code).is_some(), "AADSTS{code}");
+        }
+        assert_eq!(explain_aadsts(50011).unwrap().step, "Register app");
+        assert_eq!(explain_aadsts(50105).unwrap().step, "Sync mode");
+        let r = fail_from_aadsts(
+            "x",
+            "t",
+            "d".into(),
+            "AADSTS7000222: The provided client secret keys are expired.",
+        );
+        assert!(
+            r.cause.unwrap().contains("expired") && r.evidence.as_deref() == Some("AADSTS7000222")
+        );
     }
 }
