@@ -994,17 +994,7 @@ async fn write_tests(http: &Http, auth: &ScimAuth, flag_in_url: bool) -> (Vec<Sc
         {"op": "Replace", "path": "displayName", "value": "Entra Setup test user (patched)"},
         {"op": "Replace", "path": "active", "value": "False"}
     ]});
-    let (p1, _) = http
-        .call(
-            Method::PATCH,
-            &format!("/Users/{uid}"),
-            Some(default_patch),
-            cred,
-        )
-        .await;
-    let (r1, rv1) = http
-        .call(Method::GET, &format!("/Users/{uid}"), None, cred)
-        .await;
+    let (p1, r1, rv1) = patch_and_read(http, &format!("/Users/{uid}"), default_patch, cred).await;
     let default_ok = (200..300).contains(&status_of(&p1))
         && rv1.as_ref().is_some_and(|v| {
             active_is(v, false) && v["displayName"] == "Entra Setup test user (patched)"
@@ -1020,17 +1010,7 @@ async fn write_tests(http: &Http, auth: &ScimAuth, flag_in_url: bool) -> (Vec<Sc
         {"op": "replace", "path": "active", "value": true},
         {"op": "replace", "value": {"displayName": "Entra Setup test user (aadOpt)", "name.givenName": "Entra"}}
     ]});
-    let (p2, _) = http
-        .call(
-            Method::PATCH,
-            &format!("/Users/{uid}"),
-            Some(rfc_patch),
-            cred,
-        )
-        .await;
-    let (r2, rv2) = http
-        .call(Method::GET, &format!("/Users/{uid}"), None, cred)
-        .await;
+    let (p2, r2, rv2) = patch_and_read(http, &format!("/Users/{uid}"), rfc_patch, cred).await;
     let rfc_ok = (200..300).contains(&status_of(&p2))
         && rv2.as_ref().is_some_and(|v| {
             active_is(v, true) && v["displayName"] == "Entra Setup test user (aadOpt)"
@@ -1098,10 +1078,9 @@ async fn write_tests(http: &Http, auth: &ScimAuth, flag_in_url: bool) -> (Vec<Sc
                     o.to_string()
                 }
             };
-            let (ax, _) = http.call(Method::PATCH, &format!("/Groups/{g}"), Some(json!({"schemas": [PATCH_OP], "Operations": [{"op": op("Add"), "path": "members", "value": [{"value": uid}]}]})), cred).await;
-            let (a2, av) = http
-                .call(Method::GET, &format!("/Groups/{g}"), None, cred)
-                .await;
+            let group = format!("/Groups/{g}");
+            let add = json!({"schemas": [PATCH_OP], "Operations": [{"op": op("Add"), "path": "members", "value": [{"value": uid}]}]});
+            let (ax, a2, av) = patch_and_read(http, &group, add, cred).await;
             let added = av.as_ref().is_some_and(|v| {
                 v["members"]
                     .as_array()
@@ -1116,36 +1095,17 @@ async fn write_tests(http: &Http, auth: &ScimAuth, flag_in_url: bool) -> (Vec<Sc
                         .is_some_and(|m| m.iter().any(|x| x["value"] == uid.as_str()))
                 })
             };
-            let (rx, _) = http
-                .call(
-                    Method::PATCH,
-                    &format!("/Groups/{g}"),
-                    Some(if flag {
-                        aad_remove.clone()
-                    } else {
-                        default_remove
-                    }),
-                    cred,
-                )
-                .await;
-            let (r3, rv) = http
-                .call(Method::GET, &format!("/Groups/{g}"), None, cred)
-                .await;
+            let first_remove = if flag {
+                aad_remove.clone()
+            } else {
+                default_remove
+            };
+            let (rx, r3, rv) = patch_and_read(http, &group, first_remove, cred).await;
             let removed = !has_member(&rv);
             let mut ex = vec![gcx, ax.clone(), a2, rx.clone(), r3];
             if added && !removed && !flag {
                 // Entra's default removal was refused; does the aadOptscim062020 form work?
-                let (fx2, _) = http
-                    .call(
-                        Method::PATCH,
-                        &format!("/Groups/{g}"),
-                        Some(aad_remove),
-                        cred,
-                    )
-                    .await;
-                let (r4, rv4) = http
-                    .call(Method::GET, &format!("/Groups/{g}"), None, cred)
-                    .await;
+                let (fx2, r4, rv4) = patch_and_read(http, &group, aad_remove, cred).await;
                 removal_needs_flag = !has_member(&rv4);
                 ex.extend([fx2, r4]);
             }
@@ -1197,6 +1157,20 @@ async fn write_tests(http: &Http, auth: &ScimAuth, flag_in_url: bool) -> (Vec<Sc
         check("delete", WRITE_CHECKS[7].1, ScimStatus::Fail, format!("{}; then {}", describe(&ux), describe(&uget)), "Users deleted in Entra stay on the provider", "RFC 7644 §3.6", Some("Answer DELETE with 204 and GET of a deleted resource with 404. Remove the test user and group by hand."), ex)
     });
     (out, flag)
+}
+
+/// PATCHes a resource and reads it back: (the PATCH, the GET, what the GET answered).
+async fn patch_and_read(
+    http: &Http,
+    path: &str,
+    body: Value,
+    cred: Cred<'_>,
+) -> (Exchange, Exchange, Option<Value>) {
+    let (p, _) = http
+        .call(reqwest::Method::PATCH, path, Some(body), cred)
+        .await;
+    let (r, v) = http.call(reqwest::Method::GET, path, None, cred).await;
+    (p, r, v)
 }
 
 async fn cleanup_user_by_name(http: &Http, auth: &ScimAuth, user_name: &str) {

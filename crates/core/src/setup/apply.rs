@@ -495,6 +495,14 @@ impl Ctx<'_> {
                     .retry_if(replication_delay)
                     .send()
                     .await?;
+                // The enterprise app list shows the service principal's name: rename it too.
+                let sp = refs.scim_sp_id.clone().unwrap_or_default();
+                g.patch(format!("/servicePrincipals/{sp}"))
+                    .json(json!({"displayName": display_name}))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
                 // An app adopted from an interrupted run was made by the wizard: record it so Undo
                 // removes it.
                 let adopted = !self
@@ -519,16 +527,11 @@ impl Ctx<'_> {
                     .list()
                     .await?;
                 if !templates.iter().any(|t| t["id"] == "scim") {
-                    return Err(GraphError::Api(Box::new(ApiError {
-                        status: 400,
-                        code: "NoScimTemplate".into(),
-                        message: "This enterprise app offers no SCIM provisioning template, so Entra cannot provision from it. The wizard only provisions from apps it created from the non-gallery template.".into(),
-                        method: "GET".into(),
-                        path: format!("/servicePrincipals/{sp}/synchronization/templates"),
-                        request_id: None,
-                        client_request_id: String::new(),
-                        date: None,
-                    })));
+                    return Err(refusal(
+                        "NoScimTemplate",
+                        "This enterprise app offers no SCIM provisioning template, so Entra cannot provision from it. The wizard only provisions from apps it created from the non-gallery template.",
+                        format!("GET /servicePrincipals/{sp}/synchronization/templates"),
+                    ));
                 }
                 let job: Value = g
                     .post(format!("/servicePrincipals/{sp}/synchronization/jobs"))
@@ -728,19 +731,33 @@ fn sync_not_ready(e: &ApiError) -> bool {
         || (e.status == 409 && e.path.ends_with("/jobs"))
 }
 
+/// An error the applier raises itself (not from Graph), shaped like Graph's so it reads the same.
+fn refusal(code: &str, message: &str, request: String) -> GraphError {
+    let (method, path) = request
+        .split_once(' ')
+        .map_or((String::new(), request.clone()), |(m, p)| {
+            (m.to_string(), p.to_string())
+        });
+    GraphError::Api(Box::new(ApiError {
+        status: 400,
+        code: code.into(),
+        message: message.into(),
+        method,
+        path,
+        request_id: None,
+        client_request_id: String::new(),
+        date: None,
+    }))
+}
+
 impl Ctx<'_> {
     fn token(&self) -> Result<&SecretString, GraphError> {
         self.options.scim_token.as_ref().ok_or_else(|| {
-            GraphError::Api(Box::new(ApiError {
-                status: 400,
-                code: "ScimTokenMissing".into(),
-                message: "The SCIM Secret Token is needed to save provisioning credentials; enter it in the SCIM step.".into(),
-                method: "POST".into(),
-                path: String::new(),
-                request_id: None,
-                client_request_id: String::new(),
-                date: None,
-            }))
+            refusal(
+                "ScimTokenMissing",
+                "The SCIM Secret Token is needed to save provisioning credentials; enter it in the SCIM step.",
+                "saveScimSecrets".into(),
+            )
         })
     }
 
