@@ -579,6 +579,14 @@ async fn an_instantiate_answered_with_404_is_found_and_an_interrupted_one_is_ado
         .iter()
         .any(|a| a["uniqueName"] == "entra-setup-scim-payroll"
             && a["displayName"] == "Payroll (SCIM)"));
+    assert!(
+        sim.directory(CONTOSO)
+            .unwrap()
+            .service_principals
+            .iter()
+            .any(|sp| sp["displayName"] == "Payroll (SCIM)"),
+        "the enterprise app shows the final name, not the temporary one"
+    );
 
     // Undo removes the provisioning app with its job and assignments.
     let done = undo::undo(&s.graph, &journal, std::sync::Arc::new(|_| {}))
