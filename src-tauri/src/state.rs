@@ -196,6 +196,12 @@ pub struct Applied {
     pub secret: Option<entra_setup_core::setup::apply::NewSecret>,
     pub consent_url: Option<String>,
     pub handed_over: bool,
+    /// The new secret went to the provider (copied, saved or pushed; the keychain alone is not).
+    pub delivered: bool,
+    /// The new secret signed in to Entra in a live test.
+    pub secret_tested: bool,
+    /// Old secrets retired after this run's rotation.
+    pub retired: Vec<entra_setup_core::setup::secrets::SecretStatus>,
     pub prepared: entra_setup_core::setup::flow::Prepared,
 }
 

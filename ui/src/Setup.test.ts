@@ -3,7 +3,7 @@ import { render, screen, waitFor, within } from "@testing-library/svelte";
 import userEvent from "@testing-library/user-event";
 import { mockIPC } from "@tauri-apps/api/mocks";
 import App from "./App.svelte";
-import type { ApplyEvent, DoneView, IpcError, JobStatus, PlanView, ProviderInfo, ScimContext, ScimReport, SignInResult } from "./ipc";
+import type { ApplyEvent, DoneView, IpcError, JobStatus, PlanView, ProviderInfo, ScimContext, ScimReport, SecretStatus, SignInResult } from "./ipc";
 import { setup } from "./lib/setup.svelte";
 import { wizard } from "./lib/wizard.svelte";
 
@@ -39,6 +39,8 @@ const planView: PlanView = {
   permissions: [{ name: "openid", kind: "delegated", why: "Sign users in", grant: "inFlow" }],
   journal: "/tmp/journal.jsonl",
   interrupted: false,
+  secrets: [],
+  rotate: false,
 };
 
 const done: DoneView = {
@@ -50,7 +52,7 @@ const done: DoneView = {
   advice: [{ id: "lockout", severity: "warning", title: "Keep a password administrator in Cloudflare One", detail: "d", link: null }],
   links: [{ label: "App registration", url: "https://portal.azure.com/#view/x" }],
   pushInputs: cloudflare.pushInputs, groups: [], groupsClaimNote: null, journal: "/tmp/journal.jsonl", demo: true,
-  signIn: true, scim: null,
+  signIn: true, scim: null, retire: null,
 };
 
 function start(handlers: Record<string, (args: Record<string, unknown>) => unknown>, providers: ProviderInfo[] = [cloudflare]) {
@@ -239,5 +241,62 @@ describe("provisioning with SCIM", () => {
     // The token went to Rust once, and nothing else the UI sent or received carries it.
     const withToken = calls.filter((c) => JSON.stringify(c.args).includes(TOKEN)).map((c) => c.cmd);
     expect(withToken).toEqual(["set_scim_token"]);
+  });
+});
+
+describe("re-running to rotate the client secret", () => {
+  const current: SecretStatus = { keyId: "old-key", displayName: "entra-setup 2026-01-10T09:00Z", hint: "Q~x", created: "2026-01-10T09:00:00Z", expires: "2027-01-10T09:00:00Z", daysLeft: 48, health: "valid", byWizard: true };
+  const theirs: SecretStatus = { keyId: "ci-key", displayName: "CI pipeline", hint: "zz9", created: "2025-06-01T00:00:00Z", expires: "2026-11-20T00:00:00Z", daysLeft: -2, health: "expired", byWizard: false };
+  const rerun: PlanView = { ...planView, plan: { ...planView.plan, changes: [] }, secrets: [current, theirs] };
+  const rotated: PlanView = {
+    ...rerun, rotate: true,
+    plan: { ...rerun.plan, notes: ["Rotation without downtime: the current secret stays valid."], changes: [
+      { seq: 0, change: { kind: "addPassword", displayName: "entra-setup 2026-11-22T21:00Z", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a new client secret valid for 365 days (until 2027-11-22), next to the current one", reason: "r", request: "POST …/addPassword", after: [] },
+    ] },
+  };
+
+  it("shows each secret's expiry, plans a rotation, and retires the old secret only after hand-over", async () => {
+    const user = userEvent.setup();
+    const waiting: DoneView = { ...done, retire: { old: [current], retired: [], ready: false, waitingFor: "Hand the new secret to Cloudflare One first (Copy, Save or Push above)." } };
+    const ready: DoneView = { ...done, secret: { ...done.secret!, handedOver: true }, retire: { old: [current], retired: [], ready: true, waitingFor: null } };
+    const after: DoneView = { ...ready, retire: { old: [], retired: [current], ready: true, waitingFor: null } };
+    const calls = start({
+      check_inputs: () => planView.intent,
+      prepare_setup: (a) => ((a.secret as { rotate: boolean }).rotate ? rotated : rerun),
+      recheck_setup: () => ready,
+      retire_old_secrets: () => after,
+    });
+    await user.type(await screen.findByLabelText("Cloudflare team name"), "acme");
+    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Register the app" })).toBeTruthy();
+    const table = screen.getByRole("table", { name: /2 secrets, newest first/ });
+    expect(within(table).getByText("Valid for 48 more days")).toBeTruthy();
+    expect(within(table).getByText("Expired 2 days ago")).toBeTruthy();
+    expect(within(table).getByText(/Not made by the wizard/)).toBeTruthy();
+    expect(screen.getByText(/An existing secret from the wizard is still valid/)).toBeTruthy();
+
+    await user.click(screen.getByLabelText("Rotate the client secret now"));
+    await waitFor(() => expect(screen.getByText(/next to the current one\./)).toBeTruthy());
+    const asked = calls.filter((c) => c.cmd === "prepare_setup").map((c) => c.args.secret);
+    expect(asked).toEqual([{ days: null, rotate: false }, { days: null, rotate: true }]);
+    expect((screen.getByLabelText("Rotate the client secret now") as HTMLInputElement).checked).toBe(true);
+
+    setup.done = waiting;
+    wizard.goToStep(7);
+    const card = await screen.findByRole("region", { name: "Retire the old secret" });
+    expect(within(card).getByText(/Hand the new secret to Cloudflare One first/)).toBeTruthy();
+    expect((within(card).getByRole("button", { name: "Retire the old secret…" }) as HTMLButtonElement).disabled).toBe(true);
+
+    await user.click(screen.getByRole("button", { name: "Copy client secret" }));
+    await waitFor(() => expect(calls.some((c) => c.cmd === "recheck_setup")).toBe(true));
+    const retireButton = await within(card).findByRole("button", { name: "Retire the old secret…" });
+    await waitFor(() => expect((retireButton as HTMLButtonElement).disabled).toBe(false));
+    expect(screen.getByText(/copied to the clipboard/)).toBeTruthy();
+    expect(calls.some((c) => c.cmd === "retire_old_secrets")).toBe(false);
+
+    await user.click(retireButton);
+    await user.click(within(card).getByRole("button", { name: "Yes, retire it" }));
+    expect(await within(card).findByText(/Retired: "entra-setup 2026-01-10T09:00Z"/)).toBeTruthy();
+    expect(calls.filter((c) => c.cmd === "retire_old_secrets")).toHaveLength(1);
   });
 });

@@ -234,6 +234,72 @@ impl SimHandle {
         self.shared.world().device_poll_times.clone()
     }
 
+    /// Adds a client secret to an app the way someone else would (the portal, a pipeline):
+    /// returns its key id, or None when there is no such app.
+    pub fn add_password(
+        &self,
+        tenant_id: &str,
+        unique_name: &str,
+        display_name: &str,
+    ) -> Option<String> {
+        let mut world = self.shared.world();
+        let d = world.directories.get_mut(tenant_id)?;
+        let app = d
+            .applications
+            .iter_mut()
+            .find(|a| a["uniqueName"] == unique_name)?;
+        let key_id = uuid::Uuid::new_v4().to_string();
+        let now = chrono::Utc::now();
+        let end = now + chrono::Duration::days(365);
+        let text = format!("other~{}", uuid::Uuid::new_v4().simple());
+        let app_id = app["appId"].as_str().unwrap_or_default().to_string();
+        app["passwordCredentials"]
+            .as_array_mut()?
+            .push(serde_json::json!({
+                "customKeyIdentifier": null,
+                "displayName": display_name,
+                "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "hint": &text[..3],
+                "keyId": key_id,
+                "startDateTime": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            }));
+        d.secrets.push(directory::Secret {
+            app_id,
+            key_id: key_id.clone(),
+            text,
+            end,
+            unreplicated_attempts: 0,
+        });
+        Some(key_id)
+    }
+
+    /// Moves a client secret's end date (to show a re-run a secret about to expire).
+    pub fn set_password_end(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let mut world = self.shared.world();
+        let Some(d) = world.directories.get_mut(tenant_id) else {
+            return false;
+        };
+        let mut found = false;
+        for app in &mut d.applications {
+            if let Some(creds) = app["passwordCredentials"].as_array_mut() {
+                for c in creds.iter_mut().filter(|c| c["keyId"] == key_id) {
+                    c["endDateTime"] =
+                        serde_json::json!(end.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                    found = true;
+                }
+            }
+        }
+        for s in d.secrets.iter_mut().filter(|s| s.key_id == key_id) {
+            s.end = end;
+        }
+        found
+    }
+
     /// The base URL of the simulator's stand-in for Cloudflare's API.
     pub fn fake_cloudflare_api(&self) -> String {
         format!("{}/_fake/cloudflare/client/v4", self.shared.base_url)

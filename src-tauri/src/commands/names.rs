@@ -22,6 +22,7 @@ pub const COMMANDS: &[&str] = &[
     "keep_secret",
     "push_to_provider",
     "undo_setup",
+    "retire_old_secrets",
     "scim_context",
     "search_people",
     "preview_sync",

@@ -16,6 +16,7 @@ use entra_setup_core::session::{self, Session};
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::plan::{Change, Plan};
+use entra_setup_core::setup::secrets::{self, SecretStatus};
 use entra_setup_core::setup::undo::{self, Undone};
 use entra_setup_core::setup::Intent;
 use entra_setup_core::tenant::{Advice, Link};
@@ -124,6 +125,34 @@ pub struct PlanView {
     pub permissions: Vec<PermissionStatus>,
     pub journal: String,
     pub interrupted: bool,
+    /// The client secrets already on the app (a re-run), newest first.
+    pub secrets: Vec<SecretStatus>,
+    /// This plan rotates the client secret on request.
+    pub rotate: bool,
+}
+
+/// The admin's choices about the client secret.
+#[derive(Debug, Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretChoice {
+    /// Lifetime in days (default: the provider's; capped by tenant policy).
+    pub days: Option<u32>,
+    /// Add a new secret now even if the current one is still good (rotation).
+    pub rotate: bool,
+}
+
+/// After a rotation: the old secrets the wizard made, which the admin retires once the
+/// provider uses the new one.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct RetireOffer {
+    pub old: Vec<SecretStatus>,
+    /// Retired in this session.
+    pub retired: Vec<SecretStatus>,
+    /// The new secret was handed to the provider and signed in to Entra.
+    pub ready: bool,
+    /// What to do before retiring is allowed, when not ready.
+    pub waiting_for: Option<String>,
 }
 
 #[derive(Debug, Serialize, specta::Type)]
@@ -166,6 +195,7 @@ pub struct DoneView {
     /// The provider has a sign-in app (false for SCIM-only providers).
     pub sign_in: bool,
     pub scim: Option<ScimDone>,
+    pub retire: Option<RetireOffer>,
 }
 
 /// The provisioning part of Done.
@@ -325,7 +355,7 @@ fn context_for(core: &Core, demo: &Demo, is_demo: bool) -> session::Context {
 pub async fn prepare_setup(
     provider_id: String,
     inputs: BTreeMap<String, String>,
-    secret_days: Option<u32>,
+    secret: SecretChoice,
     scim: Option<super::scim::ScimChoice>,
     events: Channel<SignInEvent>,
     core: State<'_, Core>,
@@ -334,7 +364,7 @@ pub async fn prepare_setup(
     setup: State<'_, SetupState>,
     paths: State<'_, Paths>,
 ) -> Result<PlanView, IpcError> {
-    let mut intent = intent(&provider_id, &inputs, secret_days)?;
+    let mut intent = intent(&provider_id, &inputs, secret.days)?.with_rotation(secret.rotate);
     let guard = sessions.inner.lock().await;
     let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
     if let Some(choice) = &scim {
@@ -401,6 +431,8 @@ pub async fn prepare_setup(
         permissions: permission_statuses(&prepared),
         journal: prepared.journal.path().display().to_string(),
         interrupted: prepared.journal.interrupted(),
+        secrets: secrets::statuses(&prepared.state, chrono::Utc::now()),
+        rotate: prepared.intent.rotate_secret,
     };
     *setup.prepared.lock().await = Some(prepared);
     Ok(view)
@@ -522,7 +554,15 @@ async fn done_view(
         _ => None,
     };
     let sign_in = provider.has_sign_in();
+    // Without a new secret, the warnings speak of the one the provider uses now.
+    let secret_end = st.secret.as_ref().map(|x| x.end).or_else(|| {
+        secrets::statuses(&p.state, chrono::Utc::now())
+            .into_iter()
+            .find(|x| x.by_wizard && x.health != secrets::SecretHealth::Expired)
+            .and_then(|x| x.expires)
+    });
     DoneView {
+        retire: retire_offer(st),
         sign_in,
         scim,
         provider_name: provider.name.clone(),
@@ -541,11 +581,7 @@ async fn done_view(
         checks,
         outputs: outputs::render_all(provider, &values),
         advice: if sign_in {
-            outputs::done_advice(
-                provider,
-                Some(&p.preflight),
-                st.secret.as_ref().map(|x| x.end),
-            )
+            outputs::done_advice(provider, Some(&p.preflight), secret_end)
         } else {
             vec![]
         },
@@ -567,7 +603,49 @@ async fn done_view(
     }
 }
 
-async fn run_checks(s: &Session, st: &crate::state::Applied) -> Vec<CheckResult> {
+/// The old secrets a rotation leaves behind, and whether they may go yet.
+fn retire_offer(st: &crate::state::Applied) -> Option<RetireOffer> {
+    let new = st.secret.as_ref()?;
+    let p = &st.prepared;
+    let removed_by_plan: Vec<&str> = p
+        .plan
+        .changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::RemovePassword { key_id, .. } => Some(key_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let old: Vec<SecretStatus> = secrets::statuses(&p.state, chrono::Utc::now())
+        .into_iter()
+        .filter(|x| {
+            x.by_wizard
+                && x.key_id != new.key_id
+                && !removed_by_plan.contains(&x.key_id.as_str())
+                && !st.retired.iter().any(|r| r.key_id == x.key_id)
+        })
+        .collect();
+    if old.is_empty() && st.retired.is_empty() {
+        return None;
+    }
+    let name = &p.intent.provider.name;
+    let waiting_for = if !st.delivered {
+        Some(format!("Hand the new secret to {name} first (Copy, Save or Push above) and update {name}'s settings: until then {name} still signs in with the old one."))
+    } else if !st.secret_tested {
+        Some("The new secret has not signed in to Entra yet (a new secret can take a few minutes to reach every Entra server): choose Test again, then retire.".into())
+    } else {
+        None
+    };
+    Some(RetireOffer {
+        ready: waiting_for.is_none(),
+        waiting_for,
+        old,
+        retired: st.retired.clone(),
+    })
+}
+
+/// Runs the live tests; remembers when the new secret signed in (retiring old ones needs it).
+async fn run_checks(s: &Session, st: &mut crate::state::Applied) -> Vec<CheckResult> {
     let http = entra_setup_core::http::client();
     let mut out = vec![checks::discovery(&http, &s.cloud, &s.account.tenant_id).await];
     if let Some((sp, job)) = st
@@ -599,6 +677,12 @@ async fn run_checks(s: &Session, st: &crate::state::Applied) -> Vec<CheckResult>
             )
             .await,
         );
+    }
+    if out
+        .iter()
+        .any(|c| c.id == "client_secret" && c.status == checks::Status::Pass)
+    {
+        st.secret_tested = true;
     }
     out
 }
@@ -698,6 +782,9 @@ pub async fn apply_setup(
         secret: applied.secret,
         consent_url: applied.consent_url,
         handed_over: false,
+        delivered: false,
+        secret_tested: false,
+        retired: vec![],
         prepared,
     };
     *setup.applied.lock().await = Some(st);
@@ -706,8 +793,8 @@ pub async fn apply_setup(
             message: e.to_string(),
         });
     }
-    let applied_guard = setup.applied.lock().await;
-    let st = applied_guard.as_ref().ok_or(IpcError::Internal {
+    let mut applied_guard = setup.applied.lock().await;
+    let st = applied_guard.as_mut().ok_or(IpcError::Internal {
         message: "lost the apply result".into(),
     })?;
     let checks = run_checks(&active.session, st).await;
@@ -829,6 +916,9 @@ async fn mark_handed_over(setup: &SetupState, how: &str) {
                 tracing::warn!(error = %e, "could not journal the hand-over");
             }
             st.handed_over = true;
+            if how != "kept in the keychain" {
+                st.delivered = true;
+            }
         }
     }
 }
@@ -1009,4 +1099,69 @@ pub async fn undo_setup(
     let done = undo::undo(&active.session.graph, &journal, Arc::new(|_| {})).await?;
     *setup.applied.lock().await = None;
     Ok(done)
+}
+
+/// After a rotation: removes the wizard's old client secrets, keeping the new one. Allowed only
+/// once the new secret went to the provider and signed in to Entra; then re-runs the live tests.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn retire_old_secrets(
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+    paths: State<'_, Paths>,
+) -> Result<DoneView, IpcError> {
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let mut applied = setup.applied.lock().await;
+    let st = applied.as_mut().ok_or(IpcError::Blocked {
+        message: "Apply the plan first.".into(),
+    })?;
+    let offer = retire_offer(st).ok_or(IpcError::Blocked {
+        message: "This run made no new secret, so there is nothing to retire.".into(),
+    })?;
+    if let Some(why) = offer.waiting_for {
+        return Err(IpcError::Blocked { message: why });
+    }
+    let keep = st
+        .secret
+        .as_ref()
+        .map(|x| x.key_id.clone())
+        .unwrap_or_default();
+    let quiet: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|_| {});
+    match flow::retire_old_secrets(
+        &active.session,
+        &paths.data,
+        &st.prepared.intent,
+        &keep,
+        quiet,
+        &CancellationToken::new(),
+    )
+    .await
+    {
+        Ok((plan, _)) => {
+            let gone: Vec<String> = plan
+                .changes
+                .iter()
+                .filter_map(|c| match &c.change {
+                    Change::RemovePassword { key_id, .. } => Some(key_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            st.retired
+                .extend(offer.old.into_iter().filter(|x| gone.contains(&x.key_id)));
+        }
+        Err(flow::RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
+            // Someone removed them already: nothing is left to offer.
+            st.retired.extend(offer.old);
+        }
+        Err(flow::RetireFailed::Graph(e)) => return Err(e.into()),
+        Err(e) => {
+            return Err(IpcError::Apply {
+                message: e.to_string(),
+            })
+        }
+    }
+    let checks = run_checks(&active.session, st).await;
+    Ok(done_view(&active.session, st, active.demo, checks).await)
 }

@@ -36,7 +36,7 @@ export const commands = {
 	 *  Reads the tenant and computes the plan, asking the admin to consent to the setup
 	 *  permissions first if needed (progress through `events`).
 	 */
-	prepareSetup: (providerId: string, inputs: { [key in string]: string }, secretDays: number | null, scim: ScimChoice | null, events: Channel<SignInEvent>) => typedError<PlanView, IpcError>(__TAURI_INVOKE("prepare_setup", { providerId, inputs, secretDays, scim, events })),
+	prepareSetup: (providerId: string, inputs: { [key in string]: string }, secret: SecretChoice, scim: ScimChoice | null, events: Channel<SignInEvent>) => typedError<PlanView, IpcError>(__TAURI_INVOKE("prepare_setup", { providerId, inputs, secret, scim, events })),
 	/**  Applies the plan from `prepare_setup`, streaming progress, then runs the live tests. */
 	applySetup: (events: Channel<ApplyEvent>) => typedError<DoneView, IpcError>(__TAURI_INVOKE("apply_setup", { events })),
 	/**  Checks consent again and re-runs the live tests. */
@@ -62,6 +62,11 @@ export const commands = {
 	pushToProvider: (inputs: { [key in string]: string }) => typedError<PushResult, IpcError>(__TAURI_INVOKE("push_to_provider", { inputs })),
 	/**  Removes everything the journal says the wizard created for the last setup. */
 	undoSetup: () => typedError<Undone[], IpcError>(__TAURI_INVOKE("undo_setup")),
+	/**
+	 *  After a rotation: removes the wizard's old client secrets, keeping the new one. Allowed only
+	 *  once the new secret went to the provider and signed in to Entra; then re-runs the live tests.
+	 */
+	retireOldSecrets: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("retire_old_secrets")),
 	/**
 	 *  Reads what exists for this provider's provisioning, asking for the provisioning permissions
 	 *  first if needed (progress through `events`).
@@ -136,7 +141,10 @@ export type Change =
 { kind: "upsertApplication"; body: Value; creates: boolean; differences: string[] } | 
 /**  Create the service principal (the "enterprise app") for the app. */
 { kind: "createServicePrincipal" } | 
-/**  Remove a secret the wizard added but whose value was lost. */
+/**
+ *  Remove a client secret the wizard added: one whose value an interrupted run lost, or an
+ *  old one retired after a rotation (see [`super::secrets`]).
+ */
 { kind: "removePassword"; keyId: string; displayName: string } | 
 /**  Add a client secret. */
 { kind: "addPassword"; displayName: string; end: string; lifetimeDays: number } | 
@@ -223,6 +231,7 @@ export type DoneView = {
 	/**  The provider has a sign-in app (false for SCIM-only providers). */
 	signIn: boolean,
 	scim: ScimDone | null,
+	retire: RetireOffer | null,
 };
 
 /**  One HTTP exchange, as the report shows it. Credentials are never recorded. */
@@ -443,6 +452,10 @@ export type PlanView = {
 	permissions: PermissionStatus[],
 	journal: string,
 	interrupted: boolean,
+	/**  The client secrets already on the app (a re-run), newest first. */
+	secrets: SecretStatus[],
+	/**  This plan rotates the client secret on request. */
+	rotate: boolean,
 };
 
 /**  A change as the review screen shows it. */
@@ -536,6 +549,20 @@ export type ResumeOutcome =
 { kind: "nothing" } | { kind: "resumed"; result: SignInResult } | 
 /**  A saved sign-in exists but no longer works. */
 { kind: "failed"; userPrincipalName: string; message: string };
+
+/**
+ *  After a rotation: the old secrets the wizard made, which the admin retires once the
+ *  provider uses the new one.
+ */
+export type RetireOffer = {
+	old: SecretStatus[],
+	/**  Retired in this session. */
+	retired: SecretStatus[],
+	/**  The new secret was handed to the provider and signed in to Entra. */
+	ready: boolean,
+	/**  What to do before retiring is allowed, when not ready. */
+	waitingFor: string | null,
+};
 
 export type RoleHeld = {
 	templateId: string,
@@ -643,6 +670,21 @@ export type ScimStatus = "pass" | "warn" | "fail" |
 /**  Not run: an earlier failure makes it meaningless, or write tests were not allowed. */
 "skipped";
 
+/**  The admin's choices about the client secret. */
+export type SecretChoice = {
+	/**  Lifetime in days (default: the provider's; capped by tenant policy). */
+	days: number | null,
+	/**  Add a new secret now even if the current one is still good (rotation). */
+	rotate: boolean,
+};
+
+/**  How a secret stands today. */
+export type SecretHealth = 
+/**  Past its end date: nobody can sign in with it. */
+"expired" | 
+/**  Ends within [`EXPIRES_SOON_DAYS`]. */
+"expiresSoon" | "valid";
+
 export type SecretInfo = {
 	keyId: string,
 	hint: string,
@@ -656,6 +698,21 @@ export type SecretPolicy = {
 	blocked: boolean,
 	/**  The longest lifetime allowed, in days (`passwordLifetime`). */
 	maxLifetimeDays: number | null,
+};
+
+/**  A client secret's metadata as the admin sees it on a re-run (never its value). */
+export type SecretStatus = {
+	keyId: string,
+	displayName: string,
+	/**  The first characters of the value, as Entra shows them. */
+	hint: string | null,
+	created: string | null,
+	expires: string | null,
+	/**  Whole days until it expires (negative once expired). */
+	daysLeft: number | null,
+	health: SecretHealth,
+	/**  The wizard made it (its display name starts with the wizard's prefix). */
+	byWizard: boolean,
 };
 
 /**  What the admin can change in settings. */

@@ -2,7 +2,7 @@
 // @tauri-apps/api directly; the command wrappers and types are generated from Rust.
 import { Channel } from "@tauri-apps/api/core";
 import { commands } from "./bindings";
-import type { ApplyEvent, Assignee, IpcError, Method, ScimChoice, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
+import type { ApplyEvent, Assignee, IpcError, Method, ScimChoice, SecretChoice, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
 
 export type * from "./bindings";
 
@@ -68,10 +68,10 @@ export const ipc = {
   prepareSetup: (
     providerId: string,
     inputs: Record<string, string>,
-    secretDays: number | null,
+    secret: SecretChoice,
     scim: ScimChoice | null,
     onEvent: (e: SignInEvent) => void,
-  ) => unwrap(commands.prepareSetup(providerId, inputs, secretDays, scim, channel(onEvent))),
+  ) => unwrap(commands.prepareSetup(providerId, inputs, secret, scim, channel(onEvent))),
   applySetup: (onEvent: (e: ApplyEvent) => void) => unwrap(commands.applySetup(channel(onEvent))),
   recheckSetup: () => unwrap(commands.recheckSetup()),
   demoColleagueConsents: () => unwrap(commands.demoColleagueConsents()),
@@ -80,6 +80,7 @@ export const ipc = {
   keepSecret: () => unwrap(commands.keepSecret()),
   pushToProvider: (inputs: Record<string, string>) => unwrap(commands.pushToProvider(inputs)),
   undoSetup: () => unwrap(commands.undoSetup()),
+  retireOldSecrets: () => unwrap(commands.retireOldSecrets()),
   scimContext: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>
     unwrap(commands.scimContext(providerId, inputs, channel(onEvent))),
   searchPeople: (query: string, groups: boolean) => unwrap(commands.searchPeople(query, groups)),

@@ -34,6 +34,8 @@ class Setup {
   providerId = $state<string | null>(null);
   inputs = $state<Record<string, string>>({});
   secretDays = $state<number | null>(null);
+  /** Add a new client secret next to the current one (rotation without downtime). */
+  rotate = $state(false);
   /** Messages for the inputs, by field id. */
   inputErrors = $state<Record<string, string>>({});
   plan = $state<PlanView | null>(null);
@@ -86,7 +88,12 @@ class Setup {
     this.inputs = {};
     this.inputErrors = {};
     this.plan = null;
+    this.rotate = false;
     this.resetScim();
+  }
+
+  private get secretChoice() {
+    return { days: this.secretDays, rotate: this.rotate };
   }
 
   private resetScim() {
@@ -145,11 +152,28 @@ class Setup {
       return this.loadScim();
     }
     const plan = await this.run("Reading the tenant: its policy, your roles, a sample of users, and what already exists…", () =>
-      ipc.prepareSetup(id, this.inputs, this.secretDays, null, (e) => wizard.onEvent(e)),
+      ipc.prepareSetup(id, this.inputs, this.secretChoice, null, (e) => wizard.onEvent(e)),
     );
     if (!plan.ok) return false;
     this.plan = plan.value;
     wizard.goToStep(STEP.register);
+    return true;
+  }
+
+  /** Turns rotation on or off and plans again (staying on Register app). */
+  async setRotate(on: boolean): Promise<boolean> {
+    if (!this.providerId) return false;
+    const id = this.providerId;
+    const before = this.rotate;
+    this.rotate = on;
+    const plan = await this.run(on ? "Planning a new client secret…" : "Planning without a new secret…", () =>
+      ipc.prepareSetup(id, this.inputs, this.secretChoice, null, (e) => wizard.onEvent(e)),
+    );
+    if (!plan.ok) {
+      this.rotate = before;
+      return false;
+    }
+    this.plan = plan.value;
     return true;
   }
 
@@ -258,7 +282,7 @@ class Setup {
         }
       : null;
     const plan = await this.run("Planning every change, provisioning included…", () =>
-      ipc.prepareSetup(id, this.inputs, this.secretDays, choice, (e) => wizard.onEvent(e)),
+      ipc.prepareSetup(id, this.inputs, this.secretChoice, choice, (e) => wizard.onEvent(e)),
     );
     if (!plan.ok) return false;
     this.plan = plan.value;
@@ -330,16 +354,15 @@ class Setup {
   async copy(outputId: string | null, what: string) {
     const r = await this.run("Copying…", () => ipc.copySecret(outputId));
     if (r.ok) {
-      this.notice = `${what} copied to the clipboard. It is cleared from the clipboard in a minute.`;
-      if (this.done?.secret) this.done.secret.handedOver = true;
+      await this.handedOver(`${what} copied to the clipboard. It is cleared from the clipboard in a minute.`);
     }
   }
 
   async save(outputId: string, what: string) {
     const saved = await this.run("Saving…", () => ipc.saveOutput(outputId));
     if (saved.ok && saved.value) {
-      this.notice = `${what} saved to ${saved.value}.`;
-      if (this.done?.secret && outputId !== "reminder") this.done.secret.handedOver = true;
+      if (outputId === "reminder") this.notice = `${what} saved to ${saved.value}.`;
+      else await this.handedOver(`${what} saved to ${saved.value}.`);
     }
   }
 
@@ -356,8 +379,28 @@ class Setup {
     const r = await this.run("Pushing the settings to the provider…", () => ipc.pushToProvider(inputs));
     if (r.ok) {
       this.pushed = r.value;
-      this.notice = `${r.value.created ? "Created" : "Updated"} the identity provider ${r.value.id} in ${this.done?.providerName ?? "the provider"}.`;
-      if (this.done?.secret) this.done.secret.handedOver = true;
+      await this.handedOver(`${r.value.created ? "Created" : "Updated"} the identity provider ${r.value.id} in ${this.done?.providerName ?? "the provider"}.`);
+    }
+  }
+
+  /** After the secret reached the provider: when old secrets wait to be retired, tests the new
+   * one again so the retire button reflects it; then says what happened. */
+  private async handedOver(notice: string) {
+    if (this.done?.secret) this.done.secret.handedOver = true;
+    if (this.done?.retire && !this.done.retire.ready) {
+      const d = await this.run("Testing the new secret…", () => ipc.recheckSetup());
+      if (d.ok) this.done = d.value;
+    }
+    this.notice = notice;
+  }
+
+  /** Removes the old secrets the rotation replaced. */
+  async retire() {
+    const before = this.done?.retire?.old.length ?? 0;
+    const r = await this.run("Retiring the old secret…", () => ipc.retireOldSecrets());
+    if (r.ok) {
+      this.done = r.value;
+      this.notice = `Retired ${before} old secret${before === 1 ? "" : "s"}: only the new one signs in now.`;
     }
   }
 
@@ -371,6 +414,7 @@ class Setup {
 
   reset() {
     this.plan = null;
+    this.rotate = false;
     this.done = null;
     this.progress = {};
     this.error = null;

@@ -121,3 +121,61 @@ pub async fn execute(
     )
     .await
 }
+
+/// Why retiring old secrets stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RetireFailed {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Retire(#[from] super::secrets::RetireError),
+    #[error("{0}")]
+    Apply(Box<ApplyFailed>),
+}
+
+/// After a rotation: reads the app again and removes every secret the wizard made except
+/// `keep`, through the same apply engine and journal as the setup. A new secret not yet visible
+/// (replication) is waited for briefly; nothing is removed unless `keep` is on the app.
+pub async fn retire_old_secrets(
+    session: &Session,
+    data_dir: &Path,
+    intent: &Intent,
+    keep: &str,
+    on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<(Plan, Applied), RetireFailed> {
+    let unique = intent.unique_name();
+    let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
+    let mut attempt = 0;
+    let (state, plan) = loop {
+        let st = state::read(&session.graph, Some(&unique)).await?;
+        match super::secrets::retire_plan(
+            intent,
+            &st,
+            &session.account.tenant_id,
+            keep,
+            chrono::Utc::now(),
+        ) {
+            Ok(p) => break (st, p),
+            Err(super::secrets::RetireError::KeepNotFound(_)) if attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let applied = apply::apply(
+        &session.graph,
+        &session.cloud,
+        &plan,
+        &state,
+        "",
+        &journal,
+        &ApplyOptions::default(),
+        on_event,
+        cancel,
+    )
+    .await
+    .map_err(RetireFailed::Apply)?;
+    Ok((plan, applied))
+}

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod flow;
 pub mod journal;
 pub mod plan;
+pub mod secrets;
 pub mod state;
 pub mod undo;
 
@@ -29,6 +30,9 @@ pub struct Intent {
     pub secret_lifetime_days: u32,
     /// SCIM provisioning, when the admin set it up in this run.
     pub scim: Option<ScimIntent>,
+    /// Add a new client secret even though a good one exists (rotation: the current ones stay
+    /// valid until they are retired, so sign-in never stops).
+    pub rotate_secret: bool,
 }
 
 /// A user or a group.
@@ -162,7 +166,15 @@ impl Intent {
             inputs,
             secret_lifetime_days: days,
             scim: None,
+            rotate_secret: false,
         })
+    }
+
+    /// Asks for a new client secret now, next to the current one (rotation without downtime).
+    #[must_use]
+    pub fn with_rotation(mut self, rotate: bool) -> Self {
+        self.rotate_secret = rotate;
+        self
     }
 
     /// Adds SCIM provisioning (the provider must offer it).

@@ -85,7 +85,8 @@ pub enum Change {
     },
     /// Create the service principal (the "enterprise app") for the app.
     CreateServicePrincipal,
-    /// Remove a secret the wizard added but whose value was lost.
+    /// Remove a client secret the wizard added: one whose value an interrupted run lost, or an
+    /// old one retired after a rotation (see [`super::secrets`]).
     RemovePassword {
         key_id: String,
         display_name: String,
@@ -490,7 +491,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         let has_good = wizard_secrets
             .iter()
             .any(|p| !lost.contains(&p.key_id) && p.end_date_time.is_some_and(|e| e > good_until));
-        if !has_good {
+        if !has_good || intent.rotate_secret {
             if input.policy.blocked {
                 return Err(PlanError::SecretsBlocked {
                     provider: intent.provider.name.clone(),
@@ -505,20 +506,39 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             }
             let end = input.now + Duration::days(i64::from(days));
             let display_name = format!("{SECRET_PREFIX} {}", input.now.format("%Y-%m-%dT%H:%MZ"));
+            // Secrets that keep working while the new one is handed over: a rotation.
+            let current = wizard_secrets
+                .iter()
+                .filter(|p| {
+                    !lost.contains(&p.key_id) && p.end_date_time.is_some_and(|e| e > input.now)
+                })
+                .count();
+            let (title, reason) = if current > 0 {
+                notes.push(format!("Rotation without downtime: the current secret{} stay{} valid, so sign-in through {} keeps working while you hand over the new one. Retire the old one on the Done step once {} uses the new secret.", if current == 1 { "" } else { "s" }, if current == 1 { "s" } else { "" }, intent.provider.name, intent.provider.name));
+                (
+                    format!("Add a new client secret valid for {days} days (until {}), next to the current one", end.format("%Y-%m-%d")),
+                    format!("Rotation: {} switches to it when you hand it over; the current secret keeps sign-in working until then.", intent.provider.name),
+                )
+            } else {
+                (
+                    format!(
+                        "Add a client secret valid for {days} days (until {})",
+                        end.format("%Y-%m-%d")
+                    ),
+                    format!(
+                        "{} authenticates to Entra with it. Sign-in stops working when it expires.",
+                        intent.provider.name
+                    ),
+                )
+            };
             push(
                 Change::AddPassword {
                     display_name: display_name.clone(),
                     end,
                     lifetime_days: days,
                 },
-                format!(
-                    "Add a client secret valid for {days} days (until {})",
-                    end.format("%Y-%m-%d")
-                ),
-                format!(
-                    "{} authenticates to Entra with it. Sign-in stops working when it expires.",
-                    intent.provider.name
-                ),
+                title,
+                reason,
                 format!("POST {app_path}/addPassword"),
                 after_app.clone(),
             );

@@ -17,6 +17,8 @@ pub struct PasswordInfo {
     #[serde(default)]
     pub hint: Option<String>,
     #[serde(default)]
+    pub start_date_time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
     pub end_date_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 

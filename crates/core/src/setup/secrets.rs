@@ -1,0 +1,302 @@
+//! Client secrets on re-runs: how long each one has left, and rotation without downtime
+//! (reference §5). A rotation adds a new secret next to the current ones (the plan's
+//! `AddPassword`, with [`super::Intent::rotate_secret`]); the admin hands it to the provider and
+//! the wizard tests it; only then are the old ones retired with a plan of `RemovePassword`
+//! changes. Only secrets the wizard made are ever retired: others belong to someone else.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::plan::{Change, Plan, PlannedChange, SECRET_PREFIX};
+use super::state::{unique_name_path, TenantState};
+use super::Intent;
+
+/// Within this many days of its end a secret counts as expiring soon (the planner replaces
+/// secrets this close to their end on its own).
+pub const EXPIRES_SOON_DAYS: i64 = 30;
+
+/// How a secret stands today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub enum SecretHealth {
+    /// Past its end date: nobody can sign in with it.
+    Expired,
+    /// Ends within [`EXPIRES_SOON_DAYS`].
+    ExpiresSoon,
+    Valid,
+}
+
+/// A client secret's metadata as the admin sees it on a re-run (never its value).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStatus {
+    pub key_id: String,
+    pub display_name: String,
+    /// The first characters of the value, as Entra shows them.
+    pub hint: Option<String>,
+    pub created: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+    /// Whole days until it expires (negative once expired).
+    #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
+    pub days_left: Option<i64>,
+    pub health: SecretHealth,
+    /// The wizard made it (its display name starts with the wizard's prefix).
+    pub by_wizard: bool,
+}
+
+fn is_wizards(name: Option<&str>) -> bool {
+    name.is_some_and(|n| n.starts_with(SECRET_PREFIX))
+}
+
+/// Every secret on the app, the newest first.
+pub fn statuses(state: &TenantState, now: DateTime<Utc>) -> Vec<SecretStatus> {
+    let mut out: Vec<SecretStatus> = state
+        .app
+        .iter()
+        .flat_map(|a| a.passwords.iter())
+        .map(|p| {
+            let days_left = p.end_date_time.map(|e| (e - now).num_days());
+            let health = match p.end_date_time {
+                Some(e) if e <= now => SecretHealth::Expired,
+                Some(e) if (e - now).num_days() < EXPIRES_SOON_DAYS => SecretHealth::ExpiresSoon,
+                _ => SecretHealth::Valid,
+            };
+            SecretStatus {
+                key_id: p.key_id.clone(),
+                display_name: p.display_name.clone().unwrap_or_default(),
+                hint: p.hint.clone(),
+                created: p.start_date_time,
+                expires: p.end_date_time,
+                days_left,
+                health,
+                by_wizard: is_wizards(p.display_name.as_deref()),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.created.cmp(&a.created).then(b.expires.cmp(&a.expires)));
+    out
+}
+
+/// Why old secrets cannot be retired now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetireError {
+    #[error(
+        "There is no app registration \"{0}\" in this tenant, so there is no secret to retire."
+    )]
+    NoApp(String),
+    #[error("The new secret ({0}) is not on the app registration yet: Entra may still be copying it between its servers. Wait a minute and try again; nothing was removed.")]
+    KeepNotFound(String),
+    #[error("The secret to keep ({0}) has expired: retiring the others would leave the provider with no working secret. Rotate again first.")]
+    KeepExpired(String),
+    #[error("There is no older secret made by the wizard to retire: only the new one is left.")]
+    NothingToRetire,
+}
+
+/// The plan that removes every secret the wizard made on the app except `keep` (the new one,
+/// which must be on the app and still valid). Secrets the wizard did not make are left alone.
+pub fn retire_plan(
+    intent: &Intent,
+    state: &TenantState,
+    tenant_id: &str,
+    keep: &str,
+    now: DateTime<Utc>,
+) -> Result<Plan, RetireError> {
+    let unique = intent.unique_name();
+    let app = state
+        .app
+        .as_ref()
+        .ok_or_else(|| RetireError::NoApp(intent.display_name()))?;
+    let kept = app
+        .passwords
+        .iter()
+        .find(|p| p.key_id == keep)
+        .ok_or_else(|| RetireError::KeepNotFound(keep.to_string()))?;
+    if kept.end_date_time.is_some_and(|e| e <= now) {
+        return Err(RetireError::KeepExpired(
+            kept.display_name
+                .clone()
+                .unwrap_or_else(|| keep.to_string()),
+        ));
+    }
+    let app_path = unique_name_path(&unique);
+    let changes: Vec<PlannedChange> = app
+        .passwords
+        .iter()
+        .filter(|p| p.key_id != keep && is_wizards(p.display_name.as_deref()))
+        .enumerate()
+        .map(|(seq, p)| {
+            let name = p.display_name.clone().unwrap_or_default();
+            let when = p
+                .end_date_time
+                .map(|e| {
+                    if e <= now {
+                        format!("it expired on {}", e.format("%Y-%m-%d"))
+                    } else {
+                        format!("it would have worked until {}", e.format("%Y-%m-%d"))
+                    }
+                })
+                .unwrap_or_else(|| "it has no end date".into());
+            PlannedChange {
+                seq,
+                change: Change::RemovePassword {
+                    key_id: p.key_id.clone(),
+                    display_name: name.clone(),
+                },
+                title: format!(
+                    "Retire the old secret \"{name}\"{}",
+                    p.hint
+                        .as_deref()
+                        .map(|h| format!(" ({h}…)"))
+                        .unwrap_or_default()
+                ),
+                reason: format!(
+                    "{} now uses the new secret; {when}. Removing it means a leaked copy is useless.",
+                    intent.provider.name
+                ),
+                request: format!("POST {app_path}/removePassword"),
+                after: vec![],
+            }
+        })
+        .collect();
+    if changes.is_empty() {
+        return Err(RetireError::NothingToRetire);
+    }
+    let left_alone = app
+        .passwords
+        .iter()
+        .filter(|p| !is_wizards(p.display_name.as_deref()))
+        .count();
+    let notes = if left_alone > 0 {
+        vec![format!("{left_alone} secret{} on this app {} not made by the wizard and {} left alone: someone else may rely on {}.", if left_alone == 1 { "" } else { "s" }, if left_alone == 1 { "was" } else { "were" }, if left_alone == 1 { "is" } else { "are" }, if left_alone == 1 { "it" } else { "them" })]
+    } else {
+        vec![]
+    };
+    Ok(Plan {
+        id: uuid::Uuid::new_v4().to_string(),
+        provider_id: intent.provider.id().to_string(),
+        unique_name: unique,
+        display_name: intent.display_name(),
+        tenant_id: tenant_id.to_string(),
+        scim_unique_name: None,
+        changes,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::permissions::GraphServicePrincipal;
+    use crate::setup::state::{AppState, PasswordInfo};
+    use chrono::Duration;
+
+    fn pw(
+        key: &str,
+        name: &str,
+        start_days: i64,
+        end_days: i64,
+        now: DateTime<Utc>,
+    ) -> PasswordInfo {
+        PasswordInfo {
+            key_id: key.into(),
+            display_name: Some(name.into()),
+            hint: Some("abc".into()),
+            start_date_time: Some(now + Duration::days(start_days)),
+            end_date_time: Some(now + Duration::days(end_days)),
+        }
+    }
+
+    fn state(passwords: Vec<PasswordInfo>) -> TenantState {
+        TenantState {
+            app: Some(AppState {
+                id: "obj".into(),
+                app_id: "app".into(),
+                passwords,
+                value: serde_json::Value::Null,
+            }),
+            sp_id: None,
+            graph_sp: serde_json::from_value::<GraphServicePrincipal>(
+                serde_json::json!({"id": "graph"}),
+            )
+            .unwrap(),
+            grant: None,
+            assignments: vec![],
+            scim: None,
+        }
+    }
+
+    fn intent() -> Intent {
+        let p = crate::provider::find("pomerium").unwrap();
+        let raw = [(
+            "authenticate_url".to_string(),
+            "https://auth.example.com".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        Intent::new(p, &raw, None).unwrap()
+    }
+
+    #[test]
+    fn statuses_are_newest_first_with_health() {
+        let now = Utc::now();
+        let s = state(vec![
+            pw("old", "entra-setup 2025", -700, -5, now),
+            pw("soon", "entra-setup 2026", -170, 10, now),
+            pw("new", "entra-setup now", 0, 180, now),
+            pw("theirs", "CI pipeline", -30, 300, now),
+        ]);
+        let st = statuses(&s, now);
+        let keys: Vec<&str> = st.iter().map(|x| x.key_id.as_str()).collect();
+        assert_eq!(keys, ["new", "theirs", "soon", "old"]);
+        assert_eq!(st[0].health, SecretHealth::Valid);
+        assert_eq!(st[2].health, SecretHealth::ExpiresSoon);
+        assert_eq!(st[3].health, SecretHealth::Expired);
+        assert_eq!(st[3].days_left, Some(-5));
+        assert!(!st[1].by_wizard && st[0].by_wizard);
+    }
+
+    #[test]
+    fn retire_removes_only_the_wizards_other_secrets() {
+        let now = Utc::now();
+        let s = state(vec![
+            pw("old", "entra-setup 2025", -170, 10, now),
+            pw("new", "entra-setup now", 0, 180, now),
+            pw("theirs", "CI pipeline", -30, 300, now),
+        ]);
+        let plan = retire_plan(&intent(), &s, "tid", "new", now).unwrap();
+        let removed: Vec<&str> = plan
+            .changes
+            .iter()
+            .map(|c| match &c.change {
+                Change::RemovePassword { key_id, .. } => key_id.as_str(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(removed, ["old"]);
+        assert!(plan.notes[0].contains("1 secret on this app was not made by the wizard"));
+    }
+
+    #[test]
+    fn retire_refuses_when_it_would_leave_no_working_secret() {
+        let now = Utc::now();
+        let s = state(vec![pw("old", "entra-setup 2025", -170, 10, now)]);
+        assert_eq!(
+            retire_plan(&intent(), &s, "tid", "missing", now).unwrap_err(),
+            RetireError::KeepNotFound("missing".into())
+        );
+        assert_eq!(
+            retire_plan(&intent(), &s, "tid", "old", now).unwrap_err(),
+            RetireError::NothingToRetire
+        );
+        let s = state(vec![
+            pw("old", "entra-setup 2025", -170, 10, now),
+            pw("dead", "entra-setup x", -400, -1, now),
+        ]);
+        assert!(matches!(
+            retire_plan(&intent(), &s, "tid", "dead", now).unwrap_err(),
+            RetireError::KeepExpired(_)
+        ));
+    }
+}
