@@ -19,7 +19,7 @@ use entra_setup_core::session::{self, AccountRecord, Context, Session, SignInReq
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::plan::Change;
-use entra_setup_core::setup::{journal::Journal, undo, Intent};
+use entra_setup_core::setup::{journal::Journal, secrets, state, undo, Intent};
 use entra_setup_core::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +53,9 @@ enum Cmd {
     Apply(ApplyArgs),
     /// Remove what the wizard created for this provider (from its journal).
     Undo(UndoArgs),
+    /// After `apply --rotate-secret` and handing the new secret over: remove the wizard's other
+    /// client secrets on the app, keeping --keep (secrets the wizard did not make stay).
+    RetireSecrets(RetireArgs),
     /// Check a SCIM endpoint the way Entra's provisioning service will use it.
     VerifyScim(VerifyScimArgs),
 }
@@ -120,6 +123,10 @@ struct Target {
     /// Client secret lifetime in days (default: the provider's; capped by tenant policy).
     #[arg(long)]
     secret_days: Option<u32>,
+    /// Add a new client secret next to the current one, even if it is still good (rotation
+    /// without downtime; retire the old one later with `retire-secrets`).
+    #[arg(long)]
+    rotate_secret: bool,
     /// Print the result as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     json: bool,
@@ -162,6 +169,17 @@ struct ApplyArgs {
     /// Skip the live connection tests.
     #[arg(long)]
     skip_checks: bool,
+}
+
+#[derive(Args)]
+struct RetireArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The key id of the secret to keep: the new one, which the provider uses now.
+    #[arg(long, value_name = "KEY_ID")]
+    keep: String,
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Args)]
@@ -232,13 +250,15 @@ fn intent(t: &Target) -> Result<Intent, Fail> {
         )
     })?;
     let raw = parse_pairs(&t.inputs, "--input")?;
-    Intent::new(p, &raw, t.secret_days).map_err(|errors| {
-        let lines: Vec<String> = errors
-            .iter()
-            .map(|e| format!("  --input {}=…: {}", e.field, e.message))
-            .collect();
-        Fail(2, format!("Fix these inputs:\n{}", lines.join("\n")))
-    })
+    Intent::new(p, &raw, t.secret_days)
+        .map(|i| i.with_rotation(t.rotate_secret))
+        .map_err(|errors| {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  --input {}=…: {}", e.field, e.message))
+                .collect();
+            Fail(2, format!("Fix these inputs:\n{}", lines.join("\n")))
+        })
 }
 
 fn store(t: &Target) -> Arc<dyn SecretStore> {
@@ -383,6 +403,47 @@ fn print_plan(p: &Prepared) {
     for n in &p.plan.notes {
         eprintln!("  Note: {n}");
     }
+    let secrets = secrets::statuses(&p.state, chrono::Utc::now());
+    if !secrets.is_empty() {
+        eprintln!("Client secrets on the app, newest first:");
+        for s in &secrets {
+            eprintln!("  {}", describe_secret(s));
+        }
+    }
+}
+
+/// One line about a secret: name, hint, key id, expiry in words.
+fn describe_secret(s: &secrets::SecretStatus) -> String {
+    let when = match (s.expires, s.days_left) {
+        (Some(e), Some(d)) if d < 0 => {
+            format!("EXPIRED on {} ({} days ago)", e.format("%Y-%m-%d"), -d)
+        }
+        (Some(e), Some(d)) => format!(
+            "expires {} (in {d} days{})",
+            e.format("%Y-%m-%d"),
+            if s.health == secrets::SecretHealth::ExpiresSoon {
+                ", soon"
+            } else {
+                ""
+            }
+        ),
+        _ => "no end date".into(),
+    };
+    format!(
+        "{} ({}…, key {}): {when}{}",
+        if s.display_name.is_empty() {
+            "(no name)"
+        } else {
+            &s.display_name
+        },
+        s.hint.as_deref().unwrap_or(""),
+        s.key_id,
+        if s.by_wizard {
+            ""
+        } else {
+            "; not made by the wizard"
+        }
+    )
 }
 
 fn setup_fail(e: SetupError) -> Fail {
@@ -400,7 +461,10 @@ async fn plan(t: &Target) -> Result<(), Fail> {
         .map_err(setup_fail)?;
     print_plan(&p);
     if t.json {
-        println!("{}", json!({"plan": p.plan, "preflight": p.preflight}));
+        println!(
+            "{}",
+            json!({"plan": p.plan, "preflight": p.preflight, "secrets": secrets::statuses(&p.state, chrono::Utc::now())})
+        );
     }
     Ok(())
 }
@@ -571,6 +635,25 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
             code = 6;
         }
         result["checks"] = json!(checks);
+    }
+    if let Some(new) = &applied.secret {
+        let old: Vec<String> = secrets::statuses(&prepared.state, chrono::Utc::now())
+            .into_iter()
+            .filter(|x| x.by_wizard && x.key_id != new.key_id && !prepared.plan.changes.iter().any(|c| matches!(&c.change, Change::RemovePassword { key_id, .. } if *key_id == x.key_id)))
+            .map(|x| describe_secret(&x))
+            .collect();
+        if !old.is_empty() {
+            eprintln!(
+                "The old secret{} still work{} until retired:\n  {}\nOnce {} uses the new secret, run: entra-setup retire-secrets --provider {} --keep {} (with the same --input values)",
+                if old.len() == 1 { "" } else { "s" },
+                if old.len() == 1 { "s" } else { "" },
+                old.join("\n  "),
+                prepared.intent.provider.name,
+                prepared.intent.provider.id(),
+                new.key_id
+            );
+            result["oldSecrets"] = json!(old);
+        }
     }
     for w in outputs::done_advice(
         &prepared.intent.provider,
@@ -776,6 +859,79 @@ async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
+    let t = &r.target;
+    let intent = intent(t)?;
+    let s = sign_in(t, store(t)).await?;
+    let state = state::read(&s.graph, Some(&intent.unique_name()))
+        .await
+        .map_err(|e| Fail(4, e.to_string()))?;
+    // Show what goes before asking (the retire re-reads the app right before removing).
+    let preview = match secrets::retire_plan(
+        &intent,
+        &state,
+        &s.account.tenant_id,
+        &r.keep,
+        chrono::Utc::now(),
+    ) {
+        Ok(p) => p,
+        Err(secrets::RetireError::NothingToRetire) => {
+            eprintln!(
+                "Nothing to retire: {} has no other secret made by the wizard.",
+                intent.display_name()
+            );
+            if t.json {
+                println!("{}", json!({"retired": []}));
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(Fail(2, e.to_string())),
+    };
+    for c in &preview.changes {
+        eprintln!("  {}\n     {}", c.title, c.reason);
+    }
+    for n in &preview.notes {
+        eprintln!("  Note: {n}");
+    }
+    if !r.yes && !confirm(&format!("Retire {} secret(s)?", preview.changes.len())) {
+        return Err(Fail(
+            7,
+            "Nothing was changed. Run again with --yes to retire.".into(),
+        ));
+    }
+    let on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|e| match e {
+        ApplyEvent::Done { detail, .. } => eprintln!("done: {detail}"),
+        ApplyEvent::Failed { message, .. } => eprintln!("FAILED: {message}"),
+        _ => {}
+    });
+    let (plan, _) = flow::retire_old_secrets(
+        &s,
+        &data_dir(t),
+        &intent,
+        &r.keep,
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| match e {
+        flow::RetireFailed::Retire(e) => Fail(2, e.to_string()),
+        other => Fail(4, other.to_string()),
+    })?;
+    let retired: Vec<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::RemovePassword { key_id, .. } => Some(key_id.clone()),
+            _ => None,
+        })
+        .collect();
+    eprintln!("Retired {} secret(s); {} is kept.", retired.len(), r.keep);
+    if t.json {
+        println!("{}", json!({"retired": retired, "kept": r.keep}));
+    }
+    Ok(())
+}
+
 /// Reads a one-line secret from a file (or standard input for `-`), without its line ending.
 fn read_secret_file(path: &std::path::Path, what: &str) -> Result<SecretString, Fail> {
     let raw = if path.as_os_str() == "-" {
@@ -973,6 +1129,7 @@ fn main() -> ExitCode {
             Cmd::Plan(t) => plan(t).await,
             Cmd::Apply(a) => Box::pin(apply(a)).await,
             Cmd::Undo(u) => undo_cmd(u).await,
+            Cmd::RetireSecrets(r) => retire_cmd(r).await,
             Cmd::VerifyScim(v) => verify_scim(v).await,
         }
     });

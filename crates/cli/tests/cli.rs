@@ -507,3 +507,137 @@ async fn verify_scim_reports_readiness_with_exit_codes_and_never_prints_the_toke
     let r = run_plain(&["verify-scim", "--url", &server.url]).await;
     assert_eq!(r.code, 2, "a credential is required");
 }
+
+#[tokio::test]
+async fn rotate_then_retire_the_old_secret_from_the_command_line() {
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let out = temp();
+    let apply = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "apply",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--yes",
+            "--skip-checks",
+            "--json",
+            "--output-dir",
+        ];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let sim = &sim;
+        let data = &data;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(sim, data, &refs).await
+        }
+    };
+    let first = run(apply(&[])).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first: Value = serde_json::from_str(&first.stdout).unwrap();
+    let old_key = first["result"]["secret"]["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A re-run lists the secret with its expiry and changes nothing.
+    let plan = run([
+        "plan",
+        "--provider",
+        "cloudflare",
+        "--input",
+        "team=acme",
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec())
+    .await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("Client secrets on the app") && plan.stderr.contains(&old_key),
+        "{}",
+        plan.stderr
+    );
+    let v: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(v["plan"]["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(v["secrets"][0]["keyId"], old_key.as_str());
+    assert_eq!(v["secrets"][0]["health"], "valid");
+
+    // Rotation: a new secret, the old one still listed as working, and the command to retire it.
+    let rotated = run(apply(&["--rotate-secret"])).await;
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    let v: Value = serde_json::from_str(&rotated.stdout).unwrap();
+    let new_key = v["result"]["secret"]["keyId"].as_str().unwrap().to_string();
+    assert_ne!(new_key, old_key);
+    assert!(
+        rotated.stderr.contains(&format!(
+            "retire-secrets --provider cloudflare --keep {new_key}"
+        )),
+        "{}",
+        rotated.stderr
+    );
+    assert!(v["result"]["oldSecrets"][0]
+        .as_str()
+        .unwrap()
+        .contains(&old_key));
+
+    // Retiring asks first; a key that is not on the app is refused; then only the old one goes.
+    let retire = |keep: &str, yes: bool| {
+        let mut a = vec![
+            "retire-secrets",
+            "--provider",
+            "cloudflare",
+            "--input",
+            "team=acme",
+            "--json",
+            "--keep",
+            keep,
+        ];
+        if yes {
+            a.push("--yes");
+        }
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let r = run(retire(&new_key, false)).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("Retire the old secret"), "{}", r.stderr);
+    let r = run(retire("00000000-0000-0000-0000-000000000000", true)).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not on the app registration"),
+        "{}",
+        r.stderr
+    );
+    let r = run(retire(&new_key, true)).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["retired"], json!([old_key]));
+    let keys: Vec<String> = sim
+        .directory(
+            &sim.tenants()
+                .into_iter()
+                .find(|t| t.default_domain == "contoso.com")
+                .unwrap()
+                .id,
+        )
+        .into_iter()
+        .flat_map(|d| d.applications)
+        .filter(|a| a["uniqueName"] == "entra-setup-cloudflare-acme")
+        .flat_map(|a| {
+            a["passwordCredentials"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|c| c["keyId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, [new_key.clone()]);
+    let r = run(retire(&new_key, true)).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Nothing to retire"), "{}", r.stderr);
+}
