@@ -636,7 +636,7 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
         })
         .map(|c| c["keyId"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(keys, [new_key.clone()]);
+    assert_eq!(keys, std::slice::from_ref(&new_key));
     let r = run(retire(&new_key, true)).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("Nothing to retire"), "{}", r.stderr);
