@@ -261,6 +261,44 @@ try {
     await shot("13-done-pushed");
   });
 
+  await step("re-run: the secret's expiry is shown, a rotation adds a new secret, the old one is retired after the push", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    await (await byText("button", "Next: Register app")).click();
+    await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
+    const table = await browser.$("//table[caption[contains(., 'newest first')]]");
+    await table.waitForDisplayed({ timeout: 10000 });
+    assert.match(await table.getText(), /Valid for 36[45] more days/);
+    assert.match(await visibleText(), /An existing secret from the wizard is still valid/);
+    await (await browser.$("#rotate")).click();
+    await (await containsText("next to the current one.")).waitForDisplayed({ timeout: 30000 });
+    assert.equal(await (await browser.$("#rotate")).isSelected(), true);
+    await shot("13a-register-rotate", "#secrets-h");
+    await (await byText("button", "Next: Permissions & consent")).click();
+    await (await byText("button", "Next: Sync mode")).click();
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed();
+    assert.match(await visibleText(), /Add a new client secret valid for 365 days .*next to the current one/);
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    const retire = await browser.$("//section[.//h2[normalize-space()='Retire the old secret']]");
+    await retire.waitForDisplayed({ timeout: 60000 });
+    assert.match(await retire.getText(), /Hand the new secret to Cloudflare One first/);
+    const retireButton = await byText("button", "Retire the old secret…");
+    assert.equal(await retireButton.isEnabled(), false, "retiring waits for the hand-over");
+    await (await browser.$("#push-account_id")).setValue("023e105f4ecef8ad9ca31a8372d0c353");
+    await (await browser.$("#push-api_token")).setValue("demo-token-0123456789abcdef");
+    await (await byText("button", "Push to Cloudflare One")).click();
+    await (await containsText("Updated the identity provider")).waitForDisplayed({ timeout: 30000 });
+    await browser.waitUntil(() => retireButton.isEnabled(), { timeout: 30000, timeoutMsg: "the retire button stayed disabled after the push" });
+    await retireButton.click();
+    const yes = await byText("button", "Yes, retire it");
+    await yes.waitForDisplayed();
+    await shot("13b-done-retire-confirm", "#retire-h");
+    await yes.click();
+    await (await containsText("Only the new secret signs in now.")).waitForDisplayed({ timeout: 30000 });
+    await shot("13c-done-retired", "#retire-h");
+  });
+
   await step("SCIM in the demo: assign groups, preview, verify a local SCIMMY server as Entra would, apply, watch the job provision", async () => {
     await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
     await (await byText("h1", "Choose the service")).waitForDisplayed();

@@ -514,7 +514,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 })
                 .count();
             let (title, reason) = if current > 0 {
-                notes.push(format!("Rotation without downtime: the current secret{} stay{} valid, so sign-in through {} keeps working while you hand over the new one. Once {} uses the new secret, retire the old one (the Done step, or `entra-setup retire-secrets`).", if current == 1 { "" } else { "s" }, if current == 1 { "s" } else { "" }, intent.provider.name, intent.provider.name));
+                notes.push(format!("Rotation without downtime: the current secret{} stay{} valid, so sign-in through {} keeps working while you hand over the new one. Once {} uses the new secret, retire the old one on the Done step (or with entra-setup retire-secrets).", if current == 1 { "" } else { "s" }, if current == 1 { "s" } else { "" }, intent.provider.name, intent.provider.name));
                 (
                     format!("Add a new client secret valid for {days} days (until {}), next to the current one", end.format("%Y-%m-%d")),
                     format!("Rotation: {} switches to it when you hand it over; the current secret keeps sign-in working until then.", intent.provider.name),
