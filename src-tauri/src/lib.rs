@@ -42,6 +42,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::setup::push_to_provider,
             commands::setup::undo_setup,
             commands::setup::retire_old_secrets,
+            commands::setup::previous_setups,
             commands::scim::scim_context,
             commands::scim::search_people,
             commands::scim::preview_sync,

@@ -264,7 +264,10 @@ try {
   await step("re-run: the secret's expiry is shown, a rotation adds a new secret, the old one is retired after the push", async () => {
     await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
     await (await byText("h1", "Choose the service")).waitForDisplayed();
-    await (await byText("button", "Next: Register app")).click();
+    const again = await browser.$("//button[@aria-label='Check Cloudflare Access (acme) again']");
+    await again.waitForDisplayed({ timeout: 10000 });
+    await shot("13a-choose-service-previous", "#previous-h");
+    await again.click();
     await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
     const table = await browser.$("//table[caption[contains(., 'newest first')]]");
     await table.waitForDisplayed({ timeout: 10000 });
@@ -273,7 +276,7 @@ try {
     await (await browser.$("#rotate")).click();
     await (await containsText("next to the current one.")).waitForDisplayed({ timeout: 30000 });
     assert.equal(await (await browser.$("#rotate")).isSelected(), true);
-    await shot("13a-register-rotate", "#secrets-h");
+    await shot("13b-register-rotate", "#secrets-h");
     await (await byText("button", "Next: Permissions & consent")).click();
     await (await byText("button", "Next: Sync mode")).click();
     await (await byText("button", "Next: Review & apply")).click();
@@ -293,10 +296,10 @@ try {
     await retireButton.click();
     const yes = await byText("button", "Yes, retire it");
     await yes.waitForDisplayed();
-    await shot("13b-done-retire-confirm", "#retire-h");
+    await shot("13c-done-retire-confirm", "#retire-h");
     await yes.click();
     await (await containsText("Only the new secret signs in now.")).waitForDisplayed({ timeout: 30000 });
-    await shot("13c-done-retired", "#retire-h");
+    await shot("13d-done-retired", "#retire-h");
   });
 
   await step("SCIM in the demo: assign groups, preview, verify a local SCIMMY server as Entra would, apply, watch the job provision", async () => {

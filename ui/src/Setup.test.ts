@@ -29,7 +29,7 @@ const cloudflare: ProviderInfo = {
 const planView: PlanView = {
   intent: { providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", redirectUris: ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback"], secretLifetimeDays: 365 },
   plan: {
-    id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [], scimUniqueName: null,
+    id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [], scimUniqueName: null, inputs: { team: "acme" },
     changes: [
       { seq: 0, change: { kind: "upsertApplication", body: { groupMembershipClaims: "SecurityGroup" }, creates: true, differences: [] }, title: "Create the app registration", reason: "r", request: "PATCH /applications(uniqueName='entra-setup-cloudflare-acme')", after: [] },
       { seq: 1, change: { kind: "addPassword", displayName: "entra-setup x", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a client secret", reason: "r", request: "POST …/addPassword", after: [0] },
@@ -265,9 +265,12 @@ describe("re-running to rotate the client secret", () => {
       prepare_setup: (a) => ((a.secret as { rotate: boolean }).rotate ? rotated : rerun),
       recheck_setup: () => ready,
       retire_old_secrets: () => after,
+      previous_setups: () => [{ providerId: "cloudflare", providerName: "Cloudflare One", displayName: "Cloudflare Access (acme)", inputs: { team: "acme" }, lastApplied: "2026-01-10T09:00:00Z", interrupted: false }],
     });
-    await user.type(await screen.findByLabelText("Cloudflare team name"), "acme");
-    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    // The setup done before is offered with what was typed then.
+    const previous = await screen.findByRole("region", { name: "Set up before in this tenant" });
+    expect(within(previous).getByText(/last applied 2026-01-10/)).toBeTruthy();
+    await user.click(within(previous).getByRole("button", { name: "Check Cloudflare Access (acme) again" }));
     expect(await screen.findByRole("heading", { level: 1, name: "Register the app" })).toBeTruthy();
     const table = screen.getByRole("table", { name: /2 secrets, newest first/ });
     expect(within(table).getByText("Valid for 48 more days")).toBeTruthy();
@@ -277,6 +280,7 @@ describe("re-running to rotate the client secret", () => {
 
     await user.click(screen.getByLabelText("Rotate the client secret now"));
     await waitFor(() => expect(screen.getByText(/next to the current one\./)).toBeTruthy());
+    expect(calls.find((c) => c.cmd === "prepare_setup")?.args.inputs).toEqual({ team: "acme" });
     const asked = calls.filter((c) => c.cmd === "prepare_setup").map((c) => c.args.secret);
     expect(asked).toEqual([{ days: null, rotate: false }, { days: null, rotate: true }]);
     expect((screen.getByLabelText("Rotate the client secret now") as HTMLInputElement).checked).toBe(true);

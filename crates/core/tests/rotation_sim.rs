@@ -17,7 +17,7 @@ use entra_setup_core::setup::apply::{ApplyOptions, NewSecret};
 use entra_setup_core::setup::flow::{self, RetireFailed};
 use entra_setup_core::setup::plan::Change;
 use entra_setup_core::setup::secrets::{self, RetireError, SecretHealth};
-use entra_setup_core::setup::Intent;
+use entra_setup_core::setup::{journal, Intent};
 use entra_setup_sim::{Faults, SimHandle};
 use support::*;
 use tokio_util::sync::CancellationToken;
@@ -235,6 +235,30 @@ async fn rotate_without_downtime_then_retire_the_old_secret() {
         Err(RetireFailed::Retire(RetireError::KeepNotFound(_)))
     ));
     assert!(secret_works(&s, &app_id, &new).await);
+
+    // The next run offers this setup again, with what the admin typed, from the journal.
+    let previous = journal::previous_setups(&dir, &tenant);
+    assert_eq!(previous.len(), 1, "{previous:?}");
+    assert_eq!(previous[0].provider_id, "pomerium");
+    assert_eq!(
+        previous[0].display_name,
+        "Pomerium (authenticate.corp.example.com)"
+    );
+    assert_eq!(
+        previous[0]
+            .inputs
+            .get("authenticate_url")
+            .map(String::as_str),
+        Some("https://authenticate.corp.example.com")
+    );
+    assert_eq!(
+        previous[0].inputs.len(),
+        1,
+        "no derived values: {:?}",
+        previous[0].inputs
+    );
+    assert!(!previous[0].interrupted);
+    assert!(journal::previous_setups(&dir, "another-tenant").is_empty());
     assert_graph_traffic_matches_csdl(&sim);
     let _ = std::fs::remove_dir_all(dir);
 }

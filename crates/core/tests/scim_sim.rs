@@ -517,7 +517,12 @@ async fn an_instantiate_answered_with_404_is_found_and_an_interrupted_one_is_ado
         .unwrap();
     let journal = prepared.journal.clone();
     for event in [
-        Event::Plan { changes: 7 },
+        Event::Plan {
+            changes: 7,
+            provider_id: None,
+            display_name: None,
+            inputs: Default::default(),
+        },
         Event::Started {
             kind: "instantiateScimApp".into(),
             name: Some(temp_name.clone()),

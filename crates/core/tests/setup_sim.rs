@@ -535,6 +535,10 @@ async fn undo_removes_only_what_the_wizard_created() {
         prepared.journal.created().is_empty(),
         "nothing left to undo"
     );
+    assert!(
+        entra_setup_core::setup::journal::previous_setups(&dir, &s.account.tenant_id).is_empty(),
+        "an undone setup is not offered for a re-run"
+    );
     assert_graph_traffic_matches_csdl(&sim);
     let _ = std::fs::remove_dir_all(dir);
 }

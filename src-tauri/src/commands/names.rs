@@ -23,6 +23,7 @@ pub const COMMANDS: &[&str] = &[
     "push_to_provider",
     "undo_setup",
     "retire_old_secrets",
+    "previous_setups",
     "scim_context",
     "search_people",
     "preview_sync",

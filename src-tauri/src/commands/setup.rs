@@ -274,6 +274,44 @@ fn intent_view(i: &Intent) -> IntentView {
     }
 }
 
+/// A setup done before in the signed-in tenant, offered for a re-run.
+#[derive(Debug, Serialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSetupView {
+    #[serde(flatten)]
+    pub setup: entra_setup_core::setup::journal::PreviousSetup,
+    pub provider_name: String,
+}
+
+/// The setups the wizard applied in the signed-in tenant before (from its journals), the latest
+/// first; providers this version no longer knows are left out.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn previous_setups(
+    sessions: State<'_, SessionState>,
+    paths: State<'_, Paths>,
+) -> Result<Vec<PreviousSetupView>, IpcError> {
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let known = provider::builtin().map_err(|e| IpcError::Internal {
+        message: e.to_string(),
+    })?;
+    Ok(entra_setup_core::setup::journal::previous_setups(
+        &paths.data,
+        &active.session.account.tenant_id,
+    )
+    .into_iter()
+    .filter_map(|setup| {
+        let p = known.iter().find(|p| p.id() == setup.provider_id)?;
+        Some(PreviousSetupView {
+            provider_name: p.name.clone(),
+            setup,
+        })
+    })
+    .collect())
+}
+
 /// Checks the provider inputs. Errors: `inputs`, one message per field.
 #[tauri::command]
 #[specta::specta]

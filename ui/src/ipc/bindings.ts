@@ -68,6 +68,11 @@ export const commands = {
 	 */
 	retireOldSecrets: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("retire_old_secrets")),
 	/**
+	 *  The setups the wizard applied in the signed-in tenant before (from its journals), the latest
+	 *  first; providers this version no longer knows are left out.
+	 */
+	previousSetups: () => typedError<PreviousSetupView[], IpcError>(__TAURI_INVOKE("previous_setups")),
+	/**
 	 *  Reads what exists for this provider's provisioning, asking for the provisioning permissions
 	 *  first if needed (progress through `events`).
 	 */
@@ -439,6 +444,11 @@ export type Plan = {
 	tenantId: string,
 	/**  The provisioning app's uniqueName, when the plan provisions. */
 	scimUniqueName: string | null,
+	/**
+	 *  What the admin typed (the provider's non-secret inputs), so a re-run can offer this
+	 *  setup again without asking.
+	 */
+	inputs: { [key in string]: string },
 	changes: PlannedChange[],
 	/**  Facts the admin should know about this plan (e.g. a lifetime capped by policy). */
 	notes: string[],
@@ -489,6 +499,22 @@ export type PreviewUser = {
 	/**  Why this user needs a look: "no mail", "UPN ≠ mail", "guest", "disabled", "nested". */
 	notes: string[],
 };
+
+/**  A setup the wizard applied in a tenant before, as its journal remembers it. */
+export type PreviousSetup = {
+	providerId: string,
+	displayName: string,
+	/**  The inputs the admin typed then (never secrets). */
+	inputs: { [key in string]: string },
+	lastApplied: string,
+	/**  The last apply stopped part-way: running it again resumes it. */
+	interrupted: boolean,
+};
+
+/**  A setup done before in the signed-in tenant, offered for a re-run. */
+export type PreviousSetupView = {
+	providerName: string,
+} & PreviousSetup;
 
 /**  A user or group the admin can pick. */
 export type Principal = {

@@ -81,6 +81,7 @@ export const ipc = {
   pushToProvider: (inputs: Record<string, string>) => unwrap(commands.pushToProvider(inputs)),
   undoSetup: () => unwrap(commands.undoSetup()),
   retireOldSecrets: () => unwrap(commands.retireOldSecrets()),
+  previousSetups: () => unwrap(commands.previousSetups()),
   scimContext: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>
     unwrap(commands.scimContext(providerId, inputs, channel(onEvent))),
   searchPeople: (query: string, groups: boolean) => unwrap(commands.searchPeople(query, groups)),

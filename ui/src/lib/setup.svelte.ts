@@ -9,6 +9,7 @@ import type {
   Logs,
   OnDemandResult,
   PlanView,
+  PreviousSetupView,
   Principal,
   ProviderInfo,
   PushResult,
@@ -31,6 +32,8 @@ export interface StepProgress {
 
 class Setup {
   providers = $state<ProviderInfo[] | null>(null);
+  /** Setups applied before in this tenant (a re-run starts from one). */
+  previous = $state<PreviousSetupView[] | null>(null);
   providerId = $state<string | null>(null);
   inputs = $state<Record<string, string>>({});
   secretDays = $state<number | null>(null);
@@ -80,6 +83,22 @@ class Setup {
     } catch (e) {
       this.error = asIpcError(e);
     }
+  }
+
+  async loadPrevious() {
+    try {
+      this.previous = await ipc.previousSetups();
+    } catch {
+      // Not worth an error screen: the admin can still type the inputs.
+      this.previous = [];
+    }
+  }
+
+  /** Starts a re-run of a setup done before: its provider and inputs, then the plan. */
+  async rerun(p: PreviousSetupView): Promise<boolean> {
+    this.choose(p.providerId);
+    this.inputs = { ...p.inputs };
+    return this.prepare();
   }
 
   choose(id: string) {
@@ -415,6 +434,7 @@ class Setup {
   reset() {
     this.plan = null;
     this.rotate = false;
+    this.previous = null;
     this.done = null;
     this.progress = {};
     this.error = null;

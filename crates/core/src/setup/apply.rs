@@ -988,6 +988,9 @@ async fn run_plan(
         None,
         Event::Plan {
             changes: plan.changes.len(),
+            provider_id: Some(plan.provider_id.clone()),
+            display_name: Some(plan.display_name.clone()),
+            inputs: plan.inputs.clone(),
         },
         &refs,
     )?;

@@ -2,6 +2,7 @@
 //! instance, in the app's data directory. It holds object ids and Graph request ids, never a
 //! secret. It is what makes an interrupted apply resumable and tells Undo what the wizard made.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,13 @@ pub enum Event {
     /// A plan is about to be applied.
     Plan {
         changes: usize,
+        /// Which setup this is (absent in journals written before re-runs were offered).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        inputs: BTreeMap<String, String>,
     },
     /// A change started. For secrets, `name` is the secret's display name (never its value).
     Started {
@@ -100,6 +108,66 @@ pub struct Created {
     /// For a grant the wizard only changed: the scopes it had before.
     pub previous: Option<String>,
     pub app_object_id: Option<String>,
+}
+
+/// A setup the wizard applied in a tenant before, as its journal remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSetup {
+    pub provider_id: String,
+    pub display_name: String,
+    /// The inputs the admin typed then (never secrets).
+    pub inputs: BTreeMap<String, String>,
+    pub last_applied: DateTime<Utc>,
+    /// The last apply stopped part-way: running it again resumes it.
+    pub interrupted: bool,
+}
+
+/// The setups the wizard applied in this tenant (from its journals), the latest first. Setups
+/// removed with Undo since are left out.
+pub fn previous_setups(dir: &Path, tenant_id: &str) -> Vec<PreviousSetup> {
+    let folder = dir.join("journal").join(safe(tenant_id));
+    let Ok(files) = std::fs::read_dir(&folder) else {
+        return vec![];
+    };
+    let mut out: Vec<PreviousSetup> = files
+        .flatten()
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .filter_map(|path| {
+            let j = Journal { path };
+            let entries = j.entries().ok()?;
+            let (i, provider_id, display_name, inputs) = entries
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(i, e)| match &e.event {
+                    Event::Plan {
+                        provider_id: Some(p),
+                        display_name,
+                        inputs,
+                        ..
+                    } => Some((i, p.clone(), display_name.clone(), inputs.clone())),
+                    _ => None,
+                })?;
+            if entries[i..]
+                .iter()
+                .any(|e| matches!(e.event, Event::Undone { .. }))
+            {
+                return None;
+            }
+            Some(PreviousSetup {
+                display_name: display_name.unwrap_or_else(|| provider_id.clone()),
+                provider_id,
+                inputs,
+                last_applied: entries.last().map_or(entries[i].at, |e| e.at),
+                interrupted: j.interrupted(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.last_applied.cmp(&a.last_applied));
+    out
 }
 
 #[derive(Clone, Debug)]
@@ -346,8 +414,17 @@ mod tests {
     fn remembers_created_objects_and_unfinished_secrets() {
         let dir = std::env::temp_dir().join(format!("journal-test-{}", uuid::Uuid::new_v4()));
         let j = Journal::open(&dir, "tenant", "entra-setup-x");
-        j.append(&entry("p1", 0, Event::Plan { changes: 3 }))
-            .unwrap();
+        j.append(&entry(
+            "p1",
+            0,
+            Event::Plan {
+                changes: 3,
+                provider_id: None,
+                display_name: None,
+                inputs: BTreeMap::new(),
+            },
+        ))
+        .unwrap();
         j.append(&entry(
             "p1",
             0,

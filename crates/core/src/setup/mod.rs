@@ -170,6 +170,20 @@ impl Intent {
         })
     }
 
+    /// The provider's declared, non-secret inputs as validated (no derived values): what a
+    /// re-run needs to find this setup again.
+    pub fn entered_inputs(&self) -> BTreeMap<String, String> {
+        self.provider
+            .inputs
+            .iter()
+            .filter(|i| !i.secret)
+            .filter_map(|i| {
+                let id = i.id.get_ref();
+                self.inputs.get(id).map(|v| (id.clone(), v.clone()))
+            })
+            .collect()
+    }
+
     /// Asks for a new client secret now, next to the current one (rotation without downtime).
     #[must_use]
     pub fn with_rotation(mut self, rotate: bool) -> Self {

@@ -195,6 +195,9 @@ pub struct Plan {
     pub tenant_id: String,
     /// The provisioning app's uniqueName, when the plan provisions.
     pub scim_unique_name: Option<String>,
+    /// What the admin typed (the provider's non-secret inputs), so a re-run can offer this
+    /// setup again without asking.
+    pub inputs: std::collections::BTreeMap<String, String>,
     pub changes: Vec<PlannedChange>,
     /// Facts the admin should know about this plan (e.g. a lifetime capped by policy).
     pub notes: Vec<String>,
@@ -639,6 +642,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         display_name: intent.display_name(),
         tenant_id: input.tenant_id.to_string(),
         scim_unique_name: intent.scim.as_ref().map(|_| intent.scim_unique_name()),
+        inputs: intent.entered_inputs(),
         changes,
         notes,
     })

@@ -180,6 +180,7 @@ pub fn retire_plan(
         display_name: intent.display_name(),
         tenant_id: tenant_id.to_string(),
         scim_unique_name: None,
+        inputs: intent.entered_inputs(),
         changes,
         notes,
     })
