@@ -166,7 +166,7 @@ pub fn previous_setups(dir: &Path, tenant_id: &str) -> Vec<PreviousSetup> {
             })
         })
         .collect();
-    out.sort_by(|a, b| b.last_applied.cmp(&a.last_applied));
+    out.sort_by_key(|s| std::cmp::Reverse(s.last_applied));
     out
 }
 
