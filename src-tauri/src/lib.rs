@@ -88,6 +88,8 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             }
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "Entra Setup starting");
             app.manage(settings::SettingsStore::load(&config));
+            // The demo tenant is rebuilt on every launch; so are its journals.
+            let _ = std::fs::remove_dir_all(data.join("demo"));
             app.manage(state::Paths { logs, data });
             app.manage(state::Core::new());
             app.manage(state::SessionState::default());

@@ -18,6 +18,18 @@ pub struct Paths {
     pub data: PathBuf,
 }
 
+impl Paths {
+    /// Where journals go: the demo tenant starts empty on every launch, so its journals live in
+    /// a `demo` folder emptied at start-up, apart from real tenants' journals.
+    pub fn journals(&self, demo: bool) -> PathBuf {
+        if demo {
+            self.data.join("demo")
+        } else {
+            self.data.clone()
+        }
+    }
+}
+
 /// The HTTP client and the OS keychain, shared by every command.
 pub struct Core {
     pub http: reqwest::Client,

@@ -168,7 +168,11 @@ pub async fn scim_context(
     )
     .await?;
     let s = &active.session;
-    let journal = Journal::open(&paths.data, &s.account.tenant_id, &intent.unique_name());
+    let journal = Journal::open(
+        &paths.journals(active.demo),
+        &s.account.tenant_id,
+        &intent.unique_name(),
+    );
     let hints = journal.hints();
     let existing = state::read_scim(
         &s.graph,

@@ -298,7 +298,7 @@ pub async fn previous_setups(
         message: e.to_string(),
     })?;
     Ok(entra_setup_core::setup::journal::previous_setups(
-        &paths.data,
+        &paths.journals(active.demo),
         &active.session.account.tenant_id,
     )
     .into_iter()
@@ -409,7 +409,7 @@ pub async fn prepare_setup(
         let expires =
             super::scim::parse_date("scim_token_expires", choice.token_expires.as_deref())?;
         let record = entra_setup_core::setup::journal::Journal::open(
-            &paths.data,
+            &paths.journals(active.demo),
             &active.session.account.tenant_id,
             &intent.unique_name(),
         )
@@ -459,7 +459,7 @@ pub async fn prepare_setup(
     )
     .await?;
     let held = setup.held_secret_ids().await;
-    let prepared = flow::prepare(&active.session, &paths.data, intent, &held)
+    let prepared = flow::prepare(&active.session, &paths.journals(active.demo), intent, &held)
         .await
         .map_err(setup_error)?;
     let view = PlanView {
@@ -1169,7 +1169,7 @@ pub async fn retire_old_secrets(
     let quiet: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|_| {});
     match flow::retire_old_secrets(
         &active.session,
-        &paths.data,
+        &paths.journals(active.demo),
         &st.prepared.intent,
         &keep,
         quiet,
