@@ -212,6 +212,8 @@ pub struct Applied {
     pub delivered: bool,
     /// The new secret signed in to Entra in a live test.
     pub secret_tested: bool,
+    /// The new secret was kept in the OS keychain in this session.
+    pub kept: bool,
     /// Old secrets retired after this run's rotation.
     pub retired: Vec<entra_setup_core::setup::secrets::SecretStatus>,
     pub prepared: entra_setup_core::setup::flow::Prepared,

@@ -822,6 +822,7 @@ pub async fn apply_setup(
         handed_over: false,
         delivered: false,
         secret_tested: false,
+        kept: false,
         retired: vec![],
         prepared,
     };
@@ -1031,6 +1032,11 @@ pub async fn save_output(
     Ok(Some(path.display().to_string()))
 }
 
+/// The keychain entry holding an app's client secret (one per app: the latest kept).
+fn kept_secret_key(st: &crate::state::Applied) -> String {
+    format!("client-secret:{}:{}", st.prepared.plan.tenant_id, st.app_id)
+}
+
 /// Keeps the new secret in the OS keychain (opt-in), for later rotation.
 #[tauri::command]
 #[specta::specta]
@@ -1046,10 +1052,13 @@ pub async fn keep_secret(
         let st = applied.as_ref().ok_or(IpcError::Blocked {
             message: "Apply the plan first.".into(),
         })?;
-        format!("client-secret:{}:{}", st.prepared.plan.tenant_id, st.app_id)
+        kept_secret_key(st)
     };
     entra_setup_core::keychain::set(&core.keychain, &key, text).await?;
     mark_handed_over(&setup, "kept in the keychain").await;
+    if let Some(st) = setup.applied.lock().await.as_mut() {
+        st.kept = true;
+    }
     Ok(())
 }
 
@@ -1145,6 +1154,7 @@ pub async fn undo_setup(
 #[specta::specta]
 #[instrument(skip_all, err)]
 pub async fn retire_old_secrets(
+    core: State<'_, Core>,
     sessions: State<'_, SessionState>,
     setup: State<'_, SetupState>,
     paths: State<'_, Paths>,
@@ -1188,6 +1198,14 @@ pub async fn retire_old_secrets(
                 .collect();
             st.retired
                 .extend(offer.old.into_iter().filter(|x| gone.contains(&x.key_id)));
+            // A copy kept in the keychain before this run is of a secret that no longer works.
+            if !st.kept {
+                if let Err(e) =
+                    entra_setup_core::keychain::delete(&core.keychain, &kept_secret_key(st)).await
+                {
+                    tracing::warn!(error = %e, "could not remove the retired secret's keychain copy");
+                }
+            }
         }
         Err(flow::RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
             // Someone removed them already: nothing is left to offer.
