@@ -131,6 +131,100 @@ pub async fn search(
     Ok(out)
 }
 
+/// Why a name given on the command line does not name one assignable user or group.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("No user or group is called \"{0}\": give a user's sign-in name (UPN), a group's exact display name, or an object ID.")]
+    NotFound(String),
+    #[error(
+        "{count} groups are called \"{name}\": give the object ID of the one to assign ({ids})."
+    )]
+    Ambiguous {
+        name: String,
+        count: usize,
+        ids: String,
+    },
+    #[error("The group \"{0}\" is not security-enabled, and Entra only assigns security groups to apps: pick a security group or its members.")]
+    NotAssignable(String),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+fn looks_like_guid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// Finds one user or group by a user's UPN (or mail-like name), a group's exact display name,
+/// or an object ID: what a script names people by.
+pub async fn resolve(graph: &GraphClient, name: &str) -> Result<Assignee, ResolveError> {
+    let name = name.trim();
+    let s = StepScopes::SyncMode;
+    let absent = |e: &GraphError| e.status() == Some(404);
+    let user = |v: serde_json::Value| Assignee {
+        id: v["id"].as_str().unwrap_or_default().to_string(),
+        kind: PrincipalKind::User,
+        display_name: v["displayName"].as_str().unwrap_or_default().to_string(),
+    };
+    let group = |v: &serde_json::Value| -> Result<Assignee, ResolveError> {
+        let display = v["displayName"].as_str().unwrap_or_default().to_string();
+        if v["securityEnabled"] != true {
+            return Err(ResolveError::NotAssignable(display));
+        }
+        Ok(Assignee {
+            id: v["id"].as_str().unwrap_or_default().to_string(),
+            kind: PrincipalKind::Group,
+            display_name: display,
+        })
+    };
+    if looks_like_guid(name) || name.contains('@') {
+        match graph
+            .get(format!("/users/{name}?$select={USER_FIELDS}"))
+            .scopes(s)
+            .send_json::<serde_json::Value>()
+            .await
+        {
+            Ok(v) => return Ok(user(v)),
+            Err(e) if absent(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if looks_like_guid(name) {
+            match graph
+                .get(format!("/groups/{name}?$select={GROUP_FIELDS}"))
+                .scopes(s)
+                .send_json::<serde_json::Value>()
+                .await
+            {
+                Ok(v) => return group(&v),
+                Err(e) if absent(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Err(ResolveError::NotFound(name.to_string()));
+    }
+    let found: serde_json::Value = graph
+        .get(format!(
+            "/groups?$select={GROUP_FIELDS}&$filter=displayName eq '{}'",
+            odata_quote(name)
+        ))
+        .scopes(s)
+        .send_json()
+        .await?;
+    let groups = found["value"].as_array().cloned().unwrap_or_default();
+    match groups.len() {
+        0 => Err(ResolveError::NotFound(name.to_string())),
+        1 => group(&groups[0]),
+        n => Err(ResolveError::Ambiguous {
+            name: name.to_string(),
+            count: n,
+            ids: groups
+                .iter()
+                .filter_map(|g| g["id"].as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
 /// A user in the preview, with anything to know about them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]

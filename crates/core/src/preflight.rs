@@ -148,11 +148,16 @@ pub async fn run(
             _ => {}
         }
     }
-    // Group counts for a few members, at most five requests at a time.
+    // Group counts for a few members, at most five requests at a time (only a sign-in app gets
+    // a groups claim; provisioning sends memberships through SCIM instead).
     let members: Vec<&SampleUser> = users
         .iter()
         .filter(|u| u.user_type.as_deref() != Some("Guest"))
-        .take(OVERAGE_SAMPLE)
+        .take(if provider.has_sign_in() {
+            OVERAGE_SAMPLE
+        } else {
+            0
+        })
         .collect();
     for chunk in members.chunks(5) {
         let counts = futures::future::join_all(chunk.iter().map(|u| async move {
@@ -196,6 +201,8 @@ pub fn interpret(
     portal: &(dyn Fn(&str) -> String + Sync),
 ) -> Preflight {
     let roles = RoleFacts::from_summary(summary);
+    // A provisioning-only provider has no client secret and no tokens with claims.
+    let sign_in = provider.has_sign_in();
     let mut advice = vec![];
     let mut can_proceed = true;
     let mut add =
@@ -232,7 +239,9 @@ pub fn interpret(
             None,
         );
     }
-    if policy.blocked {
+    if !sign_in {
+        // Nothing below concerns provisioning except the mail advice, said the SCIM way.
+    } else if policy.blocked {
         can_proceed = false;
         add(
             "secrets_blocked",
@@ -264,7 +273,11 @@ pub fn interpret(
                 users.without_mail[0]
             ));
         }
-        detail.push_str(&format!("{} matches users by email: the app includes the email claim, but check that these users' email addresses are what {} expects.", provider.name, provider.name));
+        if sign_in {
+            detail.push_str(&format!("{} matches users by email: the app includes the email claim, but check that these users' email addresses are what {} expects.", provider.name, provider.name));
+        } else {
+            detail.push_str(&format!("Entra sends the sign-in name as the SCIM userName and the mail address as the work email: check that {} matches users the way you expect (the Sync mode preview lists who is affected).", provider.name));
+        }
         add(
             "upn_mail",
             Severity::Warning,
@@ -273,7 +286,7 @@ pub fn interpret(
             None,
         );
     }
-    if !users.guests.is_empty() {
+    if sign_in && !users.guests.is_empty() {
         add(
             "guests",
             Severity::Info,

@@ -379,7 +379,37 @@ async fn a_wrong_token_stops_before_anything_is_saved_and_a_rerun_resumes() {
     let dir = data_dir();
     let url = sim.fake_scim_url();
     let want = || generic(scim(&url, true, false, vec![user(ADELE, "Adele Vance")]));
+    // Provisioning needs no client secret: a policy blocking secrets does not stop it, and the
+    // pre-flight speaks of SCIM, not of tokens and claims.
+    sim.set_faults(Faults {
+        block_password_addition: true,
+        ..Default::default()
+    });
     let prepared = flow::prepare(&s, &dir, want(), &[]).await.unwrap();
+    sim.set_faults(Faults::default());
+    assert!(
+        prepared.preflight.can_proceed,
+        "{:#?}",
+        prepared.preflight.advice
+    );
+    let ids: Vec<&str> = prepared
+        .preflight
+        .advice
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect();
+    assert!(
+        !ids.iter()
+            .any(|i| ["secrets_blocked", "groups_overage", "guests"].contains(i)),
+        "{ids:?}"
+    );
+    let mail = prepared
+        .preflight
+        .advice
+        .iter()
+        .find(|a| a.id == "upn_mail")
+        .unwrap();
+    assert!(mail.detail.contains("SCIM userName"), "{}", mail.detail);
     assert!(
         !kinds(&prepared).contains(&"upsertApplication"),
         "a SCIM-only provider registers no sign-in app: {:?}",
