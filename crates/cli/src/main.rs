@@ -14,12 +14,15 @@ use entra_setup_core::checks::{self, CheckResult, SecretRetry, Status};
 use entra_setup_core::cloud::CloudChoice;
 use entra_setup_core::keychain::{self, MemoryStore, OsKeychain, SecretStore};
 use entra_setup_core::outputs;
+use entra_setup_core::people;
 use entra_setup_core::provider::{self, PermissionKind};
+use entra_setup_core::provisioning;
 use entra_setup_core::session::{self, AccountRecord, Context, Session, SignInRequest};
+use entra_setup_core::setup::apply::ScimApplied;
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::plan::Change;
-use entra_setup_core::setup::{journal::Journal, secrets, state, undo, Intent};
+use entra_setup_core::setup::{journal::Journal, secrets, state, undo, Intent, ScimIntent};
 use entra_setup_core::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -127,6 +130,8 @@ struct Target {
     /// without downtime; retire the old one later with `retire-secrets`).
     #[arg(long)]
     rotate_secret: bool,
+    #[command(flatten)]
+    scim: ScimArgs,
     /// Print the result as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     json: bool,
@@ -136,6 +141,31 @@ struct Target {
     /// Where journals live (default: the desktop app's data directory).
     #[arg(long, env = "ENTRA_SETUP_DATA_DIR")]
     data_dir: Option<PathBuf>,
+}
+
+/// SCIM provisioning (providers that take it: `entra-setup providers` lists them).
+#[derive(Args)]
+struct ScimArgs {
+    /// The provider's SCIM base URL (Entra's "Tenant URL"); sets up provisioning.
+    #[arg(long, value_name = "URL")]
+    scim_url: Option<String>,
+    /// A file holding the provider's SCIM bearer token (`-` reads standard input). Needed the
+    /// first time and whenever the URL or scope changes: Entra never gives a saved token back.
+    #[arg(long, value_name = "FILE", requires = "scim_url")]
+    scim_token_file: Option<PathBuf>,
+    /// When the token expires (YYYY-MM-DD), kept for warnings on later runs.
+    #[arg(long, value_name = "DATE", requires = "scim_url")]
+    scim_token_expires: Option<String>,
+    /// Sync all users and groups (default: only those assigned with --assign).
+    #[arg(long, requires = "scim_url", conflicts_with = "assign")]
+    sync_all: bool,
+    /// Assign a user (sign-in name or object ID) or a security group (exact name or object ID);
+    /// repeat for several. The set replaces what the wizard assigned before.
+    #[arg(long, value_name = "WHO", requires = "scim_url")]
+    assign: Vec<String>,
+    /// Configure provisioning but do not start it.
+    #[arg(long, requires = "scim_url")]
+    no_start: bool,
 }
 
 #[derive(Args)]
@@ -291,7 +321,7 @@ async fn sign_in(t: &Target, store: Arc<dyn SecretStore>) -> Result<Session, Fai
                     if session::ensure_scopes(
                         &ctx,
                         &s,
-                        &[StepScopes::RegisterApp, StepScopes::Consent],
+                        &step_scopes(t),
                         method(t),
                         progress(),
                         &CancellationToken::new(),
@@ -318,7 +348,7 @@ async fn sign_in(t: &Target, store: Arc<dyn SecretStore>) -> Result<Session, Fai
     let signed = session::sign_in_for(
         &ctx,
         &req,
-        &[StepScopes::RegisterApp, StepScopes::Consent],
+        &step_scopes(t),
         progress(),
         &CancellationToken::new(),
     )
@@ -353,6 +383,105 @@ async fn sign_in(t: &Target, store: Arc<dyn SecretStore>) -> Result<Session, Fai
         signed.session.summary.tenant_id
     );
     Ok(signed.session)
+}
+
+/// The permissions the command's steps need: provisioning adds its own.
+fn step_scopes(t: &Target) -> Vec<StepScopes> {
+    let mut s = vec![StepScopes::RegisterApp, StepScopes::Consent];
+    let provisions =
+        t.scim.scim_url.is_some() || provider::find(&t.provider).is_some_and(|p| !p.has_sign_in());
+    if provisions {
+        s.extend([StepScopes::SyncMode, StepScopes::Scim]);
+    }
+    s
+}
+
+/// Adds provisioning to the intent from the --scim-* flags (names given to --assign are looked
+/// up in the tenant), and returns the SCIM token read from its file.
+async fn with_scim(
+    t: &Target,
+    s: &Session,
+    intent: Intent,
+) -> Result<(Intent, Option<SecretString>), Fail> {
+    let a = &t.scim;
+    let name = intent.provider.name.clone();
+    let Some(url) = &a.scim_url else {
+        if intent.provider.has_sign_in() {
+            return Ok((intent, None));
+        }
+        return Err(Fail(2, format!("{name} only provisions users and groups: give --scim-url and --scim-token-file, and --assign WHO or --sync-all.")));
+    };
+    if intent.provider.scim.is_none() {
+        return Err(Fail(
+            2,
+            format!("{name} takes no SCIM provisioning from Entra: leave out --scim-url."),
+        ));
+    }
+    let token = a
+        .scim_token_file
+        .as_deref()
+        .map(|f| read_secret_file(f, "SCIM token"))
+        .transpose()?;
+    let expires = a
+        .scim_token_expires
+        .as_deref()
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                Fail(
+                    2,
+                    format!("--scim-token-expires '{d}' must be a date such as 2027-01-31."),
+                )
+            })
+        })
+        .transpose()?;
+    let mut assign = vec![];
+    for who in &a.assign {
+        let found = people::resolve(&s.graph, who).await.map_err(|e| match e {
+            people::ResolveError::Graph(g) => Fail(4, g.to_string()),
+            other => Fail(2, format!("--assign {who}: {other}")),
+        })?;
+        eprintln!(
+            "Assigning {} ({:?} {}).",
+            found.display_name, found.kind, found.id
+        );
+        assign.push(found);
+    }
+    let flag = |field: &str| match field {
+        "scim_url" => "--scim-url",
+        "scim_token_expires" => "--scim-token-expires",
+        "scim_assign" => "--assign / --sync-all",
+        _ => "--scim-*",
+    };
+    let fail = |errors: Vec<provider::InputError>| {
+        Fail(
+            2,
+            errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        flag(&e.field),
+                        e.message
+                            .replace("\"Assigned users and groups only\"", "no --sync-all")
+                            .replace("pick at least one user or group", "give --assign WHO")
+                            .replace("choose \"All users and groups\"", "use --sync-all")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    };
+    let si = ScimIntent::new(
+        url,
+        token.is_some(),
+        expires,
+        a.sync_all,
+        assign,
+        !a.no_start,
+    )
+    .map_err(fail)?;
+    let intent = intent.with_scim(si).map_err(fail)?;
+    Ok((intent, token))
 }
 
 fn method(t: &Target) -> Method {
@@ -456,6 +585,7 @@ fn setup_fail(e: SetupError) -> Fail {
 async fn plan(t: &Target) -> Result<(), Fail> {
     let intent = intent(t)?;
     let s = sign_in(t, store(t)).await?;
+    let (intent, _) = with_scim(t, &s, intent).await?;
     let p = flow::prepare(&s, &data_dir(t), intent, &[])
         .await
         .map_err(setup_fail)?;
@@ -521,6 +651,7 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         None
     };
     let s = sign_in(t, store(t)).await?;
+    let (intent, scim_token) = with_scim(t, &s, intent).await?;
     let dir = data_dir(t);
     let prepared = flow::prepare(&s, &dir, intent, &[])
         .await
@@ -566,6 +697,7 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     let options = ApplyOptions {
         consent_wait: Duration::from_secs(a.wait_consent),
         consent_poll: Duration::from_secs(5),
+        scim_token: scim_token.clone(),
         ..Default::default()
     };
     let applied =
@@ -594,6 +726,14 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
             }
         };
     let app_id = applied.app_id.clone().unwrap_or_default();
+    let scim_applied = applied.scim.clone().or_else(|| {
+        prepared.state.scim.as_ref().map(|x| ScimApplied {
+            app_object_id: x.app_object_id.clone(),
+            app_id: x.app_id.clone(),
+            sp_id: x.sp_id.clone(),
+            job_id: x.job.as_ref().map(|j| j.id.clone()),
+        })
+    });
     let mut result = json!({"appId": app_id, "objectId": applied.app_object_id, "servicePrincipalId": applied.sp_id, "consentUrl": applied.consent_url, "journal": prepared.journal.path()});
     if let Some(secret) = &applied.secret {
         result["secret"] =
@@ -613,6 +753,7 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
             applied.secret.as_ref().map(|x| &x.value),
             &prepared,
             applied.consent_url.is_none(),
+            scim_applied.as_ref(),
         )
         .await;
         for c in &checks {
@@ -655,11 +796,34 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
             result["oldSecrets"] = json!(old);
         }
     }
-    for w in outputs::done_advice(
-        &prepared.intent.provider,
-        Some(&prepared.preflight),
-        applied.secret.as_ref().map(|x| x.end),
-    ) {
+    if let (Some(sc), Some(_)) = (&scim_applied, &prepared.intent.scim) {
+        let status = match &sc.job_id {
+            Some(job) => provisioning::job_status(&s.graph, &sc.sp_id, job)
+                .await
+                .ok(),
+            None => None,
+        };
+        if let Some(st) = &status {
+            eprintln!("Provisioning: {}", st.headline);
+        }
+        result["scim"] = json!({"appId": sc.app_id, "servicePrincipalId": sc.sp_id, "jobId": sc.job_id, "status": status});
+        for w in outputs::scim_advice(
+            &prepared.intent.provider,
+            prepared.journal.scim_record().and_then(|r| r.token_expires),
+        ) {
+            eprintln!("Warning: {}: {}", w.title, w.detail);
+        }
+    }
+    let advice = if prepared.intent.provider.has_sign_in() {
+        outputs::done_advice(
+            &prepared.intent.provider,
+            Some(&prepared.preflight),
+            applied.secret.as_ref().map(|x| x.end),
+        )
+    } else {
+        vec![]
+    };
+    for w in advice {
         eprintln!("Warning: {}: {}", w.title, w.detail);
     }
     if t.json {
@@ -678,9 +842,18 @@ async fn run_checks(
     secret: Option<&SecretString>,
     p: &Prepared,
     consented: bool,
+    scim: Option<&ScimApplied>,
 ) -> Vec<CheckResult> {
     let http = entra_setup_core::http::client();
-    let mut out = vec![checks::discovery(&http, &s.cloud, &s.account.tenant_id).await];
+    let mut out = vec![];
+    if p.intent.provider.has_sign_in() {
+        out.push(checks::discovery(&http, &s.cloud, &s.account.tenant_id).await);
+    }
+    if let Some((sp, job)) = scim.and_then(|x| x.job_id.as_deref().map(|j| (&x.sp_id, j))) {
+        if p.journal.scim_record().is_some() {
+            out.push(checks::scim_connection(&s.graph, sp, job).await);
+        }
+    }
     if let Some(secret) = secret {
         let app_perms = consented
             && !p

@@ -641,3 +641,163 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("Nothing to retire"), "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn provision_a_scim_service_from_the_command_line() {
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let token_file = data.join("scim-token.txt");
+    std::fs::write(
+        &token_file,
+        format!("{}\n", entra_setup_sim::scim_server::DEMO_SCIM_TOKEN),
+    )
+    .unwrap();
+    let url = sim.fake_scim_url();
+    let base = [
+        "apply",
+        "--provider",
+        "scim",
+        "--input",
+        "service=Acme Files",
+        "--yes",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<String> = base.iter().map(|s| (*s).to_string()).collect();
+        a.extend(extra.iter().map(|s| (*s).to_string()));
+        a
+    };
+    let run = |args: Vec<String>| {
+        let (sim, data) = (&sim, &data);
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(sim, data, &refs).await
+        }
+    };
+    // A provisioning-only provider without an endpoint, a name nobody has, a plain-http URL.
+    let r = run(with(&[])).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("give --scim-url"), "{}", r.stderr);
+    let token = token_file.to_str().unwrap();
+    let r = run(with(&[
+        "--scim-url",
+        &url,
+        "--scim-token-file",
+        token,
+        "--assign",
+        "Nobody Here",
+    ]))
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("No user or group is called \"Nobody Here\""),
+        "{}",
+        r.stderr
+    );
+    let r = run(with(&[
+        "--scim-url",
+        "http://scim.example.com/v2",
+        "--scim-token-file",
+        token,
+        "--sync-all",
+    ]))
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--scim-url: Entra only calls https"),
+        "{}",
+        r.stderr
+    );
+    let r = run(with(&["--scim-url", &url, "--scim-token-file", token])).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("give --assign WHO"), "{}", r.stderr);
+
+    // Assign a group by name and a user by sign-in name; Entra's Test Connection runs, the job starts.
+    let r = run(with(&[
+        "--scim-url",
+        &url,
+        "--scim-token-file",
+        token,
+        "--assign",
+        "Engineering",
+        "--assign",
+        "alex@contoso.com",
+        "--scim-token-expires",
+        "2099-01-31",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stdout
+            .contains(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN)
+            && !r
+                .stderr
+                .contains(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN),
+        "the token is never printed"
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let kinds: Vec<&str> = v["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "instantiateScimApp",
+            "tagScimApp",
+            "createSyncJob",
+            "assignToScimApp",
+            "assignToScimApp",
+            "validateScimCredentials",
+            "saveScimSecrets",
+            "startSyncJob"
+        ]
+    );
+    assert!(v["result"]["scim"]["jobId"].is_string(), "{}", v["result"]);
+    let checks = v["result"]["checks"].as_array().unwrap();
+    assert_eq!(
+        checks.len(),
+        1,
+        "no OpenID check for a provisioning-only provider: {checks:?}"
+    );
+    assert_eq!(checks[0]["status"], "pass");
+    assert!(
+        r.stderr.contains("The SCIM token expires on 2099-01-31"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("password administrator"),
+        "no sign-in advice: {}",
+        r.stderr
+    );
+    // The provider's endpoint receives Entra's users once the first cycle has run.
+    let mut provisioned = 0;
+    for _ in 0..100 {
+        provisioned = sim.fake_scim().users().len();
+        if provisioned > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(provisioned > 0, "nobody was provisioned");
+
+    // Re-running without the token keeps what Entra saved: nothing to change.
+    let r = run(with(&[
+        "--scim-url",
+        &url,
+        "--assign",
+        "Engineering",
+        "--assign",
+        "alex@contoso.com",
+        "--scim-token-expires",
+        "2099-01-31",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("No changes"), "{}", r.stderr);
+}

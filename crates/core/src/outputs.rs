@@ -195,6 +195,36 @@ pub fn expiry_reminder(app_name: &str, key_id: &str, end: DateTime<Utc>) -> Stri
     out
 }
 
+/// When the provider's SCIM token expires: a warning within 30 days, else information.
+pub fn scim_token_expiry_advice(
+    expires: Option<chrono::NaiveDate>,
+    today: chrono::NaiveDate,
+) -> Option<Advice> {
+    let d = expires?;
+    let days = (d - today).num_days();
+    Some(Advice {
+        id: "scim_token_expiry".into(),
+        severity: if days <= 30 { Severity::Warning } else { Severity::Info },
+        title: format!("The SCIM token expires on {d} ({days} days)"),
+        detail: "When it expires, Entra's provisioning gets 401 errors and quarantines the job. Before then, get a new token from the provider and run the wizard again to save it (the SCIM step).".into(),
+        link: None,
+    })
+}
+
+/// The provisioning warnings on Done: the token's expiry first, then the provider's advice.
+pub fn scim_advice(p: &Provider, token_expires: Option<chrono::NaiveDate>) -> Vec<Advice> {
+    scim_token_expiry_advice(token_expires, Utc::now().date_naive())
+        .into_iter()
+        .chain(p.scim.iter().flat_map(|x| x.advice.iter()).map(|w| Advice {
+            id: w.id.clone(),
+            severity: w.severity,
+            title: w.title.clone(),
+            detail: w.detail.clone(),
+            link: None,
+        }))
+        .collect()
+}
+
 /// The Done step's warnings.
 pub fn done_advice(
     p: &Provider,

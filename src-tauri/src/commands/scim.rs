@@ -11,7 +11,7 @@ use entra_setup_core::scim::{self, ScimAuth, ScimReport, ScimTarget, VerifyOptio
 use entra_setup_core::session;
 use entra_setup_core::setup::journal::Journal;
 use entra_setup_core::setup::{state, Assignee, Intent, PrincipalKind};
-use entra_setup_core::tenant::{Advice, LicenceTier, Severity};
+use entra_setup_core::tenant::{Advice, LicenceTier};
 use entra_setup_core::SecretString;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
@@ -472,22 +472,6 @@ pub async fn scim_logs(
     let guard = sessions.inner.lock().await;
     let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
     Ok(provisioning::logs(&active.session.graph, &sp, 25).await?)
-}
-
-/// Advice about the token's expiry.
-pub fn token_expiry_advice(
-    expires: Option<chrono::NaiveDate>,
-    today: chrono::NaiveDate,
-) -> Option<Advice> {
-    let d = expires?;
-    let days = (d - today).num_days();
-    Some(Advice {
-        id: "scim_token_expiry".into(),
-        severity: if days <= 30 { Severity::Warning } else { Severity::Info },
-        title: format!("The SCIM token expires on {d} ({days} days)"),
-        detail: "When it expires, Entra's provisioning gets 401 errors and quarantines the job. Before then, get a new token from the provider and run the wizard again to save it (the SCIM step).".into(),
-        link: None,
-    })
 }
 
 /// Parses an optional YYYY-MM-DD date from the UI.

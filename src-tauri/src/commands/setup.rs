@@ -526,24 +526,8 @@ async fn done_view(
                 None => None,
             };
             let record = p.journal.scim_record();
-            let mut advice: Vec<Advice> = provider
-                .scim
-                .iter()
-                .flat_map(|x| x.advice.iter())
-                .map(|w| Advice {
-                    id: w.id.clone(),
-                    severity: w.severity,
-                    title: w.title.clone(),
-                    detail: w.detail.clone(),
-                    link: None,
-                })
-                .collect();
-            if let Some(a) = super::scim::token_expiry_advice(
-                record.as_ref().and_then(|r| r.token_expires),
-                chrono::Utc::now().date_naive(),
-            ) {
-                advice.insert(0, a);
-            }
+            let mut advice =
+                outputs::scim_advice(provider, record.as_ref().and_then(|r| r.token_expires));
             if provider.scim.as_ref().is_some_and(|x| x.match_sso_groups) {
                 if let Some(sso) = &st.sp_id {
                     if let Ok(Some(a)) = entra_setup_core::people::group_mismatch(
