@@ -778,11 +778,15 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         result["checks"] = json!(checks);
     }
     if let Some(new) = &applied.secret {
-        let old: Vec<String> = secrets::statuses(&prepared.state, chrono::Utc::now())
-            .into_iter()
-            .filter(|x| x.by_wizard && x.key_id != new.key_id && !prepared.plan.changes.iter().any(|c| matches!(&c.change, Change::RemovePassword { key_id, .. } if *key_id == x.key_id)))
-            .map(|x| describe_secret(&x))
-            .collect();
+        let old: Vec<String> = secrets::left_after_rotation(
+            &prepared.plan,
+            &prepared.state,
+            &new.key_id,
+            chrono::Utc::now(),
+        )
+        .iter()
+        .map(describe_secret)
+        .collect();
         if !old.is_empty() {
             eprintln!(
                 "The old secret{} still work{} until retired:\n  {}\nOnce {} uses the new secret, run: entra-setup retire-secrets --provider {} --keep {} (with the same --input values)",

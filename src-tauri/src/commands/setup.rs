@@ -629,35 +629,16 @@ async fn done_view(
 fn retire_offer(st: &crate::state::Applied) -> Option<RetireOffer> {
     let new = st.secret.as_ref()?;
     let p = &st.prepared;
-    let removed_by_plan: Vec<&str> = p
-        .plan
-        .changes
-        .iter()
-        .filter_map(|c| match &c.change {
-            Change::RemovePassword { key_id, .. } => Some(key_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    let old: Vec<SecretStatus> = secrets::statuses(&p.state, chrono::Utc::now())
-        .into_iter()
-        .filter(|x| {
-            x.by_wizard
-                && x.key_id != new.key_id
-                && !removed_by_plan.contains(&x.key_id.as_str())
-                && !st.retired.iter().any(|r| r.key_id == x.key_id)
-        })
-        .collect();
+    let old: Vec<SecretStatus> =
+        secrets::left_after_rotation(&p.plan, &p.state, &new.key_id, chrono::Utc::now())
+            .into_iter()
+            .filter(|x| !st.retired.iter().any(|r| r.key_id == x.key_id))
+            .collect();
     if old.is_empty() && st.retired.is_empty() {
         return None;
     }
-    let name = &p.intent.provider.name;
-    let waiting_for = if !st.delivered {
-        Some(format!("Hand the new secret to {name} first (Copy, Save or Push above) and update {name}'s settings: until then {name} still signs in with the old one."))
-    } else if !st.secret_tested {
-        Some("The new secret has not signed in to Entra yet (a new secret can take a few minutes to reach every Entra server): choose Test again, then retire.".into())
-    } else {
-        None
-    };
+    let waiting_for =
+        secrets::retire_blocker(&p.intent.provider.name, st.delivered, st.secret_tested);
     Some(RetireOffer {
         ready: waiting_for.is_none(),
         waiting_for,

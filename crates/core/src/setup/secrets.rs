@@ -79,6 +79,40 @@ pub fn statuses(state: &TenantState, now: DateTime<Utc>) -> Vec<SecretStatus> {
     out
 }
 
+/// After an apply that added `new_key`: the wizard's other secrets still on the app (those the
+/// plan removed as lost excepted). They keep the provider signing in until retired.
+pub fn left_after_rotation(
+    plan: &Plan,
+    state: &TenantState,
+    new_key: &str,
+    now: DateTime<Utc>,
+) -> Vec<SecretStatus> {
+    let removed: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::RemovePassword { key_id, .. } => Some(key_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    statuses(state, now)
+        .into_iter()
+        .filter(|x| x.by_wizard && x.key_id != new_key && !removed.contains(&x.key_id.as_str()))
+        .collect()
+}
+
+/// What must happen before old secrets may be retired, in words; None when they may go: the
+/// new secret reached the provider (not only the keychain) and signed in to Entra.
+pub fn retire_blocker(provider: &str, delivered: bool, tested: bool) -> Option<String> {
+    if !delivered {
+        Some(format!("Hand the new secret to {provider} first (Copy, Save or Push above) and update {provider}'s settings: until then {provider} still signs in with the old one."))
+    } else if !tested {
+        Some("The new secret has not signed in to Entra yet (a new secret can take a few minutes to reach every Entra server): choose Run the tests again, then retire.".into())
+    } else {
+        None
+    }
+}
+
 /// Why old secrets cannot be retired now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RetireError {
@@ -277,6 +311,37 @@ mod tests {
             .collect();
         assert_eq!(removed, ["old"]);
         assert!(plan.notes[0].contains("1 secret on this app was not made by the wizard"));
+    }
+
+    #[test]
+    fn after_a_rotation_the_old_secret_waits_for_hand_over_and_a_test() {
+        let now = Utc::now();
+        let s = state(vec![
+            pw("old", "entra-setup 2025", -170, 10, now),
+            pw("lost", "entra-setup crashed", -1, 300, now),
+            pw("new", "entra-setup now", 0, 180, now),
+            pw("theirs", "CI pipeline", -30, 300, now),
+        ]);
+        let mut plan = retire_plan(&intent(), &s, "tid", "new", now).unwrap();
+        plan.changes.retain(
+            |c| matches!(&c.change, Change::RemovePassword { key_id, .. } if key_id == "lost"),
+        );
+        let left: Vec<String> = left_after_rotation(&plan, &s, "new", now)
+            .into_iter()
+            .map(|x| x.key_id)
+            .collect();
+        assert_eq!(
+            left,
+            ["old"],
+            "not the new one, not one the plan removes, not someone else's"
+        );
+        assert!(retire_blocker("Pomerium", false, true)
+            .unwrap()
+            .starts_with("Hand the new secret to Pomerium"));
+        assert!(retire_blocker("Pomerium", true, false)
+            .unwrap()
+            .contains("Run the tests again"));
+        assert_eq!(retire_blocker("Pomerium", true, true), None);
     }
 
     #[test]
