@@ -21,8 +21,9 @@ use entra_setup_core::session::{self, AccountRecord, Context, Session, SignInReq
 use entra_setup_core::setup::apply::ScimApplied;
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
+use entra_setup_core::setup::journal::{self, Journal};
 use entra_setup_core::setup::plan::Change;
-use entra_setup_core::setup::{journal::Journal, secrets, state, undo, Intent, ScimIntent};
+use entra_setup_core::setup::{secrets, state, undo, Intent, ScimIntent};
 use entra_setup_core::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -37,7 +38,8 @@ Exit codes:
   5  admin consent is still needed: the link to send is printed
   6  applied, but a live connection test failed
   7  confirmation needed: run again with --yes
-  8  verify-scim: the SCIM endpoint is not ready for Entra (the report says why)";
+  8  verify-scim: the SCIM endpoint is not ready for Entra (the report says why)
+  9  status: a setup needs attention (a secret or SCIM token expiring, drift, a quarantined job)";
 
 #[derive(Parser)]
 #[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, undo.", after_help = EXIT_CODES)]
@@ -61,6 +63,17 @@ enum Cmd {
     RetireSecrets(RetireArgs),
     /// Check a SCIM endpoint the way Entra's provisioning service will use it.
     VerifyScim(VerifyScimArgs),
+    /// Every setup done before in the tenant: secret expiry, drift and provisioning (read-only).
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// A secret or token expiring within this many days needs attention.
+    #[arg(long, default_value_t = 30)]
+    warn_days: i64,
 }
 
 #[derive(Args)]
@@ -105,6 +118,22 @@ struct Target {
     /// A provider input, e.g. --input team=acme (repeat for several).
     #[arg(long = "input", value_name = "KEY=VALUE")]
     inputs: Vec<String>,
+    /// Client secret lifetime in days (default: the provider's; capped by tenant policy).
+    #[arg(long)]
+    secret_days: Option<u32>,
+    /// Add a new client secret next to the current one, even if it is still good (rotation
+    /// without downtime; retire the old one later with `retire-secrets`).
+    #[arg(long)]
+    rotate_secret: bool,
+    #[command(flatten)]
+    scim: ScimArgs,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Where to sign in, and how the command talks.
+#[derive(Args)]
+struct Conn {
     /// The tenant: a verified domain or the tenant ID (default: the account's own tenant).
     #[arg(long, default_value = "")]
     tenant: String,
@@ -123,15 +152,6 @@ struct Target {
     /// The public client to sign in with (default: Microsoft Graph Command Line Tools).
     #[arg(long)]
     client_id: Option<String>,
-    /// Client secret lifetime in days (default: the provider's; capped by tenant policy).
-    #[arg(long)]
-    secret_days: Option<u32>,
-    /// Add a new client secret next to the current one, even if it is still good (rotation
-    /// without downtime; retire the old one later with `retire-secrets`).
-    #[arg(long)]
-    rotate_secret: bool,
-    #[command(flatten)]
-    scim: ScimArgs,
     /// Print the result as JSON on stdout (progress stays on stderr).
     #[arg(long)]
     json: bool,
@@ -240,7 +260,7 @@ fn parse_pairs(pairs: &[String], what: &str) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
-fn data_dir(t: &Target) -> PathBuf {
+fn data_dir(t: &Conn) -> PathBuf {
     t.data_dir.clone().unwrap_or_else(|| {
         dirs::data_dir()
             .unwrap_or_else(std::env::temp_dir)
@@ -248,7 +268,7 @@ fn data_dir(t: &Target) -> PathBuf {
     })
 }
 
-fn cloud_choice(t: &Target) -> CloudChoice {
+fn cloud_choice(t: &Conn) -> CloudChoice {
     match (&t.authority, &t.graph) {
         (Some(a), Some(g)) => CloudChoice::Custom {
             authority: a.clone(),
@@ -291,7 +311,7 @@ fn intent(t: &Target) -> Result<Intent, Fail> {
         })
 }
 
-fn store(t: &Target) -> Arc<dyn SecretStore> {
+fn store(t: &Conn) -> Arc<dyn SecretStore> {
     if t.no_keychain {
         Arc::new(MemoryStore::default())
     } else {
@@ -299,12 +319,16 @@ fn store(t: &Target) -> Arc<dyn SecretStore> {
     }
 }
 
-fn account_file(t: &Target) -> PathBuf {
+fn account_file(t: &Conn) -> PathBuf {
     data_dir(t).join("cli-account.json")
 }
 
 /// Resumes the saved CLI session for this cloud and tenant, or signs in.
-async fn sign_in(t: &Target, store: Arc<dyn SecretStore>) -> Result<Session, Fail> {
+async fn sign_in(
+    t: &Conn,
+    scopes: &[StepScopes],
+    store: Arc<dyn SecretStore>,
+) -> Result<Session, Fail> {
     let http = entra_setup_core::http::client();
     let opener: Arc<dyn BrowserOpener> = Arc::new(SystemBrowser);
     let ctx = Context::new(http, store, opener);
@@ -321,7 +345,7 @@ async fn sign_in(t: &Target, store: Arc<dyn SecretStore>) -> Result<Session, Fai
                     if session::ensure_scopes(
                         &ctx,
                         &s,
-                        &step_scopes(t),
+                        scopes,
                         method(t),
                         progress(),
                         &CancellationToken::new(),
@@ -345,24 +369,18 @@ async fn sign_in(t: &Target, store: Arc<dyn SecretStore>) -> Result<Session, Fai
         method: method(t),
         client_id: t.client_id.clone(),
     };
-    let signed = session::sign_in_for(
-        &ctx,
-        &req,
-        &step_scopes(t),
-        progress(),
-        &CancellationToken::new(),
-    )
-    .await
-    .map_err(|e| match e {
-        session::SessionError::Auth(
-            a @ entra_setup_core::auth::AuthError::InvalidTenant { .. },
-        ) => Fail(2, a.to_string()),
-        session::SessionError::Auth(a @ entra_setup_core::auth::AuthError::Cloud(_)) => {
-            Fail(2, a.to_string())
-        }
-        session::SessionError::Auth(a) => Fail(3, a.to_string()),
-        session::SessionError::Graph(g) => Fail(4, g.to_string()),
-    })?;
+    let signed = session::sign_in_for(&ctx, &req, scopes, progress(), &CancellationToken::new())
+        .await
+        .map_err(|e| match e {
+            session::SessionError::Auth(
+                a @ entra_setup_core::auth::AuthError::InvalidTenant { .. },
+            ) => Fail(2, a.to_string()),
+            session::SessionError::Auth(a @ entra_setup_core::auth::AuthError::Cloud(_)) => {
+                Fail(2, a.to_string())
+            }
+            session::SessionError::Auth(a) => Fail(3, a.to_string()),
+            session::SessionError::Graph(g) => Fail(4, g.to_string()),
+        })?;
     for n in &signed.notices {
         eprintln!("Note: {}", n.detail);
     }
@@ -484,7 +502,7 @@ async fn with_scim(
     Ok((intent, token))
 }
 
-fn method(t: &Target) -> Method {
+fn method(t: &Conn) -> Method {
     if t.device_code {
         Method::DeviceCode
     } else {
@@ -584,13 +602,13 @@ fn setup_fail(e: SetupError) -> Fail {
 
 async fn plan(t: &Target) -> Result<(), Fail> {
     let intent = intent(t)?;
-    let s = sign_in(t, store(t)).await?;
+    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
     let (intent, _) = with_scim(t, &s, intent).await?;
-    let p = flow::prepare(&s, &data_dir(t), intent, &[])
+    let p = flow::prepare(&s, &data_dir(&t.conn), intent, &[])
         .await
         .map_err(setup_fail)?;
     print_plan(&p);
-    if t.json {
+    if t.conn.json {
         println!(
             "{}",
             json!({"plan": p.plan, "preflight": p.preflight, "secrets": secrets::statuses(&p.state, chrono::Utc::now())})
@@ -650,9 +668,9 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     } else {
         None
     };
-    let s = sign_in(t, store(t)).await?;
+    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
     let (intent, scim_token) = with_scim(t, &s, intent).await?;
-    let dir = data_dir(t);
+    let dir = data_dir(&t.conn);
     let prepared = flow::prepare(&s, &dir, intent, &[])
         .await
         .map_err(setup_fail)?;
@@ -666,7 +684,7 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         return Err(Fail(2, "The plan creates a client secret, which is shown only once: say where it goes with --output-dir DIR, --push or --keep-secret.".into()));
     }
     if prepared.plan.is_empty() {
-        if t.json {
+        if t.conn.json {
             println!(
                 "{}",
                 json!({"plan": prepared.plan, "result": {"changes": 0}})
@@ -830,7 +848,7 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     for w in advice {
         eprintln!("Warning: {}: {}", w.title, w.detail);
     }
-    if t.json {
+    if t.conn.json {
         println!("{}", json!({"plan": prepared.plan, "result": result}));
     }
     if code == 0 {
@@ -981,7 +999,7 @@ async fn hand_over(
         how.push("pushed to the provider");
     }
     if a.keep_secret {
-        let store = store(&a.target);
+        let store = store(&a.target.conn);
         keychain::set(
             &store,
             &format!("client-secret:{}:{app_id}", s.account.tenant_id),
@@ -1002,8 +1020,12 @@ async fn hand_over(
 async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     let t = &u.target;
     let intent = intent(t)?;
-    let s = sign_in(t, store(t)).await?;
-    let journal = Journal::open(&data_dir(t), &s.account.tenant_id, &intent.unique_name());
+    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
+    let journal = Journal::open(
+        &data_dir(&t.conn),
+        &s.account.tenant_id,
+        &intent.unique_name(),
+    );
     let pending = undo::pending(&journal);
     if pending.is_empty() {
         eprintln!(
@@ -1030,7 +1052,7 @@ async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     )
     .await
     .map_err(|e| Fail(4, e.to_string()))?;
-    if t.json {
+    if t.conn.json {
         println!("{}", json!({"undone": done}));
     }
     Ok(())
@@ -1039,7 +1061,7 @@ async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
 async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     let t = &r.target;
     let intent = intent(t)?;
-    let s = sign_in(t, store(t)).await?;
+    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
     let state = state::read(&s.graph, Some(&intent.unique_name()))
         .await
         .map_err(|e| Fail(4, e.to_string()))?;
@@ -1057,7 +1079,7 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
                 "Nothing to retire: {} has no other secret made by the wizard.",
                 intent.display_name()
             );
-            if t.json {
+            if t.conn.json {
                 println!("{}", json!({"retired": []}));
             }
             return Ok(());
@@ -1083,7 +1105,7 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     });
     let (plan, _) = flow::retire_old_secrets(
         &s,
-        &data_dir(t),
+        &data_dir(&t.conn),
         &intent,
         &r.keep,
         on_event,
@@ -1103,10 +1125,205 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
         })
         .collect();
     eprintln!("Retired {} secret(s); {} is kept.", retired.len(), r.keep);
-    if t.json {
+    if t.conn.json {
         println!("{}", json!({"retired": retired, "kept": r.keep}));
     }
     Ok(())
+}
+
+/// What a re-run would tell about one earlier setup, without changing anything.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SetupStatus {
+    provider: String,
+    name: String,
+    inputs: BTreeMap<String, String>,
+    last_applied: chrono::DateTime<chrono::Utc>,
+    secrets: Vec<secrets::SecretStatus>,
+    /// The changes apply would make: drift from what the provider needs.
+    drift: Vec<String>,
+    scim: Option<ScimStatusOut>,
+    /// What needs the admin, in words; empty when all is well.
+    attention: Vec<String>,
+    /// Why (part of) the setup could not be checked.
+    error: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScimStatusOut {
+    status: Option<provisioning::JobStatus>,
+    token_expires: Option<chrono::NaiveDate>,
+}
+
+async fn status_of(
+    s: &Session,
+    dir: &std::path::Path,
+    prev: &journal::PreviousSetup,
+    warn_days: i64,
+) -> SetupStatus {
+    let now = chrono::Utc::now();
+    let mut out = SetupStatus {
+        provider: prev.provider_id.clone(),
+        name: prev.display_name.clone(),
+        inputs: prev.inputs.clone(),
+        last_applied: prev.last_applied,
+        secrets: vec![],
+        drift: vec![],
+        scim: None,
+        attention: vec![],
+        error: None,
+    };
+    if prev.interrupted {
+        out.attention
+            .push("The last apply stopped part-way: run apply again to finish it.".into());
+    }
+    let Some(p) = provider::find(&prev.provider_id) else {
+        out.error = Some("This version does not know the provider.".into());
+        return out;
+    };
+    let intent = match Intent::new(p, &prev.inputs, None) {
+        Ok(i) => i,
+        Err(e) => {
+            let why: Vec<&str> = e.iter().map(|x| x.message.as_str()).collect();
+            out.error = Some(format!(
+                "The recorded inputs are no longer valid: {}",
+                why.join(" ")
+            ));
+            return out;
+        }
+    };
+    let j = Journal::open(dir, &s.account.tenant_id, &intent.unique_name());
+    let record = j.scim_record();
+    let hints = j.hints();
+    let has_sign_in = intent.provider.has_sign_in();
+    let scim_unique = intent.scim_unique_name();
+    if has_sign_in {
+        match flow::prepare(s, dir, intent, &[]).await {
+            Err(e) => out.error = Some(e.to_string()),
+            Ok(p) => {
+                out.secrets = secrets::statuses(&p.state, now);
+                if p.state.app.is_none() {
+                    out.attention.push(
+                        "The app registration is gone from the tenant: apply again to recreate it."
+                            .into(),
+                    );
+                }
+                let newest_ok = out
+                    .secrets
+                    .iter()
+                    .filter(|x| x.by_wizard && x.health != secrets::SecretHealth::Expired)
+                    .filter_map(|x| x.days_left)
+                    .max();
+                match newest_ok {
+                    None if p.state.app.is_some() => out.attention.push("No working client secret from the wizard: sign-in through the provider fails. Run apply to add one.".into()),
+                    Some(d) if d < warn_days => out.attention.push(format!("The client secret expires in {d} days: run apply --rotate-secret, hand the new one over, then retire-secrets.")),
+                    _ => {}
+                }
+                out.drift = p.plan.changes.iter().map(|c| c.title.clone()).collect();
+                if !out.drift.is_empty() {
+                    out.attention.push(format!(
+                        "{} change(s) would be made: {}.",
+                        out.drift.len(),
+                        out.drift.join("; ")
+                    ));
+                }
+            }
+        }
+    }
+    if record.is_some() || !has_sign_in {
+        match state::read_scim(&s.graph, &scim_unique, &hints.unfinished_instantiations).await {
+            Ok(Some(sc)) => {
+                let status = match &sc.job {
+                    Some(job) => provisioning::job_status(&s.graph, &sc.sp_id, &job.id)
+                        .await
+                        .ok(),
+                    None => None,
+                };
+                if let Some(st) = status
+                    .as_ref()
+                    .filter(|st| matches!(st.tone.as_str(), "attention" | "error"))
+                {
+                    out.attention.push(format!("Provisioning: {}", st.headline));
+                }
+                out.scim = Some(ScimStatusOut {
+                    status,
+                    token_expires: record.as_ref().and_then(|r| r.token_expires),
+                });
+            }
+            Ok(None) => out.attention.push(
+                "The provisioning app is gone from the tenant: apply again to recreate it.".into(),
+            ),
+            Err(e) => out.error = Some(e.to_string()),
+        }
+        if let Some(d) = record.as_ref().and_then(|r| r.token_expires) {
+            let days = (d - now.date_naive()).num_days();
+            if days < warn_days {
+                out.attention.push(format!("The SCIM token expires in {days} days ({d}): get a new one from the provider and apply with --scim-token-file."));
+            }
+        }
+    }
+    out
+}
+
+async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
+    let c = &a.conn;
+    let scopes = [
+        StepScopes::RegisterApp,
+        StepScopes::Consent,
+        StepScopes::SyncMode,
+        StepScopes::Scim,
+    ];
+    let s = sign_in(c, &scopes, store(c)).await?;
+    let dir = data_dir(c);
+    let previous = journal::previous_setups(&dir, &s.account.tenant_id);
+    if previous.is_empty() {
+        eprintln!(
+            "No setups recorded for {} in {}: nothing to check.",
+            s.summary.tenant_name,
+            dir.display()
+        );
+    }
+    let mut all = vec![];
+    for prev in &previous {
+        let v = Box::pin(status_of(&s, &dir, prev, a.warn_days)).await;
+        eprintln!(
+            "\n{} ({}, last applied {})",
+            v.name,
+            v.provider,
+            v.last_applied.format("%Y-%m-%d")
+        );
+        for x in &v.secrets {
+            eprintln!("  Secret {}", describe_secret(x));
+        }
+        if let Some(e) = &v.error {
+            eprintln!("  Could not check: {e}");
+        }
+        if let Some(st) = v.scim.as_ref().and_then(|x| x.status.as_ref()) {
+            eprintln!("  Provisioning: {}", st.headline);
+        }
+        if v.attention.is_empty() && v.error.is_none() {
+            eprintln!("  OK: nothing needs attention.");
+        }
+        for i in &v.attention {
+            eprintln!("  ATTENTION: {i}");
+        }
+        all.push(v);
+    }
+    if c.json {
+        println!(
+            "{}",
+            json!({"tenantId": s.account.tenant_id, "setups": all})
+        );
+    }
+    if all
+        .iter()
+        .any(|v| !v.attention.is_empty() || v.error.is_some())
+    {
+        Err(Fail(9, String::new()))
+    } else {
+        Ok(())
+    }
 }
 
 /// Reads a one-line secret from a file (or standard input for `-`), without its line ending.
@@ -1307,6 +1524,7 @@ fn main() -> ExitCode {
             Cmd::Apply(a) => Box::pin(apply(a)).await,
             Cmd::Undo(u) => undo_cmd(u).await,
             Cmd::RetireSecrets(r) => retire_cmd(r).await,
+            Cmd::Status(a) => Box::pin(status_cmd(a)).await,
             Cmd::VerifyScim(v) => verify_scim(v).await,
         }
     });

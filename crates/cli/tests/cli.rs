@@ -801,3 +801,128 @@ async fn provision_a_scim_service_from_the_command_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("No changes"), "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn status_reports_expiry_drift_and_provisioning_with_an_exit_code() {
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let out = temp();
+    let run = |args: Vec<&str>| {
+        let (sim, data) = (&sim, &data);
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(sim, data, &refs).await
+        }
+    };
+    let r = run(vec!["status"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing to check"), "{}", r.stderr);
+
+    let out_dir = out.to_str().unwrap();
+    let r = run(vec![
+        "apply",
+        "--provider",
+        "pomerium",
+        "--input",
+        "authenticate_url=https://auth.contoso.com",
+        "--yes",
+        "--skip-checks",
+        "--output-dir",
+        out_dir,
+        "--json",
+    ])
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let applied: Value = serde_json::from_str(&r.stdout).unwrap();
+    let key = applied["result"]["secret"]["keyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token_file = data.join("scim-token.txt");
+    std::fs::write(&token_file, entra_setup_sim::scim_server::DEMO_SCIM_TOKEN).unwrap();
+    let url = sim.fake_scim_url();
+    let r = run(vec![
+        "apply",
+        "--provider",
+        "scim",
+        "--input",
+        "service=Acme Files",
+        "--yes",
+        "--scim-url",
+        &url,
+        "--scim-token-file",
+        token_file.to_str().unwrap(),
+        "--assign",
+        "Engineering",
+        "--scim-token-expires",
+        "2099-01-31",
+    ])
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // All is well: both setups, the secret's expiry, no drift, the job running.
+    let r = run(vec!["status", "--json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let setups = v["setups"].as_array().unwrap();
+    assert_eq!(setups.len(), 2, "{setups:#?}");
+    let pom = setups.iter().find(|s| s["provider"] == "pomerium").unwrap();
+    assert_eq!(pom["secrets"][0]["keyId"], key.as_str());
+    assert_eq!(pom["drift"], json!([]));
+    assert_eq!(pom["attention"], json!([]));
+    let scim = setups.iter().find(|s| s["provider"] == "scim").unwrap();
+    assert!(scim["scim"]["status"]["headline"].is_string(), "{scim:#}");
+    assert_eq!(scim["scim"]["tokenExpires"], "2099-01-31");
+    assert!(
+        r.stderr.contains("OK: nothing needs attention."),
+        "{}",
+        r.stderr
+    );
+
+    // The secret now ends in ten days: attention, exit 9, and the plan that would replace it.
+    let tenant = v["tenantId"].as_str().unwrap();
+    assert!(sim.set_password_end(
+        tenant,
+        &key,
+        chrono::Utc::now() + chrono::Duration::days(10)
+    ));
+    let r = run(vec!["status", "--json"]).await;
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("ATTENTION: The client secret expires in 9 days")
+            || r.stderr
+                .contains("ATTENTION: The client secret expires in 10 days"),
+        "{}",
+        r.stderr
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let pom = v["setups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["provider"] == "pomerium")
+        .unwrap()
+        .clone();
+    assert!(
+        pom["drift"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Add a new client secret"),
+        "{pom:#}"
+    );
+    assert_eq!(pom["secrets"][0]["health"], "expiresSoon");
+    // Status changed nothing.
+    let creds = sim
+        .directory(tenant)
+        .unwrap()
+        .applications
+        .iter()
+        .find(|a| a["uniqueName"] == "entra-setup-pomerium-auth-contoso-com")
+        .unwrap()["passwordCredentials"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(creds, 1);
+}
