@@ -42,7 +42,7 @@ Exit codes:
   9  status: a setup needs attention (a secret or SCIM token expiring, drift, a quarantined job)";
 
 #[derive(Parser)]
-#[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, undo.", after_help = EXIT_CODES)]
+#[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets, undo.", after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
