@@ -43,6 +43,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::setup::undo_setup,
             commands::setup::retire_old_secrets,
             commands::setup::previous_setups,
+            commands::setup::check_previous_setups,
             commands::scim::scim_context,
             commands::scim::search_people,
             commands::scim::preview_sync,

@@ -264,8 +264,13 @@ try {
   await step("re-run: the secret's expiry is shown, a rotation adds a new secret, the old one is retired after the push", async () => {
     await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
     await (await byText("h1", "Choose the service")).waitForDisplayed();
-    const again = await browser.$("//button[@aria-label='Check Cloudflare Access (acme) again']");
+    const again = await browser.$("//button[@aria-label='Re-run Cloudflare Access (acme)']");
     await again.waitForDisplayed({ timeout: 10000 });
+    await (await byText("button", "Check all for expiry and drift")).click();
+    const status = await browser.$("[data-testid='previous-status']");
+    await status.waitForDisplayed({ timeout: 30000 });
+    assert.match(await status.getText(), /Nothing needs attention/);
+    assert.match(await status.getText(), /Client secret valid for 36[45] more days/);
     await shot("13a-choose-service-previous", "#previous-h");
     await again.click();
     await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });

@@ -266,11 +266,19 @@ describe("re-running to rotate the client secret", () => {
       recheck_setup: () => ready,
       retire_old_secrets: () => after,
       previous_setups: () => [{ providerId: "cloudflare", providerName: "Cloudflare One", displayName: "Cloudflare Access (acme)", inputs: { team: "acme" }, lastApplied: "2026-01-10T09:00:00Z", interrupted: false }],
+      check_previous_setups: () => [{
+        provider: "cloudflare", name: "Cloudflare Access (acme)", inputs: { team: "acme" }, lastApplied: "2026-01-10T09:00:00Z",
+        secrets: [{ ...current, daysLeft: 12, health: "expiresSoon" }], drift: ["Add a new client secret valid for 365 days (until 2027-11-22), next to the current one"], scim: null,
+        attention: ["The client secret expires in 12 days: rotate it (a new secret next to the old one), hand the new one over, then retire the old one."], error: null,
+      }],
     });
-    // The setup done before is offered with what was typed then.
+    // The setup done before is offered with what was typed then, and can be checked as a whole.
     const previous = await screen.findByRole("region", { name: "Set up before in this tenant" });
     expect(within(previous).getByText(/last applied 2026-01-10/)).toBeTruthy();
-    await user.click(within(previous).getByRole("button", { name: "Check Cloudflare Access (acme) again" }));
+    await user.click(within(previous).getByRole("button", { name: "Check all for expiry and drift" }));
+    expect(await within(previous).findByText(/The client secret expires in 12 days/)).toBeTruthy();
+    expect(within(previous).queryByText("Nothing needs attention")).toBeNull();
+    await user.click(within(previous).getByRole("button", { name: "Re-run Cloudflare Access (acme)" }));
     expect(await screen.findByRole("heading", { level: 1, name: "Register the app" })).toBeTruthy();
     const table = screen.getByRole("table", { name: /2 secrets, newest first/ });
     expect(within(table).getByText("Valid for 48 more days")).toBeTruthy();

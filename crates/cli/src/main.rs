@@ -23,7 +23,7 @@ use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::journal::{self, Journal};
 use entra_setup_core::setup::plan::Change;
-use entra_setup_core::setup::{secrets, state, undo, Intent, ScimIntent};
+use entra_setup_core::setup::{secrets, state, status, undo, Intent, ScimIntent};
 use entra_setup_core::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -1131,141 +1131,6 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     Ok(())
 }
 
-/// What a re-run would tell about one earlier setup, without changing anything.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SetupStatus {
-    provider: String,
-    name: String,
-    inputs: BTreeMap<String, String>,
-    last_applied: chrono::DateTime<chrono::Utc>,
-    secrets: Vec<secrets::SecretStatus>,
-    /// The changes apply would make: drift from what the provider needs.
-    drift: Vec<String>,
-    scim: Option<ScimStatusOut>,
-    /// What needs the admin, in words; empty when all is well.
-    attention: Vec<String>,
-    /// Why (part of) the setup could not be checked.
-    error: Option<String>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ScimStatusOut {
-    status: Option<provisioning::JobStatus>,
-    token_expires: Option<chrono::NaiveDate>,
-}
-
-async fn status_of(
-    s: &Session,
-    dir: &std::path::Path,
-    prev: &journal::PreviousSetup,
-    warn_days: i64,
-) -> SetupStatus {
-    let now = chrono::Utc::now();
-    let mut out = SetupStatus {
-        provider: prev.provider_id.clone(),
-        name: prev.display_name.clone(),
-        inputs: prev.inputs.clone(),
-        last_applied: prev.last_applied,
-        secrets: vec![],
-        drift: vec![],
-        scim: None,
-        attention: vec![],
-        error: None,
-    };
-    if prev.interrupted {
-        out.attention
-            .push("The last apply stopped part-way: run apply again to finish it.".into());
-    }
-    let Some(p) = provider::find(&prev.provider_id) else {
-        out.error = Some("This version does not know the provider.".into());
-        return out;
-    };
-    let intent = match Intent::new(p, &prev.inputs, None) {
-        Ok(i) => i,
-        Err(e) => {
-            let why: Vec<&str> = e.iter().map(|x| x.message.as_str()).collect();
-            out.error = Some(format!(
-                "The recorded inputs are no longer valid: {}",
-                why.join(" ")
-            ));
-            return out;
-        }
-    };
-    let j = Journal::open(dir, &s.account.tenant_id, &intent.unique_name());
-    let record = j.scim_record();
-    let hints = j.hints();
-    let has_sign_in = intent.provider.has_sign_in();
-    let scim_unique = intent.scim_unique_name();
-    if has_sign_in {
-        match flow::prepare(s, dir, intent, &[]).await {
-            Err(e) => out.error = Some(e.to_string()),
-            Ok(p) => {
-                out.secrets = secrets::statuses(&p.state, now);
-                if p.state.app.is_none() {
-                    out.attention.push(
-                        "The app registration is gone from the tenant: apply again to recreate it."
-                            .into(),
-                    );
-                }
-                let newest_ok = out
-                    .secrets
-                    .iter()
-                    .filter(|x| x.by_wizard && x.health != secrets::SecretHealth::Expired)
-                    .filter_map(|x| x.days_left)
-                    .max();
-                match newest_ok {
-                    None if p.state.app.is_some() => out.attention.push("No working client secret from the wizard: sign-in through the provider fails. Run apply to add one.".into()),
-                    Some(d) if d < warn_days => out.attention.push(format!("The client secret expires in {d} days: run apply --rotate-secret, hand the new one over, then retire-secrets.")),
-                    _ => {}
-                }
-                out.drift = p.plan.changes.iter().map(|c| c.title.clone()).collect();
-                if !out.drift.is_empty() {
-                    out.attention.push(format!(
-                        "{} change(s) would be made: {}.",
-                        out.drift.len(),
-                        out.drift.join("; ")
-                    ));
-                }
-            }
-        }
-    }
-    if record.is_some() || !has_sign_in {
-        match state::read_scim(&s.graph, &scim_unique, &hints.unfinished_instantiations).await {
-            Ok(Some(sc)) => {
-                let status = match &sc.job {
-                    Some(job) => provisioning::job_status(&s.graph, &sc.sp_id, &job.id)
-                        .await
-                        .ok(),
-                    None => None,
-                };
-                if let Some(st) = status
-                    .as_ref()
-                    .filter(|st| matches!(st.tone.as_str(), "attention" | "error"))
-                {
-                    out.attention.push(format!("Provisioning: {}", st.headline));
-                }
-                out.scim = Some(ScimStatusOut {
-                    status,
-                    token_expires: record.as_ref().and_then(|r| r.token_expires),
-                });
-            }
-            Ok(None) => out.attention.push(
-                "The provisioning app is gone from the tenant: apply again to recreate it.".into(),
-            ),
-            Err(e) => out.error = Some(e.to_string()),
-        }
-        if let Some(d) = record.as_ref().and_then(|r| r.token_expires) {
-            let days = (d - now.date_naive()).num_days();
-            if days < warn_days {
-                out.attention.push(format!("The SCIM token expires in {days} days ({d}): get a new one from the provider and apply with --scim-token-file."));
-            }
-        }
-    }
-    out
-}
-
 async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     let c = &a.conn;
     let scopes = [
@@ -1286,7 +1151,7 @@ async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     }
     let mut all = vec![];
     for prev in &previous {
-        let v = Box::pin(status_of(&s, &dir, prev, a.warn_days)).await;
+        let v = Box::pin(status::check(&s, &dir, prev, a.warn_days)).await;
         eprintln!(
             "\n{} ({}, last applied {})",
             v.name,

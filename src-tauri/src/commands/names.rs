@@ -24,6 +24,7 @@ pub const COMMANDS: &[&str] = &[
     "undo_setup",
     "retire_old_secrets",
     "previous_setups",
+    "check_previous_setups",
     "scim_context",
     "search_people",
     "preview_sync",

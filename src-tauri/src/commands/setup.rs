@@ -312,6 +312,58 @@ pub async fn previous_setups(
     .collect())
 }
 
+/// Checks every earlier setup in the signed-in tenant (read-only): secret expiry, drift,
+/// provisioning, and what needs attention. Asks for the provisioning permissions first when an
+/// earlier setup provisions (progress through `events`).
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn check_previous_setups(
+    events: Channel<SignInEvent>,
+    core: State<'_, Core>,
+    demo: State<'_, Demo>,
+    sessions: State<'_, SessionState>,
+    paths: State<'_, Paths>,
+) -> Result<Vec<entra_setup_core::setup::status::SetupStatus>, IpcError> {
+    let guard = sessions.inner.lock().await;
+    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let dir = paths.journals(active.demo);
+    let previous =
+        entra_setup_core::setup::journal::previous_setups(&dir, &active.session.account.tenant_id);
+    let provisions = previous
+        .iter()
+        .any(|p| provider::find(&p.provider_id).is_some_and(|x| x.scim.is_some()));
+    let mut scopes = vec![StepScopes::RegisterApp, StepScopes::Consent];
+    if provisions {
+        scopes.extend([StepScopes::SyncMode, StepScopes::Scim]);
+    }
+    let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
+        let _ = events.send(e);
+    });
+    session::ensure_scopes(
+        &context_for(&core, &demo, active.demo),
+        &active.session,
+        &scopes,
+        Method::Browser,
+        sink,
+        &CancellationToken::new(),
+    )
+    .await?;
+    let mut out = vec![];
+    for p in &previous {
+        out.push(
+            Box::pin(entra_setup_core::setup::status::check(
+                &active.session,
+                &dir,
+                p,
+                secrets::EXPIRES_SOON_DAYS,
+            ))
+            .await,
+        );
+    }
+    Ok(out)
+}
+
 /// Checks the provider inputs. Errors: `inputs`, one message per field.
 #[tauri::command]
 #[specta::specta]

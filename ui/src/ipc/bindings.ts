@@ -73,6 +73,12 @@ export const commands = {
 	 */
 	previousSetups: () => typedError<PreviousSetupView[], IpcError>(__TAURI_INVOKE("previous_setups")),
 	/**
+	 *  Checks every earlier setup in the signed-in tenant (read-only): secret expiry, drift,
+	 *  provisioning, and what needs attention. Asks for the provisioning permissions first when an
+	 *  earlier setup provisions (progress through `events`).
+	 */
+	checkPreviousSetups: (events: Channel<SignInEvent>) => typedError<SetupStatus[], IpcError>(__TAURI_INVOKE("check_previous_setups", { events })),
+	/**
 	 *  Reads what exists for this provider's provisioning, asking for the provisioning permissions
 	 *  first if needed (progress through `events`).
 	 */
@@ -550,6 +556,11 @@ export type ProviderInfo = {
 	scim: boolean,
 };
 
+export type ProvisioningStatus = {
+	status: JobStatus | null,
+	tokenExpires: string | null,
+};
+
 /**  The result of pushing settings to the provider. */
 export type PushResult = {
 	id: string,
@@ -749,6 +760,22 @@ export type Settings = {
 	method?: Method,
 	/**  Overrides the public client used for sign-in. */
 	clientId?: string | null,
+};
+
+/**  One earlier setup, checked. */
+export type SetupStatus = {
+	provider: string,
+	name: string,
+	inputs: { [key in string]: string },
+	lastApplied: string,
+	secrets: SecretStatus[],
+	/**  The changes apply would make: drift from what the provider needs. */
+	drift: string[],
+	scim: ProvisioningStatus | null,
+	/**  What needs the admin, in words; empty when all is well. */
+	attention: string[],
+	/**  Why (part of) the setup could not be checked. */
+	error: string | null,
 };
 
 export type Severity = "info" | "warning" | "blocker";

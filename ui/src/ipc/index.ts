@@ -82,6 +82,7 @@ export const ipc = {
   undoSetup: () => unwrap(commands.undoSetup()),
   retireOldSecrets: () => unwrap(commands.retireOldSecrets()),
   previousSetups: () => unwrap(commands.previousSetups()),
+  checkPreviousSetups: (onEvent: (e: SignInEvent) => void) => unwrap(commands.checkPreviousSetups(channel(onEvent))),
   scimContext: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>
     unwrap(commands.scimContext(providerId, inputs, channel(onEvent))),
   searchPeople: (query: string, groups: boolean) => unwrap(commands.searchPeople(query, groups)),

@@ -16,6 +16,7 @@ import type {
   ScimChoice,
   ScimContext,
   ScimReport,
+  SetupStatus,
   SyncPreview,
   TokenState,
   Undone,
@@ -34,6 +35,10 @@ class Setup {
   providers = $state<ProviderInfo[] | null>(null);
   /** Setups applied before in this tenant (a re-run starts from one). */
   previous = $state<PreviousSetupView[] | null>(null);
+  /** What checking the earlier setups found (expiry, drift, provisioning). */
+  previousStatus = $state<SetupStatus[] | null>(null);
+  checkingPrevious = $state(false);
+  previousError = $state<IpcError | null>(null);
   providerId = $state<string | null>(null);
   inputs = $state<Record<string, string>>({});
   secretDays = $state<number | null>(null);
@@ -92,6 +97,24 @@ class Setup {
       // Not worth an error screen: the admin can still type the inputs.
       this.previous = [];
     }
+  }
+
+  /** Checks every earlier setup, read-only. */
+  async checkPrevious() {
+    this.checkingPrevious = true;
+    const r = await this.run("Checking your earlier setups: secrets, drift and provisioning…", () =>
+      ipc.checkPreviousSetups((e) => wizard.onEvent(e)),
+    );
+    this.checkingPrevious = false;
+    // Shown on the earlier-setups card, not at the bottom of the form.
+    this.previousError = r.ok ? null : this.error;
+    if (!r.ok) this.error = null;
+    if (r.ok) this.previousStatus = r.value;
+  }
+
+  /** The check result of an earlier setup, if it was checked. */
+  statusOf(p: PreviousSetupView): SetupStatus | null {
+    return this.previousStatus?.find((s) => s.provider === p.providerId && s.name === p.displayName) ?? null;
   }
 
   /** Starts a re-run of a setup done before: its provider and inputs, then the plan. */
@@ -435,6 +458,8 @@ class Setup {
     this.plan = null;
     this.rotate = false;
     this.previous = null;
+    this.previousStatus = null;
+    this.previousError = null;
     this.done = null;
     this.progress = {};
     this.error = null;

@@ -8,6 +8,7 @@ pub mod journal;
 pub mod plan;
 pub mod secrets;
 pub mod state;
+pub mod status;
 pub mod undo;
 
 use std::collections::BTreeMap;
