@@ -404,14 +404,10 @@ async fn sign_in(
 }
 
 /// The permissions the command's steps need: provisioning adds its own.
-fn step_scopes(t: &Target) -> Vec<StepScopes> {
-    let mut s = vec![StepScopes::RegisterApp, StepScopes::Consent];
-    let provisions =
-        t.scim.scim_url.is_some() || provider::find(&t.provider).is_some_and(|p| !p.has_sign_in());
-    if provisions {
-        s.extend([StepScopes::SyncMode, StepScopes::Scim]);
-    }
-    s
+fn step_scopes(t: &Target) -> &'static [StepScopes] {
+    StepScopes::setup(
+        t.scim.scim_url.is_some() || provider::find(&t.provider).is_some_and(|p| !p.has_sign_in()),
+    )
 }
 
 /// Adds provisioning to the intent from the --scim-* flags (names given to --assign are looked
@@ -602,7 +598,7 @@ fn setup_fail(e: SetupError) -> Fail {
 
 async fn plan(t: &Target) -> Result<(), Fail> {
     let intent = intent(t)?;
-    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
+    let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
     let (intent, _) = with_scim(t, &s, intent).await?;
     let p = flow::prepare(&s, &data_dir(&t.conn), intent, &[])
         .await
@@ -668,7 +664,7 @@ async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     } else {
         None
     };
-    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
+    let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
     let (intent, scim_token) = with_scim(t, &s, intent).await?;
     let dir = data_dir(&t.conn);
     let prepared = flow::prepare(&s, &dir, intent, &[])
@@ -1020,7 +1016,7 @@ async fn hand_over(
 async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     let t = &u.target;
     let intent = intent(t)?;
-    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
+    let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
     let journal = Journal::open(
         &data_dir(&t.conn),
         &s.account.tenant_id,
@@ -1061,7 +1057,7 @@ async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
 async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     let t = &r.target;
     let intent = intent(t)?;
-    let s = sign_in(&t.conn, &step_scopes(t), store(&t.conn)).await?;
+    let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
     let state = state::read(&s.graph, Some(&intent.unique_name()))
         .await
         .map_err(|e| Fail(4, e.to_string()))?;
@@ -1133,13 +1129,7 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
 
 async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     let c = &a.conn;
-    let scopes = [
-        StepScopes::RegisterApp,
-        StepScopes::Consent,
-        StepScopes::SyncMode,
-        StepScopes::Scim,
-    ];
-    let s = sign_in(c, &scopes, store(c)).await?;
+    let s = sign_in(c, StepScopes::setup(true), store(c)).await?;
     let dir = data_dir(c);
     let previous = journal::previous_setups(&dir, &s.account.tenant_id);
     if previous.is_empty() {

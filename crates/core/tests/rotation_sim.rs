@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use entra_setup_core::auth::{Method, StepScopes};
 use entra_setup_core::checks::{self, SecretRetry, Status};
 use entra_setup_core::provider;
-use entra_setup_core::session::{self, Session};
+use entra_setup_core::session::Session;
 use entra_setup_core::setup::apply::{ApplyOptions, NewSecret};
 use entra_setup_core::setup::flow::{self, RetireFailed};
 use entra_setup_core::setup::plan::Change;
@@ -32,22 +31,7 @@ fn pomerium() -> Intent {
 }
 
 async fn admin(sim: &SimHandle) -> Session {
-    let c = ctx(memory());
-    let signed = sign_in_with(&c, sim, "contoso.com", Method::Browser)
-        .await
-        .expect("signed in");
-    let (on_event, _) = recorder();
-    session::ensure_scopes(
-        &c,
-        &signed.session,
-        &[StepScopes::RegisterApp, StepScopes::Consent],
-        Method::Browser,
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("consented");
-    signed.session
+    admin_with(sim, "contoso.com", false).await.0
 }
 
 /// Signs in to Entra as the app with `secret` (what the provider does), one attempt.
@@ -70,7 +54,7 @@ async fn secret_works(s: &Session, app_id: &str, secret: &NewSecret) -> bool {
 }
 
 fn data_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("entra-setup-rotation-{}", uuid::Uuid::new_v4()))
+    support::data_dir("entra-setup-rotation")
 }
 
 #[tokio::test]

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use entra_setup_core::auth::{Method, StepScopes};
+use entra_setup_core::auth::StepScopes;
 use entra_setup_core::people;
 use entra_setup_core::provider;
 use entra_setup_core::provisioning::{self, JobStatus, Logs};
-use entra_setup_core::session::{self, Session};
+use entra_setup_core::session::Session;
 use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow::{self, SetupError};
 use entra_setup_core::setup::journal::{Entry, Event};
@@ -37,31 +37,11 @@ const DIEGO: &str = "3e8b1d4f-5a6c-4d8e-9f9a-0b1c2d3e4f5a";
 const LEE: &str = "4f9c2e5a-6b7d-4e9f-8a0b-1c2d3e4f5a6b";
 
 fn data_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("entra-setup-scim-{}", uuid::Uuid::new_v4()))
+    support::data_dir("entra-setup-scim")
 }
 
 async fn admin(sim: &SimHandle, tenant: &str) -> Session {
-    let c = ctx(memory());
-    let signed = sign_in_with(&c, sim, tenant, Method::Browser)
-        .await
-        .expect("signed in");
-    let (on_event, _) = recorder();
-    session::ensure_scopes(
-        &c,
-        &signed.session,
-        &[
-            StepScopes::RegisterApp,
-            StepScopes::Consent,
-            StepScopes::SyncMode,
-            StepScopes::Scim,
-        ],
-        Method::Browser,
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("consented to the provisioning scopes");
-    signed.session
+    admin_with(sim, tenant, true).await.0
 }
 
 fn group(id: &str, name: &str) -> Assignee {

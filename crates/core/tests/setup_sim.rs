@@ -24,7 +24,7 @@ use support::*;
 use tokio_util::sync::CancellationToken;
 
 fn data_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("entra-setup-test-{}", uuid::Uuid::new_v4()))
+    support::data_dir("entra-setup-test")
 }
 
 fn intent(provider_id: &str, key: &str, value: &str) -> Intent {
@@ -35,26 +35,12 @@ fn intent(provider_id: &str, key: &str, value: &str) -> Intent {
 
 /// Signs in and grants the wizard the permissions of the setup steps.
 async fn admin(sim: &SimHandle, tenant: &str) -> Session {
-    let c = ctx(memory());
-    let signed = sign_in_with(&c, sim, tenant, Method::Browser)
-        .await
-        .expect("signed in");
-    let (on_event, _) = recorder();
-    let asked = session::ensure_scopes(
-        &c,
-        &signed.session,
-        &[StepScopes::RegisterApp, StepScopes::Consent],
-        Method::Browser,
-        on_event,
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("consented to more scopes");
+    let (session, asked) = admin_with(sim, tenant, false).await;
     assert!(
         asked,
         "the sign-in scopes alone do not cover the setup steps"
     );
-    signed.session
+    session
 }
 
 fn events() -> Collector<ApplyEvent> {

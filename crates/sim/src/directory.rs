@@ -95,6 +95,48 @@ fn sp_json(id: &str, app_id: &str, name: &str) -> Value {
 }
 
 impl Directory {
+    /// Adds a client secret to application `i` (as addPassword does): returns the
+    /// passwordCredential as Graph lists it, and the secret's value.
+    pub fn add_password(
+        &mut self,
+        i: usize,
+        display_name: Value,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        unreplicated_attempts: u32,
+    ) -> (Value, String) {
+        use rand::Rng;
+        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
+        let mut rng = rand::thread_rng();
+        let text: String = (0..40)
+            .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+            .collect();
+        let key_id = uuid::Uuid::new_v4().to_string();
+        let app_id = self.applications[i]["appId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let cred = json!({
+            "customKeyIdentifier": null,
+            "displayName": display_name,
+            "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "hint": &text[..3],
+            "keyId": key_id,
+            "startDateTime": start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        });
+        if let Some(creds) = self.applications[i]["passwordCredentials"].as_array_mut() {
+            creds.push(cred.clone());
+        }
+        self.secrets.push(Secret {
+            app_id,
+            key_id,
+            text: text.clone(),
+            end,
+            unreplicated_attempts,
+        });
+        (cred, text)
+    }
+
     pub fn new(
         tenant_id: &str,
         groups: Vec<(String, String, bool, Vec<String>)>,

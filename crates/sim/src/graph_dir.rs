@@ -6,10 +6,9 @@
 use axum::http::StatusCode;
 use base64::Engine;
 use chrono::{Duration, Utc};
-use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use crate::directory::{filter_matches, split_key, Directory, Key, Secret, GRAPH_APP_ID};
+use crate::directory::{filter_matches, split_key, Directory, Key, GRAPH_APP_ID};
 use crate::fixtures::{
     Tenant, ROLE_APP_ADMIN, ROLE_APP_DEVELOPER, ROLE_CLOUD_APP_ADMIN, ROLE_GLOBAL_ADMIN,
     ROLE_PRIVILEGED_ROLE_ADMIN,
@@ -520,37 +519,13 @@ fn add_password(dir: &mut Directory, req: &Req<'_>, i: usize, faults: &crate::Fa
             }
         }
     }
-    let text: String = {
-        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
-        let mut rng = rand::thread_rng();
-        (0..40)
-            .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
-            .collect()
-    };
-    let key_id = new_id();
-    let app_id = dir.applications[i]["appId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let cred = json!({
-        "customKeyIdentifier": null,
-        "displayName": pc.get("displayName").cloned().unwrap_or(Value::Null),
-        "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        "hint": &text[..3],
-        "keyId": key_id,
-        "startDateTime": start.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    });
-    if let Some(creds) = dir.applications[i]["passwordCredentials"].as_array_mut() {
-        creds.push(cred.clone());
-    }
-    dir.secrets.push(Secret {
-        app_id,
-        key_id,
-        text: text.clone(),
+    let (mut out, text) = dir.add_password(
+        i,
+        pc.get("displayName").cloned().unwrap_or(Value::Null),
+        start,
         end,
-        unreplicated_attempts: faults.secret_replication_attempts,
-    });
-    let mut out = cred;
+        faults.secret_replication_attempts,
+    );
     out["secretText"] = json!(text);
     out["@odata.context"] = json!(req.context("microsoft.graph.passwordCredential"));
     Ok((StatusCode::OK, Some(out)))

@@ -244,33 +244,19 @@ impl SimHandle {
     ) -> Option<String> {
         let mut world = self.shared.world();
         let d = world.directories.get_mut(tenant_id)?;
-        let app = d
+        let i = d
             .applications
-            .iter_mut()
-            .find(|a| a["uniqueName"] == unique_name)?;
-        let key_id = uuid::Uuid::new_v4().to_string();
+            .iter()
+            .position(|a| a["uniqueName"] == unique_name)?;
         let now = chrono::Utc::now();
-        let end = now + chrono::Duration::days(365);
-        let text = format!("other~{}", uuid::Uuid::new_v4().simple());
-        let app_id = app["appId"].as_str().unwrap_or_default().to_string();
-        app["passwordCredentials"]
-            .as_array_mut()?
-            .push(serde_json::json!({
-                "customKeyIdentifier": null,
-                "displayName": display_name,
-                "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "hint": &text[..3],
-                "keyId": key_id,
-                "startDateTime": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            }));
-        d.secrets.push(directory::Secret {
-            app_id,
-            key_id: key_id.clone(),
-            text,
-            end,
-            unreplicated_attempts: 0,
-        });
-        Some(key_id)
+        let (cred, _) = d.add_password(
+            i,
+            serde_json::json!(display_name),
+            now,
+            now + chrono::Duration::days(365),
+            0,
+        );
+        cred["keyId"].as_str().map(str::to_string)
     }
 
     /// Moves a client secret's end date (to show a re-run a secret about to expire).

@@ -156,12 +156,7 @@ pub async fn scim_context(
     session::ensure_scopes(
         &ctx,
         &active.session,
-        &[
-            StepScopes::RegisterApp,
-            StepScopes::Consent,
-            StepScopes::SyncMode,
-            StepScopes::Scim,
-        ],
+        StepScopes::setup(true),
         Method::Browser,
         sink,
         &CancellationToken::new(),

@@ -333,17 +333,13 @@ pub async fn check_previous_setups(
     let provisions = previous
         .iter()
         .any(|p| provider::find(&p.provider_id).is_some_and(|x| x.scim.is_some()));
-    let mut scopes = vec![StepScopes::RegisterApp, StepScopes::Consent];
-    if provisions {
-        scopes.extend([StepScopes::SyncMode, StepScopes::Scim]);
-    }
     let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
         let _ = events.send(e);
     });
     session::ensure_scopes(
         &context_for(&core, &demo, active.demo),
         &active.session,
-        &scopes,
+        StepScopes::setup(provisions),
         Method::Browser,
         sink,
         &CancellationToken::new(),
@@ -495,16 +491,7 @@ pub async fn prepare_setup(
     session::ensure_scopes(
         &ctx,
         &active.session,
-        if scim.is_some() {
-            &[
-                StepScopes::RegisterApp,
-                StepScopes::Consent,
-                StepScopes::SyncMode,
-                StepScopes::Scim,
-            ][..]
-        } else {
-            &[StepScopes::RegisterApp, StepScopes::Consent][..]
-        },
+        StepScopes::setup(scim.is_some()),
         Method::Browser,
         sink,
         &CancellationToken::new(),

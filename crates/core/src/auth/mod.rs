@@ -40,6 +40,15 @@ pub enum StepScopes {
 }
 
 impl StepScopes {
+    /// The steps that set a provider up; `provisions` adds the Sync mode and SCIM steps.
+    pub fn setup(provisions: bool) -> &'static [StepScopes] {
+        if provisions {
+            &[Self::RegisterApp, Self::Consent, Self::SyncMode, Self::Scim]
+        } else {
+            &[Self::RegisterApp, Self::Consent]
+        }
+    }
+
     pub fn scopes(self) -> &'static [&'static str] {
         match self {
             Self::SignIn => &[

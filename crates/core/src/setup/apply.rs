@@ -444,41 +444,19 @@ impl Ctx<'_> {
                 }
             }
             Change::GrantAppRole { name, app_role_id } => {
-                let c = StepScopes::Consent;
                 let sp = refs.sp_id.clone().unwrap_or_default();
                 let graph_sp = self.state.graph_sp.id.clone();
-                let created = g
-                    .post(format!("/servicePrincipals/{graph_sp}/appRoleAssignedTo"))
-                    .json(json!({"principalId": sp, "resourceId": graph_sp, "appRoleId": app_role_id}))
-                    .scopes(c)
-                    .retry_if(replication_delay)
-                    .send_json::<Value>()
-                    .await;
-                match created {
-                    // `previous` keeps the resource, which Undo needs to delete the assignment.
-                    Ok(v) => {
-                        let id = v["id"].as_str().unwrap_or_default().to_string();
-                        Ok(StepOut {
-                            detail: format!("Granted {name}"),
-                            created: Some((ObjectKind::Assignment, id)),
-                            previous: Some(graph_sp),
-                            ..Default::default()
-                        })
-                    }
-                    // Granted since the plan was made (an earlier attempt, or a colleague).
-                    Err(e)
-                        if e.api().is_some_and(|a| {
-                            a.status == 400
-                                && a.message.to_ascii_lowercase().contains("already exists")
-                        }) =>
-                    {
-                        Ok(StepOut {
-                            detail: format!("{name} was already granted"),
-                            ..Default::default()
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
+                assign_app_role(
+                    g,
+                    &graph_sp,
+                    &sp,
+                    app_role_id,
+                    (
+                        format!("Granted {name}"),
+                        format!("{name} was already granted"),
+                    ),
+                )
+                .await
             }
             Change::InstantiateScimApp { temp_name, .. } => self.instantiate(temp_name).await,
             Change::TagScimApp { display_name } => {
@@ -560,36 +538,17 @@ impl Ctx<'_> {
                     .scim_role_id
                     .clone()
                     .unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into());
-                let created = g
-                    .post(format!("/servicePrincipals/{sp}/appRoleAssignedTo"))
-                    .json(json!({"principalId": principal_id, "resourceId": sp, "appRoleId": role}))
-                    .scopes(StepScopes::Consent)
-                    .retry_if(replication_delay)
-                    .send_json::<Value>()
-                    .await;
-                match created {
-                    Ok(v) => Ok(StepOut {
-                        detail: format!("Assigned {display_name}"),
-                        created: Some((
-                            ObjectKind::Assignment,
-                            v["id"].as_str().unwrap_or_default().to_string(),
-                        )),
-                        previous: Some(sp),
-                        ..Default::default()
-                    }),
-                    Err(e)
-                        if e.api().is_some_and(|a| {
-                            a.status == 400
-                                && a.message.to_ascii_lowercase().contains("already exists")
-                        }) =>
-                    {
-                        Ok(StepOut {
-                            detail: format!("{display_name} was already assigned"),
-                            ..Default::default()
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
+                assign_app_role(
+                    g,
+                    &sp,
+                    principal_id,
+                    &role,
+                    (
+                        format!("Assigned {display_name}"),
+                        format!("{display_name} was already assigned"),
+                    ),
+                )
+                .await
             }
             Change::UnassignFromScimApp {
                 assignment_id,
@@ -946,6 +905,47 @@ pub async fn apply(
             error,
             partial: out,
         })),
+    }
+}
+
+/// Gives `principal` the app role `role` on the service principal `resource`
+/// (`appRoleAssignedTo`). One that exists already (an earlier attempt, or a colleague) counts
+/// as done; a new one is recorded with its resource, which Undo needs to delete it.
+async fn assign_app_role(
+    g: &GraphClient,
+    resource: &str,
+    principal: &str,
+    role: &str,
+    (done, already): (String, String),
+) -> Result<StepOut, GraphError> {
+    let created = g
+        .post(format!("/servicePrincipals/{resource}/appRoleAssignedTo"))
+        .json(json!({"principalId": principal, "resourceId": resource, "appRoleId": role}))
+        .scopes(StepScopes::Consent)
+        .retry_if(replication_delay)
+        .send_json::<Value>()
+        .await;
+    match created {
+        Ok(v) => Ok(StepOut {
+            detail: done,
+            created: Some((
+                ObjectKind::Assignment,
+                v["id"].as_str().unwrap_or_default().to_string(),
+            )),
+            previous: Some(resource.to_string()),
+            ..Default::default()
+        }),
+        Err(e)
+            if e.api().is_some_and(|a| {
+                a.status == 400 && a.message.to_ascii_lowercase().contains("already exists")
+            }) =>
+        {
+            Ok(StepOut {
+                detail: already,
+                ..Default::default()
+            })
+        }
+        Err(e) => Err(e),
     }
 }
 

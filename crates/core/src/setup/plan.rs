@@ -369,9 +369,6 @@ pub struct PlanInput<'a> {
     pub premium: bool,
 }
 
-/// A secret the wizard added that stays valid for at least this long needs no replacement.
-const SECRET_STILL_GOOD_DAYS: i64 = 30;
-
 /// Computes the plan. Pure: the same inputs always give the same changes.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let intent = input.intent;
@@ -468,11 +465,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             .app
             .iter()
             .flat_map(|a| a.passwords.iter())
-            .filter(|p| {
-                p.display_name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(SECRET_PREFIX))
-            })
+            .filter(|p| super::secrets::is_wizards(p.display_name.as_deref()))
             .collect();
         let mut lost = vec![];
         for p in &wizard_secrets {
@@ -490,7 +483,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             );
             }
         }
-        let good_until = input.now + Duration::days(SECRET_STILL_GOOD_DAYS);
+        // A secret expiring soon is replaced (and the old one kept until retired).
+        let good_until = input.now + Duration::days(super::secrets::EXPIRES_SOON_DAYS);
         let has_good = wizard_secrets
             .iter()
             .any(|p| !lost.contains(&p.key_id) && p.end_date_time.is_some_and(|e| e > good_until));

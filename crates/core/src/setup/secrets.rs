@@ -46,7 +46,8 @@ pub struct SecretStatus {
     pub by_wizard: bool,
 }
 
-fn is_wizards(name: Option<&str>) -> bool {
+/// The wizard made the secret with this display name.
+pub(crate) fn is_wizards(name: Option<&str>) -> bool {
     name.is_some_and(|n| n.starts_with(SECRET_PREFIX))
 }
 

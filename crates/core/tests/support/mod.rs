@@ -131,3 +131,33 @@ pub async fn sign_in(
 ) -> Result<entra_setup_core::session::SignedIn, entra_setup_core::session::SessionError> {
     sign_in_with(&ctx(store), sim, tenant, method).await
 }
+
+/// Signs in as the simulator's admin to `tenant` and consents to the permissions of the setup
+/// steps (with provisioning when `provisions`). Also says whether more consent was asked for.
+pub async fn admin_with(
+    sim: &SimHandle,
+    tenant: &str,
+    provisions: bool,
+) -> (entra_setup_core::session::Session, bool) {
+    let c = ctx(memory());
+    let signed = sign_in_with(&c, sim, tenant, Method::Browser)
+        .await
+        .expect("signed in");
+    let (on_event, _) = recorder();
+    let asked = entra_setup_core::session::ensure_scopes(
+        &c,
+        &signed.session,
+        entra_setup_core::auth::StepScopes::setup(provisions),
+        Method::Browser,
+        on_event,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("consented to the setup permissions");
+    (signed.session, asked)
+}
+
+/// A fresh directory for journals, named after the test file.
+pub fn data_dir(label: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{label}-{}", uuid::Uuid::new_v4()))
+}
