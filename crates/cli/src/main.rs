@@ -23,7 +23,7 @@ use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::journal::{self, Journal};
 use entra_setup_core::setup::plan::Change;
-use entra_setup_core::setup::{secrets, state, status, undo, Intent, ScimIntent};
+use entra_setup_core::setup::{found, secrets, state, status, undo, Intent, ScimIntent};
 use entra_setup_core::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -71,8 +71,8 @@ enum Cmd {
 struct StatusArgs {
     #[command(flatten)]
     conn: Conn,
-    /// A secret or token expiring within this many days needs attention.
-    #[arg(long, default_value_t = 30)]
+    /// A secret or token expiring within this many days needs attention (0–3650).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=3650))]
     warn_days: i64,
 }
 
@@ -202,16 +202,16 @@ struct ApplyArgs {
     #[arg(long)]
     push: bool,
     /// An input for the push, e.g. --push-input account_id=0123…
-    #[arg(long = "push-input", value_name = "KEY=VALUE")]
+    #[arg(long = "push-input", value_name = "KEY=VALUE", requires = "push")]
     push_inputs: Vec<String>,
     /// A file holding the provider API token for --push.
-    #[arg(long)]
+    #[arg(long, requires = "push")]
     push_token_file: Option<PathBuf>,
     /// The provider API's base URL (default: the provider's own).
     #[arg(long, env = "ENTRA_SETUP_PUSH_API")]
     push_api: Option<String>,
     /// Also keep the new client secret in the OS keychain, for later rotation.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_keychain")]
     keep_secret: bool,
     /// Wait up to this many seconds for a colleague's admin consent.
     #[arg(long, default_value_t = 0)]
@@ -221,10 +221,23 @@ struct ApplyArgs {
     skip_checks: bool,
 }
 
+/// Which setup: the provider and its inputs (for commands that change no settings).
+#[derive(Args)]
+struct Which {
+    /// The provider, e.g. cloudflare or pomerium (see `entra-setup providers`).
+    #[arg(long)]
+    provider: String,
+    /// A provider input, e.g. --input team=acme (repeat for several).
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    inputs: Vec<String>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
 #[derive(Args)]
 struct RetireArgs {
     #[command(flatten)]
-    target: Target,
+    target: Which,
     /// The key id of the secret to keep: the new one, which the provider uses now.
     #[arg(long, value_name = "KEY_ID")]
     keep: String,
@@ -235,7 +248,7 @@ struct RetireArgs {
 #[derive(Args)]
 struct UndoArgs {
     #[command(flatten)]
-    target: Target,
+    target: Which,
     #[arg(long)]
     yes: bool,
 }
@@ -255,7 +268,16 @@ fn parse_pairs(pairs: &[String], what: &str) -> Result<BTreeMap<String, String>,
         let (k, v) = p
             .split_once('=')
             .ok_or_else(|| Fail(2, format!("{what} '{p}' must look like KEY=VALUE")))?;
-        out.insert(k.trim().to_string(), v.to_string());
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(Fail(2, format!("{what} '{p}' has no name before '='")));
+        }
+        if let Some(first) = out.insert(k.to_string(), v.to_string()) {
+            return Err(Fail(
+                2,
+                format!("{what} {k} is given twice ('{first}' and '{v}'): give it once"),
+            ));
+        }
     }
     Ok(out)
 }
@@ -284,7 +306,11 @@ fn cloud_choice(t: &Conn) -> CloudChoice {
 }
 
 fn intent(t: &Target) -> Result<Intent, Fail> {
-    let p = provider::find(&t.provider).ok_or_else(|| {
+    Ok(intent_of(&t.provider, &t.inputs, t.secret_days)?.with_rotation(t.rotate_secret))
+}
+
+fn intent_of(provider: &str, inputs: &[String], secret_days: Option<u32>) -> Result<Intent, Fail> {
+    let p = provider::find(provider).ok_or_else(|| {
         let known: Vec<String> = provider::builtin()
             .unwrap_or_default()
             .iter()
@@ -293,22 +319,19 @@ fn intent(t: &Target) -> Result<Intent, Fail> {
         Fail(
             2,
             format!(
-                "No provider '{}'. Known providers: {}.",
-                t.provider,
+                "No provider '{provider}'. Known providers: {}.",
                 known.join(", ")
             ),
         )
     })?;
-    let raw = parse_pairs(&t.inputs, "--input")?;
-    Intent::new(p, &raw, t.secret_days)
-        .map(|i| i.with_rotation(t.rotate_secret))
-        .map_err(|errors| {
-            let lines: Vec<String> = errors
-                .iter()
-                .map(|e| format!("  --input {}=…: {}", e.field, e.message))
-                .collect();
-            Fail(2, format!("Fix these inputs:\n{}", lines.join("\n")))
-        })
+    let raw = parse_pairs(inputs, "--input")?;
+    Intent::new(p, &raw, secret_days).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("  --input {}=…: {}", e.field, e.message))
+            .collect();
+        Fail(2, format!("Fix these inputs:\n{}", lines.join("\n")))
+    })
 }
 
 fn store(t: &Conn) -> Arc<dyn SecretStore> {
@@ -626,6 +649,22 @@ fn confirm(question: &str) -> bool {
 async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     let t = &a.target;
     let intent = intent(t)?;
+    // Where the secret goes is checked before anything is created.
+    if let Some(dir) = &a.output_dir {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Fail(
+                2,
+                format!(
+                    "--output-dir {} is a file, not a folder: give a folder (it is created if missing).",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    if let Some(api) = &a.push_api {
+        entra_setup_core::endpoint::parse(api, entra_setup_core::endpoint::Http::Loopback, false)
+            .map_err(|why| Fail(2, format!("--push-api: {why}.")))?;
+    }
     let push_inputs = if a.push {
         let raw = parse_pairs(&a.push_inputs, "--push-input")?;
         let mut raw = raw;
@@ -1015,8 +1054,13 @@ async fn hand_over(
 
 async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     let t = &u.target;
-    let intent = intent(t)?;
-    let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
+    let intent = intent_of(&t.provider, &t.inputs, None)?;
+    let s = sign_in(
+        &t.conn,
+        StepScopes::setup(!intent.provider.has_sign_in()),
+        store(&t.conn),
+    )
+    .await?;
     let journal = Journal::open(
         &data_dir(&t.conn),
         &s.account.tenant_id,
@@ -1024,10 +1068,51 @@ async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     );
     let pending = undo::pending(&journal);
     if pending.is_empty() {
+        // No journal here (another computer, or a lost data folder): undo from what the tenant
+        // shows is the wizard's.
+        let apps = undo::tenant_pending(&s.graph, &intent)
+            .await
+            .map_err(|e| Fail(4, e.to_string()))?;
+        if apps.is_empty() {
+            eprintln!(
+                "Nothing to undo: the journal at {} records nothing the wizard created, and the tenant has no app named {} carrying Entra Setup's tag.",
+                journal.path().display(),
+                intent.unique_name()
+            );
+            if t.conn.json {
+                println!("{}", json!({"undone": []}));
+            }
+            return Ok(());
+        }
         eprintln!(
-            "Nothing to undo: the journal at {} records nothing the wizard created.",
-            journal.path().display()
+            "No journal for {} on this computer; the tenant shows {} app(s) Entra Setup made for it:",
+            intent.display_name(),
+            apps.len()
         );
+        for a in &apps {
+            eprintln!(
+                "  {} (uniqueName {}, object id {})",
+                a.display_name, a.unique_name, a.object_id
+            );
+        }
+        eprintln!("Undo deletes them, with their enterprise apps, grants, secrets, assignments and provisioning.");
+        if !u.yes && !confirm("Undo?") {
+            return Err(Fail(
+                7,
+                "Nothing was changed. Run again with --yes to undo.".into(),
+            ));
+        }
+        let done = undo::undo_from_tenant(
+            &s.graph,
+            &journal,
+            &apps,
+            Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
+        )
+        .await
+        .map_err(|e| Fail(4, e.to_string()))?;
+        if t.conn.json {
+            println!("{}", json!({"undone": done, "source": "tenant"}));
+        }
         return Ok(());
     }
     eprintln!(
@@ -1056,8 +1141,24 @@ async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
 
 async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     let t = &r.target;
-    let intent = intent(t)?;
-    let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
+    let keep = r.keep.trim();
+    if uuid::Uuid::parse_str(keep).is_err() {
+        return Err(Fail(
+            2,
+            format!("--keep '{keep}' is not a secret's key id: give the key id (a GUID such as 0f8fad5b-d9cb-469f-a165-70867728950e) that `apply --rotate-secret` printed for the new secret."),
+        ));
+    }
+    let intent = intent_of(&t.provider, &t.inputs, None)?;
+    if !intent.provider.has_sign_in() {
+        return Err(Fail(
+            2,
+            format!(
+                "{} has no client secrets to retire: it only provisions.",
+                intent.provider.name
+            ),
+        ));
+    }
+    let s = sign_in(&t.conn, StepScopes::setup(false), store(&t.conn)).await?;
     let state = state::read(&s.graph, Some(&intent.unique_name()))
         .await
         .map_err(|e| Fail(4, e.to_string()))?;
@@ -1066,7 +1167,7 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
         &intent,
         &state,
         &s.account.tenant_id,
-        &r.keep,
+        keep,
         chrono::Utc::now(),
     ) {
         Ok(p) => p,
@@ -1103,7 +1204,7 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
         &s,
         &data_dir(&t.conn),
         &intent,
-        &r.keep,
+        keep,
         on_event,
         &CancellationToken::new(),
     )
@@ -1120,9 +1221,9 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
             _ => None,
         })
         .collect();
-    eprintln!("Retired {} secret(s); {} is kept.", retired.len(), r.keep);
+    eprintln!("Retired {} secret(s); {} is kept.", retired.len(), keep);
     if t.conn.json {
-        println!("{}", json!({"retired": retired, "kept": r.keep}));
+        println!("{}", json!({"retired": retired, "kept": keep}));
     }
     Ok(())
 }
@@ -1131,10 +1232,12 @@ async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     let c = &a.conn;
     let s = sign_in(c, StepScopes::setup(true), store(c)).await?;
     let dir = data_dir(c);
-    let previous = journal::previous_setups(&dir, &s.account.tenant_id);
+    let previous = found::known(&s.graph, &dir, &s.account.tenant_id)
+        .await
+        .map_err(|e| Fail(4, e.to_string()))?;
     if previous.is_empty() {
         eprintln!(
-            "No setups recorded for {} in {}: nothing to check.",
+            "No setups in {}: no app in the tenant carries Entra Setup's tag, and {} holds no journal for it. Nothing to check.",
             s.summary.tenant_name,
             dir.display()
         );
@@ -1143,10 +1246,20 @@ async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     for prev in &previous {
         let v = Box::pin(status::check(&s, &dir, prev, a.warn_days)).await;
         eprintln!(
-            "\n{} ({}, last applied {})",
+            "\n{} ({}, {} {}){}",
             v.name,
             v.provider,
-            v.last_applied.format("%Y-%m-%d")
+            if v.source == journal::SetupSource::Tenant {
+                "created"
+            } else {
+                "last applied"
+            },
+            v.last_applied.format("%Y-%m-%d"),
+            if v.source == journal::SetupSource::Tenant {
+                " — found in the tenant; no journal on this computer"
+            } else {
+                ""
+            }
         );
         for x in &v.secrets {
             eprintln!("  Secret {}", describe_secret(x));
@@ -1224,6 +1337,10 @@ fn read_secret_file(path: &std::path::Path, what: &str) -> Result<SecretString, 
 
 async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
     use entra_setup_core::scim::{self, ScimAuth, ScimStatus, ScimTarget, VerifyOptions};
+    // A URL that is not one is a mistake in the command, not a verdict on an endpoint. (Plain
+    // http is for the verifier to judge: it refuses to send the token over it.)
+    entra_setup_core::endpoint::parse(&v.url, entra_setup_core::endpoint::Http::Anywhere, true)
+        .map_err(|why| Fail(2, format!("--url: {why}.")))?;
     let auth = match (&v.token_file, &v.basic_user, &v.basic_password_file) {
         (Some(f), _, _) => ScimAuth::Bearer(read_secret_file(f, "bearer token")?),
         (None, Some(user), Some(f)) => ScimAuth::Basic {
@@ -1325,9 +1442,17 @@ async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
         }
         println!();
         println!("{}", report.verdict);
-        println!("Tenant URL to enter in Entra: {}", report.tenant_url);
-        if report.use_aad_opt_flag {
-            println!("(it carries ?aadOptscim062020: this server needs Entra's RFC-compliant PATCH format)");
+        match (&report.tenant_url, report.ready) {
+            (Some(u), true) => {
+                println!("Tenant URL to enter in Entra: {u}");
+                if report.use_aad_opt_flag {
+                    println!("(it carries ?aadOptscim062020: this server needs Entra's RFC-compliant PATCH format)");
+                }
+            }
+            (Some(u), false) => println!(
+                "Once the failures above are fixed, the tenant URL to enter in Entra is {u}."
+            ),
+            (None, _) => println!("No tenant URL to enter: the endpoint could not be reached."),
         }
         println!("Took {} ms.", report.total_millis);
     }
@@ -1335,6 +1460,21 @@ async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
         Ok(())
     } else {
         Err(Fail(8, String::new()))
+    }
+}
+
+/// The exit code's meaning, for `--json` error objects.
+fn exit_kind(code: u8) -> &'static str {
+    match code {
+        2 => "usage",
+        3 => "signIn",
+        4 => "graph",
+        5 => "consentNeeded",
+        6 => "liveCheckFailed",
+        7 => "confirmationNeeded",
+        8 => "scimNotReady",
+        9 => "attention",
+        _ => "unexpected",
     }
 }
 
@@ -1358,7 +1498,31 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ENTRA_SETUP_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let wants_json = std::env::args().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let message = e.render().to_string();
+            if wants_json {
+                println!(
+                    "{}",
+                    json!({"error": {"exitCode": 2, "kind": "usage", "message": message.trim()}})
+                );
+            }
+            eprint!("{message}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1388,6 +1552,12 @@ fn main() -> ExitCode {
         Err(Fail(code, message)) => {
             if !message.is_empty() {
                 eprintln!("entra-setup: {message}");
+            }
+            if wants_json && !message.is_empty() {
+                println!(
+                    "{}",
+                    json!({"error": {"exitCode": code, "kind": exit_kind(code), "message": message}})
+                );
             }
             ExitCode::from(code)
         }

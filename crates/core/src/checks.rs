@@ -97,7 +97,7 @@ impl Default for SecretRetry {
 pub async fn discovery(http: &reqwest::Client, cloud: &Cloud, tenant_id: &str) -> CheckResult {
     let url = cloud.discovery_url(tenant_id);
     let title = "The tenant's OpenID Connect metadata is reachable";
-    match http.get(&url).send().await {
+    match crate::http::send_idempotent(|| http.get(&url)).await {
         Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
             Ok(v) if v["issuer"].as_str().is_some_and(|i| i.contains(tenant_id)) => CheckResult {
                 id: "oidc_discovery".into(),
@@ -169,19 +169,16 @@ pub async fn secret_and_consent(
     let mut attempt = 0;
     let token = loop {
         attempt += 1;
-        let r = client
-            .exchange_client_credentials()
-            .add_scope(Scope::new(cloud.graph_scope(".default")))
-            .request_async(http)
-            .await;
-        match r {
-            Ok(t) => break SecretString::from(t.access_token().secret().clone()),
+        match app_token(&client, cloud, http).await {
+            Ok(t) => break t,
             Err(oauth2::RequestTokenError::ServerResponse(resp)) => {
                 let desc = resp.error_description().cloned().unwrap_or_default();
-                if aadsts_code(&desc) == Some(7000215) && attempt < retry.attempts {
+                // A new secret (7000215) and a new app (700016) reach the token endpoint late.
+                if matches!(aadsts_code(&desc), Some(7000215 | 700016)) && attempt < retry.attempts
+                {
                     tracing::info!(
                         attempt,
-                        "the new secret is not accepted yet; waiting for replication"
+                        "the new app or secret is not accepted yet; waiting for replication"
                     );
                     tokio::time::sleep(retry.delay).await;
                     continue;
@@ -224,11 +221,30 @@ pub async fn secret_and_consent(
     }
     let title = "Application permissions are in effect";
     let url = format!("{}/users?$top=1&$select=id", cloud.graph_v1());
-    let r = http
-        .get(&url)
-        .bearer_auth(token.expose_secret())
-        .send()
-        .await;
+    // A permission granted moments ago is missing from the first tokens (403): wait and ask
+    // for a new token, as for the secret.
+    let mut token = token;
+    let mut attempt = 0;
+    let r = loop {
+        attempt += 1;
+        let r = crate::http::send_idempotent(|| http.get(&url).bearer_auth(token.expose_secret()))
+            .await;
+        match r {
+            Ok(resp)
+                if resp.status() == reqwest::StatusCode::FORBIDDEN && attempt < retry.attempts =>
+            {
+                tracing::info!(
+                    attempt,
+                    "the new permission is not in the token yet; waiting"
+                );
+                tokio::time::sleep(retry.delay).await;
+                if let Ok(t) = app_token(&client, cloud, http).await {
+                    token = t;
+                }
+            }
+            other => break other,
+        }
+    };
     out.push(match r {
         Ok(resp) if resp.status().is_success() => CheckResult { id: "app_consent".into(), title: title.into(), status: Status::Pass, detail: "The app read a user from Microsoft Graph with its own token.".into(), cause: None, fix: None, evidence: None },
         Ok(resp) => {
@@ -247,6 +263,31 @@ pub async fn secret_and_consent(
         Err(e) => CheckResult { id: "app_consent".into(), title: title.into(), status: Status::Fail, detail: e.to_string(), cause: Some("Microsoft Graph could not be reached.".into()), fix: None, evidence: None },
     });
     out
+}
+
+type AppTokenError = oauth2::RequestTokenError<
+    oauth2::HttpClientError<reqwest::Error>,
+    oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>,
+>;
+
+/// An app-only token for Microsoft Graph (client credentials), waiting out throttling.
+async fn app_token(
+    client: &oauth2::basic::BasicClient<
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointNotSet,
+        oauth2::EndpointSet,
+    >,
+    cloud: &Cloud,
+    http: &reqwest::Client,
+) -> Result<SecretString, AppTokenError> {
+    client
+        .exchange_client_credentials()
+        .add_scope(Scope::new(cloud.graph_scope(".default")))
+        .request_async(&crate::http::oauth_client(http))
+        .await
+        .map(|t| SecretString::from(t.access_token().secret().clone()))
 }
 
 /// Entra's Test Connection with the credentials it saved for the provisioning job.

@@ -25,7 +25,7 @@ pub enum CloudChoice {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CloudError {
-    #[error("The {field} URL '{value}' is not a valid URL: {reason}.")]
+    #[error("The {field} URL '{value}' is not usable: {reason}.")]
     InvalidUrl {
         field: &'static str,
         value: String,
@@ -55,30 +55,20 @@ fn fixed(u: &str) -> Url {
 
 fn custom_url(field: &'static str, value: &str) -> Result<Url, CloudError> {
     let trimmed = value.trim().trim_end_matches('/');
-    let url = Url::parse(trimmed).map_err(|e| CloudError::InvalidUrl {
-        field,
-        value: value.to_string(),
-        reason: e.to_string(),
-    })?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(CloudError::NotHttps {
+    crate::endpoint::parse(trimmed, crate::endpoint::Http::Loopback, false).map_err(|reason| {
+        if reason.contains("http") && reason.contains("use https://") {
+            CloudError::NotHttps {
                 field,
                 value: value.to_string(),
-            })
+            }
+        } else {
+            CloudError::InvalidUrl {
+                field,
+                value: value.to_string(),
+                reason,
+            }
         }
-    }
-    if url.host_str().is_none() {
-        return Err(CloudError::InvalidUrl {
-            field,
-            value: value.to_string(),
-            reason: "it has no host".into(),
-        });
-    }
-    Ok(url)
+    })
 }
 
 impl Cloud {
@@ -160,6 +150,14 @@ impl Cloud {
         }
     }
 
+    /// The authority is on this computer (the simulated tenant, or a local test identity
+    /// provider): the "Entra" behind it can reach endpoints here too.
+    pub fn on_this_computer(&self) -> bool {
+        matches!(self.authority.host(), Some(url::Host::Domain("localhost")))
+            || matches!(self.authority.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || matches!(self.authority.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+    }
+
     /// A stable short name for keychain keys.
     pub fn key(&self) -> String {
         match &self.choice {
@@ -227,6 +225,12 @@ mod tests {
             graph: "https://g".into(),
         })
         .unwrap_err();
-        assert!(err.to_string().contains("not a valid URL"), "{err}");
+        assert!(err.to_string().contains("contains spaces"), "{err}");
+        let err = Cloud::from_choice(&CloudChoice::Custom {
+            authority: "https://x/?a=1".into(),
+            graph: "https://g".into(),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("?query"), "{err}");
     }
 }

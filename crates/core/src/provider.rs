@@ -64,6 +64,18 @@ pub struct InputSpec {
     /// Never shown again, logged or stored (e.g. an API token used once).
     #[serde(default)]
     pub secret: bool,
+    /// Checks tried in order before `pattern`, each with the message that names its reason
+    /// (too long, a hyphen at the end, …), so a bad value is told what is wrong with it.
+    #[serde(default)]
+    pub rules: Vec<InputRule>,
+}
+
+/// One check on an input: the value must match `pattern`; `message` says why it does not.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputRule {
+    pub pattern: Spanned<String>,
+    pub message: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -292,6 +304,39 @@ pub fn render(
     Ok(out)
 }
 
+/// The values that render `template` into `text`, if any do: the inverse of [`render`], used to
+/// find a setup's inputs again from what it wrote into the tenant (its redirect URI, its app's
+/// name). Checked by rendering the values back.
+pub fn unrender(template: &str, text: &str) -> Option<BTreeMap<String, String>> {
+    let names = placeholders(template);
+    let mut pattern = String::from("^");
+    let mut rest = template;
+    let mut seen: Vec<&str> = vec![];
+    for name in &names {
+        let marker = format!("{{{name}}}");
+        let at = rest.find(&marker)?;
+        pattern.push_str(&regex::escape(&rest[..at]));
+        if seen.contains(&name.as_str()) {
+            pattern.push_str(".+?");
+        } else {
+            pattern.push_str(&format!("(?P<{name}>.+?)"));
+            seen.push(name);
+        }
+        rest = &rest[at + marker.len()..];
+    }
+    pattern.push_str(&regex::escape(rest));
+    pattern.push('$');
+    let caps = regex::Regex::new(&pattern).ok()?.captures(text)?;
+    let values: BTreeMap<String, String> = seen
+        .iter()
+        .filter_map(|n| {
+            caps.name(n)
+                .map(|m| ((*n).to_string(), m.as_str().to_string()))
+        })
+        .collect();
+    (render(template, &values, str::to_string).ok()? == text).then_some(values)
+}
+
 /// Escapes a value for a double-quoted string in JSON, YAML or HCL.
 pub fn escape_quoted(format: OutputFormat, v: &str) -> String {
     let json = serde_json::to_string(v).unwrap_or_default();
@@ -385,6 +430,23 @@ impl Provider {
                         input.example
                     ),
                 ));
+            }
+            for rule in &input.rules {
+                let re = Regex::new(rule.pattern.get_ref()).map_err(|e| {
+                    err(
+                        at(rule.pattern.span()),
+                        format!("a rule of '{id}' is not a valid regex: {e}"),
+                    )
+                })?;
+                if !input.secret && !re.is_match(&input.example) {
+                    return Err(err(
+                        at(rule.pattern.span()),
+                        format!(
+                            "the example '{}' of '{id}' breaks one of its own rules",
+                            input.example
+                        ),
+                    ));
+                }
             }
             known.push(id.clone());
             if input.kind == InputKind::Url {
@@ -586,8 +648,24 @@ fn validate<'a>(
     specs: impl Iterator<Item = &'a InputSpec>,
     given: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, Vec<InputError>> {
+    let specs: Vec<&InputSpec> = specs.collect();
     let mut out = BTreeMap::new();
     let mut errors = vec![];
+    let declared: Vec<&str> = specs.iter().map(|s| s.id.get_ref().as_str()).collect();
+    for unknown in given.keys().filter(|k| !declared.contains(&k.as_str())) {
+        errors.push(InputError {
+            field: unknown.clone(),
+            label: unknown.clone(),
+            message: if declared.is_empty() {
+                format!("'{unknown}' is not an input here: none is taken.")
+            } else {
+                format!(
+                    "'{unknown}' is not an input here; the inputs are: {}.",
+                    declared.join(", ")
+                )
+            },
+        });
+    }
     for spec in specs {
         let id = spec.id.get_ref();
         let mut v = given
@@ -615,14 +693,18 @@ fn validate<'a>(
             }
             continue;
         }
-        let ok = Regex::new(spec.pattern.get_ref())
-            .map(|re| re.is_match(&v))
-            .unwrap_or(false);
-        if !ok {
+        let matches = |pattern: &str| Regex::new(pattern).is_ok_and(|re| re.is_match(&v));
+        let broken = spec
+            .rules
+            .iter()
+            .find(|r| !matches(r.pattern.get_ref()))
+            .map(|r| r.message.clone())
+            .or_else(|| (!matches(spec.pattern.get_ref())).then(|| spec.message.clone()));
+        if let Some(message) = broken {
             errors.push(InputError {
                 field: id.clone(),
                 label: spec.label.clone(),
-                message: spec.message.clone(),
+                message,
             });
             continue;
         }

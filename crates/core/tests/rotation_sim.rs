@@ -216,7 +216,7 @@ async fn rotate_without_downtime_then_retire_the_old_secret() {
     .await;
     assert!(matches!(
         wrong,
-        Err(RetireFailed::Retire(RetireError::KeepNotFound(_)))
+        Err(RetireFailed::Retire(RetireError::KeepNotFound { .. }))
     ));
     assert!(secret_works(&s, &app_id, &new).await);
 

@@ -117,6 +117,8 @@ fn scim_apps(sim: &SimHandle, tenant: &str) -> usize {
 #[tokio::test]
 async fn preview_explains_who_syncs_and_who_does_not() {
     let sim = sim_as("megan@contoso.com").await;
+    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     let p = people::preview(
         &s.graph,
@@ -180,6 +182,8 @@ async fn preview_explains_who_syncs_and_who_does_not() {
 #[tokio::test]
 async fn cloudflare_scim_provisions_assigned_groups_then_reruns_as_a_no_op() {
     let sim = sim_as("megan@contoso.com").await;
+    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     sim.set_faults(Faults {
         latency_ms: 2,
@@ -355,6 +359,8 @@ async fn cloudflare_scim_provisions_assigned_groups_then_reruns_as_a_no_op() {
 #[tokio::test]
 async fn a_wrong_token_stops_before_anything_is_saved_and_a_rerun_resumes() {
     let sim = sim_as("megan@contoso.com").await;
+    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     let dir = data_dir();
     let url = sim.fake_scim_url();
@@ -472,6 +478,8 @@ async fn a_wrong_token_stops_before_anything_is_saved_and_a_rerun_resumes() {
 #[tokio::test]
 async fn an_instantiate_answered_with_404_is_found_and_an_interrupted_one_is_adopted() {
     let sim = sim_as("megan@contoso.com").await;
+    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     let url = sim.fake_scim_url();
     let want = || generic(scim(&url, true, false, vec![user(ADELE, "Adele Vance")]));
@@ -615,6 +623,8 @@ async fn an_instantiate_answered_with_404_is_found_and_an_interrupted_one_is_ado
 #[tokio::test]
 async fn a_free_tenant_assigns_users_only_and_explains_the_missing_logs() {
     let sim = sim_as("lee@fabrikam.onmicrosoft.com").await;
+    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    sim.set_local_scim_reachable(true);
     let s = admin(&sim, "fabrikam.onmicrosoft.com").await;
     let dir = data_dir();
     let url = sim.fake_scim_url();

@@ -127,7 +127,7 @@ fn assert_no_token_in(r: &ScimReport) {
 }
 
 #[tokio::test]
-async fn scim2_server_from_pypi_is_ready_for_entra() {
+async fn scim2_server_from_pypi_refuses_entras_group_body_so_it_is_not_ready() {
     let s = scim2_server();
     let r = scim::verify(
         &target(&s.url),
@@ -158,14 +158,23 @@ async fn scim2_server_from_pypi_is_ready_for_entra() {
         ScimStatus::Warn,
         "http on loopback is a warning"
     );
+    // scim2-server refuses the legacy schema Entra lists when it creates a group ("Unknown
+    // extension schemas"), so Entra's group provisioning would fail: not ready, and the only
+    // failure is that one.
+    let members = check_of(&r, "group_members");
+    assert_eq!(members.status, ScimStatus::Fail, "{members:#?}");
     assert!(
-        r.checks.iter().all(|c| c.status != ScimStatus::Fail) || r.use_aad_opt_flag,
-        "{:#?}",
-        r.checks
-            .iter()
-            .filter(|c| c.status == ScimStatus::Fail)
-            .collect::<Vec<_>>()
+        members.detail.contains("ADSCIM/2.0/Group") && members.detail.contains("400"),
+        "{members:?}"
     );
+    let failed: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.status == ScimStatus::Fail)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(failed, ["group_members"], "{:#?}", r.checks);
+    assert!(!r.ready, "{}", r.verdict);
     assert_no_token_in(&r);
 }
 
@@ -197,9 +206,24 @@ async fn scimmy_from_npm_is_checked_the_same_way() {
         );
     }
     assert_no_token_in(&r);
-    // The verdict and the URL to enter are always stated.
-    assert!(r.verdict.starts_with("Ready") || r.verdict.starts_with("Not ready"));
-    assert!(r.tenant_url.starts_with(&s.url));
+    assert!(
+        r.ready,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| c.status == ScimStatus::Fail)
+            .collect::<Vec<_>>()
+    );
+    // It refuses `active` as the string "False" (Entra's default dialect) but takes the
+    // aadOptscim062020 dialect, tried from PATCH to member removal.
+    assert!(r.use_aad_opt_flag);
+    assert_eq!(check_of(&r, "patch_entra_default").status, ScimStatus::Warn);
+    assert_eq!(check_of(&r, "patch_aadopt").status, ScimStatus::Pass);
+    assert_eq!(check_of(&r, "group_members").status, ScimStatus::Pass);
+    assert_eq!(
+        r.tenant_url.as_deref(),
+        Some(format!("{}?aadOptscim062020", s.url).as_str())
+    );
 }
 
 async fn serve(f: ScimFaults) -> scim_server::RunningScim {
@@ -327,15 +351,157 @@ async fn case_sensitive_patch_ops_recommend_the_aad_opt_flag() {
         r.verdict
     );
     assert!(
-        r.tenant_url.ends_with("?aadOptscim062020"),
-        "{}",
+        r.tenant_url
+            .as_deref()
+            .is_some_and(|u| u.ends_with("?aadOptscim062020")),
+        "{:?}",
         r.tenant_url
     );
+    let members = check_of(&r, "group_members");
     assert_eq!(
-        check_of(&r, "group_members").status,
+        members.status,
         ScimStatus::Pass,
-        "members are then changed with lower-case ops"
+        "members are then changed with lower-case ops: {members:?}"
     );
+    assert!(
+        members.exchanges.iter().any(|x| x
+            .request_body
+            .as_ref()
+            .is_some_and(|b| b["Operations"][0]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("members[value eq")))),
+        "the flag's own removal format was tried: {members:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_flag_is_not_recommended_when_its_own_member_removal_fails() {
+    // PATCH only works in the flag's dialect, but the flag's member removal is refused: the
+    // flag would not save this server, so it is not ready.
+    let r = run(
+        ScimFaults {
+            lowercase_ops_only: true,
+            reject_path_filter_removal: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = check_of(&r, "group_members");
+    assert_eq!(c.status, ScimStatus::Fail, "{c:#?}");
+    assert!(!r.ready, "{}", r.verdict);
+}
+
+#[tokio::test]
+async fn default_member_removal_refused_recommends_the_flag_only_after_its_round_worked() {
+    let r = run(
+        ScimFaults {
+            reject_value_list_removal: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = check_of(&r, "group_members");
+    assert_eq!(c.status, ScimStatus::Warn, "{c:#?}");
+    assert!(c.detail.contains("worked from start to end"), "{c:?}");
+    assert!(r.ready && r.use_aad_opt_flag, "{}", r.verdict);
+    // ...and with neither removal working, no flag and not ready.
+    let r = run(
+        ScimFaults {
+            reject_value_list_removal: true,
+            reject_path_filter_removal: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    assert_eq!(check_of(&r, "group_members").status, ScimStatus::Fail);
+    assert!(!r.ready && !r.use_aad_opt_flag, "{}", r.verdict);
+}
+
+#[tokio::test]
+async fn groups_are_created_with_entras_own_body_and_a_server_refusing_it_is_not_ready() {
+    let r = run(
+        ScimFaults {
+            reject_unknown_schemas: true,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = check_of(&r, "group_members");
+    assert_eq!(c.status, ScimStatus::Fail, "{c:#?}");
+    assert!(
+        c.detail
+            .contains("http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"),
+        "{c:?}"
+    );
+    let sent = c.exchanges[0].request_body.clone().unwrap();
+    assert_eq!(
+        sent["schemas"],
+        serde_json::json!([
+            "urn:ietf:params:scim:schemas:core:2.0:Group",
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+        ])
+    );
+    assert_eq!(sent["meta"]["resourceType"], "Group");
+    assert!(!r.ready);
+}
+
+#[tokio::test]
+async fn a_flag_in_the_url_without_write_checks_is_not_taken_on_trust() {
+    let s = serve(ScimFaults::default()).await;
+    let r = scim::verify(
+        &target(&format!("{}?aadOptscim062020", s.url)),
+        &VerifyOptions::default(),
+    )
+    .await;
+    assert_eq!(check_of(&r, "aadopt_untested").status, ScimStatus::Warn);
+}
+
+#[tokio::test]
+async fn nothing_listening_is_reported_as_such_with_no_tenant_url() {
+    let port = free_port();
+    let r = scim::verify(
+        &target(&format!("http://127.0.0.1:{port}/scim/v2")),
+        &VerifyOptions::default(),
+    )
+    .await;
+    let c = check_of(&r, "reachable");
+    assert_eq!(c.status, ScimStatus::Fail);
+    assert!(c.detail.contains("Connection refused"), "{c:?}");
+    assert!(
+        !r.checks.iter().any(|c| c.id == "test_connection_probe"),
+        "no verdict on answers that never came: {:#?}",
+        r.checks
+    );
+    assert_eq!(r.tenant_url, None);
+    assert!(!r.ready);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_times_out_with_no_tenant_url() {
+    // Accepts connections, never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let r = scim::verify(
+        &target(&format!("http://127.0.0.1:{port}/scim/v2")),
+        &VerifyOptions {
+            write_tests: false,
+            timeout: Some(std::time::Duration::from_millis(500)),
+        },
+    )
+    .await;
+    let c = check_of(&r, "reachable");
+    assert!(c.detail.contains("timed out"), "{c:?}");
+    assert_eq!(r.tenant_url, None);
 }
 
 #[tokio::test]
@@ -352,7 +518,10 @@ async fn string_active_rejected_is_caught() {
     assert!(c.entra_impact.contains("disable fails"), "{c:?}");
     // A boolean `active` is what the aadOptscim062020 format sends, so the flag fixes it.
     assert_eq!(c.status, ScimStatus::Warn, "{c:?}");
-    assert!(r.tenant_url.ends_with("?aadOptscim062020"));
+    assert!(r
+        .tenant_url
+        .as_deref()
+        .is_some_and(|u| u.ends_with("?aadOptscim062020")));
 }
 
 #[tokio::test]
@@ -403,7 +572,7 @@ async fn a_flag_already_in_the_url_tests_the_aadopt_format_only() {
     );
     assert_eq!(check_of(&r, "patch_entra_default").status, ScimStatus::Warn);
     assert_eq!(check_of(&r, "group_members").status, ScimStatus::Pass);
-    assert_eq!(r.tenant_url, format!("{url}?aadOptscim062020"));
+    assert_eq!(r.tenant_url, Some(format!("{url}?aadOptscim062020")));
 }
 
 #[tokio::test]
@@ -473,6 +642,8 @@ async fn plain_http_elsewhere_fails() {
     )
     .await;
     assert_eq!(check_of(&r, "https").status, ScimStatus::Fail);
+    assert_eq!(r.checks.len(), 1, "nothing was sent: {:#?}", r.checks);
+    assert_eq!(r.tenant_url, None);
 }
 
 #[tokio::test]

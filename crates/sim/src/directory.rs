@@ -51,6 +51,17 @@ pub struct Secret {
     pub end: DateTime<Utc>,
     /// Client-credential attempts still refused with AADSTS7000215, as during replication.
     pub unreplicated_attempts: u32,
+    /// Set by removePassword: tokens this secret still gets before the removal reaches the
+    /// token endpoint.
+    pub removed_lag: Option<u32>,
+}
+
+/// How long a new object stays invisible to reads: a number of lookups and a moment, whichever
+/// lasts longer (see `Faults::replication_reads` and `Faults::replication_ms`).
+#[derive(Clone, Copy, Debug)]
+pub struct Fresh {
+    pub reads_left: u32,
+    pub until: Option<std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -65,10 +76,16 @@ pub struct Directory {
     pub members: HashMap<String, Vec<String>>,
     pub secrets: Vec<Secret>,
     pub policy: Value,
-    /// Objects created here that still answer 404 for this many more requests (replication).
-    pub fresh: HashMap<String, u32>,
+    /// Objects created here that other readers do not see yet (replication), by id.
+    pub fresh: HashMap<String, Fresh>,
     /// Provisioning configuration per service principal id.
     pub sync: HashMap<String, crate::provisioning::SyncState>,
+    /// New applications the token endpoint does not know yet: client-credential attempts left
+    /// to refuse with AADSTS700016, by appId.
+    pub app_token_lag: HashMap<String, u32>,
+    /// New app-role assignments not yet in app-only tokens: tokens left without the role, by
+    /// assignment id.
+    pub role_token_lag: HashMap<String, u32>,
 }
 
 fn sp_json(id: &str, app_id: &str, name: &str) -> Value {
@@ -133,6 +150,7 @@ impl Directory {
             text: text.clone(),
             end,
             unreplicated_attempts,
+            removed_lag: None,
         });
         (cred, text)
     }
@@ -189,6 +207,8 @@ impl Directory {
             policy,
             fresh: HashMap::new(),
             sync: HashMap::new(),
+            app_token_lag: HashMap::new(),
+            role_token_lag: HashMap::new(),
         }
     }
 
@@ -200,15 +220,67 @@ impl Directory {
             .unwrap_or(&Value::Null)
     }
 
-    /// Counts one request against a fresh object; true while it should still look absent.
-    pub fn still_replicating(&mut self, id: &str) -> bool {
-        match self.fresh.get_mut(id) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
+    /// Marks objects just created as not yet replicated, as the faults ask.
+    pub fn hide(&mut self, ids: &[&str], faults: &crate::Faults) {
+        if faults.replication_reads == 0 && faults.replication_ms == 0 {
+            return;
         }
+        let until = (faults.replication_ms > 0).then(|| {
+            std::time::Instant::now() + std::time::Duration::from_millis(faults.replication_ms)
+        });
+        for id in ids.iter().filter(|i| !i.is_empty()) {
+            self.fresh.insert(
+                (*id).to_string(),
+                Fresh {
+                    reads_left: faults.replication_reads,
+                    until,
+                },
+            );
+        }
+    }
+
+    /// A new application the token endpoint will not know for a while, as the faults ask.
+    pub fn token_lag(&mut self, app_id: &str, faults: &crate::Faults) {
+        if faults.token_app_lag_attempts > 0 {
+            self.app_token_lag
+                .insert(app_id.to_string(), faults.token_app_lag_attempts);
+        }
+    }
+
+    /// Counts one lookup against a fresh object; true while it should still look absent.
+    pub fn still_replicating(&mut self, id: &str) -> bool {
+        let Some(f) = self.fresh.get_mut(id) else {
+            return false;
+        };
+        let timed = f.until.is_some_and(|u| std::time::Instant::now() < u);
+        let counted = f.reads_left > 0;
+        if counted {
+            f.reads_left -= 1;
+        }
+        if !(timed || counted) {
+            self.fresh.remove(id);
+        }
+        timed || counted
+    }
+
+    /// An application as a reader sees it: credentials added moments ago are not there yet.
+    pub fn app_as_read(&mut self, i: usize) -> Value {
+        let app = self.applications[i].clone();
+        self.strip_fresh_credentials(app)
+    }
+
+    /// Leaves out of an application the credentials that have not replicated yet.
+    pub fn strip_fresh_credentials(&mut self, mut app: Value) -> Value {
+        for field in ["passwordCredentials", "keyCredentials"] {
+            if let Some(creds) = app[field].as_array().cloned() {
+                let shown: Vec<Value> = creds
+                    .into_iter()
+                    .filter(|c| !self.still_replicating(c["keyId"].as_str().unwrap_or_default()))
+                    .collect();
+                app[field] = Value::Array(shown);
+            }
+        }
+        app
     }
 
     pub fn app_index(&self, key: &Key) -> Option<usize> {

@@ -129,7 +129,7 @@ pub async fn dispatch(
     };
     let recorded_body = body_json.as_ref().ok().cloned().flatten();
 
-    let (result, pending) = {
+    let (result, pending, lost) = {
         let mut world = s.world();
         let result = body_json.and_then(|b| {
             let claims = authenticate(&s, &headers)?;
@@ -159,15 +159,19 @@ pub async fn dispatch(
             };
             route(&mut world, &req)
         });
-        (result, world.pending.take())
+        let lost = result.is_ok() && lose_response(&mut world, &method, &path);
+        (result, world.pending.take(), lost)
     };
     // Work that calls out over HTTP runs without the lock.
     let result = match (result, pending) {
         (Err(e), _) => Err(e),
         (ok, None) => ok,
-        (_, Some(Pending::Validate { base, token })) => provisioning::validate(&base, &token)
-            .await
-            .map(|()| (StatusCode::NO_CONTENT, None)),
+        (_, Some(Pending::Validate { base, token })) => {
+            let local = s.world().config.local_scim_reachable;
+            provisioning::validate(&base, &token, local)
+                .await
+                .map(|()| (StatusCode::NO_CONTENT, None))
+        }
         (ok, Some(Pending::Cycle { tenant, sp, job })) => {
             tokio::spawn(provisioning::run_cycle(s.clone(), tenant, sp, job));
             ok
@@ -183,6 +187,15 @@ pub async fn dispatch(
         ) => provisioning::on_demand(s.clone(), tenant, sp, job, user).await,
     };
 
+    // The write was made; its answer never reaches the caller (a gateway timed out).
+    let result = match result {
+        Ok(_) if lost => Err(GraphErr::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "GatewayTimeout",
+            "The gateway did not receive a response from the service in time.",
+        )),
+        other => other,
+    };
     let (status, response_body, retry_after) = match result {
         Ok((status, body)) => (status, body, None),
         Err(e) => {
@@ -281,6 +294,22 @@ fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<AccessClaims, GraphEr
     s.keys
         .verify_access(token.trim(), &s.base_url)
         .map_err(|m| GraphErr::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m))
+}
+
+/// Whether this request's answer is to be lost (see `Faults::lose_responses`); counts it.
+fn lose_response(world: &mut World, method: &Method, path: &str) -> bool {
+    let found = world.config.faults.lose_responses.iter_mut().find(|l| {
+        l.count > 0
+            && l.method.eq_ignore_ascii_case(method.as_str())
+            && path.ends_with(&l.path_suffix)
+    });
+    match found {
+        Some(l) => {
+            l.count -= 1;
+            true
+        }
+        None => false,
+    }
 }
 
 fn inject_faults(world: &mut World, path: &str) -> Result<(), GraphErr> {

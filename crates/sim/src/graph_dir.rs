@@ -90,16 +90,22 @@ const APP_ROLES: &[&str] = &[
 ];
 const CONSENT_ROLES: &[&str] = &[ROLE_GLOBAL_ADMIN, ROLE_APP_ADMIN, ROLE_CLOUD_APP_ADMIN];
 
-/// Applies `$filter`, `$select` and `$top` (with `$skiptoken` paging) to a collection.
-fn list(req: &Req<'_>, context: &str, items: &[Value]) -> Out {
+/// Applies `$filter`, `$select` and `$top` (with `$skiptoken` paging) to a collection. Objects
+/// that have not replicated yet are left out, as a list read from another replica would.
+fn list(dir: &mut Directory, req: &Req<'_>, context: &str, items: &[Value]) -> Out {
     let mut out = vec![];
     for v in items {
         let keep = match req.param("$filter") {
             Some(f) => filter_matches(f, v).map_err(bad)?,
             None => true,
         };
-        if keep {
-            out.push(select(v.clone(), req));
+        if keep && !dir.still_replicating(v["id"].as_str().unwrap_or_default()) {
+            let v = if context == "applications" {
+                dir.strip_fresh_credentials(v.clone())
+            } else {
+                v.clone()
+            };
+            out.push(select(v, req));
         }
     }
     let skip: usize = req
@@ -198,7 +204,7 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
         ("GET", ["groups", id, "members"]) => req.allows(GROUP_READ, GROUP_READ).and_then(|()| {
             let members = dir.members.get(*id).ok_or_else(|| not_found(id))?;
             let items: Vec<Value> = members.iter().filter_map(|m| member_json(dir, tenant, m)).collect();
-            list(req, "directoryObjects", &items)
+            list(dir, req, "directoryObjects", &items)
         }),
         ("GET", ["groups", id, "transitiveMembers", "microsoft.graph.user"]) => req.allows(GROUP_READ, GROUP_READ).and_then(|()| {
             if !dir.members.contains_key(*id) {
@@ -225,7 +231,7 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
             if counted && !req.header_eq("consistencylevel", "eventual") {
                 return Err(bad("Count is not supported without the ConsistencyLevel: eventual header."));
             }
-            let (status, body) = list(req, "users", &items)?;
+            let (status, body) = list(dir, req, "users", &items)?;
             let mut body = body.unwrap_or_default();
             if counted {
                 let n = items.iter().filter(|v| req.param("$filter").is_none_or(|f| filter_matches(f, v).unwrap_or(false))).count();
@@ -233,16 +239,25 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
             }
             Ok((status, Some(body)))
         }),
-        ("GET", ["applications"]) => req.allows(APP_READ, &["Application.Read.All"]).and_then(|()| list(req, "applications", &dir.applications)),
+        ("GET", ["applications"]) => req.allows(APP_READ, &["Application.Read.All"]).and_then(|()| {
+            let items = dir.applications.clone();
+            list(dir, req, "applications", &items)
+        }),
         ("POST", ["applications"]) => create_app(dir, req, None, &faults),
         ("GET", ["servicePrincipals"]) => {
-            req.allows(APP_READ, &["Application.Read.All"]).and_then(|()| list(req, "servicePrincipals", &dir.service_principals))
+            req.allows(APP_READ, &["Application.Read.All"]).and_then(|()| {
+                let items = dir.service_principals.clone();
+                list(dir, req, "servicePrincipals", &items)
+            })
         }
         ("POST", ["servicePrincipals"]) => create_sp(dir, req, &faults),
         ("GET", ["oauth2PermissionGrants"]) => req
             .allows(&["DelegatedPermissionGrant.ReadWrite.All", "Directory.Read.All"], &["Directory.Read.All"])
-            .and_then(|()| list(req, "oauth2PermissionGrants", &dir.grants)),
-        ("POST", ["oauth2PermissionGrants"]) => create_grant(dir, req),
+            .and_then(|()| {
+                let items = dir.grants.clone();
+                list(dir, req, "oauth2PermissionGrants", &items)
+            }),
+        ("POST", ["oauth2PermissionGrants"]) => create_grant(dir, req, &faults),
         (_, ["oauth2PermissionGrants", id]) => grant_by_id(dir, req, id),
         ("GET", ["policies", "defaultAppManagementPolicy"]) => {
             req.allows(&["Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"], &["Policy.Read.All"]).and_then(|()| {
@@ -261,7 +276,7 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
             .allows(&["User.Read.All", "User.ReadBasic.All", "Directory.Read.All"], &["User.Read.All", "Directory.Read.All"])
             .and_then(|()| {
                 let users: Vec<Value> = tenant.users.iter().map(crate::fixtures::User::to_json).collect();
-                list(req, "users", &users)
+                list(dir, req, "users", &users)
             }),
         ("GET", ["users", id]) => req.allows(&["User.Read.All", "User.ReadBasic.All", "Directory.Read.All"], &["User.Read.All", "Directory.Read.All"]).and_then(|()| {
             let u = tenant.user_by_id(id).or_else(|| tenant.user_by_upn(id)).ok_or_else(|| not_found(id))?;
@@ -279,12 +294,15 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
         }
         ("GET", ["groups"]) => req
             .allows(&["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"], &["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"])
-            .and_then(|()| list(req, "groups", &dir.groups)),
+            .and_then(|()| {
+                let items = dir.groups.clone();
+                list(dir, req, "groups", &items)
+            }),
         _ => {
             if let Some((key, rest)) = addressed(&segs, "applications") {
                 app_routes(dir, req, &key, rest, &faults)
             } else if let Some((key, rest)) = addressed(&segs, "servicePrincipals") {
-                sp_routes(dir, req, &key, rest, tenant, &mut pending)
+                sp_routes(dir, req, &key, rest, tenant, &faults, &mut pending)
             } else {
                 return None;
             }
@@ -382,13 +400,9 @@ fn create_app(
     if let Some(u) = unique_name {
         app["uniqueName"] = json!(u);
     }
-    if faults.replication_reads > 0 {
-        dir.fresh.insert(id.clone(), faults.replication_reads);
-        if let Some(app_id) = app["appId"].as_str() {
-            dir.fresh
-                .insert(app_id.to_string(), faults.replication_reads);
-        }
-    }
+    let app_id = app["appId"].as_str().unwrap_or_default().to_string();
+    dir.hide(&[&id, &app_id], faults);
+    dir.token_lag(&app_id, faults);
     dir.applications.push(app.clone());
     let mut out = app;
     out["@odata.context"] = json!(req.context("applications/$entity"));
@@ -425,7 +439,8 @@ fn app_routes(
         (_, _, None) => Err(not_found(&key.describe())),
         ("GET", [], Some(i)) => {
             req.allows(APP_READ, &["Application.Read.All"])?;
-            one(req, "applications", &dir.applications[i])
+            let app = dir.app_as_read(i);
+            one(req, "applications", &app)
         }
         ("PATCH", [], Some(i)) => {
             req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
@@ -468,7 +483,13 @@ fn app_routes(
             if creds.len() == before {
                 return Err(not_found(&format!("passwordCredential {key_id}")));
             }
-            dir.secrets.retain(|s| s.key_id != key_id);
+            // The token endpoint learns of the removal late (reference §5: terraform waits for
+            // a removal to be visible).
+            for secret in dir.secrets.iter_mut().filter(|s| s.key_id == key_id) {
+                secret.removed_lag = Some(faults.remove_password_lag_attempts);
+            }
+            dir.secrets
+                .retain(|s| s.key_id != key_id || s.removed_lag.is_some_and(|n| n > 0));
             Ok((StatusCode::NO_CONTENT, None))
         }
         _ => Err(bad(format!("Unsupported request {m} on an application."))),
@@ -526,6 +547,9 @@ fn add_password(dir: &mut Directory, req: &Req<'_>, i: usize, faults: &crate::Fa
         end,
         faults.secret_replication_attempts,
     );
+    if let Some(key_id) = out["keyId"].as_str().map(str::to_string) {
+        dir.hide(&[&key_id], faults);
+    }
     out["secretText"] = json!(text);
     out["@odata.context"] = json!(req.context("microsoft.graph.passwordCredential"));
     Ok((StatusCode::OK, Some(out)))
@@ -599,9 +623,7 @@ fn create_sp(dir: &mut Directory, req: &Req<'_>, faults: &crate::Faults) -> Out 
     if let Some(tags) = req.body_obj()?.get("tags") {
         sp["tags"] = tags.clone();
     }
-    if faults.replication_reads > 0 {
-        dir.fresh.insert(id.clone(), faults.replication_reads);
-    }
+    dir.hide(&[&id], faults);
     dir.service_principals.push(sp.clone());
     sp["@odata.context"] = json!(req.context("servicePrincipals/$entity"));
     Ok((StatusCode::CREATED, Some(sp)))
@@ -631,6 +653,7 @@ fn sp_routes(
     key: &Key,
     rest: &[&str],
     tenant: &Tenant,
+    faults: &crate::Faults,
     pending: &mut Option<crate::provisioning::Pending>,
 ) -> Out {
     let Some(i) = dir.sp_index(key) else {
@@ -646,7 +669,7 @@ fn sp_routes(
     let m = req.method.as_str();
     match (m, rest) {
         (_, ["synchronization", sync @ ..]) => {
-            crate::provisioning::sync_routes(dir, req, i, sync, tenant, pending)
+            crate::provisioning::sync_routes(dir, req, i, sync, tenant, faults, pending)
         }
         ("GET", []) => {
             req.allows(APP_READ, &["Application.Read.All"])?;
@@ -681,7 +704,7 @@ fn sp_routes(
                 .filter(|a| a["resourceId"] == sp_id.as_str())
                 .cloned()
                 .collect();
-            list(req, "servicePrincipals('x')/appRoleAssignedTo", &items)
+            list(dir, req, "servicePrincipals('x')/appRoleAssignedTo", &items)
         }
         ("GET", ["appRoleAssignments"]) => {
             req.allows(
@@ -698,7 +721,12 @@ fn sp_routes(
                 .filter(|a| a["principalId"] == sp_id.as_str())
                 .cloned()
                 .collect();
-            list(req, "servicePrincipals('x')/appRoleAssignments", &items)
+            list(
+                dir,
+                req,
+                "servicePrincipals('x')/appRoleAssignments",
+                &items,
+            )
         }
         ("POST", ["appRoleAssignedTo"]) => {
             req.allows(&["AppRoleAssignment.ReadWrite.All"], &[])?;
@@ -781,6 +809,12 @@ fn sp_routes(
                 "resourceDisplayName": dir.service_principals[i]["displayName"],
                 "resourceId": sp_id,
             });
+            let id = a["id"].as_str().unwrap_or_default().to_string();
+            dir.hide(&[&id], faults);
+            if resource_is_graph && faults.token_role_lag_attempts > 0 {
+                dir.role_token_lag
+                    .insert(id, faults.token_role_lag_attempts);
+            }
             dir.assignments.push(a.clone());
             Ok((StatusCode::CREATED, Some(a)))
         }
@@ -800,7 +834,7 @@ fn sp_routes(
     }
 }
 
-fn create_grant(dir: &mut Directory, req: &Req<'_>) -> Out {
+fn create_grant(dir: &mut Directory, req: &Req<'_>, faults: &crate::Faults) -> Out {
     req.allows(&["DelegatedPermissionGrant.ReadWrite.All"], &[])?;
     if !req.has_role(CONSENT_ROLES) {
         return Err(denied());
@@ -856,6 +890,7 @@ fn create_grant(dir: &mut Directory, req: &Req<'_>) -> Out {
         "clientId": client, "consentType": consent, "principalId": principal, "resourceId": resource,
         "scope": field("scope").unwrap_or_default(),
     });
+    dir.hide(&[g["id"].as_str().unwrap_or_default()], faults);
     dir.grants.push(g.clone());
     Ok((StatusCode::CREATED, Some(g)))
 }
@@ -864,6 +899,9 @@ fn grant_by_id(dir: &mut Directory, req: &Req<'_>, id: &str) -> Out {
     let Some(i) = dir.grants.iter().position(|g| g["id"] == id) else {
         return Err(not_found(id));
     };
+    if dir.still_replicating(id) {
+        return Err(not_found(id));
+    }
     match req.method.as_str() {
         "GET" => {
             req.allows(

@@ -65,11 +65,29 @@ pub struct Faults {
     pub device_slow_down_once: bool,
     /// The next N Graph requests answer 401 `InvalidAuthenticationToken` (a revoked access token).
     pub unauthorized_next: u32,
-    /// Objects the simulator creates stay invisible (404, or the documented 400s when another
-    /// object refers to them) for this many requests, as Entra's replication does.
+    /// Objects the simulator creates (applications, service principals, delegated grants,
+    /// app-role assignments, synchronization jobs, and new credentials on an application) stay
+    /// invisible for this many lookups each: reads by id or key answer 404 (or the documented
+    /// 400s when another object refers to them) and lists leave them out, as Entra's
+    /// replication does (reference §12). Writes still see them (a second create conflicts).
     pub replication_reads: u32,
+    /// ... and, in any case, for this many milliseconds after they were created.
+    pub replication_ms: u64,
     /// A new client secret is refused (AADSTS7000215) for this many client-credential attempts.
     pub secret_replication_attempts: u32,
+    /// A new application is unknown to the token endpoint (AADSTS700016) for this many
+    /// client-credential attempts.
+    pub token_app_lag_attempts: u32,
+    /// A newly granted application permission is missing from this many app-only tokens, so the
+    /// first Graph call with such a token answers 403.
+    pub token_role_lag_attempts: u32,
+    /// Every Nth request to the login endpoints a live test uses (client-credential tokens and
+    /// the OpenID metadata) answers 429 with Retry-After.
+    pub login_throttle_every: u32,
+    /// Writes Entra applies but whose answer is lost: the change is made, the caller gets 504.
+    pub lose_responses: Vec<LostResponse>,
+    /// After removePassword, the removed secret still gets tokens this many more times.
+    pub remove_password_lag_attempts: u32,
     /// The tenant's app-management policy blocks new client secrets (passwordAddition).
     pub block_password_addition: bool,
     /// Graph requests whose path starts with this prefix fail with 500 (a broken network path);
@@ -77,6 +95,51 @@ pub struct Faults {
     pub fail_path_prefix: String,
     /// The next instantiate creates the app but answers 404, as Graph sometimes does (§8a).
     pub instantiate_not_found_once: bool,
+}
+
+impl Faults {
+    /// What a busy real tenant does, all at once: latency, throttling with Retry-After, 503s,
+    /// replication delays on every new object (reads and lists), slow secrets and roles at the
+    /// token endpoint, throttled live tests, a removed secret that keeps working a little
+    /// longer, and the first answer to each non-idempotent create lost after it was applied.
+    pub fn realistic() -> Self {
+        let lose = |method: &str, path_suffix: &str| LostResponse {
+            method: method.into(),
+            path_suffix: path_suffix.into(),
+            count: 1,
+        };
+        Self {
+            latency_ms: 5,
+            throttle_every: 11,
+            retry_after_secs: 1,
+            unavailable_every: 17,
+            replication_reads: 2,
+            secret_replication_attempts: 2,
+            token_app_lag_attempts: 1,
+            token_role_lag_attempts: 1,
+            login_throttle_every: 4,
+            remove_password_lag_attempts: 1,
+            lose_responses: vec![
+                lose("POST", "/addPassword"),
+                lose("POST", "/instantiate"),
+                lose("POST", "/synchronization/jobs"),
+                lose("POST", "/oauth2PermissionGrants"),
+                lose("POST", "/appRoleAssignedTo"),
+                lose("POST", "/servicePrincipals"),
+            ],
+            ..Default::default()
+        }
+    }
+}
+
+/// See [`Faults::lose_responses`]: the next `count` requests with this method whose path ends
+/// with `path_suffix` are carried out, then answered 504 GatewayTimeout.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LostResponse {
+    pub method: String,
+    pub path_suffix: String,
+    pub count: u32,
 }
 
 /// See [`Faults::not_found_first`].
@@ -116,6 +179,10 @@ pub struct SimConfig {
     /// Who approves admin-consent links (`/adminconsent`) without a page, if anyone: a colleague
     /// with Privileged Role Administrator or Global Administrator.
     pub consent_approver: Option<String>,
+    /// Whether "Entra's" provisioning service can reach SCIM endpoints on this computer
+    /// (loopback and private addresses). The real one runs in Microsoft's cloud and cannot, so
+    /// this is off unless a test or the demo puts the provider's SCIM server here.
+    pub local_scim_reachable: bool,
 }
 
 impl Default for SimConfig {
@@ -128,6 +195,7 @@ impl Default for SimConfig {
             device_interval_secs: 5,
             public_clients: vec![GRAPH_CLI_CLIENT_ID.to_string()],
             consent_approver: None,
+            local_scim_reachable: false,
         }
     }
 }
@@ -173,6 +241,11 @@ impl SimHandle {
 
     pub fn faults(&self) -> Faults {
         self.shared.world().config.faults.clone()
+    }
+
+    /// Lets (or stops) the provisioning service reach SCIM endpoints on this computer.
+    pub fn set_local_scim_reachable(&self, reachable: bool) {
+        self.shared.world().config.local_scim_reachable = reachable;
     }
 
     pub fn set_consent_approver(&self, upn: Option<&str>) {

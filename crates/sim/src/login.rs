@@ -55,6 +55,30 @@ fn oauth_error_with(
     (status, Json(body)).into_response()
 }
 
+/// Every Nth request to the login endpoints a live test uses answers 429 with Retry-After
+/// (see `Faults::login_throttle_every`). AADSTS90055 is Entra's TenantThrottlingError; the rest
+/// of the wording is the simulator's.
+fn login_throttled(world: &mut World) -> Option<Response> {
+    let every = world.config.faults.login_throttle_every;
+    if every == 0 {
+        return None;
+    }
+    world.login_requests += 1;
+    if world.login_requests % u64::from(every) != 0 {
+        return None;
+    }
+    let retry_after = world.config.faults.retry_after_secs.max(1);
+    let mut r = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "temporarily_unavailable",
+        90055,
+        "TenantThrottlingError: there are too many incoming requests. Retry after the time given in Retry-After.",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+    Some(r)
+}
+
 fn error_page(status: StatusCode, aadsts: u32, title: &str, detail: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=en><meta charset=utf-8><title>Sign in - simulated Entra</title>\
@@ -93,7 +117,10 @@ pub async fn openid_configuration(
 ) -> Response {
     apply_latency(&s).await;
     let base = &s.base_url;
-    let world = s.world();
+    let mut world = s.world();
+    if let Some(throttled) = login_throttled(&mut world) {
+        return throttled;
+    }
     let (issuer_tid, path_tid) = if is_multi_tenant_alias(&tenant) {
         ("{tenantid}".to_string(), tenant.to_ascii_lowercase())
     } else if consumers(&tenant) {
@@ -552,6 +579,9 @@ pub async fn token(
     apply_latency(&s).await;
     if p.get("grant_type").map(String::as_str) == Some("client_credentials") {
         let mut world = s.world();
+        if let Some(throttled) = login_throttled(&mut world) {
+            return throttled;
+        }
         return client_credentials(&s, &mut world, &tenant, &p, &headers);
     }
     if p.contains_key("client_secret") {
@@ -937,10 +967,18 @@ fn client_credentials(
     let Some(dir) = world.directories.get_mut(&t.id) else {
         return unknown_tenant(tenant);
     };
-    if !dir
-        .applications
-        .iter()
-        .any(|a| a["appId"] == client_id.as_str())
+    let lagging = match dir.app_token_lag.get_mut(&client_id) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
+    };
+    if lagging
+        || !dir
+            .applications
+            .iter()
+            .any(|a| a["appId"] == client_id.as_str())
     {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -967,6 +1005,12 @@ fn client_credentials(
         found.unreplicated_attempts -= 1;
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
     }
+    // A removed secret keeps working until the removal reaches the token endpoint.
+    if let Some(n) = found.removed_lag.as_mut() {
+        *n = n.saturating_sub(1);
+    }
+    dir.secrets
+        .retain(|x| x.removed_lag.is_none_or(|n| n > 0) || x.app_id != client_id);
     let Some(sp) = dir
         .service_principals
         .iter()
@@ -985,6 +1029,19 @@ fn client_credentials(
         .assignments
         .iter()
         .filter(|a| a["principalId"] == sp["id"] && a["resourceId"] == graph_sp["id"])
+        .filter(|a| {
+            // A new role is not in the first tokens after it was granted.
+            match dir
+                .role_token_lag
+                .get_mut(a["id"].as_str().unwrap_or_default())
+            {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            }
+        })
         .filter_map(|a| {
             graph_sp["appRoles"]
                 .as_array()?

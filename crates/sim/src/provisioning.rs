@@ -93,8 +93,11 @@ fn allowed(req: &Req<'_>, scopes: &[&str]) -> Result<(), GraphErr> {
     Ok(())
 }
 
-fn app_role(id: &str, value: &str, name: &str, description: &str) -> Value {
-    json!({"id": id, "value": value, "displayName": name, "description": description,
+/// An app role as a template app carries it: Microsoft's "configure provisioning using Graph"
+/// page shows `GET /servicePrincipals/{id}/appRoles` answering `User` and `msiam_access` with
+/// `"value": null` (reference §8a), so they can only be told apart by `displayName`.
+fn template_role(id: &str, name: &str) -> Value {
+    json!({"id": id, "value": null, "displayName": name, "description": name,
            "allowedMemberTypes": ["User"], "isEnabled": true, "origin": "Application"})
 }
 
@@ -131,8 +134,8 @@ pub fn instantiate(
         .to_string();
     let app_id = uuid::Uuid::new_v4().to_string();
     let roles = json!([
-        app_role(USER_ROLE, "User", "User", "User"),
-        app_role(MSIAM_ROLE, "msiam_access", "msiam_access", "msiam_access"),
+        template_role(USER_ROLE, "User"),
+        template_role(MSIAM_ROLE, "msiam_access"),
     ]);
     let app = json!({
         "id": uuid::Uuid::new_v4().to_string(),
@@ -172,13 +175,12 @@ pub fn instantiate(
         "passwordCredentials": [],
         "keyCredentials": [],
     });
-    if faults.replication_reads > 0 {
-        for id in [&app["id"], &app["appId"], &sp["id"]] {
-            if let Some(id) = id.as_str() {
-                dir.fresh.insert(id.to_string(), faults.replication_reads);
-            }
-        }
-    }
+    let ids: Vec<&str> = [&app["id"], &app["appId"], &sp["id"]]
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    dir.hide(&ids, faults);
+    dir.token_lag(&app_id, faults);
     dir.applications.push(app.clone());
     dir.service_principals.push(sp.clone());
     if faults.instantiate_not_found_once {
@@ -233,6 +235,7 @@ pub fn sync_routes(
     sp_index: usize,
     rest: &[&str],
     tenant: &Tenant,
+    faults: &crate::Faults,
     pending: &mut Option<Pending>,
 ) -> Out {
     let sp = dir.service_principals[sp_index].clone();
@@ -240,6 +243,34 @@ pub fn sync_routes(
     let m = req.method.as_str();
     let write = m != "GET";
     allowed(req, if write { SYNC_WRITE } else { SYNC_READ })?;
+    // A job created moments ago is not there yet for reads, lists or actions (reference §10.2).
+    let job_ids: Vec<String> = dir
+        .sync
+        .get(&sp_id)
+        .map(|st| {
+            st.jobs
+                .iter()
+                .filter_map(|j| j["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hidden_jobs: Vec<String> = match rest {
+        ["jobs"] if m == "GET" => job_ids
+            .into_iter()
+            .filter(|id| dir.still_replicating(id))
+            .collect(),
+        ["jobs", id, ..] if dir.still_replicating(id) => vec![(*id).to_string()],
+        _ => vec![],
+    };
+    if let ["jobs", id, ..] = rest {
+        if hidden_jobs.iter().any(|h| h == id) {
+            return Err(GraphErr::new(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("The synchronization job '{id}' was not found."),
+            ));
+        }
+    }
     let state = dir.sync.entry(sp_id.clone()).or_default();
     let job_index = |state: &SyncState, id: &str| {
         state
@@ -270,12 +301,19 @@ pub fn sync_routes(
                 ),
             ))
         }
-        ("GET", ["jobs"]) => Ok((
-            StatusCode::OK,
-            Some(
-                json!({"@odata.context": req.context("servicePrincipals('x')/synchronization/jobs"), "value": state.jobs}),
-            ),
-        )),
+        ("GET", ["jobs"]) => {
+            let shown: Vec<&Value> = state
+                .jobs
+                .iter()
+                .filter(|j| !hidden_jobs.iter().any(|h| j["id"] == h.as_str()))
+                .collect();
+            Ok((
+                StatusCode::OK,
+                Some(
+                    json!({"@odata.context": req.context("servicePrincipals('x')/synchronization/jobs"), "value": shown}),
+                ),
+            ))
+        }
         ("POST", ["jobs"]) => {
             let template = req
                 .body
@@ -287,6 +325,7 @@ pub fn sync_routes(
             }
             let job = new_job();
             state.jobs.push(job.clone());
+            dir.hide(&[job["id"].as_str().unwrap_or_default()], faults);
             let mut out = job;
             out["@odata.context"] =
                 json!(req.context("servicePrincipals('x')/synchronization/jobs/$entity"));
@@ -574,7 +613,7 @@ fn split_base(base: &str) -> (String, bool) {
 
 /// Test Connection: `GET /Users?filter=userName eq "<random guid>"` must answer 200 with an
 /// empty ListResponse. The error text mirrors what the portal shows.
-pub async fn validate(base: &str, token: &str) -> Result<(), GraphErr> {
+pub async fn validate(base: &str, token: &str, local_reachable: bool) -> Result<(), GraphErr> {
     let (root, _) = split_base(base);
     let url = format!(
         "{root}/Users?filter={}",
@@ -583,6 +622,11 @@ pub async fn validate(base: &str, token: &str) -> Result<(), GraphErr> {
     let fail = |detail: String| {
         bad(format!("Error code: SystemForCrossDomainIdentityManagementCredentialValidationUnavailable. Details: We received this unexpected response from your application: {detail}. Please check with your application vendor to understand why this response is being returned."))
     };
+    if !local_reachable && is_local(&root) {
+        return Err(fail(format!(
+            "the request to {url} failed (Unable to connect to the remote server)"
+        )));
+    }
     let mut r = client().get(&url);
     if !token.is_empty() {
         r = r.bearer_auth(token);
@@ -605,6 +649,25 @@ pub async fn validate(base: &str, token: &str) -> Result<(), GraphErr> {
     )))
 }
 
+/// An address only this computer (or its network) can reach: what Entra's provisioning service,
+/// running in Microsoft's cloud, cannot connect to.
+pub fn is_local(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    match u.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    }
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
@@ -621,6 +684,8 @@ struct Scope {
     users: Vec<Value>,
     /// Groups in scope and their direct user members.
     groups: Vec<(Value, Vec<String>)>,
+    /// The endpoint is on this computer and the simulated Entra cannot reach it.
+    unreachable: bool,
 }
 
 fn gather(shared: &Shared, tenant_id: &str, sp_id: &str) -> Option<Scope> {
@@ -679,6 +744,7 @@ fn gather(shared: &Shared, tenant_id: &str, sp_id: &str) -> Option<Scope> {
             .collect()
     };
     Some(Scope {
+        unreachable: !world.config.local_scim_reachable && is_local(&base),
         base,
         aad_opt,
         token: get("SecretToken").unwrap_or_default(),
@@ -721,6 +787,12 @@ async fn send(
     path: &str,
     body: Option<Value>,
 ) -> Result<(u16, Value), String> {
+    if scope.unreachable {
+        return Err(format!(
+            "Unable to connect to the remote server ({}{path})",
+            scope.base
+        ));
+    }
     let mut r = client()
         .request(method, format!("{}{path}", scope.base))
         .header("Accept", "application/scim+json");
@@ -882,7 +954,14 @@ async fn provision_group(scope: &Scope, group: &Value, member_ids: &[String]) ->
         Some(id) => id,
         None => {
             out.action = "create";
-            let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "externalId": group["id"], "members": []});
+            // Entra's Create Group body (Microsoft's SCIM tutorial): its legacy schema next to
+            // the core one, no members (they follow in a PATCH).
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                "externalId": group["id"],
+                "displayName": name,
+                "meta": {"resourceType": "Group"},
+            });
             match send(scope, reqwest::Method::POST, "/Groups", Some(body)).await {
                 Ok((201, v)) => match v["id"].as_str() {
                     Some(id) => id.to_string(),

@@ -48,6 +48,14 @@ pub struct ScimFaults {
     pub redirect_to_login: bool,
     /// PATCH replace without a path is refused.
     pub reject_no_path_replace: bool,
+    /// A create listing a schema the server does not know (such as Entra's legacy Group
+    /// schema) is refused, as strict servers do.
+    pub reject_unknown_schemas: bool,
+    /// Member removal with a value list (Entra's default) is refused: only a
+    /// `members[value eq "…"]` path works.
+    pub reject_value_list_removal: bool,
+    /// Member removal by a `members[value eq "…"]` path (the aadOptscim062020 form) is refused.
+    pub reject_path_filter_removal: bool,
 }
 
 #[derive(Default)]
@@ -312,6 +320,27 @@ async fn create(
             &f,
         );
     };
+    if f.reject_unknown_schemas {
+        let known = [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+            "urn:ietf:params:scim:schemas:core:2.0:Group",
+        ];
+        if let Some(unknown) = v["schemas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find(|x| !known.contains(x))
+        {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                &format!("Unknown schema '{unknown}'."),
+                &f,
+            );
+        }
+    }
     let Some(name) = v[key].as_str().map(str::to_lowercase) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -375,6 +404,17 @@ fn patch_op(target: &mut Value, op: &Value, f: &ScimFaults) -> Result<(), Respon
             target["members"] = json!(m);
         }
         ("remove", Some(p)) if p.starts_with("members") => {
+            let by_filter = p.contains('[');
+            if (by_filter && f.reject_path_filter_removal)
+                || (!by_filter && f.reject_value_list_removal)
+            {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidPath"),
+                    &format!("This server does not support member removal with path '{p}'."),
+                    f,
+                ));
+            }
             let drop: Vec<Value> = match p.split('"').nth(1) {
                 Some(one) => vec![json!(one)],
                 None => value

@@ -70,6 +70,8 @@ pub struct World {
     pub consents: HashMap<(String, String, String), BTreeSet<String>>,
     pub exchanges: Vec<Exchange>,
     pub graph_requests: u64,
+    /// Requests to the login endpoints a live test uses (for `Faults::login_throttle_every`).
+    pub login_requests: u64,
     pub not_found_served: HashMap<String, u32>,
     pub device_poll_times: Vec<DateTime<Utc>>,
     /// Each tenant's directory objects, by tenant id.
@@ -102,6 +104,7 @@ impl World {
             consents: HashMap::new(),
             exchanges: vec![],
             graph_requests: 0,
+            login_requests: 0,
             not_found_served: HashMap::new(),
             device_poll_times: vec![],
             fake_cloudflare: vec![],

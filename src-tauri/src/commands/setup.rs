@@ -18,7 +18,7 @@ use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::plan::{Change, Plan};
 use entra_setup_core::setup::secrets::{self, SecretStatus};
 use entra_setup_core::setup::undo::{self, Undone};
-use entra_setup_core::setup::Intent;
+use entra_setup_core::setup::{found, journal, Intent};
 use entra_setup_core::tenant::{Advice, Link};
 use entra_setup_core::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -297,19 +297,27 @@ pub async fn previous_setups(
     let known = provider::builtin().map_err(|e| IpcError::Internal {
         message: e.to_string(),
     })?;
-    Ok(entra_setup_core::setup::journal::previous_setups(
-        &paths.journals(active.demo),
-        &active.session.account.tenant_id,
-    )
-    .into_iter()
-    .filter_map(|setup| {
-        let p = known.iter().find(|p| p.id() == setup.provider_id)?;
-        Some(PreviousSetupView {
-            provider_name: p.name.clone(),
-            setup,
+    let dir = paths.journals(active.demo);
+    let tenant = &active.session.account.tenant_id;
+    // The tenant's own record too, when the app-reading permission is already consented
+    // (asking for it here would interrupt the step with a consent prompt).
+    let setups = match found::known(&active.session.graph, &dir, tenant).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::info!(error = %e, "earlier setups from the journals only");
+            journal::previous_setups(&dir, tenant)
+        }
+    };
+    Ok(setups
+        .into_iter()
+        .filter_map(|setup| {
+            let p = known.iter().find(|p| p.id() == setup.provider_id)?;
+            Some(PreviousSetupView {
+                provider_name: p.name.clone(),
+                setup,
+            })
         })
-    })
-    .collect())
+        .collect())
 }
 
 /// Checks every earlier setup in the signed-in tenant (read-only): secret expiry, drift,
@@ -328,21 +336,23 @@ pub async fn check_previous_setups(
     let guard = sessions.inner.lock().await;
     let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
     let dir = paths.journals(active.demo);
-    let previous =
-        entra_setup_core::setup::journal::previous_setups(&dir, &active.session.account.tenant_id);
-    let provisions = previous
-        .iter()
-        .any(|p| provider::find(&p.provider_id).is_some_and(|x| x.scim.is_some()));
     let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
         let _ = events.send(e);
     });
+    // Provisioning permissions too: a setup found only in the tenant may provision.
     session::ensure_scopes(
         &context_for(&core, &demo, active.demo),
         &active.session,
-        StepScopes::setup(provisions),
+        StepScopes::setup(true),
         Method::Browser,
         sink,
         &CancellationToken::new(),
+    )
+    .await?;
+    let previous = found::known(
+        &active.session.graph,
+        &dir,
+        &active.session.account.tenant_id,
     )
     .await?;
     let mut out = vec![];

@@ -43,10 +43,12 @@ pub async fn discover(
     tenant: &str,
     cloud: &str,
 ) -> Result<Discovery, AuthError> {
-    let resp = http.get(url).send().await.map_err(|e| AuthError::Network {
-        what: format!("the {cloud} sign-in service"),
-        detail: e.without_url().to_string(),
-    })?;
+    let resp = crate::http::send_idempotent(|| http.get(url))
+        .await
+        .map_err(|e| AuthError::Network {
+            what: format!("the {cloud} sign-in service"),
+            detail: e.without_url().to_string(),
+        })?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| AuthError::Network {
         what: "the sign-in service".into(),

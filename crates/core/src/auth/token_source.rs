@@ -114,7 +114,7 @@ impl TokenSource {
         let resp = client
             .exchange_refresh_token(&RefreshToken::new(rt.expose_secret().to_string()))
             .add_scopes(all.into_iter().map(Scope::new))
-            .request_async(&self.http)
+            .request_async(&crate::http::oauth_client(&self.http))
             .await
             .map_err(map_token_error)?;
         let token = SecretString::from(resp.access_token().secret().clone());

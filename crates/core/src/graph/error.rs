@@ -88,6 +88,17 @@ impl GraphError {
     pub fn status(&self) -> Option<u16> {
         self.api().map(|a| a.status)
     }
+
+    /// The request may or may not have been carried out: the connection broke after it was
+    /// sent, or a server or gateway failed (500, 502, 504, or 503 without Retry-After). A
+    /// create that ends like this must be reconciled by reading state, never blindly re-sent.
+    pub fn ambiguous(&self) -> bool {
+        match self {
+            Self::Network { .. } => true,
+            Self::Api(a) => matches!(a.status, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
 }
 
 /// Graph's error body: `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.

@@ -76,6 +76,8 @@ pub struct Request<'a> {
     scopes: StepScopes,
     headers: Vec<(&'static str, String)>,
     retry_if: Option<RetryIf>,
+    /// Not idempotent: re-sent only when Graph said it did not carry it out.
+    at_most_once: bool,
 }
 
 /// A collection page.
@@ -117,6 +119,35 @@ impl GraphClient {
         &self.tokens
     }
 
+    /// Reads until `read` finds what it looks for, waiting between tries as the retry policy
+    /// says: for objects Graph has made but not yet replicated to every reader (reference §12).
+    /// `Ok(None)` once `tries` reads found nothing.
+    pub async fn poll<T, F, Fut>(&self, tries: u32, mut read: F) -> Result<Option<T>, GraphError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, GraphError>>,
+    {
+        for attempt in 1..=tries.max(1) {
+            if let Some(found) = read().await? {
+                return Ok(Some(found));
+            }
+            if attempt < tries {
+                tokio::time::sleep(self.retry.backoff(attempt)).await;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The wait before try `attempt` + 1 (exponential, capped, with jitter).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.retry.backoff(attempt)
+    }
+
+    /// How many reads [`Self::poll`] makes while waiting out replication.
+    pub fn replication_tries(&self) -> u32 {
+        self.retry.max_attempts
+    }
+
     pub fn request(&self, method: Method, path: impl Into<String>) -> Request<'_> {
         Request {
             client: self,
@@ -126,6 +157,7 @@ impl GraphClient {
             scopes: StepScopes::SignIn,
             headers: vec![],
             retry_if: None,
+            at_most_once: false,
         }
     }
 
@@ -143,6 +175,15 @@ impl GraphClient {
     }
     pub fn delete(&self, path: impl Into<String>) -> Request<'_> {
         self.request(Method::DELETE, path)
+    }
+}
+
+/// For removals: an object already gone (404) is the outcome asked for.
+pub fn gone_ok(r: Result<Answer, GraphError>) -> Result<(), GraphError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.status() == Some(404) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -170,6 +211,17 @@ impl Request<'_> {
     #[must_use]
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    /// A create that must not happen twice (addPassword, instantiate, a synchronization job):
+    /// it is re-sent only after answers that say it was not carried out — 429, or 503 with
+    /// Retry-After (Graph's throttling answers), or a connection that never opened. Any other
+    /// failure comes back to the caller, which reads state to learn whether it happened
+    /// ([`GraphError::ambiguous`]).
+    #[must_use]
+    pub fn once(mut self) -> Self {
+        self.at_most_once = true;
         self
     }
 
@@ -222,7 +274,8 @@ impl Request<'_> {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    if attempt < retry.max_attempts {
+                    let unsent = e.is_connect();
+                    if attempt < retry.max_attempts && (unsent || !self.at_most_once) {
                         let delay = retry.backoff(attempt);
                         tracing::warn!(method = %self.method, path, attempt, ?delay, error = %e.without_url(), "network error; retrying");
                         tokio::time::sleep(delay).await;
@@ -302,7 +355,11 @@ impl Request<'_> {
                 attempt = 0;
                 continue;
             }
-            let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+            let transient = if self.at_most_once {
+                status.as_u16() == 429 || (status.as_u16() == 503 && wait.is_some())
+            } else {
+                matches!(status.as_u16(), 429 | 502 | 503 | 504)
+            };
             let replication = self.retry_if.is_some_and(|f| f(&api));
             if (transient || replication) && attempt < retry.max_attempts {
                 let delay = match wait {

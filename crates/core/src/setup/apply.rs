@@ -201,6 +201,8 @@ struct StepOut {
     consent_url: Option<String>,
     detail: String,
     created: Option<(ObjectKind, String)>,
+    /// The id of an object this change removed (a retired secret).
+    removed: Option<String>,
     previous: Option<String>,
 }
 
@@ -317,32 +319,23 @@ impl Ctx<'_> {
                 })
             }
             Change::RemovePassword { key_id, .. } => {
-                match g
-                    .post(format!("{app_path}/removePassword"))
-                    .json(json!({"keyId": key_id}))
-                    .scopes(s)
-                    .send()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.status() == Some(404) => {}
-                    Err(e) => return Err(e),
-                }
+                crate::graph::gone_ok(
+                    g.post(format!("{app_path}/removePassword"))
+                        .json(json!({"keyId": key_id}))
+                        .scopes(s)
+                        .send()
+                        .await,
+                )?;
                 Ok(StepOut {
                     detail: format!("Removed secret {key_id}"),
+                    removed: Some(key_id.clone()),
                     ..Default::default()
                 })
             }
             Change::AddPassword {
                 display_name, end, ..
             } => {
-                let v: Value = g
-                    .post(format!("{app_path}/addPassword"))
-                    .json(json!({"passwordCredential": {"displayName": display_name, "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string()}}))
-                    .scopes(s)
-                    .retry_if(replication_delay)
-                    .send_json()
-                    .await?;
+                let v = self.add_password(&app_path, display_name, end).await?;
                 let key_id = v["keyId"].as_str().unwrap_or_default().to_string();
                 let secret = NewSecret {
                     key_id: key_id.clone(),
@@ -404,16 +397,35 @@ impl Ctx<'_> {
                             ..Default::default()
                         })
                     }
-                    // A grant appeared since the plan was made: extend it instead.
+                    // The grant exists already: made since the plan was read, by an earlier
+                    // attempt whose answer was lost, or moments ago and not yet visible to
+                    // reads (a re-run inside the replication delay). Read it, waiting for it to
+                    // show, and extend it if it lacks scopes.
                     Err(e) if e.status() == Some(409) => {
-                        let existing = g
-                            .get(format!("/oauth2PermissionGrants?$filter=clientId eq '{sp}' and consentType eq 'AllPrincipals'"))
-                            .scopes(c)
-                            .list::<GrantState>()
-                            .await?
-                            .into_iter()
-                            .find(|x| x.resource_id == graph_sp)
-                            .ok_or(e)?;
+                        let filter = format!("/oauth2PermissionGrants?$filter=clientId eq '{sp}' and consentType eq 'AllPrincipals'");
+                        let found = g
+                            .poll(g.replication_tries(), || async {
+                                Ok(g.get(filter.clone())
+                                    .scopes(c)
+                                    .list::<GrantState>()
+                                    .await?
+                                    .into_iter()
+                                    .find(|x| x.resource_id == graph_sp))
+                            })
+                            .await?;
+                        let existing = found.ok_or(e)?;
+                        let have: BTreeSet<&str> = existing
+                            .scope
+                            .as_deref()
+                            .unwrap_or_default()
+                            .split_whitespace()
+                            .collect();
+                        if scope.split_whitespace().all(|w| have.contains(w)) {
+                            return Ok(StepOut {
+                                detail: format!("Consent already covers: {scope}"),
+                                ..Default::default()
+                            });
+                        }
                         let mut all: Vec<String> = existing
                             .scope
                             .clone()
@@ -467,7 +479,7 @@ impl Ctx<'_> {
                         "uniqueName": unique,
                         "displayName": display_name,
                         "tags": [super::TAG, format!("{}:{}", super::TAG, self.plan.provider_id), format!("{}:scim", super::TAG)],
-                        "notes": format!("Managed by Entra Setup: SCIM provisioning for {} ({unique}). Re-run Entra Setup to change or remove it.", self.plan.display_name),
+                        "notes": format!("Managed by Entra Setup: SCIM provisioning for {} ({unique}). Re-run Entra Setup to change or remove it. {}", self.plan.display_name, super::found::notes_line(&self.plan.inputs)),
                     }))
                     .scopes(s)
                     .retry_if(replication_delay)
@@ -511,14 +523,7 @@ impl Ctx<'_> {
                         format!("GET /servicePrincipals/{sp}/synchronization/templates"),
                     ));
                 }
-                let job: Value = g
-                    .post(format!("/servicePrincipals/{sp}/synchronization/jobs"))
-                    .json(json!({"templateId": "scim"}))
-                    .scopes(sc)
-                    .retry_if(sync_not_ready)
-                    .send_json()
-                    .await?;
-                let id = job["id"].as_str().unwrap_or_default().to_string();
+                let id = self.create_sync_job(&sp).await?;
                 Ok(StepOut {
                     refs: Refs {
                         job_id: Some(id.clone()),
@@ -537,7 +542,7 @@ impl Ctx<'_> {
                 let role = refs
                     .scim_role_id
                     .clone()
-                    .unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into());
+                    .unwrap_or_else(|| super::state::DEFAULT_ACCESS_ROLE.into());
                 assign_app_role(
                     g,
                     &sp,
@@ -555,18 +560,14 @@ impl Ctx<'_> {
                 display_name,
             } => {
                 let sp = refs.scim_sp_id.clone().unwrap_or_default();
-                match g
-                    .delete(format!(
+                crate::graph::gone_ok(
+                    g.delete(format!(
                         "/servicePrincipals/{sp}/appRoleAssignedTo/{assignment_id}"
                     ))
                     .scopes(StepScopes::Consent)
                     .send()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.status() == Some(404) => {}
-                    Err(e) => return Err(e),
-                }
+                    .await,
+                )?;
                 Ok(StepOut {
                     detail: format!("Removed {display_name}"),
                     ..Default::default()
@@ -710,6 +711,111 @@ fn refusal(code: &str, message: &str, request: String) -> GraphError {
 }
 
 impl Ctx<'_> {
+    /// `addPassword`, at most once per secret: Graph returns the secret's value only in its
+    /// answer, so when the answer is lost (a gateway timeout, a dropped connection) a secret may
+    /// exist whose value nobody has. The app is read again (waiting out replication); such a
+    /// secret is removed and a new one added, so exactly one usable secret results.
+    async fn add_password(
+        &self,
+        app_path: &str,
+        display_name: &str,
+        end: &DateTime<Utc>,
+    ) -> Result<Value, GraphError> {
+        let g = self.graph;
+        let s = StepScopes::RegisterApp;
+        let body = json!({"passwordCredential": {"displayName": display_name, "endDateTime": end.format("%Y-%m-%dT%H:%M:%SZ").to_string()}});
+        let mut removed: Vec<String> = vec![];
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let sent = g
+                .post(format!("{app_path}/addPassword"))
+                .json(body.clone())
+                .scopes(s)
+                .retry_if(replication_delay)
+                .once()
+                .send_json::<Value>()
+                .await;
+            let e = match sent {
+                Ok(v) => return Ok(v),
+                Err(e) if e.ambiguous() && tries < 3 => e,
+                Err(e) => return Err(e),
+            };
+            tracing::warn!(error = %e, "addPassword's answer was lost; looking for the secret it may have made");
+            let lost = g
+                .poll(g.replication_tries(), || async {
+                    let app: Value = g
+                        .get(format!("{app_path}?$select=id,passwordCredentials"))
+                        .scopes(s)
+                        .retry_if(replication_delay)
+                        .send_json()
+                        .await?;
+                    Ok(app["passwordCredentials"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|c| c["displayName"] == display_name)
+                        .filter_map(|c| c["keyId"].as_str().map(str::to_string))
+                        .find(|k| !removed.contains(k)))
+                })
+                .await?;
+            if let Some(key_id) = lost {
+                crate::graph::gone_ok(
+                    g.post(format!("{app_path}/removePassword"))
+                        .json(json!({"keyId": key_id}))
+                        .scopes(s)
+                        .send()
+                        .await,
+                )?;
+                removed.push(key_id);
+            }
+        }
+    }
+
+    /// Creates the provisioning job from the `scim` template, at most once: after an answer
+    /// that leaves it unknown whether the job was made (or a conflict), the jobs are read
+    /// (waiting out replication) and an existing `scim` job is used.
+    async fn create_sync_job(&self, sp: &str) -> Result<String, GraphError> {
+        let g = self.graph;
+        let sc = StepScopes::Scim;
+        let jobs_path = format!("/servicePrincipals/{sp}/synchronization/jobs");
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let made = g
+                .post(jobs_path.clone())
+                .json(json!({"templateId": "scim"}))
+                .scopes(sc)
+                .retry_if(sync_not_ready)
+                .once()
+                .send_json::<Value>()
+                .await;
+            let e = match made {
+                Ok(job) => return Ok(job["id"].as_str().unwrap_or_default().to_string()),
+                Err(e) if (e.ambiguous() || e.status() == Some(409)) && tries < 3 => e,
+                Err(e) => return Err(e),
+            };
+            tracing::warn!(error = %e, "creating the provisioning job did not answer clearly; looking for it");
+            let found = g
+                .poll(g.replication_tries(), || async {
+                    let jobs: Vec<Value> = g
+                        .get(jobs_path.clone())
+                        .scopes(sc)
+                        .retry_if(sync_not_ready)
+                        .list()
+                        .await?;
+                    Ok(jobs
+                        .into_iter()
+                        .find(|j| j["templateId"] == "scim")
+                        .and_then(|j| j["id"].as_str().map(str::to_string)))
+                })
+                .await?;
+            if let Some(id) = found {
+                return Ok(id);
+            }
+        }
+    }
+
     fn token(&self) -> Result<&SecretString, GraphError> {
         self.options.scim_token.as_ref().ok_or_else(|| {
             refusal(
@@ -733,14 +839,12 @@ impl Ctx<'_> {
             .post(path)
             .json(json!({"displayName": temp_name}))
             .scopes(s)
+            .once()
             .send_json::<Value>()
             .await;
         let (app, sp) = match made {
             Ok(v) => (v["application"].clone(), v["servicePrincipal"].clone()),
-            Err(e)
-                if matches!(e.status(), Some(404 | 500 | 502 | 503 | 504))
-                    || matches!(e, GraphError::Network { .. }) =>
-            {
+            Err(e) if e.status() == Some(404) || e.ambiguous() => {
                 let filter = format!(
                     "/applications?$filter=applicationTemplateId eq '{}' and displayName eq '{}'",
                     super::state::NON_GALLERY_TEMPLATE,
@@ -770,11 +874,7 @@ impl Ctx<'_> {
             Err(e) => return Err(e),
         };
         let str_of = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
-        let role = sp["appRoles"]
-            .as_array()
-            .and_then(|r| r.iter().find(|r| r["value"] == "User"))
-            .and_then(|r| r["id"].as_str())
-            .map(str::to_string);
+        let role = Some(super::state::assignment_role(&sp["appRoles"]));
         let app_object_id = str_of(&app, "id");
         let sp_id = str_of(&sp, "id");
         Ok(StepOut {
@@ -981,7 +1081,7 @@ async fn run_plan(
         scim_app_object_id: scim.map(|s| s.app_object_id.clone()),
         scim_app_id: scim.map(|s| s.app_id.clone()),
         scim_sp_id: scim.map(|s| s.sp_id.clone()),
-        scim_role_id: scim.and_then(|s| s.user_role_id.clone()),
+        scim_role_id: scim.map(|s| s.user_role_id.clone()),
         job_id: scim.and_then(|s| s.job.as_ref().map(|j| j.id.clone())),
     };
     ctx.journal(
@@ -1038,7 +1138,7 @@ async fn run_plan(
                     refs.merge(&step.refs);
                     let (created, id) = match step.created {
                         Some((k, id)) => (Some(k), Some(id)),
-                        None => (None, None),
+                        None => (None, step.removed),
                     };
                     ctx.journal(
                         Some(pc.seq),

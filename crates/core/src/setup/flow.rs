@@ -40,6 +40,14 @@ pub async fn prepare(
     intent: Intent,
     held_secret_ids: &[String],
 ) -> Result<Prepared, SetupError> {
+    if let Some(scim) = &intent.scim {
+        if !session.cloud.on_this_computer() && crate::scim::is_private_address(&scim.tenant_url) {
+            return Err(PlanError::ScimUrlNotReachable {
+                url: scim.tenant_url.clone(),
+            }
+            .into());
+        }
+    }
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
@@ -49,29 +57,45 @@ pub async fn prepare(
         .retain(|id| !held_secret_ids.contains(id));
     let sign_in = intent.provider.has_sign_in().then_some(unique.as_str());
     let scim_unique = intent.scim_unique_name();
-    let read_scim = async {
-        if intent.provider.scim.is_some() {
-            state::read_scim(
-                &session.graph,
-                &scim_unique,
-                &hints.unfinished_instantiations,
-            )
-            .await
-        } else {
-            Ok(None)
-        }
+    let provisions = intent.provider.scim.is_some();
+    let read_state = || async {
+        let read_scim = async {
+            if provisions {
+                state::read_scim(
+                    &session.graph,
+                    &scim_unique,
+                    &hints.unfinished_instantiations,
+                )
+                .await
+            } else {
+                Ok(None)
+            }
+        };
+        let (st, scim) = tokio::join!(state::read(&session.graph, sign_in), read_scim);
+        let mut st = st?;
+        st.scim = scim?;
+        Ok::<TenantState, GraphError>(st)
     };
     // Fetching the consent-step token now keeps it off the apply's critical path.
-    let (pre, st, scim, _) = tokio::join!(
+    let (pre, st, _) = tokio::join!(
         preflight::run(&session.graph, &session.summary, &intent.provider, &portal),
-        state::read(&session.graph, sign_in),
-        read_scim,
+        read_state(),
         session
             .tokens()
             .access_token(crate::auth::StepScopes::Consent.scopes()),
     );
     let (preflight, mut state) = (pre?, st?);
-    state.scim = scim?;
+    // Right after an apply, what it made may not be readable yet: wait for it rather than plan
+    // it again (a second grant conflicts; a second secret would be one too many).
+    if let Some(made) = journal.recently_made(chrono::Utc::now()) {
+        let mut tries = 1;
+        while !unseen(&made, &state).is_empty() && tries < session.graph.replication_tries() {
+            tracing::info!(missing = ?unseen(&made, &state), "waiting for the last apply's objects to replicate");
+            tokio::time::sleep(session.graph.backoff(tries)).await;
+            tries += 1;
+            state = read_state().await?;
+        }
+    }
     let plan = plan::plan(&PlanInput {
         intent: &intent,
         state: &state,
@@ -92,6 +116,37 @@ pub async fn prepare(
         plan,
         journal,
     })
+}
+
+/// What the journal says recent applies made that the state read does not show yet.
+fn unseen(made: &super::journal::RecentlyMade, state: &TenantState) -> Vec<&'static str> {
+    let mut out = vec![];
+    if made.app_object_id.is_some() && state.app.is_none() {
+        out.push("application");
+    }
+    if made.sp_id.is_some() && state.sp_id.is_none() {
+        out.push("service principal");
+    }
+    if made.grant_id.is_some() && state.grant.is_none() {
+        out.push("delegated grant");
+    }
+    if made.scim_app_object_id.is_some() && state.scim.is_none() {
+        out.push("provisioning app");
+    }
+    let shown: Vec<&str> = state
+        .app
+        .iter()
+        .flat_map(|a| a.passwords.iter().map(|p| p.key_id.as_str()))
+        .collect();
+    if state.app.is_some()
+        && made
+            .secret_key_ids
+            .iter()
+            .any(|k| !shown.contains(&k.as_str()))
+    {
+        out.push("client secret");
+    }
+    out
 }
 
 /// Applies a prepared plan.
@@ -157,7 +212,7 @@ pub async fn retire_old_secrets(
             chrono::Utc::now(),
         ) {
             Ok(p) => break (st, p),
-            Err(super::secrets::RetireError::KeepNotFound(_)) if attempt < 4 => {
+            Err(super::secrets::RetireError::KeepNotFound { .. }) if attempt < 4 => {
                 attempt += 1;
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             }

@@ -110,6 +110,19 @@ pub struct Created {
     pub app_object_id: Option<String>,
 }
 
+/// How long after an apply its objects may still be replicating.
+pub const REPLICATION_WINDOW_MINUTES: i64 = 15;
+
+/// Objects recent applies made (see [`Journal::recently_made`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecentlyMade {
+    pub app_object_id: Option<String>,
+    pub sp_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub scim_app_object_id: Option<String>,
+    pub secret_key_ids: Vec<String>,
+}
+
 /// A setup the wizard applied in a tenant before, as its journal remembers it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -122,6 +135,24 @@ pub struct PreviousSetup {
     pub last_applied: DateTime<Utc>,
     /// The last apply stopped part-way: running it again resumes it.
     pub interrupted: bool,
+    /// Where it was found: this computer's journal, the tenant (its apps carry the wizard's tag
+    /// and uniqueName), or both.
+    pub source: SetupSource,
+    /// It has a provisioning app (SCIM).
+    pub provisions: bool,
+}
+
+/// Where a setup done before was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub enum SetupSource {
+    /// Only in this computer's journal (the tenant was not read, or no longer shows it).
+    Journal,
+    /// Only in the tenant: made on another computer, or this computer's journal was lost.
+    Tenant,
+    /// In both.
+    Both,
 }
 
 /// The setups the wizard applied in this tenant (from its journals), the latest first. Setups
@@ -163,6 +194,11 @@ pub fn previous_setups(dir: &Path, tenant_id: &str) -> Vec<PreviousSetup> {
                 inputs,
                 last_applied: entries.last().map_or(entries[i].at, |e| e.at),
                 interrupted: j.interrupted(),
+                source: SetupSource::Journal,
+                provisions: j.scim_record().is_some()
+                    || j.created()
+                        .iter()
+                        .any(|c| c.kind == ObjectKind::ScimApplication),
             })
         })
         .collect();
@@ -376,6 +412,49 @@ impl Journal {
         }
         out.reverse();
         out
+    }
+
+    /// What the last applies left in the tenant, if the last of them finished recently enough
+    /// that Entra may still be replicating it (reference §12: seconds to minutes). A re-run
+    /// waits for these to be readable before planning, so it does not plan them again.
+    pub fn recently_made(&self, now: DateTime<Utc>) -> Option<RecentlyMade> {
+        let entries = self.entries().unwrap_or_default();
+        let last = entries.iter().rev().find(|e| {
+            matches!(
+                e.event,
+                Event::Done { .. } | Event::Finished | Event::ScimConfigured(_)
+            )
+        })?;
+        if now - last.at > chrono::Duration::minutes(REPLICATION_WINDOW_MINUTES) {
+            return None;
+        }
+        let mut made = RecentlyMade::default();
+        let removed: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Done {
+                    kind,
+                    created: None,
+                    id: Some(id),
+                    ..
+                } if kind == "removePassword" => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        for c in self.created() {
+            match c.kind {
+                ObjectKind::Application => made.app_object_id.get_or_insert(c.id),
+                ObjectKind::ServicePrincipal => made.sp_id.get_or_insert(c.id),
+                ObjectKind::Grant => made.grant_id.get_or_insert(c.id),
+                ObjectKind::ScimApplication => made.scim_app_object_id.get_or_insert(c.id),
+                ObjectKind::Password if !removed.contains(&c.id.as_str()) => {
+                    made.secret_key_ids.push(c.id);
+                    continue;
+                }
+                ObjectKind::Password | ObjectKind::Assignment => continue,
+            };
+        }
+        Some(made)
     }
 
     /// Whether the last plan started but did not finish (an interrupted apply).

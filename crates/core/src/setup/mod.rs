@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod flow;
+pub mod found;
 pub mod journal;
 pub mod plan;
 pub mod secrets;
@@ -84,21 +85,13 @@ impl ScimIntent {
     ) -> Result<Self, Vec<InputError>> {
         let mut errors = vec![];
         let url = tenant_url.trim().to_string();
-        match url::Url::parse(&url) {
-            Err(_) => errors.push(InputError {
+        match crate::endpoint::parse(&url, crate::endpoint::Http::Loopback, true) {
+            Err(why) => errors.push(InputError {
                 field: "scim_url".into(),
                 label: "Tenant URL".into(),
-                message: "Enter the provider's full SCIM base URL, e.g. https://scim.example.com/scim/v2.".into(),
+                message: format!("Enter the provider's full SCIM base URL, e.g. https://scim.example.com/scim/v2: {why}."),
             }),
             Ok(u) => {
-                let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-                if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-                    errors.push(InputError {
-                        field: "scim_url".into(),
-                        label: "Tenant URL".into(),
-                        message: "Entra only calls https SCIM endpoints: use the provider's https URL.".into(),
-                    });
-                }
                 if u.query().is_some_and(|q| q != "aadOptscim062020") {
                     errors.push(InputError {
                         field: "scim_url".into(),
@@ -327,7 +320,7 @@ impl Intent {
             "displayName": self.display_name(),
             "signInAudience": "AzureADMyOrg",
             "tags": [TAG, self.provider_tag()],
-            "notes": format!("Managed by Entra Setup for {} ({}). Re-run Entra Setup to change or remove it.", self.provider.name, self.unique_name()),
+            "notes": format!("Managed by Entra Setup for {} ({}). Re-run Entra Setup to change or remove it. {}", self.provider.name, self.unique_name(), found::notes_line(&self.entered_inputs())),
             "web": {
                 "redirectUris": self.redirect_uris(),
                 "implicitGrantSettings": {"enableIdTokenIssuance": false, "enableAccessTokenIssuance": false},

@@ -219,6 +219,8 @@ pub enum PlanError {
     Permissions(String),
     #[error("Enter the SCIM Secret Token again: Entra never gives a saved token back, and {why}.")]
     ScimTokenNeeded { why: String },
+    #[error("Entra cannot reach {url}: its provisioning service runs in Microsoft's cloud and connects to the tenant URL over the internet, so an address on this computer or its private network (localhost, 127.0.0.1, 10.x, 192.168.x, .local) never answers it. Enter the provider's public https SCIM URL.")]
+    ScimUrlNotReachable { url: String },
     #[error("Assigning groups to an app needs Microsoft Entra ID P1 or P2, and this tenant has neither. Assign users individually ({groups} cannot be assigned), or choose \"All users and groups\".")]
     GroupsNeedPremium { groups: String },
 }

@@ -121,8 +121,8 @@ pub enum RetireError {
         "There is no app registration \"{0}\" in this tenant, so there is no secret to retire."
     )]
     NoApp(String),
-    #[error("The new secret ({0}) is not on the app registration yet: Entra may still be copying it between its servers. Wait a minute and try again; nothing was removed.")]
-    KeepNotFound(String),
+    #[error("No secret with key id {keep} is on the app registration (its secrets: {present}). If it was created moments ago, Entra may still be copying it between its servers: wait a minute and try again. Nothing was removed.")]
+    KeepNotFound { keep: String, present: String },
     #[error("The secret to keep ({0}) has expired: retiring the others would leave the provider with no working secret. Rotate again first.")]
     KeepExpired(String),
     #[error("There is no older secret made by the wizard to retire: only the new one is left.")]
@@ -147,7 +147,24 @@ pub fn retire_plan(
         .passwords
         .iter()
         .find(|p| p.key_id == keep)
-        .ok_or_else(|| RetireError::KeepNotFound(keep.to_string()))?;
+        .ok_or_else(|| RetireError::KeepNotFound {
+            keep: keep.to_string(),
+            present: if app.passwords.is_empty() {
+                "none".into()
+            } else {
+                app.passwords
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} ({})",
+                            p.key_id,
+                            p.display_name.as_deref().unwrap_or("no name")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })?;
     if kept.end_date_time.is_some_and(|e| e <= now) {
         return Err(RetireError::KeepExpired(
             kept.display_name
@@ -351,7 +368,10 @@ mod tests {
         let s = state(vec![pw("old", "entra-setup 2025", -170, 10, now)]);
         assert_eq!(
             retire_plan(&intent(), &s, "tid", "missing", now).unwrap_err(),
-            RetireError::KeepNotFound("missing".into())
+            RetireError::KeepNotFound {
+                keep: "missing".into(),
+                present: "old (entra-setup 2025)".into()
+            }
         );
         assert_eq!(
             retire_plan(&intent(), &s, "tid", "old", now).unwrap_err(),

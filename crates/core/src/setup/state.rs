@@ -175,6 +175,52 @@ pub async fn read(
     })
 }
 
+/// Default access: the role to assign with when an app defines no roles (reference §9).
+pub const DEFAULT_ACCESS_ROLE: &str = "00000000-0000-0000-0000-000000000000";
+
+/// The app role to assign users and groups with, from the service principal's `appRoles`.
+/// Apps made from a template carry `User` and `msiam_access`, both with `"value": null`
+/// (reference §8a), so the `User` role is found by its value or, failing that, its display
+/// name; an app with roles but no `User` role gets its first enabled role users can hold; only
+/// an app without roles gets default access (assigning default access to an app that has
+/// roles fails: "Permission being assigned was not found on application").
+pub fn assignment_role(app_roles: &Value) -> String {
+    let roles: Vec<Value> = app_roles
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| r["isEnabled"] != false)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let named_user = |r: &&Value| {
+        r["value"].as_str() == Some("User")
+            || (r["value"].is_null()
+                && r["displayName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("User")))
+    };
+    let for_users = |r: &&Value| {
+        r["allowedMemberTypes"]
+            .as_array()
+            .is_none_or(|t| t.iter().any(|x| x == "User"))
+    };
+    roles
+        .iter()
+        .find(named_user)
+        .or_else(|| {
+            roles
+                .iter()
+                .filter(for_users)
+                .find(|r| r["displayName"] != "msiam_access")
+        })
+        .or_else(|| roles.iter().find(for_users))
+        .and_then(|r| r["id"].as_str())
+        .unwrap_or(DEFAULT_ACCESS_ROLE)
+        .to_string()
+}
+
 /// The provisioning app's Microsoft Graph template id ("Non-gallery application").
 pub const NON_GALLERY_TEMPLATE: &str = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621";
 
@@ -210,8 +256,8 @@ pub struct ScimState {
     /// Whether the app carries the wizard's uniqueName (false for one adopted after an
     /// interrupted instantiate).
     pub tagged: bool,
-    /// The app role assignments use (the template's `User` role).
-    pub user_role_id: Option<String>,
+    /// The app role users and groups are assigned with (see [`assignment_role`]).
+    pub user_role_id: String,
     pub job: Option<JobState>,
     pub assignments: Vec<PrincipalAssignment>,
 }
@@ -253,24 +299,18 @@ pub async fn read_scim(
         return Ok(None);
     };
     let app_id = app["appId"].as_str().unwrap_or_default().to_string();
-    let sp: Option<Value> = absent(
-        graph
-            .get(format!(
-                "/servicePrincipals(appId='{app_id}')?$select=id,appId,appRoles"
-            ))
-            .scopes(s)
-            .send_json()
-            .await,
-    )?;
-    let Some(sp) = sp else {
-        return Ok(None);
-    };
+    // Instantiate makes the app and its service principal together: a 404 here is replication,
+    // not absence (treating it as absence would instantiate a second app).
+    let sp: Value = graph
+        .get(format!(
+            "/servicePrincipals(appId='{app_id}')?$select=id,appId,appRoles"
+        ))
+        .scopes(s)
+        .retry_if(|e| e.status == 404)
+        .send_json()
+        .await?;
     let sp_id = sp["id"].as_str().unwrap_or_default().to_string();
-    let user_role_id = sp["appRoles"]
-        .as_array()
-        .and_then(|roles| roles.iter().find(|r| r["value"] == "User"))
-        .and_then(|r| r["id"].as_str())
-        .map(str::to_string);
+    let user_role_id = assignment_role(&sp["appRoles"]);
     let jobs_req = graph
         .get(format!("/servicePrincipals/{sp_id}/synchronization/jobs"))
         .scopes(StepScopes::Scim);

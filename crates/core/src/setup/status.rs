@@ -22,6 +22,8 @@ use crate::session::Session;
 pub struct SetupStatus {
     pub provider: String,
     pub name: String,
+    /// Where the setup was found (this computer's journal, the tenant, or both).
+    pub source: super::journal::SetupSource,
     pub inputs: BTreeMap<String, String>,
     pub last_applied: DateTime<Utc>,
     pub secrets: Vec<SecretStatus>,
@@ -57,6 +59,7 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
     let mut out = SetupStatus {
         provider: prev.provider_id.clone(),
         name: prev.display_name.clone(),
+        source: prev.source,
         inputs: prev.inputs.clone(),
         last_applied: prev.last_applied,
         secrets: vec![],
@@ -122,7 +125,7 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
             }
         }
     }
-    if record.is_some() || !has_sign_in {
+    if record.is_some() || !has_sign_in || prev.provisions {
         match state::read_scim(&s.graph, &scim_unique, &hints.unfinished_instantiations).await {
             Ok(Some(sc)) => {
                 let status = match &sc.job {

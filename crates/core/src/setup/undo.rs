@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::journal::{Created, Entry, Event, Journal, ObjectKind};
 use crate::auth::StepScopes;
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::{gone_ok, GraphClient, GraphError};
 
 /// One thing Undo did, for the admin.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -17,14 +17,6 @@ use crate::graph::{GraphClient, GraphError};
 pub struct Undone {
     pub what: String,
     pub id: String,
-}
-
-fn gone_ok(r: Result<crate::graph::Answer, GraphError>) -> Result<(), GraphError> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if e.status() == Some(404) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// What Undo would remove, newest first.
@@ -194,6 +186,99 @@ pub async fn undo(
             ObjectKind::Application | ObjectKind::ScimApplication => continue,
         };
         record(item.kind, &item.id);
+        on_done(&u);
+        out.push(u);
+    }
+    Ok(out)
+}
+
+/// The apps of a setup as the tenant shows them, for an Undo without a journal on this
+/// computer: the app with the setup's `uniqueName` and its provisioning app, each only if it
+/// carries the wizard's tag for this provider.
+pub async fn tenant_pending(
+    graph: &GraphClient,
+    intent: &super::Intent,
+) -> Result<Vec<super::found::WizardApp>, GraphError> {
+    let mut names = vec![];
+    if intent.provider.has_sign_in() {
+        names.push(intent.unique_name());
+    }
+    if intent.provider.scim.is_some() {
+        names.push(intent.scim_unique_name());
+    }
+    let mut out = vec![];
+    for name in names {
+        let found: Option<serde_json::Value> = match graph
+            .get(format!(
+                "{}?$select=id,appId,displayName,uniqueName,tags,notes,web,createdDateTime",
+                super::state::unique_name_path(&name)
+            ))
+            .scopes(StepScopes::RegisterApp)
+            .send_json()
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(e) if e.status() == Some(404) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(app) = found.and_then(super::found::WizardApp::from_json) {
+            if app.provider_id == intent.provider.id() && app.unique_name == name {
+                out.push(app);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the apps [`tenant_pending`] found (deleting an app takes its service principal,
+/// grants, secrets, assignments and provisioning job with it) and records it in the journal.
+pub async fn undo_from_tenant(
+    graph: &GraphClient,
+    journal: &Journal,
+    apps: &[super::found::WizardApp],
+    on_done: Arc<dyn Fn(&Undone) + Send + Sync>,
+) -> Result<Vec<Undone>, GraphError> {
+    let plan_id = format!("undo-{}", uuid::Uuid::new_v4());
+    let mut out = vec![];
+    // The provisioning app first, as in a journal's Undo.
+    let mut ordered: Vec<&super::found::WizardApp> = apps.iter().collect();
+    ordered.sort_by_key(|a| !a.provisioning);
+    for app in ordered {
+        gone_ok(
+            graph
+                .delete(format!("/applications/{}", app.object_id))
+                .scopes(StepScopes::RegisterApp)
+                .send()
+                .await,
+        )?;
+        let kind = if app.provisioning {
+            ObjectKind::ScimApplication
+        } else {
+            ObjectKind::Application
+        };
+        let entry = Entry {
+            at: Utc::now(),
+            plan_id: plan_id.clone(),
+            seq: None,
+            event: Event::Undone {
+                kind,
+                id: app.object_id.clone(),
+            },
+            app_object_id: None,
+            app_id: None,
+            request_id: None,
+        };
+        if let Err(e) = journal.append(&entry) {
+            tracing::warn!(error = %e, "could not journal an undo step");
+        }
+        let u = Undone {
+            what: if app.provisioning {
+                format!("Deleted the provisioning app \"{}\", its job, saved credentials and assignments", app.display_name)
+            } else {
+                format!("Deleted the app registration \"{}\" and its enterprise app, grants and secrets", app.display_name)
+            },
+            id: app.object_id.clone(),
+        };
         on_done(&u);
         out.push(u);
     }

@@ -1,0 +1,106 @@
+//! The one check for every endpoint URL an admin types (a custom authority or Graph root, a
+//! provider API, a SCIM tenant URL): what is wrong with it, in words that say what to type.
+
+use url::Url;
+
+/// Where plain http is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Http {
+    /// Only on this computer (127.0.0.1, localhost, [::1]): test servers and the simulator.
+    Loopback,
+    /// Anywhere: the caller reports plain http itself (the SCIM verifier does).
+    Anywhere,
+}
+
+/// Parses an endpoint URL and refuses what would go wrong later: no scheme, another scheme,
+/// plain http off this computer, no host, a user name or password, port 0, a query or
+/// fragment (unless `query` is allowed), and internationalised host names, which can imitate
+/// another host (`xn--` labels).
+pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err("it is empty: type the full URL, starting with https://".into());
+    }
+    if v.chars().any(char::is_whitespace) {
+        return Err(format!("'{v}' contains spaces: type the URL without them"));
+    }
+    let u = Url::parse(v).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            format!("'{v}' has no scheme: write it with https:// in front")
+        }
+        url::ParseError::InvalidPort => format!("'{v}' has a port outside 1–65535"),
+        other => format!("'{v}' is not a valid URL ({other})"),
+    })?;
+    let loopback = matches!(u.host(), Some(url::Host::Domain("localhost")))
+        || matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    match u.scheme() {
+        "https" => {}
+        "http" if loopback || http == Http::Anywhere => {}
+        "http" => return Err(format!(
+            "'{v}' uses plain http, which is only allowed for 127.0.0.1 or localhost: use https://"
+        )),
+        other => return Err(format!("'{v}' uses {other}://: use https://")),
+    }
+    let Some(host) = u.host_str() else {
+        return Err(format!("'{v}' has no host name"));
+    };
+    if host
+        .split('.')
+        .any(|label| label.to_ascii_lowercase().starts_with("xn--"))
+    {
+        return Err(format!(
+            "'{v}' has an internationalised host name ({host}), which can imitate another host: type the plain ASCII host name"
+        ));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!(
+            "'{v}' carries a user name or password: leave them out of the URL"
+        ));
+    }
+    if u.port() == Some(0) {
+        return Err(format!("'{v}' has port 0: use the server's real port"));
+    }
+    if u.fragment().is_some() {
+        return Err(format!("'{v}' has a #fragment: leave it out"));
+    }
+    if u.query().is_some() && !query {
+        return Err(format!("'{v}' has a ?query: leave it out"));
+    }
+    Ok(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bad_url_is_told_what_is_wrong() {
+        let bad = |v: &str, want: &str| {
+            let e = parse(v, Http::Loopback, false).unwrap_err();
+            assert!(e.contains(want), "{v}: {e}");
+        };
+        bad("login.example.com", "no scheme");
+        bad("ftp://login.example.com", "ftp://");
+        bad("http://login.example.com", "plain http");
+        bad("https://x/?a=1", "?query");
+        bad("https://x/#f", "#fragment");
+        bad("https://user:pw@x.example", "user name or password");
+        bad("https://x.example:99999", "1–65535");
+        bad("https://x.example:0", "port 0");
+        bad(
+            "https://xn--lgin-mcrosoftonline-2xb.com",
+            "internationalised",
+        );
+        bad("https://lоgin.example.com", "internationalised");
+        bad("https://a b", "spaces");
+        assert!(parse("http://127.0.0.1:8080", Http::Loopback, false).is_ok());
+        assert!(parse("http://scim.example.com", Http::Anywhere, false).is_ok());
+        assert!(parse(
+            "https://x.example/scim?aadOptscim062020",
+            Http::Loopback,
+            true
+        )
+        .is_ok());
+    }
+}
