@@ -1539,10 +1539,10 @@ fn main() -> ExitCode {
                 providers();
                 Ok(())
             }
-            Cmd::Plan(t) => plan(t).await,
+            Cmd::Plan(t) => Box::pin(plan(t)).await,
             Cmd::Apply(a) => Box::pin(apply(a)).await,
-            Cmd::Undo(u) => undo_cmd(u).await,
-            Cmd::RetireSecrets(r) => retire_cmd(r).await,
+            Cmd::Undo(u) => Box::pin(undo_cmd(u)).await,
+            Cmd::RetireSecrets(r) => Box::pin(retire_cmd(r)).await,
             Cmd::Status(a) => Box::pin(status_cmd(a)).await,
             Cmd::VerifyScim(v) => verify_scim(v).await,
         }

@@ -37,9 +37,11 @@ pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, String> {
     match u.scheme() {
         "https" => {}
         "http" if loopback || http == Http::Anywhere => {}
-        "http" => return Err(format!(
+        "http" => {
+            return Err(format!(
             "'{v}' uses plain http, which is only allowed for 127.0.0.1 or localhost: use https://"
-        )),
+        ))
+        }
         other => return Err(format!("'{v}' uses {other}://: use https://")),
     }
     let Some(host) = u.host_str() else {

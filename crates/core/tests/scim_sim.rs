@@ -16,7 +16,7 @@ use entra_setup_core::people;
 use entra_setup_core::provider;
 use entra_setup_core::provisioning::{self, JobStatus, Logs};
 use entra_setup_core::session::Session;
-use entra_setup_core::setup::apply::ApplyOptions;
+use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, SetupError};
 use entra_setup_core::setup::journal::{Entry, Event};
 use entra_setup_core::setup::plan::{Change, PlanError};
@@ -117,7 +117,7 @@ fn scim_apps(sim: &SimHandle, tenant: &str) -> usize {
 #[tokio::test]
 async fn preview_explains_who_syncs_and_who_does_not() {
     let sim = sim_as("megan@contoso.com").await;
-    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    // The provider's SCIM server runs on this computer, where only this stand-in for Entra can reach it.
     sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     let p = people::preview(
@@ -182,7 +182,7 @@ async fn preview_explains_who_syncs_and_who_does_not() {
 #[tokio::test]
 async fn cloudflare_scim_provisions_assigned_groups_then_reruns_as_a_no_op() {
     let sim = sim_as("megan@contoso.com").await;
-    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    // The provider's SCIM server runs on this computer, where only this stand-in for Entra can reach it.
     sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     sim.set_faults(Faults {
@@ -359,7 +359,7 @@ async fn cloudflare_scim_provisions_assigned_groups_then_reruns_as_a_no_op() {
 #[tokio::test]
 async fn a_wrong_token_stops_before_anything_is_saved_and_a_rerun_resumes() {
     let sim = sim_as("megan@contoso.com").await;
-    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    // The provider's SCIM server runs on this computer, where only this stand-in for Entra can reach it.
     sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     let dir = data_dir();
@@ -455,16 +455,89 @@ async fn a_wrong_token_stops_before_anything_is_saved_and_a_rerun_resumes() {
     assert!(matches!(e, PlanError::ScimTokenNeeded { .. }));
     assert!(e.to_string().contains("Secret Token"));
 
+    // Widening to all users and groups saves the new scope and starts; narrowing back to
+    // assigned ones only takes effect after a restart (a documented Entra issue).
+    let restarts = |p: &flow::Prepared| {
+        p.plan
+            .changes
+            .iter()
+            .any(|c| matches!(c.change, Change::StartSyncJob { restart: true }))
+    };
+    let widened = flow::prepare(&s, &dir, generic(scim(&url, true, true, vec![])), &[])
+        .await
+        .unwrap();
+    assert!(
+        kinds(&widened).contains(&"saveScimSecrets"),
+        "{:?}",
+        kinds(&widened)
+    );
+    assert!(!restarts(&widened), "{:?}", widened.plan.changes);
+    let (on_event, _) = collector();
+    flow::execute(
+        &s,
+        &widened,
+        &options(DEMO_SCIM_TOKEN),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let narrowed = flow::prepare(&s, &dir, want(), &[]).await.unwrap();
+    assert!(restarts(&narrowed), "{:?}", narrowed.plan.changes);
+    let (on_event, seen) = collector();
+    flow::execute(
+        &s,
+        &narrowed,
+        &options(DEMO_SCIM_TOKEN),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        seen.lock().unwrap().iter().any(
+            |e| matches!(e, ApplyEvent::Done { detail, .. } if detail == "Provisioning restarted")
+        ),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
     // The provider's token is regenerated: the job quarantines at its next cycle, and the
     // status says why.
     sim.fake_scim().set_token("rotated-at-the-provider");
-    let narrowed = flow::prepare(&s, &dir, generic(scim(&url, true, true, vec![])), &[])
+    let job = sc.job_id.clone().unwrap();
+    s.graph
+        .post(format!(
+            "/servicePrincipals/{}/synchronization/jobs/{job}/restart",
+            sc.sp_id
+        ))
+        .json(serde_json::json!({"criteria": {"resetScope": "Watermark"}}))
+        .scopes(StepScopes::Scim)
+        .send()
         .await
         .unwrap();
+    let mut quarantined = None;
+    for _ in 0..100 {
+        let st = provisioning::job_status(&s.graph, &sc.sp_id, &job)
+            .await
+            .unwrap();
+        if st.code == "Quarantine" {
+            quarantined = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let st = quarantined.expect("the job quarantines when the provider refuses the token");
+    assert_eq!(st.tone, "error");
+    assert!(
+        st.headline.contains("Quarantined") && st.headline.contains("401"),
+        "{st:?}"
+    );
+    let again = flow::prepare(&s, &dir, want(), &[]).await.unwrap();
     let (on_event, _) = collector();
     let failed = flow::execute(
         &s,
-        &narrowed,
+        &again,
         &options(DEMO_SCIM_TOKEN),
         on_event,
         &CancellationToken::new(),
@@ -478,7 +551,7 @@ async fn a_wrong_token_stops_before_anything_is_saved_and_a_rerun_resumes() {
 #[tokio::test]
 async fn an_instantiate_answered_with_404_is_found_and_an_interrupted_one_is_adopted() {
     let sim = sim_as("megan@contoso.com").await;
-    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    // The provider's SCIM server runs on this computer, where only this stand-in for Entra can reach it.
     sim.set_local_scim_reachable(true);
     let s = admin(&sim, "contoso.com").await;
     let url = sim.fake_scim_url();
@@ -623,7 +696,7 @@ async fn an_instantiate_answered_with_404_is_found_and_an_interrupted_one_is_ado
 #[tokio::test]
 async fn a_free_tenant_assigns_users_only_and_explains_the_missing_logs() {
     let sim = sim_as("lee@fabrikam.onmicrosoft.com").await;
-    // The provider\'s SCIM server runs on this computer, where only this stand-in for Entra can reach it.
+    // The provider's SCIM server runs on this computer, where only this stand-in for Entra can reach it.
     sim.set_local_scim_reachable(true);
     let s = admin(&sim, "fabrikam.onmicrosoft.com").await;
     let dir = data_dir();

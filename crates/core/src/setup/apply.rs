@@ -530,6 +530,8 @@ impl Ctx<'_> {
                         ..Default::default()
                     },
                     detail: format!("Job {id}"),
+                    created: Some((ObjectKind::SyncJob, id)),
+                    previous: Some(sp),
                     ..Default::default()
                 })
             }
@@ -570,6 +572,7 @@ impl Ctx<'_> {
                 )?;
                 Ok(StepOut {
                     detail: format!("Removed {display_name}"),
+                    removed: Some(assignment_id.clone()),
                     ..Default::default()
                 })
             }
@@ -1035,13 +1038,31 @@ async fn assign_app_role(
             previous: Some(resource.to_string()),
             ..Default::default()
         }),
+        // It exists: the plan's read did not show it, so it was made since — most often by an
+        // earlier attempt of this very call whose answer was lost. Read it (waiting for it to
+        // replicate) and record it, so Undo and the next re-run know of it.
         Err(e)
             if e.api().is_some_and(|a| {
                 a.status == 400 && a.message.to_ascii_lowercase().contains("already exists")
             }) =>
         {
+            let path = format!("/servicePrincipals/{resource}/appRoleAssignedTo");
+            let found = g
+                .poll(g.replication_tries(), || async {
+                    Ok(g.get(path.clone())
+                        .scopes(StepScopes::Consent)
+                        .retry_if(replication_delay)
+                        .list::<Value>()
+                        .await?
+                        .into_iter()
+                        .find(|a| a["principalId"] == principal && a["appRoleId"] == role)
+                        .and_then(|a| a["id"].as_str().map(str::to_string)))
+                })
+                .await?;
             Ok(StepOut {
                 detail: already,
+                created: found.map(|id| (ObjectKind::Assignment, id)),
+                previous: Some(resource.to_string()),
                 ..Default::default()
             })
         }

@@ -40,14 +40,7 @@ pub async fn prepare(
     intent: Intent,
     held_secret_ids: &[String],
 ) -> Result<Prepared, SetupError> {
-    if let Some(scim) = &intent.scim {
-        if !session.cloud.on_this_computer() && crate::scim::is_private_address(&scim.tenant_url) {
-            return Err(PlanError::ScimUrlNotReachable {
-                url: scim.tenant_url.clone(),
-            }
-            .into());
-        }
-    }
+    scim_reachable(&session.cloud, &intent)?;
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
@@ -118,6 +111,21 @@ pub async fn prepare(
     })
 }
 
+/// Entra's provisioning service runs in Microsoft's cloud: a tenant URL on this computer or a
+/// private network never answers it. Only a cloud on this computer (the simulator) can reach one.
+pub fn scim_reachable(cloud: &crate::cloud::Cloud, intent: &Intent) -> Result<(), PlanError> {
+    match &intent.scim {
+        Some(scim)
+            if !cloud.on_this_computer() && crate::scim::is_private_address(&scim.tenant_url) =>
+        {
+            Err(PlanError::ScimUrlNotReachable {
+                url: scim.tenant_url.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What the journal says recent applies made that the state read does not show yet.
 fn unseen(made: &super::journal::RecentlyMade, state: &TenantState) -> Vec<&'static str> {
     let mut out = vec![];
@@ -132,6 +140,27 @@ fn unseen(made: &super::journal::RecentlyMade, state: &TenantState) -> Vec<&'sta
     }
     if made.scim_app_object_id.is_some() && state.scim.is_none() {
         out.push("provisioning app");
+    }
+    if made.sync_job_id.is_some() && state.scim.as_ref().is_some_and(|s| s.job.is_none()) {
+        out.push("provisioning job");
+    }
+    let assigned: Vec<&str> = state
+        .assignments
+        .iter()
+        .map(|a| a.id.as_str())
+        .chain(
+            state
+                .scim
+                .iter()
+                .flat_map(|s| s.assignments.iter().map(|a| a.id.as_str())),
+        )
+        .collect();
+    if made
+        .assignment_ids
+        .iter()
+        .any(|a| !assigned.contains(&a.as_str()))
+    {
+        out.push("assignment");
     }
     let shown: Vec<&str> = state
         .app

@@ -23,6 +23,8 @@ pub enum ObjectKind {
     Password,
     /// The SCIM provisioning app (its service principal id is the entry's `previous`).
     ScimApplication,
+    /// A provisioning job (its service principal id is the entry's `previous`).
+    SyncJob,
 }
 
 /// The SCIM settings a run saved (never the token).
@@ -120,7 +122,11 @@ pub struct RecentlyMade {
     pub sp_id: Option<String>,
     pub grant_id: Option<String>,
     pub scim_app_object_id: Option<String>,
+    pub sync_job_id: Option<String>,
     pub secret_key_ids: Vec<String>,
+    /// App-role assignments (application permissions, and users and groups on a provisioning
+    /// app).
+    pub assignment_ids: Vec<String>,
 }
 
 /// A setup the wizard applied in a tenant before, as its journal remembers it.
@@ -429,15 +435,15 @@ impl Journal {
             return None;
         }
         let mut made = RecentlyMade::default();
+        // A change that removed an object records its id with no `created` kind.
         let removed: Vec<&str> = entries
             .iter()
             .filter_map(|e| match &e.event {
                 Event::Done {
-                    kind,
                     created: None,
                     id: Some(id),
                     ..
-                } if kind == "removePassword" => Some(id.as_str()),
+                } => Some(id.as_str()),
                 _ => None,
             })
             .collect();
@@ -447,11 +453,16 @@ impl Journal {
                 ObjectKind::ServicePrincipal => made.sp_id.get_or_insert(c.id),
                 ObjectKind::Grant => made.grant_id.get_or_insert(c.id),
                 ObjectKind::ScimApplication => made.scim_app_object_id.get_or_insert(c.id),
-                ObjectKind::Password if !removed.contains(&c.id.as_str()) => {
+                ObjectKind::SyncJob => made.sync_job_id.get_or_insert(c.id),
+                _ if removed.contains(&c.id.as_str()) => continue,
+                ObjectKind::Password => {
                     made.secret_key_ids.push(c.id);
                     continue;
                 }
-                ObjectKind::Password | ObjectKind::Assignment => continue,
+                ObjectKind::Assignment => {
+                    made.assignment_ids.push(c.id);
+                    continue;
+                }
             };
         }
         Some(made)

@@ -67,16 +67,16 @@ pub async fn undo(
                 .await,
         )?;
         let sp = app.previous.clone().unwrap_or_default();
-        for c in created.iter().filter(|c| {
+        // Deleting the app took its job and its assignments with it.
+        let went_with_it = |c: &Created| {
             c.kind == ObjectKind::ScimApplication
-                || (c.kind == ObjectKind::Assignment && c.previous.as_deref() == Some(sp.as_str()))
-        }) {
+                || (matches!(c.kind, ObjectKind::Assignment | ObjectKind::SyncJob)
+                    && c.previous.as_deref() == Some(sp.as_str()))
+        };
+        for c in created.iter().filter(|c| went_with_it(c)) {
             record(c.kind, &c.id);
         }
-        created.retain(|c| {
-            c.kind != ObjectKind::ScimApplication
-                && !(c.kind == ObjectKind::Assignment && c.previous.as_deref() == Some(sp.as_str()))
-        });
+        created.retain(|c| !went_with_it(c));
         let u = Undone {
             what: "Deleted the provisioning app, its job, saved credentials and assignments".into(),
             id: app.id.clone(),
@@ -180,6 +180,23 @@ pub async fn undo(
                 )?;
                 Undone {
                     what: "Removed a client secret".into(),
+                    id: item.id.clone(),
+                }
+            }
+            ObjectKind::SyncJob => {
+                let sp = item.previous.clone().unwrap_or_default();
+                gone_ok(
+                    graph
+                        .delete(format!(
+                            "/servicePrincipals/{sp}/synchronization/jobs/{}",
+                            item.id
+                        ))
+                        .scopes(StepScopes::Scim)
+                        .send()
+                        .await,
+                )?;
+                Undone {
+                    what: "Deleted the provisioning job".into(),
                     id: item.id.clone(),
                 }
             }
