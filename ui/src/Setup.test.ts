@@ -265,9 +265,12 @@ describe("re-running to rotate the client secret", () => {
       prepare_setup: (a) => ((a.secret as { rotate: boolean }).rotate ? rotated : rerun),
       recheck_setup: () => ready,
       retire_old_secrets: () => after,
-      previous_setups: () => [{ providerId: "cloudflare", providerName: "Cloudflare One", displayName: "Cloudflare Access (acme)", inputs: { team: "acme" }, lastApplied: "2026-01-10T09:00:00Z", interrupted: false }],
+      previous_setups: () => [
+        { providerId: "cloudflare", providerName: "Cloudflare One", displayName: "Cloudflare Access (acme)", inputs: { team: "acme" }, lastApplied: "2026-01-10T09:00:00Z", interrupted: false, source: "both", provisions: false },
+        { providerId: "pomerium", providerName: "Pomerium", displayName: "Pomerium (auth.corp.example.com)", inputs: { authenticate_url: "https://auth.corp.example.com" }, lastApplied: "2025-12-02T09:00:00Z", interrupted: false, source: "tenant", provisions: false },
+      ],
       check_previous_setups: () => [{
-        provider: "cloudflare", name: "Cloudflare Access (acme)", inputs: { team: "acme" }, lastApplied: "2026-01-10T09:00:00Z",
+        provider: "cloudflare", name: "Cloudflare Access (acme)", source: "both", inputs: { team: "acme" }, lastApplied: "2026-01-10T09:00:00Z",
         secrets: [{ ...current, daysLeft: 12, health: "expiresSoon" }], drift: ["Add a new client secret valid for 365 days (until 2027-11-22), next to the current one"], scim: null,
         attention: ["The client secret expires in 12 days: rotate it (a new secret next to the old one), hand the new one over, then retire the old one."], error: null,
       }],
@@ -275,6 +278,9 @@ describe("re-running to rotate the client secret", () => {
     // The setup done before is offered with what was typed then, and can be checked as a whole.
     const previous = await screen.findByRole("region", { name: "Set up before in this tenant" });
     expect(within(previous).getByText(/last applied 2026-01-10/)).toBeTruthy();
+    // A setup made on another computer is found in the tenant, and says so.
+    expect(within(previous).getByText(/created 2025-12-02/)).toBeTruthy();
+    expect(within(previous).getAllByText("found in the tenant; no journal on this computer")).toHaveLength(1);
     await user.click(within(previous).getByRole("button", { name: "Check all for expiry and drift" }));
     expect(await within(previous).findByText(/The client secret expires in 12 days/)).toBeTruthy();
     expect(within(previous).queryByText("Nothing needs attention")).toBeNull();

@@ -515,6 +515,13 @@ export type PreviousSetup = {
 	lastApplied: string,
 	/**  The last apply stopped part-way: running it again resumes it. */
 	interrupted: boolean,
+	/**
+	 *  Where it was found: this computer's journal, the tenant (its apps carry the wizard's tag
+	 *  and uniqueName), or both.
+	 */
+	source: SetupSource,
+	/**  It has a provisioning app (SCIM). */
+	provisions: boolean,
 };
 
 /**  A setup done before in the signed-in tenant, offered for a re-run. */
@@ -690,8 +697,8 @@ export type ScimReport = {
 	verdict: string,
 	/**  Append `?aadOptscim062020` to the tenant URL in Entra (the server wants RFC-style PATCH). */
 	useAadOptFlag: boolean,
-	/**  The tenant URL to enter in Entra. */
-	tenantUrl: string,
+	/**  The tenant URL to enter in Entra; none when the endpoint could not be reached at all. */
+	tenantUrl: string | null,
 	totalMillis: number,
 };
 
@@ -762,10 +769,21 @@ export type Settings = {
 	clientId?: string | null,
 };
 
+/**  Where a setup done before was found. */
+export type SetupSource = 
+/**  Only in this computer's journal (the tenant was not read, or no longer shows it). */
+"journal" | 
+/**  Only in the tenant: made on another computer, or this computer's journal was lost. */
+"tenant" | 
+/**  In both. */
+"both";
+
 /**  One earlier setup, checked. */
 export type SetupStatus = {
 	provider: string,
 	name: string,
+	/**  Where the setup was found (this computer's journal, the tenant, or both). */
+	source: SetupSource,
 	inputs: { [key in string]: string },
 	lastApplied: string,
 	secrets: SecretStatus[],
