@@ -124,6 +124,13 @@ impl Demo {
         if sim.is_none() {
             let config = SimConfig {
                 device_interval_secs: 2,
+                // The demo provider's SCIM server runs in this app, on this computer.
+                local_scim_reachable: true,
+                // ENTRA_SETUP_DEMO_PORT pins the port (the end-to-end test turns faults on there).
+                port: std::env::var("ENTRA_SETUP_DEMO_PORT")
+                    .ok()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
                 ..Default::default()
             };
             let started = entra_setup_sim::start(config)

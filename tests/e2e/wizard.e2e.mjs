@@ -62,6 +62,32 @@ function freePort() {
 }
 const port = await freePort();
 const nativePort = await freePort();
+// The demo tenant listens here, so the test can make it as hard as Entra (realistic faults) and
+// ask the Cloudflare stand-in which secret it was given. The waits between retries are shortened
+// (the simulator needs no minutes to replicate); Retry-After is still honoured.
+const demoPort = await freePort();
+env.ENTRA_SETUP_DEMO_PORT = String(demoPort);
+env.ENTRA_SETUP_RETRY_MS = "50";
+const demo = `http://127.0.0.1:${demoPort}`;
+/** Throttling, replication delays, late secrets and roles, lost answers: Entra on a busy day. */
+async function realisticFaults() {
+  const r = await fetch(`${demo}/_sim/faults/realistic`, { method: "POST" });
+  assert.equal(r.status, 204, "the demo tenant takes the realistic faults");
+  const faults = await (await fetch(`${demo}/_sim/faults`)).json();
+  assert.ok(faults.throttleEvery > 0 && faults.replicationReads > 0 && faults.loseResponses.length > 0, JSON.stringify(faults));
+}
+const CF_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353";
+/** The key id of the secret the first push carried. */
+let firstPushKey = null;
+/** Which of the Entra app's secrets the Cloudflare stand-in holds, and whether it is still on the app. */
+async function pushedSecret() {
+  const headers = { authorization: "Bearer demo-token-0123456789abcdef" };
+  const base = `${demo}/_fake/cloudflare/client/v4/accounts/${CF_ACCOUNT}/access/identity_providers`;
+  const list = await (await fetch(base, { headers })).json();
+  assert.equal(list.result.length, 1, "one identity provider, updated in place");
+  assert.equal(list.result[0].config.client_secret, undefined, "the stand-in never returns the secret");
+  return (await (await fetch(`${base}/${list.result[0].id}/entra_check`, { headers })).json()).result;
+}
 // Its own process group, so WebKitWebDriver goes with it when the test ends.
 const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "inherit", "inherit"], detached: true });
 const stopDriver = () => {
@@ -220,6 +246,8 @@ try {
     await (await byText("button", "Try the demo tenant")).click();
     await (await byText("button", "Sign in to the demo tenant")).click();
     await (await byText("h1", "Contoso")).waitForDisplayed({ timeout: 30000 });
+    // From here on the demo tenant behaves as Entra does on a busy day.
+    await realisticFaults();
     await (await byText("button", "Next: Choose service")).click();
     await (await byText("h1", "Choose the service")).waitForDisplayed({ timeout: 10000 });
     const team = await browser.$("#input-team");
@@ -258,6 +286,9 @@ try {
     await (await browser.$("#push-api_token")).setValue("demo-token-0123456789abcdef");
     await (await byText("button", "Push to Cloudflare One")).click();
     await (await containsText("Created the identity provider")).waitForDisplayed({ timeout: 30000 });
+    const first = await pushedSecret();
+    assert.ok(first.secretKeyId && first.secretOnApp, `the pushed secret is the app's: ${JSON.stringify(first)}`);
+    firstPushKey = first.secretKeyId;
     await shot("13-done-pushed");
   });
 
@@ -304,6 +335,11 @@ try {
     await shot("13c-done-retire-confirm", "#retire-h");
     await yes.click();
     await (await containsText("Only the new secret signs in now.")).waitForDisplayed({ timeout: 30000 });
+    // The push after the rotation carried the new secret: the stand-in holds a secret that is
+    // still on the app now that the old one is retired, and it is not the first push's.
+    const after = await pushedSecret();
+    assert.ok(after.secretOnApp, `Cloudflare holds a retired secret: ${JSON.stringify(after)}`);
+    assert.notEqual(after.secretKeyId, firstPushKey, "the push after rotation sent the new secret");
     await shot("13d-done-retired", "#retire-h");
   });
 

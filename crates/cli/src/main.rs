@@ -23,7 +23,7 @@ use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::journal::{self, Journal};
 use entra_setup_core::setup::plan::Change;
-use entra_setup_core::setup::{found, secrets, state, status, undo, Intent, ScimIntent};
+use entra_setup_core::setup::{found, secrets, status, undo, Intent, ScimIntent};
 use entra_setup_core::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -1159,19 +1159,10 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
         ));
     }
     let s = sign_in(&t.conn, StepScopes::setup(false), store(&t.conn)).await?;
-    let state = state::read(&s.graph, Some(&intent.unique_name()))
-        .await
-        .map_err(|e| Fail(4, e.to_string()))?;
     // Show what goes before asking (the retire re-reads the app right before removing).
-    let preview = match secrets::retire_plan(
-        &intent,
-        &state,
-        &s.account.tenant_id,
-        keep,
-        chrono::Utc::now(),
-    ) {
-        Ok(p) => p,
-        Err(secrets::RetireError::NothingToRetire) => {
+    let preview = match flow::retire_preview(&s, &intent, keep).await {
+        Ok((_, p)) => p,
+        Err(flow::RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
             eprintln!(
                 "Nothing to retire: {} has no other secret made by the wizard.",
                 intent.display_name()
@@ -1181,7 +1172,8 @@ async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
             }
             return Ok(());
         }
-        Err(e) => return Err(Fail(2, e.to_string())),
+        Err(flow::RetireFailed::Retire(e)) => return Err(Fail(2, e.to_string())),
+        Err(e) => return Err(Fail(4, e.to_string())),
     };
     for c in &preview.changes {
         eprintln!("  {}\n     {}", c.title, c.reason);

@@ -9,20 +9,27 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use entra_setup_sim::{Approval, SimConfig, SimHandle};
+use entra_setup_sim::{Approval, Faults, SimConfig, SimHandle};
 use serde_json::{json, Value};
 
+/// The simulated tenant as hard as Entra: every realistic fault on (throttling, replication
+/// delays on reads and lists, late apps, secrets and roles at the token endpoint, lost answers
+/// to creates). The provider's SCIM server runs on this computer, which only this stand-in
+/// for Entra can reach.
 async fn sim(upn: &str) -> SimHandle {
-    entra_setup_sim::start(SimConfig {
+    let sim = entra_setup_sim::start(SimConfig {
         approval: Approval::Auto {
             upn: upn.into(),
             device_polls: 1,
         },
         device_interval_secs: 1,
+        local_scim_reachable: true,
         ..Default::default()
     })
     .await
-    .unwrap()
+    .unwrap();
+    sim.set_faults(Faults::realistic());
+    sim
 }
 
 fn temp() -> PathBuf {
@@ -69,6 +76,7 @@ async fn cli(sim: &SimHandle, data: &Path, args: &[&str]) -> Run {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_entra-setup"))
         .args(&all)
         .env("ENTRA_SETUP_DATA_DIR", data)
+        .env("ENTRA_SETUP_RETRY_MS", "25")
         .stdin(std::process::Stdio::null())
         .output()
         .await
@@ -103,6 +111,25 @@ fn denied() -> (StatusCode, Json<Value>) {
     )
 }
 
+/// Cloudflare's API refuses an Entra ID identity provider without its documented fields.
+fn well_formed(body: &Value) -> Result<(), (StatusCode, Json<Value>)> {
+    let c = &body["config"];
+    let ok = body["type"] == "azureAD"
+        && ["client_id", "client_secret", "directory_id"]
+            .iter()
+            .all(|k| c[*k].as_str().is_some_and(|v| !v.is_empty()));
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"success": false, "errors": [{"code": 12000, "message": "invalid identity provider"}], "result": null}),
+            ),
+        ))
+    }
+}
+
 async fn fake_cloudflare() -> (String, Arc<Fake>) {
     let fake = Arc::new(Fake::default());
     let app = Router::new()
@@ -118,6 +145,9 @@ async fn fake_cloudflare() -> (String, Arc<Fake>) {
                 if !authorised(&h) {
                     return denied();
                 }
+                if let Err(e) = well_formed(&body) {
+                    return e;
+                }
                 f.bodies.lock().unwrap().push(("POST".into(), body.clone()));
                 let mut idp = body.clone();
                 idp["id"] = json!("f174e90a-fafe-4643-bbbc-4a0ed4fc8415");
@@ -130,6 +160,9 @@ async fn fake_cloudflare() -> (String, Arc<Fake>) {
             put(|State(f): State<Arc<Fake>>, h: HeaderMap, UrlPath((_, id)): UrlPath<(String, String)>, Json(body): Json<Value>| async move {
                 if !authorised(&h) {
                     return denied();
+                }
+                if let Err(e) = well_formed(&body) {
+                    return e;
                 }
                 f.bodies.lock().unwrap().push(("PUT".into(), body.clone()));
                 let mut idp = body;
@@ -513,6 +546,10 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
     let sim = sim("adele@contoso.com").await;
     let data = temp();
     let out = temp();
+    let (api, fake) = fake_cloudflare().await;
+    let token_file = data.join("cf-token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let account = format!("account_id={ACCOUNT}");
     let apply = |extra: &'static [&'static str]| {
         let mut args = vec![
             "apply",
@@ -523,11 +560,28 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
             "--yes",
             "--skip-checks",
             "--json",
+            "--push",
+            "--push-input",
+            &account,
+            "--push-token-file",
+            token_file.to_str().unwrap(),
+            "--push-api",
+            &api,
             "--output-dir",
         ];
         args.push(out.to_str().unwrap());
         args.extend_from_slice(extra);
         args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    // The secret in the file apply saved, which is the one it was given.
+    let saved_secret = || {
+        let body: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("api_body.json")).unwrap())
+                .unwrap();
+        body["config"]["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let run = |args: Vec<String>| {
         let sim = &sim;
@@ -544,6 +598,7 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
         .as_str()
         .unwrap()
         .to_string();
+    let old_secret = saved_secret();
 
     // A re-run lists the secret with its expiry and changes nothing.
     let plan = run([
@@ -585,6 +640,18 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
         .as_str()
         .unwrap()
         .contains(&old_key));
+    // The push after the rotation carried the new secret: Cloudflare's identity provider was
+    // updated in place with it, not with the old one.
+    let new_secret = saved_secret();
+    assert_ne!(new_secret, old_secret);
+    let bodies = fake.bodies.lock().unwrap().clone();
+    assert_eq!(
+        bodies.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+        ["POST", "PUT"],
+        "created once, then updated"
+    );
+    assert_eq!(bodies[0].1["config"]["client_secret"], old_secret.as_str());
+    assert_eq!(bodies[1].1["config"]["client_secret"], new_secret.as_str());
 
     // Retiring asks first; a key that is not on the app is refused; then only the old one goes.
     let retire = |keep: &str, yes: bool| {
@@ -609,7 +676,8 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
     let r = run(retire("00000000-0000-0000-0000-000000000000", true)).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("not on the app registration"),
+        r.stderr
+            .contains("No secret with key id 00000000-0000-0000-0000-000000000000"),
         "{}",
         r.stderr
     );
@@ -704,7 +772,7 @@ async fn provision_a_scim_service_from_the_command_line() {
     .await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("--scim-url: Entra only calls https"),
+        r.stderr.contains("--scim-url:") && r.stderr.contains("uses plain http"),
         "{}",
         r.stderr
     );
@@ -817,7 +885,7 @@ async fn status_reports_expiry_drift_and_provisioning_with_an_exit_code() {
     };
     let r = run(vec!["status"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing to check"), "{}", r.stderr);
+    assert!(r.stderr.contains("Nothing to check"), "{}", r.stderr);
 
     let out_dir = out.to_str().unwrap();
     let r = run(vec![
@@ -925,4 +993,363 @@ async fn status_reports_expiry_drift_and_provisioning_with_an_exit_code() {
         .unwrap()
         .len();
     assert_eq!(creds, 1);
+
+    // Another computer (an empty data folder): status finds both setups in the tenant by their
+    // tags and uniqueNames and says they have no journal here; undo removes what the tenant
+    // shows is the wizard's.
+    let elsewhere = temp();
+    let r = cli(&sim, &elsewhere, &["status", "--json"]).await;
+    assert_eq!(
+        r.code, 9,
+        "the expiring secret still needs attention: {}",
+        r.stderr
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let found: Vec<(&str, &str)> = v["setups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["provider"].as_str().unwrap(),
+                s["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found.iter().all(|(_, source)| *source == "tenant"),
+        "{found:?}"
+    );
+    assert!(
+        r.stderr
+            .matches("found in the tenant; no journal on this computer")
+            .count()
+            == 2,
+        "{}",
+        r.stderr
+    );
+    let r = cli(
+        &sim,
+        &elsewhere,
+        &[
+            "undo",
+            "--provider",
+            "scim",
+            "--input",
+            "service=Acme Files",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("No journal for"), "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["source"], "tenant");
+    assert_eq!(v["undone"].as_array().unwrap().len(), 1);
+    assert!(
+        !sim.directory(tenant)
+            .unwrap()
+            .applications
+            .iter()
+            .any(|a| a["uniqueName"] == "entra-setup-scim-acme-files"),
+        "the provisioning app is gone"
+    );
+    // Nothing of the wizard's is left for that setup: a second undo says so, exit 0.
+    let r = cli(
+        &sim,
+        &elsewhere,
+        &[
+            "undo",
+            "--provider",
+            "scim",
+            "--input",
+            "service=Acme Files",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Nothing to undo"), "{}", r.stderr);
+}
+
+/// Every finding of "the CLI misleads on bad input": each gets exit 2 (or the exit code of what
+/// really happened) and a message naming the real problem, before anything is signed in to or
+/// written; `--json` prints a JSON error object.
+#[tokio::test]
+async fn bad_arguments_are_refused_with_the_real_reason_and_exit_code() {
+    let dir = temp();
+    let token = dir.join("token");
+    std::fs::write(&token, "t0k3n-for-the-test").unwrap();
+    let a_file = dir.join("a-file");
+    std::fs::write(&a_file, "not a folder").unwrap();
+    let token = token.to_str().unwrap();
+    let a_file = a_file.to_str().unwrap();
+    let dead = format!(
+        "http://127.0.0.1:{}/scim/v2",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let long_team = format!("team={}", "a".repeat(64));
+    let offline = ["--no-keychain", "--device-code"];
+    let cases: Vec<(Vec<&str>, u8, &str)> = vec![
+        (
+            vec![
+                "retire-secrets",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--keep",
+                "not-a-guid",
+                "--yes",
+            ],
+            2,
+            "is not a secret's key id",
+        ),
+        (
+            vec![
+                "plan",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--authority",
+                "https://x/?a=1",
+                "--graph",
+                "https://g",
+            ],
+            2,
+            "?query",
+        ),
+        (
+            vec![
+                "plan",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--authority",
+                "https://login.example:99999",
+                "--graph",
+                "https://g.example",
+            ],
+            2,
+            "port outside 1–65535",
+        ),
+        (
+            vec![
+                "plan",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--authority",
+                "https://lоgin.microsoftonline.com",
+                "--graph",
+                "https://g.example",
+            ],
+            2,
+            "internationalised host name",
+        ),
+        (
+            vec![
+                "verify-scim",
+                "--url",
+                "ftp://scim.example.com/v2",
+                "--token-file",
+                token,
+            ],
+            2,
+            "uses ftp://",
+        ),
+        (
+            vec![
+                "verify-scim",
+                "--url",
+                "scim.example.com/v2",
+                "--token-file",
+                token,
+            ],
+            2,
+            "has no scheme",
+        ),
+        (
+            vec!["verify-scim", "--url", &dead, "--token-file", token],
+            8,
+            "Connection refused",
+        ),
+        (
+            vec![
+                "plan",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--input",
+                "team=other",
+            ],
+            2,
+            "--input team is given twice",
+        ),
+        (
+            vec![
+                "plan",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--input",
+                "colour=blue",
+            ],
+            2,
+            "'colour' is not an input here; the inputs are: team",
+        ),
+        (
+            vec!["plan", "--provider", "cloudflare", "--input", &long_team],
+            2,
+            "at most 63 characters",
+        ),
+        (
+            vec!["plan", "--provider", "cloudflare", "--input", "team=-acme-"],
+            2,
+            "starts and ends with a letter or digit",
+        ),
+        (
+            vec![
+                "undo",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--rotate-secret",
+            ],
+            2,
+            "unexpected argument '--rotate-secret'",
+        ),
+        (
+            vec![
+                "undo",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--scim-url",
+                "https://x.example",
+            ],
+            2,
+            "unexpected argument '--scim-url'",
+        ),
+        (
+            vec![
+                "apply",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--keep-secret",
+                "--no-keychain",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "apply",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--push-input",
+                "account_id=x",
+            ],
+            2,
+            "--push",
+        ),
+        (
+            vec![
+                "apply",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--output-dir",
+                a_file,
+            ],
+            2,
+            "is a file, not a folder",
+        ),
+        (
+            vec![
+                "apply",
+                "--provider",
+                "cloudflare",
+                "--input",
+                "team=acme",
+                "--push",
+                "--push-api",
+                "ftp://api.example",
+            ],
+            2,
+            "--push-api:",
+        ),
+        (vec!["status", "--warn-days=-1"], 2, "not in 0..=3650"),
+        (
+            vec!["status", "--tenant", "a", "--tenant", "b"],
+            2,
+            "cannot be used multiple times",
+        ),
+    ];
+    for (args, code, says) in &cases {
+        let mut all = args.clone();
+        if !matches!(all[0], "verify-scim") && !all.contains(&"--no-keychain") {
+            all.extend(offline);
+        }
+        let r = run_plain(&all).await;
+        assert_eq!(
+            r.code,
+            i32::from(*code),
+            "{args:?}\nstdout: {}\nstderr: {}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(says) || r.stdout.contains(says),
+            "{args:?} should say {says:?}:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    // A dead endpoint offers no tenant URL to enter.
+    let r = run_plain(&["verify-scim", "--url", &dead, "--token-file", token]).await;
+    assert!(
+        !r.stdout.contains("Tenant URL to enter") && r.stdout.contains("No tenant URL"),
+        "{}",
+        r.stdout
+    );
+    // With --json, a failure is a JSON object on stdout, for usage errors too.
+    for args in [
+        vec!["plan", "--provider", "nope", "--json", "--no-keychain"],
+        vec![
+            "undo",
+            "--provider",
+            "cloudflare",
+            "--rotate-secret",
+            "--json",
+        ],
+    ] {
+        let r = run_plain(&args).await;
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        let v: Value = serde_json::from_str(r.stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", r.stdout));
+        assert_eq!(v["error"]["exitCode"], 2);
+        assert_eq!(v["error"]["kind"], "usage");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
 }

@@ -88,7 +88,7 @@ impl Default for SecretRetry {
     fn default() -> Self {
         Self {
             attempts: 8,
-            delay: Duration::from_secs(10),
+            delay: crate::http::retry_base_override().map_or(Duration::from_secs(10), |b| b * 2),
         }
     }
 }

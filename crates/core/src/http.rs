@@ -15,6 +15,19 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// `ENTRA_SETUP_RETRY_MS`: the base of every wait between retries, for runs against the
+/// simulated tenant (tests, the end-to-end run), which need not wait as long as Entra does: the
+/// Graph backoff starts there, a new secret is retried every two bases, instantiate is polled
+/// every base. Unset, the waits are Entra's. `Retry-After` is always honoured as given.
+pub fn retry_base_override() -> Option<Duration> {
+    std::env::var("ENTRA_SETUP_RETRY_MS")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_millis)
+}
+
 /// How often a call outside the Graph client (OpenID metadata, the token endpoint, an app-only
 /// Graph read in a live test) is tried while the service throttles it.
 pub const THROTTLED_TRIES: u32 = 6;

@@ -1,5 +1,8 @@
 //! A stand-in for Cloudflare's Access identity-provider API, so the demo can show "Push to
-//! Cloudflare" end to end without leaving the computer. Any bearer token is accepted.
+//! Cloudflare" end to end without leaving the computer. Any bearer token is accepted. Like
+//! Cloudflare, it keeps the client secret it is given (never returning it); unlike Cloudflare,
+//! it can say which of the Entra app's secrets that is (`…/{id}/entra_check`), so a test can
+//! prove that a push after a rotation carried the new secret.
 
 use std::sync::Arc;
 
@@ -25,6 +28,39 @@ fn refuse() -> (StatusCode, Json<Value>) {
     )
 }
 
+fn invalid(message: &str) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(
+            json!({"success": false, "errors": [{"code": 12000, "message": message}], "messages": [], "result": null}),
+        ),
+    )
+}
+
+/// Checks an Entra ID identity provider body as Cloudflare's API documents it (type azureAD,
+/// client_id, client_secret, directory_id) and splits the secret off: it is kept apart and
+/// never returned.
+fn checked(body: Value) -> Result<(Value, String), (StatusCode, Json<Value>)> {
+    if body["type"] != "azureAD" {
+        return Err(invalid("type must be azureAD for Microsoft Entra ID."));
+    }
+    let config = &body["config"];
+    for field in ["client_id", "client_secret", "directory_id"] {
+        if config[field].as_str().is_none_or(str::is_empty) {
+            return Err(invalid(&format!("config.{field} is required.")));
+        }
+    }
+    let secret = config["client_secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut idp = body;
+    if let Some(c) = idp["config"].as_object_mut() {
+        c.remove("client_secret");
+    }
+    Ok((idp, secret))
+}
+
 pub async fn list(
     State(s): State<Arc<Shared>>,
     Path(_account): Path<String>,
@@ -33,7 +69,12 @@ pub async fn list(
     if !authorised(&h) {
         return refuse();
     }
-    let idps = s.world().fake_cloudflare.clone();
+    let idps: Vec<Value> = s
+        .world()
+        .fake_cloudflare
+        .iter()
+        .map(|(v, _)| v.clone())
+        .collect();
     (
         StatusCode::OK,
         Json(json!({"success": true, "errors": [], "messages": [], "result": idps})),
@@ -49,12 +90,12 @@ pub async fn create(
     if !authorised(&h) {
         return refuse();
     }
-    let mut idp = body;
+    let (mut idp, secret) = match checked(body) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
     idp["id"] = json!(uuid::Uuid::new_v4().to_string());
-    if let Some(c) = idp["config"].as_object_mut() {
-        c.remove("client_secret");
-    }
-    s.world().fake_cloudflare.push(idp.clone());
+    s.world().fake_cloudflare.push((idp.clone(), secret));
     (
         StatusCode::OK,
         Json(json!({"success": true, "errors": [], "messages": [], "result": idp})),
@@ -70,11 +111,15 @@ pub async fn update(
     if !authorised(&h) {
         return refuse();
     }
+    let (mut idp, secret) = match checked(body) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
     let mut world = s.world();
     let Some(existing) = world
         .fake_cloudflare
         .iter_mut()
-        .find(|i| i["id"] == id.as_str())
+        .find(|(i, _)| i["id"] == id.as_str())
     else {
         return (
             StatusCode::NOT_FOUND,
@@ -83,14 +128,54 @@ pub async fn update(
             ),
         );
     };
-    let mut idp = body;
     idp["id"] = json!(id);
-    if let Some(c) = idp["config"].as_object_mut() {
-        c.remove("client_secret");
-    }
-    *existing = idp.clone();
+    *existing = (idp.clone(), secret);
     (
         StatusCode::OK,
         Json(json!({"success": true, "errors": [], "messages": [], "result": idp})),
+    )
+}
+
+/// The stand-in's own check: which of the Entra app's client secrets the identity provider
+/// holds (its key id, or none), and whether that secret is still on the app.
+pub async fn entra_check(
+    State(s): State<Arc<Shared>>,
+    Path((_account, id)): Path<(String, String)>,
+    h: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if !authorised(&h) {
+        return refuse();
+    }
+    let world = s.world();
+    let Some((idp, secret)) = world
+        .fake_cloudflare
+        .iter()
+        .find(|(i, _)| i["id"] == id.as_str())
+    else {
+        return invalid("identity provider not found");
+    };
+    let client_id = idp["config"]["client_id"].as_str().unwrap_or_default();
+    let tenant = idp["config"]["directory_id"].as_str().unwrap_or_default();
+    let dir = world.directories.get(tenant);
+    let key_id = dir.and_then(|d| {
+        d.secrets
+            .iter()
+            .find(|x| x.app_id == client_id && &x.text == secret)
+            .map(|x| x.key_id.clone())
+    });
+    let on_app = dir.is_some_and(|d| {
+        d.applications.iter().any(|a| {
+            a["appId"] == client_id
+                && a["passwordCredentials"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| Some(c["keyId"].as_str().unwrap_or_default()) == key_id.as_deref())
+                })
+        })
+    });
+    (
+        StatusCode::OK,
+        Json(
+            json!({"success": true, "errors": [], "messages": [], "result": {"clientId": client_id, "secretKeyId": key_id, "secretOnApp": on_app}}),
+        ),
     )
 }

@@ -377,7 +377,12 @@ impl SimHandle {
 
     /// Identity providers pushed to the Cloudflare stand-in (secrets removed).
     pub fn fake_cloudflare_idps(&self) -> Vec<serde_json::Value> {
-        self.shared.world().fake_cloudflare.clone()
+        self.shared
+            .world()
+            .fake_cloudflare
+            .iter()
+            .map(|(v, _)| v.clone())
+            .collect()
     }
 
     /// Has a Global Administrator open an admin-consent link (what a colleague does), without
@@ -496,9 +501,14 @@ fn router(shared: Arc<Shared>) -> Router {
             axum::routing::put(fake_cloudflare::update),
         )
         .route(
+            "/_fake/cloudflare/client/v4/accounts/{account}/access/identity_providers/{id}/entra_check",
+            get(fake_cloudflare::entra_check),
+        )
+        .route(
             "/_sim/faults",
             get(control_get_faults).post(control_set_faults),
         )
+        .route("/_sim/faults/realistic", post(control_realistic_faults))
         .route("/_sim/exchanges", get(control_exchanges))
         .route("/v1.0/{*rest}", axum::routing::any(graph::dispatch))
         .nest("/_fake/scim/v2", shared.scim.router())
@@ -516,6 +526,13 @@ async fn control_set_faults(
     axum::Json(f): axum::Json<Faults>,
 ) -> axum::http::StatusCode {
     s.world().config.faults = f;
+    axum::http::StatusCode::NO_CONTENT
+}
+
+async fn control_realistic_faults(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+) -> axum::http::StatusCode {
+    s.world().config.faults = Faults::realistic();
     axum::http::StatusCode::NO_CONTENT
 }
 

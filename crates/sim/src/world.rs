@@ -76,8 +76,9 @@ pub struct World {
     pub device_poll_times: Vec<DateTime<Utc>>,
     /// Each tenant's directory objects, by tenant id.
     pub directories: HashMap<String, Directory>,
-    /// Identity providers pushed to the Cloudflare stand-in.
-    pub fake_cloudflare: Vec<Value>,
+    /// Identity providers pushed to the Cloudflare stand-in, each with the client secret it
+    /// was given (kept apart, never returned).
+    pub fake_cloudflare: Vec<(Value, String)>,
     /// Work the current Graph request leaves for after the lock is released.
     pub pending: Option<crate::provisioning::Pending>,
 }

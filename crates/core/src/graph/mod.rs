@@ -34,10 +34,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
+        let base = crate::http::retry_base_override();
         Self {
             max_attempts: 8,
-            base_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(30),
+            base_delay: base.unwrap_or(Duration::from_secs(1)),
+            max_delay: base.map_or(Duration::from_secs(30), |b| b * 10),
             max_retry_after: Duration::from_secs(300),
         }
     }

@@ -135,7 +135,7 @@ impl Default for ApplyOptions {
             consent_wait: Duration::from_secs(0),
             consent_poll: Duration::from_secs(5),
             scim_token: None,
-            instantiate_poll: Duration::from_secs(5),
+            instantiate_poll: crate::http::retry_base_override().unwrap_or(Duration::from_secs(5)),
             instantiate_polls: 24,
         }
     }

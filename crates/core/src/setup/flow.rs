@@ -206,6 +206,37 @@ pub async fn execute(
     .await
 }
 
+/// Reads the app and plans the retirement of the wizard's other secrets, keeping `keep`. A
+/// secret added moments ago may not be readable yet (replication): it is waited for as long as
+/// the retry policy allows before "not on the app" is believed.
+pub async fn retire_preview(
+    session: &Session,
+    intent: &Intent,
+    keep: &str,
+) -> Result<(TenantState, Plan), RetireFailed> {
+    let unique = intent.unique_name();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let st = state::read(&session.graph, Some(&unique)).await?;
+        match super::secrets::retire_plan(
+            intent,
+            &st,
+            &session.account.tenant_id,
+            keep,
+            chrono::Utc::now(),
+        ) {
+            Ok(p) => return Ok((st, p)),
+            Err(super::secrets::RetireError::KeepNotFound { .. })
+                if attempt < session.graph.replication_tries() =>
+            {
+                tokio::time::sleep(session.graph.backoff(attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Why retiring old secrets stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RetireFailed {
@@ -230,24 +261,7 @@ pub async fn retire_old_secrets(
 ) -> Result<(Plan, Applied), RetireFailed> {
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
-    let mut attempt = 0;
-    let (state, plan) = loop {
-        let st = state::read(&session.graph, Some(&unique)).await?;
-        match super::secrets::retire_plan(
-            intent,
-            &st,
-            &session.account.tenant_id,
-            keep,
-            chrono::Utc::now(),
-        ) {
-            Ok(p) => break (st, p),
-            Err(super::secrets::RetireError::KeepNotFound { .. }) if attempt < 4 => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let (state, plan) = retire_preview(session, intent, keep).await?;
     let applied = apply::apply(
         &session.graph,
         &session.cloud,
