@@ -81,6 +81,41 @@ fn commands_answer_through_ipc_and_the_acl() {
     .expect_err("only Microsoft pages");
     assert_eq!(link["kind"], "invalid");
 
+    // The ACL refuses what the window's capability does not grant: the clipboard and dialog
+    // plugins are used from Rust only (a secret never passes through the webview), so the
+    // webview calling them directly is refused, as is a command nobody registered.
+    for (cmd, body) in [
+        ("plugin:clipboard-manager|read_text", serde_json::json!({})),
+        (
+            "plugin:clipboard-manager|write_text",
+            serde_json::json!({"text": "x"}),
+        ),
+        ("plugin:dialog|save", serde_json::json!({"options": {}})),
+        (
+            "plugin:fs|read_file",
+            serde_json::json!({"path": "/etc/passwd"}),
+        ),
+        ("no_such_command", serde_json::json!({})),
+    ] {
+        let refused = invoke(&webview, cmd, body).expect_err(cmd);
+        let text = refused.to_string();
+        assert!(
+            text.contains("not allowed") || text.contains("not found"),
+            "{cmd}: {text}"
+        );
+    }
+    let clipboard = invoke(
+        &webview,
+        "plugin:clipboard-manager|read_text",
+        serde_json::json!({}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        clipboard.contains("not allowed"),
+        "the plugin exists but the window may not call it: {clipboard}"
+    );
+
     let resume = invoke(&webview, "resume_session", serde_json::json!({})).unwrap();
     assert_eq!(resume["kind"], "nothing");
     invoke(&webview, "sign_out", serde_json::json!({}))
