@@ -464,3 +464,25 @@ async fn a_removed_secret_stops_signing_in_only_after_a_while() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Finding: throttling hit only Graph in the simulator. Every other request to the login
+/// service (metadata, keys, tokens, device codes) is throttled here too, and sign-in waits it
+/// out — by browser and by device code.
+#[tokio::test]
+async fn sign_in_waits_out_a_throttled_login_service() {
+    for method in [
+        entra_setup_core::auth::Method::Browser,
+        entra_setup_core::auth::Method::DeviceCode,
+    ] {
+        let sim = sim_as("adele@contoso.com").await;
+        sim.set_faults(Faults {
+            login_throttle_every: 2,
+            retry_after_secs: 1,
+            ..Default::default()
+        });
+        let signed = sign_in(&sim, memory(), "contoso.com", method)
+            .await
+            .unwrap_or_else(|e| panic!("{method:?}: {e}"));
+        assert_eq!(signed.session.account.tenant_id, CONTOSO);
+    }
+}

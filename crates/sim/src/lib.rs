@@ -81,8 +81,8 @@ pub struct Faults {
     /// A newly granted application permission is missing from this many app-only tokens, so the
     /// first Graph call with such a token answers 403.
     pub token_role_lag_attempts: u32,
-    /// Every Nth request to the login endpoints a live test uses (client-credential tokens and
-    /// the OpenID metadata) answers 429 with Retry-After.
+    /// Every Nth request to the login endpoints (the OpenID metadata, its signing keys, and the
+    /// token endpoint for every grant) answers 429 with Retry-After.
     pub login_throttle_every: u32,
     /// Writes Entra applies but whose answer is lost: the change is made, the caller gets 504.
     pub lose_responses: Vec<LostResponse>,

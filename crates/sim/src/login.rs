@@ -55,7 +55,7 @@ fn oauth_error_with(
     (status, Json(body)).into_response()
 }
 
-/// Every Nth request to the login endpoints a live test uses answers 429 with Retry-After
+/// Every Nth request to the login endpoints (OpenID metadata, keys, token, device code) answers 429 with Retry-After
 /// (see `Faults::login_throttle_every`). AADSTS90055 is Entra's TenantThrottlingError; the rest
 /// of the wording is the simulator's.
 fn login_throttled(world: &mut World) -> Option<Response> {
@@ -165,6 +165,9 @@ fn consumers(t: &str) -> bool {
 
 pub async fn jwks(State(s): State<Arc<Shared>>) -> Response {
     apply_latency(&s).await;
+    if let Some(throttled) = login_throttled(&mut s.world()) {
+        return throttled;
+    }
     Json(s.keys.jwks()).into_response()
 }
 
@@ -577,11 +580,11 @@ pub async fn token(
     Form(p): Form<Params>,
 ) -> Response {
     apply_latency(&s).await;
+    if let Some(throttled) = login_throttled(&mut s.world()) {
+        return throttled;
+    }
     if p.get("grant_type").map(String::as_str) == Some("client_credentials") {
         let mut world = s.world();
-        if let Some(throttled) = login_throttled(&mut world) {
-            return throttled;
-        }
         return client_credentials(&s, &mut world, &tenant, &p, &headers);
     }
     if p.contains_key("client_secret") {
@@ -829,6 +832,9 @@ pub async fn devicecode(
     Form(p): Form<Params>,
 ) -> Response {
     apply_latency(&s).await;
+    if let Some(throttled) = login_throttled(&mut s.world()) {
+        return throttled;
+    }
     let mut world = s.world();
     let (client_id, scopes) = match check_client(&world, &tenant, &p, &s.base_url) {
         Ok(ok) => ok,

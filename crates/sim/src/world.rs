@@ -70,7 +70,7 @@ pub struct World {
     pub consents: HashMap<(String, String, String), BTreeSet<String>>,
     pub exchanges: Vec<Exchange>,
     pub graph_requests: u64,
-    /// Requests to the login endpoints a live test uses (for `Faults::login_throttle_every`).
+    /// Requests to the login endpoints (for `Faults::login_throttle_every`).
     pub login_requests: u64,
     pub not_found_served: HashMap<String, u32>,
     pub device_poll_times: Vec<DateTime<Utc>>,

@@ -226,19 +226,18 @@ async fn verify_id_token(
     }
     let header =
         jsonwebtoken::decode_header(token).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
-    let jwks: jsonwebtoken::jwk::JwkSet = http
-        .get(&discovery.jwks_uri)
-        .send()
-        .await
-        .map_err(|e| AuthError::Network {
-            what: "the signing keys".into(),
-            detail: e.to_string(),
-        })?
-        .json()
-        .await
-        .map_err(|e| {
-            AuthError::InvalidIdToken(format!("the signing keys are not valid JSON: {e}"))
-        })?;
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        crate::http::send_idempotent(|| http.get(&discovery.jwks_uri))
+            .await
+            .map_err(|e| AuthError::Network {
+                what: "the signing keys".into(),
+                detail: e.to_string(),
+            })?
+            .json()
+            .await
+            .map_err(|e| {
+                AuthError::InvalidIdToken(format!("the signing keys are not valid JSON: {e}"))
+            })?;
     let jwk = match &header.kid {
         Some(kid) => jwks.find(kid),
         None => jwks.keys.first(),
@@ -389,7 +388,7 @@ async fn browser_flow(
     let resp = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)
-        .request_async(http)
+        .request_async(&crate::http::oauth_client(http))
         .await
         .map_err(map_token_error)?;
     finish(http, discovery, opts, resp, Some(nonce.secret())).await
@@ -449,8 +448,9 @@ async fn device_flow(
         .set_device_authorization_url(
             DeviceAuthorizationUrl::new(device_url).map_err(|e| url_err("device", e))?,
         );
+    let patient = crate::http::oauth_client(http);
     let details: oauth2::DeviceAuthorizationResponse<DeviceMessage> = tokio::select! {
-        r = client.exchange_device_code().add_scopes(opts.scopes.iter().cloned().map(Scope::new)).request_async(http) => r.map_err(map_token_error)?,
+        r = client.exchange_device_code().add_scopes(opts.scopes.iter().cloned().map(Scope::new)).request_async(&patient) => r.map_err(map_token_error)?,
         () = cancel.cancelled() => return Err(AuthError::Cancelled),
     };
     let lifetime = details.expires_in();
@@ -463,7 +463,7 @@ async fn device_flow(
         message: details.extra_fields().message.clone(),
     });
     let resp = tokio::select! {
-        r = client.exchange_device_access_token(&details).request_async(http, tokio::time::sleep, Some(lifetime)) => r.map_err(map_device_error)?,
+        r = client.exchange_device_access_token(&details).request_async(&patient, tokio::time::sleep, Some(lifetime)) => r.map_err(map_device_error)?,
         () = cancel.cancelled() => return Err(AuthError::Cancelled),
     };
     on_event(SignInEvent::Redeeming);
