@@ -1,7 +1,8 @@
 //! The applier: the only code that writes to the tenant. It runs a plan's changes in dependency
 //! order (independent ones together), retries the replication delays Graph documents, journals
-//! every step before and after, and never creates a second object on a retry: each write first
-//! checks whether an earlier attempt already made it.
+//! every step before and after, and never creates a second object on a retry: creates that
+//! must not happen twice are sent at most once and, when their answer is lost, reconciled by
+//! reading state; creates that conflict adopt the object that exists.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -319,13 +320,7 @@ impl Ctx<'_> {
                 })
             }
             Change::RemovePassword { key_id, .. } => {
-                crate::graph::gone_ok(
-                    g.post(format!("{app_path}/removePassword"))
-                        .json(json!({"keyId": key_id}))
-                        .scopes(s)
-                        .send()
-                        .await,
-                )?;
+                remove_password(g, &app_path, key_id).await?;
                 Ok(StepOut {
                     detail: format!("Removed secret {key_id}"),
                     removed: Some(key_id.clone()),
@@ -683,6 +678,17 @@ impl Ctx<'_> {
     }
 }
 
+/// Removes a client secret from an app; one already gone is fine.
+async fn remove_password(g: &GraphClient, app_path: &str, key_id: &str) -> Result<(), GraphError> {
+    crate::graph::gone_ok(
+        g.post(format!("{app_path}/removePassword"))
+            .json(json!({"keyId": key_id}))
+            .scopes(StepScopes::RegisterApp)
+            .send()
+            .await,
+    )
+}
+
 /// Right after the provisioning app is created its synchronization endpoints answer 404 or 403
 /// for a while (terraform retries 409 and 403 on job creation, reference §10.2).
 fn sync_not_ready(e: &ApiError) -> bool {
@@ -763,13 +769,7 @@ impl Ctx<'_> {
                 })
                 .await?;
             if let Some(key_id) = lost {
-                crate::graph::gone_ok(
-                    g.post(format!("{app_path}/removePassword"))
-                        .json(json!({"keyId": key_id}))
-                        .scopes(s)
-                        .send()
-                        .await,
-                )?;
+                remove_password(g, app_path, &key_id).await?;
                 removed.push(key_id);
             }
         }

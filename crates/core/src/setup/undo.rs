@@ -19,6 +19,25 @@ pub struct Undone {
     pub id: String,
 }
 
+/// Journals that Undo removed (or restored) an object.
+fn record_undone(journal: &Journal, plan_id: &str, kind: ObjectKind, id: &str) {
+    let entry = Entry {
+        at: Utc::now(),
+        plan_id: plan_id.to_string(),
+        seq: None,
+        event: Event::Undone {
+            kind,
+            id: id.to_string(),
+        },
+        app_object_id: None,
+        app_id: None,
+        request_id: None,
+    };
+    if let Err(e) = journal.append(&entry) {
+        tracing::warn!(error = %e, "could not journal an undo step");
+    }
+}
+
 /// What Undo would remove, newest first.
 pub fn pending(journal: &Journal) -> Vec<Created> {
     journal.created()
@@ -34,23 +53,7 @@ pub async fn undo(
     let plan_id = format!("undo-{}", uuid::Uuid::new_v4());
     let s = StepScopes::RegisterApp;
     let c = StepScopes::Consent;
-    let record = |kind: ObjectKind, id: &str| {
-        let entry = Entry {
-            at: Utc::now(),
-            plan_id: plan_id.clone(),
-            seq: None,
-            event: Event::Undone {
-                kind,
-                id: id.to_string(),
-            },
-            app_object_id: None,
-            app_id: None,
-            request_id: None,
-        };
-        if let Err(e) = journal.append(&entry) {
-            tracing::warn!(error = %e, "could not journal an undo step");
-        }
-    };
+    let record = |kind: ObjectKind, id: &str| record_undone(journal, &plan_id, kind, id);
     let mut out = vec![];
     // The provisioning app goes first: deleting it removes its job, secrets and assignments.
     let mut created = created;
@@ -273,21 +276,7 @@ pub async fn undo_from_tenant(
         } else {
             ObjectKind::Application
         };
-        let entry = Entry {
-            at: Utc::now(),
-            plan_id: plan_id.clone(),
-            seq: None,
-            event: Event::Undone {
-                kind,
-                id: app.object_id.clone(),
-            },
-            app_object_id: None,
-            app_id: None,
-            request_id: None,
-        };
-        if let Err(e) = journal.append(&entry) {
-            tracing::warn!(error = %e, "could not journal an undo step");
-        }
+        record_undone(journal, &plan_id, kind, &app.object_id);
         let u = Undone {
             what: if app.provisioning {
                 format!("Deleted the provisioning app \"{}\", its job, saved credentials and assignments", app.display_name)
