@@ -28,6 +28,12 @@ pub enum IpcError {
     Graph(Box<GraphFailure>),
     #[error("{message}")]
     Network { message: String },
+    /// The provider's own API (a push) refused or answered oddly; `status` is its HTTP status.
+    #[error("{message}")]
+    Provider {
+        message: String,
+        status: Option<u16>,
+    },
     #[error("{message}")]
     Keychain { message: String },
     #[error("{message}")]
@@ -59,6 +65,23 @@ pub struct GraphFailure {
     pub client_request_id: String,
     pub method: String,
     pub path: String,
+}
+
+impl From<entra_setup_core::push::PushError> for IpcError {
+    fn from(e: entra_setup_core::push::PushError) -> Self {
+        use entra_setup_core::push::PushError;
+        let message = e.to_string();
+        match e {
+            PushError::Network(_) => Self::Network { message },
+            PushError::Refused { status, .. } | PushError::Unexpected { status, .. } => {
+                Self::Provider {
+                    message,
+                    status: Some(status),
+                }
+            }
+            PushError::Prepare(_) => Self::Internal { message },
+        }
+    }
 }
 
 impl From<AuthError> for IpcError {

@@ -1001,19 +1001,22 @@ async fn hand_over(
         how.push("saved to a file");
     }
     if let (Some(inputs), Some(push)) = (push_inputs, &provider.push) {
-        let body =
-            outputs::render_with_secret(provider, push.output.get_ref(), &values, &secret.value)
-                .map_err(|e| Fail(1, e))?;
+        let body = outputs::render_with_secret(provider, &push.output, &values, &secret.value)
+            .map_err(|e| Fail(1, e))?;
         let token = SecretString::from(inputs.get("api_token").cloned().unwrap_or_default());
-        let base = a.push_api.clone().unwrap_or_else(|| push.api_base.clone());
-        let http = entra_setup_core::http::client();
-        let r = outputs::push_cloudflare(
-            &http,
-            &base,
+        let mut push_values = values.clone();
+        push_values.extend(
             inputs
-                .get("account_id")
-                .map(String::as_str)
-                .unwrap_or_default(),
+                .iter()
+                .filter(|(k, _)| k.as_str() != "api_token")
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let http = entra_setup_core::http::client();
+        let r = entra_setup_core::push::push(
+            &http,
+            push,
+            a.push_api.as_deref(),
+            &push_values,
             &token,
             &body,
         )
@@ -1025,8 +1028,9 @@ async fn hand_over(
             )
         })?;
         eprintln!(
-            "{} the identity provider {} in {}.",
+            "{} {} {} in {}.",
             if r.created { "Created" } else { "Updated" },
+            r.object,
             r.id,
             provider.name
         );
@@ -1475,12 +1479,7 @@ fn providers() {
         println!("{} — {}", p.id(), p.name);
         println!("  {}", p.description);
         for i in &p.inputs {
-            println!(
-                "  --input {}=…  {} (e.g. {})",
-                i.id.get_ref(),
-                i.label,
-                i.example
-            );
+            println!("  --input {}=…  {} (e.g. {})", i.id, i.label, i.example);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! authority, Graph root) is injected through [`cloud::Cloud`], so national clouds, the simulated
 //! tenant and Microsoft's global cloud take the same code path.
 
+pub mod apis;
 pub mod auth;
 pub mod checks;
 pub mod cloud;
@@ -17,6 +18,7 @@ pub mod people;
 pub mod preflight;
 pub mod provider;
 pub mod provisioning;
+pub mod push;
 pub mod redact;
 pub mod scim;
 pub mod session;

@@ -1,6 +1,7 @@
 //! Which links the wizard opens in the system browser: Microsoft's portals, docs and sign-in
-//! pages over https, and the local simulator in demo mode. Anything else is refused, so a
-//! compromised page in the webview cannot make the app open arbitrary URLs.
+//! pages over https, the pages each provider profile names (`docs_url`, `link_hosts`), and the
+//! local simulator in demo mode. Anything else is refused, so a compromised page in the webview
+//! cannot make the app open arbitrary URLs.
 
 use url::Url;
 
@@ -17,10 +18,15 @@ const ALLOWED_HOSTS: &[&str] = &[
     "login.microsoftonline.us",
     "login.partner.microsoftonline.cn",
     "myapps.microsoft.com",
-    "developers.cloudflare.com",
-    "dash.cloudflare.com",
-    "www.pomerium.com",
 ];
+
+/// Whether `host` is one of `hosts`; an entry `*.example.com` stands for its subdomains.
+fn listed(hosts: &[String], host: &str) -> bool {
+    hosts.iter().any(|h| match h.strip_prefix("*.") {
+        Some(domain) => host.ends_with(&format!(".{domain}")),
+        None => h == host,
+    })
+}
 
 /// Parses and checks a link the UI asked to open.
 pub fn check_external_link(raw: &str) -> Result<Url, String> {
@@ -28,7 +34,9 @@ pub fn check_external_link(raw: &str) -> Result<Url, String> {
     let host = url.host_str().unwrap_or_default();
     let loopback = matches!(host, "127.0.0.1" | "localhost");
     match url.scheme() {
-        "https" if ALLOWED_HOSTS.contains(&host) || host.ends_with(".cloudflareaccess.com") => {
+        "https"
+            if ALLOWED_HOSTS.contains(&host) || listed(&crate::provider::link_hosts(), host) =>
+        {
             Ok(url)
         }
         "http" if loopback => Ok(url),
@@ -51,5 +59,17 @@ mod tests {
         assert!(check_external_link("http://portal.azure.com/").is_err());
         assert!(check_external_link("https://evil.example/").is_err());
         assert!(check_external_link("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn provider_pages_come_from_the_profiles() {
+        // Cloudflare's profile names its dashboard and its teams' domains; Pomerium's its docs.
+        assert!(check_external_link("https://dash.cloudflare.com/").is_ok());
+        assert!(check_external_link("https://acme.cloudflareaccess.com/").is_ok());
+        assert!(check_external_link(
+            "https://www.pomerium.com/docs/integrations/user-identity/azure"
+        )
+        .is_ok());
+        assert!(check_external_link("https://cloudflareaccess.com.evil.example/").is_err());
     }
 }

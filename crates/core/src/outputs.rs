@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::cloud::Cloud;
 use crate::preflight::Preflight;
@@ -63,7 +62,7 @@ fn render_one(
     o: &provider::OutputSpec,
     values: &BTreeMap<String, String>,
 ) -> Result<String, String> {
-    provider::render(o.template.get_ref().trim_start_matches('\n'), values, |v| {
+    provider::render(o.template.as_str().trim_start_matches('\n'), values, |v| {
         provider::escape_quoted(o.format, v)
     })
 }
@@ -269,116 +268,6 @@ pub fn done_advice(
     out
 }
 
-/// The result of pushing settings to the provider.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[serde(rename_all = "camelCase")]
-pub struct PushResult {
-    pub id: String,
-    /// False when an existing identity provider was updated instead.
-    pub created: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PushError {
-    #[error("The provider's API could not be reached: {0}")]
-    Network(String),
-    #[error("The provider's API refused the request (HTTP {status}): {message}")]
-    Refused { status: u16, message: String },
-}
-
-#[derive(Deserialize)]
-struct CfEnvelope {
-    success: bool,
-    #[serde(default)]
-    errors: Vec<CfMessage>,
-    #[serde(default)]
-    result: Value,
-}
-
-#[derive(Deserialize)]
-struct CfMessage {
-    #[serde(default)]
-    code: i64,
-    #[serde(default)]
-    message: String,
-}
-
-async fn cf_call(req: reqwest::RequestBuilder) -> Result<Value, PushError> {
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| PushError::Network(e.without_url().to_string()))?;
-    let status = resp.status().as_u16();
-    let env: CfEnvelope = resp.json().await.map_err(|e| PushError::Refused {
-        status,
-        message: format!("unexpected answer: {e}"),
-    })?;
-    if env.success && (200..300).contains(&status) {
-        return Ok(env.result);
-    }
-    let message = env
-        .errors
-        .iter()
-        .map(|e| format!("{} (code {})", e.message, e.code))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let hint = if status == 403 || status == 401 {
-        " Check that the API token has 'Access: Organizations, Identity Providers, and Groups Write' for this account."
-    } else {
-        ""
-    };
-    Err(PushError::Refused {
-        status,
-        message: format!("{message}{hint}"),
-    })
-}
-
-/// Creates or updates Cloudflare Access's Entra ID identity provider. An identity provider of
-/// type azureAD with the same name is updated rather than duplicated.
-pub async fn push_cloudflare(
-    http: &reqwest::Client,
-    api_base: &str,
-    account_id: &str,
-    token: &SecretString,
-    body: &SecretString,
-) -> Result<PushResult, PushError> {
-    let base = format!(
-        "{}/accounts/{account_id}/access/identity_providers",
-        api_base.trim_end_matches('/')
-    );
-    let parsed: Value =
-        serde_json::from_str(body.expose_secret()).map_err(|e| PushError::Refused {
-            status: 0,
-            message: format!("the request body is not JSON: {e}"),
-        })?;
-    let name = parsed["name"].as_str().unwrap_or_default().to_string();
-    let existing = cf_call(http.get(&base).bearer_auth(token.expose_secret())).await?;
-    let found = existing
-        .as_array()
-        .and_then(|list| {
-            list.iter()
-                .find(|i| i["type"] == "azureAD" && i["name"] == name.as_str())
-        })
-        .and_then(|i| i["id"].as_str().map(str::to_string));
-    let (req, created) = match &found {
-        Some(id) => (http.put(format!("{base}/{id}")), false),
-        None => (http.post(&base), true),
-    };
-    let result = cf_call(
-        req.bearer_auth(token.expose_secret())
-            .header("Content-Type", "application/json")
-            .body(body.expose_secret().to_string()),
-    )
-    .await?;
-    let id = result["id"]
-        .as_str()
-        .map(str::to_string)
-        .or(found)
-        .unwrap_or_default();
-    Ok(PushResult { id, created })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +296,7 @@ mod tests {
         let api = shown.iter().find(|r| r.id == "api_body").unwrap();
         assert!(api.text.contains(SECRET_MASK));
         let body = render_with_secret(&p, "api_body", &v, &SecretString::from("s3cr\"et")).unwrap();
-        let json: Value = serde_json::from_str(body.expose_secret()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(body.expose_secret()).unwrap();
         assert_eq!(json["config"]["client_secret"], "s3cr\"et");
         assert_eq!(
             json["config"]["directory_id"],

@@ -251,12 +251,12 @@ pub fn interpret(
             Some(Link { label: "App management policies".into(), url: portal("#view/Microsoft_AAD_IAM/AppManagementPolicies.ReactView") }),
         );
     } else if let Some(max) = policy.max_lifetime_days {
-        if max < *provider.secret_lifetime_days.get_ref() {
+        if max < provider.secret_lifetime_days() {
             add(
                 "secret_lifetime_capped",
                 Severity::Info,
                 "Client secrets are capped by policy",
-                format!("Your tenant allows client secrets for at most {max} days, so the secret will expire sooner than {}'s default of {} days. Plan to rotate it.", provider.name, provider.secret_lifetime_days.get_ref()),
+                format!("Your tenant allows client secrets for at most {max} days, so the secret will expire sooner than {}'s default of {} days. Plan to rotate it.", provider.name, provider.secret_lifetime_days()),
                 None,
             );
         }

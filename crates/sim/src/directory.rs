@@ -10,37 +10,36 @@ use serde_json::{json, Value};
 /// Microsoft Graph's well-known application id.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
-/// Delegated permissions (`oauth2PermissionScopes`) of the Microsoft Graph service principal,
-/// with the ids Microsoft uses in every tenant (reference §4).
-pub const GRAPH_SCOPES: &[(&str, &str)] = &[
-    ("email", "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0"),
-    ("offline_access", "7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),
-    ("openid", "37f7f235-527c-4136-accd-4a02d197296e"),
-    ("profile", "14dad69e-099b-42c9-810b-d002981feec1"),
-    ("User.Read", "e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
-    ("Directory.Read.All", "06da0dbc-49e2-44d2-8312-53f166ab848a"),
-    (
-        "GroupMember.Read.All",
-        "bc024368-1153-4739-b217-4326f2e966d0",
-    ),
-    ("User.Read.All", "a154be20-db9c-4678-8ab7-66f6cc099a59"),
-    ("Group.Read.All", "5f8c59db-677d-491f-a6b8-5f174b11ec1d"),
-    (
-        "Application.ReadWrite.All",
-        "bdfbf15f-ee85-4955-8675-146e8e5296b5",
-    ),
-];
-
-/// Application permissions (`appRoles`) of the Microsoft Graph service principal.
-pub const GRAPH_APP_ROLES: &[(&str, &str)] = &[
-    ("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
-    ("Group.Read.All", "5b567255-7703-4780-807c-7be8301ae99b"),
-    ("User.Read.All", "df021288-bdef-4463-88db-98f22de89214"),
-    (
-        "GroupMember.Read.All",
-        "98830695-27a2-44f7-8c18-0c3ebc9698f6",
-    ),
-];
+/// Microsoft Graph's permissions with the ids Microsoft uses in every tenant, from the same
+/// data file the wizard validates profiles with (`data/apis.toml`): (delegated, application),
+/// each as (name, id).
+#[allow(clippy::type_complexity)]
+pub fn graph_permissions() -> (Vec<(String, String)>, Vec<(String, String)>) {
+    #[derive(serde::Deserialize)]
+    struct Api {
+        app_id: String,
+        #[serde(default)]
+        delegated: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        application: std::collections::BTreeMap<String, String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        apis: Vec<Api>,
+    }
+    let file: Option<File> = toml::from_str(include_str!("../../../data/apis.toml")).ok();
+    let graph = file
+        .into_iter()
+        .flat_map(|f| f.apis)
+        .find(|a| a.app_id == GRAPH_APP_ID);
+    match graph {
+        Some(g) => (
+            g.delegated.into_iter().collect(),
+            g.application.into_iter().collect(),
+        ),
+        None => (vec![], vec![]),
+    }
+}
 
 /// A client secret the simulator will accept at the token endpoint.
 #[derive(Clone, Debug)]
@@ -167,13 +166,14 @@ impl Directory {
         );
         graph["appOwnerOrganizationId"] = json!("f8cdef31-a31e-4b4a-93e4-5f571e91255a");
         graph["servicePrincipalNames"] = json!([GRAPH_APP_ID, "https://graph.microsoft.com"]);
-        graph["appRoles"] = GRAPH_APP_ROLES
+        let (scopes, app_roles) = graph_permissions();
+        graph["appRoles"] = app_roles
             .iter()
             .map(|(name, id)| {
                 json!({"id": id, "value": name, "displayName": format!("Read {name}"), "description": format!("Allows the app to {name} without a signed-in user."), "allowedMemberTypes": ["Application"], "isEnabled": true, "origin": "Application"})
             })
             .collect();
-        graph["oauth2PermissionScopes"] = GRAPH_SCOPES
+        graph["oauth2PermissionScopes"] = scopes
             .iter()
             .map(|(name, id)| {
                 json!({"id": id, "value": name, "type": if name.contains(".All") { "Admin" } else { "User" }, "adminConsentDisplayName": name, "adminConsentDescription": name, "isEnabled": true, "origin": "Application"})

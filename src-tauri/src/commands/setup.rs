@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use entra_setup_core::auth::{Method, SignInEvent, StepScopes};
 use entra_setup_core::checks::{self, CheckResult, SecretRetry};
-use entra_setup_core::outputs::{self, PushResult, Rendered};
+use entra_setup_core::outputs::{self, Rendered};
 use entra_setup_core::preflight::Preflight;
 use entra_setup_core::provider::{
     self, InputError, InputKind, InputSpec, PermissionKind, Protocol,
 };
+use entra_setup_core::push::{self, PushResult};
 use entra_setup_core::session::{self, Session};
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
@@ -73,7 +74,7 @@ pub struct ProviderInfo {
 
 fn input_info(i: &InputSpec) -> InputInfo {
     InputInfo {
-        id: i.id.get_ref().clone(),
+        id: i.id.clone(),
         label: i.label.clone(),
         help: i.help.clone(),
         example: i.example.clone(),
@@ -226,15 +227,15 @@ pub fn providers() -> Result<Vec<ProviderInfo>, IpcError> {
             id: p.id().to_string(),
             name: p.name.clone(),
             description: p.description.clone(),
-            protocol: p.protocol,
+            protocol: p.protocol(),
             docs_url: p.docs_url.clone(),
-            secret_lifetime_days: *p.secret_lifetime_days.get_ref(),
+            secret_lifetime_days: p.secret_lifetime_days(),
             inputs: p.inputs.iter().map(input_info).collect(),
             permissions: p
                 .permissions
                 .iter()
                 .map(|x| PermissionInfo {
-                    name: x.name.get_ref().clone(),
+                    name: x.name.clone(),
                     kind: x.kind,
                     why: x.why.clone(),
                 })
@@ -245,7 +246,7 @@ pub fn providers() -> Result<Vec<ProviderInfo>, IpcError> {
                 .flat_map(|x| x.inputs.iter())
                 .map(input_info)
                 .collect(),
-            groups_claim_note: p.groups_claim_note.clone(),
+            groups_claim_note: p.groups_claim_note().map(str::to_string),
             sign_in: p.has_sign_in(),
             scim: p.scim.is_some(),
         })
@@ -397,7 +398,7 @@ fn permission_statuses(p: &Prepared) -> Vec<PermissionStatus> {
         .permissions
         .iter()
         .map(|perm| {
-            let name = perm.name.get_ref().clone();
+            let name = perm.name.clone();
             let already = match perm.kind {
                 PermissionKind::Delegated => granted_scopes.contains(&name),
                 PermissionKind::Application => p
@@ -541,7 +542,7 @@ async fn done_view(
         &p.intent.inputs,
         st.secret.as_ref().map(|x| x.end),
     );
-    let groups = if provider.groups_claim_note.is_some() {
+    let groups = if provider.groups_claim_note().is_some() {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct G {
@@ -668,7 +669,7 @@ async fn done_view(
             .map(input_info)
             .collect(),
         groups,
-        groups_claim_note: provider.groups_claim_note.clone(),
+        groups_claim_note: provider.groups_claim_note().map(str::to_string),
         journal: p.journal.path().display().to_string(),
         demo,
     }
@@ -1089,7 +1090,7 @@ pub async fn push_to_provider(
     setup: State<'_, SetupState>,
 ) -> Result<PushResult, IpcError> {
     let is_demo = sessions.inner.lock().await.as_ref().is_some_and(|a| a.demo);
-    let (provider, output) = {
+    let (provider, output, mut values) = {
         let applied = setup.applied.lock().await;
         let st = applied.as_ref().ok_or(IpcError::Blocked {
             message: "Apply the plan first.".into(),
@@ -1098,40 +1099,43 @@ pub async fn push_to_provider(
         let out = p
             .push
             .as_ref()
-            .map(|x| x.output.get_ref().clone())
+            .map(|x| x.output.clone())
             .ok_or(IpcError::Blocked {
                 message: format!("{} has no API to push to.", p.name),
             })?;
-        (p, out)
+        let guard = sessions.inner.lock().await;
+        let s = &guard.as_ref().ok_or(IpcError::NotSignedIn)?.session;
+        let values = outputs::values(
+            &s.cloud,
+            &s.account.tenant_id,
+            &st.app_id,
+            &st.prepared.plan.display_name,
+            &st.prepared.intent.inputs,
+            st.secret.as_ref().map(|x| x.end),
+        );
+        (p, out, values)
     };
     let checked = provider
         .validate_push_inputs(&inputs)
         .map_err(|errors: Vec<InputError>| IpcError::Inputs { errors })?;
     let (body, _) = secret_payload(&setup, &sessions, Some(&output)).await?;
     let base = if is_demo {
-        demo.fake_cloudflare_api().await?
+        Some(demo.fake_cloudflare_api().await?)
     } else {
-        provider
-            .push
-            .as_ref()
-            .map(|x| x.api_base.clone())
-            .unwrap_or_default()
+        None
     };
     let token = SecretString::from(checked.get("api_token").cloned().unwrap_or_default());
-    let r = outputs::push_cloudflare(
-        &core.http,
-        &base,
+    values.extend(
         checked
-            .get("account_id")
-            .map(String::as_str)
-            .unwrap_or_default(),
-        &token,
-        &body,
-    )
-    .await
-    .map_err(|e| IpcError::Network {
-        message: e.to_string(),
+            .into_iter()
+            .filter(|(k, _)| k.as_str() != "api_token"),
+    );
+    let spec = provider.push.as_ref().ok_or(IpcError::Blocked {
+        message: format!("{} has no API to push to.", provider.name),
     })?;
+    let r = push::push(&core.http, spec, base.as_deref(), &values, &token, &body)
+        .await
+        .map_err(IpcError::from)?;
     mark_handed_over(&setup, "pushed to the provider").await;
     Ok(r)
 }

@@ -303,7 +303,14 @@ export type InputInfo = {
 	secret: boolean,
 };
 
-export type InputKind = "text" | "url";
+export type InputKind = "text" | 
+/**  A URL: a trailing `/` is dropped, and `{<id>_host}` is its host. */
+"url" | 
+/**
+ *  One or more URLs separated by commas; `pattern` and `rules` apply to each. A template
+ *  that is just `{<id>}` stands for each URL in turn.
+ */
+"url_list";
 
 /**  What the admin's inputs give: the app's names and redirect URIs. */
 export type IntentView = {
@@ -331,6 +338,11 @@ export type IpcError =
 /**  Microsoft Graph refused a call. */
 { kind: "graph"; detail: GraphFailure } | { kind: "network"; detail: {
 	message: string,
+} } | 
+/**  The provider's own API (a push) refused or answered oddly; `status` is its HTTP status. */
+{ kind: "provider"; detail: {
+	message: string,
+	status: number | null,
 } } | { kind: "keychain"; detail: {
 	message: string,
 } } | { kind: "internal"; detail: {
@@ -543,6 +555,7 @@ export type Principal = {
 /**  A user or a group. */
 export type PrincipalKind = "User" | "Group";
 
+/**  How users sign in to the provider through Entra; `Scim` for providers that only provision. */
 export type Protocol = "oidc" | "saml" | "scim";
 
 /**  A provider as the Choose service step shows it. */
@@ -570,8 +583,10 @@ export type ProvisioningStatus = {
 
 /**  The result of pushing settings to the provider. */
 export type PushResult = {
+	/**  What was made at the provider, in words ("the identity provider"). */
+	object: string,
 	id: string,
-	/**  False when an existing identity provider was updated instead. */
+	/**  False when an object made before was updated instead. */
 	created: boolean,
 };
 

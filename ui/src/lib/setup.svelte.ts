@@ -421,7 +421,7 @@ class Setup {
     const r = await this.run("Pushing the settings to the provider…", () => ipc.pushToProvider(inputs));
     if (r.ok) {
       this.pushed = r.value;
-      await this.handedOver(`${r.value.created ? "Created" : "Updated"} the identity provider ${r.value.id} in ${this.done?.providerName ?? "the provider"}.`);
+      await this.handedOver(`${r.value.created ? "Created" : "Updated"} ${r.value.object} ${r.value.id} in ${this.done?.providerName ?? "the provider"}.`);
     }
   }
 

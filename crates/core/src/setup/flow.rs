@@ -40,6 +40,16 @@ pub async fn prepare(
     intent: Intent,
     held_secret_ids: &[String],
 ) -> Result<Prepared, SetupError> {
+    // Boxed: the reads it waits on make a large future.
+    Box::pin(prepare_boxed(session, data_dir, intent, held_secret_ids)).await
+}
+
+async fn prepare_boxed(
+    session: &Session,
+    data_dir: &Path,
+    intent: Intent,
+    held_secret_ids: &[String],
+) -> Result<Prepared, SetupError> {
     scim_reachable(&session.cloud, &intent)?;
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();

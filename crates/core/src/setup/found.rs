@@ -76,7 +76,7 @@ impl WizardApp {
             .inputs
             .iter()
             .filter(|i| !i.secret)
-            .map(|i| i.id.get_ref().as_str())
+            .map(|i| i.id.as_str())
             .collect();
         let keep = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
             m.into_iter()
@@ -90,8 +90,8 @@ impl WizardApp {
             }
         }
         if self.provisioning {
-            if let Some(s) = &p.scim {
-                if let Some(m) = provider::unrender(s.app_name.get_ref(), &self.display_name) {
+            if let Some(name) = p.scim_app().and_then(|a| a.name.as_deref()) {
+                if let Some(m) = provider::unrender(name, &self.display_name) {
                     candidates.push(keep(m));
                 }
             }
@@ -102,8 +102,8 @@ impl WizardApp {
                 .flatten()
                 .filter_map(Value::as_str)
             {
-                for t in &p.redirect_uris {
-                    if let Some(m) = provider::unrender(t.get_ref(), uri) {
+                for t in p.redirect_uris() {
+                    if let Some(m) = provider::unrender(t, uri) {
                         candidates.push(keep(m));
                     }
                 }

@@ -147,7 +147,7 @@ impl Intent {
         secret_lifetime_days: Option<u32>,
     ) -> Result<Self, Vec<InputError>> {
         let inputs = provider.validate_inputs(raw)?;
-        let days = secret_lifetime_days.unwrap_or(*provider.secret_lifetime_days.get_ref());
+        let days = secret_lifetime_days.unwrap_or(provider.secret_lifetime_days());
         if !(1..=730).contains(&days) {
             return Err(vec![InputError {
                 field: "secret_lifetime_days".into(),
@@ -172,7 +172,7 @@ impl Intent {
             .iter()
             .filter(|i| !i.secret)
             .filter_map(|i| {
-                let id = i.id.get_ref();
+                let id = &i.id;
                 self.inputs.get(id).map(|v| (id.clone(), v.clone()))
             })
             .collect()
@@ -215,11 +215,9 @@ impl Intent {
     /// The provisioning app's display name.
     pub fn scim_display_name(&self) -> String {
         self.provider
-            .scim
-            .as_ref()
-            .and_then(|s| {
-                provider::render(s.app_name.get_ref(), &self.values(), str::to_string).ok()
-            })
+            .scim_app()
+            .and_then(|a| a.name.as_deref())
+            .and_then(|name| provider::render(name, &self.values(), str::to_string).ok())
             .unwrap_or_else(|| format!("{} SCIM", self.provider.name))
     }
 
@@ -231,7 +229,7 @@ impl Intent {
     pub fn unique_name(&self) -> String {
         let instance = self
             .inputs
-            .get(self.provider.instance_input.get_ref())
+            .get(&self.provider.instance_input)
             .map(String::as_str)
             .unwrap_or_default();
         let instance = instance
@@ -254,20 +252,12 @@ impl Intent {
     }
 
     pub fn display_name(&self) -> String {
-        provider::render(
-            self.provider.app_name.get_ref(),
-            &self.values(),
-            str::to_string,
-        )
-        .unwrap_or_else(|_| self.provider.name.clone())
+        provider::render(self.provider.app_name(), &self.values(), str::to_string)
+            .unwrap_or_else(|_| self.provider.name.clone())
     }
 
     pub fn redirect_uris(&self) -> Vec<String> {
-        self.provider
-            .redirect_uris
-            .iter()
-            .filter_map(|r| provider::render(r.get_ref(), &self.values(), str::to_string).ok())
-            .collect()
+        self.provider.render_redirect_uris(&self.values())
     }
 
     pub fn provider_tag(&self) -> String {
@@ -284,7 +274,7 @@ impl Intent {
             .permissions
             .iter()
             .map(|p| {
-                let name = p.name.get_ref();
+                let name = &p.name;
                 graph_sp
                     .permission_id(name, p.kind)
                     .map(|id| ResolvedPermission {
@@ -305,7 +295,7 @@ impl Intent {
 
     /// The application body the wizard wants (before merging with what already exists).
     pub fn desired_app(&self, perms: &[ResolvedPermission]) -> Value {
-        let claims = &self.provider.claims;
+        let claims = &self.provider.claims();
         let optional = |names: &Vec<String>| -> Value {
             names
                 .iter()
@@ -328,7 +318,7 @@ impl Intent {
             "requiredResourceAccess": if access.is_empty() { json!([]) } else { json!([{"resourceAppId": GRAPH_APP_ID, "resourceAccess": access}]) },
         });
         if let Some(g) = &claims.group_membership_claims {
-            body["groupMembershipClaims"] = json!(g.get_ref());
+            body["groupMembershipClaims"] = json!(g);
         }
         if !(claims.id_token.is_empty()
             && claims.access_token.is_empty()

@@ -217,6 +217,8 @@ pub enum PlanError {
     SecretsBlocked { provider: String },
     #[error("{0}")]
     Permissions(String),
+    #[error("{0} Its profile is valid; setting it up arrives with a later version.")]
+    Unsupported(String),
     #[error("Enter the SCIM Secret Token again: Entra never gives a saved token back, and {why}.")]
     ScimTokenNeeded { why: String },
     #[error("Entra cannot reach {url}: its provisioning service runs in Microsoft's cloud and connects to the tenant URL over the internet, so an address on this computer or its private network (localhost, 127.0.0.1, 10.x, 192.168.x, .local) never answers it. Enter the provider's public https SCIM URL.")]
@@ -375,6 +377,9 @@ pub struct PlanInput<'a> {
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let intent = input.intent;
     let state = input.state;
+    if let Some(why) = intent.provider.unsupported() {
+        return Err(PlanError::Unsupported(why));
+    }
     if !input.roles.can_manage_apps {
         return Err(PlanError::MissingRole);
     }
@@ -600,7 +605,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                         .provider
                         .permissions
                         .iter()
-                        .find(|x| x.name.get_ref() == &p.name)
+                        .find(|x| x.name == p.name)
                         .map(|x| x.why.clone())
                         .unwrap_or_default(),
                     format!(
