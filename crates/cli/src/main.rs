@@ -46,6 +46,15 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// A folder of your own provider profiles (*.toml), read besides the built-in ones and the
+    /// `providers` folder of the app's configuration directory.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "ENTRA_SETUP_PROVIDERS_DIR"
+    )]
+    providers_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -309,21 +318,28 @@ fn intent(t: &Target) -> Result<Intent, Fail> {
     Ok(intent_of(&t.provider, &t.inputs, t.secret_days)?.with_rotation(t.rotate_secret))
 }
 
+/// Every provider: built in and the admin's own; a broken profile is a usage error naming its
+/// file and line.
+fn catalogue() -> Result<Vec<provider::Provider>, Fail> {
+    provider::all().map_err(|e| Fail(2, format!("A provider profile cannot be used: {e}")))
+}
+
 fn intent_of(provider: &str, inputs: &[String], secret_days: Option<u32>) -> Result<Intent, Fail> {
-    let p = provider::find(provider).ok_or_else(|| {
-        let known: Vec<String> = provider::builtin()
-            .unwrap_or_default()
-            .iter()
-            .map(|p| p.id().to_string())
-            .collect();
-        Fail(
-            2,
-            format!(
-                "No provider '{provider}'. Known providers: {}.",
-                known.join(", ")
-            ),
-        )
-    })?;
+    let all = catalogue()?;
+    let p = all
+        .iter()
+        .find(|p| p.id() == provider)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<String> = all.iter().map(|p| p.id().to_string()).collect();
+            Fail(
+                2,
+                format!(
+                    "No provider '{provider}'. Known providers: {}.",
+                    known.join(", ")
+                ),
+            )
+        })?;
     let raw = parse_pairs(inputs, "--input")?;
     Intent::new(p, &raw, secret_days).map_err(|errors| {
         let lines: Vec<String> = errors
@@ -1474,14 +1490,23 @@ fn exit_kind(code: u8) -> &'static str {
     }
 }
 
-fn providers() {
-    for p in provider::builtin().unwrap_or_default() {
+fn providers() -> Result<(), Fail> {
+    for p in catalogue()? {
         println!("{} — {}", p.id(), p.name);
         println!("  {}", p.description);
+        if p.file.starts_with("providers/") {
+            println!("  (built in)");
+        } else {
+            println!("  (from {})", p.file);
+        }
         for i in &p.inputs {
             println!("  --input {}=…  {} (e.g. {})", i.id, i.label, i.example);
         }
+        if let Some(why) = p.unsupported() {
+            println!("  Not yet: {why}");
+        }
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -1491,6 +1516,16 @@ fn main() -> ExitCode {
         .init();
     let wants_json = std::env::args().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
+        Ok(c) => {
+            // The core reads the admin's own profiles from here, whatever the command.
+            if let Some(dir) = &c.providers_dir {
+                std::env::set_var("ENTRA_SETUP_PROVIDERS_DIR", dir);
+            }
+            Ok(c)
+        }
+        Err(e) => Err(e),
+    };
+    let cli = match cli {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -1526,10 +1561,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.cmd {
-            Cmd::Providers => {
-                providers();
-                Ok(())
-            }
+            Cmd::Providers => providers(),
             Cmd::Plan(t) => Box::pin(plan(t)).await,
             Cmd::Apply(a) => Box::pin(apply(a)).await,
             Cmd::Undo(u) => Box::pin(undo_cmd(u)).await,

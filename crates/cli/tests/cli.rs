@@ -391,7 +391,7 @@ async fn bad_input_and_pending_consent_have_their_exit_codes() {
     let r = cli(&sim, &data, &["plan", "--provider", "nope"]).await;
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("Known providers: cloudflare, pomerium"),
+        r.stderr.contains("Known providers: cloudflare, oidc, pomerium, scim"),
         "{}",
         r.stderr
     );
@@ -1352,4 +1352,150 @@ async fn bad_arguments_are_refused_with_the_real_reason_and_exit_code() {
             .as_str()
             .is_some_and(|m| !m.is_empty()));
     }
+}
+
+/// The generic OpenID Connect provider from the command line, and a provider profile of the
+/// admin's own read from a folder (`--providers-dir`) and used end to end.
+#[tokio::test]
+async fn a_generic_oidc_service_and_a_profile_of_my_own_from_the_command_line() {
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let out = temp();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--provider",
+            "oidc",
+            "--input",
+            "name=Team Wiki",
+            "--input",
+            "redirect_uris=https://wiki.contoso.com/oidc/callback,http://localhost:3000/cb",
+            "--yes",
+            "--json",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("oidc-settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(settings["client_id"], v["result"]["appId"]);
+    assert!(settings["issuer"]
+        .as_str()
+        .unwrap()
+        .ends_with("/b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d/v2.0"));
+    assert!(settings["discovery_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/.well-known/openid-configuration"));
+    let checks = v["result"]["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["status"] == "pass"), "{checks:#?}");
+
+    // An admin's own profile, in a folder of theirs.
+    let mine = temp();
+    let profile = r#"
+id = "acme-wiki"
+name = "Acme Wiki"
+description = "Our wiki, signed in with Entra ID."
+docs_url = "https://wiki.acme.example/docs/sso"
+instance_input = "site"
+
+[[inputs]]
+id = "site"
+label = "Wiki host"
+help = "The wiki's host name."
+example = "wiki.acme.example"
+pattern = '^[a-z0-9.-]+$'
+message = "A host name such as wiki.acme.example."
+
+[[apps]]
+id = "sign_in"
+source = "registration"
+name = "Acme Wiki ({site})"
+
+[sign_in.oidc]
+app = "sign_in"
+redirect_uris = ["https://{site}/auth/callback"]
+
+[[permissions]]
+name = "openid"
+type = "delegated"
+why = "Sign in."
+
+[[outputs]]
+id = "wiki_env"
+title = "Wiki settings"
+format = "text"
+file_name = "wiki.env"
+contains_secret = true
+template = '''
+OIDC_ISSUER={issuer}
+OIDC_CLIENT_ID={client_id}
+OIDC_CLIENT_SECRET={client_secret}
+'''
+"#;
+    std::fs::write(mine.join("acme-wiki.toml"), profile).unwrap();
+    let dir = mine.to_str().unwrap();
+    let r = run_plain(&["providers", "--providers-dir", dir]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("acme-wiki — Acme Wiki") && r.stdout.contains("acme-wiki.toml"),
+        "{}",
+        r.stdout
+    );
+    let out2 = temp();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--providers-dir",
+            dir,
+            "--provider",
+            "acme-wiki",
+            "--input",
+            "site=wiki.acme.example",
+            "--yes",
+            "--output-dir",
+            out2.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let env = std::fs::read_to_string(out2.join("wiki.env")).unwrap();
+    assert!(
+        env.contains("OIDC_CLIENT_SECRET=") && env.contains("OIDC_ISSUER="),
+        "{env}"
+    );
+    let tenant = "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d";
+    let app = sim
+        .directory(tenant)
+        .unwrap()
+        .applications
+        .into_iter()
+        .find(|a| a["uniqueName"] == "entra-setup-acme-wiki-wiki-acme-example")
+        .expect("the app of the admin's own profile");
+    assert_eq!(
+        app["web"]["redirectUris"][0],
+        "https://wiki.acme.example/auth/callback"
+    );
+
+    // A broken profile of theirs is refused with its file and line.
+    std::fs::write(
+        mine.join("acme-wiki.toml"),
+        profile.replace("source = \"registration\"", "source = \"registry\""),
+    )
+    .unwrap();
+    let r = run_plain(&["providers", "--providers-dir", dir]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("acme-wiki.toml:") && r.stderr.contains("unknown variant"),
+        "{}",
+        r.stderr
+    );
 }

@@ -49,6 +49,15 @@ pub fn values(
         cloud.authority.as_str().trim_end_matches('/').into(),
     );
     v.insert("app_name".into(), app_name.into());
+    // What a generic OpenID Connect client is configured with.
+    v.insert(
+        "issuer".into(),
+        format!(
+            "{}/{tenant_id}/v2.0",
+            cloud.authority.as_str().trim_end_matches('/')
+        ),
+    );
+    v.insert("discovery_url".into(), cloud.discovery_url(tenant_id));
     v.insert(
         "secret_expiry".into(),
         secret_end

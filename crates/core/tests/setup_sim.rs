@@ -617,3 +617,120 @@ async fn bad_inputs_and_blocked_tenants_are_explained() {
         "{err}"
     );
 }
+
+/// The generic OpenID Connect provider: two redirect URIs from one input, the groups claim the
+/// admin chose, the four delegated permissions consented, and Done's values (issuer, discovery
+/// URL, client id, secret) — against a realistic tenant, every body checked against the CSDL.
+#[tokio::test]
+async fn a_generic_oidc_service_with_two_redirect_uris_and_a_groups_claim() {
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, "contoso.com").await;
+    sim.set_faults(Faults::realistic());
+    let mut raw = BTreeMap::new();
+    raw.insert("name".to_string(), "Team Wiki".to_string());
+    raw.insert(
+        "redirect_uris".to_string(),
+        "https://wiki.contoso.com/oidc/callback, http://localhost:8080/oidc/callback".to_string(),
+    );
+    raw.insert("groups".to_string(), "ApplicationGroup".to_string());
+    let want = Intent::new(provider::find("oidc").unwrap(), &raw, None).unwrap();
+    assert_eq!(want.unique_name(), "entra-setup-oidc-team-wiki");
+    let dir = data_dir();
+    let prepared = flow::prepare(&s, &dir, want, &[]).await.unwrap();
+    let (on_event, _) = events();
+    let applied = flow::execute(
+        &s,
+        &prepared,
+        &ApplyOptions::default(),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("applied");
+    let tenant = s.account.tenant_id.clone();
+    let d = sim.directory(&tenant).unwrap();
+    let app = d
+        .applications
+        .iter()
+        .find(|a| a["uniqueName"] == "entra-setup-oidc-team-wiki")
+        .unwrap();
+    assert_eq!(app["displayName"], "Team Wiki");
+    assert_eq!(
+        app["web"]["redirectUris"],
+        serde_json::json!([
+            "https://wiki.contoso.com/oidc/callback",
+            "http://localhost:8080/oidc/callback"
+        ])
+    );
+    assert_eq!(app["groupMembershipClaims"], "ApplicationGroup");
+    let id_token: Vec<&str> = app["optionalClaims"]["idToken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(id_token, ["email", "groups"]);
+    let sp = applied.sp_id.clone().unwrap();
+    let grant = d
+        .grants
+        .iter()
+        .find(|g| g["clientId"] == sp.as_str())
+        .unwrap();
+    assert_eq!(grant["scope"], "openid profile email User.Read");
+
+    // Done's values: the issuer and discovery URL of this tenant, the client id, the secret.
+    let secret = applied.secret.as_ref().unwrap();
+    let values = entra_setup_core::outputs::values(
+        &s.cloud,
+        &tenant,
+        applied.app_id.as_deref().unwrap(),
+        &prepared.plan.display_name,
+        &prepared.intent.inputs,
+        Some(secret.end),
+    );
+    let body = entra_setup_core::outputs::render_with_secret(
+        &prepared.intent.provider,
+        "oidc_settings",
+        &values,
+        &secret.value,
+    )
+    .unwrap();
+    let settings: serde_json::Value = serde_json::from_str(body.expose_secret()).unwrap();
+    assert_eq!(
+        settings["issuer"],
+        format!("{}/{tenant}/v2.0", sim.base_url())
+    );
+    assert_eq!(settings["discovery_url"], s.cloud.discovery_url(&tenant));
+    assert_eq!(settings["client_id"], applied.app_id.clone().unwrap());
+    assert_eq!(settings["client_secret"], secret.value.expose_secret());
+    let http = entra_setup_core::http::client();
+    let disco = checks::discovery(&http, &s.cloud, &tenant).await;
+    assert_eq!(disco.status, Status::Pass, "{disco:?}");
+    let r = checks::secret_and_consent(
+        &http,
+        &s.cloud,
+        &s.account.token_endpoint,
+        applied.app_id.as_deref().unwrap(),
+        &secret.value,
+        false,
+        &SecretRetry {
+            attempts: 8,
+            delay: Duration::from_millis(50),
+        },
+    )
+    .await;
+    assert_eq!(r[0].status, Status::Pass, "{r:?}");
+
+    // Without a groups choice there is no groups claim at all.
+    raw.remove("groups");
+    raw.insert("name".to_string(), "Plain Tool".to_string());
+    let plain = Intent::new(provider::find("oidc").unwrap(), &raw, None).unwrap();
+    let body = plain.desired_app(&[]);
+    assert!(body.get("groupMembershipClaims").is_none(), "{body:#}");
+    assert_eq!(
+        body["optionalClaims"]["idToken"],
+        serde_json::json!([{"name": "email", "essential": false}])
+    );
+    sim.set_faults(Faults::default());
+    assert_graph_traffic_matches_csdl(&sim);
+}

@@ -218,7 +218,7 @@ pub struct ScimDone {
 #[tauri::command]
 #[specta::specta]
 pub fn providers() -> Result<Vec<ProviderInfo>, IpcError> {
-    let all = provider::builtin().map_err(|e| IpcError::Internal {
+    let all = provider::all().map_err(|e| IpcError::Blocked {
         message: e.to_string(),
     })?;
     Ok(all
@@ -295,7 +295,7 @@ pub async fn previous_setups(
 ) -> Result<Vec<PreviousSetupView>, IpcError> {
     let guard = sessions.inner.lock().await;
     let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
-    let known = provider::builtin().map_err(|e| IpcError::Internal {
+    let known = provider::all().map_err(|e| IpcError::Blocked {
         message: e.to_string(),
     })?;
     let dir = paths.journals(active.demo);

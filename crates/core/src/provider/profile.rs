@@ -670,14 +670,19 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                         ));
                     }
                     if let Some(g) = &o.claims.group_membership_claims {
+                        // A placeholder lets an input choose it (an empty value: no groups claim).
+                        check_template(g, &known)?;
+                        let value = render(g.get_ref(), &samples, str::to_string)
+                            .map_err(|e| c.err(g.span(), e))?;
                         if ![
+                            "",
                             "None",
                             "SecurityGroup",
                             "All",
                             "DirectoryRole",
                             "ApplicationGroup",
                         ]
-                        .contains(&g.get_ref().as_str())
+                        .contains(&value.as_str())
                         {
                             return Err(c.err(
                                 g.span(),
@@ -1116,7 +1121,7 @@ mod tests {
     fn every_shipped_profile_is_valid_and_says_its_apps() {
         let all = builtin().unwrap_or_else(|e| panic!("{e}"));
         let ids: Vec<&str> = all.iter().map(Provider::id).collect();
-        assert_eq!(ids, ["cloudflare", "pomerium", "scim"]);
+        assert_eq!(ids, ["cloudflare", "oidc", "pomerium", "scim"]);
         let cf = find("cloudflare").unwrap();
         assert_eq!(cf.protocol(), Protocol::Oidc);
         assert_eq!(cf.sign_in_app().unwrap().source, AppSource::Registration);

@@ -226,7 +226,7 @@ pub async fn known(
     tenant_id: &str,
 ) -> Result<Vec<PreviousSetup>, GraphError> {
     let journal = super::journal::previous_setups(dir, tenant_id);
-    let known = provider::builtin().unwrap_or_default();
+    let known = provider::all().unwrap_or_default();
     let apps = wizard_apps(graph).await?;
     Ok(merge(journal, setups_of(&apps, &known)))
 }

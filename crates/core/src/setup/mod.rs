@@ -317,17 +317,32 @@ impl Intent {
             },
             "requiredResourceAccess": if access.is_empty() { json!([]) } else { json!([{"resourceAppId": GRAPH_APP_ID, "resourceAccess": access}]) },
         });
-        if let Some(g) = &claims.group_membership_claims {
+        // The groups claim, unless the profile (or the admin's choice) leaves it out.
+        let groups = claims
+            .group_membership_claims
+            .as_deref()
+            .and_then(|g| provider::render(g, &self.values(), str::to_string).ok())
+            .filter(|g| !g.is_empty() && g != "None");
+        let keep = |names: &Vec<String>| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| groups.is_some() || n.as_str() != "groups")
+                .cloned()
+                .collect()
+        };
+        let (id_token, access_token, saml2_token) = (
+            keep(&claims.id_token),
+            keep(&claims.access_token),
+            keep(&claims.saml2_token),
+        );
+        if let Some(g) = &groups {
             body["groupMembershipClaims"] = json!(g);
         }
-        if !(claims.id_token.is_empty()
-            && claims.access_token.is_empty()
-            && claims.saml2_token.is_empty())
-        {
+        if !(id_token.is_empty() && access_token.is_empty() && saml2_token.is_empty()) {
             body["optionalClaims"] = json!({
-                "idToken": optional(&claims.id_token),
-                "accessToken": optional(&claims.access_token),
-                "saml2Token": optional(&claims.saml2_token),
+                "idToken": optional(&id_token),
+                "accessToken": optional(&access_token),
+                "saml2Token": optional(&saml2_token),
             });
         }
         body
