@@ -46,9 +46,13 @@ pub enum IpcError {
     /// The tenant or the admin's roles do not allow the setup (the message says what to do).
     #[error("{message}")]
     Blocked { message: String },
-    /// Applying stopped part-way; running it again resumes.
+    /// Applying stopped part-way; running it again resumes. `cause` is Graph's answer to the
+    /// step that failed (its code, request-id and client-request-id), when Graph gave one.
     #[error("{message}")]
-    Apply { message: String },
+    Apply {
+        message: String,
+        cause: Option<Box<GraphFailure>>,
+    },
     /// A step that needs a signed-in admin was called without one.
     #[error("Sign in first.")]
     NotSignedIn,
@@ -130,18 +134,39 @@ fn auth_code(e: &AuthError) -> &'static str {
     }
 }
 
+impl GraphFailure {
+    fn of(a: &entra_setup_core::graph::ApiError) -> Self {
+        Self {
+            message: a.explanation(),
+            code: a.code.clone(),
+            status: a.status,
+            request_id: a.request_id.clone(),
+            client_request_id: a.client_request_id.clone(),
+            method: a.method.clone(),
+            path: a.path.clone(),
+        }
+    }
+}
+
+impl IpcError {
+    /// An apply that stopped part-way, keeping Graph's codes and ids of the failed step.
+    pub fn apply(e: &entra_setup_core::setup::apply::ApplyError) -> Self {
+        use entra_setup_core::setup::apply::ApplyError;
+        let cause = match e {
+            ApplyError::Step { source, .. } => source.api().map(|a| Box::new(GraphFailure::of(a))),
+            _ => None,
+        };
+        Self::Apply {
+            message: e.to_string(),
+            cause,
+        }
+    }
+}
+
 impl From<GraphError> for IpcError {
     fn from(e: GraphError) -> Self {
         match e {
-            GraphError::Api(a) => Self::Graph(Box::new(GraphFailure {
-                message: a.explanation(),
-                code: a.code,
-                status: a.status,
-                request_id: a.request_id,
-                client_request_id: a.client_request_id,
-                method: a.method,
-                path: a.path,
-            })),
+            GraphError::Api(a) => Self::Graph(Box::new(GraphFailure::of(&a))),
             GraphError::Auth(a) => a.into(),
             e @ GraphError::Network { .. } => Self::Network {
                 message: e.to_string(),

@@ -391,7 +391,8 @@ async fn bad_input_and_pending_consent_have_their_exit_codes() {
     let r = cli(&sim, &data, &["plan", "--provider", "nope"]).await;
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("Known providers: cloudflare, oidc, pomerium, scim"),
+        r.stderr
+            .contains("Known providers: cloudflare, oidc, pomerium, scim"),
         "{}",
         r.stderr
     );

@@ -843,9 +843,7 @@ pub async fn apply_setup(
     };
     *setup.applied.lock().await = Some(st);
     if let Some(e) = failure {
-        return Err(IpcError::Apply {
-            message: e.to_string(),
-        });
+        return Err(IpcError::apply(&e));
     }
     let mut applied_guard = setup.applied.lock().await;
     let st = applied_guard.as_mut().ok_or(IpcError::Internal {
@@ -1230,9 +1228,11 @@ pub async fn retire_old_secrets(
             st.retired.extend(offer.old);
         }
         Err(flow::RetireFailed::Graph(e)) => return Err(e.into()),
+        Err(flow::RetireFailed::Apply(f)) => return Err(IpcError::apply(&f.error)),
         Err(e) => {
             return Err(IpcError::Apply {
                 message: e.to_string(),
+                cause: None,
             })
         }
     }

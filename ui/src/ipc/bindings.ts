@@ -356,9 +356,13 @@ export type IpcError =
 { kind: "blocked"; detail: {
 	message: string,
 } } | 
-/**  Applying stopped part-way; running it again resumes. */
+/**
+ *  Applying stopped part-way; running it again resumes. `cause` is Graph's answer to the
+ *  step that failed (its code, request-id and client-request-id), when Graph gave one.
+ */
 { kind: "apply"; detail: {
 	message: string,
+	cause: GraphFailure | null,
 } } | 
 /**  A step that needs a signed-in admin was called without one. */
 { kind: "notSignedIn" };
