@@ -4,9 +4,17 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::provider::PermissionKind;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionKind {
+    /// A delegated permission (scope), granted with an oauth2PermissionGrant.
+    Delegated,
+    /// An application permission (app role), granted with an appRoleAssignment.
+    Application,
+}
 
 const SOURCE: &str = include_str!("../../../data/apis.toml");
 

@@ -9,8 +9,45 @@ use serde_json::Value;
 use crate::auth::StepScopes;
 use crate::graph::{GraphClient, GraphError};
 use crate::provider::{PermissionKind, Provider};
-use crate::setup::plan::{RoleFacts, SecretPolicy};
-use crate::tenant::{Advice, Link, Severity, TenantSummary};
+use crate::tenant::{
+    Advice, Link, Severity, TenantSummary, ROLE_APP_ADMIN, ROLE_CLOUD_APP_ADMIN, ROLE_GLOBAL_ADMIN,
+    ROLE_PRIVILEGED_ROLE_ADMIN,
+};
+
+/// What the signed-in admin may do, from active directory roles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoleFacts {
+    pub can_manage_apps: bool,
+    pub can_grant_delegated: bool,
+    pub can_grant_app_roles: bool,
+}
+
+impl RoleFacts {
+    pub fn from_summary(s: &TenantSummary) -> Self {
+        let has = |t: &str| {
+            s.roles
+                .iter()
+                .any(|r| r.template_id == t && r.source != crate::tenant::RoleSource::Eligible)
+        };
+        let manage = has(ROLE_GLOBAL_ADMIN) || has(ROLE_APP_ADMIN) || has(ROLE_CLOUD_APP_ADMIN);
+        Self {
+            can_manage_apps: manage,
+            can_grant_delegated: manage,
+            can_grant_app_roles: has(ROLE_GLOBAL_ADMIN) || has(ROLE_PRIVILEGED_ROLE_ADMIN),
+        }
+    }
+}
+
+/// The tenant's rules for client secrets (`/policies/defaultAppManagementPolicy`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct SecretPolicy {
+    /// New client secrets are not allowed at all (`passwordAddition`).
+    pub blocked: bool,
+    /// The longest lifetime allowed, in days (`passwordLifetime`).
+    pub max_lifetime_days: Option<u32>,
+}
 
 /// Users over this many groups get no `groups` claim in a JWT (overage, reference §12).
 pub const JWT_GROUPS_LIMIT: u64 = 200;

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::provider::PermissionKind;
+use crate::apis::PermissionKind;
 
 /// Microsoft Graph's application id.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";

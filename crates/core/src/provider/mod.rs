@@ -31,15 +31,7 @@ pub enum Protocol {
     Scim,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[serde(rename_all = "lowercase")]
-pub enum PermissionKind {
-    /// A delegated permission (scope), granted with an oauth2PermissionGrant.
-    Delegated,
-    /// An application permission (app role), granted with an appRoleAssignment.
-    Application,
-}
+pub use crate::apis::PermissionKind;
 
 /// Where an app of a setup comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]

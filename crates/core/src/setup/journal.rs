@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::plan::JournalHints;
-
 /// What kind of object an entry is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,6 +23,22 @@ pub enum ObjectKind {
     ScimApplication,
     /// A provisioning job (its service principal id is the entry's `previous`).
     SyncJob,
+}
+
+/// Hints from earlier, interrupted runs (from the journal).
+#[derive(Clone, Debug, Default)]
+pub struct JournalHints {
+    /// Display names of secrets whose addPassword started but never finished: if such a secret
+    /// exists, its value was lost and it must go.
+    pub unfinished_secret_names: Vec<String>,
+    /// Key ids of secrets the wizard added but never handed over (the run stopped before the
+    /// admin copied, pushed or saved them). The caller removes a key id it still holds.
+    pub unhanded_secret_ids: Vec<String>,
+    /// Temporary display names of provisioning apps whose instantiate never finished: such an
+    /// app may exist and is adopted rather than created again.
+    pub unfinished_instantiations: Vec<String>,
+    /// The SCIM settings the last run saved.
+    pub scim: Option<ScimRecord>,
 }
 
 /// The SCIM settings a run saved (never the token).

@@ -9,64 +9,21 @@ use super::state::{unique_name_path, TenantState};
 use super::{Intent, ResolvedPermission};
 use crate::cloud::Cloud;
 use crate::provider::PermissionKind;
-use crate::tenant::{
-    TenantSummary, ROLE_APP_ADMIN, ROLE_CLOUD_APP_ADMIN, ROLE_GLOBAL_ADMIN,
-    ROLE_PRIVILEGED_ROLE_ADMIN,
-};
 
 /// Display names of secrets the wizard adds start with this.
 pub const SECRET_PREFIX: &str = "entra-setup";
 
-/// What the signed-in admin may do, from active directory roles.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RoleFacts {
-    pub can_manage_apps: bool,
-    pub can_grant_delegated: bool,
-    pub can_grant_app_roles: bool,
+/// Within this many days of its end a secret counts as expiring soon (the planner replaces
+/// secrets this close to their end on its own).
+pub const EXPIRES_SOON_DAYS: i64 = 30;
+
+/// The wizard made the secret with this display name.
+pub(crate) fn is_wizards(name: Option<&str>) -> bool {
+    name.is_some_and(|n| n.starts_with(SECRET_PREFIX))
 }
 
-impl RoleFacts {
-    pub fn from_summary(s: &TenantSummary) -> Self {
-        let has = |t: &str| {
-            s.roles
-                .iter()
-                .any(|r| r.template_id == t && r.source != crate::tenant::RoleSource::Eligible)
-        };
-        let manage = has(ROLE_GLOBAL_ADMIN) || has(ROLE_APP_ADMIN) || has(ROLE_CLOUD_APP_ADMIN);
-        Self {
-            can_manage_apps: manage,
-            can_grant_delegated: manage,
-            can_grant_app_roles: has(ROLE_GLOBAL_ADMIN) || has(ROLE_PRIVILEGED_ROLE_ADMIN),
-        }
-    }
-}
-
-/// The tenant's rules for client secrets (`/policies/defaultAppManagementPolicy`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[serde(rename_all = "camelCase")]
-pub struct SecretPolicy {
-    /// New client secrets are not allowed at all (`passwordAddition`).
-    pub blocked: bool,
-    /// The longest lifetime allowed, in days (`passwordLifetime`).
-    pub max_lifetime_days: Option<u32>,
-}
-
-/// Hints from earlier, interrupted runs (from the journal).
-#[derive(Clone, Debug, Default)]
-pub struct JournalHints {
-    /// Display names of secrets whose addPassword started but never finished: if such a secret
-    /// exists, its value was lost and it must go.
-    pub unfinished_secret_names: Vec<String>,
-    /// Key ids of secrets the wizard added but never handed over (the run stopped before the
-    /// admin copied, pushed or saved them). The caller removes a key id it still holds.
-    pub unhanded_secret_ids: Vec<String>,
-    /// Temporary display names of provisioning apps whose instantiate never finished: such an
-    /// app may exist and is adopted rather than created again.
-    pub unfinished_instantiations: Vec<String>,
-    /// The SCIM settings the last run saved.
-    pub scim: Option<super::journal::ScimRecord>,
-}
+pub use super::journal::JournalHints;
+pub use crate::preflight::{RoleFacts, SecretPolicy};
 
 /// One change, with everything needed to make it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -472,7 +429,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             .app
             .iter()
             .flat_map(|a| a.passwords.iter())
-            .filter(|p| super::secrets::is_wizards(p.display_name.as_deref()))
+            .filter(|p| is_wizards(p.display_name.as_deref()))
             .collect();
         let mut lost = vec![];
         for p in &wizard_secrets {
@@ -491,7 +448,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             }
         }
         // A secret expiring soon is replaced (and the old one kept until retired).
-        let good_until = input.now + Duration::days(super::secrets::EXPIRES_SOON_DAYS);
+        let good_until = input.now + Duration::days(EXPIRES_SOON_DAYS);
         let has_good = wizard_secrets
             .iter()
             .any(|p| !lost.contains(&p.key_id) && p.end_date_time.is_some_and(|e| e > good_until));

@@ -7,13 +7,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::plan::{Change, Plan, PlannedChange, SECRET_PREFIX};
+use super::plan::{is_wizards, Change, Plan, PlannedChange};
 use super::state::{unique_name_path, TenantState};
 use super::Intent;
 
-/// Within this many days of its end a secret counts as expiring soon (the planner replaces
-/// secrets this close to their end on its own).
-pub const EXPIRES_SOON_DAYS: i64 = 30;
+pub use super::plan::EXPIRES_SOON_DAYS;
 
 /// How a secret stands today.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -44,11 +42,6 @@ pub struct SecretStatus {
     pub health: SecretHealth,
     /// The wizard made it (its display name starts with the wizard's prefix).
     pub by_wizard: bool,
-}
-
-/// The wizard made the secret with this display name.
-pub(crate) fn is_wizards(name: Option<&str>) -> bool {
-    name.is_some_and(|n| n.starts_with(SECRET_PREFIX))
 }
 
 /// Every secret on the app, the newest first.
