@@ -1,0 +1,237 @@
+//! The command line: commands, flags and what each one means.
+
+use super::*;
+
+pub(crate) const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (or nothing to change)
+  1  unexpected error
+  2  bad arguments or inputs (the message says what to fix)
+  3  sign-in failed or was cancelled
+  4  Microsoft Graph refused a call, or the apply stopped part-way (run apply again to resume)
+  5  admin consent is still needed: the link to send is printed
+  6  applied, but a live connection test failed
+  7  confirmation needed: run again with --yes
+  8  verify-scim: the SCIM endpoint is not ready for Entra (the report says why)
+  9  status: a setup needs attention (a secret or SCIM token expiring, drift, a quarantined job)";
+
+#[derive(Parser)]
+#[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets, undo.", after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+    /// A folder of your own provider profiles (*.toml), read besides the built-in ones and the
+    /// `providers` folder of the app's configuration directory.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "ENTRA_SETUP_PROVIDERS_DIR"
+    )]
+    pub(crate) providers_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// List the service providers and the inputs each needs.
+    Providers,
+    /// Show what apply would change, without changing anything.
+    Plan(Target),
+    /// Make the changes, hand the provider what it needs, and test the connection.
+    Apply(ApplyArgs),
+    /// Remove what the wizard created for this provider (from its journal).
+    Undo(UndoArgs),
+    /// After `apply --rotate-secret` and handing the new secret over: remove the wizard's other
+    /// client secrets on the app, keeping --keep (secrets the wizard did not make stay).
+    RetireSecrets(RetireArgs),
+    /// Check a SCIM endpoint the way Entra's provisioning service will use it.
+    VerifyScim(VerifyScimArgs),
+    /// Every setup done before in the tenant: secret expiry, drift and provisioning (read-only).
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+    /// A secret or token expiring within this many days needs attention (0–3650).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=3650))]
+    pub(crate) warn_days: i64,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("credential").required(true).args(["token_file", "basic_user"])))]
+pub(crate) struct VerifyScimArgs {
+    /// The SCIM base URL (Entra's "Tenant URL"), e.g. https://scim.example.com/scim/v2
+    #[arg(long)]
+    pub(crate) url: String,
+    /// A file holding the bearer token (Entra's "Secret Token"); - reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Check with HTTP Basic credentials instead (Entra cannot use these; the report says so).
+    #[arg(long, requires = "basic_password_file", value_name = "USER")]
+    pub(crate) basic_user: Option<String>,
+    /// A file holding the Basic password.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) basic_password_file: Option<PathBuf>,
+    /// Also create, change and delete a clearly named test user and group (removed afterwards).
+    #[arg(long)]
+    pub(crate) write_tests: bool,
+    /// Trust this certificate (PEM), e.g. a test server's self-signed one. Entra will not.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trust_cert: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum CloudArg {
+    Global,
+    Usgov,
+    Usgovdod,
+    China,
+}
+
+#[derive(Args)]
+pub(crate) struct Target {
+    /// The provider, e.g. cloudflare or pomerium (see `entra-setup providers`).
+    #[arg(long)]
+    pub(crate) provider: String,
+    /// A provider input, e.g. --input team=acme (repeat for several).
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    pub(crate) inputs: Vec<String>,
+    /// Client secret lifetime in days (default: the provider's; capped by tenant policy).
+    #[arg(long)]
+    pub(crate) secret_days: Option<u32>,
+    /// Add a new client secret next to the current one, even if it is still good (rotation
+    /// without downtime; retire the old one later with `retire-secrets`).
+    #[arg(long)]
+    pub(crate) rotate_secret: bool,
+    #[command(flatten)]
+    pub(crate) scim: ScimArgs,
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+}
+
+/// Where to sign in, and how the command talks.
+#[derive(Args)]
+pub(crate) struct Conn {
+    /// The tenant: a verified domain or the tenant ID (default: the account's own tenant).
+    #[arg(long, default_value = "")]
+    pub(crate) tenant: String,
+    /// The Microsoft cloud.
+    #[arg(long, value_enum, default_value = "global")]
+    pub(crate) cloud: CloudArg,
+    /// A custom authority (e.g. the simulated tenant); needs --graph.
+    #[arg(long, requires = "graph")]
+    pub(crate) authority: Option<String>,
+    /// A custom Microsoft Graph root; needs --authority.
+    #[arg(long, requires = "authority")]
+    pub(crate) graph: Option<String>,
+    /// Sign in with a device code (printed to stderr) instead of the browser.
+    #[arg(long)]
+    pub(crate) device_code: bool,
+    /// The public client to sign in with (default: Microsoft Graph Command Line Tools).
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// Print the result as JSON on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Do not use the OS keychain: sign in every time, keep nothing.
+    #[arg(long)]
+    pub(crate) no_keychain: bool,
+    /// Where journals live (default: the desktop app's data directory).
+    #[arg(long, env = "ENTRA_SETUP_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+/// SCIM provisioning (providers that take it: `entra-setup providers` lists them).
+#[derive(Args)]
+pub(crate) struct ScimArgs {
+    /// The provider's SCIM base URL (Entra's "Tenant URL"); sets up provisioning.
+    #[arg(long, value_name = "URL")]
+    pub(crate) scim_url: Option<String>,
+    /// A file holding the provider's SCIM bearer token (`-` reads standard input). Needed the
+    /// first time and whenever the URL or scope changes: Entra never gives a saved token back.
+    #[arg(long, value_name = "FILE", requires = "scim_url")]
+    pub(crate) scim_token_file: Option<PathBuf>,
+    /// When the token expires (YYYY-MM-DD), kept for warnings on later runs.
+    #[arg(long, value_name = "DATE", requires = "scim_url")]
+    pub(crate) scim_token_expires: Option<String>,
+    /// Sync all users and groups (default: only those assigned with --assign).
+    #[arg(long, requires = "scim_url", conflicts_with = "assign")]
+    pub(crate) sync_all: bool,
+    /// Assign a user (sign-in name or object ID) or a security group (exact name or object ID);
+    /// repeat for several. The set replaces what the wizard assigned before.
+    #[arg(long, value_name = "WHO", requires = "scim_url")]
+    pub(crate) assign: Vec<String>,
+    /// Configure provisioning but do not start it.
+    #[arg(long, requires = "scim_url")]
+    pub(crate) no_start: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ApplyArgs {
+    #[command(flatten)]
+    pub(crate) target: Target,
+    /// Apply without asking.
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Write the provider's settings here (files holding the secret are readable by you only).
+    #[arg(long)]
+    pub(crate) output_dir: Option<PathBuf>,
+    /// Push the settings to the provider's API (Cloudflare).
+    #[arg(long)]
+    pub(crate) push: bool,
+    /// An input for the push, e.g. --push-input account_id=0123…
+    #[arg(long = "push-input", value_name = "KEY=VALUE", requires = "push")]
+    pub(crate) push_inputs: Vec<String>,
+    /// A file holding the provider API token for --push.
+    #[arg(long, requires = "push")]
+    pub(crate) push_token_file: Option<PathBuf>,
+    /// The provider API's base URL (default: the provider's own).
+    #[arg(long, env = "ENTRA_SETUP_PUSH_API")]
+    pub(crate) push_api: Option<String>,
+    /// Also keep the new client secret in the OS keychain, for later rotation.
+    #[arg(long, conflicts_with = "no_keychain")]
+    pub(crate) keep_secret: bool,
+    /// Wait up to this many seconds for a colleague's admin consent.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) wait_consent: u64,
+    /// Skip the live connection tests.
+    #[arg(long)]
+    pub(crate) skip_checks: bool,
+}
+
+/// Which setup: the provider and its inputs (for commands that change no settings).
+#[derive(Args)]
+pub(crate) struct Which {
+    /// The provider, e.g. cloudflare or pomerium (see `entra-setup providers`).
+    #[arg(long)]
+    pub(crate) provider: String,
+    /// A provider input, e.g. --input team=acme (repeat for several).
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    pub(crate) inputs: Vec<String>,
+    #[command(flatten)]
+    pub(crate) conn: Conn,
+}
+
+#[derive(Args)]
+pub(crate) struct RetireArgs {
+    #[command(flatten)]
+    pub(crate) target: Which,
+    /// The key id of the secret to keep: the new one, which the provider uses now.
+    #[arg(long, value_name = "KEY_ID")]
+    pub(crate) keep: String,
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct UndoArgs {
+    #[command(flatten)]
+    pub(crate) target: Which,
+    #[arg(long)]
+    pub(crate) yes: bool,
+}

@@ -1,0 +1,192 @@
+//! What the admin typed: provider inputs, SCIM choices and files holding secrets.
+
+use super::*;
+
+pub(crate) fn parse_pairs(pairs: &[String], what: &str) -> Result<BTreeMap<String, String>, Fail> {
+    let mut out = BTreeMap::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| Fail(2, format!("{what} '{p}' must look like KEY=VALUE")))?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(Fail(2, format!("{what} '{p}' has no name before '='")));
+        }
+        if let Some(first) = out.insert(k.to_string(), v.to_string()) {
+            return Err(Fail(
+                2,
+                format!("{what} {k} is given twice ('{first}' and '{v}'): give it once"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn intent(t: &Target) -> Result<Intent, Fail> {
+    Ok(intent_of(&t.provider, &t.inputs, t.secret_days)?.with_rotation(t.rotate_secret))
+}
+
+/// Every provider: built in and the admin's own; a broken profile is a usage error naming its
+/// file and line.
+pub(crate) fn catalogue() -> Result<Vec<provider::Provider>, Fail> {
+    provider::all().map_err(|e| Fail(2, format!("A provider profile cannot be used: {e}")))
+}
+
+pub(crate) fn intent_of(
+    provider: &str,
+    inputs: &[String],
+    secret_days: Option<u32>,
+) -> Result<Intent, Fail> {
+    let all = catalogue()?;
+    let p = all
+        .iter()
+        .find(|p| p.id() == provider)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<String> = all.iter().map(|p| p.id().to_string()).collect();
+            Fail(
+                2,
+                format!(
+                    "No provider '{provider}'. Known providers: {}.",
+                    known.join(", ")
+                ),
+            )
+        })?;
+    let raw = parse_pairs(inputs, "--input")?;
+    Intent::new(p, &raw, secret_days).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("  --input {}=…: {}", e.field, e.message))
+            .collect();
+        Fail(2, format!("Fix these inputs:\n{}", lines.join("\n")))
+    })
+}
+
+/// Adds provisioning to the intent from the --scim-* flags (names given to --assign are looked
+/// up in the tenant), and returns the SCIM token read from its file.
+pub(crate) async fn with_scim(
+    t: &Target,
+    s: &Session,
+    intent: Intent,
+) -> Result<(Intent, Option<SecretString>), Fail> {
+    let a = &t.scim;
+    let name = intent.provider.name.clone();
+    let Some(url) = &a.scim_url else {
+        if intent.provider.has_sign_in() {
+            return Ok((intent, None));
+        }
+        return Err(Fail(2, format!("{name} only provisions users and groups: give --scim-url and --scim-token-file, and --assign WHO or --sync-all.")));
+    };
+    if intent.provider.scim.is_none() {
+        return Err(Fail(
+            2,
+            format!("{name} takes no SCIM provisioning from Entra: leave out --scim-url."),
+        ));
+    }
+    let token = a
+        .scim_token_file
+        .as_deref()
+        .map(|f| read_secret_file(f, "SCIM token"))
+        .transpose()?;
+    let expires = a
+        .scim_token_expires
+        .as_deref()
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+                Fail(
+                    2,
+                    format!("--scim-token-expires '{d}' must be a date such as 2027-01-31."),
+                )
+            })
+        })
+        .transpose()?;
+    let mut assign = vec![];
+    for who in &a.assign {
+        let found = people::resolve(&s.graph, who).await.map_err(|e| match e {
+            people::ResolveError::Graph(g) => Fail(4, g.to_string()),
+            other => Fail(2, format!("--assign {who}: {other}")),
+        })?;
+        eprintln!(
+            "Assigning {} ({:?} {}).",
+            found.display_name, found.kind, found.id
+        );
+        assign.push(found);
+    }
+    let flag = |field: &str| match field {
+        "scim_url" => "--scim-url",
+        "scim_token_expires" => "--scim-token-expires",
+        "scim_assign" => "--assign / --sync-all",
+        _ => "--scim-*",
+    };
+    let fail = |errors: Vec<provider::InputError>| {
+        Fail(
+            2,
+            errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        flag(&e.field),
+                        e.message
+                            .replace("\"Assigned users and groups only\"", "no --sync-all")
+                            .replace("pick at least one user or group", "give --assign WHO")
+                            .replace("choose \"All users and groups\"", "use --sync-all")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    };
+    let si = ScimIntent::new(
+        url,
+        token.is_some(),
+        expires,
+        a.sync_all,
+        assign,
+        !a.no_start,
+    )
+    .map_err(fail)?;
+    let intent = intent.with_scim(si).map_err(fail)?;
+    Ok((intent, token))
+}
+
+/// Reads a one-line secret from a file (or standard input for `-`), without its line ending.
+pub(crate) fn read_secret_file(path: &std::path::Path, what: &str) -> Result<SecretString, Fail> {
+    let raw = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            Fail(
+                2,
+                format!("Cannot read the {what} from standard input: {e}"),
+            )
+        })?;
+        s
+    } else {
+        std::fs::read_to_string(path).map_err(|e| {
+            Fail(
+                2,
+                format!("Cannot read the {what} from {}: {e}", path.display()),
+            )
+        })?
+    };
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(Fail(
+            2,
+            format!(
+                "{} holds no {what}: put the value on its first line.",
+                path.display()
+            ),
+        ));
+    }
+    if value.contains('\n') {
+        return Err(Fail(
+            2,
+            format!(
+                "{} holds more than one line: put only the {what} in it.",
+                path.display()
+            ),
+        ));
+    }
+    Ok(SecretString::from(value.to_string()))
+}

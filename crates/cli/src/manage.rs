@@ -1,0 +1,256 @@
+//! The setups done before: undo, retiring old secrets, status, and the providers known.
+
+use super::*;
+
+pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
+    let t = &u.target;
+    let intent = intent_of(&t.provider, &t.inputs, None)?;
+    let s = sign_in(
+        &t.conn,
+        StepScopes::setup(!intent.provider.has_sign_in()),
+        store(&t.conn),
+    )
+    .await?;
+    let journal = Journal::open(
+        &data_dir(&t.conn),
+        &s.account.tenant_id,
+        &intent.unique_name(),
+    );
+    let pending = undo::pending(&journal);
+    if pending.is_empty() {
+        // No journal here (another computer, or a lost data folder): undo from what the tenant
+        // shows is the wizard's.
+        let apps = undo::tenant_pending(&s.graph, &intent)
+            .await
+            .map_err(|e| Fail(4, e.to_string()))?;
+        if apps.is_empty() {
+            eprintln!(
+                "Nothing to undo: the journal at {} records nothing the wizard created, and the tenant has no app named {} carrying Entra Setup's tag.",
+                journal.path().display(),
+                intent.unique_name()
+            );
+            if t.conn.json {
+                println!("{}", json!({"undone": []}));
+            }
+            return Ok(());
+        }
+        eprintln!(
+            "No journal for {} on this computer; the tenant shows {} app(s) Entra Setup made for it:",
+            intent.display_name(),
+            apps.len()
+        );
+        for a in &apps {
+            eprintln!(
+                "  {} (uniqueName {}, object id {})",
+                a.display_name, a.unique_name, a.object_id
+            );
+        }
+        eprintln!("Undo deletes them, with their enterprise apps, grants, secrets, assignments and provisioning.");
+        if !u.yes && !confirm("Undo?") {
+            return Err(Fail(
+                7,
+                "Nothing was changed. Run again with --yes to undo.".into(),
+            ));
+        }
+        let done = undo::undo_from_tenant(
+            &s.graph,
+            &journal,
+            &apps,
+            Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
+        )
+        .await
+        .map_err(|e| Fail(4, e.to_string()))?;
+        if t.conn.json {
+            println!("{}", json!({"undone": done, "source": "tenant"}));
+        }
+        return Ok(());
+    }
+    eprintln!(
+        "Undo will remove {} object(s) the wizard created for {}.",
+        pending.len(),
+        intent.display_name()
+    );
+    if !u.yes && !confirm("Undo?") {
+        return Err(Fail(
+            7,
+            "Nothing was changed. Run again with --yes to undo.".into(),
+        ));
+    }
+    let done = undo::undo(
+        &s.graph,
+        &journal,
+        Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
+    )
+    .await
+    .map_err(|e| Fail(4, e.to_string()))?;
+    if t.conn.json {
+        println!("{}", json!({"undone": done}));
+    }
+    Ok(())
+}
+
+pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
+    let t = &r.target;
+    let keep = r.keep.trim();
+    if uuid::Uuid::parse_str(keep).is_err() {
+        return Err(Fail(
+            2,
+            format!("--keep '{keep}' is not a secret's key id: give the key id (a GUID such as 0f8fad5b-d9cb-469f-a165-70867728950e) that `apply --rotate-secret` printed for the new secret."),
+        ));
+    }
+    let intent = intent_of(&t.provider, &t.inputs, None)?;
+    if !intent.provider.has_sign_in() {
+        return Err(Fail(
+            2,
+            format!(
+                "{} has no client secrets to retire: it only provisions.",
+                intent.provider.name
+            ),
+        ));
+    }
+    let s = sign_in(&t.conn, StepScopes::setup(false), store(&t.conn)).await?;
+    // Show what goes before asking (the retire re-reads the app right before removing).
+    let preview = match flow::retire_preview(&s, &intent, keep).await {
+        Ok((_, p)) => p,
+        Err(flow::RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
+            eprintln!(
+                "Nothing to retire: {} has no other secret made by the wizard.",
+                intent.display_name()
+            );
+            if t.conn.json {
+                println!("{}", json!({"retired": []}));
+            }
+            return Ok(());
+        }
+        Err(flow::RetireFailed::Retire(e)) => return Err(Fail(2, e.to_string())),
+        Err(e) => return Err(Fail(4, e.to_string())),
+    };
+    for c in &preview.changes {
+        eprintln!("  {}\n     {}", c.title, c.reason);
+    }
+    for n in &preview.notes {
+        eprintln!("  Note: {n}");
+    }
+    if !r.yes && !confirm(&format!("Retire {} secret(s)?", preview.changes.len())) {
+        return Err(Fail(
+            7,
+            "Nothing was changed. Run again with --yes to retire.".into(),
+        ));
+    }
+    let on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|e| match e {
+        ApplyEvent::Done { detail, .. } => eprintln!("done: {detail}"),
+        ApplyEvent::Failed { message, .. } => eprintln!("FAILED: {message}"),
+        _ => {}
+    });
+    let (plan, _) = flow::retire_old_secrets(
+        &s,
+        &data_dir(&t.conn),
+        &intent,
+        keep,
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| match e {
+        flow::RetireFailed::Retire(e) => Fail(2, e.to_string()),
+        other => Fail(4, other.to_string()),
+    })?;
+    let retired: Vec<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::RemovePassword { key_id, .. } => Some(key_id.clone()),
+            _ => None,
+        })
+        .collect();
+    eprintln!("Retired {} secret(s); {} is kept.", retired.len(), keep);
+    if t.conn.json {
+        println!("{}", json!({"retired": retired, "kept": keep}));
+    }
+    Ok(())
+}
+
+pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
+    let c = &a.conn;
+    let s = sign_in(c, StepScopes::setup(true), store(c)).await?;
+    let dir = data_dir(c);
+    let previous = found::known(&s.graph, &dir, &s.account.tenant_id)
+        .await
+        .map_err(|e| Fail(4, e.to_string()))?;
+    if previous.is_empty() {
+        eprintln!(
+            "No setups in {}: no app in the tenant carries Entra Setup's tag, and {} holds no journal for it. Nothing to check.",
+            s.summary.tenant_name,
+            dir.display()
+        );
+    }
+    let mut all = vec![];
+    for prev in &previous {
+        let v = Box::pin(status::check(&s, &dir, prev, a.warn_days)).await;
+        eprintln!(
+            "\n{} ({}, {} {}){}",
+            v.name,
+            v.provider,
+            if v.source == journal::SetupSource::Tenant {
+                "created"
+            } else {
+                "last applied"
+            },
+            v.last_applied.format("%Y-%m-%d"),
+            if v.source == journal::SetupSource::Tenant {
+                " — found in the tenant; no journal on this computer"
+            } else {
+                ""
+            }
+        );
+        for x in &v.secrets {
+            eprintln!("  Secret {}", describe_secret(x));
+        }
+        if let Some(e) = &v.error {
+            eprintln!("  Could not check: {e}");
+        }
+        if let Some(st) = v.scim.as_ref().and_then(|x| x.status.as_ref()) {
+            eprintln!("  Provisioning: {}", st.headline);
+        }
+        if v.attention.is_empty() && v.error.is_none() {
+            eprintln!("  OK: nothing needs attention.");
+        }
+        for i in &v.attention {
+            eprintln!("  ATTENTION: {i}");
+        }
+        all.push(v);
+    }
+    if c.json {
+        println!(
+            "{}",
+            json!({"tenantId": s.account.tenant_id, "setups": all})
+        );
+    }
+    if all
+        .iter()
+        .any(|v| !v.attention.is_empty() || v.error.is_some())
+    {
+        Err(Fail(9, String::new()))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn providers() -> Result<(), Fail> {
+    for p in catalogue()? {
+        println!("{} — {}", p.id(), p.name);
+        println!("  {}", p.description);
+        if p.file.starts_with("providers/") {
+            println!("  (built in)");
+        } else {
+            println!("  (from {})", p.file);
+        }
+        for i in &p.inputs {
+            println!("  --input {}=…  {} (e.g. {})", i.id, i.label, i.example);
+        }
+        if let Some(why) = p.unsupported() {
+            println!("  Not yet: {why}");
+        }
+    }
+    Ok(())
+}

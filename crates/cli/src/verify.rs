@@ -1,0 +1,131 @@
+//! verify-scim: a SCIM endpoint checked the way Entra will use it.
+
+use super::*;
+
+pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
+    use entra_setup_core::scim::{self, ScimAuth, ScimStatus, ScimTarget, VerifyOptions};
+    // A URL that is not one is a mistake in the command, not a verdict on an endpoint. (Plain
+    // http is for the verifier to judge: it refuses to send the token over it.)
+    entra_setup_core::endpoint::parse(&v.url, entra_setup_core::endpoint::Http::Anywhere, true)
+        .map_err(|why| Fail(2, format!("--url: {why}.")))?;
+    let auth = match (&v.token_file, &v.basic_user, &v.basic_password_file) {
+        (Some(f), _, _) => ScimAuth::Bearer(read_secret_file(f, "bearer token")?),
+        (None, Some(user), Some(f)) => ScimAuth::Basic {
+            user: user.clone(),
+            password: read_secret_file(f, "password")?,
+        },
+        _ => {
+            return Err(Fail(
+                2,
+                "Give --token-file, or --basic-user with --basic-password-file.".into(),
+            ))
+        }
+    };
+    let trusted_cert = match &v.trust_cert {
+        Some(f) => Some(std::fs::read(f).map_err(|e| {
+            Fail(
+                2,
+                format!("Cannot read the certificate {}: {e}", f.display()),
+            )
+        })?),
+        None => None,
+    };
+    let target = ScimTarget {
+        url: v.url.trim().to_string(),
+        auth,
+        trusted_cert,
+    };
+    if !v.json {
+        eprintln!(
+            "Checking {} as Entra's provisioning service would{}…",
+            target.url,
+            if v.write_tests {
+                " (with write tests)"
+            } else {
+                ""
+            }
+        );
+    }
+    let report = scim::verify(
+        &target,
+        &VerifyOptions {
+            write_tests: v.write_tests,
+            timeout: None,
+        },
+    )
+    .await;
+    if v.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Fail(1, e.to_string()))?
+        );
+    } else {
+        for c in &report.checks {
+            let mark = match c.status {
+                ScimStatus::Pass => "pass",
+                ScimStatus::Warn => "WARN",
+                ScimStatus::Fail => "FAIL",
+                ScimStatus::Skipped => "skip",
+            };
+            println!("{mark}  {:<24} {} ({} ms)", c.id, c.title, c.millis);
+            if c.status == ScimStatus::Pass {
+                continue;
+            }
+            println!("      {}", c.detail);
+            if !c.entra_impact.is_empty() {
+                println!("      Entra: {}", c.entra_impact);
+            }
+            if let Some(fix) = &c.fix {
+                println!("      Fix: {fix}");
+            }
+            if !c.rfc.is_empty() {
+                println!("      See {}", c.rfc);
+            }
+            if matches!(c.status, ScimStatus::Fail | ScimStatus::Warn) {
+                for x in &c.exchanges {
+                    println!("      > {} {}  [{}]", x.method, x.url, x.auth);
+                    if let Some(b) = &x.request_body {
+                        println!("        {b}");
+                    }
+                    match (&x.status, &x.error) {
+                        (_, Some(e)) => println!("      < no answer: {e}"),
+                        (Some(st), None) => {
+                            println!(
+                                "      < {st} {}{}",
+                                x.content_type.as_deref().unwrap_or("(no content type)"),
+                                x.location
+                                    .as_deref()
+                                    .map(|l| format!(" → {l}"))
+                                    .unwrap_or_default()
+                            );
+                            if let Some(b) = &x.response_body {
+                                println!("        {}", b.chars().take(400).collect::<String>());
+                            }
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+        }
+        println!();
+        println!("{}", report.verdict);
+        match (&report.tenant_url, report.ready) {
+            (Some(u), true) => {
+                println!("Tenant URL to enter in Entra: {u}");
+                if report.use_aad_opt_flag {
+                    println!("(it carries ?aadOptscim062020: this server needs Entra's RFC-compliant PATCH format)");
+                }
+            }
+            (Some(u), false) => println!(
+                "Once the failures above are fixed, the tenant URL to enter in Entra is {u}."
+            ),
+            (None, _) => println!("No tenant URL to enter: the endpoint could not be reached."),
+        }
+        println!("Took {} ms.", report.total_millis);
+    }
+    if report.ready {
+        Ok(())
+    } else {
+        Err(Fail(8, String::new()))
+    }
+}
