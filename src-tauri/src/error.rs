@@ -194,3 +194,32 @@ impl From<entra_setup_core::keychain::KeychainError> for IpcError {
         }
     }
 }
+
+impl From<entra_setup_core::setup::run::RunError> for IpcError {
+    fn from(e: entra_setup_core::setup::run::RunError) -> Self {
+        use entra_setup_core::setup::flow::RetireFailed;
+        use entra_setup_core::setup::run::RunError;
+        let message = e.to_string();
+        match e {
+            RunError::NoSecret
+            | RunError::OutputNeedsSecret
+            | RunError::NoPush(_)
+            | RunError::NothingToRetire
+            | RunError::NotYet(_) => Self::Blocked { message },
+            RunError::NoOutput(_) => Self::Invalid {
+                field: "output".into(),
+                message,
+            },
+            RunError::PushInputs(errors) => Self::Inputs { errors },
+            RunError::Push(p) => p.into(),
+            RunError::Keychain(k) => k.into(),
+            RunError::Graph(g) | RunError::Retire(RetireFailed::Graph(g)) => g.into(),
+            RunError::Retire(RetireFailed::Apply(f)) => Self::apply(&f.error),
+            RunError::Retire(RetireFailed::Retire(_)) => Self::Apply {
+                message,
+                cause: None,
+            },
+            RunError::Render(_) | RunError::Write(..) => Self::Internal { message },
+        }
+    }
+}

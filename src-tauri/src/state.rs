@@ -5,8 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use entra_setup_core::auth::{FollowRedirects, SystemBrowser};
 use entra_setup_core::keychain::{MemoryStore, OsKeychain, SecretStore};
+use entra_setup_core::provider::Provider;
 use entra_setup_core::session::{Context, Session};
+use entra_setup_core::setup::flow::Prepared;
+use entra_setup_core::setup::run::{Run, ScimToken};
 use entra_setup_sim::{Approval, DemoUser, SimConfig, SimHandle};
+use tokio::sync::{MappedMutexGuard, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::IpcError;
@@ -175,13 +179,18 @@ impl Demo {
             })
     }
 
-    /// The demo's stand-in for Cloudflare's API.
-    pub async fn fake_cloudflare_api(&self) -> Result<String, IpcError> {
+    /// The demo's stand-in for a provider's API: the demo never pushes to a real provider.
+    pub async fn provider_api(&self, provider: &Provider) -> Result<String, IpcError> {
         let sim = self.sim.lock().await;
-        sim.as_ref()
-            .map(SimHandle::fake_cloudflare_api)
-            .ok_or(IpcError::Internal {
-                message: "the demo tenant is not running".into(),
+        let sim = sim.as_ref().ok_or(IpcError::Internal {
+            message: "the demo tenant is not running".into(),
+        })?;
+        sim.fake_provider_api(provider.id())
+            .ok_or_else(|| IpcError::Blocked {
+                message: format!(
+                    "The demo tenant has no stand-in for {}'s API, so nothing was pushed. Push from a setup in your own tenant, or copy the settings.",
+                    provider.name
+                ),
             })
     }
 
@@ -197,52 +206,48 @@ impl Demo {
     }
 }
 
-/// The provider's SCIM token, held here and never sent to the webview.
-pub struct ScimToken {
-    pub value: entra_setup_core::SecretString,
-    /// Also in the OS keychain.
-    pub remembered: bool,
-    /// Entered in this session (not yet saved in Entra).
-    pub fresh: bool,
-}
-
-/// What the last apply produced: ids, and the new secret until it is handed over.
-pub struct Applied {
-    pub scim: Option<entra_setup_core::setup::apply::ScimApplied>,
-    pub app_id: String,
-    pub app_object_id: String,
-    pub sp_id: Option<String>,
-    pub secret: Option<entra_setup_core::setup::apply::NewSecret>,
-    pub consent_url: Option<String>,
-    pub handed_over: bool,
-    /// The new secret went to the provider (copied, saved or pushed; the keychain alone is not).
-    pub delivered: bool,
-    /// The new secret signed in to Entra in a live test.
-    pub secret_tested: bool,
-    /// The new secret was kept in the OS keychain in this session.
-    pub kept: bool,
-    /// Old secrets retired after this run's rotation.
-    pub retired: Vec<entra_setup_core::setup::secrets::SecretStatus>,
-    pub prepared: entra_setup_core::setup::flow::Prepared,
-}
-
-/// The setup in progress: the reviewed plan, then the applied result.
+/// The setup in progress: the reviewed plan, then the run that applied it.
 #[derive(Default)]
 pub struct SetupState {
-    pub prepared: tokio::sync::Mutex<Option<entra_setup_core::setup::flow::Prepared>>,
-    pub applied: tokio::sync::Mutex<Option<Applied>>,
+    pub prepared: tokio::sync::Mutex<Option<Prepared>>,
+    pub run: tokio::sync::Mutex<Option<Run>>,
+    /// The provider's SCIM token, held here and never sent to the webview.
     pub scim_token: tokio::sync::Mutex<Option<ScimToken>>,
 }
 
 impl SetupState {
     /// Secrets this process still holds (so a re-plan does not treat them as lost).
     pub async fn held_secret_ids(&self) -> Vec<String> {
-        self.applied
+        self.run
             .lock()
             .await
             .as_ref()
-            .and_then(|a| a.secret.as_ref().map(|s| s.key_id.clone()))
+            .and_then(|r| r.secret.as_ref().map(|s| s.key_id.clone()))
             .into_iter()
             .collect()
+    }
+
+    /// The applied run, for the steps after Apply.
+    pub async fn run(&self) -> Result<MappedMutexGuard<'_, Run>, IpcError> {
+        MutexGuard::try_map(self.run.lock().await, Option::as_mut).map_err(|_| IpcError::Blocked {
+            message: "Apply the plan first.".into(),
+        })
+    }
+}
+
+impl SessionState {
+    /// The signed-in admin's session, for the steps that need one.
+    pub async fn active(&self) -> Result<MappedMutexGuard<'_, ActiveSession>, IpcError> {
+        MutexGuard::try_map(self.inner.lock().await, Option::as_mut)
+            .map_err(|_| IpcError::NotSignedIn)
+    }
+}
+
+/// The sign-in context for the signed-in kind of tenant: the demo's or the real one.
+pub fn sign_in_context(core: &Core, demo: &Demo, is_demo: bool) -> Context {
+    if is_demo {
+        demo.context(&core.http)
+    } else {
+        core.context()
     }
 }

@@ -143,62 +143,37 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         scim_token: scim_token.clone(),
         ..Default::default()
     };
-    let applied =
-        match flow::execute(&s, &prepared, &options, on_event, &CancellationToken::new()).await {
-            Ok(x) => x,
-            Err(failed) => {
-                if let Some(secret) = &failed.partial.secret {
-                    let _ = hand_over(
-                        a,
-                        &s,
-                        &prepared,
-                        failed.partial.app_id.as_deref().unwrap_or_default(),
-                        secret,
-                        push_inputs.as_ref(),
-                    )
-                    .await;
-                }
-                return Err(Fail(
-                    4,
-                    format!(
-                        "{}\nJournal: {}. Run apply again to resume.",
-                        failed.error,
-                        prepared.journal.path().display()
-                    ),
-                ));
-            }
-        };
-    let app_id = applied.app_id.clone().unwrap_or_default();
-    let scim_applied = applied.scim.clone().or_else(|| {
-        prepared.state.scim.as_ref().map(|x| ScimApplied {
-            app_object_id: x.app_object_id.clone(),
-            app_id: x.app_id.clone(),
-            sp_id: x.sp_id.clone(),
-            job_id: x.job.as_ref().map(|j| j.id.clone()),
-        })
-    });
-    let mut result = json!({"appId": app_id, "objectId": applied.app_object_id, "servicePrincipalId": applied.sp_id, "consentUrl": applied.consent_url, "journal": prepared.journal.path()});
-    if let Some(secret) = &applied.secret {
+    let (mut run, failure) =
+        Run::apply(&s, prepared, &options, on_event, &CancellationToken::new()).await;
+    if let Some(error) = failure {
+        // A secret made before the stop is still handed over: it is shown only once.
+        if run.secret.is_some() {
+            let _ = hand_over(a, &s, &mut run, push_inputs.as_ref()).await;
+        }
+        return Err(Fail(
+            4,
+            format!(
+                "{error}\nJournal: {}. Run apply again to resume.",
+                run.prepared.journal.path().display()
+            ),
+        ));
+    }
+    let p = &run.prepared;
+    let mut result = json!({"appId": run.app_id, "objectId": run.app_object_id, "servicePrincipalId": run.sp_id, "consentUrl": run.consent_url, "journal": p.journal.path()});
+    if let Some(secret) = &run.secret {
         result["secret"] =
             json!({"keyId": secret.key_id, "hint": secret.hint, "expires": secret.end});
-        let handed = hand_over(a, &s, &prepared, &app_id, secret, push_inputs.as_ref()).await?;
-        result["handedOver"] = handed;
+    }
+    if run.secret.is_some() {
+        result["handedOver"] = hand_over(a, &s, &mut run, push_inputs.as_ref()).await?;
     }
     let mut code = 0;
-    if let Some(url) = &applied.consent_url {
+    if let Some(url) = &run.consent_url {
         eprintln!("Admin consent is still needed. Send this link to a Privileged Role Administrator or Global Administrator:\n  {url}");
         code = 5;
     }
     if !a.skip_checks {
-        let checks = run_checks(
-            &s,
-            &app_id,
-            applied.secret.as_ref().map(|x| &x.value),
-            &prepared,
-            applied.consent_url.is_none(),
-            scim_applied.as_ref(),
-        )
-        .await;
+        let checks = run.checks(&s).await;
         for c in &checks {
             eprintln!(
                 "{} {}: {}{}",
@@ -220,61 +195,37 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         }
         result["checks"] = json!(checks);
     }
-    if let Some(new) = &applied.secret {
-        let old: Vec<String> = secrets::left_after_rotation(
-            &prepared.plan,
-            &prepared.state,
-            &new.key_id,
-            chrono::Utc::now(),
-        )
-        .iter()
-        .map(describe_secret)
-        .collect();
+    let view = run.done_view(&s, false, vec![]).await;
+    let p = &run.prepared;
+    if let (Some(offer), Some(new)) = (&view.retire, &run.secret) {
+        let old: Vec<String> = offer.old.iter().map(describe_secret).collect();
         if !old.is_empty() {
             eprintln!(
                 "The old secret{} still work{} until retired:\n  {}\nOnce {} uses the new secret, run: entra-setup retire-secrets --provider {} --keep {} (with the same --input values)",
                 if old.len() == 1 { "" } else { "s" },
                 if old.len() == 1 { "s" } else { "" },
                 old.join("\n  "),
-                prepared.intent.provider.name,
-                prepared.intent.provider.id(),
+                p.intent.provider.name,
+                p.intent.provider.id(),
                 new.key_id
             );
             result["oldSecrets"] = json!(old);
         }
     }
-    if let (Some(sc), Some(_)) = (&scim_applied, &prepared.intent.scim) {
-        let status = match &sc.job_id {
-            Some(job) => provisioning::job_status(&s.graph, &sc.sp_id, job)
-                .await
-                .ok(),
-            None => None,
-        };
-        if let Some(st) = &status {
+    if let (Some(sc), Some(_)) = (&view.scim, &p.intent.scim) {
+        if let Some(st) = &sc.status {
             eprintln!("Provisioning: {}", st.headline);
         }
-        result["scim"] = json!({"appId": sc.app_id, "servicePrincipalId": sc.sp_id, "jobId": sc.job_id, "status": status});
-        for w in outputs::scim_advice(
-            &prepared.intent.provider,
-            prepared.journal.scim_record().and_then(|r| r.token_expires),
-        ) {
+        result["scim"] = json!({"appId": sc.app_id, "servicePrincipalId": sc.service_principal_id, "jobId": sc.job_id, "status": sc.status});
+        for w in &sc.advice {
             eprintln!("Warning: {}: {}", w.title, w.detail);
         }
     }
-    let advice = if prepared.intent.provider.has_sign_in() {
-        outputs::done_advice(
-            &prepared.intent.provider,
-            Some(&prepared.preflight),
-            applied.secret.as_ref().map(|x| x.end),
-        )
-    } else {
-        vec![]
-    };
-    for w in advice {
+    for w in &view.advice {
         eprintln!("Warning: {}: {}", w.title, w.detail);
     }
     if t.conn.json {
-        println!("{}", json!({"plan": prepared.plan, "result": result}));
+        println!("{}", json!({"plan": p.plan, "result": result}));
     }
     if code == 0 {
         Ok(())
@@ -283,101 +234,18 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     }
 }
 
-pub(crate) async fn run_checks(
-    s: &Session,
-    app_id: &str,
-    secret: Option<&SecretString>,
-    p: &Prepared,
-    consented: bool,
-    scim: Option<&ScimApplied>,
-) -> Vec<CheckResult> {
-    let http = entra_setup_core::http::client();
-    let mut out = vec![];
-    if p.intent.provider.has_sign_in() {
-        out.push(checks::discovery(&http, &s.cloud, &s.account.tenant_id).await);
-    }
-    if let Some((sp, job)) = scim.and_then(|x| x.job_id.as_deref().map(|j| (&x.sp_id, j))) {
-        if p.journal.scim_record().is_some() {
-            out.push(checks::scim_connection(&s.graph, sp, job).await);
-        }
-    }
-    if let Some(secret) = secret {
-        let app_perms = consented
-            && !p
-                .intent
-                .provider
-                .permission_names(PermissionKind::Application)
-                .is_empty();
-        out.extend(
-            checks::secret_and_consent(
-                &http,
-                &s.cloud,
-                &s.account.token_endpoint,
-                app_id,
-                secret,
-                app_perms,
-                &SecretRetry::default(),
-            )
-            .await,
-        );
-    }
-    out
-}
-
-/// Hands the new secret over as asked; records it in the journal.
+/// Hands the new secret over as asked (files, the provider's API, the keychain); the run
+/// journals each.
 pub(crate) async fn hand_over(
     a: &ApplyArgs,
     s: &Session,
-    p: &Prepared,
-    app_id: &str,
-    secret: &entra_setup_core::setup::apply::NewSecret,
+    run: &mut Run,
     push_inputs: Option<&BTreeMap<String, String>>,
 ) -> Result<serde_json::Value, Fail> {
-    let provider = &p.intent.provider;
-    let values = outputs::values(
-        &s.cloud,
-        &s.account.tenant_id,
-        app_id,
-        &p.plan.display_name,
-        &p.intent.inputs,
-        Some(secret.end),
-    );
-    let mut how = vec![];
     let mut report = json!({});
     if let Some(dir) = &a.output_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Fail(1, format!("cannot create {}: {e}", dir.display())))?;
-        let mut files = vec![];
-        for o in &provider.outputs {
-            let name = o.file_name.clone().unwrap_or_else(|| {
-                format!(
-                    "{}.{}",
-                    o.id,
-                    match o.format {
-                        provider::OutputFormat::Json => "json",
-                        provider::OutputFormat::Yaml => "yaml",
-                        provider::OutputFormat::Hcl => "tf",
-                        provider::OutputFormat::Text => "txt",
-                    }
-                )
-            });
-            let path = dir.join(name);
-            let text = outputs::render_with_secret(provider, &o.id, &values, &secret.value)
-                .map_err(|e| Fail(1, e))?;
-            outputs::write_private_file(&path, &text)
-                .map_err(|e| Fail(1, format!("cannot write {}: {e}", path.display())))?;
-            files.push(path);
-        }
-        let ics = dir.join("secret-expiry.ics");
-        outputs::write_private_file(
-            &ics,
-            &SecretString::from(outputs::expiry_reminder(
-                &p.plan.display_name,
-                &secret.key_id,
-                secret.end,
-            )),
-        )
-        .map_err(|e| Fail(1, e.to_string()))?;
+        let mut files = run.save_all(s, dir).map_err(|e| Fail(1, e.to_string()))?;
+        let ics = files.pop();
         eprintln!(
             "Wrote {} (readable by you only) and the calendar reminder {}.",
             files
@@ -385,63 +253,34 @@ pub(crate) async fn hand_over(
                 .map(|f| f.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            ics.display()
+            ics.map(|f| f.display().to_string()).unwrap_or_default()
         );
         report["files"] = json!(files);
-        how.push("saved to a file");
     }
-    if let (Some(inputs), Some(push)) = (push_inputs, &provider.push) {
-        let body = outputs::render_with_secret(provider, &push.output, &values, &secret.value)
-            .map_err(|e| Fail(1, e))?;
-        let token = SecretString::from(inputs.get("api_token").cloned().unwrap_or_default());
-        let mut push_values = values.clone();
-        push_values.extend(
-            inputs
-                .iter()
-                .filter(|(k, _)| k.as_str() != "api_token")
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+    if let Some(inputs) = push_inputs {
         let http = entra_setup_core::http::client();
-        let r = entra_setup_core::push::push(
-            &http,
-            push,
-            a.push_api.as_deref(),
-            &push_values,
-            &token,
-            &body,
-        )
-        .await
-        .map_err(|e| {
-            Fail(
-                4,
-                format!("{e} (the Entra side is done; push again with the same command)"),
-            )
-        })?;
+        let r = run
+            .push(s, &http, inputs, a.push_api.as_deref())
+            .await
+            .map_err(|e| {
+                Fail(
+                    4,
+                    format!("{e} (the Entra side is done; push again with the same command)"),
+                )
+            })?;
         eprintln!(
             "{} {} {} in {}.",
             if r.created { "Created" } else { "Updated" },
             r.object,
             r.id,
-            provider.name
+            run.prepared.intent.provider.name
         );
         report["pushed"] = json!(r);
-        how.push("pushed to the provider");
     }
     if a.keep_secret {
-        let store = store(&a.target.conn);
-        keychain::set(
-            &store,
-            &format!("client-secret:{}:{app_id}", s.account.tenant_id),
-            SecretString::from(secret.value.expose_secret().to_string()),
-        )
-        .await
-        .map_err(|e| Fail(1, e.to_string()))?;
-        how.push("kept in the keychain");
-    }
-    if !how.is_empty() {
-        let _ = p
-            .journal
-            .handed_over(&p.plan.id, &secret.key_id, &how.join(", "));
+        run.keep(&store(&a.target.conn))
+            .await
+            .map_err(|e| Fail(1, e.to_string()))?;
     }
     Ok(report)
 }

@@ -10,21 +10,19 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use entra_setup_core::auth::{BrowserOpener, Method, SignInEvent, StepScopes, SystemBrowser};
-use entra_setup_core::checks::{self, CheckResult, SecretRetry, Status};
+use entra_setup_core::checks::Status;
 use entra_setup_core::cloud::CloudChoice;
-use entra_setup_core::keychain::{self, MemoryStore, OsKeychain, SecretStore};
-use entra_setup_core::outputs;
+use entra_setup_core::keychain::{MemoryStore, OsKeychain, SecretStore};
 use entra_setup_core::people;
-use entra_setup_core::provider::{self, PermissionKind};
-use entra_setup_core::provisioning;
+use entra_setup_core::provider;
 use entra_setup_core::session::{self, AccountRecord, Context, Session, SignInRequest};
-use entra_setup_core::setup::apply::ScimApplied;
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::journal::{self, Journal};
 use entra_setup_core::setup::plan::Change;
+use entra_setup_core::setup::run::Run;
 use entra_setup_core::setup::{found, secrets, status, undo, Intent, ScimIntent};
-use entra_setup_core::{ExposeSecret, SecretString};
+use entra_setup_core::SecretString;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

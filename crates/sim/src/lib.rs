@@ -364,6 +364,15 @@ impl SimHandle {
         format!("{}/_fake/cloudflare/client/v4", self.shared.base_url)
     }
 
+    /// The stand-in for a provider's API that the demo pushes to, by provider id (the demo
+    /// never reaches a real provider).
+    pub fn fake_provider_api(&self, provider_id: &str) -> Option<String> {
+        match provider_id {
+            "cloudflare" => Some(self.fake_cloudflare_api()),
+            _ => None,
+        }
+    }
+
     /// The demo SCIM endpoint (a provider's SCIM base URL); its token is
     /// [`scim_server::DEMO_SCIM_TOKEN`].
     pub fn fake_scim_url(&self) -> String {

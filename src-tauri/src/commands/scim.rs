@@ -10,7 +10,8 @@ use entra_setup_core::provisioning::{self, JobStatus, Logs, OnDemandResult};
 use entra_setup_core::scim::{self, ScimAuth, ScimReport, ScimTarget, VerifyOptions};
 use entra_setup_core::session;
 use entra_setup_core::setup::journal::Journal;
-use entra_setup_core::setup::{state, Assignee, Intent, PrincipalKind};
+use entra_setup_core::setup::run::{scim_token_key, ScimToken};
+use entra_setup_core::setup::{state, Assignee, PrincipalKind};
 use entra_setup_core::tenant::{Advice, LicenceTier};
 use entra_setup_core::SecretString;
 use serde::{Deserialize, Serialize};
@@ -19,8 +20,9 @@ use tauri::State;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use super::choose::intent;
 use crate::error::IpcError;
-use crate::state::{Core, Demo, Paths, SessionState, SetupState};
+use crate::state::{sign_in_context, Core, Demo, Paths, SessionState, SetupState};
 
 /// What a provider's profile says about SCIM.
 #[derive(Debug, Serialize, specta::Type)]
@@ -75,18 +77,6 @@ pub struct TokenState {
     pub length: u32,
 }
 
-fn token_key(tenant: &str, scim_unique: &str) -> String {
-    format!("scim-token:{tenant}:{scim_unique}")
-}
-
-fn intent_for(provider_id: &str, inputs: &BTreeMap<String, String>) -> Result<Intent, IpcError> {
-    let p = entra_setup_core::provider::find(provider_id).ok_or_else(|| IpcError::Invalid {
-        field: "provider".into(),
-        message: format!("There is no provider '{provider_id}'."),
-    })?;
-    Intent::new(p, inputs, None).map_err(|errors| IpcError::Inputs { errors })
-}
-
 fn advice_of(w: &entra_setup_core::provider::WarningSpec) -> Advice {
     Advice {
         id: w.id.clone(),
@@ -132,7 +122,7 @@ pub async fn scim_context(
     setup: State<'_, SetupState>,
     paths: State<'_, Paths>,
 ) -> Result<ScimContext, IpcError> {
-    let intent = intent_for(&provider_id, &inputs)?;
+    let intent = intent(&provider_id, &inputs, None)?;
     let spec = intent
         .provider
         .scim
@@ -143,13 +133,8 @@ pub async fn scim_context(
                 intent.provider.name
             ),
         })?;
-    let guard = sessions.inner.lock().await;
-    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
-    let ctx = if active.demo {
-        demo.context(&core.http)
-    } else {
-        core.context()
-    };
+    let active = sessions.active().await?;
+    let ctx = sign_in_context(&core, &demo, active.demo);
     let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
         let _ = events.send(e);
     });
@@ -184,13 +169,9 @@ pub async fn scim_context(
     };
     // A token the admin kept in the keychain on an earlier run.
     if setup.scim_token.lock().await.is_none() {
-        let key = token_key(&s.account.tenant_id, &intent.scim_unique_name());
+        let key = scim_token_key(&s.account.tenant_id, &intent.scim_unique_name());
         if let Ok(Some(t)) = entra_setup_core::keychain::get(&core.keychain, &key).await {
-            *setup.scim_token.lock().await = Some(crate::state::ScimToken {
-                value: t,
-                remembered: true,
-                fresh: false,
-            });
+            *setup.scim_token.lock().await = Some(ScimToken::kept(t));
         }
     }
     let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
@@ -253,8 +234,7 @@ pub async fn search_people(
     groups: bool,
     sessions: State<'_, SessionState>,
 ) -> Result<Vec<Principal>, IpcError> {
-    let guard = sessions.inner.lock().await;
-    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let active = sessions.active().await?;
     Ok(people::search(&active.session.graph, &query, groups).await?)
 }
 
@@ -267,8 +247,7 @@ pub async fn preview_sync(
     assigned: Vec<Assignee>,
     sessions: State<'_, SessionState>,
 ) -> Result<SyncPreview, IpcError> {
-    let guard = sessions.inner.lock().await;
-    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let active = sessions.active().await?;
     Ok(people::preview(&active.session.graph, sync_all, &assigned).await?)
 }
 
@@ -308,20 +287,15 @@ pub async fn set_scim_token(
     }
     let secret = SecretString::from(value);
     if remember {
-        let guard = sessions.inner.lock().await;
-        let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
-        let intent = intent_for(&provider_id, &inputs)?;
-        let key = token_key(
+        let active = sessions.active().await?;
+        let intent = intent(&provider_id, &inputs, None)?;
+        let key = scim_token_key(
             &active.session.account.tenant_id,
             &intent.scim_unique_name(),
         );
         entra_setup_core::keychain::set(&core.keychain, &key, secret.clone()).await?;
     }
-    *setup.scim_token.lock().await = Some(crate::state::ScimToken {
-        value: secret,
-        remembered: remember,
-        fresh: true,
-    });
+    *setup.scim_token.lock().await = Some(ScimToken::entered(secret, remember));
     Ok(token_state(&setup).await)
 }
 
@@ -339,8 +313,8 @@ pub async fn forget_scim_token(
     *setup.scim_token.lock().await = None;
     let guard = sessions.inner.lock().await;
     if let Some(active) = guard.as_ref() {
-        let intent = intent_for(&provider_id, &inputs)?;
-        let key = token_key(
+        let intent = intent(&provider_id, &inputs, None)?;
+        let key = scim_token_key(
             &active.session.account.tenant_id,
             &intent.scim_unique_name(),
         );
@@ -364,11 +338,8 @@ pub async fn use_demo_scim(
         });
     }
     let url = demo.fake_scim_url().await?;
-    *setup.scim_token.lock().await = Some(crate::state::ScimToken {
-        value: SecretString::from(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN.to_string()),
-        remembered: false,
-        fresh: true,
-    });
+    let token = SecretString::from(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN.to_string());
+    *setup.scim_token.lock().await = Some(ScimToken::entered(token, false));
     Ok(url)
 }
 
@@ -416,9 +387,8 @@ pub async fn verify_scim(
 }
 
 async fn job_of(setup: &SetupState) -> Result<(String, String), IpcError> {
-    let applied = setup.applied.lock().await;
-    applied
-        .as_ref()
+    let run = setup.run.lock().await;
+    run.as_ref()
         .and_then(|a| a.scim.as_ref())
         .and_then(|s| s.job_id.clone().map(|j| (s.sp_id.clone(), j)))
         .ok_or(IpcError::Blocked {
@@ -435,8 +405,7 @@ pub async fn scim_status(
     setup: State<'_, SetupState>,
 ) -> Result<JobStatus, IpcError> {
     let (sp, job) = job_of(&setup).await?;
-    let guard = sessions.inner.lock().await;
-    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let active = sessions.active().await?;
     Ok(provisioning::job_status(&active.session.graph, &sp, &job).await?)
 }
 
@@ -450,8 +419,7 @@ pub async fn scim_on_demand(
     setup: State<'_, SetupState>,
 ) -> Result<OnDemandResult, IpcError> {
     let (sp, job) = job_of(&setup).await?;
-    let guard = sessions.inner.lock().await;
-    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let active = sessions.active().await?;
     Ok(provisioning::provision_on_demand(&active.session.graph, &sp, &job, &user_id).await?)
 }
 
@@ -464,8 +432,7 @@ pub async fn scim_logs(
     setup: State<'_, SetupState>,
 ) -> Result<Logs, IpcError> {
     let (sp, _) = job_of(&setup).await?;
-    let guard = sessions.inner.lock().await;
-    let active = guard.as_ref().ok_or(IpcError::NotSignedIn)?;
+    let active = sessions.active().await?;
     Ok(provisioning::logs(&active.session.graph, &sp, 25).await?)
 }
 

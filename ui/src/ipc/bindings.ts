@@ -28,7 +28,7 @@ export const commands = {
 	 *  start-up benchmark waits for.
 	 */
 	uiReady: () => __TAURI_INVOKE<void>("ui_ready"),
-	/**  The providers the wizard knows. */
+	/**  The providers the wizard knows (built in, and the admin's own profiles). */
 	providers: () => typedError<ProviderInfo[], IpcError>(__TAURI_INVOKE("providers")),
 	/**  Checks the provider inputs. Errors: `inputs`, one message per field. */
 	checkInputs: (providerId: string, inputs: { [key in string]: string }, secretDays: number | null) => typedError<IntentView, IpcError>(__TAURI_INVOKE("check_inputs", { providerId, inputs, secretDays })),
@@ -49,15 +49,15 @@ export const commands = {
 	 */
 	copySecret: (outputId: string | null) => typedError<null, IpcError>(__TAURI_INVOKE("copy_secret", { outputId })),
 	/**
-	 *  Saves an output (with the secret, if it holds one) or the expiry reminder to a file the
-	 *  admin picks. Returns the path, or nothing if the admin cancelled.
+	 *  Saves an output (with the secret, if it holds one) or the expiry reminder (`reminder`) to a
+	 *  file the admin picks. Returns the path, or nothing if the admin cancelled.
 	 */
 	saveOutput: (outputId: string) => typedError<string | null, IpcError>(__TAURI_INVOKE("save_output", { outputId })),
 	/**  Keeps the new secret in the OS keychain (opt-in), for later rotation. */
 	keepSecret: () => typedError<null, IpcError>(__TAURI_INVOKE("keep_secret")),
 	/**
-	 *  Pushes the settings to the provider's API (Cloudflare). `inputs` holds the account ID and
-	 *  the API token, used once and never stored.
+	 *  Pushes the settings to the provider's API as its profile describes. `inputs` holds the
+	 *  push inputs and the API token, used once and never stored. The demo pushes to its stand-in.
 	 */
 	pushToProvider: (inputs: { [key in string]: string }) => typedError<PushResult, IpcError>(__TAURI_INVOKE("push_to_provider", { inputs })),
 	/**  Removes everything the journal says the wizard created for the last setup. */
@@ -68,14 +68,15 @@ export const commands = {
 	 */
 	retireOldSecrets: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("retire_old_secrets")),
 	/**
-	 *  The setups the wizard applied in the signed-in tenant before (from its journals), the latest
+	 *  The setups the wizard applied in the signed-in tenant before (from its journals, and the
+	 *  tenant's own record when the app-reading permission is already consented), the latest
 	 *  first; providers this version no longer knows are left out.
 	 */
 	previousSetups: () => typedError<PreviousSetupView[], IpcError>(__TAURI_INVOKE("previous_setups")),
 	/**
 	 *  Checks every earlier setup in the signed-in tenant (read-only): secret expiry, drift,
-	 *  provisioning, and what needs attention. Asks for the provisioning permissions first when an
-	 *  earlier setup provisions (progress through `events`).
+	 *  provisioning, and what needs attention. Asks for the provisioning permissions first (a
+	 *  setup found only in the tenant may provision; progress through `events`).
 	 */
 	checkPreviousSetups: (events: Channel<SignInEvent>) => typedError<SetupStatus[], IpcError>(__TAURI_INVOKE("check_previous_setups", { events })),
 	/**
@@ -281,6 +282,7 @@ export type GraphFailure = {
 	path: string,
 };
 
+/**  A group of the tenant, for a groups claim that carries Object IDs. */
 export type GroupInfo = {
 	id: string,
 	name: string,
@@ -293,6 +295,7 @@ export type InputError = {
 	message: string,
 };
 
+/**  An input as a form shows it. */
 export type InputInfo = {
 	id: string,
 	label: string,

@@ -168,6 +168,22 @@ pub struct OutputSpec {
     pub file_name: Option<String>,
 }
 
+impl OutputSpec {
+    /// The file this output is saved as: the profile's name, or its id with the format's
+    /// extension.
+    pub fn save_as(&self) -> String {
+        self.file_name.clone().unwrap_or_else(|| {
+            let ext = match self.format {
+                OutputFormat::Json => "json",
+                OutputFormat::Yaml => "yaml",
+                OutputFormat::Hcl => "tf",
+                OutputFormat::Text => "txt",
+            };
+            format!("{}.{ext}", self.id)
+        })
+    }
+}
+
 /// One HTTP request of a push, as data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushRequest {

@@ -7,10 +7,12 @@ pub mod flow;
 pub mod found;
 pub mod journal;
 pub mod plan;
+pub mod run;
 pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod undo;
+pub mod view;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,657 @@
+//! One setup run, from apply to hand-over: what the apply made, the new secret until it is
+//! handed over, where it went, what the live tests proved, and the old secrets a rotation
+//! retires. The desktop app and the CLI both hold a [`Run`], so they cannot disagree about when
+//! a secret counts as delivered, which tests run, or what Done shows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use super::apply::{ApplyError, ApplyEvent, ApplyOptions, NewSecret, ScimApplied};
+use super::flow::{self, Prepared, RetireFailed};
+use super::plan::Change;
+use super::secrets::{self, SecretHealth, SecretStatus};
+use super::view::{DoneView, GroupInfo, RetireOffer, ScimDone, SecretInfo};
+use crate::auth::StepScopes;
+use crate::checks::{self, CheckResult, SecretRetry};
+use crate::graph::GraphError;
+use crate::keychain::{self, SecretStore};
+use crate::outputs;
+use crate::provider::PermissionKind;
+use crate::push::{self, PushError, PushResult};
+use crate::session::Session;
+use crate::tenant::Link;
+
+/// Where a new secret went. Only these count as handed over; only the first three as delivered
+/// to the provider (a copy in the keychain alone does not sign anyone in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandOver {
+    Copied,
+    Saved,
+    Pushed,
+    KeptInKeychain,
+}
+
+impl HandOver {
+    /// How the journal and the CLI say it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Copied => "copied",
+            Self::Saved => "saved to a file",
+            Self::Pushed => "pushed to the provider",
+            Self::KeptInKeychain => "kept in the keychain",
+        }
+    }
+
+    fn delivers(self) -> bool {
+        self != Self::KeptInKeychain
+    }
+}
+
+/// The calendar reminder of the new secret's expiry, as a file.
+pub const REMINDER_FILE: &str = "secret-expiry.ics";
+
+/// The keychain entry holding an app's client secret (one per app: the latest kept).
+pub fn client_secret_key(tenant_id: &str, app_id: &str) -> String {
+    format!("client-secret:{tenant_id}:{app_id}")
+}
+
+/// The keychain entry holding a provider's SCIM token for one setup.
+pub fn scim_token_key(tenant_id: &str, scim_unique_name: &str) -> String {
+    format!("scim-token:{tenant_id}:{scim_unique_name}")
+}
+
+/// The provider's SCIM bearer token while this process holds it (never sent to a webview).
+pub struct ScimToken {
+    pub value: SecretString,
+    /// Also in the OS keychain.
+    pub remembered: bool,
+    /// Entered in this session and not yet saved in Entra: a plan saves a new token only then.
+    pub fresh: bool,
+}
+
+impl ScimToken {
+    /// A token the admin just gave (typed, or read from a file).
+    pub fn entered(value: SecretString, remembered: bool) -> Self {
+        Self {
+            value,
+            remembered,
+            fresh: true,
+        }
+    }
+
+    /// A token the admin kept in the keychain on an earlier run.
+    pub fn kept(value: SecretString) -> Self {
+        Self {
+            value,
+            remembered: true,
+            fresh: false,
+        }
+    }
+
+    /// Whether a plan saves `held` as a new token: one entered now, or a kept one when the
+    /// provisioning settings changed (Entra saves settings and token together).
+    pub fn is_new(held: Option<&Self>, settings_changed: bool) -> bool {
+        held.is_some_and(|t| t.fresh || settings_changed)
+    }
+
+    /// After Entra saved it: the token is kept only if the admin asked for the keychain.
+    pub fn after_saved(held: &mut Option<Self>) {
+        if held.as_ref().is_some_and(|t| !t.remembered) {
+            *held = None;
+        } else if let Some(t) = held.as_mut() {
+            t.fresh = false;
+        }
+    }
+}
+
+/// Why a hand-over or a push could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("There is no new secret: this run did not create one. Re-run with a rotation to get a new one.")]
+    NoSecret,
+    #[error("This output needs the client secret, and this run did not create one.")]
+    OutputNeedsSecret,
+    #[error("No output '{0}'.")]
+    NoOutput(String),
+    #[error("The output could not be rendered: {0}")]
+    Render(String),
+    #[error("{0} has no API to push to.")]
+    NoPush(String),
+    #[error("Fix the push inputs: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))]
+    PushInputs(Vec<crate::provider::InputError>),
+    #[error(transparent)]
+    Push(#[from] PushError),
+    #[error("Could not write {0}: {1}")]
+    Write(String, String),
+    #[error(transparent)]
+    Keychain(#[from] keychain::KeychainError),
+    #[error("This run made no new secret, so there is nothing to retire.")]
+    NothingToRetire,
+    #[error("{0}")]
+    NotYet(String),
+    #[error(transparent)]
+    Retire(#[from] RetireFailed),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// One setup run after its apply.
+pub struct Run {
+    pub prepared: Prepared,
+    pub app_id: String,
+    pub app_object_id: String,
+    pub sp_id: Option<String>,
+    pub scim: Option<ScimApplied>,
+    pub secret: Option<NewSecret>,
+    pub consent_url: Option<String>,
+    pub handed_over: bool,
+    /// The new secret went to the provider (copied, saved or pushed; the keychain alone is not).
+    pub delivered: bool,
+    /// The new secret signed in to Entra in a live test.
+    pub secret_tested: bool,
+    /// The new secret was kept in the OS keychain in this run.
+    pub kept: bool,
+    /// Old secrets retired after this run's rotation.
+    pub retired: Vec<SecretStatus>,
+}
+
+impl Run {
+    /// Applies `prepared`. The run holds whatever was made even when the apply stopped
+    /// part-way (a new secret must still be handed over); the error, if any, comes with it.
+    pub async fn apply(
+        session: &Session,
+        prepared: Prepared,
+        options: &ApplyOptions,
+        on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
+        cancel: &CancellationToken,
+    ) -> (Self, Option<ApplyError>) {
+        let result = flow::execute(session, &prepared, options, on_event, cancel).await;
+        let (applied, failure) = match result {
+            Ok(a) => (a, None),
+            Err(f) => {
+                let f = *f;
+                (f.partial, Some(f.error))
+            }
+        };
+        let state = &prepared.state;
+        let run = Self {
+            app_id: applied
+                .app_id
+                .clone()
+                .or_else(|| state.app.as_ref().map(|a| a.app_id.clone()))
+                .unwrap_or_default(),
+            app_object_id: applied
+                .app_object_id
+                .clone()
+                .or_else(|| state.app.as_ref().map(|a| a.id.clone()))
+                .unwrap_or_default(),
+            sp_id: applied.sp_id.clone().or_else(|| state.sp_id.clone()),
+            scim: applied.scim.clone().or_else(|| {
+                state.scim.as_ref().map(|s| ScimApplied {
+                    app_object_id: s.app_object_id.clone(),
+                    app_id: s.app_id.clone(),
+                    sp_id: s.sp_id.clone(),
+                    job_id: s.job.as_ref().map(|j| j.id.clone()),
+                })
+            }),
+            secret: applied.secret,
+            consent_url: applied.consent_url,
+            handed_over: false,
+            delivered: false,
+            secret_tested: false,
+            kept: false,
+            retired: vec![],
+            prepared,
+        };
+        (run, failure)
+    }
+
+    /// Whether the plan saved provisioning credentials (then a held SCIM token may go).
+    pub fn saved_scim_token(&self) -> bool {
+        self.prepared
+            .plan
+            .changes
+            .iter()
+            .any(|c| matches!(c.change, Change::SaveScimSecrets { .. }))
+    }
+
+    /// The values outputs and pushes are rendered with.
+    pub fn values(&self, session: &Session) -> BTreeMap<String, String> {
+        outputs::values(
+            &session.cloud,
+            &session.account.tenant_id,
+            &self.app_id,
+            &self.prepared.plan.display_name,
+            &self.prepared.intent.inputs,
+            self.secret.as_ref().map(|x| x.end),
+        )
+    }
+
+    /// The live tests: the tenant's OpenID metadata (sign-in providers), Entra's Test
+    /// Connection (provisioning configured), and the new secret with the application
+    /// permissions consented. Remembers when the new secret signed in (retiring needs it).
+    pub async fn checks(&mut self, session: &Session) -> Vec<CheckResult> {
+        let http = crate::http::client();
+        let mut out = vec![];
+        if self.prepared.intent.provider.has_sign_in() {
+            out.push(checks::discovery(&http, &session.cloud, &session.account.tenant_id).await);
+        }
+        if let Some((sp, job)) = self
+            .scim
+            .as_ref()
+            .and_then(|x| x.job_id.as_ref().map(|j| (x.sp_id.clone(), j.clone())))
+        {
+            if self.prepared.journal.scim_record().is_some() {
+                out.push(checks::scim_connection(&session.graph, &sp, &job).await);
+            }
+        }
+        if let Some(secret) = &self.secret {
+            let app_perms = self.consent_url.is_none()
+                && !self
+                    .prepared
+                    .intent
+                    .provider
+                    .permission_names(PermissionKind::Application)
+                    .is_empty();
+            out.extend(
+                checks::secret_and_consent(
+                    &http,
+                    &session.cloud,
+                    &session.account.token_endpoint,
+                    &self.app_id,
+                    &secret.value,
+                    app_perms,
+                    &SecretRetry::default(),
+                )
+                .await,
+            );
+        }
+        if out
+            .iter()
+            .any(|c| c.id == "client_secret" && c.status == checks::Status::Pass)
+        {
+            self.secret_tested = true;
+        }
+        out
+    }
+
+    /// Looks again whether a colleague's admin consent arrived.
+    pub async fn recheck_consent(&mut self, session: &Session) -> Result<(), GraphError> {
+        if self.consent_url.is_none() {
+            return Ok(());
+        }
+        let asked = self
+            .prepared
+            .plan
+            .changes
+            .iter()
+            .find_map(|c| match &c.change {
+                Change::RequestAdminConsent { roles, scopes } => Some((roles, scopes)),
+                _ => None,
+            });
+        if let (Some(sp), Some((roles, scopes))) = (&self.sp_id, asked) {
+            if super::apply::consent_present(
+                &session.graph,
+                &self.prepared.state.graph_sp,
+                sp,
+                roles,
+                scopes,
+            )
+            .await?
+            {
+                self.consent_url = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// What to hand over: the secret alone (`None`), or an output with it filled in, and a file
+    /// name for it.
+    pub fn payload(
+        &self,
+        session: &Session,
+        output: Option<&str>,
+    ) -> Result<(SecretString, String), RunError> {
+        let provider = &self.prepared.intent.provider;
+        match (output, &self.secret) {
+            (None, Some(secret)) => Ok((secret.value.clone(), "client-secret".into())),
+            (None, None) => Err(RunError::NoSecret),
+            (Some("reminder"), None) => Err(RunError::NoSecret),
+            (Some("reminder"), Some(secret)) => Ok((
+                SecretString::from(outputs::expiry_reminder(
+                    &self.prepared.plan.display_name,
+                    &secret.key_id,
+                    secret.end,
+                )),
+                REMINDER_FILE.into(),
+            )),
+            (Some(id), secret) => {
+                let o = provider
+                    .outputs
+                    .iter()
+                    .find(|o| o.id == id)
+                    .ok_or_else(|| RunError::NoOutput(id.to_string()))?;
+                let name = o.save_as();
+                let values = self.values(session);
+                let text = match secret {
+                    Some(sec) => outputs::render_with_secret(provider, id, &values, &sec.value),
+                    None if !o.contains_secret => outputs::render_with_secret(
+                        provider,
+                        id,
+                        &values,
+                        &SecretString::from(String::new()),
+                    ),
+                    None => return Err(RunError::OutputNeedsSecret),
+                }
+                .map_err(RunError::Render)?;
+                Ok((text, name))
+            }
+        }
+    }
+
+    /// Records where the new secret went (journaled: a secret never handed over is replaced
+    /// on the next run).
+    pub fn handed_over(&mut self, how: HandOver) {
+        let Some(secret) = &self.secret else {
+            return;
+        };
+        if let Err(e) =
+            self.prepared
+                .journal
+                .handed_over(&self.prepared.plan.id, &secret.key_id, how.words())
+        {
+            tracing::warn!(error = %e, "could not journal the hand-over");
+        }
+        self.handed_over = true;
+        self.delivered |= how.delivers();
+        self.kept |= how == HandOver::KeptInKeychain;
+    }
+
+    /// Saves every output with the new secret in it, and the expiry reminder, in `dir` (made
+    /// if missing; each file readable by the admin only). Returns the files, reminder last.
+    pub fn save_all(&mut self, session: &Session, dir: &Path) -> Result<Vec<PathBuf>, RunError> {
+        if self.secret.is_none() {
+            return Err(RunError::NoSecret);
+        }
+        let write = |path: PathBuf, text: &SecretString| {
+            outputs::write_private_file(&path, text)
+                .map(|()| path.clone())
+                .map_err(|e| RunError::Write(path.display().to_string(), e.to_string()))
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))?;
+        let mut files = vec![];
+        for o in &self.prepared.intent.provider.outputs {
+            let (text, name) = self.payload(session, Some(&o.id))?;
+            files.push(write(dir.join(name), &text)?);
+        }
+        let (text, name) = self.payload(session, Some("reminder"))?;
+        files.push(write(dir.join(name), &text)?);
+        self.handed_over(HandOver::Saved);
+        Ok(files)
+    }
+
+    /// Keeps the new secret in the OS keychain (opt-in), for later rotation.
+    pub async fn keep(&mut self, store: &Arc<dyn SecretStore>) -> Result<(), RunError> {
+        let secret = self.secret.as_ref().ok_or(RunError::NoSecret)?;
+        keychain::set(
+            store,
+            &client_secret_key(&self.prepared.plan.tenant_id, &self.app_id),
+            SecretString::from(secret.value.expose_secret().to_string()),
+        )
+        .await?;
+        self.handed_over(HandOver::KeptInKeychain);
+        Ok(())
+    }
+
+    /// Pushes the settings to the provider's API as its profile describes. `inputs` are the
+    /// push inputs (the API token among them, used once); `api_base` replaces the profile's.
+    pub async fn push(
+        &mut self,
+        session: &Session,
+        http: &reqwest::Client,
+        inputs: &BTreeMap<String, String>,
+        api_base: Option<&str>,
+    ) -> Result<PushResult, RunError> {
+        let provider = self.prepared.intent.provider.clone();
+        let spec = provider
+            .push
+            .as_ref()
+            .ok_or_else(|| RunError::NoPush(provider.name.clone()))?;
+        let checked = provider
+            .validate_push_inputs(inputs)
+            .map_err(RunError::PushInputs)?;
+        let (body, _) = self.payload(session, Some(&spec.output))?;
+        let token = SecretString::from(checked.get("api_token").cloned().unwrap_or_default());
+        let mut values = self.values(session);
+        values.extend(checked.into_iter().filter(|(k, _)| {
+            provider
+                .push
+                .iter()
+                .flat_map(|p| p.inputs.iter())
+                .any(|i| &i.id == k && !i.secret)
+        }));
+        let r = push::push(http, spec, api_base, &values, &token, &body).await?;
+        self.handed_over(HandOver::Pushed);
+        Ok(r)
+    }
+
+    /// The old secrets a rotation leaves behind, and whether they may go yet.
+    pub fn retire_offer(&self) -> Option<RetireOffer> {
+        let new = self.secret.as_ref()?;
+        let p = &self.prepared;
+        let old: Vec<SecretStatus> =
+            secrets::left_after_rotation(&p.plan, &p.state, &new.key_id, Utc::now())
+                .into_iter()
+                .filter(|x| !self.retired.iter().any(|r| r.key_id == x.key_id))
+                .collect();
+        if old.is_empty() && self.retired.is_empty() {
+            return None;
+        }
+        let waiting_for =
+            secrets::retire_blocker(&p.intent.provider.name, self.delivered, self.secret_tested);
+        Some(RetireOffer {
+            ready: waiting_for.is_none(),
+            waiting_for,
+            old,
+            retired: self.retired.clone(),
+        })
+    }
+
+    /// Retires the wizard's old secrets once the new one is delivered and tested; a copy kept
+    /// in the keychain before this run goes with them.
+    pub async fn retire(
+        &mut self,
+        session: &Session,
+        data_dir: &Path,
+        store: &Arc<dyn SecretStore>,
+    ) -> Result<(), RunError> {
+        let offer = self.retire_offer().ok_or(RunError::NothingToRetire)?;
+        if let Some(why) = offer.waiting_for {
+            return Err(RunError::NotYet(why));
+        }
+        let keep = self
+            .secret
+            .as_ref()
+            .map(|x| x.key_id.clone())
+            .unwrap_or_default();
+        let quiet: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|_| {});
+        match flow::retire_old_secrets(
+            session,
+            data_dir,
+            &self.prepared.intent,
+            &keep,
+            quiet,
+            &CancellationToken::new(),
+        )
+        .await
+        {
+            Ok((plan, _)) => {
+                let gone: Vec<String> = plan
+                    .changes
+                    .iter()
+                    .filter_map(|c| match &c.change {
+                        Change::RemovePassword { key_id, .. } => Some(key_id.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                self.retired
+                    .extend(offer.old.into_iter().filter(|x| gone.contains(&x.key_id)));
+                if !self.kept {
+                    let key = client_secret_key(&self.prepared.plan.tenant_id, &self.app_id);
+                    if let Err(e) = keychain::delete(store, &key).await {
+                        tracing::warn!(error = %e, "could not remove the retired secret's keychain copy");
+                    }
+                }
+                Ok(())
+            }
+            // Someone removed them already: nothing is left to offer.
+            Err(RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
+                self.retired.extend(offer.old);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What the Done step shows.
+    pub async fn done_view(
+        &self,
+        session: &Session,
+        demo: bool,
+        checks: Vec<CheckResult>,
+    ) -> DoneView {
+        let p = &self.prepared;
+        let provider = &p.intent.provider;
+        let values = self.values(session);
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Group {
+            id: String,
+            display_name: Option<String>,
+        }
+        let groups = if provider.groups_claim_note().is_some() {
+            session
+                .graph
+                .get("/groups?$select=id,displayName&$top=50")
+                .scopes(StepScopes::RegisterApp)
+                .list::<Group>()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|g| GroupInfo {
+                    id: g.id,
+                    name: g.display_name.unwrap_or_default(),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        let sign_in = provider.has_sign_in();
+        // Without a new secret, the warnings speak of the one the provider uses now.
+        let secret_end = self.secret.as_ref().map(|x| x.end).or_else(|| {
+            secrets::statuses(&p.state, Utc::now())
+                .into_iter()
+                .find(|x| x.by_wizard && x.health != SecretHealth::Expired)
+                .and_then(|x| x.expires)
+        });
+        DoneView {
+            retire: self.retire_offer(),
+            sign_in,
+            scim: self.scim_done(session).await,
+            provider_name: provider.name.clone(),
+            display_name: p.plan.display_name.clone(),
+            tenant_id: session.account.tenant_id.clone(),
+            app_id: self.app_id.clone(),
+            app_object_id: self.app_object_id.clone(),
+            service_principal_id: self.sp_id.clone(),
+            secret: self.secret.as_ref().map(|x| SecretInfo {
+                key_id: x.key_id.clone(),
+                hint: x.hint.clone(),
+                expires: x.end,
+                handed_over: self.handed_over,
+            }),
+            consent_url: self.consent_url.clone(),
+            checks,
+            outputs: outputs::render_all(provider, &values),
+            advice: if sign_in {
+                outputs::done_advice(provider, Some(&p.preflight), secret_end)
+            } else {
+                vec![]
+            },
+            links: if sign_in {
+                outputs::portal_links(&session.cloud, &self.app_id, self.sp_id.as_deref())
+            } else {
+                vec![]
+            },
+            push_inputs: super::view::push_inputs(provider),
+            groups,
+            groups_claim_note: provider.groups_claim_note().map(str::to_string),
+            journal: p.journal.path().display().to_string(),
+            demo,
+        }
+    }
+
+    async fn scim_done(&self, session: &Session) -> Option<ScimDone> {
+        let p = &self.prepared;
+        let provider = &p.intent.provider;
+        let sc = self.scim.as_ref()?;
+        if p.intent.scim.is_none() && provider.scim.is_none() {
+            return None;
+        }
+        let status = match &sc.job_id {
+            Some(job) => crate::provisioning::job_status(&session.graph, &sc.sp_id, job)
+                .await
+                .ok(),
+            None => None,
+        };
+        let record = p.journal.scim_record();
+        let mut advice =
+            outputs::scim_advice(provider, record.as_ref().and_then(|r| r.token_expires));
+        if provider.scim.as_ref().is_some_and(|x| x.match_sso_groups) {
+            if let Some(sso) = &self.sp_id {
+                if let Ok(Some(a)) =
+                    crate::people::group_mismatch(&session.graph, sso, &sc.sp_id, &provider.name)
+                        .await
+                {
+                    advice.insert(0, a);
+                }
+            }
+        }
+        let ent = |blade: &str| {
+            session.cloud.portal_link(&format!(
+                "#view/Microsoft_AAD_IAM/ManagedAppMenuBlade/~/{blade}/objectId/{}/appId/{}",
+                sc.sp_id, sc.app_id
+            ))
+        };
+        Some(ScimDone {
+            app_name: p.intent.scim_display_name(),
+            app_id: sc.app_id.clone(),
+            service_principal_id: sc.sp_id.clone(),
+            job_id: sc.job_id.clone(),
+            status,
+            tenant_url: record.as_ref().map(|r| r.tenant_url.clone()),
+            sync_all: record.as_ref().map(|r| r.sync_all),
+            advice,
+            links: vec![
+                Link {
+                    label: "Provisioning".into(),
+                    url: ent("ProvisioningManagement"),
+                },
+                Link {
+                    label: "Users and groups (provisioning app)".into(),
+                    url: ent("Users"),
+                },
+                Link {
+                    label: "Provisioning logs".into(),
+                    url: ent("ProvisioningLogs"),
+                },
+            ],
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! Step 8, Done: the new secret handed over (clipboard, file, the provider's API, the
+//! keychain) from Rust, never through the webview; old secrets retired after a rotation.
+
+use std::collections::BTreeMap;
+
+use entra_setup_core::push::PushResult;
+use entra_setup_core::setup::run::HandOver;
+use entra_setup_core::setup::view::DoneView;
+use entra_setup_core::{outputs, ExposeSecret};
+use tauri::State;
+use tracing::instrument;
+
+use crate::desktop::Desktop;
+use crate::error::IpcError;
+use crate::state::{Core, Demo, Paths, SessionState, SetupState};
+
+/// Copies the secret (or an output with it) to the clipboard from Rust; the clipboard is
+/// cleared after a minute if it still holds it.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn copy_secret(
+    output_id: Option<String>,
+    desktop: State<'_, Desktop>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<(), IpcError> {
+    let active = sessions.active().await?;
+    let mut run = setup.run().await?;
+    let (text, _) = run.payload(&active.session, output_id.as_deref())?;
+    desktop
+        .write_clipboard(text.expose_secret().to_string())
+        .map_err(|e| IpcError::Internal {
+            message: format!("could not use the clipboard: {e}"),
+        })?;
+    run.handed_over(HandOver::Copied);
+    let desktop = desktop.inner().clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        if desktop.read_clipboard().as_deref() == Some(text.expose_secret()) {
+            let _ = desktop.write_clipboard(String::new());
+        }
+    });
+    Ok(())
+}
+
+/// Saves an output (with the secret, if it holds one) or the expiry reminder (`reminder`) to a
+/// file the admin picks. Returns the path, or nothing if the admin cancelled.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn save_output(
+    output_id: String,
+    desktop: State<'_, Desktop>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<Option<String>, IpcError> {
+    let (text, name) = {
+        let active = sessions.active().await?;
+        setup
+            .run()
+            .await?
+            .payload(&active.session, Some(&output_id))?
+    };
+    // The dialog waits for the admin: nothing stays locked meanwhile.
+    let Some(path) = desktop.save_as(&name).await else {
+        return Ok(None);
+    };
+    outputs::write_private_file(&path, &text).map_err(|e| IpcError::Internal {
+        message: format!("could not write {}: {e}", path.display()),
+    })?;
+    if output_id != "reminder" {
+        setup.run().await?.handed_over(HandOver::Saved);
+    }
+    Ok(Some(path.display().to_string()))
+}
+
+/// Keeps the new secret in the OS keychain (opt-in), for later rotation.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn keep_secret(
+    core: State<'_, Core>,
+    setup: State<'_, SetupState>,
+) -> Result<(), IpcError> {
+    Ok(setup.run().await?.keep(&core.keychain).await?)
+}
+
+/// Pushes the settings to the provider's API as its profile describes. `inputs` holds the
+/// push inputs and the API token, used once and never stored. The demo pushes to its stand-in.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn push_to_provider(
+    inputs: BTreeMap<String, String>,
+    core: State<'_, Core>,
+    demo: State<'_, Demo>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<PushResult, IpcError> {
+    let active = sessions.active().await?;
+    let mut run = setup.run().await?;
+    let base = match active.demo {
+        true => Some(demo.provider_api(&run.prepared.intent.provider).await?),
+        false => None,
+    };
+    Ok(run
+        .push(&active.session, &core.http, &inputs, base.as_deref())
+        .await?)
+}
+
+/// After a rotation: removes the wizard's old client secrets, keeping the new one. Allowed only
+/// once the new secret went to the provider and signed in to Entra; then re-runs the live tests.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn retire_old_secrets(
+    core: State<'_, Core>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+    paths: State<'_, Paths>,
+) -> Result<DoneView, IpcError> {
+    let active = sessions.active().await?;
+    let mut run = setup.run().await?;
+    run.retire(
+        &active.session,
+        &paths.journals(active.demo),
+        &core.keychain,
+    )
+    .await?;
+    let checks = run.checks(&active.session).await;
+    Ok(run.done_view(&active.session, active.demo, checks).await)
+}
