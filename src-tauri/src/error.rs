@@ -223,3 +223,15 @@ impl From<entra_setup_core::setup::run::RunError> for IpcError {
         }
     }
 }
+
+impl From<entra_setup_core::setup::sync::SyncError> for IpcError {
+    fn from(e: entra_setup_core::setup::sync::SyncError) -> Self {
+        use entra_setup_core::setup::sync::SyncError;
+        match e {
+            SyncError::Graph(g) => g.into(),
+            e @ SyncError::NoScim(_) => Self::Blocked {
+                message: e.to_string(),
+            },
+        }
+    }
+}

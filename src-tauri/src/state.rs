@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use entra_setup_core::auth::{FollowRedirects, SystemBrowser};
+use entra_setup_core::auth::{FollowRedirects, Method, SignInEvent, StepScopes, SystemBrowser};
 use entra_setup_core::keychain::{MemoryStore, OsKeychain, SecretStore};
 use entra_setup_core::provider::Provider;
-use entra_setup_core::session::{Context, Session};
+use entra_setup_core::session::{self, Context, Session};
 use entra_setup_core::setup::flow::Prepared;
-use entra_setup_core::setup::run::{Run, ScimToken};
+use entra_setup_core::setup::run::Run;
+use entra_setup_core::setup::sync::ScimToken;
 use entra_setup_sim::{Approval, DemoUser, SimConfig, SimHandle};
 use tokio::sync::{MappedMutexGuard, MutexGuard};
 use tokio_util::sync::CancellationToken;
@@ -241,6 +242,38 @@ impl SessionState {
         MutexGuard::try_map(self.inner.lock().await, Option::as_mut)
             .map_err(|_| IpcError::NotSignedIn)
     }
+}
+
+/// Streams a core function's progress events to the webview.
+pub fn sink<T: tauri::ipc::IpcResponse + Send + Sync + 'static>(
+    events: tauri::ipc::Channel<T>,
+) -> Arc<dyn Fn(T) + Send + Sync> {
+    Arc::new(move |e| {
+        let _ = events.send(e);
+    })
+}
+
+/// Asks the admin to consent to what a step needs if the session lacks it (in the browser,
+/// progress through `events`).
+pub async fn ensure_scopes(
+    core: &Core,
+    demo: &Demo,
+    active: &ActiveSession,
+    steps: &[StepScopes],
+    events: tauri::ipc::Channel<SignInEvent>,
+) -> Result<(), IpcError> {
+    let ctx = sign_in_context(core, demo, active.demo);
+    let cancel = CancellationToken::new();
+    session::ensure_scopes(
+        &ctx,
+        &active.session,
+        steps,
+        Method::Browser,
+        sink(events),
+        &cancel,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The sign-in context for the signed-in kind of tenant: the demo's or the real one.

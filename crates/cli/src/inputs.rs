@@ -86,7 +86,11 @@ pub(crate) async fn with_scim(
     let token = a
         .scim_token_file
         .as_deref()
-        .map(|f| read_secret_file(f, "SCIM token"))
+        .map(|f| {
+            let raw = read_secret_file(f, "SCIM token")?;
+            ScimToken::parse(raw.expose_secret())
+                .map_err(|why| Fail(2, format!("--scim-token-file {}: {why}", f.display())))
+        })
         .transpose()?;
     let expires = a
         .scim_token_expires

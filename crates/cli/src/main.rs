@@ -21,8 +21,9 @@ use entra_setup_core::setup::flow::{self, Prepared, SetupError};
 use entra_setup_core::setup::journal::{self, Journal};
 use entra_setup_core::setup::plan::Change;
 use entra_setup_core::setup::run::Run;
+use entra_setup_core::setup::sync::ScimToken;
 use entra_setup_core::setup::{found, secrets, status, undo, Intent, ScimIntent};
-use entra_setup_core::SecretString;
+use entra_setup_core::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

@@ -780,6 +780,19 @@ async fn provision_a_scim_service_from_the_command_line() {
     let r = run(with(&["--scim-url", &url, "--scim-token-file", token])).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("give --assign WHO"), "{}", r.stderr);
+    // A token copied with its "Bearer " prefix: Entra would send "Bearer Bearer …".
+    let bearer = data.join("bearer-token");
+    std::fs::write(&bearer, "Bearer abc123\n").unwrap();
+    let r = run(with(&[
+        "--scim-url",
+        &url,
+        "--scim-token-file",
+        bearer.to_str().unwrap(),
+        "--sync-all",
+    ]))
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("without \"Bearer \""), "{}", r.stderr);
 
     // Assign a group by name and a user by sign-in name; Entra's Test Connection runs, the job starts.
     let r = run(with(&[

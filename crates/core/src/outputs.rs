@@ -223,14 +223,25 @@ pub fn scim_token_expiry_advice(
 pub fn scim_advice(p: &Provider, token_expires: Option<chrono::NaiveDate>) -> Vec<Advice> {
     scim_token_expiry_advice(token_expires, Utc::now().date_naive())
         .into_iter()
-        .chain(p.scim.iter().flat_map(|x| x.advice.iter()).map(|w| Advice {
+        .chain(
+            p.scim
+                .iter()
+                .flat_map(|x| x.advice.iter())
+                .map(Advice::from),
+        )
+        .collect()
+}
+
+impl From<&provider::WarningSpec> for Advice {
+    fn from(w: &provider::WarningSpec) -> Self {
+        Self {
             id: w.id.clone(),
             severity: w.severity,
             title: w.title.clone(),
             detail: w.detail.clone(),
             link: None,
-        }))
-        .collect()
+        }
+    }
 }
 
 /// The Done step's warnings.

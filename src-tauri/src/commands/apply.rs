@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
-use entra_setup_core::setup::run::{Run, ScimToken};
+use entra_setup_core::setup::run::Run;
+use entra_setup_core::setup::sync::ScimToken;
 use entra_setup_core::setup::undo::{self, Undone};
 use entra_setup_core::setup::view::DoneView;
 use tauri::ipc::Channel;
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use crate::error::IpcError;
-use crate::state::{Demo, SessionState, SetupState};
+use crate::state::{sink, Demo, SessionState, SetupState};
 
 /// Applies the plan from `prepare_setup`, streaming progress, then runs the live tests.
 #[tauri::command]
@@ -33,9 +34,7 @@ pub async fn apply_setup(
         .ok_or(IpcError::Blocked {
             message: "Review the plan first.".into(),
         })?;
-    let sink: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(move |e| {
-        let _ = events.send(e);
-    });
+    let sink = sink(events);
     let scim_token = setup
         .scim_token
         .lock()
@@ -63,8 +62,7 @@ pub async fn apply_setup(
         return Err(IpcError::apply(&e));
     }
     let mut run = setup.run().await?;
-    let checks = run.checks(&active.session).await;
-    Ok(run.done_view(&active.session, active.demo, checks).await)
+    Ok(run.tested_view(&active.session, active.demo).await)
 }
 
 /// Checks consent again and re-runs the live tests.
@@ -78,8 +76,7 @@ pub async fn recheck_setup(
     let active = sessions.active().await?;
     let mut run = setup.run().await?;
     run.recheck_consent(&active.session).await?;
-    let checks = run.checks(&active.session).await;
-    Ok(run.done_view(&active.session, active.demo, checks).await)
+    Ok(run.tested_view(&active.session, active.demo).await)
 }
 
 /// Demo only: a simulated Global Administrator opens the consent link.

@@ -2,11 +2,9 @@
 //! setups done before in the signed-in tenant with their health.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use entra_setup_core::auth::{Method, SignInEvent, StepScopes};
+use entra_setup_core::auth::{SignInEvent, StepScopes};
 use entra_setup_core::provider;
-use entra_setup_core::session;
 use entra_setup_core::setup::journal::{self, PreviousSetup};
 use entra_setup_core::setup::status::{self, SetupStatus};
 use entra_setup_core::setup::view::{IntentView, ProviderInfo};
@@ -14,11 +12,10 @@ use entra_setup_core::setup::{found, secrets, Intent};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::State;
-use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use crate::error::IpcError;
-use crate::state::{sign_in_context, Core, Demo, Paths, SessionState};
+use crate::state::{ensure_scopes, Core, Demo, Paths, SessionState};
 
 fn known() -> Result<Vec<provider::Provider>, IpcError> {
     provider::all().map_err(|e| IpcError::Blocked {
@@ -114,20 +111,8 @@ pub async fn check_previous_setups(
 ) -> Result<Vec<SetupStatus>, IpcError> {
     let active = sessions.active().await?;
     let dir = paths.journals(active.demo);
-    let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
-        let _ = events.send(e);
-    });
-    let ctx = sign_in_context(&core, &demo, active.demo);
+    ensure_scopes(&core, &demo, &active, StepScopes::setup(true), events).await?;
     let s = &active.session;
-    session::ensure_scopes(
-        &ctx,
-        s,
-        StepScopes::setup(true),
-        Method::Browser,
-        sink,
-        &CancellationToken::new(),
-    )
-    .await?;
     let mut out = vec![];
     for p in &found::known(&s.graph, &dir, &s.account.tenant_id).await? {
         out.push(Box::pin(status::check(s, &dir, p, secrets::EXPIRES_SOON_DAYS)).await);

@@ -128,6 +128,5 @@ pub async fn retire_old_secrets(
         &core.keychain,
     )
     .await?;
-    let checks = run.checks(&active.session).await;
-    Ok(run.done_view(&active.session, active.demo, checks).await)
+    Ok(run.tested_view(&active.session, active.demo).await)
 }

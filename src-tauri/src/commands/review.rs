@@ -2,25 +2,22 @@
 //! permissions it grants and the secrets already on the app.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use entra_setup_core::auth::{Method, SignInEvent, StepScopes};
-use entra_setup_core::session;
+use entra_setup_core::auth::{SignInEvent, StepScopes};
 use entra_setup_core::setup::flow::{self, SetupError};
 use entra_setup_core::setup::journal::Journal;
-use entra_setup_core::setup::run::ScimToken;
+use entra_setup_core::setup::sync::ScimToken;
 use entra_setup_core::setup::view::PlanView;
 use entra_setup_core::setup::{Intent, ScimIntent};
 use serde::Deserialize;
 use tauri::ipc::Channel;
 use tauri::State;
-use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use super::choose::intent;
 use super::scim::{parse_date, ScimChoice};
 use crate::error::IpcError;
-use crate::state::{sign_in_context, ActiveSession, Core, Demo, Paths, SessionState, SetupState};
+use crate::state::{ensure_scopes, ActiveSession, Core, Demo, Paths, SessionState, SetupState};
 
 /// The admin's choices about the client secret.
 #[derive(Debug, Deserialize, specta::Type)]
@@ -88,18 +85,12 @@ pub async fn prepare_setup(
     if let Some(choice) = &scim {
         intent = with_scim(intent, choice, &active, &journals, &setup).await?;
     }
-    let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
-        let _ = events.send(e);
-    });
-    let ctx = sign_in_context(&core, &demo, active.demo);
-    let scopes = StepScopes::setup(scim.is_some());
-    session::ensure_scopes(
-        &ctx,
-        &active.session,
-        scopes,
-        Method::Browser,
-        sink,
-        &CancellationToken::new(),
+    ensure_scopes(
+        &core,
+        &demo,
+        &active,
+        StepScopes::setup(scim.is_some()),
+        events,
     )
     .await?;
     let held = setup.held_secret_ids().await;

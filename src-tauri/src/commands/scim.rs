@@ -2,109 +2,22 @@
 //! provider's endpoint as Entra would; the token stays in Rust), plus the live job on Done.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use entra_setup_core::auth::{Method, SignInEvent, StepScopes};
+use entra_setup_core::auth::{SignInEvent, StepScopes};
 use entra_setup_core::people::{self, Principal, SyncPreview};
 use entra_setup_core::provisioning::{self, JobStatus, Logs, OnDemandResult};
 use entra_setup_core::scim::{self, ScimAuth, ScimReport, ScimTarget, VerifyOptions};
-use entra_setup_core::session;
-use entra_setup_core::setup::journal::Journal;
-use entra_setup_core::setup::run::{scim_token_key, ScimToken};
-use entra_setup_core::setup::{state, Assignee, PrincipalKind};
-use entra_setup_core::tenant::{Advice, LicenceTier};
+use entra_setup_core::setup::sync::{self, scim_token_key, ScimContext, ScimToken, TokenState};
+use entra_setup_core::setup::Assignee;
 use entra_setup_core::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tauri::ipc::Channel;
 use tauri::State;
-use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use super::choose::intent;
 use crate::error::IpcError;
-use crate::state::{sign_in_context, Core, Demo, Paths, SessionState, SetupState};
-
-/// What a provider's profile says about SCIM.
-#[derive(Debug, Serialize, specta::Type)]
-#[serde(rename_all = "camelCase")]
-pub struct ScimInfo {
-    pub app_name: String,
-    pub needs_premium: bool,
-    pub endpoint_help: String,
-    pub token_help: String,
-    pub endpoint_example: String,
-    pub token_lifetime_days: Option<u32>,
-    pub match_sso_groups: bool,
-    pub advice: Vec<Advice>,
-}
-
-/// What the last run saved, for a re-run.
-#[derive(Debug, Serialize, specta::Type)]
-#[serde(rename_all = "camelCase")]
-pub struct ScimSaved {
-    pub tenant_url: String,
-    pub sync_all: bool,
-    pub token_expires: Option<String>,
-    pub saved_at: String,
-}
-
-/// The Sync mode and SCIM steps' starting point.
-#[derive(Debug, Serialize, specta::Type)]
-#[serde(rename_all = "camelCase")]
-pub struct ScimContext {
-    pub info: ScimInfo,
-    /// Group assignment is possible (Entra ID P1 or P2).
-    pub groups_allowed: bool,
-    pub licence_note: String,
-    /// The provisioning app already exists (a re-run).
-    pub app_exists: bool,
-    /// Who is assigned now.
-    pub assigned: Vec<Assignee>,
-    pub saved: Option<ScimSaved>,
-    pub status: Option<JobStatus>,
-    pub token: TokenState,
-    pub demo: bool,
-}
-
-/// Whether the wizard holds a SCIM token (never the token itself).
-#[derive(Debug, Clone, Serialize, specta::Type)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenState {
-    pub set: bool,
-    /// In the OS keychain.
-    pub remembered: bool,
-    /// Characters, so the admin can tell a truncated paste.
-    pub length: u32,
-}
-
-fn advice_of(w: &entra_setup_core::provider::WarningSpec) -> Advice {
-    Advice {
-        id: w.id.clone(),
-        severity: w.severity,
-        title: w.title.clone(),
-        detail: w.detail.clone(),
-        link: None,
-    }
-}
-
-async fn token_state(setup: &SetupState) -> TokenState {
-    let t = setup.scim_token.lock().await;
-    TokenState {
-        set: t.is_some(),
-        remembered: t.as_ref().is_some_and(|t| t.remembered),
-        length: t
-            .as_ref()
-            .map(|t| {
-                u32::try_from(
-                    entra_setup_core::ExposeSecret::expose_secret(&t.value)
-                        .chars()
-                        .count(),
-                )
-                .unwrap_or(0)
-            })
-            .unwrap_or(0),
-    }
-}
+use crate::state::{ensure_scopes, Core, Demo, Paths, SessionState, SetupState};
 
 /// Reads what exists for this provider's provisioning, asking for the provisioning permissions
 /// first if needed (progress through `events`).
@@ -123,106 +36,19 @@ pub async fn scim_context(
     paths: State<'_, Paths>,
 ) -> Result<ScimContext, IpcError> {
     let intent = intent(&provider_id, &inputs, None)?;
-    let spec = intent
-        .provider
-        .scim
-        .clone()
-        .ok_or_else(|| IpcError::Blocked {
-            message: format!(
-                "{} takes no SCIM provisioning from Entra.",
-                intent.provider.name
-            ),
-        })?;
     let active = sessions.active().await?;
-    let ctx = sign_in_context(&core, &demo, active.demo);
-    let sink: Arc<dyn Fn(SignInEvent) + Send + Sync> = Arc::new(move |e| {
-        let _ = events.send(e);
-    });
-    session::ensure_scopes(
-        &ctx,
+    ensure_scopes(&core, &demo, &active, StepScopes::setup(true), events).await?;
+    let journals = paths.journals(active.demo);
+    let mut held = setup.scim_token.lock().await;
+    Ok(sync::context(
         &active.session,
-        StepScopes::setup(true),
-        Method::Browser,
-        sink,
-        &CancellationToken::new(),
+        &journals,
+        &intent,
+        &mut held,
+        &core.keychain,
+        active.demo,
     )
-    .await?;
-    let s = &active.session;
-    let journal = Journal::open(
-        &paths.journals(active.demo),
-        &s.account.tenant_id,
-        &intent.unique_name(),
-    );
-    let hints = journal.hints();
-    let existing = state::read_scim(
-        &s.graph,
-        &intent.scim_unique_name(),
-        &hints.unfinished_instantiations,
-    )
-    .await?;
-    let status = match existing
-        .as_ref()
-        .and_then(|e| e.job.as_ref().map(|j| (e.sp_id.clone(), j.id.clone())))
-    {
-        Some((sp, job)) => provisioning::job_status(&s.graph, &sp, &job).await.ok(),
-        None => None,
-    };
-    // A token the admin kept in the keychain on an earlier run.
-    if setup.scim_token.lock().await.is_none() {
-        let key = scim_token_key(&s.account.tenant_id, &intent.scim_unique_name());
-        if let Ok(Some(t)) = entra_setup_core::keychain::get(&core.keychain, &key).await {
-            *setup.scim_token.lock().await = Some(ScimToken::kept(t));
-        }
-    }
-    let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
-    let licence_note = match (groups_allowed, spec.needs_premium) {
-        (true, _) => format!("Your tenant has Entra ID {:?}: you can assign groups.", s.summary.licence),
-        (false, true) => format!("{} documents that its SCIM needs Entra ID P1 or P2, which this tenant does not have. Users can still be assigned one by one, but group provisioning and group-based assignment are not available.", intent.provider.name),
-        (false, false) => "This tenant has no Entra ID P1 or P2: assigning groups to apps is not available, so assign users one by one (or sync all users).".into(),
-    };
-    let saved = hints.scim.map(|r| ScimSaved {
-        tenant_url: r.tenant_url,
-        sync_all: r.sync_all,
-        token_expires: r.token_expires.map(|d| d.to_string()),
-        saved_at: r.saved_at.to_rfc3339(),
-    });
-    Ok(ScimContext {
-        info: ScimInfo {
-            app_name: intent.scim_display_name(),
-            needs_premium: spec.needs_premium,
-            endpoint_help: spec.endpoint_help.clone(),
-            token_help: spec.token_help.clone(),
-            endpoint_example: spec.endpoint_example.clone(),
-            token_lifetime_days: spec.token_lifetime_days,
-            match_sso_groups: spec.match_sso_groups,
-            advice: spec.advice.iter().map(advice_of).collect(),
-        },
-        groups_allowed,
-        licence_note,
-        app_exists: existing.is_some(),
-        assigned: existing
-            .map(|e| {
-                e.assignments
-                    .into_iter()
-                    .map(|a| Assignee {
-                        kind: if a.principal_type.as_deref() == Some("Group") {
-                            PrincipalKind::Group
-                        } else {
-                            PrincipalKind::User
-                        },
-                        display_name: a
-                            .principal_display_name
-                            .unwrap_or_else(|| a.principal_id.clone()),
-                        id: a.principal_id,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        saved,
-        status,
-        token: token_state(&setup).await,
-        demo: active.demo,
-    })
+    .await?)
 }
 
 /// Finds users (and groups when `groups`) whose name starts with `query`.
@@ -265,27 +91,10 @@ pub async fn set_scim_token(
     sessions: State<'_, SessionState>,
     setup: State<'_, SetupState>,
 ) -> Result<TokenState, IpcError> {
-    let value = token.trim().to_string();
-    if value.is_empty() {
-        return Err(IpcError::Invalid {
-            field: "scim_token".into(),
-            message: "Paste the token from the provider: the field is empty.".into(),
-        });
-    }
-    if value.to_ascii_lowercase().starts_with("bearer ") {
-        return Err(IpcError::Invalid {
-            field: "scim_token".into(),
-            message: "Paste only the token, without \"Bearer \": Entra adds that itself.".into(),
-        });
-    }
-    if value.chars().any(char::is_whitespace) {
-        return Err(IpcError::Invalid {
-            field: "scim_token".into(),
-            message: "The token contains spaces or line breaks: copy it again, as one piece."
-                .into(),
-        });
-    }
-    let secret = SecretString::from(value);
+    let secret = ScimToken::parse(&token).map_err(|e| IpcError::Invalid {
+        field: "scim_token".into(),
+        message: e.to_string(),
+    })?;
     if remember {
         let active = sessions.active().await?;
         let intent = intent(&provider_id, &inputs, None)?;
@@ -296,7 +105,7 @@ pub async fn set_scim_token(
         entra_setup_core::keychain::set(&core.keychain, &key, secret.clone()).await?;
     }
     *setup.scim_token.lock().await = Some(ScimToken::entered(secret, remember));
-    Ok(token_state(&setup).await)
+    Ok(TokenState::of(setup.scim_token.lock().await.as_ref()))
 }
 
 /// Forgets the token here and, if it was kept, in the OS keychain.
@@ -320,7 +129,7 @@ pub async fn forget_scim_token(
         );
         entra_setup_core::keychain::delete(&core.keychain, &key).await?;
     }
-    Ok(token_state(&setup).await)
+    Ok(TokenState::of(setup.scim_token.lock().await.as_ref()))
 }
 
 /// Demo only: the simulated provider's SCIM endpoint, with its token set here.

@@ -1,7 +1,5 @@
 //! Step 1: sign in, resume, sign out.
 
-use std::sync::Arc;
-
 use entra_setup_core::auth::{Method, SignInEvent};
 use entra_setup_core::cloud::CloudChoice;
 use entra_setup_core::session::{self, SignInRequest, SignedIn};
@@ -13,7 +11,7 @@ use tracing::instrument;
 
 use crate::error::IpcError;
 use crate::settings::SettingsStore;
-use crate::state::{ActiveSession, Core, Demo, SessionState, SignInControl};
+use crate::state::{sink, ActiveSession, Core, Demo, SessionState, SignInControl};
 
 /// What the tenant summary screen shows after a sign-in.
 #[derive(Debug, Serialize, specta::Type)]
@@ -42,12 +40,6 @@ pub enum ResumeOutcome {
         user_principal_name: String,
         message: String,
     },
-}
-
-fn sink(events: Channel<SignInEvent>) -> Arc<dyn Fn(SignInEvent) + Send + Sync> {
-    Arc::new(move |e| {
-        let _ = events.send(e);
-    })
 }
 
 async fn keep(sessions: &SessionState, signed: SignedIn, demo: bool) -> SignInResult {

@@ -11,6 +11,7 @@ pub mod run;
 pub mod secrets;
 pub mod state;
 pub mod status;
+pub mod sync;
 pub mod undo;
 pub mod view;
 

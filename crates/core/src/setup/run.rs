@@ -60,55 +60,6 @@ pub fn client_secret_key(tenant_id: &str, app_id: &str) -> String {
     format!("client-secret:{tenant_id}:{app_id}")
 }
 
-/// The keychain entry holding a provider's SCIM token for one setup.
-pub fn scim_token_key(tenant_id: &str, scim_unique_name: &str) -> String {
-    format!("scim-token:{tenant_id}:{scim_unique_name}")
-}
-
-/// The provider's SCIM bearer token while this process holds it (never sent to a webview).
-pub struct ScimToken {
-    pub value: SecretString,
-    /// Also in the OS keychain.
-    pub remembered: bool,
-    /// Entered in this session and not yet saved in Entra: a plan saves a new token only then.
-    pub fresh: bool,
-}
-
-impl ScimToken {
-    /// A token the admin just gave (typed, or read from a file).
-    pub fn entered(value: SecretString, remembered: bool) -> Self {
-        Self {
-            value,
-            remembered,
-            fresh: true,
-        }
-    }
-
-    /// A token the admin kept in the keychain on an earlier run.
-    pub fn kept(value: SecretString) -> Self {
-        Self {
-            value,
-            remembered: true,
-            fresh: false,
-        }
-    }
-
-    /// Whether a plan saves `held` as a new token: one entered now, or a kept one when the
-    /// provisioning settings changed (Entra saves settings and token together).
-    pub fn is_new(held: Option<&Self>, settings_changed: bool) -> bool {
-        held.is_some_and(|t| t.fresh || settings_changed)
-    }
-
-    /// After Entra saved it: the token is kept only if the admin asked for the keychain.
-    pub fn after_saved(held: &mut Option<Self>) {
-        if held.as_ref().is_some_and(|t| !t.remembered) {
-            *held = None;
-        } else if let Some(t) = held.as_mut() {
-            t.fresh = false;
-        }
-    }
-}
-
 /// Why a hand-over or a push could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -517,6 +468,12 @@ impl Run {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Runs the live tests and returns what Done shows with their results.
+    pub async fn tested_view(&mut self, session: &Session, demo: bool) -> DoneView {
+        let checks = self.checks(session).await;
+        self.done_view(session, demo, checks).await
     }
 
     /// What the Done step shows.

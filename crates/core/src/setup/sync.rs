@@ -1,0 +1,254 @@
+//! The Sync mode and SCIM steps: what exists for a provider's provisioning, what the last run
+//! saved, who is assigned, and the provider's SCIM token while this process holds it.
+
+use chrono::NaiveDate;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::journal::Journal;
+use super::{state, Assignee, Intent, PrincipalKind};
+use crate::graph::GraphError;
+use crate::keychain::{self, SecretStore};
+use crate::provisioning::{self, JobStatus};
+use crate::session::Session;
+use crate::tenant::{Advice, LicenceTier};
+
+/// The keychain entry holding a provider's SCIM token for one setup.
+pub fn scim_token_key(tenant_id: &str, scim_unique_name: &str) -> String {
+    format!("scim-token:{tenant_id}:{scim_unique_name}")
+}
+
+/// The provider's SCIM bearer token while this process holds it (never sent to a webview).
+pub struct ScimToken {
+    pub value: SecretString,
+    /// Also in the OS keychain.
+    pub remembered: bool,
+    /// Entered in this session and not yet saved in Entra: a plan saves a new token only then.
+    pub fresh: bool,
+}
+
+impl ScimToken {
+    /// A token the admin just gave (typed, or read from a file).
+    pub fn entered(value: SecretString, remembered: bool) -> Self {
+        Self {
+            value,
+            remembered,
+            fresh: true,
+        }
+    }
+
+    /// A token the admin kept in the keychain on an earlier run.
+    pub fn kept(value: SecretString) -> Self {
+        Self {
+            value,
+            remembered: true,
+            fresh: false,
+        }
+    }
+
+    /// Whether a plan saves `held` as a new token: one entered now, or a kept one when the
+    /// provisioning settings changed (Entra saves settings and token together).
+    pub fn is_new(held: Option<&Self>, settings_changed: bool) -> bool {
+        held.is_some_and(|t| t.fresh || settings_changed)
+    }
+
+    /// After Entra saved it: the token is kept only if the admin asked for the keychain.
+    pub fn after_saved(held: &mut Option<Self>) {
+        if held.as_ref().is_some_and(|t| !t.remembered) {
+            *held = None;
+        } else if let Some(t) = held.as_mut() {
+            t.fresh = false;
+        }
+    }
+}
+
+/// What is wrong with a pasted token, said as what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenProblem {
+    #[error("Paste the token from the provider: the field is empty.")]
+    Empty,
+    #[error("Paste only the token, without \"Bearer \": Entra adds that itself.")]
+    Bearer,
+    #[error("The token contains spaces or line breaks: copy it again, as one piece.")]
+    Spaces,
+}
+
+impl ScimToken {
+    /// Checks a pasted or read token (surrounding blanks are dropped).
+    pub fn parse(raw: &str) -> Result<SecretString, TokenProblem> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(TokenProblem::Empty);
+        }
+        if value.to_ascii_lowercase().starts_with("bearer ") {
+            return Err(TokenProblem::Bearer);
+        }
+        if value.chars().any(char::is_whitespace) {
+            return Err(TokenProblem::Spaces);
+        }
+        Ok(SecretString::from(value.to_string()))
+    }
+}
+
+/// What a provider's profile says about SCIM.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct ScimInfo {
+    pub app_name: String,
+    pub needs_premium: bool,
+    pub endpoint_help: String,
+    pub token_help: String,
+    pub endpoint_example: String,
+    pub token_lifetime_days: Option<u32>,
+    pub match_sso_groups: bool,
+    pub advice: Vec<Advice>,
+}
+
+/// What the last run saved, for a re-run.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct ScimSaved {
+    pub tenant_url: String,
+    pub sync_all: bool,
+    pub token_expires: Option<String>,
+    pub saved_at: String,
+}
+
+/// The Sync mode and SCIM steps' starting point.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct ScimContext {
+    pub info: ScimInfo,
+    /// Group assignment is possible (Entra ID P1 or P2).
+    pub groups_allowed: bool,
+    pub licence_note: String,
+    /// The provisioning app already exists (a re-run).
+    pub app_exists: bool,
+    /// Who is assigned now.
+    pub assigned: Vec<Assignee>,
+    pub saved: Option<ScimSaved>,
+    pub status: Option<JobStatus>,
+    pub token: TokenState,
+    pub demo: bool,
+}
+
+/// Whether the wizard holds a SCIM token (never the token itself).
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct TokenState {
+    pub set: bool,
+    /// In the OS keychain.
+    pub remembered: bool,
+    /// Characters, so the admin can tell a truncated paste.
+    pub length: u32,
+}
+
+impl TokenState {
+    pub fn of(held: Option<&ScimToken>) -> Self {
+        Self {
+            set: held.is_some(),
+            remembered: held.is_some_and(|t| t.remembered),
+            length: held
+                .map(|t| u32::try_from(t.value.expose_secret().chars().count()).unwrap_or(0))
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0} takes no SCIM provisioning from Entra.")]
+    NoScim(String),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// Reads what exists for the provider's provisioning in the tenant and what the last run saved.
+/// With no token held, one the admin kept in the keychain on an earlier run is taken up.
+pub async fn context(
+    session: &Session,
+    journals: &Path,
+    intent: &Intent,
+    held: &mut Option<ScimToken>,
+    store: &Arc<dyn SecretStore>,
+    demo: bool,
+) -> Result<ScimContext, SyncError> {
+    let spec = intent
+        .provider
+        .scim
+        .as_ref()
+        .ok_or_else(|| SyncError::NoScim(intent.provider.name.clone()))?;
+    let s = session;
+    let tenant = &s.account.tenant_id;
+    let hints = Journal::open(journals, tenant, &intent.unique_name()).hints();
+    let scim_name = intent.scim_unique_name();
+    let existing = state::read_scim(&s.graph, &scim_name, &hints.unfinished_instantiations).await?;
+    let status = match existing
+        .as_ref()
+        .and_then(|e| e.job.as_ref().map(|j| (e.sp_id.clone(), j.id.clone())))
+    {
+        Some((sp, job)) => provisioning::job_status(&s.graph, &sp, &job).await.ok(),
+        None => None,
+    };
+    if held.is_none() {
+        if let Ok(Some(t)) = keychain::get(store, &scim_token_key(tenant, &scim_name)).await {
+            *held = Some(ScimToken::kept(t));
+        }
+    }
+    let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
+    Ok(ScimContext {
+        info: ScimInfo {
+            app_name: intent.scim_display_name(),
+            needs_premium: spec.needs_premium,
+            endpoint_help: spec.endpoint_help.clone(),
+            token_help: spec.token_help.clone(),
+            endpoint_example: spec.endpoint_example.clone(),
+            token_lifetime_days: spec.token_lifetime_days,
+            match_sso_groups: spec.match_sso_groups,
+            advice: spec.advice.iter().map(Advice::from).collect(),
+        },
+        groups_allowed,
+        licence_note: licence_note(s.summary.licence, spec.needs_premium, &intent.provider.name),
+        app_exists: existing.is_some(),
+        assigned: existing
+            .map(|e| e.assignments.into_iter().map(assignee).collect())
+            .unwrap_or_default(),
+        saved: hints.scim.map(|r| ScimSaved {
+            tenant_url: r.tenant_url,
+            sync_all: r.sync_all,
+            token_expires: r.token_expires.map(|d: NaiveDate| d.to_string()),
+            saved_at: r.saved_at.to_rfc3339(),
+        }),
+        status,
+        token: TokenState::of(held.as_ref()),
+        demo,
+    })
+}
+
+fn licence_note(licence: LicenceTier, needs_premium: bool, provider: &str) -> String {
+    match (matches!(licence, LicenceTier::P1 | LicenceTier::P2), needs_premium) {
+        (true, _) => format!("Your tenant has Entra ID {licence:?}: you can assign groups."),
+        (false, true) => format!("{provider} documents that its SCIM needs Entra ID P1 or P2, which this tenant does not have. Users can still be assigned one by one, but group provisioning and group-based assignment are not available."),
+        (false, false) => "This tenant has no Entra ID P1 or P2: assigning groups to apps is not available, so assign users one by one (or sync all users).".into(),
+    }
+}
+
+fn assignee(a: state::PrincipalAssignment) -> Assignee {
+    Assignee {
+        kind: if a.principal_type.as_deref() == Some("Group") {
+            PrincipalKind::Group
+        } else {
+            PrincipalKind::User
+        },
+        display_name: a
+            .principal_display_name
+            .unwrap_or_else(|| a.principal_id.clone()),
+        id: a.principal_id,
+    }
+}
