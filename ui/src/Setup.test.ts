@@ -29,10 +29,10 @@ const cloudflare: ProviderInfo = {
 const planView: PlanView = {
   intent: { providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", redirectUris: ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback"], secretLifetimeDays: 365 },
   plan: {
-    id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [], scimUniqueName: null, inputs: { team: "acme" },
+    id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [], scimUniqueName: null, registration: "sign_in", provisioning: null, inputs: { team: "acme" },
     changes: [
-      { seq: 0, change: { kind: "upsertApplication", body: { groupMembershipClaims: "SecurityGroup" }, creates: true, differences: [] }, title: "Create the app registration", reason: "r", request: "PATCH /applications(uniqueName='entra-setup-cloudflare-acme')", after: [] },
-      { seq: 1, change: { kind: "addPassword", displayName: "entra-setup x", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a client secret", reason: "r", request: "POST …/addPassword", after: [0] },
+      { seq: 0, app: "sign_in", change: { kind: "upsertApplication", body: { groupMembershipClaims: "SecurityGroup" }, creates: true, differences: [] }, title: "Create the app registration", reason: "r", request: "PATCH /applications(uniqueName='entra-setup-cloudflare-acme')", after: [] },
+      { seq: 1, app: "sign_in", change: { kind: "addPassword", displayName: "entra-setup x", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a client secret", reason: "r", request: "POST …/addPassword", after: [0] },
     ],
   },
   preflight: { policy: { blocked: false, maxLifetimeDays: null }, users: { sampled: 3, upnDiffersFromMail: [], withoutMail: [], guests: [], overGroupLimit: [], groupCountsUnknown: false }, advice: [{ id: "upn_mail", severity: "warning", title: "Some users' sign-in name is not their email", detail: "d", link: null }], canProceed: true },
@@ -192,8 +192,8 @@ describe("provisioning with SCIM", () => {
         }),
         set_scim_token: () => ({ set: true, remembered: false, length: TOKEN.length }),
         verify_scim: () => report,
-        prepare_setup: () => ({ ...planView, plan: { ...planView.plan, scimUniqueName: "entra-setup-scim-acme", changes: [
-          { seq: 0, change: { kind: "instantiateScimApp", displayName: "Acme (SCIM)", tempName: "Acme (SCIM) (setting up 1)" }, title: "Create the provisioning app", reason: "r", request: "POST /applicationTemplates/…/instantiate", after: [] },
+        prepare_setup: () => ({ ...planView, plan: { ...planView.plan, scimUniqueName: "entra-setup-scim-acme", registration: null, provisioning: "provisioning", changes: [
+          { seq: 0, app: "provisioning", change: { kind: "instantiateApp", templateId: "8adf8e6e-67b2-4cf2-a259-e3dc5476c621", displayName: "Acme (SCIM)", tempName: "Acme (SCIM) (setting up 1)" }, title: "Create the provisioning app", reason: "r", request: "POST /applicationTemplates/…/instantiate", after: [] },
         ] } }),
         apply_setup: () => ({ ...done, providerName: "Any SCIM 2.0 service", displayName: "Acme", signIn: false, secret: null, outputs: [], scim: { appName: "Acme (SCIM)", appId: "a", servicePrincipalId: "sp", jobId: "scim.1", status: job, tenantUrl: report.tenantUrl, syncAll: false, advice: [], links: [] } }),
       },
@@ -251,7 +251,7 @@ describe("re-running to rotate the client secret", () => {
   const rotated: PlanView = {
     ...rerun, rotate: true,
     plan: { ...rerun.plan, notes: ["Rotation without downtime: the current secret stays valid."], changes: [
-      { seq: 0, change: { kind: "addPassword", displayName: "entra-setup 2026-11-22T21:00Z", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a new client secret valid for 365 days (until 2027-11-22), next to the current one", reason: "r", request: "POST …/addPassword", after: [] },
+      { seq: 0, app: "sign_in", change: { kind: "addPassword", displayName: "entra-setup 2026-11-22T21:00Z", end: "2027-11-22T00:00:00Z", lifetimeDays: 365 }, title: "Add a new client secret valid for 365 days (until 2027-11-22), next to the current one", reason: "r", request: "POST …/addPassword", after: [] },
     ] },
   };
 

@@ -828,11 +828,11 @@ async fn provision_a_scim_service_from_the_command_line() {
     assert_eq!(
         kinds,
         [
-            "instantiateScimApp",
-            "tagScimApp",
+            "instantiateApp",
+            "tagApp",
             "createSyncJob",
-            "assignToScimApp",
-            "assignToScimApp",
+            "assignToApp",
+            "assignToApp",
             "validateScimCredentials",
             "saveScimSecrets",
             "startSyncJob"

@@ -403,10 +403,8 @@ async fn setups_are_found_checked_and_undone_from_the_tenant_alone() {
         .await
         .unwrap()
         .is_empty());
-    let st = state::read(&s.graph, Some("entra-setup-cloudflare-acme"))
-        .await
-        .unwrap();
-    assert!(st.app.is_none());
+    let st = state::read(&s.graph, &cf, &[]).await.unwrap();
+    assert!(st.app().is_none() && st.apps.is_empty());
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(elsewhere);
 }

@@ -167,18 +167,21 @@ export type Change =
 /**  Permissions the admin cannot grant: a colleague must consent through a link. */
 { kind: "requestAdminConsent"; roles: string[]; scopes: string[] } | 
 /**
- *  Create the provisioning app from Entra's non-gallery template, under a temporary name an
- *  interrupted run can find it by.
+ *  Create an enterprise app from an application template (the non-gallery one, or a
+ *  gallery app's), under a temporary name an interrupted run can find it by.
  */
-{ kind: "instantiateScimApp"; displayName: string; tempName: string } | 
-/**  Give the provisioning app its final name, uniqueName and tags. */
-{ kind: "tagScimApp"; displayName: string } | 
-/**  Create the provisioning job from the `scim` template. */
-{ kind: "createSyncJob" } | 
-/**  Assign a user or group to the provisioning app (its `User` role). */
-{ kind: "assignToScimApp"; principalId: string; principalKind: PrincipalKind; displayName: string } | 
+{ kind: "instantiateApp"; templateId: string; displayName: string; tempName: string } | 
+/**  Give an app made from a template its final name, uniqueName and tags. */
+{ kind: "tagApp"; displayName: string } | 
+/**
+ *  Create the provisioning job from a synchronization template (`scim` for non-gallery
+ *  apps, the gallery app's own otherwise).
+ */
+{ kind: "createSyncJob"; template: string } | 
+/**  Assign a user or group to the app (its `User` role, see `state::assignment_role`). */
+{ kind: "assignToApp"; principalId: string; principalKind: PrincipalKind; displayName: string } | 
 /**  Remove an assignment the admin no longer wants. */
-{ kind: "unassignFromScimApp"; assignmentId: string; displayName: string } | 
+{ kind: "unassignFromApp"; assignmentId: string; displayName: string } | 
 /**  Entra's Test Connection with the new tenant URL and token. */
 { kind: "validateScimCredentials"; tenantUrl: string } | 
 /**  Save the tenant URL, token and scope (the whole set: PUT replaces it). */
@@ -469,6 +472,10 @@ export type Plan = {
 	tenantId: string,
 	/**  The provisioning app's uniqueName, when the plan provisions. */
 	scimUniqueName: string | null,
+	/**  The profile's id of the setup's app registration (the OIDC sign-in app), if it has one. */
+	registration: string | null,
+	/**  The profile's id of the app that provisions, when the plan provisions. */
+	provisioning: string | null,
 	/**
 	 *  What the admin typed (the provider's non-secret inputs), so a re-run can offer this
 	 *  setup again without asking.
@@ -496,6 +503,8 @@ export type PlanView = {
 /**  A change as the review screen shows it. */
 export type PlannedChange = {
 	seq: number,
+	/**  The app it acts on, as the provider's profile names it (`sign_in`, `provisioning`, …). */
+	app: string,
 	change: Change,
 	/**  One line: what it does. */
 	title: string,

@@ -54,7 +54,20 @@ pub enum AppSource {
     },
 }
 
+/// Microsoft Graph's id of the "Non-gallery application" template.
+pub const NON_GALLERY_TEMPLATE: &str = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621";
+
 impl AppSource {
+    /// The application template an enterprise app is instantiated from (`None` for app
+    /// registrations, vendor apps, and gallery apps whose id the profile does not pin).
+    pub fn template_id(&self) -> Option<&str> {
+        match self {
+            Self::NonGallery => Some(NON_GALLERY_TEMPLATE),
+            Self::Gallery { template_id, .. } => template_id.as_deref(),
+            Self::Registration | Self::Vendor { .. } => None,
+        }
+    }
+
     /// Whether the wizard creates (and may delete) the app.
     pub fn wizard_made(&self) -> bool {
         !matches!(self, Self::Vendor { .. })

@@ -58,27 +58,7 @@ async fn prepare_boxed(
     hints
         .unhanded_secret_ids
         .retain(|id| !held_secret_ids.contains(id));
-    let sign_in = intent.provider.has_sign_in().then_some(unique.as_str());
-    let scim_unique = intent.scim_unique_name();
-    let provisions = intent.provider.scim.is_some();
-    let read_state = || async {
-        let read_scim = async {
-            if provisions {
-                state::read_scim(
-                    &session.graph,
-                    &scim_unique,
-                    &hints.unfinished_instantiations,
-                )
-                .await
-            } else {
-                Ok(None)
-            }
-        };
-        let (st, scim) = tokio::join!(state::read(&session.graph, sign_in), read_scim);
-        let mut st = st?;
-        st.scim = scim?;
-        Ok::<TenantState, GraphError>(st)
-    };
+    let read_state = || state::read(&session.graph, &intent, &hints.unfinished_instantiations);
     // Fetching the consent-step token now keeps it off the apply's critical path.
     let (pre, st, _) = tokio::join!(
         preflight::run(&session.graph, &session.summary, &intent.provider, &portal),
@@ -139,28 +119,28 @@ pub fn scim_reachable(cloud: &crate::cloud::Cloud, intent: &Intent) -> Result<()
 /// What the journal says recent applies made that the state read does not show yet.
 fn unseen(made: &super::journal::RecentlyMade, state: &TenantState) -> Vec<&'static str> {
     let mut out = vec![];
-    if made.app_object_id.is_some() && state.app.is_none() {
+    let provisioning = state.provisioning();
+    if made.app_object_id.is_some() && state.app().is_none() {
         out.push("application");
     }
-    if made.sp_id.is_some() && state.sp_id.is_none() {
+    if made.sp_id.is_some() && state.sp_id().is_none() {
         out.push("service principal");
     }
-    if made.grant_id.is_some() && state.grant.is_none() {
+    if made.grant_id.is_some() && state.grant().is_none() {
         out.push("delegated grant");
     }
-    if made.scim_app_object_id.is_some() && state.scim.is_none() {
+    if made.scim_app_object_id.is_some() && provisioning.is_none() {
         out.push("provisioning app");
     }
-    if made.sync_job_id.is_some() && state.scim.as_ref().is_some_and(|s| s.job.is_none()) {
+    if made.sync_job_id.is_some() && provisioning.is_some_and(|s| s.job.is_none()) {
         out.push("provisioning job");
     }
     let assigned: Vec<&str> = state
-        .assignments
-        .iter()
+        .assignments()
+        .into_iter()
         .map(|a| a.id.as_str())
         .chain(
-            state
-                .scim
+            provisioning
                 .iter()
                 .flat_map(|s| s.assignments.iter().map(|a| a.id.as_str())),
         )
@@ -172,18 +152,15 @@ fn unseen(made: &super::journal::RecentlyMade, state: &TenantState) -> Vec<&'sta
     {
         out.push("assignment");
     }
-    let shown: Vec<&str> = state
-        .app
-        .iter()
-        .flat_map(|a| a.passwords.iter().map(|p| p.key_id.as_str()))
-        .collect();
-    if state.app.is_some()
-        && made
+    if let Some(app) = state.app() {
+        let shown: Vec<&str> = app.passwords.iter().map(|p| p.key_id.as_str()).collect();
+        if made
             .secret_key_ids
             .iter()
             .any(|k| !shown.contains(&k.as_str()))
-    {
-        out.push("client secret");
+        {
+            out.push("client secret");
+        }
     }
     out
 }
@@ -224,11 +201,10 @@ pub async fn retire_preview(
     intent: &Intent,
     keep: &str,
 ) -> Result<(TenantState, Plan), RetireFailed> {
-    let unique = intent.unique_name();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let st = state::read(&session.graph, Some(&unique)).await?;
+        let st = state::read(&session.graph, intent, &[]).await?;
         match super::secrets::retire_plan(
             intent,
             &st,

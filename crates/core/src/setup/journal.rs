@@ -19,8 +19,11 @@ pub enum ObjectKind {
     Grant,
     Assignment,
     Password,
-    /// The SCIM provisioning app (its service principal id is the entry's `previous`).
-    ScimApplication,
+    /// An enterprise app made from a template, such as the provisioning app (its service
+    /// principal id is the entry's `previous`). Journals before several apps per setup called
+    /// it `scimApplication`.
+    #[serde(alias = "scimApplication")]
+    TemplateApplication,
     /// A provisioning job (its service principal id is the entry's `previous`).
     SyncJob,
 }
@@ -107,7 +110,11 @@ pub struct Entry {
     #[serde(default)]
     pub seq: Option<usize>,
     pub event: Event,
-    /// The application and service principal the plan works on, once known.
+    /// The app of the setup a change acts on, as the provider's profile names it (absent in
+    /// journals written before a setup managed several apps, and for plan-wide events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The application a change acts on (its object id and appId), once known.
     #[serde(default)]
     pub app_object_id: Option<String>,
     #[serde(default)]
@@ -218,7 +225,7 @@ pub fn previous_setups(dir: &Path, tenant_id: &str) -> Vec<PreviousSetup> {
                 provisions: j.scim_record().is_some()
                     || j.created()
                         .iter()
-                        .any(|c| c.kind == ObjectKind::ScimApplication),
+                        .any(|c| c.kind == ObjectKind::TemplateApplication),
             })
         })
         .collect();
@@ -324,7 +331,7 @@ impl Journal {
                 name: Some(name),
             } = &e.event
             {
-                if kind == "addPassword" {
+                if super::plan::kind_is(kind, "addPassword") {
                     let finished = entries[i + 1..].iter().any(|later| {
                         later.plan_id == e.plan_id
                             && later.seq == e.seq
@@ -361,7 +368,7 @@ impl Journal {
                 Event::Started {
                     kind,
                     name: Some(name),
-                } if kind == "instantiateScimApp"
+                } if super::plan::kind_is(kind, "instantiateApp")
                     && !entries[i + 1..].iter().any(|later| {
                         later.plan_id == e.plan_id
                             && later.seq == e.seq
@@ -403,6 +410,7 @@ impl Journal {
                 key_id: key_id.to_string(),
                 how: how.to_string(),
             },
+            app: None,
             app_object_id: None,
             app_id: None,
             request_id: None,
@@ -466,7 +474,7 @@ impl Journal {
                 ObjectKind::Application => made.app_object_id.get_or_insert(c.id),
                 ObjectKind::ServicePrincipal => made.sp_id.get_or_insert(c.id),
                 ObjectKind::Grant => made.grant_id.get_or_insert(c.id),
-                ObjectKind::ScimApplication => made.scim_app_object_id.get_or_insert(c.id),
+                ObjectKind::TemplateApplication => made.scim_app_object_id.get_or_insert(c.id),
                 ObjectKind::SyncJob => made.sync_job_id.get_or_insert(c.id),
                 _ if removed.contains(&c.id.as_str()) => continue,
                 ObjectKind::Password => {
@@ -508,6 +516,7 @@ mod tests {
             plan_id: plan.into(),
             seq: Some(seq),
             event,
+            app: None,
             app_object_id: Some("app-1".into()),
             app_id: None,
             request_id: None,

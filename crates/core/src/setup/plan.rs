@@ -66,24 +66,28 @@ pub enum Change {
         roles: Vec<String>,
         scopes: Vec<String>,
     },
-    /// Create the provisioning app from Entra's non-gallery template, under a temporary name an
-    /// interrupted run can find it by.
-    InstantiateScimApp {
+    /// Create an enterprise app from an application template (the non-gallery one, or a
+    /// gallery app's), under a temporary name an interrupted run can find it by.
+    InstantiateApp {
+        template_id: String,
         display_name: String,
         temp_name: String,
     },
-    /// Give the provisioning app its final name, uniqueName and tags.
-    TagScimApp { display_name: String },
-    /// Create the provisioning job from the `scim` template.
-    CreateSyncJob,
-    /// Assign a user or group to the provisioning app (its `User` role).
-    AssignToScimApp {
+    /// Give an app made from a template its final name, uniqueName and tags.
+    TagApp { display_name: String },
+    /// Create the provisioning job from a synchronization template (`scim` for non-gallery
+    /// apps, the gallery app's own otherwise).
+    CreateSyncJob {
+        template: String,
+    },
+    /// Assign a user or group to the app (its `User` role, see `state::assignment_role`).
+    AssignToApp {
         principal_id: String,
         principal_kind: super::PrincipalKind,
         display_name: String,
     },
     /// Remove an assignment the admin no longer wants.
-    UnassignFromScimApp {
+    UnassignFromApp {
         assignment_id: String,
         display_name: String,
     },
@@ -100,7 +104,47 @@ pub enum Change {
     StartSyncJob { restart: bool },
 }
 
+fn scim_job_template() -> String {
+    "scim".to_string()
+}
+
+/// The part of the applier that makes a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// App registrations, service principals, apps made from templates.
+    Apps,
+    /// Client secrets.
+    Credentials,
+    /// Grants, application permissions, admin consent, assignments.
+    Access,
+    /// Provisioning jobs and their settings.
+    Provisioning,
+}
+
 impl Change {
+    pub fn area(&self) -> Area {
+        match self {
+            Self::UpsertApplication { .. }
+            | Self::CreateServicePrincipal
+            | Self::InstantiateApp { .. }
+            | Self::TagApp { .. } => Area::Apps,
+            Self::RemovePassword { .. } | Self::AddPassword { .. } => Area::Credentials,
+            Self::GrantDelegated { .. }
+            | Self::GrantAppRole { .. }
+            | Self::RequestAdminConsent { .. }
+            | Self::AssignToApp { .. }
+            | Self::UnassignFromApp { .. } => Area::Access,
+            Self::CreateSyncJob { .. }
+            | Self::ValidateScimCredentials { .. }
+            | Self::SaveScimSecrets { .. }
+            | Self::StartSyncJob { .. } => Area::Provisioning,
+        }
+    }
+}
+
+impl Change {
+    /// The change's name in journals. Journals written before a setup managed several apps
+    /// named some differently: [`Change::kind_is`] matches both.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::UpsertApplication { .. } => "upsertApplication",
@@ -110,16 +154,29 @@ impl Change {
             Self::GrantDelegated { .. } => "grantDelegated",
             Self::GrantAppRole { .. } => "grantAppRole",
             Self::RequestAdminConsent { .. } => "requestAdminConsent",
-            Self::InstantiateScimApp { .. } => "instantiateScimApp",
-            Self::TagScimApp { .. } => "tagScimApp",
-            Self::CreateSyncJob => "createSyncJob",
-            Self::AssignToScimApp { .. } => "assignToScimApp",
-            Self::UnassignFromScimApp { .. } => "unassignFromScimApp",
+            Self::InstantiateApp { .. } => "instantiateApp",
+            Self::TagApp { .. } => "tagApp",
+            Self::CreateSyncJob { .. } => "createSyncJob",
+            Self::AssignToApp { .. } => "assignToApp",
+            Self::UnassignFromApp { .. } => "unassignFromApp",
             Self::ValidateScimCredentials { .. } => "validateScimCredentials",
             Self::SaveScimSecrets { .. } => "saveScimSecrets",
             Self::StartSyncJob { .. } => "startSyncJob",
         }
     }
+}
+
+/// Whether a journaled change `kind` is `wanted` (a [`Change::kind`]), under today's name or
+/// the one journals used before a setup managed several apps.
+pub fn kind_is(kind: &str, wanted: &str) -> bool {
+    let old = match wanted {
+        "instantiateApp" => "instantiateScimApp",
+        "tagApp" => "tagScimApp",
+        "assignToApp" => "assignToScimApp",
+        "unassignFromApp" => "unassignFromScimApp",
+        other => other,
+    };
+    kind == wanted || kind == old
 }
 
 /// A change as the review screen shows it.
@@ -129,6 +186,8 @@ impl Change {
 pub struct PlannedChange {
     #[cfg_attr(feature = "specta", specta(type = u32))]
     pub seq: usize,
+    /// The app it acts on, as the provider's profile names it (`sign_in`, `provisioning`, …).
+    pub app: String,
     pub change: Change,
     /// One line: what it does.
     pub title: String,
@@ -152,6 +211,10 @@ pub struct Plan {
     pub tenant_id: String,
     /// The provisioning app's uniqueName, when the plan provisions.
     pub scim_unique_name: Option<String>,
+    /// The profile's id of the setup's app registration (the OIDC sign-in app), if it has one.
+    pub registration: Option<String>,
+    /// The profile's id of the app that provisions, when the plan provisions.
+    pub provisioning: Option<String>,
     /// What the admin typed (the provider's non-secret inputs), so a re-run can offer this
     /// setup again without asking.
     pub inputs: std::collections::BTreeMap<String, String>,
@@ -163,6 +226,14 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    pub fn registration_app(&self) -> Option<&str> {
+        self.registration.as_deref()
+    }
+
+    pub fn provisioning_app(&self) -> Option<&str> {
+        self.provisioning.as_deref()
     }
 }
 
@@ -352,11 +423,20 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let app_path = unique_name_path(&unique);
     let mut changes: Vec<PlannedChange> = vec![];
     let mut notes = vec![];
+    // The app the changes pushed next act on: the registration, then the provisioning app.
+    let registration = intent.provider.sign_in_app().map(|a| a.id.clone());
+    let provisioning = intent
+        .scim
+        .as_ref()
+        .and_then(|_| intent.provider.scim_app())
+        .map(|a| a.id.clone());
+    let on_app = std::cell::RefCell::new(registration.clone().unwrap_or_default());
     let mut push =
         |change: Change, title: String, reason: String, request: String, after: Vec<usize>| {
             let seq = changes.len();
             changes.push(PlannedChange {
                 seq,
+                app: on_app.borrow().clone(),
                 change,
                 title,
                 reason,
@@ -369,7 +449,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let plan_id = uuid::Uuid::new_v4().to_string();
     if intent.provider.has_sign_in() {
         // 1. The application, by uniqueName.
-        let app_step = match &state.app {
+        let app_step = match state.app() {
             None => Some(push(
                 Change::UpsertApplication {
                     body: desired.clone(),
@@ -411,7 +491,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         let after_app: Vec<usize> = app_step.into_iter().collect();
 
         // 2. The service principal.
-        let sp_step = if state.sp_id.is_none() {
+        let sp_step = if state.sp_id().is_none() {
             Some(push(
                 Change::CreateServicePrincipal,
                 "Create the enterprise app (service principal)".into(),
@@ -426,8 +506,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
 
         // 3. Secrets: remove ones whose value an interrupted run lost; add one unless a good one exists.
         let wizard_secrets: Vec<_> = state
-            .app
-            .iter()
+            .app()
+            .into_iter()
             .flat_map(|a| a.passwords.iter())
             .filter(|p| is_wizards(p.display_name.as_deref()))
             .collect();
@@ -527,7 +607,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 let mut all = granted.clone();
                 all.extend(missing_scopes.iter().map(|s| (*s).to_string()));
                 let scope = all.join(" ");
-                let existing_id = state.grant.as_ref().map(|g| g.id.clone());
+                let existing_id = state.grant().map(|g| g.id.clone());
                 let request = match &existing_id {
                     Some(id) => format!("PATCH /oauth2PermissionGrants/{id}"),
                     None => "POST /oauth2PermissionGrants".to_string(),
@@ -545,7 +625,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         }
         for p in application {
             if state
-                .assignments
+                .assignments()
                 .iter()
                 .any(|a| a.app_role_id.eq_ignore_ascii_case(&p.id))
             {
@@ -590,7 +670,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         );
         }
     }
-    if let Some(si) = &intent.scim {
+    if let (Some(si), Some(app)) = (&intent.scim, &provisioning) {
+        on_app.replace(app.clone());
         plan_scim(input, si, &plan_id, &mut push)?;
     }
     Ok(Plan {
@@ -600,6 +681,8 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         display_name: intent.display_name(),
         tenant_id: input.tenant_id.to_string(),
         scim_unique_name: intent.scim.as_ref().map(|_| intent.scim_unique_name()),
+        registration,
+        provisioning,
         inputs: intent.entered_inputs(),
         changes,
         notes,
@@ -617,7 +700,7 @@ fn plan_scim(
 ) -> Result<(), PlanError> {
     use super::PrincipalKind;
     let intent = input.intent;
-    let st = input.state.scim.as_ref();
+    let st = input.state.provisioning();
     let display = intent.scim_display_name();
     let sp_path = st.map_or_else(
         || "/servicePrincipals/{new}".to_string(),
@@ -635,13 +718,29 @@ fn plan_scim(
         });
     }
     let provider = &intent.provider.name;
+    let source = intent.provider.scim_app().map(|a| &a.source);
+    let template_id = source
+        .and_then(crate::provider::AppSource::template_id)
+        .unwrap_or(crate::provider::NON_GALLERY_TEMPLATE)
+        .to_string();
+    let kind = match source {
+        Some(crate::provider::AppSource::Gallery { template, .. }) => {
+            format!("the gallery app \"{template}\"")
+        }
+        _ => "non-gallery enterprise app".to_string(),
+    };
+    let job_template = intent
+        .provider
+        .scim
+        .as_ref()
+        .map_or_else(scim_job_template, |x| x.job_template.clone());
     let inst = if st.is_none() {
         let temp_name = format!("{display} (setting up {})", &plan_id[..8]);
         Some(push(
-            Change::InstantiateScimApp { display_name: display.clone(), temp_name },
-            format!("Create the provisioning app \"{display}\" (non-gallery enterprise app)"),
+            Change::InstantiateApp { template_id: template_id.clone(), display_name: display.clone(), temp_name },
+            format!("Create the provisioning app \"{display}\" ({kind})"),
             format!("Entra provisions to {provider} through its own enterprise app; OIDC app registrations cannot provision."),
-            format!("POST /applicationTemplates/{}/instantiate", super::state::NON_GALLERY_TEMPLATE),
+            format!("POST /applicationTemplates/{template_id}/instantiate"),
             vec![],
         ))
     } else {
@@ -650,7 +749,7 @@ fn plan_scim(
     let after_inst: Vec<usize> = inst.into_iter().collect();
     if st.is_none_or(|s| !s.tagged) {
         push(
-            Change::TagScimApp { display_name: display.clone() },
+            Change::TagApp { display_name: display.clone() },
             format!("Name and tag the provisioning app \"{display}\""),
             "The uniqueName and tags let every later run find this app again instead of creating another.".into(),
             "PATCH /applications/{id}".into(),
@@ -659,8 +758,10 @@ fn plan_scim(
     }
     let job = if st.and_then(|s| s.job.as_ref()).is_none() {
         Some(push(
-            Change::CreateSyncJob,
-            "Create the provisioning job (SCIM template)".into(),
+            Change::CreateSyncJob {
+                template: job_template.clone(),
+            },
+            format!("Create the provisioning job (\"{job_template}\" template)"),
             "The job is what calls the SCIM endpoint every 40 minutes.".into(),
             format!("POST {sp_path}/synchronization/jobs"),
             after_inst.clone(),
@@ -686,7 +787,7 @@ fn plan_scim(
                 "user"
             };
             before_start.push(push(
-                Change::AssignToScimApp {
+                Change::AssignToApp {
                     principal_id: a.id.clone(),
                     principal_kind: a.kind,
                     display_name: a.display_name.clone(),
@@ -717,7 +818,7 @@ fn plan_scim(
                 .clone()
                 .unwrap_or_else(|| h.principal_id.clone());
             before_start.push(push(
-                Change::UnassignFromScimApp { assignment_id: h.id.clone(), display_name: name.clone() },
+                Change::UnassignFromApp { assignment_id: h.id.clone(), display_name: name.clone() },
                 format!("Remove {name} from the provisioning app"),
                 format!("You deselected it: Entra disables the matching accounts in {provider} at the next cycle."),
                 format!("DELETE {sp_path}/appRoleAssignedTo/{}", h.id),

@@ -134,16 +134,19 @@ impl Run {
             app_id: applied
                 .app_id
                 .clone()
-                .or_else(|| state.app.as_ref().map(|a| a.app_id.clone()))
+                .or_else(|| state.app().map(|a| a.app_id.clone()))
                 .unwrap_or_default(),
             app_object_id: applied
                 .app_object_id
                 .clone()
-                .or_else(|| state.app.as_ref().map(|a| a.id.clone()))
+                .or_else(|| state.app().map(|a| a.id.clone()))
                 .unwrap_or_default(),
-            sp_id: applied.sp_id.clone().or_else(|| state.sp_id.clone()),
+            sp_id: applied
+                .sp_id
+                .clone()
+                .or_else(|| state.sp_id().map(str::to_string)),
             scim: applied.scim.clone().or_else(|| {
-                state.scim.as_ref().map(|s| ScimApplied {
+                state.provisioning().map(|s| ScimApplied {
                     app_object_id: s.app_object_id.clone(),
                     app_id: s.app_id.clone(),
                     sp_id: s.sp_id.clone(),

@@ -47,8 +47,8 @@ pub struct SecretStatus {
 /// Every secret on the app, the newest first.
 pub fn statuses(state: &TenantState, now: DateTime<Utc>) -> Vec<SecretStatus> {
     let mut out: Vec<SecretStatus> = state
-        .app
-        .iter()
+        .app()
+        .into_iter()
         .flat_map(|a| a.passwords.iter())
         .map(|p| {
             let days_left = p.end_date_time.map(|e| (e - now).num_days());
@@ -133,8 +133,7 @@ pub fn retire_plan(
 ) -> Result<Plan, RetireError> {
     let unique = intent.unique_name();
     let app = state
-        .app
-        .as_ref()
+        .app()
         .ok_or_else(|| RetireError::NoApp(intent.display_name()))?;
     let kept = app
         .passwords
@@ -185,6 +184,11 @@ pub fn retire_plan(
                 .unwrap_or_else(|| "it has no end date".into());
             PlannedChange {
                 seq,
+                app: intent
+                    .provider
+                    .sign_in_app()
+                    .map(|a| a.id.clone())
+                    .unwrap_or_default(),
                 change: Change::RemovePassword {
                     key_id: p.key_id.clone(),
                     display_name: name.clone(),
@@ -225,6 +229,8 @@ pub fn retire_plan(
         display_name: intent.display_name(),
         tenant_id: tenant_id.to_string(),
         scim_unique_name: None,
+        registration: intent.provider.sign_in_app().map(|a| a.id.clone()),
+        provisioning: None,
         inputs: intent.entered_inputs(),
         changes,
         notes,
@@ -235,7 +241,7 @@ pub fn retire_plan(
 mod tests {
     use super::*;
     use crate::graph::permissions::GraphServicePrincipal;
-    use crate::setup::state::{AppState, PasswordInfo};
+    use crate::setup::state::{AppState, FoundApp, PasswordInfo, RegisteredApp};
     use chrono::Duration;
 
     fn pw(
@@ -255,22 +261,25 @@ mod tests {
     }
 
     fn state(passwords: Vec<PasswordInfo>) -> TenantState {
-        TenantState {
-            app: Some(AppState {
-                id: "obj".into(),
-                app_id: "app".into(),
-                passwords,
-                value: serde_json::Value::Null,
+        let mut st = TenantState::empty(
+            serde_json::from_value::<GraphServicePrincipal>(serde_json::json!({"id": "graph"}))
+                .unwrap(),
+        );
+        st.apps.insert(
+            "sign_in".into(),
+            FoundApp::Registration(RegisteredApp {
+                app: AppState {
+                    id: "obj".into(),
+                    app_id: "app".into(),
+                    passwords,
+                    value: serde_json::Value::Null,
+                },
+                sp_id: None,
+                grants: vec![],
+                assignments: vec![],
             }),
-            sp_id: None,
-            graph_sp: serde_json::from_value::<GraphServicePrincipal>(
-                serde_json::json!({"id": "graph"}),
-            )
-            .unwrap(),
-            grant: None,
-            assignments: vec![],
-            scim: None,
-        }
+        );
+        st
     }
 
     fn intent() -> Intent {

@@ -1,11 +1,14 @@
 //! What the tenant already has for an intent: found by the app's `uniqueName`, then by `appId`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::StepScopes;
 use crate::graph::permissions::{GraphServicePrincipal, GRAPH_APP_ID};
 use crate::graph::{GraphClient, GraphError};
+use crate::provider::AppSource;
 
 /// A client secret's metadata (never its value).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -50,25 +53,92 @@ pub struct AssignmentState {
     pub resource_id: String,
 }
 
-/// The objects that already exist for one provider instance.
+/// An app registration a setup manages (the OIDC sign-in app), with its service principal and
+/// what it was granted on Microsoft Graph.
+#[derive(Clone, Debug)]
+pub struct RegisteredApp {
+    pub app: AppState,
+    pub sp_id: Option<String>,
+    /// Its service principal's AllPrincipals delegated grants, one per resource API.
+    pub grants: Vec<GrantState>,
+    /// App roles of resource APIs assigned to its service principal.
+    pub assignments: Vec<AssignmentState>,
+}
+
+/// One app of a setup, as found in the tenant.
+#[derive(Clone, Debug)]
+pub enum FoundApp {
+    Registration(RegisteredApp),
+    /// An enterprise app made from a template (non-gallery or gallery).
+    Template(TemplateApp),
+}
+
+/// The objects that already exist for one provider instance: every app of the setup that
+/// exists, by the id the provider's profile gives it, and the tenant's Microsoft Graph.
 #[derive(Clone, Debug)]
 pub struct TenantState {
-    pub app: Option<AppState>,
-    pub sp_id: Option<String>,
     pub graph_sp: GraphServicePrincipal,
-    /// The AllPrincipals delegated grant from our service principal to Microsoft Graph.
-    pub grant: Option<GrantState>,
-    /// App roles of Microsoft Graph assigned to our service principal.
-    pub assignments: Vec<AssignmentState>,
-    /// The SCIM provisioning app, when the intent provisions.
-    pub scim: Option<ScimState>,
+    pub apps: BTreeMap<String, FoundApp>,
 }
 
 impl TenantState {
+    /// Nothing of the setup exists yet.
+    pub fn empty(graph_sp: GraphServicePrincipal) -> Self {
+        Self {
+            graph_sp,
+            apps: BTreeMap::new(),
+        }
+    }
+
+    /// The setup's app registration, if it exists.
+    pub fn registered(&self) -> Option<&RegisteredApp> {
+        self.apps.values().find_map(|a| match a {
+            FoundApp::Registration(r) => Some(r),
+            FoundApp::Template(_) => None,
+        })
+    }
+
+    /// The app made from a template that provisions (today a setup has at most one).
+    pub fn provisioning(&self) -> Option<&TemplateApp> {
+        self.apps.values().find_map(|a| match a {
+            FoundApp::Template(t) => Some(t),
+            FoundApp::Registration(_) => None,
+        })
+    }
+
+    /// The app registration itself.
+    pub fn app(&self) -> Option<&AppState> {
+        self.registered().map(|r| &r.app)
+    }
+
+    /// The app registration's service principal.
+    pub fn sp_id(&self) -> Option<&str> {
+        self.registered().and_then(|r| r.sp_id.as_deref())
+    }
+
+    /// The registration's delegated grant to Microsoft Graph for the whole organisation.
+    pub fn grant(&self) -> Option<&GrantState> {
+        self.registered()?
+            .grants
+            .iter()
+            .find(|g| g.resource_id == self.graph_sp.id)
+    }
+
+    /// Microsoft Graph application permissions assigned to the registration.
+    pub fn assignments(&self) -> Vec<&AssignmentState> {
+        self.registered()
+            .map(|r| {
+                r.assignments
+                    .iter()
+                    .filter(|a| a.resource_id == self.graph_sp.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Delegated scopes already granted for the whole organisation.
     pub fn granted_scopes(&self) -> Vec<String> {
-        self.grant
-            .as_ref()
+        self.grant()
             .and_then(|g| g.scope.clone())
             .unwrap_or_default()
             .split_whitespace()
@@ -93,58 +163,119 @@ pub(crate) fn unique_name_path(unique_name: &str) -> String {
     )
 }
 
-/// Reads the sign-in app (by uniqueName; `None` for providers without one), its service
-/// principal, its grants and assignments, and the tenant's Microsoft Graph service principal.
+/// Reads every app of the intent's setup that exists (the registration by its uniqueName, an
+/// app made from a template by its uniqueName or, after an interrupted run, by the temporary
+/// name in `pending_names`), and the tenant's Microsoft Graph service principal.
 pub async fn read(
     graph: &GraphClient,
-    unique_name: Option<&str>,
+    intent: &super::Intent,
+    pending_names: &[String],
 ) -> Result<TenantState, GraphError> {
-    let s = StepScopes::RegisterApp;
-    let app_req = async {
-        match unique_name {
-            Some(u) => absent(
-                graph
-                    .get(unique_name_path(u))
-                    .scopes(s)
-                    .send_json::<Value>()
-                    .await,
-            ),
-            None => Ok(None),
-        }
-    };
     let graph_sp_req = graph
         .get(format!("/servicePrincipals(appId='{GRAPH_APP_ID}')?$select=id,appId,appRoles,oauth2PermissionScopes"))
-        .scopes(s);
-    let (app, graph_sp) = tokio::join!(app_req, graph_sp_req.send_json::<GraphServicePrincipal>());
-    let graph_sp = graph_sp?;
-    let app = app?.map(|v| AppState {
+        .scopes(StepScopes::RegisterApp);
+    let apps = async {
+        let mut reads = vec![];
+        for spec in &intent.provider.apps {
+            reads.push(async move {
+                let found = match &spec.source {
+                    AppSource::Registration => read_registration(graph, &intent.unique_name())
+                        .await?
+                        .map(FoundApp::Registration),
+                    AppSource::NonGallery | AppSource::Gallery { .. } => {
+                        read_made_from_template(graph, intent, spec, pending_names)
+                            .await?
+                            .map(FoundApp::Template)
+                    }
+                    // Vendor apps are found by the vendor-app work; nothing of theirs is read yet.
+                    AppSource::Vendor { .. } => None,
+                };
+                Ok::<_, GraphError>(found.map(|f| (spec.id.clone(), f)))
+            });
+        }
+        let found = futures::future::join_all(reads).await;
+        found
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect::<Result<BTreeMap<_, _>, _>>()
+    };
+    let (graph_sp, apps) = tokio::join!(graph_sp_req.send_json::<GraphServicePrincipal>(), apps);
+    Ok(TenantState {
+        graph_sp: graph_sp?,
+        apps: apps?,
+    })
+}
+
+/// Reads the app the provider provisions through, if the profile has one and it exists.
+pub async fn read_provisioning(
+    graph: &GraphClient,
+    intent: &super::Intent,
+    pending_names: &[String],
+) -> Result<Option<TemplateApp>, GraphError> {
+    match intent.provider.scim_app() {
+        Some(spec) => read_made_from_template(graph, intent, spec, pending_names).await,
+        None => Ok(None),
+    }
+}
+
+async fn read_made_from_template(
+    graph: &GraphClient,
+    intent: &super::Intent,
+    spec: &crate::provider::AppSpec,
+    pending_names: &[String],
+) -> Result<Option<TemplateApp>, GraphError> {
+    let template = spec.source.template_id().unwrap_or(NON_GALLERY_TEMPLATE);
+    let job = intent
+        .provider
+        .scim
+        .as_ref()
+        .filter(|x| x.app == spec.id)
+        .map_or("scim", |x| x.job_template.as_str());
+    read_template(
+        graph,
+        &intent.scim_unique_name(),
+        pending_names,
+        template,
+        job,
+    )
+    .await
+}
+
+/// Reads an app registration by uniqueName, its service principal, its delegated grant and
+/// its application-permission assignments.
+async fn read_registration(
+    graph: &GraphClient,
+    unique_name: &str,
+) -> Result<Option<RegisteredApp>, GraphError> {
+    let s = StepScopes::RegisterApp;
+    let Some(v) = absent(
+        graph
+            .get(unique_name_path(unique_name))
+            .scopes(s)
+            .send_json::<Value>()
+            .await,
+    )?
+    else {
+        return Ok(None);
+    };
+    let app = AppState {
         id: v["id"].as_str().unwrap_or_default().to_string(),
         app_id: v["appId"].as_str().unwrap_or_default().to_string(),
         passwords: serde_json::from_value(v["passwordCredentials"].clone()).unwrap_or_default(),
         value: v,
-    });
-    let Some(app_ref) = &app else {
-        return Ok(TenantState {
-            app,
-            sp_id: None,
-            graph_sp,
-            grant: None,
-            assignments: vec![],
-            scim: None,
-        });
     };
     let sp: Option<Value> = absent(
         graph
             .get(format!(
                 "/servicePrincipals(appId='{}')?$select=id,appId",
-                app_ref.app_id
+                app.app_id
             ))
             .scopes(s)
             .send_json()
             .await,
     )?;
     let sp_id = sp.and_then(|v| v["id"].as_str().map(str::to_string));
-    let (grant, assignments) = match &sp_id {
+    let (grants, assignments) = match &sp_id {
         Some(id) => {
             let grants_req = graph
                 .get(format!("/oauth2PermissionGrants?$filter=clientId eq '{id}' and consentType eq 'AllPrincipals'"))
@@ -156,23 +287,16 @@ pub async fn read(
                 grants_req.list::<GrantState>(),
                 assignments_req.list::<AssignmentState>()
             );
-            let grant = grants?.into_iter().find(|g| g.resource_id == graph_sp.id);
-            let assignments = assignments?
-                .into_iter()
-                .filter(|a| a.resource_id == graph_sp.id)
-                .collect();
-            (grant, assignments)
+            (grants?, assignments?)
         }
-        None => (None, vec![]),
+        None => (vec![], vec![]),
     };
-    Ok(TenantState {
+    Ok(Some(RegisteredApp {
         app,
         sp_id,
-        graph_sp,
-        grant,
+        grants,
         assignments,
-        scim: None,
-    })
+    }))
 }
 
 /// Default access: the role to assign with when an app defines no roles (reference §9).
@@ -221,8 +345,7 @@ pub fn assignment_role(app_roles: &Value) -> String {
         .to_string()
 }
 
-/// The provisioning app's Microsoft Graph template id ("Non-gallery application").
-pub const NON_GALLERY_TEMPLATE: &str = "8adf8e6e-67b2-4cf2-a259-e3dc5476c621";
+pub use crate::provider::NON_GALLERY_TEMPLATE;
 
 /// Someone assigned to the provisioning app.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -247,9 +370,9 @@ pub struct JobState {
     pub schedule: String,
 }
 
-/// The SCIM provisioning app (a non-gallery enterprise app) and its job.
+/// An enterprise app made from a template (the provisioning app), its job and who is assigned.
 #[derive(Clone, Debug)]
-pub struct ScimState {
+pub struct TemplateApp {
     pub app_object_id: String,
     pub app_id: String,
     pub sp_id: String,
@@ -262,13 +385,15 @@ pub struct ScimState {
     pub assignments: Vec<PrincipalAssignment>,
 }
 
-/// Reads the provisioning app by uniqueName, or (after an interrupted run) by the temporary
-/// display name an instantiate used.
-pub async fn read_scim(
+/// Reads an app made from `template_id` by uniqueName, or (after an interrupted run) by the
+/// temporary display name an instantiate used.
+pub async fn read_template(
     graph: &GraphClient,
     unique_name: &str,
     pending_names: &[String],
-) -> Result<Option<ScimState>, GraphError> {
+    template_id: &str,
+    job_template: &str,
+) -> Result<Option<TemplateApp>, GraphError> {
     let s = StepScopes::RegisterApp;
     let mut tagged = true;
     let mut app: Option<Value> = absent(
@@ -282,7 +407,7 @@ pub async fn read_scim(
         for name in pending_names {
             let found: Vec<Value> = graph
                 .get(format!(
-                    "/applications?$filter=applicationTemplateId eq '{NON_GALLERY_TEMPLATE}' and displayName eq '{}'",
+                    "/applications?$filter=applicationTemplateId eq '{template_id}' and displayName eq '{}'",
                     name.replace('\'', "''")
                 ))
                 .scopes(s)
@@ -324,7 +449,10 @@ pub async fn read_scim(
     let job = jobs?
         .into_iter()
         .find(|j| {
-            j["templateId"] == "scim" || j["id"].as_str().is_some_and(|i| i.starts_with("scim"))
+            j["templateId"] == job_template
+                || j["id"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with(job_template))
         })
         .map(|j| JobState {
             id: j["id"].as_str().unwrap_or_default().to_string(),
@@ -334,7 +462,7 @@ pub async fn read_scim(
                 .unwrap_or_default()
                 .to_string(),
         });
-    Ok(Some(ScimState {
+    Ok(Some(TemplateApp {
         app_object_id: app["id"].as_str().unwrap_or_default().to_string(),
         app_id,
         sp_id,

@@ -91,13 +91,12 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
     let record = j.scim_record();
     let hints = j.hints();
     let has_sign_in = intent.provider.has_sign_in();
-    let scim_unique = intent.scim_unique_name();
     if has_sign_in {
-        match flow::prepare(s, dir, intent, &[]).await {
+        match flow::prepare(s, dir, intent.clone(), &[]).await {
             Err(e) => out.error = Some(e.to_string()),
             Ok(p) => {
                 out.secrets = secrets::statuses(&p.state, now);
-                if p.state.app.is_none() {
+                if p.state.app().is_none() {
                     out.attention.push(
                         "The app registration is gone from the tenant: apply again to recreate it."
                             .into(),
@@ -110,7 +109,7 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
                     .filter_map(|x| x.days_left)
                     .max();
                 match newest_ok {
-                    None if p.state.app.is_some() => out.attention.push("No working client secret from the wizard: sign-in through the provider fails. Apply again to add one.".into()),
+                    None if p.state.app().is_some() => out.attention.push("No working client secret from the wizard: sign-in through the provider fails. Apply again to add one.".into()),
                     Some(d) if d < warn_days => out.attention.push(format!("The client secret expires in {d} days: rotate it (a new secret next to the old one), hand the new one over, then retire the old one.")),
                     _ => {}
                 }
@@ -126,7 +125,7 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
         }
     }
     if record.is_some() || !has_sign_in || prev.provisions {
-        match state::read_scim(&s.graph, &scim_unique, &hints.unfinished_instantiations).await {
+        match state::read_provisioning(&s.graph, &intent, &hints.unfinished_instantiations).await {
             Ok(Some(sc)) => {
                 let status = match &sc.job {
                     Some(job) => provisioning::job_status(&s.graph, &sc.sp_id, &job.id)

@@ -188,7 +188,8 @@ pub async fn context(
     let tenant = &s.account.tenant_id;
     let hints = Journal::open(journals, tenant, &intent.unique_name()).hints();
     let scim_name = intent.scim_unique_name();
-    let existing = state::read_scim(&s.graph, &scim_name, &hints.unfinished_instantiations).await?;
+    let existing =
+        state::read_provisioning(&s.graph, intent, &hints.unfinished_instantiations).await?;
     let status = match existing
         .as_ref()
         .and_then(|e| e.job.as_ref().map(|j| (e.sp_id.clone(), j.id.clone())))

@@ -29,6 +29,7 @@ fn record_undone(journal: &Journal, plan_id: &str, kind: ObjectKind, id: &str) {
             kind,
             id: id.to_string(),
         },
+        app: None,
         app_object_id: None,
         app_id: None,
         request_id: None,
@@ -59,7 +60,7 @@ pub async fn undo(
     let mut created = created;
     if let Some(app) = created
         .iter()
-        .find(|c| c.kind == ObjectKind::ScimApplication)
+        .find(|c| c.kind == ObjectKind::TemplateApplication)
         .cloned()
     {
         gone_ok(
@@ -72,7 +73,7 @@ pub async fn undo(
         let sp = app.previous.clone().unwrap_or_default();
         // Deleting the app took its job and its assignments with it.
         let went_with_it = |c: &Created| {
-            c.kind == ObjectKind::ScimApplication
+            c.kind == ObjectKind::TemplateApplication
                 || (matches!(c.kind, ObjectKind::Assignment | ObjectKind::SyncJob)
                     && c.previous.as_deref() == Some(sp.as_str()))
         };
@@ -203,7 +204,7 @@ pub async fn undo(
                     id: item.id.clone(),
                 }
             }
-            ObjectKind::Application | ObjectKind::ScimApplication => continue,
+            ObjectKind::Application | ObjectKind::TemplateApplication => continue,
         };
         record(item.kind, &item.id);
         on_done(&u);
@@ -272,7 +273,7 @@ pub async fn undo_from_tenant(
                 .await,
         )?;
         let kind = if app.provisioning {
-            ObjectKind::ScimApplication
+            ObjectKind::TemplateApplication
         } else {
             ObjectKind::Application
         };

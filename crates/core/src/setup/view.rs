@@ -283,7 +283,7 @@ fn permission_statuses(p: &Prepared) -> Vec<PermissionStatus> {
                     .permission_id(&name, perm.kind)
                     .is_some_and(|id| {
                         p.state
-                            .assignments
+                            .assignments()
                             .iter()
                             .any(|a| a.app_role_id.eq_ignore_ascii_case(id))
                     }),

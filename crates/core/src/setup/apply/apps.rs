@@ -1,0 +1,209 @@
+//! Apps: the app registration and its service principal, and enterprise apps made from a
+//! template (instantiated under a temporary name, then named and tagged).
+
+use super::*;
+
+impl Ctx<'_> {
+    /// Creates or updates an app, or its service principal.
+    pub(super) async fn apps(
+        &self,
+        pc: &PlannedChange,
+        ids: &AppIds,
+    ) -> Result<StepOut, GraphError> {
+        let g = self.graph;
+        let s = StepScopes::RegisterApp;
+        match &pc.change {
+            Change::UpsertApplication { body, creates, .. } => {
+                let answer = g
+                    .patch(unique_name_path(&self.plan.unique_name))
+                    .header("Prefer", "create-if-missing")
+                    .json(body.clone())
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                let (app_object_id, app_id, created) = if answer.status == StatusCode::CREATED {
+                    let b = answer.body.unwrap_or(Value::Null);
+                    (
+                        b["id"].as_str().map(str::to_string),
+                        b["appId"].as_str().map(str::to_string),
+                        true,
+                    )
+                } else if let Some(app) = self.state.app() {
+                    (Some(app.id.clone()), Some(app.app_id.clone()), false)
+                } else {
+                    // Updated an app this run did not see (created by a concurrent run): read it.
+                    let b: Value = g
+                        .get(unique_name_path(&self.plan.unique_name))
+                        .scopes(s)
+                        .retry_if(replication_delay)
+                        .send_json()
+                        .await?;
+                    (
+                        b["id"].as_str().map(str::to_string),
+                        b["appId"].as_str().map(str::to_string),
+                        false,
+                    )
+                };
+                let _ = creates;
+                Ok(StepOut {
+                    ids: AppIds {
+                        object_id: app_object_id.clone(),
+                        app_id: app_id.clone(),
+                        ..Default::default()
+                    },
+                    detail: format!(
+                        "Application (client) ID {}",
+                        app_id.clone().unwrap_or_default()
+                    ),
+                    created: created
+                        .then(|| (ObjectKind::Application, app_object_id.unwrap_or_default())),
+                    ..Default::default()
+                })
+            }
+            Change::CreateServicePrincipal => {
+                // The state read just before planning found none; if one appeared since (an
+                // earlier attempt whose answer was lost, or a colleague), Graph answers 409 and
+                // that one is used — not recorded as created, so Undo leaves it alone.
+                let app_id = ids.app_id.clone().unwrap_or_default();
+                let created = g
+                    .post("/servicePrincipals")
+                    .json(json!({"appId": app_id, "tags": ["WindowsAzureActiveDirectoryIntegratedApp", crate::setup::TAG]}))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send_json::<Value>()
+                    .await;
+                let (v, ours) = match created {
+                    Ok(v) => (v, true),
+                    Err(e) if e.status() == Some(409) => {
+                        let v: Value = g
+                            .get(format!("/servicePrincipals(appId='{app_id}')?$select=id"))
+                            .scopes(s)
+                            .retry_if(replication_delay)
+                            .send_json()
+                            .await?;
+                        (v, false)
+                    }
+                    Err(e) => return Err(e),
+                };
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                Ok(StepOut {
+                    ids: AppIds {
+                        sp_id: Some(id.clone()),
+                        ..Default::default()
+                    },
+                    detail: format!("Service principal {id}"),
+                    created: ours.then_some((ObjectKind::ServicePrincipal, id)),
+                    ..Default::default()
+                })
+            }
+            Change::InstantiateApp {
+                template_id,
+                temp_name,
+                ..
+            } => self.instantiate(template_id, temp_name).await,
+            Change::TagApp { display_name } => {
+                let id = ids.object_id.clone().unwrap_or_default();
+                let unique = self.plan.scim_unique_name.clone().unwrap_or_default();
+                g.patch(format!("/applications/{id}"))
+                    .json(json!({
+                        "uniqueName": unique,
+                        "displayName": display_name,
+                        "tags": [crate::setup::TAG, format!("{}:{}", crate::setup::TAG, self.plan.provider_id), format!("{}:scim", crate::setup::TAG)],
+                        "notes": format!("Managed by Entra Setup: SCIM provisioning for {} ({unique}). Re-run Entra Setup to change or remove it. {}", self.plan.display_name, crate::setup::found::notes_line(&self.plan.inputs)),
+                    }))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                // The enterprise app list shows the service principal's name: rename it too.
+                let sp = ids.sp_id.clone().unwrap_or_default();
+                g.patch(format!("/servicePrincipals/{sp}"))
+                    .json(json!({"displayName": display_name}))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                // An app adopted from an interrupted run was made by the wizard: record it so Undo
+                // removes it.
+                let adopted = !self
+                    .plan
+                    .changes
+                    .iter()
+                    .any(|c| matches!(c.change, Change::InstantiateApp { .. }));
+                Ok(StepOut {
+                    detail: format!("Named \"{display_name}\" with uniqueName {unique}"),
+                    created: adopted.then(|| (ObjectKind::TemplateApplication, id.clone())),
+                    previous: adopted.then(|| ids.sp_id.clone().unwrap_or_default()),
+                    ..Default::default()
+                })
+            }
+            _ => Err(Self::misrouted(pc)),
+        }
+    }
+
+    /// Instantiates an application template; when Graph answers 404 although the app was made
+    /// (reference §8a), finds it by its temporary name.
+    async fn instantiate(&self, template_id: &str, temp_name: &str) -> Result<StepOut, GraphError> {
+        let g = self.graph;
+        let s = StepScopes::RegisterApp;
+        let path = format!("/applicationTemplates/{template_id}/instantiate");
+        let made = g
+            .post(path)
+            .json(json!({"displayName": temp_name}))
+            .scopes(s)
+            .once()
+            .send_json::<Value>()
+            .await;
+        let (app, sp) = match made {
+            Ok(v) => (v["application"].clone(), v["servicePrincipal"].clone()),
+            Err(e) if e.status() == Some(404) || e.ambiguous() => {
+                let filter = format!(
+                    "/applications?$filter=applicationTemplateId eq '{template_id}' and displayName eq '{}'",
+                    temp_name.replace('\'', "''")
+                );
+                let mut found = None;
+                for _ in 0..self.options.instantiate_polls.max(1) {
+                    let apps: Vec<Value> = g.get(filter.clone()).scopes(s).list().await?;
+                    if let Some(a) = apps.into_iter().next() {
+                        found = Some(a);
+                        break;
+                    }
+                    tokio::time::sleep(self.options.instantiate_poll).await;
+                }
+                let Some(app) = found else { return Err(e) };
+                let app_id = app["appId"].as_str().unwrap_or_default().to_string();
+                let sp: Value = g
+                    .get(format!(
+                        "/servicePrincipals(appId='{app_id}')?$select=id,appId,appRoles"
+                    ))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send_json()
+                    .await?;
+                (app, sp)
+            }
+            Err(e) => return Err(e),
+        };
+        let str_of = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let role = Some(crate::setup::state::assignment_role(&sp["appRoles"]));
+        let app_object_id = str_of(&app, "id");
+        let sp_id = str_of(&sp, "id");
+        Ok(StepOut {
+            ids: AppIds {
+                object_id: Some(app_object_id.clone()),
+                app_id: Some(str_of(&app, "appId")),
+                sp_id: Some(sp_id.clone()),
+                role_id: role,
+                ..Default::default()
+            },
+            detail: format!(
+                "Provisioning app {} (service principal {sp_id})",
+                str_of(&app, "appId")
+            ),
+            created: Some((ObjectKind::TemplateApplication, app_object_id)),
+            previous: Some(sp_id),
+            ..Default::default()
+        })
+    }
+}
