@@ -802,3 +802,84 @@ async fn bad_scim_choices_are_refused_with_what_to_fix() {
         .unwrap_err();
     assert!(e[0].message.contains("does not take SCIM"));
 }
+
+/// A journal written before setups managed several apps (`instantiateScimApp`, `tagScimApp`,
+/// `assignToScimApp`, `scimApplication`, no `app` on entries) is still read: the setup is
+/// offered again as provisioning, a re-run changes nothing, and Undo removes the provisioning
+/// app with its job and assignments.
+#[tokio::test]
+async fn a_journal_from_before_several_apps_still_reruns_and_undoes() {
+    let sim = sim_as("megan@contoso.com").await;
+    sim.set_local_scim_reachable(true);
+    let s = admin(&sim, "contoso.com").await;
+    let dir = data_dir();
+    let url = sim.fake_scim_url();
+    let want = |new_token: bool| {
+        generic(scim(
+            &url,
+            new_token,
+            false,
+            vec![group(ENGINEERING, "Engineering")],
+        ))
+    };
+    let prepared = flow::prepare(&s, &dir, want(true), &[]).await.unwrap();
+    let (on_event, _) = collector();
+    flow::execute(
+        &s,
+        &prepared,
+        &options(DEMO_SCIM_TOKEN),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("applied");
+    assert_eq!(scim_apps(&sim, CONTOSO), 1);
+
+    // Rewrite the journal as the earlier version wrote it.
+    let path = prepared.journal.path().to_path_buf();
+    let now = std::fs::read_to_string(&path).unwrap();
+    let mut old = String::new();
+    for line in now.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v.as_object_mut().unwrap().remove("app");
+        let mut text = v.to_string();
+        for (new, earlier) in [
+            ("\"instantiateApp\"", "\"instantiateScimApp\""),
+            ("\"tagApp\"", "\"tagScimApp\""),
+            ("\"assignToApp\"", "\"assignToScimApp\""),
+            ("\"templateApplication\"", "\"scimApplication\""),
+        ] {
+            text = text.replace(new, earlier);
+        }
+        old.push_str(&text);
+        old.push('\n');
+    }
+    assert!(old.contains("scimApplication") && !old.contains("\"app\":"));
+    std::fs::write(&path, old).unwrap();
+
+    let earlier = entra_setup_core::setup::journal::previous_setups(&dir, CONTOSO);
+    assert!(
+        earlier
+            .iter()
+            .any(|p| p.provider_id == "scim" && p.provisions && !p.interrupted),
+        "{earlier:?}"
+    );
+    let again = flow::prepare(&s, &dir, want(false), &[]).await.unwrap();
+    assert!(again.plan.is_empty(), "{:?}", kinds(&again));
+
+    let undone = undo::undo(
+        &s.graph,
+        &prepared.journal,
+        std::sync::Arc::new(|_: &undo::Undone| {}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        undone
+            .iter()
+            .any(|u| u.what.starts_with("Deleted the provisioning app")),
+        "{undone:?}"
+    );
+    assert_eq!(scim_apps(&sim, CONTOSO), 0);
+    assert_graph_traffic_matches_csdl(&sim);
+}

@@ -77,9 +77,7 @@ pub enum Change {
     TagApp { display_name: String },
     /// Create the provisioning job from a synchronization template (`scim` for non-gallery
     /// apps, the gallery app's own otherwise).
-    CreateSyncJob {
-        template: String,
-    },
+    CreateSyncJob { template: String },
     /// Assign a user or group to the app (its `User` role, see `state::assignment_role`).
     AssignToApp {
         principal_id: String,
