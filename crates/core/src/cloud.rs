@@ -29,7 +29,7 @@ pub enum CloudError {
     InvalidUrl {
         field: &'static str,
         value: String,
-        reason: String,
+        reason: crate::endpoint::EndpointError,
     },
     #[error("The {field} URL '{value}' must use https:// (plain http is only allowed for 127.0.0.1 or localhost).")]
     NotHttps { field: &'static str, value: String },
@@ -56,7 +56,11 @@ fn fixed(u: &str) -> Url {
 fn custom_url(field: &'static str, value: &str) -> Result<Url, CloudError> {
     let trimmed = value.trim().trim_end_matches('/');
     crate::endpoint::parse(trimmed, crate::endpoint::Http::Loopback, false).map_err(|reason| {
-        if reason.contains("http") && reason.contains("use https://") {
+        if matches!(
+            reason,
+            crate::endpoint::EndpointError::PlainHttp(_)
+                | crate::endpoint::EndpointError::Scheme { .. }
+        ) {
             CloudError::NotHttps {
                 field,
                 value: value.to_string(),

@@ -12,24 +12,59 @@ pub enum Http {
     Anywhere,
 }
 
+/// What is wrong with an endpoint URL, said as what to type instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("it is empty: type the full URL, starting with https://")]
+    Empty,
+    #[error("'{0}' contains spaces: type the URL without them")]
+    Spaces(String),
+    #[error("'{0}' has no scheme: write it with https:// in front")]
+    NoScheme(String),
+    #[error("'{0}' has a port outside 1–65535")]
+    BadPort(String),
+    #[error("'{url}' is not a valid URL ({why})")]
+    Invalid { url: String, why: String },
+    #[error(
+        "'{0}' uses plain http, which is only allowed for 127.0.0.1 or localhost: use https://"
+    )]
+    PlainHttp(String),
+    #[error("'{url}' uses {scheme}://: use https://")]
+    Scheme { url: String, scheme: String },
+    #[error("'{0}' has no host name")]
+    NoHost(String),
+    #[error("'{url}' has an internationalised host name ({host}), which can imitate another host: type the plain ASCII host name")]
+    Idn { url: String, host: String },
+    #[error("'{0}' carries a user name or password: leave them out of the URL")]
+    Credentials(String),
+    #[error("'{0}' has port 0: use the server's real port")]
+    PortZero(String),
+    #[error("'{0}' has a #fragment: leave it out")]
+    Fragment(String),
+    #[error("'{0}' has a ?query: leave it out")]
+    Query(String),
+}
+
 /// Parses an endpoint URL and refuses what would go wrong later: no scheme, another scheme,
 /// plain http off this computer, no host, a user name or password, port 0, a query or
 /// fragment (unless `query` is allowed), and internationalised host names, which can imitate
 /// another host (`xn--` labels).
-pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, String> {
+pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, EndpointError> {
     let v = value.trim();
+    let at = || v.to_string();
     if v.is_empty() {
-        return Err("it is empty: type the full URL, starting with https://".into());
+        return Err(EndpointError::Empty);
     }
     if v.chars().any(char::is_whitespace) {
-        return Err(format!("'{v}' contains spaces: type the URL without them"));
+        return Err(EndpointError::Spaces(at()));
     }
     let u = Url::parse(v).map_err(|e| match e {
-        url::ParseError::RelativeUrlWithoutBase => {
-            format!("'{v}' has no scheme: write it with https:// in front")
-        }
-        url::ParseError::InvalidPort => format!("'{v}' has a port outside 1–65535"),
-        other => format!("'{v}' is not a valid URL ({other})"),
+        url::ParseError::RelativeUrlWithoutBase => EndpointError::NoScheme(at()),
+        url::ParseError::InvalidPort => EndpointError::BadPort(at()),
+        other => EndpointError::Invalid {
+            url: at(),
+            why: other.to_string(),
+        },
     })?;
     let loopback = matches!(u.host(), Some(url::Host::Domain("localhost")))
         || matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
@@ -37,37 +72,37 @@ pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, String> {
     match u.scheme() {
         "https" => {}
         "http" if loopback || http == Http::Anywhere => {}
-        "http" => {
-            return Err(format!(
-            "'{v}' uses plain http, which is only allowed for 127.0.0.1 or localhost: use https://"
-        ))
+        "http" => return Err(EndpointError::PlainHttp(at())),
+        other => {
+            return Err(EndpointError::Scheme {
+                url: at(),
+                scheme: other.to_string(),
+            })
         }
-        other => return Err(format!("'{v}' uses {other}://: use https://")),
     }
     let Some(host) = u.host_str() else {
-        return Err(format!("'{v}' has no host name"));
+        return Err(EndpointError::NoHost(at()));
     };
     if host
         .split('.')
         .any(|label| label.to_ascii_lowercase().starts_with("xn--"))
     {
-        return Err(format!(
-            "'{v}' has an internationalised host name ({host}), which can imitate another host: type the plain ASCII host name"
-        ));
+        return Err(EndpointError::Idn {
+            url: at(),
+            host: host.to_string(),
+        });
     }
     if !u.username().is_empty() || u.password().is_some() {
-        return Err(format!(
-            "'{v}' carries a user name or password: leave them out of the URL"
-        ));
+        return Err(EndpointError::Credentials(at()));
     }
     if u.port() == Some(0) {
-        return Err(format!("'{v}' has port 0: use the server's real port"));
+        return Err(EndpointError::PortZero(at()));
     }
     if u.fragment().is_some() {
-        return Err(format!("'{v}' has a #fragment: leave it out"));
+        return Err(EndpointError::Fragment(at()));
     }
     if u.query().is_some() && !query {
-        return Err(format!("'{v}' has a ?query: leave it out"));
+        return Err(EndpointError::Query(at()));
     }
     Ok(u)
 }
@@ -80,7 +115,7 @@ mod tests {
     fn each_bad_url_is_told_what_is_wrong() {
         let bad = |v: &str, want: &str| {
             let e = parse(v, Http::Loopback, false).unwrap_err();
-            assert!(e.contains(want), "{v}: {e}");
+            assert!(e.to_string().contains(want), "{v}: {e}");
         };
         bad("login.example.com", "no scheme");
         bad("ftp://login.example.com", "ftp://");

@@ -28,9 +28,21 @@ fn listed(hosts: &[String], host: &str) -> bool {
     })
 }
 
+/// Why a link is not opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("'{raw}' is not a valid link: {why}")]
+    Invalid { raw: String, why: String },
+    #[error("The wizard only opens Microsoft and provider pages; '{0}' is not one of them.")]
+    NotAllowed(String),
+}
+
 /// Parses and checks a link the UI asked to open.
-pub fn check_external_link(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("'{raw}' is not a valid link: {e}"))?;
+pub fn check_external_link(raw: &str) -> Result<Url, LinkError> {
+    let url = Url::parse(raw.trim()).map_err(|e| LinkError::Invalid {
+        raw: raw.to_string(),
+        why: e.to_string(),
+    })?;
     let host = url.host_str().unwrap_or_default();
     let loopback = matches!(host, "127.0.0.1" | "localhost");
     match url.scheme() {
@@ -41,9 +53,7 @@ pub fn check_external_link(raw: &str) -> Result<Url, String> {
         }
         "http" if loopback => Ok(url),
         "https" if loopback => Ok(url),
-        _ => Err(format!(
-            "The wizard only opens Microsoft and provider pages; '{host}' is not one of them."
-        )),
+        _ => Err(LinkError::NotAllowed(host.to_string())),
     }
 }
 

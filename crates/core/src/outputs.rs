@@ -67,12 +67,28 @@ pub fn values(
     v
 }
 
+/// Why an output could not be made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    #[error("{provider} has no output '{id}'")]
+    NoOutput { provider: String, id: String },
+    #[error("the output '{id}' names a value the setup does not have: {missing}")]
+    Render {
+        id: String,
+        missing: provider::MissingValue,
+    },
+}
+
 fn render_one(
     o: &provider::OutputSpec,
     values: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<String, OutputError> {
     provider::render(o.template.as_str().trim_start_matches('\n'), values, |v| {
         provider::escape_quoted(o.format, v)
+    })
+    .map_err(|missing| OutputError::Render {
+        id: o.id.clone(),
+        missing,
     })
 }
 
@@ -103,12 +119,15 @@ pub fn render_with_secret(
     output_id: &str,
     values: &BTreeMap<String, String>,
     secret: &SecretString,
-) -> Result<SecretString, String> {
+) -> Result<SecretString, OutputError> {
     let o = p
         .outputs
         .iter()
         .find(|o| o.id == output_id)
-        .ok_or_else(|| format!("{} has no output '{output_id}'", p.name))?;
+        .ok_or_else(|| OutputError::NoOutput {
+            provider: p.name.clone(),
+            id: output_id.to_string(),
+        })?;
     let mut v = values.clone();
     v.insert("client_secret".into(), secret.expose_secret().to_string());
     render_one(o, &v).map(SecretString::from)

@@ -191,7 +191,7 @@ impl Call<'_> {
 }
 
 fn fill(template: &str, values: &BTreeMap<String, String>) -> Result<String, PushError> {
-    render(template, values, str::to_string).map_err(PushError::Prepare)
+    render(template, values, str::to_string).map_err(|e| PushError::Prepare(e.to_string()))
 }
 
 fn request_url(r: &PushRequest, values: &BTreeMap<String, String>) -> Result<String, PushError> {

@@ -55,7 +55,7 @@ pub async fn open_link(url: String) -> Result<(), IpcError> {
     let url = entra_setup_core::links::check_external_link(&url).map_err(|message| {
         IpcError::Invalid {
             field: "url".into(),
-            message,
+            message: message.to_string(),
         }
     })?;
     let opener = entra_setup_core::auth::SystemBrowser;

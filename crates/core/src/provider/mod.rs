@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use inputs::{list_items, validate, InputError, InputKind, InputRule, InputSpec};
 pub use profile::ProfileError;
-pub use template::{escape_quoted, placeholders, render, unrender, url_host};
+pub use template::{escape_quoted, placeholders, render, unrender, url_host, MissingValue};
 
 include!(concat!(env!("OUT_DIR"), "/providers.rs"));
 
@@ -298,25 +298,38 @@ pub const BUILTIN_PLACEHOLDERS: &[&str] = &[
     "discovery_url",
 ];
 
+/// What is wrong with a redirect URI, by Entra's rules (reference §12).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectUriError {
+    #[error("redirect URI '{uri}' is not a URL: {why}")]
+    NotUrl { uri: String, why: String },
+    #[error("redirect URI '{0}' must use https (http only for localhost)")]
+    NotHttps(String),
+    #[error("redirect URI '{0}' is longer than Entra's 256 characters")]
+    TooLong(String),
+    #[error("redirect URI '{uri}' contains '{c}', which Entra does not allow")]
+    Forbidden { uri: String, c: char },
+}
+
 /// Entra's rules for a web redirect URI (reference §12): https (http only for loopback), at most
 /// 256 characters, none of `! $ ' ( ) , ;`.
-pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    let u = url::Url::parse(uri).map_err(|e| format!("redirect URI '{uri}' is not a URL: {e}"))?;
+pub fn check_redirect_uri(uri: &str) -> Result<(), RedirectUriError> {
+    let u = url::Url::parse(uri).map_err(|e| RedirectUriError::NotUrl {
+        uri: uri.to_string(),
+        why: e.to_string(),
+    })?;
     let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1"));
     if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-        return Err(format!(
-            "redirect URI '{uri}' must use https (http only for localhost)"
-        ));
+        return Err(RedirectUriError::NotHttps(uri.to_string()));
     }
     if uri.len() > 256 {
-        return Err(format!(
-            "redirect URI '{uri}' is longer than Entra's 256 characters"
-        ));
+        return Err(RedirectUriError::TooLong(uri.to_string()));
     }
     if let Some(c) = uri.chars().find(|c| "!$'(),;".contains(*c)) {
-        return Err(format!(
-            "redirect URI '{uri}' contains '{c}', which Entra does not allow"
-        ));
+        return Err(RedirectUriError::Forbidden {
+            uri: uri.to_string(),
+            c,
+        });
     }
     Ok(())
 }

@@ -292,7 +292,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ProfileError {
+    fn err(&self, span: Range<usize>, message: impl ToString) -> ProfileError {
         ProfileError {
             file: self.file.to_string(),
             line: if span == (0..0) {
@@ -300,7 +300,7 @@ impl Ctx<'_> {
             } else {
                 line_of(self.src, &span)
             },
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }

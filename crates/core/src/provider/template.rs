@@ -26,12 +26,17 @@ fn is_name(s: &str) -> bool {
     s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
 }
 
+/// A template names a value the setup does not have.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no value for {{{0}}}")]
+pub struct MissingValue(pub String);
+
 /// Replaces `{name}` placeholders; `escape` adapts each value to where it is written.
 pub fn render(
     template: &str,
     values: &BTreeMap<String, String>,
     escape: impl Fn(&str) -> String,
-) -> Result<String, String> {
+) -> Result<String, MissingValue> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -42,7 +47,7 @@ pub fn render(
                 let name = &after[..close];
                 let v = values
                     .get(name)
-                    .ok_or_else(|| format!("no value for {{{name}}}"))?;
+                    .ok_or_else(|| MissingValue(name.to_string()))?;
                 out.push_str(&escape(v));
                 rest = &after[close + 1..];
             }

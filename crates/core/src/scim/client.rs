@@ -192,10 +192,19 @@ pub(super) fn split_url(url: &str) -> (String, bool) {
     (base, aad_opt)
 }
 
+/// The verifier's HTTP client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the trusted certificate is not a PEM certificate: {0}")]
+    NotPem(reqwest::Error),
+    #[error("the HTTP client could not start: {0}")]
+    Build(reqwest::Error),
+}
+
 pub(super) fn build_client(
     trusted: Option<&[u8]>,
     timeout: Duration,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
@@ -205,11 +214,10 @@ pub(super) fn build_client(
             env!("CARGO_PKG_VERSION")
         ));
     if let Some(pem) = trusted {
-        let cert = reqwest::Certificate::from_pem(pem)
-            .map_err(|e| format!("the trusted certificate is not a PEM certificate: {e}"))?;
+        let cert = reqwest::Certificate::from_pem(pem).map_err(ClientError::NotPem)?;
         b = b.add_root_certificate(cert);
     }
-    b.build().map_err(|e| e.to_string())
+    b.build().map_err(ClientError::Build)
 }
 
 pub(super) fn looks_like_tls_error(e: &str) -> bool {

@@ -23,6 +23,14 @@ use serde_json::{json, Value};
 use crate::graph::permissions::{GraphServicePrincipal, GRAPH_APP_ID};
 use crate::provider::{self, InputError, PermissionKind, Provider};
 
+/// A permission the provider's profile names that the tenant's Microsoft Graph does not offer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("This tenant's Microsoft Graph has no {} permission named {name}: check the profile's [[permissions]].", match kind { PermissionKind::Delegated => "delegated", PermissionKind::Application => "application" })]
+pub struct UnknownPermission {
+    pub kind: PermissionKind,
+    pub name: String,
+}
+
 /// The tag every object the wizard manages carries.
 pub const TAG: &str = "entra-setup";
 
@@ -272,7 +280,7 @@ impl Intent {
     pub fn resolve_permissions(
         &self,
         graph_sp: &GraphServicePrincipal,
-    ) -> Result<Vec<ResolvedPermission>, String> {
+    ) -> Result<Vec<ResolvedPermission>, UnknownPermission> {
         self.provider
             .permissions
             .iter()
@@ -285,12 +293,9 @@ impl Intent {
                         kind: p.kind,
                         id: id.to_string(),
                     })
-                    .ok_or_else(|| {
-                        format!(
-                            "This tenant's Microsoft Graph has no {:?} permission named {name}.",
-                            p.kind
-                        )
-                        .to_lowercase()
+                    .ok_or_else(|| UnknownPermission {
+                        kind: p.kind,
+                        name: name.clone(),
                     })
             })
             .collect()

@@ -241,8 +241,8 @@ pub enum PlanError {
     MissingRole,
     #[error("The tenant's app-management policy blocks new client secrets (passwordAddition), and {provider} needs one. Ask an administrator to exempt this app from the policy in the Entra admin center, then run the wizard again.")]
     SecretsBlocked { provider: String },
-    #[error("{0}")]
-    Permissions(String),
+    #[error(transparent)]
+    Permissions(#[from] super::UnknownPermission),
     #[error("{0} Its profile is valid; setting it up arrives with a later version.")]
     Unsupported(String),
     #[error("Enter the SCIM Secret Token again: Entra never gives a saved token back, and {why}.")]

@@ -69,8 +69,8 @@ pub enum RunError {
     OutputNeedsSecret,
     #[error("No output '{0}'.")]
     NoOutput(String),
-    #[error("The output could not be rendered: {0}")]
-    Render(String),
+    #[error("The output could not be made: {0}")]
+    Render(#[from] outputs::OutputError),
     #[error("{0} has no API to push to.")]
     NoPush(String),
     #[error("Fix the push inputs: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))]
