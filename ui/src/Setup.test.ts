@@ -20,9 +20,9 @@ const signedIn: SignInResult = {
 const cloudflare: ProviderInfo = {
   id: "cloudflare", name: "Cloudflare One", description: "Cloudflare Zero Trust Access", protocol: "oidc", docsUrl: "https://developers.cloudflare.com/x",
   secretLifetimeDays: 365, groupsClaimNote: null,
-  inputs: [{ id: "team", label: "Cloudflare team name", help: "Zero Trust → Settings", example: "acme", kind: "text", optional: false, secret: false }],
+  inputs: [{ id: "team", label: "Cloudflare team name", help: "Zero Trust → Settings", example: "acme", kind: "text", optional: false, secret: false, options: [], default: null }],
   permissions: [{ name: "openid", kind: "delegated", why: "Sign users in" }],
-  pushInputs: [{ id: "account_id", label: "Cloudflare account ID", help: "h", example: "023e…", kind: "text", optional: false, secret: false }],
+  pushInputs: [{ id: "account_id", label: "Cloudflare account ID", help: "h", example: "023e…", kind: "text", optional: false, secret: false, options: [], default: null }],
   signIn: true, scim: false,
 };
 
@@ -79,6 +79,27 @@ function start(handlers: Record<string, (args: Record<string, unknown>) => unkno
 }
 
 describe("setting up a service", () => {
+  it("offers a choice input as a list that starts at its default and sends what it shows", async () => {
+    const user = userEvent.setup();
+    const withChoice: ProviderInfo = {
+      ...cloudflare,
+      inputs: [
+        ...cloudflare.inputs,
+        { id: "pkce", label: "Proof Key for Code Exchange (PKCE)", help: "h", example: "true", kind: "choice", optional: true, secret: false, options: [{ value: "true", label: "On" }, { value: "false", label: "Off" }], default: "true" },
+      ],
+    };
+    const calls = start({ check_inputs: () => planView.intent, prepare_setup: () => planView }, [withChoice]);
+    const pkce = (await screen.findByLabelText("Proof Key for Code Exchange (PKCE)")) as HTMLSelectElement;
+    expect(pkce.tagName).toBe("SELECT");
+    expect(pkce.value).toBe("true");
+    expect(within(pkce).getByRole("option", { name: "On (default)" })).toBeTruthy();
+    await user.selectOptions(pkce, "false");
+    await user.type(screen.getByLabelText("Cloudflare team name"), "acme");
+    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    await screen.findByRole("heading", { level: 1, name: "Register the app" });
+    expect(calls.find((c) => c.cmd === "prepare_setup")?.args.inputs).toEqual({ team: "acme", pkce: "false" });
+  });
+
   it("shows a bad input on its field, then plans, reviews, applies and hands over", async () => {
     const user = userEvent.setup();
     let attempt = 0;
@@ -147,7 +168,7 @@ describe("setting up a service", () => {
 const generic: ProviderInfo = {
   id: "scim", name: "Any SCIM 2.0 service", description: "Provision users and groups", protocol: "scim", docsUrl: "https://learn.microsoft.com/x",
   secretLifetimeDays: 365, groupsClaimNote: null,
-  inputs: [{ id: "service", label: "Service name", help: "What to call the app", example: "Acme", kind: "text", optional: false, secret: false }],
+  inputs: [{ id: "service", label: "Service name", help: "What to call the app", example: "Acme", kind: "text", optional: false, secret: false, options: [], default: null }],
   permissions: [], pushInputs: [], signIn: false, scim: true,
 };
 

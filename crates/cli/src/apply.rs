@@ -6,6 +6,14 @@ pub(crate) fn setup_fail(e: SetupError) -> Fail {
     match e {
         SetupError::Plan(p) => Fail(2, p.to_string()),
         SetupError::Graph(g) => Fail(4, g.to_string()),
+        SetupError::Inputs(errors) => Fail(
+            2,
+            errors
+                .iter()
+                .map(|e| format!("--input {}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
     }
 }
 

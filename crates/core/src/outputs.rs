@@ -72,6 +72,8 @@ pub fn values(
 pub enum OutputError {
     #[error("{provider} has no output '{id}'")]
     NoOutput { provider: String, id: String },
+    #[error("the output '{id}' is made from {list}, and this setup has none")]
+    NothingListed { id: String, list: String },
     #[error("the output '{id}' names a value the setup does not have: {missing}")]
     Render {
         id: String,
@@ -79,17 +81,46 @@ pub enum OutputError {
     },
 }
 
+/// Renders an output. A line that uses a list value (see [`Provider::list_values`]) is written
+/// once per item; with no items the output does not apply to this setup.
 fn render_one(
+    p: &Provider,
     o: &provider::OutputSpec,
     values: &BTreeMap<String, String>,
 ) -> Result<String, OutputError> {
-    provider::render(o.template.as_str().trim_start_matches('\n'), values, |v| {
-        provider::escape_quoted(o.format, v)
-    })
-    .map_err(|missing| OutputError::Render {
-        id: o.id.clone(),
-        missing,
-    })
+    let lists = p.list_values();
+    let escape = |v: &str| provider::escape_quoted(o.format, v);
+    let mut out = String::new();
+    for line in o.template.trim_start_matches('\n').split_inclusive('\n') {
+        let used = provider::placeholders(line);
+        let list = used.iter().find(|n| lists.contains(n));
+        let rendered = match list {
+            None => provider::render(line, values, escape),
+            Some(name) => {
+                let items = provider::list_items(values.get(name).map_or("", String::as_str));
+                if items.is_empty() {
+                    return Err(OutputError::NothingListed {
+                        id: o.id.clone(),
+                        list: name.clone(),
+                    });
+                }
+                items
+                    .into_iter()
+                    .map(|item| {
+                        let mut one = values.clone();
+                        one.insert(name.clone(), item);
+                        provider::render(line, &one, escape)
+                    })
+                    .collect::<Result<String, _>>()
+            }
+        }
+        .map_err(|missing| OutputError::Render {
+            id: o.id.clone(),
+            missing,
+        })?;
+        out.push_str(&rendered);
+    }
+    Ok(out)
 }
 
 /// Every output with the secret masked.
@@ -99,7 +130,7 @@ pub fn render_all(p: &Provider, values: &BTreeMap<String, String>) -> Vec<Render
     p.outputs
         .iter()
         .filter_map(|o| {
-            let text = render_one(o, &masked).ok()?;
+            let text = render_one(p, o, &masked).ok()?;
             Some(Rendered {
                 id: o.id.clone(),
                 title: o.title.clone(),
@@ -130,7 +161,7 @@ pub fn render_with_secret(
         })?;
     let mut v = values.clone();
     v.insert("client_secret".into(), secret.expose_secret().to_string());
-    render_one(o, &v).map(SecretString::from)
+    render_one(p, o, &v).map(SecretString::from)
 }
 
 /// Writes a hand-over file that may hold the secret: created fresh, readable by the owner only.

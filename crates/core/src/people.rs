@@ -157,8 +157,22 @@ fn looks_like_guid(s: &str) -> bool {
 /// Finds one user or group by a user's UPN (or mail-like name), a group's exact display name,
 /// or an object ID: what a script names people by.
 pub async fn resolve(graph: &GraphClient, name: &str) -> Result<Assignee, ResolveError> {
+    resolve_with(graph, name, StepScopes::SyncMode, true).await
+}
+
+/// Finds one security group by its exact display name or object ID (for a groups claim or a
+/// policy that names groups), with the setup's own permissions.
+pub async fn resolve_group(graph: &GraphClient, name: &str) -> Result<Assignee, ResolveError> {
+    resolve_with(graph, name, StepScopes::RegisterApp, false).await
+}
+
+async fn resolve_with(
+    graph: &GraphClient,
+    name: &str,
+    s: StepScopes,
+    users: bool,
+) -> Result<Assignee, ResolveError> {
     let name = name.trim();
-    let s = StepScopes::SyncMode;
     let absent = |e: &GraphError| e.status() == Some(404);
     let user = |v: serde_json::Value| Assignee {
         id: v["id"].as_str().unwrap_or_default().to_string(),
@@ -176,7 +190,7 @@ pub async fn resolve(graph: &GraphClient, name: &str) -> Result<Assignee, Resolv
             display_name: display,
         })
     };
-    if looks_like_guid(name) || name.contains('@') {
+    if users && (looks_like_guid(name) || name.contains('@')) {
         match graph
             .get(format!("/users/{name}?$select={USER_FIELDS}"))
             .scopes(s)
@@ -200,6 +214,18 @@ pub async fn resolve(graph: &GraphClient, name: &str) -> Result<Assignee, Resolv
             }
         }
         return Err(ResolveError::NotFound(name.to_string()));
+    }
+    if !users && looks_like_guid(name) {
+        return match graph
+            .get(format!("/groups/{name}?$select={GROUP_FIELDS}"))
+            .scopes(s)
+            .send_json::<serde_json::Value>()
+            .await
+        {
+            Ok(v) => group(&v),
+            Err(e) if absent(&e) => Err(ResolveError::NotFound(name.to_string())),
+            Err(e) => Err(e.into()),
+        };
     }
     let found: serde_json::Value = graph
         .get(format!(

@@ -734,3 +734,154 @@ async fn a_generic_oidc_service_with_two_redirect_uris_and_a_groups_claim() {
     sim.set_faults(Faults::default());
     assert_graph_traffic_matches_csdl(&sim);
 }
+
+/// Pomerium's policy names groups by object ID: the admin names them (by display name or ID),
+/// the setup looks them up, and the policy output carries one `claim/groups` line per group.
+/// A name the tenant does not have is refused on its field; with no groups the policy output
+/// does not apply and is left out.
+#[tokio::test]
+async fn pomerium_policy_groups_are_looked_up_and_written_by_object_id() {
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, "contoso.com").await;
+    let dir = data_dir();
+    let pomerium = |groups: &str| {
+        let mut raw = BTreeMap::new();
+        raw.insert(
+            "authenticate_url".to_string(),
+            "https://authenticate.groups.example".to_string(),
+        );
+        raw.insert("policy_groups".to_string(), groups.to_string());
+        Intent::new(provider::find("pomerium").unwrap(), &raw, None).unwrap()
+    };
+    let p = flow::prepare(
+        &s,
+        &dir,
+        pomerium("Engineering, a1b2c3d4-1111-4a1a-9a1a-000000000002"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let values = entra_setup_core::outputs::values(
+        &s.cloud,
+        &s.account.tenant_id,
+        "client-id",
+        &p.plan.display_name,
+        &p.intent.inputs,
+        None,
+    );
+    let policy = entra_setup_core::outputs::render_all(&p.intent.provider, &values)
+        .into_iter()
+        .find(|o| o.id == "pomerium_policy")
+        .expect("the policy output applies");
+    let lines: Vec<&str> = policy
+        .text
+        .lines()
+        .filter(|l| l.contains("claim/groups"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"            - claim/groups: "a1b2c3d4-1111-4a1a-9a1a-000000000001""#,
+            r#"            - claim/groups: "a1b2c3d4-1111-4a1a-9a1a-000000000002""#,
+        ]
+    );
+    // The journal keeps what the admin typed, not the looked-up IDs.
+    assert!(!p.intent.entered_inputs().contains_key("policy_groups_ids"));
+
+    match flow::prepare(&s, &dir, pomerium("Engineering, Nobody's Group"), &[]).await {
+        Err(SetupError::Inputs(errors)) => {
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].field, "policy_groups");
+            assert!(
+                errors[0]
+                    .message
+                    .contains("No security group is called \"Nobody's Group\""),
+                "{errors:?}"
+            );
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("an unknown group was accepted"),
+    }
+
+    let none = flow::prepare(
+        &s,
+        &dir,
+        intent(
+            "pomerium",
+            "authenticate_url",
+            "https://authenticate.groups.example",
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    let values = entra_setup_core::outputs::values(
+        &s.cloud,
+        &s.account.tenant_id,
+        "client-id",
+        &none.plan.display_name,
+        &none.intent.inputs,
+        None,
+    );
+    let ids: Vec<String> = entra_setup_core::outputs::render_all(&none.intent.provider, &values)
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(ids, ["pomerium_yaml"]);
+    assert_graph_traffic_matches_csdl(&sim);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Cloudflare's optional switches are choices with defaults: left alone they give PKCE on,
+/// Policy Sync off and the email claim; a value that is not offered is refused with the
+/// choices; what is chosen lands in the API body and the Terraform block.
+#[tokio::test]
+async fn cloudflare_choices_have_defaults_and_reach_its_settings() {
+    let cf = provider::find("cloudflare").unwrap();
+    let mut raw = BTreeMap::new();
+    raw.insert("team".to_string(), "acme".to_string());
+    let i = Intent::new(cf.clone(), &raw, None).unwrap();
+    assert_eq!(i.inputs["pkce"], "true");
+    assert_eq!(i.inputs["policy_sync"], "false");
+    assert_eq!(i.inputs["email_claim"], "email");
+
+    raw.insert("email_claim".to_string(), "mail".to_string());
+    let e = Intent::new(cf.clone(), &raw, None).unwrap_err();
+    assert_eq!(e[0].field, "email_claim");
+    assert!(e[0].message.contains("preferred_username"), "{e:?}");
+
+    raw.insert("email_claim".to_string(), "preferred_username".to_string());
+    raw.insert("pkce".to_string(), "false".to_string());
+    let i = Intent::new(cf.clone(), &raw, None).unwrap();
+    let values = entra_setup_core::outputs::values(
+        &entra_setup_core::cloud::Cloud::from_choice(&entra_setup_core::cloud::CloudChoice::Global)
+            .unwrap(),
+        "tenant",
+        "client",
+        "Cloudflare Access (acme)",
+        &i.inputs,
+        None,
+    );
+    let body = entra_setup_core::outputs::render_with_secret(
+        &cf,
+        "api_body",
+        &values,
+        &entra_setup_core::SecretString::from("s3cret".to_string()),
+    )
+    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(entra_setup_core::ExposeSecret::expose_secret(&body)).unwrap();
+    assert_eq!(v["config"]["pkce_enabled"], false);
+    assert_eq!(v["config"]["conditional_access_enabled"], false);
+    assert_eq!(v["config"]["email_claim_name"], "preferred_username");
+    assert_eq!(v["config"]["support_groups"], true);
+    let tf = entra_setup_core::outputs::render_all(&cf, &values)
+        .into_iter()
+        .find(|o| o.id == "terraform")
+        .unwrap();
+    assert!(
+        tf.text.contains("pkce_enabled               = false"),
+        "{}",
+        tf.text
+    );
+}

@@ -38,7 +38,7 @@ fn invalid(message: &str) -> (StatusCode, Json<Value>) {
 }
 
 /// Checks an Entra ID identity provider body as Cloudflare's API documents it (type azureAD,
-/// client_id, client_secret, directory_id) and splits the secret off: it is kept apart and
+/// client_id, client_secret, directory_id; the optional switches as booleans) and splits the secret off: it is kept apart and
 /// never returned.
 fn checked(body: Value) -> Result<(Value, String), (StatusCode, Json<Value>)> {
     if body["type"] != "azureAD" {
@@ -49,6 +49,18 @@ fn checked(body: Value) -> Result<(Value, String), (StatusCode, Json<Value>)> {
         if config[field].as_str().is_none_or(str::is_empty) {
             return Err(invalid(&format!("config.{field} is required.")));
         }
+    }
+    for flag in [
+        "support_groups",
+        "pkce_enabled",
+        "conditional_access_enabled",
+    ] {
+        if !config[flag].is_null() && !config[flag].is_boolean() {
+            return Err(invalid(&format!("config.{flag} must be true or false.")));
+        }
+    }
+    if !config["email_claim_name"].is_null() && !config["email_claim_name"].is_string() {
+        return Err(invalid("config.email_claim_name must be a string."));
     }
     let secret = config["client_secret"]
         .as_str()

@@ -101,6 +101,7 @@ pub async fn prepare_setup(
             SetupError::Plan(p) => IpcError::Blocked {
                 message: p.to_string(),
             },
+            SetupError::Inputs(errors) => IpcError::Inputs { errors },
         })?;
     let view = PlanView::from(&prepared);
     *setup.prepared.lock().await = Some(prepared);

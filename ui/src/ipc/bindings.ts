@@ -202,6 +202,12 @@ export type CheckResult = {
 	evidence: string | null,
 };
 
+/**  One value a `choice` input offers. */
+export type ChoiceOption = {
+	value: string,
+	label: string,
+};
+
 /**
  *  The cloud an admin picks. `Custom` points the wizard at any authority and Graph root, which is
  *  how the simulated tenant is reached.
@@ -307,6 +313,10 @@ export type InputInfo = {
 	kind: InputKind,
 	optional: boolean,
 	secret: boolean,
+	/**  What a `choice` input offers. */
+	options: ChoiceOption[],
+	/**  Taken when the input is left empty. */
+	default: string | null,
 };
 
 export type InputKind = "text" | 
@@ -316,7 +326,15 @@ export type InputKind = "text" |
  *  One or more URLs separated by commas; `pattern` and `rules` apply to each. A template
  *  that is just `{<id>}` stands for each URL in turn.
  */
-"url_list";
+"url_list" | 
+/**  One of `options` (a form shows a list to pick from). */
+"choice" | 
+/**
+ *  Security groups by exact display name or object ID, separated by commas. The setup
+ *  looks each up in the tenant; `{<id>_ids}` is their object IDs, and an output line that
+ *  uses it is repeated for each.
+ */
+"group_list";
 
 /**  What the admin's inputs give: the app's names and redirect URIs. */
 export type IntentView = {

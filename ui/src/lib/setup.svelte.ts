@@ -127,7 +127,11 @@ class Setup {
   choose(id: string) {
     if (this.providerId === id) return;
     this.providerId = id;
-    this.inputs = {};
+    // A choice starts at its default, so what the form shows is what is sent.
+    const chosen = this.providers?.find((p) => p.id === id);
+    this.inputs = Object.fromEntries(
+      (chosen?.inputs ?? []).filter((i) => i.kind === "choice" && i.default !== null).map((i) => [i.id, i.default as string]),
+    );
     this.inputErrors = {};
     this.plan = null;
     this.rotate = false;

@@ -18,6 +18,27 @@ pub enum InputKind {
     /// One or more URLs separated by commas; `pattern` and `rules` apply to each. A template
     /// that is just `{<id>}` stands for each URL in turn.
     UrlList,
+    /// One of `options` (a form shows a list to pick from).
+    Choice,
+    /// Security groups by exact display name or object ID, separated by commas. The setup
+    /// looks each up in the tenant; `{<id>_ids}` is their object IDs, and an output line that
+    /// uses it is repeated for each.
+    GroupList,
+}
+
+impl InputKind {
+    /// Whether a value holds several items separated by commas.
+    pub fn is_list(self) -> bool {
+        matches!(self, Self::UrlList | Self::GroupList)
+    }
+}
+
+/// One value a `choice` input offers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ChoiceOption {
+    pub value: String,
+    pub label: String,
 }
 
 /// Something the admin must type because Entra cannot know it.
@@ -40,6 +61,10 @@ pub struct InputSpec {
     /// Checks tried in order before `pattern`, each with the message that names its reason
     /// (too long, a hyphen at the end, …), so a bad value is told what is wrong with it.
     pub rules: Vec<InputRule>,
+    /// What a `choice` input offers.
+    pub options: Vec<ChoiceOption>,
+    /// The value taken when the admin leaves the input empty.
+    pub default: Option<String>,
 }
 
 /// One check on an input: the value must match `pattern`; `message` says why it does not.
@@ -125,7 +150,12 @@ pub fn validate<'a>(
     }
     for spec in specs {
         let id = &spec.id;
-        let v = spec.normalise(given.get(id).map(String::as_str).unwrap_or_default());
+        let mut v = spec.normalise(given.get(id).map(String::as_str).unwrap_or_default());
+        if v.is_empty() {
+            if let Some(d) = &spec.default {
+                v.clone_from(d);
+            }
+        }
         if v.is_empty() {
             if !spec.optional {
                 errors.push(InputError {
@@ -136,18 +166,31 @@ pub fn validate<'a>(
             }
             continue;
         }
-        let (value, problem) = if spec.kind == InputKind::UrlList {
+        let (value, problem) = if spec.kind.is_list() {
             let items = list_items(&v);
             let problem = items.iter().find_map(|item| {
                 spec.problem(item)
                     .map(|m| format!("'{item}': {m}"))
                     .or_else(|| {
-                        super::check_redirect_uri(item)
-                            .err()
+                        (spec.kind == InputKind::UrlList)
+                            .then(|| super::check_redirect_uri(item).err())
+                            .flatten()
                             .map(|m| format!("{m}."))
                     })
             });
             (items.join(","), problem)
+        } else if spec.kind == InputKind::Choice {
+            let problem = (!spec.options.iter().any(|o| o.value == v)).then(|| {
+                format!(
+                    "'{v}' is not one of the choices: {}.",
+                    spec.options
+                        .iter()
+                        .map(|o| format!("{} ({})", o.value, o.label))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+            (v, problem)
         } else {
             let problem = spec.problem(&v);
             (v, problem)

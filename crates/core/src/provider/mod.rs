@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use inputs::{list_items, validate, InputError, InputKind, InputRule, InputSpec};
+pub use inputs::{list_items, validate, ChoiceOption, InputError, InputKind, InputRule, InputSpec};
 pub use profile::ProfileError;
 pub use template::{escape_quoted, placeholders, render, unrender, url_host, MissingValue};
 
@@ -475,13 +475,19 @@ impl Provider {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         for i in self.all_inputs() {
-            let example = if i.kind == InputKind::UrlList {
+            let example = if i.kind.is_list() {
                 list_items(&i.example).join(",")
             } else {
                 i.example.clone()
             };
             if i.kind == InputKind::Url {
                 v.insert(format!("{}_host", i.id), url_host(&i.example));
+            }
+            if i.kind == InputKind::GroupList {
+                v.insert(
+                    format!("{}_ids", i.id),
+                    "e14f56fd-b956-4009-b06c-dc8a5e9207c8".into(),
+                );
             }
             v.insert(i.id.clone(), example);
         }
@@ -502,6 +508,21 @@ impl Provider {
         given: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, Vec<InputError>> {
         validate(self.push.iter().flat_map(|p| p.inputs.iter()), given)
+    }
+
+    /// The values that hold several items separated by commas (list inputs, and the object IDs
+    /// of a group list): an output line that uses one is repeated for each item.
+    pub fn list_values(&self) -> Vec<String> {
+        self.all_inputs()
+            .filter(|i| i.kind.is_list())
+            .map(|i| {
+                if i.kind == InputKind::GroupList {
+                    format!("{}_ids", i.id)
+                } else {
+                    i.id.clone()
+                }
+            })
+            .collect()
     }
 
     /// The permissions of a kind by name (all apps, all APIs).

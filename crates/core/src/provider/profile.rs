@@ -9,10 +9,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    check_redirect_uri, escape_quoted, placeholders, render, AppSource, AppSpec, ClaimsSpec,
-    InputKind, InputRule, InputSpec, OidcSpec, OutputFormat, OutputSpec, PermissionKind,
-    PermissionSpec, Provider, PushAnswer, PushFind, PushRequest, PushSpec, SamlSpec, ScimSpec,
-    SignIn, WarningSpec, BUILTIN_PLACEHOLDERS,
+    check_redirect_uri, escape_quoted, placeholders, render, AppSource, AppSpec, ChoiceOption,
+    ClaimsSpec, InputKind, InputRule, InputSpec, OidcSpec, OutputFormat, OutputSpec,
+    PermissionKind, PermissionSpec, Provider, PushAnswer, PushFind, PushRequest, PushSpec,
+    SamlSpec, ScimSpec, SignIn, WarningSpec, BUILTIN_PLACEHOLDERS,
 };
 
 /// A provider file that cannot be used, with where the problem is.
@@ -45,6 +45,10 @@ struct RawInput {
     secret: bool,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    options: Vec<ChoiceOption>,
+    #[serde(default)]
+    default: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -319,7 +323,21 @@ fn input(c: &Ctx<'_>, raw: RawInput, known: &mut Vec<String>) -> Result<InputSpe
             format!("input '{id}' is declared twice or shadows a built-in value"),
         ));
     }
-    let examples = if raw.kind == InputKind::UrlList {
+    if raw.kind == InputKind::Choice && raw.options.is_empty() {
+        return Err(c.err(
+            raw.id.span(),
+            format!(
+                "the choice input '{id}' needs options = [{{ value = \"…\", label = \"…\" }}, …]"
+            ),
+        ));
+    }
+    if raw.kind != InputKind::Choice && !raw.options.is_empty() {
+        return Err(c.err(
+            raw.id.span(),
+            format!("input '{id}' has options but is not kind = \"choice\""),
+        ));
+    }
+    let examples = if raw.kind.is_list() {
         super::list_items(&raw.example)
     } else {
         vec![raw.example.clone()]
@@ -361,9 +379,38 @@ fn input(c: &Ctx<'_>, raw: RawInput, known: &mut Vec<String>) -> Result<InputSpe
             message: rule.message,
         });
     }
+    let offered = |v: &str| raw.options.iter().any(|o| o.value == v);
+    if raw.kind == InputKind::Choice && !offered(&raw.example) {
+        return Err(c.err(
+            raw.pattern.span(),
+            format!(
+                "the example '{}' of '{id}' is not one of its options",
+                raw.example
+            ),
+        ));
+    }
+    if let Some(d) = &raw.default {
+        let ok = if raw.kind == InputKind::Choice {
+            offered(d.get_ref())
+        } else {
+            re.is_match(d.get_ref())
+        };
+        if !ok {
+            return Err(c.err(
+                d.span(),
+                format!(
+                    "the default '{}' of '{id}' is not a value it accepts",
+                    d.get_ref()
+                ),
+            ));
+        }
+    }
     known.push(id.clone());
     if raw.kind == InputKind::Url {
         known.push(format!("{id}_host"));
+    }
+    if raw.kind == InputKind::GroupList {
+        known.push(format!("{id}_ids"));
     }
     Ok(InputSpec {
         id,
@@ -378,6 +425,8 @@ fn input(c: &Ctx<'_>, raw: RawInput, known: &mut Vec<String>) -> Result<InputSpe
         lowercase: raw.lowercase,
         secret: raw.secret,
         rules,
+        options: raw.options,
+        default: raw.default.map(Spanned::into_inner),
     })
 }
 
@@ -1195,6 +1244,19 @@ mod tests {
     fn a_broken_profile_names_file_and_line_in_every_section() {
         let cf = src("cloudflare");
         let cases: Vec<(String, &str, &str)> = vec![
+            (
+                cf.replace("default = \"true\"", "default = \"yes\""),
+                "default = \"yes\"",
+                "the default 'yes' of 'pkce' is not a value it accepts",
+            ),
+            (
+                cf.replace(
+                    "options = [{ value = \"true\", label = \"On\" }, { value = \"false\", label = \"Off\" }]\ndefault = \"true\"",
+                    "default = \"true\"",
+                ),
+                "id = \"pkce\"",
+                "needs options",
+            ),
             (
                 cf.replace(
                     "name = \"GroupMember.Read.All\"",

@@ -21,6 +21,50 @@ pub enum SetupError {
     Graph(#[from] GraphError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// Inputs the tenant contradicts (a group that does not exist), one message per field.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))]
+    Inputs(Vec<crate::provider::InputError>),
+}
+
+/// Looks up the security groups each `group_list` input names; their object IDs become
+/// `{<id>_ids}`. Every name that does not match exactly one security group is reported.
+async fn resolve_groups(session: &Session, intent: &mut Intent) -> Result<(), SetupError> {
+    use crate::people::{self, ResolveError};
+    use crate::provider::{list_items, InputError, InputKind};
+    let specs: Vec<_> = intent
+        .provider
+        .inputs
+        .iter()
+        .filter(|i| i.kind == InputKind::GroupList)
+        .cloned()
+        .collect();
+    let mut errors = vec![];
+    for spec in specs {
+        let names = list_items(intent.inputs.get(&spec.id).map_or("", String::as_str));
+        let mut ids = vec![];
+        for name in names {
+            match people::resolve_group(&session.graph, &name).await {
+                Ok(g) => ids.push(g.id),
+                Err(ResolveError::Graph(e)) => return Err(e.into()),
+                Err(e) => errors.push(InputError {
+                    field: spec.id.clone(),
+                    label: spec.label.clone(),
+                    message: match e {
+                        ResolveError::NotFound(n) => format!("No security group is called \"{n}\": give a group's exact display name or its object ID."),
+                        other => other.to_string(),
+                    },
+                }),
+            }
+        }
+        intent
+            .inputs
+            .insert(format!("{}_ids", spec.id), ids.join(","));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(SetupError::Inputs(errors))
+    }
 }
 
 /// Everything the review screen shows, and what apply needs.
@@ -51,6 +95,8 @@ async fn prepare_boxed(
     held_secret_ids: &[String],
 ) -> Result<Prepared, SetupError> {
     scim_reachable(&session.cloud, &intent)?;
+    let mut intent = intent;
+    resolve_groups(session, &mut intent).await?;
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);

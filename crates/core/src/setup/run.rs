@@ -341,7 +341,11 @@ impl Run {
             .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))?;
         let mut files = vec![];
         for o in &self.prepared.intent.provider.outputs {
-            let (text, name) = self.payload(session, Some(&o.id))?;
+            let (text, name) = match self.payload(session, Some(&o.id)) {
+                // An output made from a list this setup left empty does not apply.
+                Err(RunError::Render(outputs::OutputError::NothingListed { .. })) => continue,
+                other => other?,
+            };
             files.push(write(dir.join(name), &text)?);
         }
         let (text, name) = self.payload(session, Some("reminder"))?;

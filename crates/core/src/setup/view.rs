@@ -11,7 +11,7 @@ use super::Intent;
 use crate::checks::CheckResult;
 use crate::outputs::Rendered;
 use crate::preflight::Preflight;
-use crate::provider::{InputKind, InputSpec, PermissionKind, Protocol, Provider};
+use crate::provider::{ChoiceOption, InputKind, InputSpec, PermissionKind, Protocol, Provider};
 use crate::tenant::{Advice, Link};
 
 /// An input as a form shows it.
@@ -26,6 +26,10 @@ pub struct InputInfo {
     pub kind: InputKind,
     pub optional: bool,
     pub secret: bool,
+    /// What a `choice` input offers.
+    pub options: Vec<ChoiceOption>,
+    /// Taken when the input is left empty.
+    pub default: Option<String>,
 }
 
 impl From<&InputSpec> for InputInfo {
@@ -38,6 +42,8 @@ impl From<&InputSpec> for InputInfo {
             kind: i.kind,
             optional: i.optional,
             secret: i.secret,
+            options: i.options.clone(),
+            default: i.default.clone(),
         }
     }
 }
