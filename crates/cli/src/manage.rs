@@ -246,7 +246,22 @@ pub(crate) fn providers() -> Result<(), Fail> {
             println!("  (from {})", p.file);
         }
         for i in &p.inputs {
-            println!("  --input {}=…  {} (e.g. {})", i.id, i.label, i.example);
+            if i.options.is_empty() {
+                println!("  --input {}=…  {} (e.g. {})", i.id, i.label, i.example);
+            } else {
+                let values: Vec<&str> = i.options.iter().map(|o| o.value.as_str()).collect();
+                let default = i
+                    .default
+                    .as_deref()
+                    .map(|d| format!(", default {d}"))
+                    .unwrap_or_default();
+                println!(
+                    "  --input {}={}  {}{default}",
+                    i.id,
+                    values.join("|"),
+                    i.label
+                );
+            }
         }
         if let Some(why) = p.unsupported() {
             println!("  Not yet: {why}");
