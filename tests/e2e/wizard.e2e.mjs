@@ -422,6 +422,34 @@ try {
     const groups = await (await fetch(`${scimmy.url}/Groups`, { headers: { authorization: `Bearer ${SCIM_TOKEN}` } })).json();
     assert.equal(groups.totalResults, 2);
   });
+  await step("any OpenID Connect service: two redirect URIs, applied and tested; Done hands over the issuer and discovery URL", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    await (await browser.$("//label[contains(., 'Any OpenID Connect service')]//input")).click();
+    const name = await browser.$("#input-name");
+    await name.waitForDisplayed();
+    await name.setValue("Team Wiki");
+    await (await browser.$("#input-redirect_uris")).setValue("https://wiki.contoso.com/oidc/callback, http://localhost:8080/callback");
+    await (await byText("button", "Next: Register app")).click();
+    await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
+    const registered = await visibleText();
+    assert.ok(registered.includes("https://wiki.contoso.com/oidc/callback") && registered.includes("http://localhost:8080/callback"));
+    // Through the remaining steps to Review, whichever the provider has.
+    while (!(await (await byText("h1", "Review & apply")).isExisting())) {
+      await (await browser.$("//button[starts-with(normalize-space(), 'Next: ')]")).click();
+      await browser.pause(300);
+    }
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    await (await byText("h1", "Done")).waitForDisplayed({ timeout: 60000 });
+    const summary = await browser.$("[data-testid='done-summary']");
+    await summary.waitForDisplayed({ timeout: 60000 });
+    assert.match(await summary.getText(), /every test passed/);
+    const settings = await (await browser.$("[data-testid='output-oidc_settings']")).getText();
+    assert.match(settings, /"issuer": "http:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]{36}\/v2\.0"/);
+    assert.match(settings, /\.well-known\/openid-configuration/);
+    assert.match(settings, /use Copy or Save/);
+    await shot("19-done-oidc");
+  });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {
   if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});

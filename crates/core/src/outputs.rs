@@ -346,8 +346,10 @@ mod tests {
     fn cf_values() -> (Provider, BTreeMap<String, String>) {
         let p = provider::find("cloudflare").unwrap();
         let cloud = Cloud::from_choice(&CloudChoice::Global).unwrap();
-        let mut inputs = BTreeMap::new();
-        inputs.insert("team".to_string(), "acme".to_string());
+        let mut raw = BTreeMap::new();
+        raw.insert("team".to_string(), "acme".to_string());
+        // Validated as the wizard does: the choices take their defaults.
+        let inputs = p.validate_inputs(&raw).unwrap();
         let v = values(
             &cloud,
             "72f988bf-86f1-41af-91ab-2d7cd011db47",

@@ -274,6 +274,9 @@ pub struct Provider {
     pub link_hosts: Vec<String>,
     /// The input that tells two setups of this provider apart (it names the apps' uniqueNames).
     pub instance_input: String,
+    /// What the admin calls the service of one setup (e.g. `{name}` for a generic provider);
+    /// the provider's name when absent.
+    pub service_name: Option<String>,
     pub inputs: Vec<InputSpec>,
     pub apps: Vec<AppSpec>,
     pub sign_in: Option<SignIn>,

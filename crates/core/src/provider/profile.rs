@@ -265,6 +265,8 @@ struct RawProvider {
     link_hosts: Vec<Spanned<String>>,
     instance_input: Spanned<String>,
     #[serde(default)]
+    service_name: Option<Spanned<String>>,
+    #[serde(default)]
     inputs: Vec<RawInput>,
     apps: Spanned<Vec<RawApp>>,
     #[serde(default)]
@@ -526,6 +528,10 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
         Ok(())
     };
 
+    if let Some(n) = &raw.service_name {
+        check_template(n, &known)?;
+    }
+
     // Apps.
     let apps_span = raw.apps.span();
     let mut apps: Vec<AppSpec> = vec![];
@@ -641,6 +647,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
             docs_url: String::new(),
             link_hosts: vec![],
             instance_input: String::new(),
+            service_name: None,
             inputs: inputs.clone(),
             apps: vec![],
             sign_in: None,
@@ -1129,6 +1136,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
         docs_url: raw.docs_url.into_inner(),
         link_hosts,
         instance_input: raw.instance_input.into_inner(),
+        service_name: raw.service_name.map(Spanned::into_inner),
         inputs,
         apps,
         sign_in,

@@ -267,6 +267,16 @@ impl Intent {
             .unwrap_or_else(|_| self.provider.name.clone())
     }
 
+    /// The service as the admin calls it: "Team Wiki" for a generic provider, else the
+    /// provider's name.
+    pub fn service_name(&self) -> String {
+        self.provider
+            .service_name
+            .as_deref()
+            .and_then(|t| provider::render(t, &self.values(), str::to_string).ok())
+            .unwrap_or_else(|| self.provider.name.clone())
+    }
+
     pub fn redirect_uris(&self) -> Vec<String> {
         self.provider.render_redirect_uris(&self.values())
     }

@@ -528,7 +528,7 @@ impl Run {
             retire: self.retire_offer(),
             sign_in,
             scim: self.scim_done(session).await,
-            provider_name: provider.name.clone(),
+            provider_name: p.intent.service_name(),
             display_name: p.plan.display_name.clone(),
             tenant_id: session.account.tenant_id.clone(),
             app_id: self.app_id.clone(),
