@@ -1410,55 +1410,23 @@ async fn a_generic_oidc_service_and_a_profile_of_my_own_from_the_command_line() 
     let checks = v["result"]["checks"].as_array().unwrap();
     assert!(checks.iter().all(|c| c["status"] == "pass"), "{checks:#?}");
 
-    // An admin's own profile, in a folder of theirs.
+    // An admin's own profile, in a folder of theirs: the worked example of the README's
+    // "Adding a service", exactly as written there.
     let mine = temp();
-    let profile = r#"
-id = "acme-wiki"
-name = "Acme Wiki"
-description = "Our wiki, signed in with Entra ID."
-docs_url = "https://wiki.acme.example/docs/sso"
-instance_input = "site"
-
-[[inputs]]
-id = "site"
-label = "Wiki host"
-help = "The wiki's host name."
-example = "wiki.acme.example"
-pattern = '^[a-z0-9.-]+$'
-message = "A host name such as wiki.acme.example."
-
-[[apps]]
-id = "sign_in"
-source = "registration"
-name = "Acme Wiki ({site})"
-
-[sign_in.oidc]
-app = "sign_in"
-redirect_uris = ["https://{site}/auth/callback"]
-
-[[permissions]]
-name = "openid"
-type = "delegated"
-why = "Sign in."
-
-[[outputs]]
-id = "wiki_env"
-title = "Wiki settings"
-format = "text"
-file_name = "wiki.env"
-contains_secret = true
-template = '''
-OIDC_ISSUER={issuer}
-OIDC_CLIENT_ID={client_id}
-OIDC_CLIENT_SECRET={client_secret}
-'''
-"#;
-    std::fs::write(mine.join("acme-wiki.toml"), profile).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("Save it as `grafana.toml`:")
+        .expect("the README's worked example");
+    let body = &readme[start..];
+    let body = &body[body.find("```toml\n").unwrap() + 8..];
+    let profile = body[..body.find("\n```").unwrap() + 1].to_string();
+    std::fs::write(mine.join("grafana.toml"), &profile).unwrap();
     let dir = mine.to_str().unwrap();
     let r = run_plain(&["providers", "--providers-dir", dir]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("acme-wiki — Acme Wiki") && r.stdout.contains("acme-wiki.toml"),
+        r.stdout.contains("grafana — Grafana") && r.stdout.contains("grafana.toml"),
         "{}",
         r.stdout
     );
@@ -1471,9 +1439,9 @@ OIDC_CLIENT_SECRET={client_secret}
             "--providers-dir",
             dir,
             "--provider",
-            "acme-wiki",
+            "grafana",
             "--input",
-            "site=wiki.acme.example",
+            "url=https://grafana.example.com",
             "--yes",
             "--output-dir",
             out2.to_str().unwrap(),
@@ -1481,10 +1449,13 @@ OIDC_CLIENT_SECRET={client_secret}
     )
     .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let env = std::fs::read_to_string(out2.join("wiki.env")).unwrap();
+    let ini = std::fs::read_to_string(out2.join("grafana-azuread.ini")).unwrap();
     assert!(
-        env.contains("OIDC_CLIENT_SECRET=") && env.contains("OIDC_ISSUER="),
-        "{env}"
+        ini.contains("[auth.azuread]")
+            && ini.contains("client_secret = ")
+            && !ini.contains("{client_secret}")
+            && ini.contains("/b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d/oauth2/v2.0/token"),
+        "{ini}"
     );
     let tenant = "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d";
     let app = sim
@@ -1492,23 +1463,23 @@ OIDC_CLIENT_SECRET={client_secret}
         .unwrap()
         .applications
         .into_iter()
-        .find(|a| a["uniqueName"] == "entra-setup-acme-wiki-wiki-acme-example")
+        .find(|a| a["displayName"] == "Grafana (grafana.example.com)")
         .expect("the app of the admin's own profile");
     assert_eq!(
         app["web"]["redirectUris"][0],
-        "https://wiki.acme.example/auth/callback"
+        "https://grafana.example.com/login/azuread"
     );
 
     // A broken profile of theirs is refused with its file and line.
     std::fs::write(
-        mine.join("acme-wiki.toml"),
+        mine.join("grafana.toml"),
         profile.replace("source = \"registration\"", "source = \"registry\""),
     )
     .unwrap();
     let r = run_plain(&["providers", "--providers-dir", dir]).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("acme-wiki.toml:") && r.stderr.contains("unknown variant"),
+        r.stderr.contains("grafana.toml:") && r.stderr.contains("unknown variant"),
         "{}",
         r.stderr
     );

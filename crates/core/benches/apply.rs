@@ -1,5 +1,5 @@
-//! Apply benchmark: wall time of applying a fresh Cloudflare and Pomerium setup against the
-//! simulated tenant with 100 ms injected on every request, against the critical-path bound
+//! Apply benchmark: wall time of applying a fresh Cloudflare, Pomerium and generic OpenID Connect
+//! setup against the simulated tenant with 100 ms injected on every request, against the critical-path bound
 //! (the longest chain of dependent changes × the latency), and the Graph calls per apply.
 //!
 //!   cargo bench -p entra-setup-core --bench apply            (prints the table)
@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 const LATENCY_MS: u64 = 100;
 const RUNS: usize = 5;
+/// Apply wall time over the critical-path bound (the engine issue: within 1.1×).
+const TARGET: f64 = 1.1;
 
 /// Length of the longest chain of dependent changes.
 fn critical_path(plan: &Plan) -> usize {
@@ -47,7 +49,7 @@ struct Sample {
     changes: usize,
 }
 
-async fn one(provider_id: &str, key: &str, value: &str) -> Sample {
+async fn one(provider_id: &str, inputs: &[(&str, &str)]) -> Sample {
     let sim = entra_setup_sim::start(SimConfig {
         approval: Approval::Auto {
             upn: "adele@contoso.com".into(),
@@ -83,8 +85,10 @@ async fn one(provider_id: &str, key: &str, value: &str) -> Sample {
     .await
     .unwrap();
     let s = signed.session;
-    let mut raw = BTreeMap::new();
-    raw.insert(key.to_string(), value.to_string());
+    let raw: BTreeMap<String, String> = inputs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
     let intent = Intent::new(provider::find(provider_id).unwrap(), &raw, None).unwrap();
     sim.set_faults(Faults {
         latency_ms: LATENCY_MS,
@@ -123,40 +127,51 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() {
     let write = std::env::args().any(|a| a == "--write");
     let mut rows = vec![];
-    for (id, key, value, label) in [
+    let setups: [(&str, &[(&str, &str)], &str); 3] = [
         (
             "cloudflare",
-            "team",
-            "bench",
-            "Cloudflare (4 changes, delegated consent)",
+            &[("team", "bench")],
+            "Cloudflare (delegated consent)",
         ),
         (
             "pomerium",
-            "authenticate_url",
-            "https://auth.bench.example",
-            "Pomerium (6 changes, 3 application permissions)",
+            &[("authenticate_url", "https://auth.bench.example")],
+            "Pomerium (3 application permissions)",
         ),
-    ] {
+        (
+            "oidc",
+            &[
+                ("name", "Bench Wiki"),
+                (
+                    "redirect_uris",
+                    "https://wiki.bench.example/cb,http://localhost:3000/cb",
+                ),
+                ("groups", "SecurityGroup"),
+            ],
+            "Any OpenID Connect service (2 redirect URIs, groups claim)",
+        ),
+    ];
+    for (id, inputs, label) in setups {
         let mut samples = vec![];
         for _ in 0..RUNS {
-            samples.push(Box::pin(one(id, key, value)).await);
+            samples.push(Box::pin(one(id, inputs)).await);
         }
         let path = samples[0].path;
         let bound = Duration::from_millis(LATENCY_MS * path as u64);
         let t = median(samples.iter().map(|s| s.apply).collect());
         let ratio = t.as_secs_f64() / bound.as_secs_f64();
         rows.push(format!(
-            "| {label} | {} | {path} | {} ms | {} ms | {ratio:.2}× | ≤ 1.25× ({}) |",
+            "| {label} | {} | {} | {path} | {} ms | {} ms | {ratio:.2}× | ≤ {TARGET}× ({}) |",
+            samples[0].changes,
             samples[0].calls,
             bound.as_millis(),
             t.as_millis(),
-            if ratio <= 1.25 { "meets" } else { "MISSES" }
+            if ratio <= TARGET { "meets" } else { "MISSES" }
         ));
-        let _ = samples[0].changes;
     }
     let table = format!(
         "Measured {} against the simulated tenant with {LATENCY_MS} ms added to every request; median of {RUNS} runs, each a fresh tenant.\n\n\
-         | Setup | Graph calls per apply | Dependent changes | Bound | Apply wall time | Ratio | Target |\n|---|---:|---:|---:|---:|---:|---|\n{}",
+         | Setup | Changes | Graph calls per apply | Dependent changes | Bound | Apply wall time | Ratio | Target |\n|---|---:|---:|---:|---:|---:|---:|---|\n{}",
         chrono::Utc::now().format("%Y-%m-%d"),
         rows.join("\n")
     );
