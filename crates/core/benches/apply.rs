@@ -42,6 +42,9 @@ fn critical_path(plan: &Plan) -> usize {
     depth.values().copied().max().unwrap_or(0)
 }
 
+/// A provider, its inputs, and how the table names it.
+type Setup = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+
 struct Sample {
     apply: Duration,
     calls: usize,
@@ -127,7 +130,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() {
     let write = std::env::args().any(|a| a == "--write");
     let mut rows = vec![];
-    let setups: [(&str, &[(&str, &str)], &str); 3] = [
+    let setups: [Setup; 3] = [
         (
             "cloudflare",
             &[("team", "bench")],
