@@ -74,7 +74,15 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         })?;
         let token = std::fs::read_to_string(token_file)
             .map_err(|e| Fail(2, format!("cannot read {}: {e}", token_file.display())))?;
-        raw.insert("api_token".into(), token.trim().to_string());
+        // The token file fills the profile's secret push input (Cloudflare's api_token).
+        let token_input = intent
+            .provider
+            .push
+            .iter()
+            .flat_map(|p| p.inputs.iter())
+            .find(|i| i.secret)
+            .map_or_else(|| "api_token".to_string(), |i| i.id.clone());
+        raw.insert(token_input, token.trim().to_string());
         let checked = intent
             .provider
             .validate_push_inputs(&raw)

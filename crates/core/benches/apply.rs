@@ -43,7 +43,11 @@ fn critical_path(plan: &Plan) -> usize {
 }
 
 /// A provider, its inputs, and how the table names it.
-type Setup = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+type Setup = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
 
 struct Sample {
     apply: Duration,

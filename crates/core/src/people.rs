@@ -458,7 +458,7 @@ pub async fn preview(
             id: "no_mail".into(),
             severity: Severity::Warning,
             title: format!("{} user{} without a mail address", no_mail.len(), if no_mail.len() == 1 { "" } else { "s" }),
-            detail: format!("{}: Entra sends no work email for them, and providers that match people by email (such as Cloudflare) cannot link them to a sign-in. Give them a mail address, or map Coalesce([mail],[userPrincipalName]) to emails[type eq \"work\"].value.", names(&no_mail)),
+            detail: format!("{}: Entra sends no work email for them, and providers that match people by email cannot link them to a sign-in. Give them a mail address, or map Coalesce([mail],[userPrincipalName]) to emails[type eq \"work\"].value.", names(&no_mail)),
             link: None,
         });
     }

@@ -199,14 +199,15 @@ fn request_url(r: &PushRequest, values: &BTreeMap<String, String>) -> Result<Str
 }
 
 /// Pushes `body` (the rendered output, holding the secret) as `spec` describes. `values` are
-/// the setup's values and the validated push inputs; `api_token` authenticates and is used for
-/// nothing else; `api_base` replaces the profile's (the demo's stand-in, a test's fake).
+/// the setup's values and the push inputs that are not secret; `secrets` are the secret push
+/// inputs (the API token), used in the auth header and nothing else; `api_base` replaces the
+/// profile's (the demo's stand-in, a test's fake).
 pub async fn push(
     http: &reqwest::Client,
     spec: &PushSpec,
     api_base: Option<&str>,
     values: &BTreeMap<String, String>,
-    api_token: &SecretString,
+    secrets: &BTreeMap<String, SecretString>,
     body: &SecretString,
 ) -> Result<PushResult, PushError> {
     let mut values = values.clone();
@@ -220,10 +221,9 @@ pub async fn push(
     serde_json::from_str::<Value>(body.expose_secret())
         .map_err(|e| PushError::Prepare(format!("the request body is not JSON: {e}")))?;
     let mut secret_values = values.clone();
-    secret_values.insert(
-        "api_token".into(),
-        api_token.expose_secret().trim().to_string(),
-    );
+    for (id, v) in secrets {
+        secret_values.insert(id.clone(), v.expose_secret().trim().to_string());
+    }
     let call = Call {
         http,
         spec,

@@ -456,7 +456,7 @@ pub fn summarize(facts: &TenantFacts, cloud: &Cloud) -> TenantSummary {
             "no_privileged_role",
             Severity::Warning,
             "Application permissions will need a colleague",
-            "Providers such as Pomerium need Microsoft Graph application permissions, which only a Privileged Role Administrator or Global Administrator can grant. The wizard will give you an admin-consent link to send them, and checks when it has been used.".into(),
+            "Providers that read your directory themselves need Microsoft Graph application permissions, which only a Privileged Role Administrator or Global Administrator can grant. The wizard will give you an admin-consent link to send them, and checks when it has been used.".into(),
             None,
         ));
     }

@@ -385,16 +385,16 @@ impl Run {
             .validate_push_inputs(inputs)
             .map_err(RunError::PushInputs)?;
         let (body, _) = self.payload(session, Some(&spec.output))?;
-        let token = SecretString::from(checked.get("api_token").cloned().unwrap_or_default());
+        let secret = |k: &str| spec.inputs.iter().any(|i| i.id == k && i.secret);
+        let (hidden, plain): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            checked.into_iter().partition(|(k, _)| secret(k));
+        let secrets: BTreeMap<String, SecretString> = hidden
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::from(v)))
+            .collect();
         let mut values = self.values(session);
-        values.extend(checked.into_iter().filter(|(k, _)| {
-            provider
-                .push
-                .iter()
-                .flat_map(|p| p.inputs.iter())
-                .any(|i| &i.id == k && !i.secret)
-        }));
-        let r = push::push(http, spec, api_base, &values, &token, &body).await?;
+        values.extend(plain);
+        let r = push::push(http, spec, api_base, &values, &secrets, &body).await?;
         self.handed_over(HandOver::Pushed);
         Ok(r)
     }
