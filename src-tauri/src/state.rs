@@ -7,6 +7,7 @@ use entra_setup_core::auth::{FollowRedirects, Method, SignInEvent, StepScopes, S
 use entra_setup_core::keychain::{MemoryStore, OsKeychain, SecretStore};
 use entra_setup_core::provider::Provider;
 use entra_setup_core::session::{self, Context, Session};
+use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow::Prepared;
 use entra_setup_core::setup::run::Run;
 use entra_setup_core::setup::sync::ScimToken;
@@ -226,6 +227,26 @@ impl SetupState {
             .and_then(|r| r.secret.as_ref().map(|s| s.key_id.clone()))
             .into_iter()
             .collect()
+    }
+
+    /// The reviewed plan, taken for applying.
+    pub async fn take_prepared(&self) -> Result<Prepared, IpcError> {
+        self.prepared.lock().await.take().ok_or(IpcError::Blocked {
+            message: "Review the plan first.".into(),
+        })
+    }
+
+    /// Apply settings with the SCIM token this process holds, if any.
+    pub async fn apply_options(&self) -> ApplyOptions {
+        ApplyOptions {
+            scim_token: self
+                .scim_token
+                .lock()
+                .await
+                .as_ref()
+                .map(|t| t.value.clone()),
+            ..Default::default()
+        }
     }
 
     /// The applied run, for the steps after Apply.

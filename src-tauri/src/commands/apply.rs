@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
+use entra_setup_core::setup::apply::ApplyEvent;
 use entra_setup_core::setup::run::Run;
 use entra_setup_core::setup::sync::ScimToken;
 use entra_setup_core::setup::undo::{self, Undone};
@@ -26,33 +26,11 @@ pub async fn apply_setup(
     setup: State<'_, SetupState>,
 ) -> Result<DoneView, IpcError> {
     let active = sessions.active().await?;
-    let prepared = setup
-        .prepared
-        .lock()
-        .await
-        .take()
-        .ok_or(IpcError::Blocked {
-            message: "Review the plan first.".into(),
-        })?;
-    let sink = sink(events);
-    let scim_token = setup
-        .scim_token
-        .lock()
-        .await
-        .as_ref()
-        .map(|t| t.value.clone());
-    let options = ApplyOptions {
-        scim_token,
-        ..Default::default()
-    };
-    let (run, failure) = Run::apply(
-        &active.session,
-        prepared,
-        &options,
-        sink,
-        &CancellationToken::new(),
-    )
-    .await;
+    let prepared = setup.take_prepared().await?;
+    let options = setup.apply_options().await;
+    let cancel = CancellationToken::new();
+    let (run, failure) =
+        Run::apply(&active.session, prepared, &options, sink(events), &cancel).await;
     if failure.is_none() && run.saved_scim_token() {
         ScimToken::after_saved(&mut *setup.scim_token.lock().await);
     }
