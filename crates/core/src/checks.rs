@@ -340,3 +340,85 @@ mod tests {
         );
     }
 }
+
+/// Fetches the app's federation metadata (at most [`crate::saml::MAX_METADATA_BYTES`]) and
+/// checks it carries Entra's entity ID, the SAML sign-on URL and the certificate Entra signs
+/// with. A new certificate reaches the metadata after a while, so a missing one is retried.
+/// Returns the verdict and, when it passed, the metadata XML (for saving).
+pub async fn saml_metadata(
+    http: &reqwest::Client,
+    url: &str,
+    entity_id: &str,
+    sso_url: &str,
+    thumbprint: &str,
+) -> (CheckResult, Option<String>) {
+    let title = "The app's federation metadata carries its signing certificate";
+    let result = |status, detail: String, cause: Option<&str>, fix: Option<&str>| CheckResult {
+        id: "saml_metadata".into(),
+        title: title.into(),
+        status,
+        detail,
+        cause: cause.map(str::to_string),
+        fix: fix.map(str::to_string),
+        evidence: Some(url.to_string()),
+    };
+    let base = crate::http::retry_base_override().unwrap_or(std::time::Duration::from_secs(5));
+    let tries = 6;
+    let mut last = String::new();
+    for attempt in 1..=tries {
+        let fetched = async {
+            let r = crate::http::send_idempotent(|| http.get(url)).await?;
+            let status = r.status();
+            let too_big = r
+                .content_length()
+                .is_some_and(|l| l > crate::saml::MAX_METADATA_BYTES as u64);
+            let body = if too_big { String::new() } else { r.text().await? };
+            Ok::<_, reqwest::Error>((status, too_big, body))
+        }
+        .await;
+        match fetched {
+            Err(e) => {
+                return (
+                    result(Status::Fail, e.to_string(), Some("The sign-in service could not be reached."), Some("Check the network connection and proxy.")),
+                    None,
+                )
+            }
+            Ok((status, _, body)) if !status.is_success() => {
+                last = format!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
+            }
+            Ok((_, true, _)) => {
+                last = format!("the metadata is larger than {} bytes", crate::saml::MAX_METADATA_BYTES);
+            }
+            Ok((_, false, body)) => match crate::saml::parse_idp_metadata(&body) {
+                Err(e) => last = e.to_string(),
+                Ok(meta) => {
+                    let problems = crate::saml::metadata_problems(&meta, entity_id, sso_url, thumbprint);
+                    if problems.is_empty() {
+                        return (
+                            result(
+                                Status::Pass,
+                                format!("Entity ID {entity_id}, sign-on URL {sso_url}, certificate {thumbprint}"),
+                                None,
+                                None,
+                            ),
+                            Some(body),
+                        );
+                    }
+                    last = problems.join("; ");
+                }
+            },
+        }
+        if attempt < tries {
+            tokio::time::sleep(base * attempt).await;
+        }
+    }
+    (
+        result(
+            Status::Fail,
+            format!("The metadata is not right yet: {last}."),
+            Some("Entra publishes a new signing certificate in the metadata a few minutes after it is added."),
+            Some("Run the live tests again in a few minutes; if it still fails, open the app's Single sign-on page in the Entra admin center and check the SAML certificate is active."),
+        ),
+        None,
+    )
+}

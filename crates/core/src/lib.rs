@@ -20,6 +20,7 @@ pub mod provider;
 pub mod provisioning;
 pub mod push;
 pub mod redact;
+pub mod saml;
 pub mod scim;
 pub mod session;
 pub mod setup;

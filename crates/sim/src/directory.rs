@@ -85,6 +85,8 @@ pub struct Directory {
     /// New app-role assignments not yet in app-only tokens: tokens left without the role, by
     /// assignment id.
     pub role_token_lag: HashMap<String, u32>,
+    /// Token-signing certificates' private keys (SAML), to sign responses with.
+    pub signing_keys: Vec<crate::saml::SigningKey>,
 }
 
 fn sp_json(id: &str, app_id: &str, name: &str) -> Value {
@@ -209,6 +211,7 @@ impl Directory {
             sync: HashMap::new(),
             app_token_lag: HashMap::new(),
             role_token_lag: HashMap::new(),
+            signing_keys: vec![],
         }
     }
 

@@ -455,6 +455,7 @@ fn app_routes(
             {
                 return Err(bad("Property 'uniqueName' is read-only once set."));
             }
+            crate::saml::check_identifier_uris(dir, i, &body, faults)?;
             merge(&mut dir.applications[i], &body);
             Ok((StatusCode::NO_CONTENT, None))
         }
@@ -673,7 +674,9 @@ fn sp_routes(
         }
         ("GET", []) => {
             req.allows(APP_READ, &["Application.Read.All"])?;
-            one(req, "servicePrincipals", &dir.service_principals[i])
+            let sp = dir.service_principals[i].clone();
+            let sp = dir.strip_fresh_credentials(sp);
+            one(req, "servicePrincipals", &sp)
         }
         ("PATCH", []) => {
             req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
@@ -681,11 +684,23 @@ fn sp_routes(
                 return Err(denied());
             }
             let body = req.body_obj()?.clone();
+            crate::saml::check_sp_patch(dir, i, &body)?;
             merge(&mut dir.service_principals[i], &body);
             Ok((StatusCode::NO_CONTENT, None))
         }
+        ("POST", ["addTokenSigningCertificate"]) => {
+            req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            if !req.has_role(APP_ROLES) {
+                return Err(denied());
+            }
+            crate::saml::add_token_signing_certificate(dir, req, i, faults)
+        }
         ("DELETE", []) => {
             req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            // Reference §8a: a SAML app is removed by deleting its application.
+            if dir.service_principals[i]["preferredSingleSignOnMode"] == "saml" {
+                return Err(GraphErr::new(StatusCode::BAD_REQUEST, "DeletingSamlSpNotAllowed", "Deleting a service principal of a SAML application is not allowed. Delete the application instead."));
+            }
             dir.delete_sp(i);
             Ok((StatusCode::NO_CONTENT, None))
         }

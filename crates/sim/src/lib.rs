@@ -19,6 +19,7 @@ mod graph;
 mod graph_dir;
 mod login;
 mod provisioning;
+pub mod saml;
 pub mod scim_server;
 mod tokens;
 mod world;
@@ -95,6 +96,10 @@ pub struct Faults {
     pub fail_path_prefix: String,
     /// The next instantiate creates the app but answers 404, as Graph sometimes does (§8a).
     pub instantiate_not_found_once: bool,
+    /// The tenant enforces secure identifier URIs (Entra's default for new apps since 2025):
+    /// an https identifier URI is refused unless the app's service principal is in SAML mode
+    /// (reference §8b).
+    pub identifier_uri_policy: bool,
 }
 
 impl Faults {
@@ -126,7 +131,9 @@ impl Faults {
                 lose("POST", "/oauth2PermissionGrants"),
                 lose("POST", "/appRoleAssignedTo"),
                 lose("POST", "/servicePrincipals"),
+                lose("POST", "/addTokenSigningCertificate"),
             ],
+            identifier_uri_policy: true,
             ..Default::default()
         }
     }
@@ -485,6 +492,10 @@ fn router(shared: Arc<Shared>) -> Router {
             get(login::openid_configuration),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(login::jwks))
+        .route(
+            "/{tenant}/federationmetadata/2007-06/federationmetadata.xml",
+            get(login::federation_metadata),
+        )
         .route("/{tenant}/oauth2/v2.0/authorize", get(login::authorize))
         .route(
             "/{tenant}/oauth2/v2.0/authorize/decision",

@@ -292,6 +292,12 @@ pub struct Provider {
 /// Placeholders every template may use besides the provider's own inputs.
 pub const BUILTIN_PLACEHOLDERS: &[&str] = &[
     "tenant_id",
+    "saml_metadata_url",
+    "saml_idp_entity_id",
+    "saml_sso_url",
+    "saml_logout_url",
+    "saml_cert_sha1",
+    "saml_cert_sha256",
     "client_id",
     "client_secret",
     "authority",
@@ -364,6 +370,14 @@ impl Provider {
         }
     }
 
+    /// SAML sign-in, if the provider signs users in that way.
+    pub fn saml(&self) -> Option<&SamlSpec> {
+        match &self.sign_in {
+            Some(SignIn::Saml(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Whether the provider signs users in (registers an OIDC app); false for SCIM-only ones.
     pub fn has_sign_in(&self) -> bool {
         self.oidc().is_some()
@@ -426,11 +440,16 @@ impl Provider {
                 self.name, p.name, p.api
             ));
         }
-        if let Some(SignIn::Saml(_)) = &self.sign_in {
-            return Some(format!(
-                "{} signs in with SAML, which this version cannot set up yet.",
-                self.name
-            ));
+        if let (Some(saml), Some(scim)) = (self.saml(), &self.scim) {
+            let scim_from_template = self
+                .app(&scim.app)
+                .is_some_and(|a| a.source.template_id().is_some());
+            if scim.app != saml.app && scim_from_template {
+                return Some(format!(
+                    "{} signs in through one enterprise app and provisions through another; this version sets up SAML and SCIM on the same app only.",
+                    self.name
+                ));
+            }
         }
         for app in &self.apps {
             match (&app.source, self.scim.as_ref().is_some_and(|s| s.app == app.id)) {
@@ -473,6 +492,12 @@ impl Provider {
                 "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
             ),
             ("discovery_url", "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0/.well-known/openid-configuration"),
+            ("saml_metadata_url", "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/federationmetadata/2007-06/federationmetadata.xml?appid=00001111-aaaa-2222-bbbb-3333cccc4444"),
+            ("saml_idp_entity_id", "https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/"),
+            ("saml_sso_url", "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2"),
+            ("saml_logout_url", "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/saml2"),
+            ("saml_cert_sha1", "4F:1A:0B:6C:22:9D:3E:71:80:AB:CD:EF:01:23:45:67:89:AB:CD:EF"),
+            ("saml_cert_sha256", "4F:1A:0B:6C:22:9D:3E:71:80:AB:CD:EF:01:23:45:67:89:AB:CD:EF:4F:1A:0B:6C:22:9D:3E:71:80:AB:CD:EF"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

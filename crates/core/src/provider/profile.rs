@@ -1178,7 +1178,10 @@ mod tests {
     fn every_shipped_profile_is_valid_and_says_its_apps() {
         let all = builtin().unwrap_or_else(|e| panic!("{e}"));
         let ids: Vec<&str> = all.iter().map(Provider::id).collect();
-        assert_eq!(ids, ["cloudflare", "oidc", "pomerium", "scim"]);
+        assert_eq!(
+            ids,
+            ["cloudflare", "file-transfer-oauth", "file-transfer", "oidc", "pomerium", "saml", "scim"]
+        );
         let cf = find("cloudflare").unwrap();
         assert_eq!(cf.protocol(), Protocol::Oidc);
         assert_eq!(cf.sign_in_app().unwrap().source, AppSource::Registration);
@@ -1391,7 +1394,7 @@ token_help = "Admin → SCIM → token."
         };
         assert_eq!(s.name_id, "user.userprincipalname");
         assert_eq!(s.certificate_lifetime_days, 1095);
-        assert!(p.unsupported().unwrap().contains("SAML"));
+        assert_eq!(p.unsupported(), None);
         // The Entity ID must not end in '/', and the certificate lasts at most three years.
         let (line, m) = broken("files", &text.replace("/saml\"\nreply", "/saml/\"\nreply"));
         assert!(m.contains("end with '/'"), "{m}");

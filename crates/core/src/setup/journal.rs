@@ -26,6 +26,9 @@ pub enum ObjectKind {
     TemplateApplication,
     /// A provisioning job (its service principal id is the entry's `previous`).
     SyncJob,
+    /// A SAML token-signing certificate, by thumbprint (it goes with its app; rotation removes
+    /// an old one).
+    SigningCertificate,
 }
 
 /// Hints from earlier, interrupted runs (from the journal).
@@ -476,6 +479,7 @@ impl Journal {
                 ObjectKind::Grant => made.grant_id.get_or_insert(c.id),
                 ObjectKind::TemplateApplication => made.scim_app_object_id.get_or_insert(c.id),
                 ObjectKind::SyncJob => made.sync_job_id.get_or_insert(c.id),
+                ObjectKind::SigningCertificate => continue,
                 _ if removed.contains(&c.id.as_str()) => continue,
                 ObjectKind::Password => {
                     made.secret_key_ids.push(c.id);

@@ -46,6 +46,28 @@ pub struct Intent {
     /// Add a new client secret even though a good one exists (rotation: the current ones stay
     /// valid until they are retired, so sign-in never stops).
     pub rotate_secret: bool,
+    /// SAML single sign-on, for providers that sign in with SAML (from the profile and inputs).
+    pub saml: Option<SamlIntent>,
+}
+
+/// SAML single sign-on on an enterprise app (reference §8b): the service's values, rendered from
+/// the profile with the admin's inputs, and who may sign in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SamlIntent {
+    /// The service's Entity ID: the app's `identifierUris`, unique in the tenant.
+    pub entity_id: String,
+    /// Assertion Consumer Service URLs: the app's `web.redirectUris` (the first is the default).
+    pub reply_urls: Vec<String>,
+    /// SP-initiated sign-on URL: the service principal's `loginUrl`.
+    pub sign_on_url: Option<String>,
+    pub relay_state: Option<String>,
+    /// The service's single logout URL: the app's `web.logoutUrl`.
+    pub logout_url: Option<String>,
+    /// Who gets Entra's certificate-expiry mails (the signed-in admin).
+    pub notify: Vec<String>,
+    /// Who may sign in: `None` lets every user of the tenant in (assignment not required).
+    pub assign: Option<Vec<Assignee>>,
+    pub certificate_lifetime_days: u32,
 }
 
 /// A user or a group.
@@ -166,13 +188,46 @@ impl Intent {
                 message: format!("{days} days is not allowed: choose 1 to 730 days (Entra's portal allows at most 24 months)."),
             }]);
         }
+        let saml = provider.saml().map(|spec| {
+            let r = |t: &str| provider::render(t, &inputs, str::to_string).unwrap_or_default();
+            let opt = |t: &Option<String>| t.as_deref().map(r).filter(|v| !v.trim().is_empty());
+            SamlIntent {
+                entity_id: r(&spec.entity_id),
+                reply_urls: spec.reply_urls.iter().flat_map(|u| provider::list_items(&r(u))).collect(),
+                sign_on_url: opt(&spec.sign_on_url),
+                relay_state: opt(&spec.relay_state),
+                logout_url: None,
+                notify: vec![],
+                assign: None,
+                certificate_lifetime_days: spec.certificate_lifetime_days,
+            }
+        });
         Ok(Self {
             provider,
             inputs,
             secret_lifetime_days: days,
             scim: None,
             rotate_secret: false,
+            saml,
         })
+    }
+
+    /// Who may sign in with SAML (`None`: everyone) and who gets the certificate-expiry mails.
+    #[must_use]
+    pub fn with_saml_access(mut self, assign: Option<Vec<Assignee>>, notify: Vec<String>) -> Self {
+        if let Some(s) = &mut self.saml {
+            s.assign = assign;
+            s.notify = notify;
+        }
+        self
+    }
+
+    /// The enterprise app made from a template that this setup uses (for SAML sign-in, SCIM
+    /// provisioning or both), if any.
+    pub fn template_app(&self) -> Option<&provider::AppSpec> {
+        let saml = self.provider.saml().and_then(|s| self.provider.app(&s.app));
+        let scim = self.scim.as_ref().and_then(|_| self.provider.scim_app());
+        saml.or(scim).filter(|a| a.source.template_id().is_some())
     }
 
     /// The provider's declared, non-secret inputs as validated (no derived values): what a
@@ -225,8 +280,8 @@ impl Intent {
 
     /// The provisioning app's display name.
     pub fn scim_display_name(&self) -> String {
-        self.provider
-            .scim_app()
+        self.template_app()
+            .or_else(|| self.provider.scim_app())
             .and_then(|a| a.name.as_deref())
             .and_then(|name| provider::render(name, &self.values(), str::to_string).ok())
             .unwrap_or_else(|| format!("{} SCIM", self.provider.name))

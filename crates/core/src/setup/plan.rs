@@ -100,6 +100,18 @@ pub enum Change {
     },
     /// Start provisioning, or restart it (after narrowing the scope, or to leave quarantine).
     StartSyncJob { restart: bool },
+    /// Turn on SAML single sign-on on the enterprise app's service principal: mode, sign-on URL,
+    /// relay state, who gets certificate mails, whether assignment is required. Comes before
+    /// the Entity ID (identifier-URI restrictions exempt SAML apps only once the mode is set).
+    ConfigureSaml { body: Value, differences: Vec<String> },
+    /// Write the Entity ID (`identifierUris`) and Reply URLs (`web.redirectUris`) on the app.
+    SetSamlUris { body: Value, differences: Vec<String> },
+    /// Add a token-signing certificate and make it the one Entra signs with.
+    AddSigningCertificate {
+        display_name: String,
+        end: DateTime<Utc>,
+        lifetime_days: u32,
+    },
 }
 
 fn scim_job_template() -> String {
@@ -125,8 +137,12 @@ impl Change {
             Self::UpsertApplication { .. }
             | Self::CreateServicePrincipal
             | Self::InstantiateApp { .. }
-            | Self::TagApp { .. } => Area::Apps,
-            Self::RemovePassword { .. } | Self::AddPassword { .. } => Area::Credentials,
+            | Self::TagApp { .. }
+            | Self::ConfigureSaml { .. }
+            | Self::SetSamlUris { .. } => Area::Apps,
+            Self::RemovePassword { .. }
+            | Self::AddPassword { .. }
+            | Self::AddSigningCertificate { .. } => Area::Credentials,
             Self::GrantDelegated { .. }
             | Self::GrantAppRole { .. }
             | Self::RequestAdminConsent { .. }
@@ -160,6 +176,9 @@ impl Change {
             Self::ValidateScimCredentials { .. } => "validateScimCredentials",
             Self::SaveScimSecrets { .. } => "saveScimSecrets",
             Self::StartSyncJob { .. } => "startSyncJob",
+            Self::ConfigureSaml { .. } => "configureSaml",
+            Self::SetSamlUris { .. } => "setSamlUris",
+            Self::AddSigningCertificate { .. } => "addSigningCertificate",
         }
     }
 }
@@ -249,6 +268,12 @@ pub enum PlanError {
     ScimTokenNeeded { why: String },
     #[error("Entra cannot reach {url}: its provisioning service runs in Microsoft's cloud and connects to the tenant URL over the internet, so an address on this computer or its private network (localhost, 127.0.0.1, 10.x, 192.168.x, .local) never answers it. Enter the provider's public https SCIM URL.")]
     ScimUrlNotReachable { url: String },
+    #[error("The Entity ID {entity_id} is already used by the app \"{holder}\" in this tenant, and Entra allows each Entity ID on one app only. Append a unique suffix, e.g. {suggestion}, and enter the same Entity ID in the service's SSO settings.")]
+    EntityIdTaken {
+        entity_id: String,
+        holder: String,
+        suggestion: String,
+    },
     #[error("Assigning groups to an app needs Microsoft Entra ID P1 or P2, and this tenant has neither. Assign users individually ({groups} cannot be assigned), or choose \"All users and groups\".")]
     GroupsNeedPremium { groups: String },
 }
@@ -422,7 +447,21 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let mut changes: Vec<PlannedChange> = vec![];
     let mut notes = vec![];
     // The app the changes pushed next act on: the registration, then the provisioning app.
-    let registration = intent.provider.sign_in_app().map(|a| a.id.clone());
+    let registration = intent
+        .provider
+        .oidc()
+        .and_then(|o| intent.provider.app(&o.app))
+        .map(|a| a.id.clone());
+    let template = intent.template_app().map(|a| a.id.clone());
+    if let Some(saml) = &intent.saml {
+        if let Some(holder) = state.entity_id_holders.first() {
+            return Err(PlanError::EntityIdTaken {
+                entity_id: saml.entity_id.clone(),
+                holder: holder.clone(),
+                suggestion: entity_id_suggestion(&saml.entity_id, &intent.unique_name()),
+            });
+        }
+    }
     let provisioning = intent
         .scim
         .as_ref()
@@ -668,9 +707,15 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         );
         }
     }
-    if let (Some(si), Some(app)) = (&intent.scim, &provisioning) {
+    if let Some(app) = &template {
         on_app.replace(app.clone());
-        plan_scim(input, si, &plan_id, &mut push)?;
+        let after_inst = plan_template_app(input, &plan_id, &mut push);
+        if let Some(saml) = &intent.saml {
+            plan_saml(input, saml, &after_inst, &mut push)?;
+        }
+        if let (Some(si), Some(_)) = (&intent.scim, &provisioning) {
+            plan_scim(input, si, &after_inst, &mut push)?;
+        }
     }
     Ok(Plan {
         id: plan_id,
@@ -678,7 +723,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         unique_name: unique,
         display_name: intent.display_name(),
         tenant_id: input.tenant_id.to_string(),
-        scim_unique_name: intent.scim.as_ref().map(|_| intent.scim_unique_name()),
+        scim_unique_name: template.as_ref().map(|_| intent.scim_unique_name()),
         registration,
         provisioning,
         inputs: intent.entered_inputs(),
@@ -689,34 +734,27 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
 
 type Push<'a> = dyn FnMut(Change, String, String, String, Vec<usize>) -> usize + 'a;
 
-/// The SCIM part of the plan: the provisioning app, its job, assignments, credentials, start.
-fn plan_scim(
-    input: &PlanInput<'_>,
-    si: &super::ScimIntent,
-    plan_id: &str,
-    push: &mut Push<'_>,
-) -> Result<(), PlanError> {
-    use super::PrincipalKind;
+/// An Entity ID suffix that is the same on every run of one setup (the seed's remedy for an
+/// Entity ID another app holds).
+fn entity_id_suggestion(entity_id: &str, unique_name: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(unique_name.as_bytes());
+    format!(
+        "{}/{:02x}{:02x}{:02x}",
+        entity_id.trim_end_matches('/'),
+        h[0],
+        h[1],
+        h[2]
+    )
+}
+
+/// The enterprise app made from a template (for SAML, SCIM or both): instantiated under a
+/// temporary name, then named and tagged. Returns the changes later ones on it wait for.
+fn plan_template_app(input: &PlanInput<'_>, plan_id: &str, push: &mut Push<'_>) -> Vec<usize> {
     let intent = input.intent;
     let st = input.state.provisioning();
     let display = intent.scim_display_name();
-    let sp_path = st.map_or_else(
-        || "/servicePrincipals/{new}".to_string(),
-        |s| format!("/servicePrincipals/{}", s.sp_id),
-    );
-    let groups: Vec<&str> = si
-        .assign
-        .iter()
-        .filter(|a| a.kind == PrincipalKind::Group)
-        .map(|a| a.display_name.as_str())
-        .collect();
-    if !si.sync_all && !input.premium && !groups.is_empty() {
-        return Err(PlanError::GroupsNeedPremium {
-            groups: groups.join(", "),
-        });
-    }
-    let provider = &intent.provider.name;
-    let source = intent.provider.scim_app().map(|a| &a.source);
+    let source = intent.template_app().map(|a| &a.source);
     let template_id = source
         .and_then(crate::provider::AppSource::template_id)
         .unwrap_or(crate::provider::NON_GALLERY_TEMPLATE)
@@ -727,17 +765,24 @@ fn plan_scim(
         }
         _ => "non-gallery enterprise app".to_string(),
     };
-    let job_template = intent
-        .provider
-        .scim
-        .as_ref()
-        .map_or_else(scim_job_template, |x| x.job_template.clone());
+    let provider = &intent.provider.name;
+    let (what, why) = if intent.saml.is_some() {
+        (
+            "enterprise app",
+            format!("{provider} signs users in with SAML through its own enterprise app{}.", if intent.scim.is_some() { ", and Entra provisions through the same app" } else { "" }),
+        )
+    } else {
+        (
+            "provisioning app",
+            format!("Entra provisions to {provider} through its own enterprise app; OIDC app registrations cannot provision."),
+        )
+    };
     let inst = if st.is_none() {
         let temp_name = format!("{display} (setting up {})", &plan_id[..8]);
         Some(push(
             Change::InstantiateApp { template_id: template_id.clone(), display_name: display.clone(), temp_name },
-            format!("Create the provisioning app \"{display}\" ({kind})"),
-            format!("Entra provisions to {provider} through its own enterprise app; OIDC app registrations cannot provision."),
+            format!("Create the {what} \"{display}\" ({kind})"),
+            why,
             format!("POST /applicationTemplates/{template_id}/instantiate"),
             vec![],
         ))
@@ -748,12 +793,234 @@ fn plan_scim(
     if st.is_none_or(|s| !s.tagged) {
         push(
             Change::TagApp { display_name: display.clone() },
-            format!("Name and tag the provisioning app \"{display}\""),
+            format!("Name and tag the {what} \"{display}\""),
             "The uniqueName and tags let every later run find this app again instead of creating another.".into(),
             "PATCH /applications/{id}".into(),
             after_inst.clone(),
         );
     }
+    after_inst
+}
+
+/// SAML single sign-on on the template app (reference §8b): the service principal in SAML mode
+/// first, then the Entity ID and Reply URLs, a signing certificate, and who may sign in (unless
+/// SCIM on the same app decides that).
+fn plan_saml(
+    input: &PlanInput<'_>,
+    saml: &super::SamlIntent,
+    after_inst: &[usize],
+    push: &mut Push<'_>,
+) -> Result<(), PlanError> {
+    let intent = input.intent;
+    let provider = &intent.provider.name;
+    let st = input.state.provisioning();
+    let have = st.map(|s| s.saml.clone()).unwrap_or_default();
+    let sp_path = st.map_or_else(
+        || "/servicePrincipals/{new}".to_string(),
+        |s| format!("/servicePrincipals/{}", s.sp_id),
+    );
+    // Who may sign in: SCIM on the same app decides (its scope is who is provisioned).
+    let scim_here = intent.scim.is_some();
+    let required = match &intent.scim {
+        Some(si) => !si.sync_all,
+        None => saml.assign.is_some(),
+    };
+    let mut body = serde_json::Map::new();
+    let mut diffs = vec![];
+    if have.mode.as_deref() != Some("saml") {
+        body.insert("preferredSingleSignOnMode".into(), json!("saml"));
+        diffs.push("preferredSingleSignOnMode".to_string());
+    }
+    if have.login_url != saml.sign_on_url && saml.sign_on_url.is_some() {
+        body.insert("loginUrl".into(), json!(saml.sign_on_url));
+        diffs.push("loginUrl".into());
+    }
+    if have.relay_state != saml.relay_state && saml.relay_state.is_some() {
+        body.insert("samlSingleSignOnSettings".into(), json!({"relayState": saml.relay_state}));
+        diffs.push("samlSingleSignOnSettings.relayState".into());
+    }
+    let missing_mail: Vec<&String> = saml
+        .notify
+        .iter()
+        .filter(|m| !have.notification_emails.iter().any(|h| h.eq_ignore_ascii_case(m)))
+        .collect();
+    if !missing_mail.is_empty() {
+        let mut all = have.notification_emails.clone();
+        all.extend(missing_mail.into_iter().cloned());
+        body.insert("notificationEmailAddresses".into(), json!(all));
+        diffs.push("notificationEmailAddresses".into());
+    }
+    if st.is_none() || have.assignment_required != required {
+        body.insert("appRoleAssignmentRequired".into(), json!(required));
+        diffs.push("appRoleAssignmentRequired".into());
+    }
+    let mut after_mode: Vec<usize> = after_inst.to_vec();
+    if !diffs.is_empty() {
+        let step = push(
+            Change::ConfigureSaml { body: Value::Object(body), differences: diffs.clone() },
+            "Turn on SAML single sign-on".into(),
+            format!(
+                "{provider} signs users in with SAML. {} Set before the Entity ID: tenants that restrict identifier URIs exempt SAML apps only.",
+                if required { "Only the users and groups assigned to the app may sign in." } else { "Every user of the tenant may sign in." }
+            ),
+            format!("PATCH {sp_path}"),
+            after_inst.to_vec(),
+        );
+        after_mode.push(step);
+    }
+    let uris_ok = have.identifier_uris.iter().any(|u| u == &saml.entity_id);
+    let replies_ok = saml.reply_urls.iter().all(|u| have.reply_urls.contains(u));
+    let logout_ok = saml.logout_url.is_none() || have.logout_url == saml.logout_url;
+    let uris_step = if uris_ok && replies_ok && logout_ok {
+        None
+    } else {
+        // The Entity ID replaces other identifiers (a SAML app has one); Reply URLs are added to
+        // the ones there, the service's default first.
+        let mut replies = saml.reply_urls.clone();
+        replies.extend(have.reply_urls.iter().filter(|u| !saml.reply_urls.contains(u)).cloned());
+        let mut web = json!({"redirectUris": replies});
+        if let Some(l) = &saml.logout_url {
+            web["logoutUrl"] = json!(l);
+        }
+        let mut differences = vec![];
+        if !uris_ok {
+            differences.push("identifierUris".to_string());
+        }
+        if !replies_ok {
+            differences.push("web.redirectUris".into());
+        }
+        if !logout_ok {
+            differences.push("web.logoutUrl".into());
+        }
+        Some(push(
+            Change::SetSamlUris {
+                body: json!({"identifierUris": [saml.entity_id], "web": web}),
+                differences,
+            },
+            format!("Set the Entity ID {} and Reply URL {}", saml.entity_id, saml.reply_urls.join(", ")),
+            format!("{provider} identifies itself with this Entity ID and receives sign-ins at the Reply URL."),
+            "PATCH /applications/{id}".into(),
+            after_mode.clone(),
+        ))
+    };
+    let soon = input.now + Duration::days(60);
+    let good_cert = have
+        .preferred()
+        .is_some_and(|c| c.end.is_some_and(|e| e > soon));
+    if !good_cert {
+        let days = saml.certificate_lifetime_days.min(1095);
+        let end = input.now + Duration::days(i64::from(days));
+        let display = intent.scim_display_name();
+        let cn: String = display
+            .chars()
+            .map(|c| if c == ',' || c == '=' || c == '+' { ' ' } else { c })
+            .collect();
+        push(
+            Change::AddSigningCertificate {
+                display_name: format!("CN={cn}"),
+                end,
+                lifetime_days: days,
+            },
+            format!("Add a SAML signing certificate valid for {days} days (until {}) and sign with it", end.format("%Y-%m-%d")),
+            format!("Entra signs every SAML response to {provider} with it; the federation metadata carries it, and Entra mails the addresses above before it expires."),
+            format!("POST {sp_path}/addTokenSigningCertificate, then PATCH {sp_path}"),
+            after_mode.iter().copied().chain(uris_step).collect(),
+        );
+    }
+    if !scim_here {
+        if let Some(assign) = &saml.assign {
+            plan_assignments(input, assign, "may sign in", &sp_path, after_inst, push)?;
+        }
+    }
+    Ok(())
+}
+
+/// Assigns who the admin chose to the template app and removes who they deselected.
+fn plan_assignments(
+    input: &PlanInput<'_>,
+    assign: &[super::Assignee],
+    effect: &str,
+    sp_path: &str,
+    after_inst: &[usize],
+    push: &mut Push<'_>,
+) -> Result<Vec<usize>, PlanError> {
+    use super::PrincipalKind;
+    let groups: Vec<&str> = assign
+        .iter()
+        .filter(|a| a.kind == PrincipalKind::Group)
+        .map(|a| a.display_name.as_str())
+        .collect();
+    if !input.premium && !groups.is_empty() {
+        return Err(PlanError::GroupsNeedPremium {
+            groups: groups.join(", "),
+        });
+    }
+    let provider = &input.intent.provider.name;
+    let have: Vec<&super::state::PrincipalAssignment> = input
+        .state
+        .provisioning()
+        .map(|s| s.assignments.iter().collect())
+        .unwrap_or_default();
+    let mut steps = vec![];
+    for a in assign {
+        if have.iter().any(|h| h.principal_id.eq_ignore_ascii_case(&a.id)) {
+            continue;
+        }
+        let (kind, why) = if a.kind == PrincipalKind::Group {
+            ("group", format!("Its direct members {effect} (members of nested groups do not)."))
+        } else {
+            ("user", format!("This user {effect}."))
+        };
+        steps.push(push(
+            Change::AssignToApp {
+                principal_id: a.id.clone(),
+                principal_kind: a.kind,
+                display_name: a.display_name.clone(),
+            },
+            format!("Assign the {kind} {} to the app", a.display_name),
+            why,
+            format!("POST {sp_path}/appRoleAssignedTo"),
+            after_inst.to_vec(),
+        ));
+    }
+    for h in &have {
+        if assign.iter().any(|a| a.id.eq_ignore_ascii_case(&h.principal_id)) {
+            continue;
+        }
+        let name = h
+            .principal_display_name
+            .clone()
+            .unwrap_or_else(|| h.principal_id.clone());
+        steps.push(push(
+            Change::UnassignFromApp { assignment_id: h.id.clone(), display_name: name.clone() },
+            format!("Remove {name} from the app"),
+            format!("You deselected it: it no longer {effect}, and {provider} hears of it at the next cycle."),
+            format!("DELETE {sp_path}/appRoleAssignedTo/{}", h.id),
+            vec![],
+        ));
+    }
+    Ok(steps)
+}
+
+/// The SCIM part of the plan: the provisioning job, assignments, credentials, start.
+fn plan_scim(
+    input: &PlanInput<'_>,
+    si: &super::ScimIntent,
+    after_inst: &[usize],
+    push: &mut Push<'_>,
+) -> Result<(), PlanError> {
+    let intent = input.intent;
+    let st = input.state.provisioning();
+    let sp_path = st.map_or_else(
+        || "/servicePrincipals/{new}".to_string(),
+        |s| format!("/servicePrincipals/{}", s.sp_id),
+    );
+    let job_template = intent
+        .provider
+        .scim
+        .as_ref()
+        .map_or_else(scim_job_template, |x| x.job_template.clone());
+    let after_inst: Vec<usize> = after_inst.to_vec();
     let job = if st.and_then(|s| s.job.as_ref()).is_none() {
         Some(push(
             Change::CreateSyncJob {
@@ -769,60 +1036,14 @@ fn plan_scim(
     };
     let mut before_start: Vec<usize> = after_inst.iter().copied().chain(job).collect();
     if !si.sync_all {
-        let have: Vec<&super::state::PrincipalAssignment> = st
-            .map(|s| s.assignments.iter().collect())
-            .unwrap_or_default();
-        for a in &si.assign {
-            if have
-                .iter()
-                .any(|h| h.principal_id.eq_ignore_ascii_case(&a.id))
-            {
-                continue;
-            }
-            let kind = if a.kind == PrincipalKind::Group {
-                "group"
-            } else {
-                "user"
-            };
-            before_start.push(push(
-                Change::AssignToApp {
-                    principal_id: a.id.clone(),
-                    principal_kind: a.kind,
-                    display_name: a.display_name.clone(),
-                },
-                format!(
-                    "Assign the {kind} {} to the provisioning app",
-                    a.display_name
-                ),
-                if a.kind == PrincipalKind::Group {
-                    "Its direct members are provisioned (members of nested groups are not).".into()
-                } else {
-                    "This user is provisioned.".into()
-                },
-                format!("POST {sp_path}/appRoleAssignedTo"),
-                after_inst.clone(),
-            ));
-        }
-        for h in &have {
-            if si
-                .assign
-                .iter()
-                .any(|a| a.id.eq_ignore_ascii_case(&h.principal_id))
-            {
-                continue;
-            }
-            let name = h
-                .principal_display_name
-                .clone()
-                .unwrap_or_else(|| h.principal_id.clone());
-            before_start.push(push(
-                Change::UnassignFromApp { assignment_id: h.id.clone(), display_name: name.clone() },
-                format!("Remove {name} from the provisioning app"),
-                format!("You deselected it: Entra disables the matching accounts in {provider} at the next cycle."),
-                format!("DELETE {sp_path}/appRoleAssignedTo/{}", h.id),
-                vec![],
-            ));
-        }
+        before_start.extend(plan_assignments(
+            input,
+            &si.assign,
+            "is provisioned",
+            &sp_path,
+            &after_inst,
+            push,
+        )?);
     }
     let last = input.hints.scim.as_ref();
     let settings_changed =

@@ -81,6 +81,8 @@ pub enum RunError {
     Write(String, String),
     #[error(transparent)]
     Keychain(#[from] keychain::KeychainError),
+    #[error("The app's federation metadata could not be fetched and checked: {0}")]
+    SamlMetadata(String),
     #[error("This run made no new secret, so there is nothing to retire.")]
     NothingToRetire,
     #[error("{0}")]
@@ -91,8 +93,26 @@ pub enum RunError {
     Graph(#[from] GraphError),
 }
 
+/// The SAML app of a setup after its apply: what the hand-over is made from.
+#[derive(Clone, Debug)]
+pub struct SamlApplied {
+    pub app_id: String,
+    pub sp_id: String,
+    /// The certificate Entra signs with (added by this run, or found).
+    pub cert: Option<crate::setup::state::SigningCert>,
+    /// The federation metadata as last fetched and checked.
+    pub metadata: Option<String>,
+}
+
+/// The files a SAML hand-over saves.
+pub const SAML_METADATA_FILE: &str = "federation-metadata.xml";
+pub const SAML_CERT_PEM_FILE: &str = "saml-signing-certificate.pem";
+pub const SAML_CERT_CER_FILE: &str = "saml-signing-certificate.cer";
+
 /// One setup run after its apply.
 pub struct Run {
+    /// SAML sign-on, when the setup has it.
+    pub saml: Option<SamlApplied>,
     pub prepared: Prepared,
     pub app_id: String,
     pub app_object_id: String,
@@ -130,7 +150,22 @@ impl Run {
             }
         };
         let state = &prepared.state;
+        let saml = prepared.intent.saml.as_ref().and_then(|_| {
+            let app = prepared.intent.template_app()?;
+            let ids = applied.apps.get(&app.id)?;
+            Some(SamlApplied {
+                app_id: ids.app_id.clone()?,
+                sp_id: ids.sp_id.clone()?,
+                cert: applied.signing_cert.clone().or_else(|| {
+                    state
+                        .provisioning()
+                        .and_then(|t| t.saml.preferred().cloned())
+                }),
+                metadata: None,
+            })
+        });
         let run = Self {
+            saml,
             app_id: applied
                 .app_id
                 .clone()
@@ -176,14 +211,89 @@ impl Run {
 
     /// The values outputs and pushes are rendered with.
     pub fn values(&self, session: &Session) -> BTreeMap<String, String> {
-        outputs::values(
+        let tenant = &session.account.tenant_id;
+        let mut v = outputs::values(
             &session.cloud,
-            &session.account.tenant_id,
+            tenant,
             &self.app_id,
             &self.prepared.plan.display_name,
             &self.prepared.intent.inputs,
             self.secret.as_ref().map(|x| x.end),
+        );
+        if let Some(s) = &self.saml {
+            let cloud = &session.cloud;
+            v.insert("saml_metadata_url".into(), crate::saml::metadata_url(cloud, tenant, &s.app_id));
+            v.insert("saml_idp_entity_id".into(), crate::saml::idp_entity_id(tenant));
+            v.insert("saml_sso_url".into(), crate::saml::sso_url(cloud, tenant));
+            v.insert("saml_logout_url".into(), crate::saml::sso_url(cloud, tenant));
+            let (sha1, sha256) = s
+                .cert
+                .as_ref()
+                .and_then(|c| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok())
+                .map(|der| crate::saml::fingerprints(&der))
+                .unwrap_or_default();
+            v.insert("saml_cert_sha1".into(), sha1);
+            v.insert("saml_cert_sha256".into(), sha256);
+        }
+        v
+    }
+
+    /// The live SAML test: the app's federation metadata carries Entra's entity ID, the sign-on
+    /// URL and the preferred certificate. Keeps the metadata it checked.
+    async fn check_saml(&mut self, session: &Session) -> Option<CheckResult> {
+        let s = self.saml.as_ref()?;
+        let tenant = &session.account.tenant_id;
+        let cloud = &session.cloud;
+        let thumbprint = s.cert.as_ref().map(|c| c.thumbprint.clone()).unwrap_or_default();
+        let (result, xml) = checks::saml_metadata(
+            &crate::http::client(),
+            &crate::saml::metadata_url(cloud, tenant, &s.app_id),
+            &crate::saml::idp_entity_id(tenant),
+            &crate::saml::sso_url(cloud, tenant),
+            &thumbprint,
         )
+        .await;
+        if let Some(s) = &mut self.saml {
+            s.metadata = xml;
+        }
+        Some(result)
+    }
+
+    /// Saves the SAML hand-over in `dir`: the federation metadata (fetched and checked live,
+    /// never typed) and the signing certificate as PEM and CER. Returns the files.
+    pub async fn save_saml(&mut self, session: &Session, dir: &Path) -> Result<Vec<PathBuf>, RunError> {
+        if self.saml.as_ref().is_some_and(|s| s.metadata.is_none()) {
+            if let Some(c) = self.check_saml(session).await {
+                if c.status != checks::Status::Pass {
+                    return Err(RunError::SamlMetadata(c.detail));
+                }
+            }
+        }
+        let Some(s) = &self.saml else {
+            return Ok(vec![]);
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))?;
+        let mut files = vec![];
+        let mut write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes)
+                .map_err(|e| RunError::Write(path.display().to_string(), e.to_string()))?;
+            files.push(path);
+            Ok::<_, RunError>(())
+        };
+        if let Some(xml) = &s.metadata {
+            write(SAML_METADATA_FILE, xml.as_bytes())?;
+        }
+        if let Some(der) = s
+            .cert
+            .as_ref()
+            .and_then(|c| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok())
+        {
+            write(SAML_CERT_PEM_FILE, crate::saml::pem(&der).as_bytes())?;
+            write(SAML_CERT_CER_FILE, &der)?;
+        }
+        Ok(files)
     }
 
     /// The live tests: the tenant's OpenID metadata (sign-in providers), Entra's Test
@@ -194,6 +304,9 @@ impl Run {
         let mut out = vec![];
         if self.prepared.intent.provider.has_sign_in() {
             out.push(checks::discovery(&http, &session.cloud, &session.account.tenant_id).await);
+        }
+        if let Some(c) = self.check_saml(session).await {
+            out.push(c);
         }
         if let Some((sp, job)) = self
             .scim

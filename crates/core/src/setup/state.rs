@@ -79,6 +79,9 @@ pub enum FoundApp {
 pub struct TenantState {
     pub graph_sp: GraphServicePrincipal,
     pub apps: BTreeMap<String, FoundApp>,
+    /// Other apps that already hold the setup's SAML Entity ID (display names); Entra allows
+    /// an identifier URI on one app only.
+    pub entity_id_holders: Vec<String>,
 }
 
 impl TenantState {
@@ -87,6 +90,7 @@ impl TenantState {
         Self {
             graph_sp,
             apps: BTreeMap::new(),
+            entity_id_holders: vec![],
         }
     }
 
@@ -199,11 +203,58 @@ pub async fn read(
             .filter_map(Result::transpose)
             .collect::<Result<BTreeMap<_, _>, _>>()
     };
-    let (graph_sp, apps) = tokio::join!(graph_sp_req.send_json::<GraphServicePrincipal>(), apps);
+    let holders = entity_id_holders(graph, intent);
+    let (graph_sp, apps, holders) = tokio::join!(
+        graph_sp_req.send_json::<GraphServicePrincipal>(),
+        apps,
+        holders
+    );
+    let apps = apps?;
+    // The setup's own app holds its Entity ID after the first run.
+    let own: Vec<&str> = apps
+        .values()
+        .filter_map(|a| match a {
+            FoundApp::Template(t) => Some(t.app_id.as_str()),
+            FoundApp::Registration(r) => Some(r.app.app_id.as_str()),
+        })
+        .collect();
+    let entity_id_holders = holders?
+        .into_iter()
+        .filter(|(app_id, _)| !own.contains(&app_id.as_str()))
+        .map(|(_, name)| name)
+        .collect();
     Ok(TenantState {
         graph_sp: graph_sp?,
-        apps: apps?,
+        apps,
+        entity_id_holders,
     })
+}
+
+/// Apps holding the intent's SAML Entity ID as an identifier URI: (appId, display name).
+async fn entity_id_holders(
+    graph: &GraphClient,
+    intent: &super::Intent,
+) -> Result<Vec<(String, String)>, GraphError> {
+    let Some(saml) = &intent.saml else {
+        return Ok(vec![]);
+    };
+    let found: Vec<Value> = graph
+        .get(format!(
+            "/applications?$filter=identifierUris/any(x:x eq '{}')&$select=id,appId,displayName",
+            saml.entity_id.replace('\'', "''")
+        ))
+        .scopes(StepScopes::RegisterApp)
+        .list()
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(|a| {
+            (
+                a["appId"].as_str().unwrap_or_default().to_string(),
+                a["displayName"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
 }
 
 /// Reads the app the provider provisions through, if the profile has one and it exists.
@@ -383,6 +434,89 @@ pub struct TemplateApp {
     pub user_role_id: String,
     pub job: Option<JobState>,
     pub assignments: Vec<PrincipalAssignment>,
+    pub saml: SamlState,
+}
+
+/// A token-signing certificate of a SAML app (its Verify key credential).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningCert {
+    pub key_id: String,
+    pub display_name: String,
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    /// SHA-1 of the certificate, upper-case hex (computed from the key: reads do not carry it).
+    pub thumbprint: String,
+    /// The certificate, base64 DER.
+    pub key: String,
+}
+
+/// How an enterprise app's SAML sign-on is configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SamlState {
+    pub mode: Option<String>,
+    pub login_url: Option<String>,
+    pub relay_state: Option<String>,
+    pub notification_emails: Vec<String>,
+    pub assignment_required: bool,
+    pub preferred_thumbprint: Option<String>,
+    pub certificates: Vec<SigningCert>,
+    pub identifier_uris: Vec<String>,
+    pub reply_urls: Vec<String>,
+    pub logout_url: Option<String>,
+}
+
+impl SamlState {
+    /// The service principal's part (for reading certificates alone).
+    pub fn from_service_principal(sp: &Value) -> Self {
+        Self::read(&Value::Null, sp)
+    }
+
+    fn read(app: &Value, sp: &Value) -> Self {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let certificates = sp["keyCredentials"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|k| k["usage"] == "Verify")
+                    .filter_map(|k| {
+                        let key = k["key"].as_str()?.to_string();
+                        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key).ok()?;
+                        Some(SigningCert {
+                            key_id: k["keyId"].as_str().unwrap_or_default().to_string(),
+                            display_name: k["displayName"].as_str().unwrap_or_default().to_string(),
+                            end: k["endDateTime"].as_str().and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok()).map(|e| e.with_timezone(&chrono::Utc)),
+                            thumbprint: crate::saml::thumbprint(&der),
+                            key,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            mode: text(&sp["preferredSingleSignOnMode"]),
+            login_url: text(&sp["loginUrl"]),
+            relay_state: text(&sp["samlSingleSignOnSettings"]["relayState"]),
+            notification_emails: strings(&sp["notificationEmailAddresses"]),
+            assignment_required: sp["appRoleAssignmentRequired"] == true,
+            preferred_thumbprint: text(&sp["preferredTokenSigningKeyThumbprint"]),
+            certificates,
+            identifier_uris: strings(&app["identifierUris"]),
+            reply_urls: strings(&app["web"]["redirectUris"]),
+            logout_url: text(&app["web"]["logoutUrl"]),
+        }
+    }
+
+    /// The certificate Entra signs with, if it is among the readable ones.
+    pub fn preferred(&self) -> Option<&SigningCert> {
+        let t = self.preferred_thumbprint.as_deref()?;
+        self.certificates
+            .iter()
+            .find(|c| c.thumbprint.eq_ignore_ascii_case(t))
+    }
 }
 
 /// Reads an app made from `template_id` by uniqueName, or (after an interrupted run) by the
@@ -428,7 +562,7 @@ pub async fn read_template(
     // not absence (treating it as absence would instantiate a second app).
     let sp: Value = graph
         .get(format!(
-            "/servicePrincipals(appId='{app_id}')?$select=id,appId,appRoles"
+            "/servicePrincipals(appId='{app_id}')?$select=id,appId,appRoles,appRoleAssignmentRequired,preferredSingleSignOnMode,loginUrl,samlSingleSignOnSettings,notificationEmailAddresses,preferredTokenSigningKeyThumbprint,keyCredentials"
         ))
         .scopes(s)
         .retry_if(|e| e.status == 404)
@@ -470,5 +604,6 @@ pub async fn read_template(
         user_role_id,
         job,
         assignments: assigned?,
+        saml: SamlState::read(&app, &sp),
     }))
 }

@@ -74,15 +74,17 @@ pub async fn undo(
         // Deleting the app took its job and its assignments with it.
         let went_with_it = |c: &Created| {
             c.kind == ObjectKind::TemplateApplication
-                || (matches!(c.kind, ObjectKind::Assignment | ObjectKind::SyncJob)
-                    && c.previous.as_deref() == Some(sp.as_str()))
+                || (matches!(
+                    c.kind,
+                    ObjectKind::Assignment | ObjectKind::SyncJob | ObjectKind::SigningCertificate
+                ) && c.previous.as_deref() == Some(sp.as_str()))
         };
         for c in created.iter().filter(|c| went_with_it(c)) {
             record(c.kind, &c.id);
         }
         created.retain(|c| !went_with_it(c));
         let u = Undone {
-            what: "Deleted the provisioning app, its job, saved credentials and assignments".into(),
+            what: "Deleted the enterprise app with its single sign-on, signing certificates, provisioning job, saved credentials and assignments".into(),
             id: app.id.clone(),
         };
         on_done(&u);
@@ -204,7 +206,12 @@ pub async fn undo(
                     id: item.id.clone(),
                 }
             }
-            ObjectKind::Application | ObjectKind::TemplateApplication => continue,
+            // A certificate added to an app this journal did not make is a renewal: the app's
+            // earlier certificate still works, so Undo leaves the new one (rotation removes
+            // old ones).
+            ObjectKind::Application
+            | ObjectKind::TemplateApplication
+            | ObjectKind::SigningCertificate => continue,
         };
         record(item.kind, &item.id);
         on_done(&u);

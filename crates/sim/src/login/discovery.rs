@@ -70,3 +70,40 @@ pub async fn jwks(State(s): State<Arc<Shared>>) -> Response {
     }
     Json(s.keys.jwks()).into_response()
 }
+
+/// An app's SAML federation metadata (reference §8b step 5).
+pub async fn federation_metadata(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<Params>,
+) -> Response {
+    apply_latency(&s).await;
+    let base = s.base_url.clone();
+    let mut world = s.world();
+    if let Some(throttled) = login_throttled(&mut world) {
+        return throttled;
+    }
+    let Some(t) = world.tenant(&tenant).cloned() else {
+        return unknown_tenant(&tenant);
+    };
+    let Some(app_id) = q.get("appid") else {
+        return (axum::http::StatusCode::BAD_REQUEST, "appid is required").into_response();
+    };
+    let xml = world
+        .directories
+        .get(&t.id)
+        .and_then(|d| crate::saml::federation_metadata(d, &base, &t.id, app_id));
+    match xml {
+        Some(x) => (
+            [(axum::http::header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            x,
+        )
+            .into_response(),
+        None => oauth_error(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            700016,
+            &format!("Application with identifier '{app_id}' was not found in the directory '{}'.", t.id),
+        ),
+    }
+}

@@ -14,7 +14,7 @@ use {authorize::*, client_credentials::*, device::*, token::*};
 pub use admin_consent::{admin_consent, admin_consent_decision};
 pub use authorize::{authorize, authorize_decision};
 pub use device::{devicecode, devicelogin_page, devicelogin_submit};
-pub use discovery::{jwks, openid_configuration};
+pub use discovery::{federation_metadata, jwks, openid_configuration};
 pub use token::token;
 
 use std::collections::HashMap;

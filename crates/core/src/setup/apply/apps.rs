@@ -105,12 +105,31 @@ impl Ctx<'_> {
             Change::TagApp { display_name } => {
                 let id = ids.object_id.clone().unwrap_or_default();
                 let unique = self.plan.scim_unique_name.clone().unwrap_or_default();
+                let saml = self.plan.changes.iter().any(|c| {
+                    matches!(c.change, Change::ConfigureSaml { .. } | Change::SetSamlUris { .. })
+                });
+                let scim = self.plan.provisioning_app().is_some();
+                let mut tags = vec![
+                    crate::setup::TAG.to_string(),
+                    format!("{}:{}", crate::setup::TAG, self.plan.provider_id),
+                ];
+                if scim {
+                    tags.push(format!("{}:scim", crate::setup::TAG));
+                }
+                if saml {
+                    tags.push(format!("{}:saml", crate::setup::TAG));
+                }
+                let what = match (saml, scim) {
+                    (true, true) => "SAML single sign-on and SCIM provisioning",
+                    (true, false) => "SAML single sign-on",
+                    _ => "SCIM provisioning",
+                };
                 g.patch(format!("/applications/{id}"))
                     .json(json!({
                         "uniqueName": unique,
                         "displayName": display_name,
-                        "tags": [crate::setup::TAG, format!("{}:{}", crate::setup::TAG, self.plan.provider_id), format!("{}:scim", crate::setup::TAG)],
-                        "notes": format!("Managed by Entra Setup: SCIM provisioning for {} ({unique}). Re-run Entra Setup to change or remove it. {}", self.plan.display_name, crate::setup::found::notes_line(&self.plan.inputs)),
+                        "tags": tags,
+                        "notes": format!("Managed by Entra Setup: {what} for {} ({unique}). Re-run Entra Setup to change or remove it. {}", self.plan.display_name, crate::setup::found::notes_line(&self.plan.inputs)),
                     }))
                     .scopes(s)
                     .retry_if(replication_delay)
@@ -135,6 +154,35 @@ impl Ctx<'_> {
                     detail: format!("Named \"{display_name}\" with uniqueName {unique}"),
                     created: adopted.then(|| (ObjectKind::TemplateApplication, id.clone())),
                     previous: adopted.then(|| ids.sp_id.clone().unwrap_or_default()),
+                    ..Default::default()
+                })
+            }
+            Change::ConfigureSaml { body, .. } => {
+                let sp = ids.sp_id.clone().unwrap_or_default();
+                g.patch(format!("/servicePrincipals/{sp}"))
+                    .json(body.clone())
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                Ok(StepOut {
+                    detail: "SAML single sign-on is on".into(),
+                    ..Default::default()
+                })
+            }
+            Change::SetSamlUris { body, .. } => {
+                let id = ids.object_id.clone().unwrap_or_default();
+                g.patch(format!("/applications/{id}"))
+                    .json(body.clone())
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                Ok(StepOut {
+                    detail: format!(
+                        "Entity ID {}",
+                        body["identifierUris"][0].as_str().unwrap_or_default()
+                    ),
                     ..Default::default()
                 })
             }
@@ -198,7 +246,7 @@ impl Ctx<'_> {
                 ..Default::default()
             },
             detail: format!(
-                "Provisioning app {} (service principal {sp_id})",
+                "Enterprise app {} (service principal {sp_id})",
                 str_of(&app, "appId")
             ),
             created: Some((ObjectKind::TemplateApplication, app_object_id)),

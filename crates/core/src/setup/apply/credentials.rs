@@ -48,8 +48,98 @@ impl Ctx<'_> {
                     ..Default::default()
                 })
             }
+            Change::AddSigningCertificate {
+                display_name, end, ..
+            } => {
+                let sp = ids.sp_id.clone().unwrap_or_default();
+                let cert = self.add_signing_certificate(&sp, display_name, end).await?;
+                // Entra signs with this certificate from now on (reference §8b step 3).
+                self.graph
+                    .patch(format!("/servicePrincipals/{sp}"))
+                    .json(json!({"preferredTokenSigningKeyThumbprint": cert.thumbprint}))
+                    .scopes(StepScopes::RegisterApp)
+                    .retry_if(|e| {
+                        replication_delay(e)
+                            || (e.status == 400 && e.message.contains("preferredTokenSigningKeyThumbprint"))
+                    })
+                    .send()
+                    .await?;
+                Ok(StepOut {
+                    detail: format!(
+                        "Signing certificate {} (thumbprint {}), expires {}",
+                        cert.display_name,
+                        cert.thumbprint,
+                        cert.end.map_or_else(String::new, |e| e.format("%Y-%m-%d").to_string())
+                    ),
+                    created: Some((ObjectKind::SigningCertificate, cert.thumbprint.clone())),
+                    previous: Some(sp),
+                    cert: Some(cert),
+                    ..Default::default()
+                })
+            }
             _ => Err(Self::misrouted(pc)),
         }
+    }
+
+    /// `addTokenSigningCertificate`, at most once: when its answer is lost, the certificate it
+    /// made is found on the service principal (by name and expiry; a new key takes a while to
+    /// show, so it is polled for) and used, never a second one made.
+    async fn add_signing_certificate(
+        &self,
+        sp: &str,
+        display_name: &str,
+        end: &DateTime<Utc>,
+    ) -> Result<crate::setup::state::SigningCert, GraphError> {
+        let g = self.graph;
+        let s = StepScopes::RegisterApp;
+        let end_text = end.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let sent = g
+            .post(format!("/servicePrincipals/{sp}/addTokenSigningCertificate"))
+            .json(json!({"displayName": display_name, "endDateTime": end_text}))
+            .scopes(s)
+            .retry_if(replication_delay)
+            .once()
+            .send_json::<Value>()
+            .await;
+        let e = match sent {
+            Ok(v) => {
+                let key = v["key"].as_str().unwrap_or_default().to_string();
+                let thumbprint = v["thumbprint"].as_str().map_or_else(
+                    || {
+                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key)
+                            .map(|der| crate::saml::thumbprint(&der))
+                            .unwrap_or_default()
+                    },
+                    str::to_string,
+                );
+                return Ok(crate::setup::state::SigningCert {
+                    key_id: v["keyId"].as_str().unwrap_or_default().to_string(),
+                    display_name: display_name.to_string(),
+                    end: Some(*end),
+                    thumbprint,
+                    key,
+                });
+            }
+            Err(e) if e.ambiguous() => e,
+            Err(e) => return Err(e),
+        };
+        tracing::warn!(error = %e, "addTokenSigningCertificate's answer was lost; looking for the certificate it may have made");
+        let found = g
+            .poll(g.replication_tries().max(8), || async {
+                let v: Value = g
+                    .get(format!("/servicePrincipals/{sp}?$select=id,keyCredentials"))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send_json()
+                    .await?;
+                let state = crate::setup::state::SamlState::from_service_principal(&v);
+                Ok(state.certificates.into_iter().find(|c| {
+                    c.display_name == display_name
+                        && c.end.is_some_and(|x| (x - *end).num_seconds().abs() < 2)
+                }))
+            })
+            .await?;
+        found.ok_or(e)
     }
 
     /// `addPassword`, at most once per secret: Graph returns the secret's value only in its

@@ -99,6 +99,8 @@ pub struct Applied {
     pub sp_id: Option<String>,
     pub scim: Option<ScimApplied>,
     pub secret: Option<NewSecret>,
+    /// The SAML signing certificate this apply added.
+    pub signing_cert: Option<crate::setup::state::SigningCert>,
     /// Set when a colleague's consent is still needed; the link to send them.
     pub consent_url: Option<String>,
     pub changes: usize,
@@ -271,6 +273,7 @@ struct StepOut {
     /// Ids of the change's app it learned.
     ids: AppIds,
     secret: Option<NewSecret>,
+    cert: Option<crate::setup::state::SigningCert>,
     consent_url: Option<String>,
     detail: String,
     created: Option<(ObjectKind, String)>,
@@ -506,6 +509,9 @@ async fn run_plan(
                     });
                     if step.secret.is_some() {
                         out.secret = step.secret;
+                    }
+                    if step.cert.is_some() {
+                        out.signing_cert = step.cert;
                     }
                     if step.consent_url.is_some() {
                         out.consent_url = step.consent_url;
