@@ -268,6 +268,7 @@ impl SimHandle {
             service_principals: d.service_principals.clone(),
             grants: d.grants.clone(),
             assignments: d.assignments.clone(),
+            signing_keys: d.signing_keys.clone(),
         })
     }
 
@@ -448,6 +449,8 @@ pub struct DirectorySnapshot {
     pub service_principals: Vec<serde_json::Value>,
     pub grants: Vec<serde_json::Value>,
     pub assignments: Vec<serde_json::Value>,
+    /// SAML token-signing certificates with their private keys.
+    pub signing_keys: Vec<saml::SigningKey>,
 }
 
 /// The demo users the wizard offers ("Try the demo tenant").

@@ -97,6 +97,20 @@ async fn prepare_boxed(
     scim_reachable(&session.cloud, &intent)?;
     let mut intent = intent;
     resolve_groups(session, &mut intent).await?;
+    // Entra mails a SAML app's certificate-expiry notices to these: the admin setting it up.
+    if let Some(saml) = &mut intent.saml {
+        if saml.notify.is_empty() {
+            saml.notify = session
+                .summary
+                .user
+                .mail
+                .clone()
+                .filter(|m| !m.is_empty())
+                .or_else(|| Some(session.account.user_principal_name.clone()))
+                .into_iter()
+                .collect();
+        }
+    }
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);

@@ -276,12 +276,13 @@ async fn read_made_from_template(
     pending_names: &[String],
 ) -> Result<Option<TemplateApp>, GraphError> {
     let template = spec.source.template_id().unwrap_or(NON_GALLERY_TEMPLATE);
+    // An app that does not provision has no job to read (and reading one needs more consent).
     let job = intent
         .provider
         .scim
         .as_ref()
         .filter(|x| x.app == spec.id)
-        .map_or("scim", |x| x.job_template.as_str());
+        .map(|x| x.job_template.as_str());
     read_template(
         graph,
         &intent.scim_unique_name(),
@@ -526,7 +527,7 @@ pub async fn read_template(
     unique_name: &str,
     pending_names: &[String],
     template_id: &str,
-    job_template: &str,
+    job_template: Option<&str>,
 ) -> Result<Option<TemplateApp>, GraphError> {
     let s = StepScopes::RegisterApp;
     let mut tagged = true;
@@ -570,16 +571,23 @@ pub async fn read_template(
         .await?;
     let sp_id = sp["id"].as_str().unwrap_or_default().to_string();
     let user_role_id = assignment_role(&sp["appRoles"]);
-    let jobs_req = graph
-        .get(format!("/servicePrincipals/{sp_id}/synchronization/jobs"))
-        .scopes(StepScopes::Scim);
+    let jobs = async {
+        match job_template {
+            Some(_) => {
+                graph
+                    .get(format!("/servicePrincipals/{sp_id}/synchronization/jobs"))
+                    .scopes(StepScopes::Scim)
+                    .list::<Value>()
+                    .await
+            }
+            None => Ok(vec![]),
+        }
+    };
     let assigned_req = graph
         .get(format!("/servicePrincipals/{sp_id}/appRoleAssignedTo"))
         .scopes(StepScopes::Consent);
-    let (jobs, assigned) = tokio::join!(
-        jobs_req.list::<Value>(),
-        assigned_req.list::<PrincipalAssignment>()
-    );
+    let (jobs, assigned) = tokio::join!(jobs, assigned_req.list::<PrincipalAssignment>());
+    let job_template = job_template.unwrap_or_default();
     let job = jobs?
         .into_iter()
         .find(|j| {
