@@ -124,7 +124,8 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     if adds_secret && a.output_dir.is_none() && !a.push && !a.keep_secret {
         return Err(Fail(2, "The plan creates a client secret, which is shown only once: say where it goes with --output-dir DIR, --push or --keep-secret.".into()));
     }
-    if prepared.plan.is_empty() {
+    // A SAML setup with nothing to change still hands over (and asks about the lockout guard).
+    if prepared.plan.is_empty() && prepared.intent.saml.is_none() {
         if t.conn.json {
             println!(
                 "{}",
@@ -134,6 +135,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         return Ok(());
     }
     if !a.yes
+        && !prepared.plan.is_empty()
         && !confirm(&format!(
             "Apply these {} changes?",
             prepared.plan.changes.len()
@@ -211,6 +213,18 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         }
         result["checks"] = json!(checks);
     }
+    if run.saml.is_some() {
+        result["saml"] = saml_hand_over(a, &s, &mut run).await?;
+        // The lockout guard: single sign-on is not done until someone can still get in
+        // without it.
+        if code == 0 && !a.confirm_password_admin {
+            eprintln!(
+                "Single sign-on is set up in Entra. Before users rely on it, make sure at least one administrator of {} still signs in with a password, not SSO: if SSO breaks (an expired certificate, a wrong Entity ID), they can still get in and fix it. Then run the same command with --confirm-password-admin.",
+                run.prepared.intent.service_name()
+            );
+            code = 10;
+        }
+    }
     let view = run.done_view(&s, false, vec![]).await;
     let p = &run.prepared;
     if let (Some(offer), Some(new)) = (&view.retire, &run.secret) {
@@ -248,6 +262,52 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     } else {
         Err(Fail(code, String::new()))
     }
+}
+
+/// The SAML hand-over: the metadata URL printed (services that read it get certificate
+/// renewals by themselves), and with --output-dir the settings, the federation metadata
+/// (fetched and checked live) and the signing certificate written there.
+async fn saml_hand_over(
+    a: &ApplyArgs,
+    s: &Session,
+    run: &mut Run,
+) -> Result<serde_json::Value, Fail> {
+    let values = run.values(s);
+    let url = values.get("saml_metadata_url").cloned().unwrap_or_default();
+    let mut report = json!({
+        "metadataUrl": url,
+        "idpEntityId": values.get("saml_idp_entity_id"),
+        "ssoUrl": values.get("saml_sso_url"),
+        "certificateSha1": values.get("saml_cert_sha1"),
+        "certificateSha256": values.get("saml_cert_sha256"),
+    });
+    if let Some(dir) = &a.output_dir {
+        // With a secret, hand_over already saved the outputs.
+        let mut files = if run.secret.is_none() {
+            run.save_all(s, dir).map_err(|e| Fail(1, e.to_string()))?
+        } else {
+            vec![]
+        };
+        files.extend(run.save_saml(s, dir).await.map_err(|e| {
+            Fail(
+                6,
+                format!("{e} The Entra side is done; run apply again to fetch it."),
+            )
+        })?);
+        eprintln!(
+            "Wrote {}.",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        report["files"] = json!(files);
+    }
+    if !a.target.conn.json {
+        println!("App Federation Metadata URL: {url}");
+    }
+    Ok(report)
 }
 
 /// Hands the new secret over as asked (files, the provider's API, the keychain); the run

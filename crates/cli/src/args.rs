@@ -13,7 +13,9 @@ Exit codes:
   6  applied, but a live connection test failed
   7  confirmation needed: run again with --yes
   8  verify-scim: the SCIM endpoint is not ready for Entra (the report says why)
-  9  status: a setup needs attention (a secret or SCIM token expiring, drift, a quarantined job)";
+  9  status: a setup needs attention (a secret or SCIM token expiring, drift, a quarantined job)
+ 10  single sign-on is set up in Entra, but nobody confirmed that an administrator of the service
+     still signs in with a password: check that, then run again with --confirm-password-admin";
 
 #[derive(Parser)]
 #[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets, undo.", after_help = EXIT_CODES)]
@@ -163,8 +165,9 @@ pub(crate) struct ScimArgs {
     #[arg(long, requires = "scim_url", conflicts_with = "assign")]
     pub(crate) sync_all: bool,
     /// Assign a user (sign-in name or object ID) or a security group (exact name or object ID);
-    /// repeat for several. The set replaces what the wizard assigned before.
-    #[arg(long, value_name = "WHO", requires = "scim_url")]
+    /// repeat for several. The set replaces what the wizard assigned before. With SCIM: who is
+    /// provisioned; on a SAML app without SCIM: who may sign in (everyone when left out).
+    #[arg(long, value_name = "WHO")]
     pub(crate) assign: Vec<String>,
     /// Configure provisioning but do not start it.
     #[arg(long, requires = "scim_url")]
@@ -202,6 +205,11 @@ pub(crate) struct ApplyArgs {
     /// Skip the live connection tests.
     #[arg(long)]
     pub(crate) skip_checks: bool,
+    /// Confirm that at least one administrator of the service still signs in with a password
+    /// (not single sign-on), so a broken SSO cannot lock everyone out. SAML setups need it to
+    /// finish with exit code 0.
+    #[arg(long)]
+    pub(crate) confirm_password_admin: bool,
 }
 
 /// Which setup: the provider and its inputs (for commands that change no settings).

@@ -64,6 +64,26 @@ pub(crate) fn intent_of(
 
 /// Adds provisioning to the intent from the --scim-* flags (names given to --assign are looked
 /// up in the tenant), and returns the SCIM token read from its file.
+/// Looks up each `--assign` value (a user's sign-in name, a group's exact name, or an object ID).
+async fn resolve_all(
+    s: &Session,
+    who: &[String],
+) -> Result<Vec<entra_setup_core::setup::Assignee>, Fail> {
+    let mut out = vec![];
+    for w in who {
+        let found = people::resolve(&s.graph, w).await.map_err(|e| match e {
+            people::ResolveError::Graph(g) => Fail(4, g.to_string()),
+            other => Fail(2, format!("--assign {w}: {other}")),
+        })?;
+        eprintln!(
+            "Assigning {} ({:?} {}).",
+            found.display_name, found.kind, found.id
+        );
+        out.push(found);
+    }
+    Ok(out)
+}
+
 pub(crate) async fn with_scim(
     t: &Target,
     s: &Session,
@@ -72,6 +92,18 @@ pub(crate) async fn with_scim(
     let a = &t.scim;
     let name = intent.provider.name.clone();
     let Some(url) = &a.scim_url else {
+        if intent.provider.saml().is_some() {
+            // Who may sign in through the SAML app: those given, or everyone.
+            let assign = if a.assign.is_empty() {
+                None
+            } else {
+                Some(resolve_all(s, &a.assign).await?)
+            };
+            return Ok((intent.with_saml_access(assign, vec![]), None));
+        }
+        if !a.assign.is_empty() {
+            return Err(Fail(2, format!("--assign needs --scim-url: {name} assigns users and groups for provisioning only.")));
+        }
         if intent.provider.has_sign_in() {
             return Ok((intent, None));
         }
@@ -104,18 +136,7 @@ pub(crate) async fn with_scim(
             })
         })
         .transpose()?;
-    let mut assign = vec![];
-    for who in &a.assign {
-        let found = people::resolve(&s.graph, who).await.map_err(|e| match e {
-            people::ResolveError::Graph(g) => Fail(4, g.to_string()),
-            other => Fail(2, format!("--assign {who}: {other}")),
-        })?;
-        eprintln!(
-            "Assigning {} ({:?} {}).",
-            found.display_name, found.kind, found.id
-        );
-        assign.push(found);
-    }
+    let assign = resolve_all(s, &a.assign).await?;
     let flag = |field: &str| match field {
         "scim_url" => "--scim-url",
         "scim_token_expires" => "--scim-token-expires",

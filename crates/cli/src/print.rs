@@ -79,6 +79,7 @@ pub(crate) fn exit_kind(code: u8) -> &'static str {
         7 => "confirmationNeeded",
         8 => "scimNotReady",
         9 => "attention",
+        10 => "passwordAdminUnconfirmed",
         _ => "unexpected",
     }
 }

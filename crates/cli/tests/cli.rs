@@ -1484,3 +1484,138 @@ async fn a_generic_oidc_service_and_a_profile_of_my_own_from_the_command_line() 
         r.stderr
     );
 }
+
+/// A SAML service from the command line: the metadata XML and the certificate land in the
+/// output folder, the metadata URL is printed, and the run is not called done (exit 10) until
+/// the admin confirms a password administrator; the file-transfer service gets SAML and SCIM
+/// on one enterprise app.
+#[tokio::test]
+async fn a_saml_service_and_the_file_transfer_service_from_the_command_line() {
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let out = temp();
+    let args = [
+        "apply",
+        "--provider",
+        "saml",
+        "--input",
+        "name=Acme Files",
+        "--input",
+        "entity_id=https://files.contoso.com/saml/metadata",
+        "--input",
+        "reply_url=https://files.contoso.com/saml/acs",
+        "--assign",
+        "alex@contoso.com",
+        "--yes",
+        "--output-dir",
+        out.to_str().unwrap(),
+    ];
+    let r = cli(&sim, &data, &args).await;
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--confirm-password-admin"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("PASS The app's federation metadata"),
+        "{}",
+        r.stderr
+    );
+    let url = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("App Federation Metadata URL: "))
+        .expect("the metadata URL is printed")
+        .to_string();
+    assert!(
+        url.contains("/federationmetadata/2007-06/federationmetadata.xml?appid="),
+        "{url}"
+    );
+    let xml = std::fs::read_to_string(out.join("federation-metadata.xml")).unwrap();
+    assert!(xml.contains("entityID=\"https://sts.windows.net/"), "{xml}");
+    let pem = std::fs::read_to_string(out.join("saml-signing-certificate.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let settings = std::fs::read_to_string(out.join("saml-settings.txt")).unwrap();
+    assert!(
+        settings.contains(&format!("App Federation Metadata URL: {url}")),
+        "{settings}"
+    );
+    // Only the assigned user may sign in.
+    let tenant = "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d";
+    let d = sim.directory(tenant).unwrap();
+    let sp = d
+        .service_principals
+        .iter()
+        .find(|s| s["preferredSingleSignOnMode"] == "saml")
+        .unwrap();
+    assert_eq!(sp["appRoleAssignmentRequired"], true);
+    let assigned: Vec<_> = d
+        .assignments
+        .iter()
+        .filter(|a| a["resourceId"] == sp["id"])
+        .collect();
+    assert_eq!(assigned.len(), 1, "{assigned:?}");
+    drop(d);
+
+    // Confirmed: nothing left to change, exit 0, the hand-over again.
+    let mut confirmed: Vec<&str> = args.to_vec();
+    confirmed.push("--confirm-password-admin");
+    let r = cli(&sim, &data, &confirmed).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&url), "{}", r.stdout);
+
+    // The file-transfer service: SAML and SCIM on the same enterprise app.
+    let token_file = data.join("scim-token.txt");
+    std::fs::write(&token_file, entra_setup_sim::scim_server::DEMO_SCIM_TOKEN).unwrap();
+    let scim_url = sim.fake_scim_url();
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "apply",
+            "--provider",
+            "file-transfer",
+            "--input",
+            "subdomain=acme",
+            "--input",
+            "entity_id=https://acme.files.contoso.com/saml/metadata",
+            "--input",
+            "reply_url=https://acme.files.contoso.com/saml/acs",
+            "--scim-url",
+            &scim_url,
+            "--scim-token-file",
+            token_file.to_str().unwrap(),
+            "--scim-token-expires",
+            &(chrono::Utc::now().date_naive() + chrono::Duration::days(365)).to_string(),
+            "--assign",
+            "Engineering",
+            "--confirm-password-admin",
+            "--yes",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let d = sim.directory(tenant).unwrap();
+    let apps: Vec<_> = d
+        .applications
+        .iter()
+        .filter(|a| a["uniqueName"] == "entra-setup-file-transfer-acme")
+        .collect();
+    assert_eq!(apps.len(), 1, "one app for SAML and SCIM");
+    let sp = d
+        .service_principals
+        .iter()
+        .find(|s| s["appId"] == apps[0]["appId"])
+        .unwrap();
+    assert_eq!(sp["preferredSingleSignOnMode"], "saml");
+    assert_eq!(sp["samlSingleSignOnSettings"]["relayState"], "acme");
+    assert_eq!(sp["appRoleAssignmentRequired"], true);
+    assert_eq!(v["result"]["scim"]["servicePrincipalId"], sp["id"]);
+    assert!(v["result"]["saml"]["metadataUrl"]
+        .as_str()
+        .unwrap()
+        .ends_with(apps[0]["appId"].as_str().unwrap()));
+}

@@ -372,27 +372,43 @@ pub async fn saml_metadata(
             let too_big = r
                 .content_length()
                 .is_some_and(|l| l > crate::saml::MAX_METADATA_BYTES as u64);
-            let body = if too_big { String::new() } else { r.text().await? };
+            let body = if too_big {
+                String::new()
+            } else {
+                r.text().await?
+            };
             Ok::<_, reqwest::Error>((status, too_big, body))
         }
         .await;
         match fetched {
             Err(e) => {
                 return (
-                    result(Status::Fail, e.to_string(), Some("The sign-in service could not be reached."), Some("Check the network connection and proxy.")),
+                    result(
+                        Status::Fail,
+                        e.to_string(),
+                        Some("The sign-in service could not be reached."),
+                        Some("Check the network connection and proxy."),
+                    ),
                     None,
                 )
             }
             Ok((status, _, body)) if !status.is_success() => {
-                last = format!("HTTP {status}: {}", body.chars().take(200).collect::<String>());
+                last = format!(
+                    "HTTP {status}: {}",
+                    body.chars().take(200).collect::<String>()
+                );
             }
             Ok((_, true, _)) => {
-                last = format!("the metadata is larger than {} bytes", crate::saml::MAX_METADATA_BYTES);
+                last = format!(
+                    "the metadata is larger than {} bytes",
+                    crate::saml::MAX_METADATA_BYTES
+                );
             }
             Ok((_, false, body)) => match crate::saml::parse_idp_metadata(&body) {
                 Err(e) => last = e.to_string(),
                 Ok(meta) => {
-                    let problems = crate::saml::metadata_problems(&meta, entity_id, sso_url, thumbprint);
+                    let problems =
+                        crate::saml::metadata_problems(&meta, entity_id, sso_url, thumbprint);
                     if problems.is_empty() {
                         return (
                             result(

@@ -163,21 +163,36 @@ mod tests {
     #[test]
     fn hostile_or_wrong_metadata_is_refused_with_a_reason() {
         let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;"><!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;"><!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;"><!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;"><!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;"><!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">]><EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="&lol9;"/>"#;
-        assert!(matches!(parse_idp_metadata(bomb), Err(MetadataError::NotXml(_))));
+        assert!(matches!(
+            parse_idp_metadata(bomb),
+            Err(MetadataError::NotXml(_))
+        ));
         let huge = format!("<a>{}</a>", "x".repeat(MAX_METADATA_BYTES));
-        assert_eq!(parse_idp_metadata(&huge), Err(MetadataError::TooLarge(MAX_METADATA_BYTES)));
+        assert_eq!(
+            parse_idp_metadata(&huge),
+            Err(MetadataError::TooLarge(MAX_METADATA_BYTES))
+        );
         assert_eq!(
             parse_idp_metadata("<html><body>Sign in</body></html>"),
             Err(MetadataError::WrongRoot("html".into()))
         );
-        assert!(matches!(parse_idp_metadata("{\"error\":1}"), Err(MetadataError::NotXml(_))));
+        assert!(matches!(
+            parse_idp_metadata("{\"error\":1}"),
+            Err(MetadataError::NotXml(_))
+        ));
     }
 
     #[test]
     fn fingerprints_are_as_openssl_prints_them() {
         let (sha1, sha256) = fingerprints(b"abc");
-        assert_eq!(sha1, "A9:99:3E:36:47:06:81:6A:BA:3E:25:71:78:50:C2:6C:9C:D0:D8:9D");
+        assert_eq!(
+            sha1,
+            "A9:99:3E:36:47:06:81:6A:BA:3E:25:71:78:50:C2:6C:9C:D0:D8:9D"
+        );
         assert!(sha256.starts_with("BA:78:16:BF:8F:01:CF:EA"));
-        assert_eq!(thumbprint(b"abc"), "A9993E364706816ABA3E25717850C26C9CD0D89D");
+        assert_eq!(
+            thumbprint(b"abc"),
+            "A9993E364706816ABA3E25717850C26C9CD0D89D"
+        );
     }
 }

@@ -41,7 +41,12 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     let dir = data_dir("entra-setup-saml");
     let want = saml_intent("Acme Files", "https://files.contoso.com/saml/metadata");
     let prepared = flow::prepare(&s, &dir, want, &[]).await.unwrap();
-    let kinds: Vec<&str> = prepared.plan.changes.iter().map(|c| c.change.kind()).collect();
+    let kinds: Vec<&str> = prepared
+        .plan
+        .changes
+        .iter()
+        .map(|c| c.change.kind())
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -74,7 +79,11 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
             .iter()
             .filter(|a| a["uniqueName"] == "entra-setup-saml-acme-files")
             .collect();
-        assert_eq!(apps.len(), 1, "exactly one app, although instantiate's answer was lost");
+        assert_eq!(
+            apps.len(),
+            1,
+            "exactly one app, although instantiate's answer was lost"
+        );
         let app = apps[0];
         assert_eq!(app["displayName"], "Acme Files");
         assert_eq!(
@@ -132,7 +141,10 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     assert_eq!(files.len(), 3, "{files:?}");
     let xml = std::fs::read_to_string(out.join(SAML_METADATA_FILE)).unwrap();
     let parsed = entra_setup_core::saml::parse_idp_metadata(&xml).unwrap();
-    assert_eq!(parsed.entity_id, format!("https://sts.windows.net/{tenant}/"));
+    assert_eq!(
+        parsed.entity_id,
+        format!("https://sts.windows.net/{tenant}/")
+    );
     let pem = std::fs::read_to_string(out.join(SAML_CERT_PEM_FILE)).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
     let der = std::fs::read(out.join("saml-signing-certificate.cer")).unwrap();
@@ -163,7 +175,10 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
         .applications
         .iter()
         .any(|a| a["uniqueName"] == "entra-setup-saml-acme-files"));
-    assert!(!d.service_principals.iter().any(|p| p["appId"] == app_id.as_str()));
+    assert!(!d
+        .service_principals
+        .iter()
+        .any(|p| p["appId"] == app_id.as_str()));
     drop(d);
     sim.set_faults(Faults::default());
     assert_graph_traffic_matches_csdl(&sim);
@@ -203,7 +218,10 @@ async fn an_entity_id_another_app_holds_stops_the_plan_with_a_suffix_to_use() {
         panic!("{err:?}")
     };
     assert_eq!(holder, "Acme Files");
-    assert!(suggestion.starts_with(&format!("{entity}/")), "{suggestion}");
+    assert!(
+        suggestion.starts_with(&format!("{entity}/")),
+        "{suggestion}"
+    );
     let message = err.to_string();
     assert!(message.contains("\"Acme Files\""), "{message}");
     assert!(message.contains(suggestion.as_str()), "{message}");

@@ -54,7 +54,11 @@ pub fn add_token_signing_certificate(
     faults: &crate::Faults,
 ) -> Out {
     let body = req.body.clone().unwrap_or(Value::Null);
-    let name = body["displayName"].as_str().unwrap_or("").trim().to_string();
+    let name = body["displayName"]
+        .as_str()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let Some(cn) = name.strip_prefix("CN=").filter(|c| !c.trim().is_empty()) else {
         return Err(bad(
             "The displayName of a token signing certificate must start with 'CN='.",
@@ -83,8 +87,8 @@ pub fn add_token_signing_certificate(
         )
     })?;
     let thumb = thumbprint(&cert_der);
-    let custom = base64::engine::general_purpose::STANDARD
-        .encode(sha1::Sha1::digest(&cert_der).as_slice());
+    let custom =
+        base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&cert_der).as_slice());
     let key_b64 = base64::engine::general_purpose::STANDARD.encode(&cert_der);
     let sp_id = dir.service_principals[i]["id"]
         .as_str()
@@ -165,8 +169,15 @@ fn make_certificate(
 
 /// What a `PATCH /servicePrincipals/{id}` body may not do: prefer a signing key the service
 /// principal does not have.
-pub fn check_sp_patch(dir: &Directory, i: usize, body: &serde_json::Map<String, Value>) -> Result<(), GraphErr> {
-    if let Some(t) = body.get("preferredTokenSigningKeyThumbprint").and_then(Value::as_str) {
+pub fn check_sp_patch(
+    dir: &Directory,
+    i: usize,
+    body: &serde_json::Map<String, Value>,
+) -> Result<(), GraphErr> {
+    if let Some(t) = body
+        .get("preferredTokenSigningKeyThumbprint")
+        .and_then(Value::as_str)
+    {
         let sp_id = dir.service_principals[i]["id"].as_str().unwrap_or_default();
         if !dir
             .signing_keys
@@ -214,9 +225,10 @@ pub fn check_identifier_uris(
         }
         let taken = dir.applications.iter().enumerate().any(|(j, other)| {
             j != i
-                && other["identifierUris"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|x| x.eq_ignore_ascii_case(u))))
+                && other["identifierUris"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x.as_str().is_some_and(|x| x.eq_ignore_ascii_case(u)))
+                })
         });
         if taken {
             return Err(bad(
@@ -229,7 +241,8 @@ pub fn check_identifier_uris(
             .find(|s| s["appId"] == app_id)
             .is_some_and(|s| s["preferredSingleSignOnMode"] == "saml");
         let api_form = u.eq_ignore_ascii_case(&format!("api://{app_id}"))
-            || u.to_ascii_lowercase().starts_with(&format!("api://{app_id}/"));
+            || u.to_ascii_lowercase()
+                .starts_with(&format!("api://{app_id}/"));
         if faults.identifier_uri_policy && !saml && !api_form {
             return Err(GraphErr::new(
                 StatusCode::BAD_REQUEST,
@@ -244,13 +257,21 @@ pub fn check_identifier_uris(
 /// The app's federation metadata (`/{tenant}/federationmetadata/2007-06/federationmetadata.xml
 /// ?appid=…`): Entra's entity ID for the tenant, the preferred signing certificate and the SAML
 /// endpoints. `None` when no app has that appId.
-pub fn federation_metadata(dir: &Directory, base: &str, tenant_id: &str, app_id: &str) -> Option<String> {
-    let sp = dir
-        .service_principals
-        .iter()
-        .find(|s| s["appId"].as_str().is_some_and(|a| a.eq_ignore_ascii_case(app_id)))?;
+pub fn federation_metadata(
+    dir: &Directory,
+    base: &str,
+    tenant_id: &str,
+    app_id: &str,
+) -> Option<String> {
+    let sp = dir.service_principals.iter().find(|s| {
+        s["appId"]
+            .as_str()
+            .is_some_and(|a| a.eq_ignore_ascii_case(app_id))
+    })?;
     let sp_id = sp["id"].as_str().unwrap_or_default();
-    let preferred = sp["preferredTokenSigningKeyThumbprint"].as_str().unwrap_or_default();
+    let preferred = sp["preferredTokenSigningKeyThumbprint"]
+        .as_str()
+        .unwrap_or_default();
     let cert = dir
         .signing_keys
         .iter()

@@ -1180,7 +1180,15 @@ mod tests {
         let ids: Vec<&str> = all.iter().map(Provider::id).collect();
         assert_eq!(
             ids,
-            ["cloudflare", "file-transfer-oauth", "file-transfer", "oidc", "pomerium", "saml", "scim"]
+            [
+                "cloudflare",
+                "file-transfer-oauth",
+                "file-transfer",
+                "oidc",
+                "pomerium",
+                "saml",
+                "scim"
+            ]
         );
         let cf = find("cloudflare").unwrap();
         assert_eq!(cf.protocol(), Protocol::Oidc);

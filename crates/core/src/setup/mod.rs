@@ -193,7 +193,11 @@ impl Intent {
             let opt = |t: &Option<String>| t.as_deref().map(r).filter(|v| !v.trim().is_empty());
             SamlIntent {
                 entity_id: r(&spec.entity_id),
-                reply_urls: spec.reply_urls.iter().flat_map(|u| provider::list_items(&r(u))).collect(),
+                reply_urls: spec
+                    .reply_urls
+                    .iter()
+                    .flat_map(|u| provider::list_items(&r(u)))
+                    .collect(),
                 sign_on_url: opt(&spec.sign_on_url),
                 relay_state: opt(&spec.relay_state),
                 logout_url: None,

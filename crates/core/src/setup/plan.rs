@@ -103,9 +103,15 @@ pub enum Change {
     /// Turn on SAML single sign-on on the enterprise app's service principal: mode, sign-on URL,
     /// relay state, who gets certificate mails, whether assignment is required. Comes before
     /// the Entity ID (identifier-URI restrictions exempt SAML apps only once the mode is set).
-    ConfigureSaml { body: Value, differences: Vec<String> },
+    ConfigureSaml {
+        body: Value,
+        differences: Vec<String>,
+    },
     /// Write the Entity ID (`identifierUris`) and Reply URLs (`web.redirectUris`) on the app.
-    SetSamlUris { body: Value, differences: Vec<String> },
+    SetSamlUris {
+        body: Value,
+        differences: Vec<String>,
+    },
     /// Add a token-signing certificate and make it the one Entra signs with.
     AddSigningCertificate {
         display_name: String,
@@ -769,7 +775,14 @@ fn plan_template_app(input: &PlanInput<'_>, plan_id: &str, push: &mut Push<'_>) 
     let (what, why) = if intent.saml.is_some() {
         (
             "enterprise app",
-            format!("{provider} signs users in with SAML through its own enterprise app{}.", if intent.scim.is_some() { ", and Entra provisions through the same app" } else { "" }),
+            format!(
+                "{provider} signs users in with SAML through its own enterprise app{}.",
+                if intent.scim.is_some() {
+                    ", and Entra provisions through the same app"
+                } else {
+                    ""
+                }
+            ),
         )
     } else {
         (
@@ -780,7 +793,11 @@ fn plan_template_app(input: &PlanInput<'_>, plan_id: &str, push: &mut Push<'_>) 
     let inst = if st.is_none() {
         let temp_name = format!("{display} (setting up {})", &plan_id[..8]);
         Some(push(
-            Change::InstantiateApp { template_id: template_id.clone(), display_name: display.clone(), temp_name },
+            Change::InstantiateApp {
+                template_id: template_id.clone(),
+                display_name: display.clone(),
+                temp_name,
+            },
             format!("Create the {what} \"{display}\" ({kind})"),
             why,
             format!("POST /applicationTemplates/{template_id}/instantiate"),
@@ -836,13 +853,21 @@ fn plan_saml(
         diffs.push("loginUrl".into());
     }
     if have.relay_state != saml.relay_state && saml.relay_state.is_some() {
-        body.insert("samlSingleSignOnSettings".into(), json!({"relayState": saml.relay_state}));
+        body.insert(
+            "samlSingleSignOnSettings".into(),
+            json!({"relayState": saml.relay_state}),
+        );
         diffs.push("samlSingleSignOnSettings.relayState".into());
     }
     let missing_mail: Vec<&String> = saml
         .notify
         .iter()
-        .filter(|m| !have.notification_emails.iter().any(|h| h.eq_ignore_ascii_case(m)))
+        .filter(|m| {
+            !have
+                .notification_emails
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(m))
+        })
         .collect();
     if !missing_mail.is_empty() {
         let mut all = have.notification_emails.clone();
@@ -877,7 +902,12 @@ fn plan_saml(
         // The Entity ID replaces other identifiers (a SAML app has one); Reply URLs are added to
         // the ones there, the service's default first.
         let mut replies = saml.reply_urls.clone();
-        replies.extend(have.reply_urls.iter().filter(|u| !saml.reply_urls.contains(u)).cloned());
+        replies.extend(
+            have.reply_urls
+                .iter()
+                .filter(|u| !saml.reply_urls.contains(u))
+                .cloned(),
+        );
         let mut web = json!({"redirectUris": replies});
         if let Some(l) = &saml.logout_url {
             web["logoutUrl"] = json!(l);
@@ -913,7 +943,13 @@ fn plan_saml(
         let display = intent.scim_display_name();
         let cn: String = display
             .chars()
-            .map(|c| if c == ',' || c == '=' || c == '+' { ' ' } else { c })
+            .map(|c| {
+                if c == ',' || c == '=' || c == '+' {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .collect();
         push(
             Change::AddSigningCertificate {
@@ -963,11 +999,17 @@ fn plan_assignments(
         .unwrap_or_default();
     let mut steps = vec![];
     for a in assign {
-        if have.iter().any(|h| h.principal_id.eq_ignore_ascii_case(&a.id)) {
+        if have
+            .iter()
+            .any(|h| h.principal_id.eq_ignore_ascii_case(&a.id))
+        {
             continue;
         }
         let (kind, why) = if a.kind == PrincipalKind::Group {
-            ("group", format!("Its direct members {effect} (members of nested groups do not)."))
+            (
+                "group",
+                format!("Its direct members {effect} (members of nested groups do not)."),
+            )
         } else {
             ("user", format!("This user {effect}."))
         };
@@ -984,7 +1026,10 @@ fn plan_assignments(
         ));
     }
     for h in &have {
-        if assign.iter().any(|a| a.id.eq_ignore_ascii_case(&h.principal_id)) {
+        if assign
+            .iter()
+            .any(|a| a.id.eq_ignore_ascii_case(&h.principal_id))
+        {
             continue;
         }
         let name = h

@@ -222,14 +222,25 @@ impl Run {
         );
         if let Some(s) = &self.saml {
             let cloud = &session.cloud;
-            v.insert("saml_metadata_url".into(), crate::saml::metadata_url(cloud, tenant, &s.app_id));
-            v.insert("saml_idp_entity_id".into(), crate::saml::idp_entity_id(tenant));
+            v.insert(
+                "saml_metadata_url".into(),
+                crate::saml::metadata_url(cloud, tenant, &s.app_id),
+            );
+            v.insert(
+                "saml_idp_entity_id".into(),
+                crate::saml::idp_entity_id(tenant),
+            );
             v.insert("saml_sso_url".into(), crate::saml::sso_url(cloud, tenant));
-            v.insert("saml_logout_url".into(), crate::saml::sso_url(cloud, tenant));
+            v.insert(
+                "saml_logout_url".into(),
+                crate::saml::sso_url(cloud, tenant),
+            );
             let (sha1, sha256) = s
                 .cert
                 .as_ref()
-                .and_then(|c| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok())
+                .and_then(|c| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok()
+                })
                 .map(|der| crate::saml::fingerprints(&der))
                 .unwrap_or_default();
             v.insert("saml_cert_sha1".into(), sha1);
@@ -244,7 +255,11 @@ impl Run {
         let s = self.saml.as_ref()?;
         let tenant = &session.account.tenant_id;
         let cloud = &session.cloud;
-        let thumbprint = s.cert.as_ref().map(|c| c.thumbprint.clone()).unwrap_or_default();
+        let thumbprint = s
+            .cert
+            .as_ref()
+            .map(|c| c.thumbprint.clone())
+            .unwrap_or_default();
         let (result, xml) = checks::saml_metadata(
             &crate::http::client(),
             &crate::saml::metadata_url(cloud, tenant, &s.app_id),
@@ -261,7 +276,11 @@ impl Run {
 
     /// Saves the SAML hand-over in `dir`: the federation metadata (fetched and checked live,
     /// never typed) and the signing certificate as PEM and CER. Returns the files.
-    pub async fn save_saml(&mut self, session: &Session, dir: &Path) -> Result<Vec<PathBuf>, RunError> {
+    pub async fn save_saml(
+        &mut self,
+        session: &Session,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>, RunError> {
         if self.saml.as_ref().is_some_and(|s| s.metadata.is_none()) {
             if let Some(c) = self.check_saml(session).await {
                 if c.status != checks::Status::Pass {
@@ -285,11 +304,9 @@ impl Run {
         if let Some(xml) = &s.metadata {
             write(SAML_METADATA_FILE, xml.as_bytes())?;
         }
-        if let Some(der) = s
-            .cert
-            .as_ref()
-            .and_then(|c| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok())
-        {
+        if let Some(der) = s.cert.as_ref().and_then(|c| {
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok()
+        }) {
             write(SAML_CERT_PEM_FILE, crate::saml::pem(&der).as_bytes())?;
             write(SAML_CERT_CER_FILE, &der)?;
         }
@@ -442,7 +459,8 @@ impl Run {
     /// Saves every output with the new secret in it, and the expiry reminder, in `dir` (made
     /// if missing; each file readable by the admin only). Returns the files, reminder last.
     pub fn save_all(&mut self, session: &Session, dir: &Path) -> Result<Vec<PathBuf>, RunError> {
-        if self.secret.is_none() {
+        // A SAML setup has no secret: its outputs are the settings alone.
+        if self.secret.is_none() && self.saml.is_none() {
             return Err(RunError::NoSecret);
         }
         let write = |path: PathBuf, text: &SecretString| {
@@ -454,6 +472,9 @@ impl Run {
             .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))?;
         let mut files = vec![];
         for o in &self.prepared.intent.provider.outputs {
+            if o.contains_secret && self.secret.is_none() {
+                continue;
+            }
             let (text, name) = match self.payload(session, Some(&o.id)) {
                 // An output made from a list this setup left empty does not apply.
                 Err(RunError::Render(outputs::OutputError::NothingListed { .. })) => continue,
@@ -461,9 +482,11 @@ impl Run {
             };
             files.push(write(dir.join(name), &text)?);
         }
-        let (text, name) = self.payload(session, Some("reminder"))?;
-        files.push(write(dir.join(name), &text)?);
-        self.handed_over(HandOver::Saved);
+        if self.secret.is_some() {
+            let (text, name) = self.payload(session, Some("reminder"))?;
+            files.push(write(dir.join(name), &text)?);
+            self.handed_over(HandOver::Saved);
+        }
         Ok(files)
     }
 

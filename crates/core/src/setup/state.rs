@@ -474,7 +474,11 @@ impl SamlState {
     fn read(app: &Value, sp: &Value) -> Self {
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
@@ -485,11 +489,18 @@ impl SamlState {
                     .filter(|k| k["usage"] == "Verify")
                     .filter_map(|k| {
                         let key = k["key"].as_str()?.to_string();
-                        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &key).ok()?;
+                        let der = base64::Engine::decode(
+                            &base64::engine::general_purpose::STANDARD,
+                            &key,
+                        )
+                        .ok()?;
                         Some(SigningCert {
                             key_id: k["keyId"].as_str().unwrap_or_default().to_string(),
                             display_name: k["displayName"].as_str().unwrap_or_default().to_string(),
-                            end: k["endDateTime"].as_str().and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok()).map(|e| e.with_timezone(&chrono::Utc)),
+                            end: k["endDateTime"]
+                                .as_str()
+                                .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                                .map(|e| e.with_timezone(&chrono::Utc)),
                             thumbprint: crate::saml::thumbprint(&der),
                             key,
                         })

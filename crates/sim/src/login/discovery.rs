@@ -95,7 +95,10 @@ pub async fn federation_metadata(
         .and_then(|d| crate::saml::federation_metadata(d, &base, &t.id, app_id));
     match xml {
         Some(x) => (
-            [(axum::http::header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/xml; charset=utf-8",
+            )],
             x,
         )
             .into_response(),
@@ -103,7 +106,10 @@ pub async fn federation_metadata(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_request",
             700016,
-            &format!("Application with identifier '{app_id}' was not found in the directory '{}'.", t.id),
+            &format!(
+                "Application with identifier '{app_id}' was not found in the directory '{}'.",
+                t.id
+            ),
         ),
     }
 }

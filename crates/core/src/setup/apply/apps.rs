@@ -106,7 +106,10 @@ impl Ctx<'_> {
                 let id = ids.object_id.clone().unwrap_or_default();
                 let unique = self.plan.scim_unique_name.clone().unwrap_or_default();
                 let saml = self.plan.changes.iter().any(|c| {
-                    matches!(c.change, Change::ConfigureSaml { .. } | Change::SetSamlUris { .. })
+                    matches!(
+                        c.change,
+                        Change::ConfigureSaml { .. } | Change::SetSamlUris { .. }
+                    )
                 });
                 let scim = self.plan.provisioning_app().is_some();
                 let mut tags = vec![

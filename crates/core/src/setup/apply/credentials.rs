@@ -60,7 +60,8 @@ impl Ctx<'_> {
                     .scopes(StepScopes::RegisterApp)
                     .retry_if(|e| {
                         replication_delay(e)
-                            || (e.status == 400 && e.message.contains("preferredTokenSigningKeyThumbprint"))
+                            || (e.status == 400
+                                && e.message.contains("preferredTokenSigningKeyThumbprint"))
                     })
                     .send()
                     .await?;
@@ -69,7 +70,8 @@ impl Ctx<'_> {
                         "Signing certificate {} (thumbprint {}), expires {}",
                         cert.display_name,
                         cert.thumbprint,
-                        cert.end.map_or_else(String::new, |e| e.format("%Y-%m-%d").to_string())
+                        cert.end
+                            .map_or_else(String::new, |e| e.format("%Y-%m-%d").to_string())
                     ),
                     created: Some((ObjectKind::SigningCertificate, cert.thumbprint.clone())),
                     previous: Some(sp),
@@ -94,7 +96,9 @@ impl Ctx<'_> {
         let s = StepScopes::RegisterApp;
         let end_text = end.format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let sent = g
-            .post(format!("/servicePrincipals/{sp}/addTokenSigningCertificate"))
+            .post(format!(
+                "/servicePrincipals/{sp}/addTokenSigningCertificate"
+            ))
             .json(json!({"displayName": display_name, "endDateTime": end_text}))
             .scopes(s)
             .retry_if(replication_delay)

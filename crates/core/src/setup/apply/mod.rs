@@ -417,6 +417,8 @@ async fn run_plan(
         redirect_uri: redirect_uri.to_string(),
     };
     let mut refs = Refs::from_state(state);
+    // What exists already is known even when there is nothing to change.
+    out.learn(plan, &refs);
     ctx.journal(
         None,
         Event::Plan {
