@@ -205,7 +205,8 @@ impl From<entra_setup_core::setup::run::RunError> for IpcError {
             | RunError::OutputNeedsSecret
             | RunError::NoPush(_)
             | RunError::NothingToRetire
-            | RunError::NotYet(_) => Self::Blocked { message },
+            | RunError::NotYet(_)
+            | RunError::SamlMetadata(_) => Self::Blocked { message },
             RunError::NoOutput(_) => Self::Invalid {
                 field: "output".into(),
                 message,

@@ -42,6 +42,8 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::done::push_to_provider,
             commands::apply::undo_setup,
             commands::done::retire_old_secrets,
+            commands::done::save_saml_file,
+            commands::done::confirm_password_admin,
             commands::choose::previous_setups,
             commands::choose::check_previous_setups,
             commands::scim::scim_context,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use entra_setup_core::push::PushResult;
-use entra_setup_core::setup::run::HandOver;
+use entra_setup_core::setup::run::{HandOver, SamlFile};
 use entra_setup_core::setup::view::DoneView;
 use entra_setup_core::{outputs, ExposeSecret};
 use tauri::State;
@@ -129,4 +129,39 @@ pub async fn retire_old_secrets(
     )
     .await?;
     Ok(run.tested_view(&active.session, active.demo).await)
+}
+
+/// Saves a file of the SAML hand-over (the federation metadata, or the signing certificate as
+/// PEM or CER) where the admin picks. Returns the path, or nothing if the admin cancelled.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn save_saml_file(
+    which: SamlFile,
+    desktop: State<'_, Desktop>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<Option<String>, IpcError> {
+    let (bytes, name) = {
+        let active = sessions.active().await?;
+        setup.run().await?.saml_file(&active.session, which).await?
+    };
+    let Some(path) = desktop.save_as(name).await else {
+        return Ok(None);
+    };
+    std::fs::write(&path, bytes).map_err(|e| IpcError::Internal {
+        message: format!("could not write {}: {e}", path.display()),
+    })?;
+    Ok(Some(path.display().to_string()))
+}
+
+/// The lockout guard: the admin confirms an administrator of the service still signs in with a
+/// password, so a broken single sign-on cannot lock everyone out.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn confirm_password_admin(setup: State<'_, SetupState>) -> Result<(), IpcError> {
+    setup.run().await?.password_admin_confirmed = true;
+    tracing::info!("the admin confirmed a password administrator of the service");
+    Ok(())
 }

@@ -23,6 +23,8 @@ pub const COMMANDS: &[&str] = &[
     "push_to_provider",
     "undo_setup",
     "retire_old_secrets",
+    "save_saml_file",
+    "confirm_password_admin",
     "previous_setups",
     "check_previous_setups",
     "scim_context",

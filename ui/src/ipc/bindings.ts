@@ -68,6 +68,16 @@ export const commands = {
 	 */
 	retireOldSecrets: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("retire_old_secrets")),
 	/**
+	 *  Saves a file of the SAML hand-over (the federation metadata, or the signing certificate as
+	 *  PEM or CER) where the admin picks. Returns the path, or nothing if the admin cancelled.
+	 */
+	saveSamlFile: (which: SamlFile) => typedError<string | null, IpcError>(__TAURI_INVOKE("save_saml_file", { which })),
+	/**
+	 *  The lockout guard: the admin confirms an administrator of the service still signs in with a
+	 *  password, so a broken single sign-on cannot lock everyone out.
+	 */
+	confirmPasswordAdmin: () => typedError<null, IpcError>(__TAURI_INVOKE("confirm_password_admin")),
+	/**
 	 *  The setups the wizard applied in the signed-in tenant before (from its journals, and the
 	 *  tenant's own record when the app-reading permission is already consented), the latest
 	 *  first; providers this version no longer knows are left out.
@@ -147,6 +157,17 @@ export type Capability = {
 	detail: string,
 };
 
+/**  A SAML signing certificate already on the app (a re-run). */
+export type CertificateStatus = {
+	displayName: string,
+	thumbprint: string,
+	expires: string | null,
+	/**  Entra signs with this one. */
+	preferred: boolean,
+	/**  Expired or expiring within 60 days. */
+	attention: boolean,
+};
+
 /**  One change, with everything needed to make it. */
 export type Change = 
 /**  Create or update the app registration, found by its uniqueName (never duplicated). */
@@ -187,7 +208,17 @@ export type Change =
 /**  Save the tenant URL, token and scope (the whole set: PUT replaces it). */
 { kind: "saveScimSecrets"; tenantUrl: string; syncAll: boolean; tokenExpires: string | null } | 
 /**  Start provisioning, or restart it (after narrowing the scope, or to leave quarantine). */
-{ kind: "startSyncJob"; restart: boolean };
+{ kind: "startSyncJob"; restart: boolean } | 
+/**
+ *  Turn on SAML single sign-on on the enterprise app's service principal: mode, sign-on URL,
+ *  relay state, who gets certificate mails, whether assignment is required. Comes before
+ *  the Entity ID (identifier-URI restrictions exempt SAML apps only once the mode is set).
+ */
+{ kind: "configureSaml"; body: Value; differences: string[] } | 
+/**  Write the Entity ID (`identifierUris`) and Reply URLs (`web.redirectUris`) on the app. */
+{ kind: "setSamlUris"; body: Value; differences: string[] } | 
+/**  Add a token-signing certificate and make it the one Entra signs with. */
+{ kind: "addSigningCertificate"; displayName: string; end: string; lifetimeDays: number };
 
 /**  One test's verdict. */
 export type CheckResult = {
@@ -253,6 +284,8 @@ export type DoneView = {
 	signIn: boolean,
 	scim: ScimDone | null,
 	retire: RetireOffer | null,
+	/**  SAML single sign-on, when the setup has it. */
+	saml: SamlDone | null,
 };
 
 /**  One HTTP exchange, as the report shows it. Credentials are never recorded. */
@@ -295,6 +328,12 @@ export type GraphFailure = {
 export type GroupInfo = {
 	id: string,
 	name: string,
+};
+
+/**  One way to give the service Entra's SAML details, and its trade-off. */
+export type HandOverWay = {
+	title: string,
+	detail: string,
 };
 
 /**  A bad value for one input, with what to type instead. */
@@ -343,6 +382,8 @@ export type IntentView = {
 	displayName: string,
 	redirectUris: string[],
 	secretLifetimeDays: number,
+	/**  SAML sign-on, when the provider signs in with SAML. */
+	saml: SamlIntentView | null,
 };
 
 export type IpcError = 
@@ -516,6 +557,8 @@ export type PlanView = {
 	secrets: SecretStatus[],
 	/**  This plan rotates the client secret on request. */
 	rotate: boolean,
+	/**  SAML signing certificates already on the app (a re-run). */
+	certificates: CertificateStatus[],
 };
 
 /**  A change as the review screen shows it. */
@@ -670,6 +713,43 @@ export type RoleSource =
 "token" | 
 /**  Eligible through Privileged Identity Management, not activated. */
 "eligible";
+
+/**  The SAML hand-over as Done shows it: fetched from Entra, never typed. */
+export type SamlDone = {
+	metadataUrl: string,
+	idpEntityId: string,
+	ssoUrl: string,
+	logoutUrl: string,
+	/**  The service's Entity ID and Reply URLs as set on the app. */
+	entityId: string,
+	replyUrls: string[],
+	relayState: string | null,
+	certificateSha1: string,
+	certificateSha256: string,
+	certificateExpires: string | null,
+	/**  The seed's three ways (metadata URL, XML, fingerprint), best first. */
+	ways: HandOverWay[],
+	/**  The admin confirmed an administrator of the service still signs in with a password. */
+	passwordAdminConfirmed: boolean,
+};
+
+/**  A file of the SAML hand-over. */
+export type SamlFile = 
+/**  The federation metadata XML, fetched and checked live. */
+"metadata" | 
+/**  The signing certificate, PEM (Base64). */
+"certificatePem" | 
+/**  The signing certificate, DER (.cer). */
+"certificateCer";
+
+/**  What the SAML app will carry. */
+export type SamlIntentView = {
+	entityId: string,
+	replyUrls: string[],
+	signOnUrl: string | null,
+	relayState: string | null,
+	certificateLifetimeDays: number,
+};
 
 export type ScimCheck = {
 	/**  Stable id, e.g. `test_connection_probe`. */

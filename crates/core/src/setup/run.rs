@@ -104,6 +104,19 @@ pub struct SamlApplied {
     pub metadata: Option<String>,
 }
 
+/// A file of the SAML hand-over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub enum SamlFile {
+    /// The federation metadata XML, fetched and checked live.
+    Metadata,
+    /// The signing certificate, PEM (Base64).
+    CertificatePem,
+    /// The signing certificate, DER (.cer).
+    CertificateCer,
+}
+
 /// The files a SAML hand-over saves.
 pub const SAML_METADATA_FILE: &str = "federation-metadata.xml";
 pub const SAML_CERT_PEM_FILE: &str = "saml-signing-certificate.pem";
@@ -113,6 +126,9 @@ pub const SAML_CERT_CER_FILE: &str = "saml-signing-certificate.cer";
 pub struct Run {
     /// SAML sign-on, when the setup has it.
     pub saml: Option<SamlApplied>,
+    /// The admin confirmed that an administrator of the service still signs in with a
+    /// password (the lockout guard of single sign-on).
+    pub password_admin_confirmed: bool,
     pub prepared: Prepared,
     pub app_id: String,
     pub app_object_id: String,
@@ -166,6 +182,7 @@ impl Run {
         });
         let run = Self {
             saml,
+            password_admin_confirmed: false,
             app_id: applied
                 .app_id
                 .clone()
@@ -251,7 +268,7 @@ impl Run {
 
     /// The live SAML test: the app's federation metadata carries Entra's entity ID, the sign-on
     /// URL and the preferred certificate. Keeps the metadata it checked.
-    async fn check_saml(&mut self, session: &Session) -> Option<CheckResult> {
+    pub async fn check_saml(&mut self, session: &Session) -> Option<CheckResult> {
         let s = self.saml.as_ref()?;
         let tenant = &session.account.tenant_id;
         let cloud = &session.cloud;
@@ -272,6 +289,42 @@ impl Run {
             s.metadata = xml;
         }
         Some(result)
+    }
+
+    /// One file of the SAML hand-over and its usual name; the metadata is fetched and checked
+    /// first if the live tests have not done it.
+    pub async fn saml_file(
+        &mut self,
+        session: &Session,
+        which: SamlFile,
+    ) -> Result<(Vec<u8>, &'static str), RunError> {
+        if which == SamlFile::Metadata && self.saml.as_ref().is_some_and(|s| s.metadata.is_none()) {
+            if let Some(c) = self.check_saml(session).await {
+                if c.status != checks::Status::Pass {
+                    return Err(RunError::SamlMetadata(c.detail));
+                }
+            }
+        }
+        let s = self
+            .saml
+            .as_ref()
+            .ok_or_else(|| RunError::NotYet("This setup has no SAML sign-on.".into()))?;
+        let der = || {
+            s.cert
+                .as_ref()
+                .and_then(|c| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok())
+                .ok_or_else(|| RunError::NotYet("Entra has not published the signing certificate yet: run the tests again in a minute.".into()))
+        };
+        Ok(match which {
+            SamlFile::Metadata => (
+                s.metadata.clone().unwrap_or_default().into_bytes(),
+                SAML_METADATA_FILE,
+            ),
+            SamlFile::CertificatePem => {
+                (crate::saml::pem(&der()?).into_bytes(), SAML_CERT_PEM_FILE)
+            }
+            SamlFile::CertificateCer => (der()?, SAML_CERT_CER_FILE),
+        })
     }
 
     /// Saves the SAML hand-over in `dir`: the federation metadata (fetched and checked live,
@@ -660,7 +713,30 @@ impl Run {
                 .find(|x| x.by_wizard && x.health != SecretHealth::Expired)
                 .and_then(|x| x.expires)
         });
+        let saml = self
+            .saml
+            .as_ref()
+            .zip(p.intent.saml.as_ref())
+            .map(|(s, want)| {
+                let v = |k: &str| values.get(k).cloned().unwrap_or_default();
+                super::view::SamlDone {
+                    metadata_url: v("saml_metadata_url"),
+                    idp_entity_id: v("saml_idp_entity_id"),
+                    sso_url: v("saml_sso_url"),
+                    logout_url: v("saml_logout_url"),
+                    entity_id: want.entity_id.clone(),
+                    reply_urls: want.reply_urls.clone(),
+                    relay_state: want.relay_state.clone(),
+                    certificate_sha1: v("saml_cert_sha1"),
+                    certificate_sha256: v("saml_cert_sha256"),
+                    certificate_expires: s.cert.as_ref().and_then(|c| c.end),
+                    ways: super::view::saml_ways(),
+                    password_admin_confirmed: self.password_admin_confirmed,
+                }
+            });
+        let advises = sign_in || saml.is_some();
         DoneView {
+            saml,
             retire: self.retire_offer(),
             sign_in,
             scim: self.scim_done(session).await,
@@ -679,7 +755,7 @@ impl Run {
             consent_url: self.consent_url.clone(),
             checks,
             outputs: outputs::render_all(provider, &values),
-            advice: if sign_in {
+            advice: if advises {
                 outputs::done_advice(provider, Some(&p.preflight), secret_end)
             } else {
                 vec![]

@@ -124,6 +124,52 @@ pub struct DoneView {
     pub sign_in: bool,
     pub scim: Option<ScimDone>,
     pub retire: Option<RetireOffer>,
+    /// SAML single sign-on, when the setup has it.
+    pub saml: Option<SamlDone>,
+}
+
+/// One way to give the service Entra's SAML details, and its trade-off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct HandOverWay {
+    pub title: String,
+    pub detail: String,
+}
+
+/// The SAML hand-over as Done shows it: fetched from Entra, never typed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct SamlDone {
+    pub metadata_url: String,
+    pub idp_entity_id: String,
+    pub sso_url: String,
+    pub logout_url: String,
+    /// The service's Entity ID and Reply URLs as set on the app.
+    pub entity_id: String,
+    pub reply_urls: Vec<String>,
+    pub relay_state: Option<String>,
+    pub certificate_sha1: String,
+    pub certificate_sha256: String,
+    pub certificate_expires: Option<chrono::DateTime<Utc>>,
+    /// The seed's three ways (metadata URL, XML, fingerprint), best first.
+    pub ways: Vec<HandOverWay>,
+    /// The admin confirmed an administrator of the service still signs in with a password.
+    pub password_admin_confirmed: bool,
+}
+
+/// The three ways a service takes Entra's SAML details, in two lines each.
+pub fn saml_ways() -> Vec<HandOverWay> {
+    let way = |t: &str, d: &str| HandOverWay {
+        title: t.into(),
+        detail: d.into(),
+    };
+    vec![
+        way("Metadata URL (recommended)", "The service reads Entra's settings from the URL itself. When Entra renews the signing certificate, the service picks it up with nothing to do."),
+        way("Metadata XML file", "The same settings as a file you upload once. At each certificate renewal, save the new metadata and upload it again."),
+        way("Certificate fingerprint", "You paste the certificate's fingerprint, the Issuer and the sign-on URL by hand. The most control, and the most work: every renewal needs the new fingerprint entered."),
+    ]
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -202,6 +248,20 @@ pub struct IntentView {
     pub display_name: String,
     pub redirect_uris: Vec<String>,
     pub secret_lifetime_days: u32,
+    /// SAML sign-on, when the provider signs in with SAML.
+    pub saml: Option<SamlIntentView>,
+}
+
+/// What the SAML app will carry.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct SamlIntentView {
+    pub entity_id: String,
+    pub reply_urls: Vec<String>,
+    pub sign_on_url: Option<String>,
+    pub relay_state: Option<String>,
+    pub certificate_lifetime_days: u32,
 }
 
 impl From<&Intent> for IntentView {
@@ -212,8 +272,55 @@ impl From<&Intent> for IntentView {
             display_name: i.display_name(),
             redirect_uris: i.redirect_uris(),
             secret_lifetime_days: i.secret_lifetime_days,
+            saml: i.saml.as_ref().map(|s| SamlIntentView {
+                entity_id: s.entity_id.clone(),
+                reply_urls: s.reply_urls.clone(),
+                sign_on_url: s.sign_on_url.clone(),
+                relay_state: s.relay_state.clone(),
+                certificate_lifetime_days: s.certificate_lifetime_days,
+            }),
         }
     }
+}
+
+/// A SAML signing certificate already on the app (a re-run).
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    pub display_name: String,
+    pub thumbprint: String,
+    pub expires: Option<chrono::DateTime<Utc>>,
+    /// Entra signs with this one.
+    pub preferred: bool,
+    /// Expired or expiring within 60 days.
+    pub attention: bool,
+}
+
+/// The signing certificates on the setup's SAML app, newest expiry first.
+pub fn certificate_statuses(p: &Prepared) -> Vec<CertificateStatus> {
+    let Some(t) = p.state.provisioning() else {
+        return vec![];
+    };
+    let soon = Utc::now() + chrono::Duration::days(60);
+    let mut out: Vec<CertificateStatus> = t
+        .saml
+        .certificates
+        .iter()
+        .map(|c| CertificateStatus {
+            display_name: c.display_name.clone(),
+            thumbprint: c.thumbprint.clone(),
+            expires: c.end,
+            preferred: t
+                .saml
+                .preferred_thumbprint
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&c.thumbprint)),
+            attention: c.end.is_none_or(|e| e <= soon),
+        })
+        .collect();
+    out.sort_by(|a, b| b.expires.cmp(&a.expires));
+    out
 }
 
 /// How one permission will be granted.
@@ -254,6 +361,8 @@ pub struct PlanView {
     pub secrets: Vec<SecretStatus>,
     /// This plan rotates the client secret on request.
     pub rotate: bool,
+    /// SAML signing certificates already on the app (a re-run).
+    pub certificates: Vec<CertificateStatus>,
 }
 
 impl From<&Prepared> for PlanView {
@@ -267,6 +376,7 @@ impl From<&Prepared> for PlanView {
             interrupted: p.journal.interrupted(),
             secrets: super::secrets::statuses(&p.state, Utc::now()),
             rotate: p.intent.rotate_secret,
+            certificates: certificate_statuses(p),
         }
     }
 }
