@@ -27,7 +27,7 @@ const cloudflare: ProviderInfo = {
 };
 
 const planView: PlanView = {
-  intent: { providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", redirectUris: ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback"], secretLifetimeDays: 365 },
+  intent: { providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", redirectUris: ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback"], secretLifetimeDays: 365, saml: null },
   plan: {
     id: "p1", providerId: "cloudflare", uniqueName: "entra-setup-cloudflare-acme", displayName: "Cloudflare Access (acme)", tenantId: "t1", notes: [], scimUniqueName: null, registration: "sign_in", provisioning: null, inputs: { team: "acme" },
     changes: [
@@ -40,6 +40,7 @@ const planView: PlanView = {
   journal: "/tmp/journal.jsonl",
   interrupted: false,
   secrets: [],
+  certificates: [],
   rotate: false,
 };
 
@@ -52,7 +53,7 @@ const done: DoneView = {
   advice: [{ id: "lockout", severity: "warning", title: "Keep a password administrator in Cloudflare One", detail: "d", link: null }],
   links: [{ label: "App registration", url: "https://portal.azure.com/#view/x" }],
   pushInputs: cloudflare.pushInputs, groups: [], groupsClaimNote: null, journal: "/tmp/journal.jsonl", demo: true,
-  signIn: true, scim: null, retire: null,
+  signIn: true, scim: null, retire: null, saml: null,
 };
 
 function start(handlers: Record<string, (args: Record<string, unknown>) => unknown>, providers: ProviderInfo[] = [cloudflare]) {
@@ -337,5 +338,37 @@ describe("re-running to rotate the client secret", () => {
     await user.click(within(card).getByRole("button", { name: "Yes, retire it" }));
     expect(await within(card).findByText(/Retired: "entra-setup 2026-01-10T09:00Z"/)).toBeTruthy();
     expect(calls.filter((c) => c.cmd === "retire_old_secrets")).toHaveLength(1);
+  });
+});
+
+describe("SAML single sign-on", () => {
+  it("hands over the metadata URL, fingerprints and files, and is not done until a password administrator is confirmed", async () => {
+    const user = userEvent.setup();
+    const samlDone: DoneView = {
+      ...done, providerName: "Acme Files", displayName: "Acme Files", secret: null, pushInputs: [], outputs: [], signIn: false, links: [],
+      checks: [{ id: "saml_metadata", title: "The app's federation metadata carries its signing certificate", status: "pass", detail: "ok", cause: null, fix: null, evidence: null }],
+      saml: {
+        metadataUrl: "https://login.microsoftonline.com/t1/federationmetadata/2007-06/federationmetadata.xml?appid=a1",
+        idpEntityId: "https://sts.windows.net/t1/", ssoUrl: "https://login.microsoftonline.com/t1/saml2", logoutUrl: "https://login.microsoftonline.com/t1/saml2",
+        entityId: "https://files.example.com/saml/metadata", replyUrls: ["https://files.example.com/saml/acs"], relayState: null,
+        certificateSha1: "AA:BB", certificateSha256: "AA:BB:CC", certificateExpires: "2029-11-30T00:00:00Z",
+        ways: [{ title: "Metadata URL (recommended)", detail: "renews itself" }, { title: "Metadata XML file", detail: "upload again" }, { title: "Certificate fingerprint", detail: "by hand" }],
+        passwordAdminConfirmed: false,
+      },
+    };
+    const calls = start({ save_saml_file: () => "/home/adele/federation-metadata.xml" });
+    setup.done = samlDone;
+    wizard.goToStep(7);
+    expect(await screen.findByTestId("saml-metadata-url")).toBeTruthy();
+    expect(screen.getByTestId("done-summary").textContent).toContain("confirm below that an administrator of Acme Files can still sign in");
+    expect(screen.getByText("AA:BB:CC")).toBeTruthy();
+    expect(screen.getAllByRole("listitem").some((li) => li.textContent?.startsWith("Metadata URL (recommended)."))).toBe(true);
+    await user.click(screen.getByRole("button", { name: "Save metadata XML…" }));
+    expect(await screen.findByText("The federation metadata saved to /home/adele/federation-metadata.xml.")).toBeTruthy();
+    expect(calls.some((c) => c.cmd === "save_saml_file" && c.args.which === "metadata")).toBe(true);
+    await user.click(screen.getByRole("button", { name: "An administrator of Acme Files still signs in with a password" }));
+    expect(await screen.findByText("Confirmed: an administrator still signs in with a password.")).toBeTruthy();
+    expect(calls.some((c) => c.cmd === "confirm_password_admin")).toBe(true);
+    expect(screen.getByTestId("done-summary").textContent).toContain("Single sign-on for Acme Files is set up and every test passed.");
   });
 });

@@ -2,7 +2,7 @@
 // @tauri-apps/api directly; the command wrappers and types are generated from Rust.
 import { Channel } from "@tauri-apps/api/core";
 import { commands } from "./bindings";
-import type { ApplyEvent, Assignee, IpcError, Method, ScimChoice, SecretChoice, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
+import type { ApplyEvent, Assignee, IpcError, Method, SamlFile, ScimChoice, SecretChoice, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
 
 export type * from "./bindings";
 
@@ -81,6 +81,8 @@ export const ipc = {
   pushToProvider: (inputs: Record<string, string>) => unwrap(commands.pushToProvider(inputs)),
   undoSetup: () => unwrap(commands.undoSetup()),
   retireOldSecrets: () => unwrap(commands.retireOldSecrets()),
+  saveSamlFile: (which: SamlFile) => unwrap(commands.saveSamlFile(which)),
+  confirmPasswordAdmin: () => unwrap(commands.confirmPasswordAdmin()),
   previousSetups: () => unwrap(commands.previousSetups()),
   checkPreviousSetups: (onEvent: (e: SignInEvent) => void) => unwrap(commands.checkPreviousSetups(channel(onEvent))),
   scimContext: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>

@@ -13,6 +13,7 @@ import type {
   Principal,
   ProviderInfo,
   PushResult,
+  SamlFile,
   ScimChoice,
   ScimContext,
   ScimReport,
@@ -191,7 +192,7 @@ class Setup {
     this.done = null;
     this.progress = {};
     this.undone = null;
-    if (this.provider && !this.provider.signIn) {
+    if (this.provider && !this.provider.signIn && this.provider.protocol !== "saml") {
       this.scimWanted = true;
       this.plan = null;
       wizard.goToStep(STEP.sync);
@@ -410,6 +411,18 @@ class Setup {
       if (outputId === "reminder") this.notice = `${what} saved to ${saved.value}.`;
       else await this.handedOver(`${what} saved to ${saved.value}.`);
     }
+  }
+
+  /** Saves a file of the SAML hand-over (metadata XML, certificate PEM or CER). */
+  async saveSaml(which: SamlFile, what: string) {
+    const saved = await this.run("Saving…", () => ipc.saveSamlFile(which));
+    if (saved.ok && saved.value) this.notice = `${what} saved to ${saved.value}.`;
+  }
+
+  /** The lockout guard: an administrator of the service still signs in with a password. */
+  async confirmPasswordAdmin() {
+    const r = await this.run("Recording…", () => ipc.confirmPasswordAdmin());
+    if (r.ok && this.done?.saml) this.done.saml.passwordAdminConfirmed = true;
   }
 
   async keep() {
