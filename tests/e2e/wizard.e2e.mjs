@@ -450,6 +450,41 @@ try {
     assert.match(settings, /use Copy or Save/);
     await shot("19-done-oidc");
   });
+
+  await step("any SAML service: SAML mode, Entity ID, a signing certificate, the live metadata test and the lockout guard", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    await (await browser.$("//label[contains(., 'Any SAML service')]//input")).click();
+    const name = await browser.$("#input-name");
+    await name.waitForDisplayed();
+    await name.setValue("Acme Files");
+    await (await browser.$("#input-entity_id")).setValue("https://files.contoso.com/saml/metadata");
+    await (await browser.$("#input-reply_url")).setValue("https://files.contoso.com/saml/acs");
+    await (await browser.$("#input-relay_state")).setValue("/home");
+    await (await byText("button", "Next: Register app")).click();
+    await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
+    const registered = await visibleText();
+    assert.ok(registered.includes("Identifier (Entity ID)") && registered.includes("https://files.contoso.com/saml/metadata"), registered);
+    assert.match(registered, /A new certificate valid for 1095 days/);
+    await shot("20-register-saml");
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed({ timeout: 30000 });
+    const review = await visibleText();
+    assert.ok(review.includes("Turn on SAML single sign-on") && review.includes("Add a SAML signing certificate"), review);
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    await (await byText("h1", "Done")).waitForDisplayed({ timeout: 60000 });
+    const summary = await browser.$("[data-testid='done-summary']");
+    await summary.waitForDisplayed({ timeout: 60000 });
+    assert.match(await summary.getText(), /confirm below that an administrator of Acme Files can still sign in/);
+    const check = await browser.$("[data-testid='check-saml_metadata']");
+    await check.waitForDisplayed({ timeout: 60000 });
+    assert.match(await check.getText(), /Passed/);
+    assert.match(await (await browser.$("[data-testid='saml-metadata-url']")).getText(), /federationmetadata\/2007-06\/federationmetadata\.xml\?appid=[0-9a-f-]{36}$/);
+    assert.match(await (await browser.$("[data-testid='saml-sha256']")).getText(), /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    await shot("21-done-saml", "#saml-h");
+    await (await byText("button", "An administrator of Acme Files still signs in with a password")).click();
+    await browser.waitUntil(async () => /every test passed/.test(await (await browser.$("[data-testid='done-summary']")).getText()), { timeout: 10000 });
+  });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {
   if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});

@@ -310,7 +310,15 @@ pub fn interpret(
                 users.without_mail[0]
             ));
         }
-        if sign_in {
+        // A generic profile's name ("Any SAML service") is not what the admin calls the service.
+        let service = match provider.service_name.as_deref() {
+            Some(n) if n.contains('{') => "the service".to_string(),
+            Some(n) => n.to_string(),
+            None => provider.name.clone(),
+        };
+        if provider.saml().is_some() {
+            detail.push_str(&format!("Entra sends the sign-in name (user.userprincipalname) as the SAML NameID{}: check that {service} knows these users by it.", if provider.scim.is_some() { " and as the SCIM userName" } else { "" }));
+        } else if sign_in {
             detail.push_str(&format!("{} matches users by email: the app includes the email claim, but check that these users' email addresses are what {} expects.", provider.name, provider.name));
         } else {
             detail.push_str(&format!("Entra sends the sign-in name as the SCIM userName and the mail address as the work email: check that {} matches users the way you expect (the Sync mode preview lists who is affected).", provider.name));
