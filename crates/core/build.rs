@@ -14,7 +14,8 @@ fn main() {
                 .collect()
         })
         .unwrap_or_default();
-    entries.sort();
+    // By name without the extension: `file-transfer` before `file-transfer-oauth`.
+    entries.sort_by_key(|p| p.file_stem().map(std::ffi::OsStr::to_os_string));
     let mut code = String::from("/// Provider profiles compiled in from providers/*.toml: (file name, contents).\npub const BUILTIN: &[(&str, &str)] = &[\n");
     for p in &entries {
         println!("cargo:rerun-if-changed={}", p.display());

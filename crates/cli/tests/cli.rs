@@ -392,7 +392,7 @@ async fn bad_input_and_pending_consent_have_their_exit_codes() {
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
-            .contains("Known providers: cloudflare, oidc, pomerium, scim"),
+            .contains("Known providers: cloudflare, file-transfer, file-transfer-oauth, oidc, pomerium, saml, scim"),
         "{}",
         r.stderr
     );

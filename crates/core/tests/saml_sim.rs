@@ -54,7 +54,8 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
             "tagApp",
             "configureSaml",
             "setSamlUris",
-            "addSigningCertificate"
+            "addSigningCertificate",
+            "preferSigningCertificate"
         ]
     );
     // SAML mode comes before the Entity ID: the simulated tenant refuses an https identifier
@@ -163,6 +164,71 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     .await
     .unwrap();
     assert!(again.plan.is_empty(), "{:#?}", again.plan.changes);
+
+    // A run that stopped after adding a certificate but before preferring it: the re-run
+    // prefers that one instead of adding another.
+    let sp_id = run.saml.as_ref().unwrap().sp_id.clone();
+    let thumb = run
+        .saml
+        .as_ref()
+        .unwrap()
+        .cert
+        .as_ref()
+        .unwrap()
+        .thumbprint
+        .clone();
+    s.graph
+        .patch(format!("/servicePrincipals/{sp_id}"))
+        .json(serde_json::json!({"preferredTokenSigningKeyThumbprint": null}))
+        .scopes(entra_setup_core::auth::StepScopes::RegisterApp)
+        .send()
+        .await
+        .unwrap();
+    let resumed = flow::prepare(
+        &s,
+        &dir,
+        saml_intent("Acme Files", "https://files.contoso.com/saml/metadata"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let kinds: Vec<&Change> = resumed.plan.changes.iter().map(|c| &c.change).collect();
+    assert_eq!(
+        kinds,
+        [&Change::PreferSigningCertificate {
+            thumbprint: Some(thumb.clone())
+        }]
+    );
+    let (collect, _) = collector();
+    let (resumed_run, failure) = Run::apply(
+        &s,
+        resumed,
+        &ApplyOptions::default(),
+        collect,
+        &CancellationToken::new(),
+    )
+    .await;
+    assert!(failure.is_none(), "{failure:?}");
+    assert_eq!(
+        resumed_run
+            .saml
+            .as_ref()
+            .unwrap()
+            .cert
+            .as_ref()
+            .unwrap()
+            .thumbprint,
+        thumb
+    );
+    assert_eq!(
+        sim.directory(&tenant)
+            .unwrap()
+            .signing_keys
+            .iter()
+            .filter(|k| k.sp_id == sp_id)
+            .count(),
+        1
+    );
 
     // Undo deletes the app (never its SAML service principal alone, which Entra refuses) and the
     // certificate goes with it.

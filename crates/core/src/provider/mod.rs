@@ -440,6 +440,14 @@ impl Provider {
                 self.name, p.name, p.api
             ));
         }
+        if let Some(saml) = self.saml() {
+            if !saml.name_id.eq_ignore_ascii_case("user.userprincipalname") {
+                return Some(format!(
+                    "{} asks for the NameID {}; this version sets up Entra's default NameID (user.userprincipalname) only, since another needs a claims-mapping policy.",
+                    self.name, saml.name_id
+                ));
+            }
+        }
         if let (Some(saml), Some(scim)) = (self.saml(), &self.scim) {
             let scim_from_template = self
                 .app(&scim.app)

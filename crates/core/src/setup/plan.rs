@@ -112,12 +112,15 @@ pub enum Change {
         body: Value,
         differences: Vec<String>,
     },
-    /// Add a token-signing certificate and make it the one Entra signs with.
+    /// Add a token-signing certificate.
     AddSigningCertificate {
         display_name: String,
         end: DateTime<Utc>,
         lifetime_days: u32,
     },
+    /// Make a certificate the one Entra signs with: the one the plan adds (`None`), or one on
+    /// the app already (an earlier run added it, then stopped).
+    PreferSigningCertificate { thumbprint: Option<String> },
 }
 
 fn scim_job_template() -> String {
@@ -148,7 +151,8 @@ impl Change {
             | Self::SetSamlUris { .. } => Area::Apps,
             Self::RemovePassword { .. }
             | Self::AddPassword { .. }
-            | Self::AddSigningCertificate { .. } => Area::Credentials,
+            | Self::AddSigningCertificate { .. }
+            | Self::PreferSigningCertificate { .. } => Area::Credentials,
             Self::GrantDelegated { .. }
             | Self::GrantAppRole { .. }
             | Self::RequestAdminConsent { .. }
@@ -185,6 +189,7 @@ impl Change {
             Self::ConfigureSaml { .. } => "configureSaml",
             Self::SetSamlUris { .. } => "setSamlUris",
             Self::AddSigningCertificate { .. } => "addSigningCertificate",
+            Self::PreferSigningCertificate { .. } => "preferSigningCertificate",
         }
     }
 }
@@ -934,33 +939,55 @@ fn plan_saml(
         ))
     };
     let soon = input.now + Duration::days(60);
-    let good_cert = have
-        .preferred()
-        .is_some_and(|c| c.end.is_some_and(|e| e > soon));
+    let lasting = |c: &super::state::SigningCert| c.end.is_some_and(|e| e > soon);
+    let good_cert = have.preferred().is_some_and(lasting);
+    let before_cert: Vec<usize> = after_mode.iter().copied().chain(uris_step).collect();
     if !good_cert {
-        let days = saml.certificate_lifetime_days.min(1095);
-        let end = input.now + Duration::days(i64::from(days));
-        let display = intent.scim_display_name();
-        let cn: String = display
-            .chars()
-            .map(|c| {
-                if c == ',' || c == '=' || c == '+' {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect();
+        // One an earlier run added but did not get to prefer is used, not a second one made.
+        let unused = have
+            .certificates
+            .iter()
+            .filter(|c| lasting(c) && c.display_name.starts_with("CN="))
+            .max_by_key(|c| c.end);
+        let (add, thumbprint) = match unused {
+            Some(c) => (None, Some(c.thumbprint.clone())),
+            None => {
+                let days = saml.certificate_lifetime_days.min(1095);
+                let end = input.now + Duration::days(i64::from(days));
+                let display = intent.scim_display_name();
+                let cn: String = display
+                    .chars()
+                    .map(|c| {
+                        if c == ',' || c == '=' || c == '+' {
+                            ' '
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                let step = push(
+                    Change::AddSigningCertificate {
+                        display_name: format!("CN={cn}"),
+                        end,
+                        lifetime_days: days,
+                    },
+                    format!("Add a SAML signing certificate valid for {days} days (until {})", end.format("%Y-%m-%d")),
+                    format!("Entra signs every SAML response to {provider} with it; the federation metadata carries it, and Entra mails the addresses above before it expires."),
+                    format!("POST {sp_path}/addTokenSigningCertificate"),
+                    before_cert.clone(),
+                );
+                (Some(step), None)
+            }
+        };
         push(
-            Change::AddSigningCertificate {
-                display_name: format!("CN={cn}"),
-                end,
-                lifetime_days: days,
+            Change::PreferSigningCertificate { thumbprint: thumbprint.clone() },
+            match &thumbprint {
+                Some(t) => format!("Sign with the certificate {t} already on the app"),
+                None => "Sign with the new certificate".into(),
             },
-            format!("Add a SAML signing certificate valid for {days} days (until {}) and sign with it", end.format("%Y-%m-%d")),
-            format!("Entra signs every SAML response to {provider} with it; the federation metadata carries it, and Entra mails the addresses above before it expires."),
-            format!("POST {sp_path}/addTokenSigningCertificate, then PATCH {sp_path}"),
-            after_mode.iter().copied().chain(uris_step).collect(),
+            "Entra signs with the preferred certificate only; services reading the metadata URL pick it up by themselves.".into(),
+            format!("PATCH {sp_path} (preferredTokenSigningKeyThumbprint)"),
+            add.map_or_else(|| before_cert.clone(), |a| vec![a]),
         );
     }
     if !scim_here {

@@ -173,9 +173,21 @@ impl Run {
                 app_id: ids.app_id.clone()?,
                 sp_id: ids.sp_id.clone()?,
                 cert: applied.signing_cert.clone().or_else(|| {
-                    state
-                        .provisioning()
-                        .and_then(|t| t.saml.preferred().cloned())
+                    let t = state.provisioning()?;
+                    // The certificate Entra signs with now: preferred before, or by this plan.
+                    let chosen = prepared.plan.changes.iter().find_map(|c| match &c.change {
+                        Change::PreferSigningCertificate { thumbprint } => thumbprint.clone(),
+                        _ => None,
+                    });
+                    match chosen {
+                        Some(th) => t
+                            .saml
+                            .certificates
+                            .iter()
+                            .find(|c| c.thumbprint == th)
+                            .cloned(),
+                        None => t.saml.preferred().cloned(),
+                    }
                 }),
                 metadata: None,
             })

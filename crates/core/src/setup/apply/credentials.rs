@@ -53,19 +53,11 @@ impl Ctx<'_> {
             } => {
                 let sp = ids.sp_id.clone().unwrap_or_default();
                 let cert = self.add_signing_certificate(&sp, display_name, end).await?;
-                // Entra signs with this certificate from now on (reference §8b step 3).
-                self.graph
-                    .patch(format!("/servicePrincipals/{sp}"))
-                    .json(json!({"preferredTokenSigningKeyThumbprint": cert.thumbprint}))
-                    .scopes(StepScopes::RegisterApp)
-                    .retry_if(|e| {
-                        replication_delay(e)
-                            || (e.status == 400
-                                && e.message.contains("preferredTokenSigningKeyThumbprint"))
-                    })
-                    .send()
-                    .await?;
                 Ok(StepOut {
+                    ids: AppIds {
+                        signing_thumbprint: Some(cert.thumbprint.clone()),
+                        ..Default::default()
+                    },
                     detail: format!(
                         "Signing certificate {} (thumbprint {}), expires {}",
                         cert.display_name,
@@ -76,6 +68,30 @@ impl Ctx<'_> {
                     created: Some((ObjectKind::SigningCertificate, cert.thumbprint.clone())),
                     previous: Some(sp),
                     cert: Some(cert),
+                    ..Default::default()
+                })
+            }
+            Change::PreferSigningCertificate { thumbprint } => {
+                let sp = ids.sp_id.clone().unwrap_or_default();
+                let thumbprint = thumbprint
+                    .clone()
+                    .or_else(|| ids.signing_thumbprint.clone())
+                    .unwrap_or_default();
+                // Entra signs with this certificate from now on (reference §8b step 3); a key
+                // added moments ago may not be accepted yet.
+                self.graph
+                    .patch(format!("/servicePrincipals/{sp}"))
+                    .json(json!({"preferredTokenSigningKeyThumbprint": thumbprint}))
+                    .scopes(StepScopes::RegisterApp)
+                    .retry_if(|e| {
+                        replication_delay(e)
+                            || (e.status == 400
+                                && e.message.contains("preferredTokenSigningKeyThumbprint"))
+                    })
+                    .send()
+                    .await?;
+                Ok(StepOut {
+                    detail: format!("Entra signs with {thumbprint}"),
                     ..Default::default()
                 })
             }

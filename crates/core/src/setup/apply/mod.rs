@@ -189,6 +189,8 @@ pub struct AppIds {
     pub role_id: Option<String>,
     /// The provisioning job.
     pub job_id: Option<String>,
+    /// The SAML signing certificate this apply added.
+    pub signing_thumbprint: Option<String>,
 }
 
 impl AppIds {
@@ -204,6 +206,7 @@ impl AppIds {
         take(&mut self.sp_id, &other.sp_id);
         take(&mut self.role_id, &other.role_id);
         take(&mut self.job_id, &other.job_id);
+        take(&mut self.signing_thumbprint, &other.signing_thumbprint);
     }
 }
 
@@ -233,6 +236,7 @@ impl Refs {
                         sp_id: Some(t.sp_id.clone()),
                         role_id: Some(t.user_role_id.clone()),
                         job_id: t.job.as_ref().map(|j| j.id.clone()),
+                        signing_thumbprint: None,
                     },
                 };
                 (id.clone(), ids)
