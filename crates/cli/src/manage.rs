@@ -206,6 +206,16 @@ pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
         for x in &v.secrets {
             eprintln!("  Secret {}", describe_secret(x));
         }
+        for c in &v.certificates {
+            eprintln!(
+                "  SAML certificate {} \"{}\", expires {}{}",
+                c.thumbprint,
+                c.display_name,
+                c.expires
+                    .map_or_else(|| "?".to_string(), |e| e.format("%Y-%m-%d").to_string()),
+                if c.preferred { " (signing)" } else { "" }
+            );
+        }
         if let Some(e) = &v.error {
             eprintln!("  Could not check: {e}");
         }

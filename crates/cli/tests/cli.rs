@@ -1565,6 +1565,20 @@ async fn a_saml_service_and_the_file_transfer_service_from_the_command_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains(&url), "{}", r.stdout);
 
+    // status: the certificate and its expiry, nothing needing attention.
+    let r = cli(&sim, &data, &["status", "--json"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("SAML certificate ") && r.stderr.contains("(signing)"),
+        "{}",
+        r.stderr
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let setup = &v["setups"][0];
+    assert_eq!(setup["provider"], "saml");
+    assert_eq!(setup["certificates"][0]["preferred"], true);
+    assert_eq!(setup["attention"], serde_json::json!([]));
+
     // The file-transfer service: SAML and SCIM on the same enterprise app.
     let token_file = data.join("scim-token.txt");
     std::fs::write(&token_file, entra_setup_sim::scim_server::DEMO_SCIM_TOKEN).unwrap();

@@ -134,7 +134,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() {
     let write = std::env::args().any(|a| a == "--write");
     let mut rows = vec![];
-    let setups: [Setup; 3] = [
+    let setups: [Setup; 4] = [
         (
             "cloudflare",
             &[("team", "bench")],
@@ -156,6 +156,16 @@ async fn main() {
                 ("groups", "SecurityGroup"),
             ],
             "Any OpenID Connect service (2 redirect URIs, groups claim)",
+        ),
+        (
+            "saml",
+            &[
+                ("name", "Bench Files"),
+                ("entity_id", "https://files.bench.example/saml/metadata"),
+                ("reply_url", "https://files.bench.example/saml/acs"),
+                ("relay_state", "/home"),
+            ],
+            "Any SAML service (SAML mode, Entity ID, signing certificate)",
         ),
     ];
     for (id, inputs, label) in setups {

@@ -236,6 +236,10 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
         .await
         .unwrap();
     assert_eq!(done.len(), 1, "{done:?}");
+    assert!(
+        done[0].what.contains("single sign-on, signing certificate"),
+        "{done:?}"
+    );
     let d = sim.directory(&tenant).unwrap();
     assert!(!d
         .applications

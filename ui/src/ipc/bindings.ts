@@ -217,8 +217,13 @@ export type Change =
 { kind: "configureSaml"; body: Value; differences: string[] } | 
 /**  Write the Entity ID (`identifierUris`) and Reply URLs (`web.redirectUris`) on the app. */
 { kind: "setSamlUris"; body: Value; differences: string[] } | 
-/**  Add a token-signing certificate and make it the one Entra signs with. */
-{ kind: "addSigningCertificate"; displayName: string; end: string; lifetimeDays: number };
+/**  Add a token-signing certificate. */
+{ kind: "addSigningCertificate"; displayName: string; end: string; lifetimeDays: number } | 
+/**
+ *  Make a certificate the one Entra signs with: the one the plan adds (`None`), or one on
+ *  the app already (an earlier run added it, then stopped).
+ */
+{ kind: "preferSigningCertificate"; thumbprint: string | null };
 
 /**  One test's verdict. */
 export type CheckResult = {
@@ -916,6 +921,8 @@ export type SetupStatus = {
 	inputs: { [key in string]: string },
 	lastApplied: string,
 	secrets: SecretStatus[],
+	/**  SAML signing certificates, latest expiry first. */
+	certificates: CertificateStatus[],
 	/**  The changes apply would make: drift from what the provider needs. */
 	drift: string[],
 	scim: ProvisioningStatus | null,

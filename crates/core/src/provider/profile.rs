@@ -1182,8 +1182,8 @@ mod tests {
             ids,
             [
                 "cloudflare",
-                "file-transfer-oauth",
                 "file-transfer",
+                "file-transfer-oauth",
                 "oidc",
                 "pomerium",
                 "saml",

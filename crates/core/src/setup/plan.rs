@@ -843,9 +843,13 @@ fn plan_saml(
     );
     // Who may sign in: SCIM on the same app decides (its scope is who is provisioned).
     let scim_here = intent.scim.is_some();
-    let required = match &intent.scim {
-        Some(si) => !si.sync_all,
-        None => saml.assign.is_some(),
+    // `None` (no choice made in this run) keeps what an existing app has; a new app lets
+    // everyone in.
+    let required = match (&intent.scim, &saml.assign) {
+        (Some(si), _) => Some(!si.sync_all),
+        (None, Some(_)) => Some(true),
+        (None, None) if st.is_none() => Some(false),
+        (None, None) => None,
     };
     let mut body = serde_json::Map::new();
     let mut diffs = vec![];
@@ -880,10 +884,11 @@ fn plan_saml(
         body.insert("notificationEmailAddresses".into(), json!(all));
         diffs.push("notificationEmailAddresses".into());
     }
-    if st.is_none() || have.assignment_required != required {
+    if let Some(required) = required.filter(|r| st.is_none() || have.assignment_required != *r) {
         body.insert("appRoleAssignmentRequired".into(), json!(required));
         diffs.push("appRoleAssignmentRequired".into());
     }
+    let required = required.unwrap_or(have.assignment_required);
     let mut after_mode: Vec<usize> = after_inst.to_vec();
     if !diffs.is_empty() {
         let step = push(

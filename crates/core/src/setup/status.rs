@@ -27,6 +27,8 @@ pub struct SetupStatus {
     pub inputs: BTreeMap<String, String>,
     pub last_applied: DateTime<Utc>,
     pub secrets: Vec<SecretStatus>,
+    /// SAML signing certificates, latest expiry first.
+    pub certificates: Vec<super::view::CertificateStatus>,
     /// The changes apply would make: drift from what the provider needs.
     pub drift: Vec<String>,
     pub scim: Option<ProvisioningStatus>,
@@ -63,6 +65,7 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
         inputs: prev.inputs.clone(),
         last_applied: prev.last_applied,
         secrets: vec![],
+        certificates: vec![],
         drift: vec![],
         scim: None,
         attention: vec![],
@@ -124,7 +127,46 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
             }
         }
     }
-    if record.is_some() || !has_sign_in || prev.provisions {
+    if intent.saml.is_some() {
+        match flow::prepare(s, dir, intent.clone(), &[]).await {
+            Err(e) => out.error = Some(e.to_string()),
+            Ok(p) => {
+                out.certificates = super::view::certificate_statuses(&p);
+                if p.state.provisioning().is_none() {
+                    out.attention.push(
+                        "The SAML app is gone from the tenant: apply again to recreate it.".into(),
+                    );
+                } else {
+                    // Entra mails 60 days ahead; so does this.
+                    let limit = warn_days.max(60);
+                    match out.certificates.iter().find(|c| c.preferred) {
+                        None => out.attention.push("No signing certificate is preferred: single sign-on fails. Apply again to add one.".into()),
+                        Some(c) => {
+                            let days = c.expires.map(|e| (e - now).num_days());
+                            if days.is_none_or(|d| d < limit) {
+                                out.attention.push(format!(
+                                    "The SAML signing certificate {} expires in {} days: apply again to add a new one; services reading the metadata URL pick it up, others need the new certificate.",
+                                    c.thumbprint,
+                                    days.unwrap_or(0)
+                                ));
+                            }
+                        }
+                    }
+                }
+                out.drift = p.plan.changes.iter().map(|c| c.title.clone()).collect();
+                if !out.drift.is_empty() {
+                    out.attention.push(format!(
+                        "{} change(s) would be made: {}.",
+                        out.drift.len(),
+                        out.drift.join("; ")
+                    ));
+                }
+            }
+        }
+    }
+    let provisions_only = !has_sign_in && intent.saml.is_none();
+    let provisioned = record.is_some() || provisions_only || prev.provisions;
+    if intent.provider.scim.is_some() && provisioned {
         match state::read_provisioning(&s.graph, &intent, &hints.unfinished_instantiations).await {
             Ok(Some(sc)) => {
                 let status = match &sc.job {

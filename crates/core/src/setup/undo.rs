@@ -79,12 +79,23 @@ pub async fn undo(
                     ObjectKind::Assignment | ObjectKind::SyncJob | ObjectKind::SigningCertificate
                 ) && c.previous.as_deref() == Some(sp.as_str()))
         };
+        let saml = created.iter().any(|c| {
+            c.kind == ObjectKind::SigningCertificate && c.previous.as_deref() == Some(sp.as_str())
+        });
+        let job = created
+            .iter()
+            .any(|c| c.kind == ObjectKind::SyncJob && c.previous.as_deref() == Some(sp.as_str()));
         for c in created.iter().filter(|c| went_with_it(c)) {
             record(c.kind, &c.id);
         }
         created.retain(|c| !went_with_it(c));
+        let what = match (saml, job) {
+            (true, true) => "Deleted the enterprise app with its single sign-on, signing certificate, provisioning job, saved credentials and assignments",
+            (true, false) => "Deleted the enterprise app with its single sign-on, signing certificate and assignments",
+            _ => "Deleted the provisioning app, its job, saved credentials and assignments",
+        };
         let u = Undone {
-            what: "Deleted the enterprise app with its single sign-on, signing certificates, provisioning job, saved credentials and assignments".into(),
+            what: what.into(),
             id: app.id.clone(),
         };
         on_done(&u);
