@@ -32,6 +32,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::app::ui_ready,
             commands::choose::providers,
             commands::choose::check_inputs,
+            commands::choose::import_sp_metadata,
             commands::review::prepare_setup,
             commands::apply::apply_setup,
             commands::apply::recheck_setup,

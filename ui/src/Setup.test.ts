@@ -372,3 +372,27 @@ describe("SAML single sign-on", () => {
     expect(screen.getByTestId("done-summary").textContent).toContain("Single sign-on for Acme Files is set up and every test passed.");
   });
 });
+
+describe("importing a SAML service's metadata", () => {
+  it("fills the Entity ID, Reply URLs and logout URL from a metadata URL and says what it left out", async () => {
+    const user = userEvent.setup();
+    const text = (id: string, label: string, optional = false) => ({ id, label, help: "h", example: "e", kind: "text" as const, optional, secret: false, options: [], default: null });
+    const samlProvider: ProviderInfo = {
+      id: "saml", name: "Any SAML service", description: "SAML", protocol: "saml", docsUrl: "https://learn.microsoft.com/x", secretLifetimeDays: 365, groupsClaimNote: null,
+      inputs: [text("name", "Service name"), text("entity_id", "Identifier (Entity ID)"), { ...text("reply_url", "Reply URL (Assertion Consumer Service URL)"), kind: "url_list" }, text("logout_url", "Logout URL", true)],
+      permissions: [], pushInputs: [], signIn: false, scim: false,
+    };
+    const calls = start({
+      import_sp_metadata: () => ({ entityId: "https://wiki.example.org/shibboleth", replyUrls: ["https://wiki.example.org/Shibboleth.sso/SAML2/POST"], skippedAcs: ["https://wiki.example.org/Shibboleth.sso/SAML2/Artifact (HTTP-Artifact)"], logoutUrl: "https://wiki.example.org/Shibboleth.sso/SLO/Redirect", signsRequests: true }),
+    }, [samlProvider]);
+    await user.click(await screen.findByRole("radio", { name: /Any SAML service/ }));
+    expect(screen.queryByLabelText("Client secret lifetime")).toBeNull();
+    await user.type(screen.getByLabelText("Metadata URL"), "https://wiki.example.org/Shibboleth.sso/Metadata");
+    await user.click(screen.getByRole("button", { name: "Import" }));
+    await waitFor(() => expect((screen.getByLabelText("Identifier (Entity ID)") as HTMLInputElement).value).toBe("https://wiki.example.org/shibboleth"));
+    expect((screen.getByLabelText(/Reply URL/) as HTMLInputElement).value).toBe("https://wiki.example.org/Shibboleth.sso/SAML2/POST");
+    expect((screen.getByLabelText(/Logout URL/) as HTMLInputElement).value).toBe("https://wiki.example.org/Shibboleth.sso/SLO/Redirect");
+    expect(screen.getByText(/Left out \(Entra answers by HTTP-POST only\)/)).toBeTruthy();
+    expect(calls.find((c) => c.cmd === "import_sp_metadata")?.args.url).toBe("https://wiki.example.org/Shibboleth.sso/Metadata");
+  });
+});

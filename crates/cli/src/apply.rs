@@ -18,7 +18,7 @@ pub(crate) fn setup_fail(e: SetupError) -> Fail {
 }
 
 pub(crate) async fn plan(t: &Target) -> Result<(), Fail> {
-    let intent = intent(t)?;
+    let intent = intent(t).await?;
     let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
     let (intent, _) = with_scim(t, &s, intent).await?;
     let p = flow::prepare(&s, &data_dir(&t.conn), intent, &[])
@@ -46,7 +46,7 @@ pub(crate) fn confirm(question: &str) -> bool {
 
 pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     let t = &a.target;
-    let intent = intent(t)?;
+    let intent = intent(t).await?;
     // Where the secret goes is checked before anything is created.
     if let Some(dir) = &a.output_dir {
         if dir.exists() && !dir.is_dir() {

@@ -110,6 +110,10 @@ pub(crate) struct Target {
     /// without downtime; retire the old one later with `retire-secrets`).
     #[arg(long)]
     pub(crate) rotate_secret: bool,
+    /// The service's own SAML metadata (a file, or an https URL): fills entity_id, reply_url
+    /// and logout_url of a SAML provider.
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) sp_metadata: Option<String>,
     #[command(flatten)]
     pub(crate) scim: ScimArgs,
     #[command(flatten)]

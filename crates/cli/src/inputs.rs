@@ -22,8 +22,72 @@ pub(crate) fn parse_pairs(pairs: &[String], what: &str) -> Result<BTreeMap<Strin
     Ok(out)
 }
 
-pub(crate) fn intent(t: &Target) -> Result<Intent, Fail> {
-    Ok(intent_of(&t.provider, &t.inputs, t.secret_days)?.with_rotation(t.rotate_secret))
+pub(crate) async fn intent(t: &Target) -> Result<Intent, Fail> {
+    let mut inputs = t.inputs.clone();
+    if let Some(from) = &t.sp_metadata {
+        inputs.extend(sp_metadata_inputs(from, &t.inputs).await?);
+    }
+    Ok(intent_of(&t.provider, &inputs, t.secret_days)?.with_rotation(t.rotate_secret))
+}
+
+/// Reads the service's SAML metadata (a file or a URL) into `KEY=VALUE` inputs; an input given
+/// with --input as well must agree with it.
+async fn sp_metadata_inputs(from: &str, given: &[String]) -> Result<Vec<String>, Fail> {
+    let flag = format!("--sp-metadata {from}");
+    let xml = if from.starts_with("https://") || from.starts_with("http://") {
+        saml::fetch_sp_metadata(&entra_setup_core::http::client(), from)
+            .await
+            .map_err(|e| Fail(2, format!("{flag}: {e}")))?
+    } else {
+        let path = std::path::Path::new(from);
+        let len = std::fs::metadata(path)
+            .map_err(|e| Fail(2, format!("{flag}: cannot read it: {e}")))?
+            .len();
+        if len > saml::MAX_METADATA_BYTES as u64 {
+            return Err(Fail(
+                2,
+                format!(
+                    "{flag}: it is larger than {} bytes; give the service's SP metadata file.",
+                    saml::MAX_METADATA_BYTES
+                ),
+            ));
+        }
+        std::fs::read_to_string(path)
+            .map_err(|e| Fail(2, format!("{flag}: cannot read it: {e}")))?
+    };
+    let md = saml::parse_sp_metadata(&xml).map_err(|e| Fail(2, format!("{flag}: {e}.")))?;
+    let explicit = parse_pairs(given, "--input")?;
+    let mut out = vec![];
+    for (k, v) in md.inputs() {
+        match explicit.get(&k) {
+            Some(g) if g.trim() != v => {
+                return Err(Fail(
+                    2,
+                    format!("--input {k}={g} differs from the metadata's {v}: give one of them."),
+                ))
+            }
+            Some(_) => {}
+            None => out.push(format!("{k}={v}")),
+        }
+    }
+    eprintln!(
+        "From the metadata: Entity ID {}, Reply URL {}{}{}.",
+        md.entity_id,
+        md.reply_urls.join(", "),
+        md.logout_url
+            .as_ref()
+            .map(|l| format!(", logout URL {l}"))
+            .unwrap_or_default(),
+        if md.skipped_acs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (left out, Entra answers by HTTP-POST only: {})",
+                md.skipped_acs.join(", ")
+            )
+        }
+    );
+    Ok(out)
 }
 
 /// Every provider: built in and the admin's own; a broken profile is a usage error naming its
@@ -62,8 +126,6 @@ pub(crate) fn intent_of(
     })
 }
 
-/// Adds provisioning to the intent from the --scim-* flags (names given to --assign are looked
-/// up in the tenant), and returns the SCIM token read from its file.
 /// Looks up each `--assign` value (a user's sign-in name, a group's exact name, or an object ID).
 async fn resolve_all(
     s: &Session,
@@ -84,6 +146,8 @@ async fn resolve_all(
     Ok(out)
 }
 
+/// Adds provisioning to the intent from the --scim-* flags (names given to --assign are looked
+/// up in the tenant), and returns the SCIM token read from its file.
 pub(crate) async fn with_scim(
     t: &Target,
     s: &Session,

@@ -15,6 +15,7 @@ use entra_setup_core::cloud::CloudChoice;
 use entra_setup_core::keychain::{MemoryStore, OsKeychain, SecretStore};
 use entra_setup_core::people;
 use entra_setup_core::provider;
+use entra_setup_core::saml;
 use entra_setup_core::session::{self, AccountRecord, Context, Session, SignInRequest};
 use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow::{self, Prepared, SetupError};

@@ -1565,6 +1565,85 @@ async fn a_saml_service_and_the_file_transfer_service_from_the_command_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains(&url), "{}", r.stdout);
 
+    // The service's own SP metadata instead of typed URLs (made by pysaml2, a peer library).
+    let md = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/tests/data/sp-metadata/pysaml2.xml"
+    );
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "plan",
+            "--provider",
+            "saml",
+            "--input",
+            "name=Team Wiki",
+            "--sp-metadata",
+            md,
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("From the metadata: Entity ID https://wiki.example.org/shibboleth, Reply URL https://wiki.example.org/Shibboleth.sso/SAML2/POST"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("left out, Entra answers by HTTP-POST only"),
+        "{}",
+        r.stderr
+    );
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let uris = v["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["change"]["kind"] == "setSamlUris")
+        .unwrap();
+    assert_eq!(
+        uris["change"]["body"]["web"]["logoutUrl"],
+        "https://wiki.example.org/Shibboleth.sso/SLO/Redirect"
+    );
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "plan",
+            "--provider",
+            "saml",
+            "--input",
+            "name=Team Wiki",
+            "--input",
+            "entity_id=https://other.example.org/sp",
+            "--sp-metadata",
+            md,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--input entity_id=https://other.example.org/sp differs from the metadata's https://wiki.example.org/shibboleth"), "{}", r.stderr);
+    let idp = out.join("federation-metadata.xml");
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            "plan",
+            "--provider",
+            "saml",
+            "--input",
+            "name=Team Wiki",
+            "--sp-metadata",
+            idp.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("identity provider's metadata"),
+        "{}",
+        r.stderr
+    );
+
     // status: the certificate and its expiry, nothing needing attention.
     let r = cli(&sim, &data, &["status", "--json"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);

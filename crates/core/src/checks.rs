@@ -318,29 +318,6 @@ pub async fn scim_connection(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_the_codes_admins_meet_to_steps() {
-        for code in [7000215, 7000222, 700016, 50011, 65001, 90094, 50105, 65004] {
-            assert!(explain_aadsts(code).is_some(), "AADSTS{code}");
-        }
-        assert_eq!(explain_aadsts(50011).unwrap().step, "Register app");
-        assert_eq!(explain_aadsts(50105).unwrap().step, "Sync mode");
-        let r = fail_from_aadsts(
-            "x",
-            "t",
-            "d".into(),
-            "AADSTS7000222: The provided client secret keys are expired.",
-        );
-        assert!(
-            r.cause.unwrap().contains("expired") && r.evidence.as_deref() == Some("AADSTS7000222")
-        );
-    }
-}
-
 /// Fetches the app's federation metadata (at most [`crate::saml::MAX_METADATA_BYTES`]) and
 /// checks it carries Entra's entity ID, the SAML sign-on URL and the certificate Entra signs
 /// with. A new certificate reaches the metadata after a while, so a missing one is retried.
@@ -437,4 +414,27 @@ pub async fn saml_metadata(
         ),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_codes_admins_meet_to_steps() {
+        for code in [7000215, 7000222, 700016, 50011, 65001, 90094, 50105, 65004] {
+            assert!(explain_aadsts(code).is_some(), "AADSTS{code}");
+        }
+        assert_eq!(explain_aadsts(50011).unwrap().step, "Register app");
+        assert_eq!(explain_aadsts(50105).unwrap().step, "Sync mode");
+        let r = fail_from_aadsts(
+            "x",
+            "t",
+            "d".into(),
+            "AADSTS7000222: The provided client secret keys are expired.",
+        );
+        assert!(
+            r.cause.unwrap().contains("expired") && r.evidence.as_deref() == Some("AADSTS7000222")
+        );
+    }
 }

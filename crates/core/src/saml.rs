@@ -126,6 +126,191 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, MetadataError> {
     })
 }
 
+/// What a service provider's own metadata says, as far as Entra's app needs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct SpMetadata {
+    pub entity_id: String,
+    /// HTTP-POST Assertion Consumer Service URLs (Entra answers by POST only), the default first.
+    pub reply_urls: Vec<String>,
+    /// ACS URLs with other bindings, which Entra cannot use.
+    pub skipped_acs: Vec<String>,
+    pub logout_url: Option<String>,
+    /// The service signs its AuthnRequests.
+    pub signs_requests: bool,
+}
+
+/// Why SP metadata could not be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpMetadataError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("this is an identity provider's metadata (it has an IDPSSODescriptor), not the service's own: download the service provider (SP) metadata from the service's SSO settings")]
+    IdentityProvider,
+    #[error("the metadata has no SPSSODescriptor: it does not describe a SAML service provider")]
+    NoServiceProvider,
+    #[error(
+        "the metadata describes {0} service providers: save the one for this service on its own"
+    )]
+    Several(usize),
+    #[error("the metadata has no entityID")]
+    NoEntityId,
+    #[error("the metadata has no Assertion Consumer Service with the HTTP-POST binding, the only one Entra answers with{}", if .0.is_empty() { String::new() } else { format!(" (it has {})", .0.join(", ")) })]
+    NoPostAcs(Vec<String>),
+}
+
+const POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+
+/// Parses a service provider's metadata (an `EntityDescriptor`, or an `EntitiesDescriptor`
+/// holding one SP): its Entity ID, its HTTP-POST ACS URLs (the `isDefault` one first, then by
+/// `index`), its single logout URL and whether it signs requests.
+pub fn parse_sp_metadata(xml: &str) -> Result<SpMetadata, SpMetadataError> {
+    if xml.len() > MAX_METADATA_BYTES {
+        return Err(MetadataError::TooLarge(MAX_METADATA_BYTES).into());
+    }
+    let doc = roxmltree::Document::parse(xml).map_err(|e| MetadataError::NotXml(e.to_string()))?;
+    let root = doc.root_element();
+    let entities: Vec<roxmltree::Node> = if root.has_tag_name((MD, "EntityDescriptor")) {
+        vec![root]
+    } else if root.has_tag_name((MD, "EntitiesDescriptor")) {
+        root.descendants()
+            .filter(|n| n.has_tag_name((MD, "EntityDescriptor")))
+            .collect()
+    } else {
+        return Err(MetadataError::WrongRoot(root.tag_name().name().to_string()).into());
+    };
+    let sps: Vec<(roxmltree::Node, roxmltree::Node)> = entities
+        .iter()
+        .filter_map(|e| {
+            e.children()
+                .find(|n| n.has_tag_name((MD, "SPSSODescriptor")))
+                .map(|sp| (*e, sp))
+        })
+        .collect();
+    let (entity, sp) = match sps.as_slice() {
+        [] if entities.iter().any(|e| {
+            e.children()
+                .any(|n| n.has_tag_name((MD, "IDPSSODescriptor")))
+        }) =>
+        {
+            return Err(SpMetadataError::IdentityProvider)
+        }
+        [] => return Err(SpMetadataError::NoServiceProvider),
+        [one] => *one,
+        many => return Err(SpMetadataError::Several(many.len())),
+    };
+    let entity_id = entity
+        .attribute("entityID")
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or(SpMetadataError::NoEntityId)?
+        .to_string();
+    let mut acs: Vec<(bool, u32, String)> = vec![];
+    let mut skipped = vec![];
+    for n in sp
+        .children()
+        .filter(|n| n.has_tag_name((MD, "AssertionConsumerService")))
+    {
+        let Some(location) = n.attribute("Location").map(str::trim) else {
+            continue;
+        };
+        if n.attribute("Binding") == Some(POST) {
+            let default = n
+                .attribute("isDefault")
+                .is_some_and(|d| d == "true" || d == "1");
+            let index = n
+                .attribute("index")
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(u32::MAX);
+            acs.push((!default, index, location.to_string()));
+        } else {
+            let binding = n
+                .attribute("Binding")
+                .and_then(|b| b.rsplit(':').next())
+                .unwrap_or("no binding");
+            skipped.push(format!("{location} ({binding})"));
+        }
+    }
+    if acs.is_empty() {
+        return Err(SpMetadataError::NoPostAcs(skipped));
+    }
+    acs.sort();
+    let mut reply_urls: Vec<String> = vec![];
+    for (_, _, u) in acs {
+        if !reply_urls.contains(&u) {
+            reply_urls.push(u);
+        }
+    }
+    let logout_url = sp
+        .children()
+        .filter(|n| n.has_tag_name((MD, "SingleLogoutService")))
+        .filter_map(|n| n.attribute("Location").map(|l| l.trim().to_string()))
+        .next();
+    Ok(SpMetadata {
+        entity_id,
+        reply_urls,
+        skipped_acs: skipped,
+        logout_url,
+        signs_requests: sp
+            .attribute("AuthnRequestsSigned")
+            .is_some_and(|v| v == "true" || v == "1"),
+    })
+}
+
+impl SpMetadata {
+    /// The SAML inputs it fills: `entity_id`, `reply_url` (comma-separated, the default first)
+    /// and `logout_url` when it has one.
+    pub fn inputs(&self) -> std::collections::BTreeMap<String, String> {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("entity_id".to_string(), self.entity_id.clone());
+        m.insert("reply_url".to_string(), self.reply_urls.join(","));
+        if let Some(l) = &self.logout_url {
+            m.insert("logout_url".to_string(), l.clone());
+        }
+        m
+    }
+}
+
+/// Why SP metadata could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Url(#[from] crate::endpoint::EndpointError),
+    #[error("could not fetch it: {0}")]
+    Http(String),
+    #[error("the service answered HTTP {0}")]
+    Status(u16),
+    #[error("it is larger than {} bytes", MAX_METADATA_BYTES)]
+    TooLarge,
+}
+
+/// Fetches SP metadata from an https URL (http only on this computer), at most
+/// [`MAX_METADATA_BYTES`], without sending any credentials.
+pub async fn fetch_sp_metadata(http: &reqwest::Client, url: &str) -> Result<String, FetchError> {
+    let u = crate::endpoint::parse(url, crate::endpoint::Http::Loopback, true)?;
+    let mut r = http
+        .get(u)
+        .send()
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    if !r.status().is_success() {
+        return Err(FetchError::Status(r.status().as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = r
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_METADATA_BYTES {
+            return Err(FetchError::TooLarge);
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// What is wrong with live metadata compared with the app, in words; empty when it is right.
 pub fn metadata_problems(
     meta: &IdpMetadata,
@@ -179,6 +364,77 @@ mod tests {
         assert!(matches!(
             parse_idp_metadata("{\"error\":1}"),
             Err(MetadataError::NotXml(_))
+        ));
+    }
+
+    fn sample(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/data/sp-metadata/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn sp_metadata_of_independent_libraries_gives_the_entity_id_and_post_acs() {
+        let m = parse_sp_metadata(&sample("saml2-js.xml")).unwrap();
+        assert_eq!(m.entity_id, "https://files.example.com/saml/metadata");
+        assert_eq!(m.reply_urls, ["https://files.example.com/saml/acs"]);
+        assert_eq!(
+            m.logout_url.as_deref(),
+            Some("https://files.example.com/saml/acs")
+        );
+        let m = parse_sp_metadata(&sample("pysaml2.xml")).unwrap();
+        assert_eq!(m.entity_id, "https://wiki.example.org/shibboleth");
+        // Entra answers by POST: the Artifact ACS is left out and said so.
+        assert_eq!(
+            m.reply_urls,
+            ["https://wiki.example.org/Shibboleth.sso/SAML2/POST"]
+        );
+        assert_eq!(
+            m.skipped_acs,
+            ["https://wiki.example.org/Shibboleth.sso/SAML2/Artifact (HTTP-Artifact)"]
+        );
+        assert_eq!(
+            m.logout_url.as_deref(),
+            Some("https://wiki.example.org/Shibboleth.sso/SLO/Redirect")
+        );
+        assert!(m.signs_requests);
+    }
+
+    #[test]
+    fn sp_metadata_puts_the_default_acs_first_and_refuses_what_is_not_an_sp() {
+        // Written after the SAML 2.0 metadata schema: several POST ACS, the default not first,
+        // inside an EntitiesDescriptor.
+        let xml = r#"<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"><EntityDescriptor entityID="urn:acme:files"><SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<AssertionConsumerService index="0" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://a.example/acs0"/>
+<AssertionConsumerService index="3" isDefault="true" Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://a.example/acs3"/>
+</SPSSODescriptor></EntityDescriptor></EntitiesDescriptor>"#;
+        let m = parse_sp_metadata(xml).unwrap();
+        assert_eq!(m.entity_id, "urn:acme:files");
+        assert_eq!(
+            m.reply_urls,
+            ["https://a.example/acs3", "https://a.example/acs0"]
+        );
+        let idp = r#"<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sts.windows.net/t/"><IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"/></EntityDescriptor>"#;
+        assert_eq!(
+            parse_sp_metadata(idp),
+            Err(SpMetadataError::IdentityProvider)
+        );
+        let artifact_only = sample("pysaml2.xml").replace("bindings:HTTP-POST", "bindings:PAOS");
+        let e = parse_sp_metadata(&artifact_only).unwrap_err();
+        assert!(e.to_string().contains("HTTP-POST binding"), "{e}");
+        assert!(matches!(
+            parse_sp_metadata("<html/>"),
+            Err(SpMetadataError::Metadata(MetadataError::WrongRoot(_)))
+        ));
+        let dtd = format!(
+            "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>{}",
+            sample("saml2-js.xml").trim_start_matches("<?xml version=\"1.0\"?>")
+        );
+        assert!(matches!(
+            parse_sp_metadata(&dtd),
+            Err(SpMetadataError::Metadata(MetadataError::NotXml(_)))
         ));
     }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use entra_setup_core::auth::{SignInEvent, StepScopes};
 use entra_setup_core::provider;
+use entra_setup_core::saml::{self, SpMetadata};
 use entra_setup_core::setup::journal::{self, PreviousSetup};
 use entra_setup_core::setup::status::{self, SetupStatus};
 use entra_setup_core::setup::view::{IntentView, ProviderInfo};
@@ -14,6 +15,7 @@ use tauri::ipc::Channel;
 use tauri::State;
 use tracing::instrument;
 
+use crate::desktop::Desktop;
 use crate::error::IpcError;
 use crate::state::{ensure_scopes, Core, Demo, Paths, SessionState};
 
@@ -118,4 +120,46 @@ pub async fn check_previous_setups(
         out.push(Box::pin(status::check(s, &dir, p, secrets::EXPIRES_SOON_DAYS)).await);
     }
     Ok(out)
+}
+
+/// Reads the service's own SAML metadata — from `url`, or from a file the admin picks when
+/// `url` is empty — and returns what it fills (Entity ID, Reply URLs, logout URL). `None` if the
+/// admin cancelled the file dialog.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn import_sp_metadata(
+    url: Option<String>,
+    core: State<'_, Core>,
+    desktop: State<'_, Desktop>,
+) -> Result<Option<SpMetadata>, IpcError> {
+    let invalid = |message: String| IpcError::Invalid {
+        field: "sp_metadata".into(),
+        message,
+    };
+    let xml = match url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => saml::fetch_sp_metadata(&core.http, u)
+            .await
+            .map_err(|e| invalid(format!("The metadata at {u} could not be used: {e}.")))?,
+        None => {
+            let Some(path) = desktop.open_file().await else {
+                return Ok(None);
+            };
+            let too_big = std::fs::metadata(&path)
+                .map(|m| m.len() > saml::MAX_METADATA_BYTES as u64)
+                .unwrap_or(false);
+            if too_big {
+                return Err(invalid(format!(
+                    "{} is larger than {} bytes: choose the service's SP metadata file.",
+                    path.display(),
+                    saml::MAX_METADATA_BYTES
+                )));
+            }
+            std::fs::read_to_string(&path)
+                .map_err(|e| invalid(format!("{} could not be read: {e}.", path.display())))?
+        }
+    };
+    saml::parse_sp_metadata(&xml)
+        .map(Some)
+        .map_err(|e| invalid(format!("This metadata cannot be used: {e}.")))
 }

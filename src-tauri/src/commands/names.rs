@@ -13,6 +13,7 @@ pub const COMMANDS: &[&str] = &[
     "ui_ready",
     "providers",
     "check_inputs",
+    "import_sp_metadata",
     "prepare_setup",
     "apply_setup",
     "recheck_setup",

@@ -33,6 +33,12 @@ export const commands = {
 	/**  Checks the provider inputs. Errors: `inputs`, one message per field. */
 	checkInputs: (providerId: string, inputs: { [key in string]: string }, secretDays: number | null) => typedError<IntentView, IpcError>(__TAURI_INVOKE("check_inputs", { providerId, inputs, secretDays })),
 	/**
+	 *  Reads the service's own SAML metadata — from `url`, or from a file the admin picks when
+	 *  `url` is empty — and returns what it fills (Entity ID, Reply URLs, logout URL). `None` if the
+	 *  admin cancelled the file dialog.
+	 */
+	importSpMetadata: (url: string | null) => typedError<SpMetadata | null, IpcError>(__TAURI_INVOKE("import_sp_metadata", { url })),
+	/**
 	 *  Reads the tenant and computes the plan, asking the admin to consent to the setup
 	 *  permissions first if needed (progress through `events`).
 	 */
@@ -967,6 +973,18 @@ export type SignedInUser = {
 	displayName: string,
 	userPrincipalName: string,
 	mail: string | null,
+};
+
+/**  What a service provider's own metadata says, as far as Entra's app needs it. */
+export type SpMetadata = {
+	entityId: string,
+	/**  HTTP-POST Assertion Consumer Service URLs (Entra answers by POST only), the default first. */
+	replyUrls: string[],
+	/**  ACS URLs with other bindings, which Entra cannot use. */
+	skippedAcs: string[],
+	logoutUrl: string | null,
+	/**  The service signs its AuthnRequests. */
+	signsRequests: boolean,
 };
 
 export type Status = "pass" | "warn" | "fail";

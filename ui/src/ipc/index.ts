@@ -65,6 +65,7 @@ export const ipc = {
   providers: () => unwrap(commands.providers()),
   checkInputs: (providerId: string, inputs: Record<string, string>, secretDays: number | null) =>
     unwrap(commands.checkInputs(providerId, inputs, secretDays)),
+  importSpMetadata: (url: string | null) => unwrap(commands.importSpMetadata(url)),
   prepareSetup: (
     providerId: string,
     inputs: Record<string, string>,

@@ -125,7 +125,33 @@ class Setup {
     return this.prepare();
   }
 
+  /** What the last SP-metadata import said (what it filled, what it left out). */
+  imported = $state<string | null>(null);
+
+  /** Fills the SAML inputs from the service's own metadata: a URL, or a file picked in Rust. */
+  async importSpMetadata(url: string | null) {
+    this.imported = null;
+    this.inputErrors = {};
+    const r = await this.run("Reading the service's SAML metadata…", () => ipc.importSpMetadata(url));
+    if (!r.ok) {
+      const err = this.error;
+      if (err?.kind === "invalid") {
+        this.inputErrors = { sp_metadata: err.detail.message };
+        this.error = null;
+      }
+      return;
+    }
+    const md = r.value;
+    if (!md) return;
+    const ids = new Set(this.provider?.inputs.map((i) => i.id) ?? []);
+    const fill: Record<string, string> = { entity_id: md.entityId, reply_url: md.replyUrls.join(", ") };
+    if (md.logoutUrl) fill.logout_url = md.logoutUrl;
+    for (const [k, v] of Object.entries(fill)) if (ids.has(k)) this.inputs[k] = v;
+    this.imported = `Filled from the metadata: Entity ID ${md.entityId}, Reply URL ${md.replyUrls.join(", ")}${md.logoutUrl ? `, logout URL ${md.logoutUrl}` : ""}.${md.skippedAcs.length ? ` Left out (Entra answers by HTTP-POST only): ${md.skippedAcs.join(", ")}.` : ""}${md.signsRequests ? " The service signs its sign-in requests: Entra accepts them as they are." : ""}`;
+  }
+
   choose(id: string) {
+    this.imported = null;
     if (this.providerId === id) return;
     this.providerId = id;
     // A choice starts at its default, so what the form shows is what is sent.

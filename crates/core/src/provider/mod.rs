@@ -111,6 +111,8 @@ pub struct SamlSpec {
     pub entity_id: String,
     pub reply_urls: Vec<String>,
     pub sign_on_url: Option<String>,
+    /// The service's single logout URL (the app's `web.logoutUrl`).
+    pub logout_url: Option<String>,
     pub relay_state: Option<String>,
     pub name_id: String,
     pub certificate_lifetime_days: u32,

@@ -131,6 +131,8 @@ struct RawSaml {
     #[serde(default)]
     sign_on_url: Option<Spanned<String>>,
     #[serde(default)]
+    logout_url: Option<Spanned<String>>,
+    #[serde(default)]
     relay_state: Option<String>,
     #[serde(default = "default_name_id")]
     name_id: String,
@@ -799,7 +801,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                             .map_err(|e| c.err(r.span(), e))?;
                         check_redirect_uri(&u).map_err(|m| c.err(r.span(), m))?;
                     }
-                    if let Some(u) = &s.sign_on_url {
+                    for u in [&s.sign_on_url, &s.logout_url].into_iter().flatten() {
                         check_template(u, &known)?;
                     }
                     let life = *s.certificate_lifetime_days.get_ref();
@@ -814,6 +816,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                         entity_id: s.entity_id.into_inner(),
                         reply_urls: s.reply_urls.into_iter().map(Spanned::into_inner).collect(),
                         sign_on_url: s.sign_on_url.map(Spanned::into_inner),
+                        logout_url: s.logout_url.map(Spanned::into_inner),
                         relay_state: s.relay_state,
                         name_id: s.name_id,
                         certificate_lifetime_days: life,

@@ -200,7 +200,7 @@ impl Intent {
                     .collect(),
                 sign_on_url: opt(&spec.sign_on_url),
                 relay_state: opt(&spec.relay_state),
-                logout_url: None,
+                logout_url: opt(&spec.logout_url),
                 notify: vec![],
                 assign: None,
                 certificate_lifetime_days: spec.certificate_lifetime_days,

@@ -65,8 +65,10 @@ pub struct RegisteredApp {
     pub assignments: Vec<AssignmentState>,
 }
 
-/// One app of a setup, as found in the tenant.
+/// One app of a setup, as found in the tenant. (A setup has two or three: their size does not
+/// matter.)
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum FoundApp {
     Registration(RegisteredApp),
     /// An enterprise app made from a template (non-gallery or gallery).
@@ -213,9 +215,9 @@ pub async fn read(
     // The setup's own app holds its Entity ID after the first run.
     let own: Vec<&str> = apps
         .values()
-        .filter_map(|a| match a {
-            FoundApp::Template(t) => Some(t.app_id.as_str()),
-            FoundApp::Registration(r) => Some(r.app.app_id.as_str()),
+        .map(|a| match a {
+            FoundApp::Template(t) => t.app_id.as_str(),
+            FoundApp::Registration(r) => r.app.app_id.as_str(),
         })
         .collect();
     let entity_id_holders = holders?

@@ -319,7 +319,7 @@ pub fn certificate_statuses(p: &Prepared) -> Vec<CertificateStatus> {
             attention: c.end.is_none_or(|e| e <= soon),
         })
         .collect();
-    out.sort_by(|a, b| b.expires.cmp(&a.expires));
+    out.sort_by_key(|c| std::cmp::Reverse(c.expires));
     out
 }
 
