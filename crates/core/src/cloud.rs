@@ -133,6 +133,27 @@ impl Cloud {
     }
 
     /// `{authority}/{tenant}/v2.0/.well-known/openid-configuration`.
+    /// The non-gallery application template's id in this cloud (reference §8b: US Government
+    /// and China have their own).
+    pub fn non_gallery_template(&self) -> &'static str {
+        match self.choice {
+            CloudChoice::UsGov | CloudChoice::UsGovDod => "4602d0b4-76bb-404b-bca9-2652e1a39c6d",
+            CloudChoice::China => "5a532e38-1581-4918-9658-008dc27c1d68",
+            CloudChoice::Global | CloudChoice::Custom { .. } => {
+                crate::provider::NON_GALLERY_TEMPLATE
+            }
+        }
+    }
+
+    /// Whether Graph can add SAML token-signing certificates here (`addTokenSigningCertificate`
+    /// exists in the global service only).
+    pub fn adds_signing_certificates(&self) -> bool {
+        matches!(
+            self.choice,
+            CloudChoice::Global | CloudChoice::Custom { .. }
+        )
+    }
+
     pub fn discovery_url(&self, tenant: &str) -> String {
         Self::join(
             &self.authority,
@@ -189,6 +210,33 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn national_clouds_have_their_own_non_gallery_template_and_no_certificate_api() {
+        let id = |c: CloudChoice| Cloud::from_choice(&c).unwrap().non_gallery_template();
+        assert_eq!(
+            id(CloudChoice::Global),
+            "8adf8e6e-67b2-4cf2-a259-e3dc5476c621"
+        );
+        assert_eq!(
+            id(CloudChoice::UsGov),
+            "4602d0b4-76bb-404b-bca9-2652e1a39c6d"
+        );
+        assert_eq!(
+            id(CloudChoice::UsGovDod),
+            "4602d0b4-76bb-404b-bca9-2652e1a39c6d"
+        );
+        assert_eq!(
+            id(CloudChoice::China),
+            "5a532e38-1581-4918-9658-008dc27c1d68"
+        );
+        assert!(!Cloud::from_choice(&CloudChoice::China)
+            .unwrap()
+            .adds_signing_certificates());
+        assert!(Cloud::from_choice(&CloudChoice::Global)
+            .unwrap()
+            .adds_signing_certificates());
+    }
 
     #[test]
     fn national_clouds_use_their_own_hosts() {

@@ -96,6 +96,13 @@ async fn prepare_boxed(
 ) -> Result<Prepared, SetupError> {
     scim_reachable(&session.cloud, &intent)?;
     let mut intent = intent;
+    intent.non_gallery_template = session.cloud.non_gallery_template().to_string();
+    if intent.saml.is_some() && !session.cloud.adds_signing_certificates() {
+        return Err(SetupError::Plan(plan::PlanError::NotInThisCloud(format!(
+            "Microsoft Graph cannot add SAML signing certificates in {} (addTokenSigningCertificate exists in the global service only), so this version cannot set up {} there. Create the enterprise app in the Entra admin center (Enterprise applications → New application → Create your own application).",
+            session.cloud.name, intent.provider.name
+        ))));
+    }
     resolve_groups(session, &mut intent).await?;
     // Entra mails a SAML app's certificate-expiry notices to these: the admin setting it up.
     if let Some(saml) = &mut intent.saml {

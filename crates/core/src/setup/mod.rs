@@ -48,6 +48,8 @@ pub struct Intent {
     pub rotate_secret: bool,
     /// SAML single sign-on, for providers that sign in with SAML (from the profile and inputs).
     pub saml: Option<SamlIntent>,
+    /// The cloud's non-gallery application template (set from the session when planning).
+    pub non_gallery_template: String,
 }
 
 /// SAML single sign-on on an enterprise app (reference §8b): the service's values, rendered from
@@ -213,6 +215,7 @@ impl Intent {
             scim: None,
             rotate_secret: false,
             saml,
+            non_gallery_template: provider::NON_GALLERY_TEMPLATE.to_string(),
         })
     }
 
@@ -224,6 +227,15 @@ impl Intent {
             s.notify = notify;
         }
         self
+    }
+
+    /// The application template an app is made from: a gallery app's own, or this cloud's
+    /// non-gallery one.
+    pub fn template_id<'a>(&'a self, spec: &'a provider::AppSpec) -> Option<&'a str> {
+        match &spec.source {
+            provider::AppSource::NonGallery => Some(self.non_gallery_template.as_str()),
+            other => other.template_id(),
+        }
     }
 
     /// The enterprise app made from a template that this setup uses (for SAML sign-in, SCIM

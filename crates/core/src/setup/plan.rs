@@ -275,6 +275,9 @@ pub enum PlanError {
     Permissions(#[from] super::UnknownPermission),
     #[error("{0} Its profile is valid; setting it up arrives with a later version.")]
     Unsupported(String),
+    /// The cloud lacks an API the setup needs.
+    #[error("{0}")]
+    NotInThisCloud(String),
     #[error("Enter the SCIM Secret Token again: Entra never gives a saved token back, and {why}.")]
     ScimTokenNeeded { why: String },
     #[error("Entra cannot reach {url}: its provisioning service runs in Microsoft's cloud and connects to the tenant URL over the internet, so an address on this computer or its private network (localhost, 127.0.0.1, 10.x, 192.168.x, .local) never answers it. Enter the provider's public https SCIM URL.")]
@@ -766,8 +769,9 @@ fn plan_template_app(input: &PlanInput<'_>, plan_id: &str, push: &mut Push<'_>) 
     let st = input.state.provisioning();
     let display = intent.scim_display_name();
     let source = intent.template_app().map(|a| &a.source);
-    let template_id = source
-        .and_then(crate::provider::AppSource::template_id)
+    let template_id = intent
+        .template_app()
+        .and_then(|a| intent.template_id(a))
         .unwrap_or(crate::provider::NON_GALLERY_TEMPLATE)
         .to_string();
     let kind = match source {

@@ -277,7 +277,7 @@ async fn read_made_from_template(
     spec: &crate::provider::AppSpec,
     pending_names: &[String],
 ) -> Result<Option<TemplateApp>, GraphError> {
-    let template = spec.source.template_id().unwrap_or(NON_GALLERY_TEMPLATE);
+    let template = intent.template_id(spec).unwrap_or(NON_GALLERY_TEMPLATE);
     // An app that does not provision has no job to read (and reading one needs more consent).
     let job = intent
         .provider

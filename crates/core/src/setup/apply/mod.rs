@@ -433,122 +433,130 @@ async fn run_plan(
         },
         &refs,
     )?;
+    // Each change starts as soon as the changes it waits for are done (not in waves: a slow
+    // change holds back only what depends on it).
     let mut done: BTreeSet<usize> = BTreeSet::new();
-    while done.len() < plan.changes.len() {
-        if cancel.is_cancelled() {
-            return Err(ApplyError::Cancelled);
+    let mut started: BTreeSet<usize> = BTreeSet::new();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut failure: Option<ApplyError> = None;
+    loop {
+        if failure.is_none() && !cancel.is_cancelled() {
+            let ready: Vec<&PlannedChange> = plan
+                .changes
+                .iter()
+                .filter(|c| !started.contains(&c.seq) && c.after.iter().all(|a| done.contains(a)))
+                .collect();
+            for pc in ready {
+                let name = match &pc.change {
+                    Change::AddPassword { display_name, .. } => Some(display_name.clone()),
+                    Change::InstantiateApp { temp_name, .. } => Some(temp_name.clone()),
+                    _ => None,
+                };
+                ctx.journal(
+                    Some(pc),
+                    Event::Started {
+                        kind: pc.change.kind().into(),
+                        name,
+                    },
+                    &refs,
+                )?;
+                ctx.emit(ApplyEvent::Started {
+                    seq: u32::try_from(pc.seq).unwrap_or(0),
+                    title: pc.title.clone(),
+                });
+                started.insert(pc.seq);
+                let snapshot = refs.clone();
+                let ctx = &ctx;
+                running.push(async move { (pc, ctx.run(pc, &snapshot).await) });
+            }
         }
-        let wave: Vec<&PlannedChange> = plan
-            .changes
-            .iter()
-            .filter(|c| !done.contains(&c.seq) && c.after.iter().all(|a| done.contains(a)))
-            .collect();
-        if wave.is_empty() {
-            break;
-        }
-        for pc in &wave {
-            let name = match &pc.change {
-                Change::AddPassword { display_name, .. } => Some(display_name.clone()),
-                Change::InstantiateApp { temp_name, .. } => Some(temp_name.clone()),
-                _ => None,
-            };
-            ctx.journal(
-                Some(pc),
-                Event::Started {
-                    kind: pc.change.kind().into(),
-                    name,
-                },
-                &refs,
-            )?;
-            ctx.emit(ApplyEvent::Started {
-                seq: u32::try_from(pc.seq).unwrap_or(0),
-                title: pc.title.clone(),
-            });
-        }
-        let snapshot = refs.clone();
-        let results = tokio::select! {
-            r = futures::future::join_all(wave.iter().map(|pc| ctx.run(pc, &snapshot))) => r,
+        let next = tokio::select! {
+            n = futures::StreamExt::next(&mut running) => n,
             () = cancel.cancelled() => return Err(ApplyError::Cancelled),
         };
-        let mut failure = None;
-        for (pc, result) in wave.iter().zip(results) {
-            match result {
-                Ok(step) => {
-                    refs.apps
-                        .entry(pc.app.clone())
-                        .or_default()
-                        .merge(&step.ids);
-                    let (created, id) = match step.created {
-                        Some((k, id)) => (Some(k), Some(id)),
-                        None => (None, step.removed),
-                    };
+        let Some((pc, result)) = next else {
+            break;
+        };
+        match result {
+            Ok(step) => {
+                refs.apps
+                    .entry(pc.app.clone())
+                    .or_default()
+                    .merge(&step.ids);
+                let (created, id) = match step.created {
+                    Some((k, id)) => (Some(k), Some(id)),
+                    None => (None, step.removed),
+                };
+                ctx.journal(
+                    Some(pc),
+                    Event::Done {
+                        kind: pc.change.kind().into(),
+                        created,
+                        id,
+                        previous: step.previous,
+                    },
+                    &refs,
+                )?;
+                if let Change::SaveScimSecrets {
+                    tenant_url,
+                    sync_all,
+                    token_expires,
+                } = &pc.change
+                {
                     ctx.journal(
                         Some(pc),
-                        Event::Done {
-                            kind: pc.change.kind().into(),
-                            created,
-                            id,
-                            previous: step.previous,
-                        },
+                        Event::ScimConfigured(ScimRecord {
+                            tenant_url: tenant_url.clone(),
+                            sync_all: *sync_all,
+                            token_expires: *token_expires,
+                            saved_at: Utc::now(),
+                        }),
                         &refs,
                     )?;
-                    if let Change::SaveScimSecrets {
-                        tenant_url,
-                        sync_all,
-                        token_expires,
-                    } = &pc.change
-                    {
-                        ctx.journal(
-                            Some(pc),
-                            Event::ScimConfigured(ScimRecord {
-                                tenant_url: tenant_url.clone(),
-                                sync_all: *sync_all,
-                                token_expires: *token_expires,
-                                saved_at: Utc::now(),
-                            }),
-                            &refs,
-                        )?;
-                    }
-                    ctx.emit(ApplyEvent::Done {
-                        seq: u32::try_from(pc.seq).unwrap_or(0),
-                        detail: step.detail,
-                    });
-                    if step.secret.is_some() {
-                        out.secret = step.secret;
-                    }
-                    if step.cert.is_some() {
-                        out.signing_cert = step.cert;
-                    }
-                    if step.consent_url.is_some() {
-                        out.consent_url = step.consent_url;
-                    }
-                    done.insert(pc.seq);
                 }
-                Err(e) => {
-                    ctx.journal(
-                        Some(pc),
-                        Event::Failed {
-                            kind: pc.change.kind().into(),
-                            message: e.to_string(),
-                        },
-                        &refs,
-                    )?;
-                    ctx.emit(ApplyEvent::Failed {
-                        seq: u32::try_from(pc.seq).unwrap_or(0),
+                ctx.emit(ApplyEvent::Done {
+                    seq: u32::try_from(pc.seq).unwrap_or(0),
+                    detail: step.detail,
+                });
+                if step.secret.is_some() {
+                    out.secret = step.secret;
+                }
+                if step.cert.is_some() {
+                    out.signing_cert = step.cert;
+                }
+                if step.consent_url.is_some() {
+                    out.consent_url = step.consent_url;
+                }
+                done.insert(pc.seq);
+            }
+            Err(e) => {
+                ctx.journal(
+                    Some(pc),
+                    Event::Failed {
+                        kind: pc.change.kind().into(),
                         message: e.to_string(),
-                    });
-                    failure.get_or_insert(ApplyError::Step {
-                        seq: pc.seq,
-                        title: pc.title.clone(),
-                        source: Box::new(e),
-                    });
-                }
+                    },
+                    &refs,
+                )?;
+                ctx.emit(ApplyEvent::Failed {
+                    seq: u32::try_from(pc.seq).unwrap_or(0),
+                    message: e.to_string(),
+                });
+                // What is running finishes and is journaled; nothing new starts.
+                failure.get_or_insert(ApplyError::Step {
+                    seq: pc.seq,
+                    title: pc.title.clone(),
+                    source: Box::new(e),
+                });
             }
         }
         out.learn(plan, &refs);
-        if let Some(f) = failure {
-            return Err(f);
-        }
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if cancel.is_cancelled() {
+        return Err(ApplyError::Cancelled);
     }
     ctx.journal(None, Event::Finished, &refs)?;
     ctx.emit(ApplyEvent::Finished {
