@@ -30,6 +30,7 @@ fn saml_intent(name: &str, entity_id: &str) -> Intent {
         "https://files.contoso.com/saml/acs".to_string(),
     );
     raw.insert("relay_state".to_string(), "/home".to_string());
+    raw.insert("groups".to_string(), "SecurityGroup".to_string());
     Intent::new(provider::find("saml").unwrap(), &raw, None).unwrap()
 }
 
@@ -95,6 +96,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
             app["web"]["redirectUris"],
             serde_json::json!(["https://files.contoso.com/saml/acs"])
         );
+        assert_eq!(app["groupMembershipClaims"], "SecurityGroup");
         let sp = d
             .service_principals
             .iter()

@@ -113,6 +113,8 @@ pub struct SamlSpec {
     pub sign_on_url: Option<String>,
     /// The service's single logout URL (the app's `web.logoutUrl`).
     pub logout_url: Option<String>,
+    /// The groups claim in the SAML token (the app's `groupMembershipClaims`).
+    pub groups_claim: Option<String>,
     pub relay_state: Option<String>,
     pub name_id: String,
     pub certificate_lifetime_days: u32,

@@ -132,6 +132,9 @@ struct RawSaml {
     sign_on_url: Option<Spanned<String>>,
     #[serde(default)]
     logout_url: Option<Spanned<String>>,
+    /// `groupMembershipClaims`: SecurityGroup, ApplicationGroup, All, None, or a template.
+    #[serde(default)]
+    groups_claim: Option<Spanned<String>>,
     #[serde(default)]
     relay_state: Option<String>,
     #[serde(default = "default_name_id")]
@@ -801,7 +804,10 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                             .map_err(|e| c.err(r.span(), e))?;
                         check_redirect_uri(&u).map_err(|m| c.err(r.span(), m))?;
                     }
-                    for u in [&s.sign_on_url, &s.logout_url].into_iter().flatten() {
+                    for u in [&s.sign_on_url, &s.logout_url, &s.groups_claim]
+                        .into_iter()
+                        .flatten()
+                    {
                         check_template(u, &known)?;
                     }
                     let life = *s.certificate_lifetime_days.get_ref();
@@ -817,6 +823,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                         reply_urls: s.reply_urls.into_iter().map(Spanned::into_inner).collect(),
                         sign_on_url: s.sign_on_url.map(Spanned::into_inner),
                         logout_url: s.logout_url.map(Spanned::into_inner),
+                        groups_claim: s.groups_claim.map(Spanned::into_inner),
                         relay_state: s.relay_state,
                         name_id: s.name_id,
                         certificate_lifetime_days: life,

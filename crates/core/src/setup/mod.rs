@@ -65,6 +65,8 @@ pub struct SamlIntent {
     pub relay_state: Option<String>,
     /// The service's single logout URL: the app's `web.logoutUrl`.
     pub logout_url: Option<String>,
+    /// The groups claim (`groupMembershipClaims`), when the service wants one.
+    pub groups_claim: Option<String>,
     /// Who gets Entra's certificate-expiry mails (the signed-in admin).
     pub notify: Vec<String>,
     /// Who may sign in: `None` lets every user of the tenant in (assignment not required).
@@ -203,6 +205,7 @@ impl Intent {
                 sign_on_url: opt(&spec.sign_on_url),
                 relay_state: opt(&spec.relay_state),
                 logout_url: opt(&spec.logout_url),
+                groups_claim: opt(&spec.groups_claim).filter(|g| g != "None"),
                 notify: vec![],
                 assign: None,
                 certificate_lifetime_days: spec.certificate_lifetime_days,

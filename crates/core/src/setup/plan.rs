@@ -910,7 +910,8 @@ fn plan_saml(
     let uris_ok = have.identifier_uris.iter().any(|u| u == &saml.entity_id);
     let replies_ok = saml.reply_urls.iter().all(|u| have.reply_urls.contains(u));
     let logout_ok = saml.logout_url.is_none() || have.logout_url == saml.logout_url;
-    let uris_step = if uris_ok && replies_ok && logout_ok {
+    let groups_ok = saml.groups_claim.is_none() || have.groups_claim == saml.groups_claim;
+    let uris_step = if uris_ok && replies_ok && logout_ok && groups_ok {
         None
     } else {
         // The Entity ID replaces other identifiers (a SAML app has one); Reply URLs are added to
@@ -936,11 +937,15 @@ fn plan_saml(
         if !logout_ok {
             differences.push("web.logoutUrl".into());
         }
+        let mut body = json!({"identifierUris": [saml.entity_id], "web": web});
+        if let Some(g) = &saml.groups_claim {
+            body["groupMembershipClaims"] = json!(g);
+            if !groups_ok {
+                differences.push("groupMembershipClaims".into());
+            }
+        }
         Some(push(
-            Change::SetSamlUris {
-                body: json!({"identifierUris": [saml.entity_id], "web": web}),
-                differences,
-            },
+            Change::SetSamlUris { body, differences },
             format!("Set the Entity ID {} and Reply URL {}", saml.entity_id, saml.reply_urls.join(", ")),
             format!("{provider} identifies itself with this Entity ID and receives sign-ins at the Reply URL."),
             "PATCH /applications/{id}".into(),

@@ -465,6 +465,7 @@ pub struct SamlState {
     pub identifier_uris: Vec<String>,
     pub reply_urls: Vec<String>,
     pub logout_url: Option<String>,
+    pub groups_claim: Option<String>,
 }
 
 impl SamlState {
@@ -521,6 +522,7 @@ impl SamlState {
             identifier_uris: strings(&app["identifierUris"]),
             reply_urls: strings(&app["web"]["redirectUris"]),
             logout_url: text(&app["web"]["logoutUrl"]),
+            groups_claim: text(&app["groupMembershipClaims"]).filter(|g| g != "None"),
         }
     }
 
