@@ -33,29 +33,9 @@ pub(crate) async fn intent(t: &Target) -> Result<Intent, Fail> {
 /// Reads the service's SAML metadata (a file or a URL) into `KEY=VALUE` inputs; an input given
 /// with --input as well must agree with it.
 async fn sp_metadata_inputs(from: &str, given: &[String]) -> Result<Vec<String>, Fail> {
-    let flag = format!("--sp-metadata {from}");
-    let xml = if from.starts_with("https://") || from.starts_with("http://") {
-        saml::fetch_sp_metadata(&entra_setup_core::http::client(), from)
-            .await
-            .map_err(|e| Fail(2, format!("{flag}: {e}")))?
-    } else {
-        let path = std::path::Path::new(from);
-        let len = std::fs::metadata(path)
-            .map_err(|e| Fail(2, format!("{flag}: cannot read it: {e}")))?
-            .len();
-        if len > saml::MAX_METADATA_BYTES as u64 {
-            return Err(Fail(
-                2,
-                format!(
-                    "{flag}: it is larger than {} bytes; give the service's SP metadata file.",
-                    saml::MAX_METADATA_BYTES
-                ),
-            ));
-        }
-        std::fs::read_to_string(path)
-            .map_err(|e| Fail(2, format!("{flag}: cannot read it: {e}")))?
-    };
-    let md = saml::parse_sp_metadata(&xml).map_err(|e| Fail(2, format!("{flag}: {e}.")))?;
+    let md = saml::import_sp_metadata(&entra_setup_core::http::client(), from)
+        .await
+        .map_err(|e| Fail(2, format!("--sp-metadata {from}: {e}.")))?;
     let explicit = parse_pairs(given, "--input")?;
     let mut out = vec![];
     for (k, v) in md.inputs() {

@@ -311,6 +311,44 @@ pub async fn fetch_sp_metadata(http: &reqwest::Client, url: &str) -> Result<Stri
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
+/// Why the service's SAML metadata could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    #[error("cannot read it: {0}")]
+    Read(String),
+    #[error(
+        "it is larger than {} bytes; give the service's SP metadata file",
+        MAX_METADATA_BYTES
+    )]
+    TooLarge,
+    #[error("{0}")]
+    Parse(#[from] SpMetadataError),
+}
+
+/// Reads the service's own SAML metadata from an https URL or a file (at most
+/// [`MAX_METADATA_BYTES`]) and parses it.
+pub async fn import_sp_metadata(
+    http: &reqwest::Client,
+    from: &str,
+) -> Result<SpMetadata, ImportError> {
+    let from = from.trim();
+    let xml = if from.starts_with("https://") || from.starts_with("http://") {
+        fetch_sp_metadata(http, from).await?
+    } else {
+        let path = std::path::Path::new(from);
+        let len = std::fs::metadata(path)
+            .map_err(|e| ImportError::Read(e.to_string()))?
+            .len();
+        if len > MAX_METADATA_BYTES as u64 {
+            return Err(ImportError::TooLarge);
+        }
+        std::fs::read_to_string(path).map_err(|e| ImportError::Read(e.to_string()))?
+    };
+    Ok(parse_sp_metadata(&xml)?)
+}
+
 /// What is wrong with live metadata compared with the app, in words; empty when it is right.
 pub fn metadata_problems(
     meta: &IdpMetadata,

@@ -133,33 +133,18 @@ pub async fn import_sp_metadata(
     core: State<'_, Core>,
     desktop: State<'_, Desktop>,
 ) -> Result<Option<SpMetadata>, IpcError> {
-    let invalid = |message: String| IpcError::Invalid {
-        field: "sp_metadata".into(),
-        message,
+    let from = match url.filter(|u| !u.trim().is_empty()) {
+        Some(u) => u,
+        None => match desktop.open_file().await {
+            Some(path) => path.display().to_string(),
+            None => return Ok(None),
+        },
     };
-    let xml = match url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        Some(u) => saml::fetch_sp_metadata(&core.http, u)
-            .await
-            .map_err(|e| invalid(format!("The metadata at {u} could not be used: {e}.")))?,
-        None => {
-            let Some(path) = desktop.open_file().await else {
-                return Ok(None);
-            };
-            let too_big = std::fs::metadata(&path)
-                .map(|m| m.len() > saml::MAX_METADATA_BYTES as u64)
-                .unwrap_or(false);
-            if too_big {
-                return Err(invalid(format!(
-                    "{} is larger than {} bytes: choose the service's SP metadata file.",
-                    path.display(),
-                    saml::MAX_METADATA_BYTES
-                )));
-            }
-            std::fs::read_to_string(&path)
-                .map_err(|e| invalid(format!("{} could not be read: {e}.", path.display())))?
-        }
-    };
-    saml::parse_sp_metadata(&xml)
+    saml::import_sp_metadata(&core.http, &from)
+        .await
         .map(Some)
-        .map_err(|e| invalid(format!("This metadata cannot be used: {e}.")))
+        .map_err(|e| IpcError::Invalid {
+            field: "sp_metadata".into(),
+            message: format!("The metadata at {from} cannot be used: {e}."),
+        })
 }

@@ -267,9 +267,7 @@ impl Run {
             let (sha1, sha256) = s
                 .cert
                 .as_ref()
-                .and_then(|c| {
-                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok()
-                })
+                .and_then(crate::setup::state::SigningCert::der)
                 .map(|der| crate::saml::fingerprints(&der))
                 .unwrap_or_default();
             v.insert("saml_cert_sha1".into(), sha1);
@@ -324,7 +322,7 @@ impl Run {
         let der = || {
             s.cert
                 .as_ref()
-                .and_then(|c| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok())
+                .and_then(crate::setup::state::SigningCert::der)
                 .ok_or_else(|| RunError::NotYet("Entra has not published the signing certificate yet: run the tests again in a minute.".into()))
         };
         Ok(match which {
@@ -346,34 +344,22 @@ impl Run {
         session: &Session,
         dir: &Path,
     ) -> Result<Vec<PathBuf>, RunError> {
-        if self.saml.as_ref().is_some_and(|s| s.metadata.is_none()) {
-            if let Some(c) = self.check_saml(session).await {
-                if c.status != checks::Status::Pass {
-                    return Err(RunError::SamlMetadata(c.detail));
-                }
-            }
-        }
-        let Some(s) = &self.saml else {
+        if self.saml.is_none() {
             return Ok(vec![]);
-        };
+        }
         std::fs::create_dir_all(dir)
             .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))?;
         let mut files = vec![];
-        let mut write = |name: &str, bytes: &[u8]| {
+        for which in [
+            SamlFile::Metadata,
+            SamlFile::CertificatePem,
+            SamlFile::CertificateCer,
+        ] {
+            let (bytes, name) = self.saml_file(session, which).await?;
             let path = dir.join(name);
             std::fs::write(&path, bytes)
                 .map_err(|e| RunError::Write(path.display().to_string(), e.to_string()))?;
             files.push(path);
-            Ok::<_, RunError>(())
-        };
-        if let Some(xml) = &s.metadata {
-            write(SAML_METADATA_FILE, xml.as_bytes())?;
-        }
-        if let Some(der) = s.cert.as_ref().and_then(|c| {
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &c.key).ok()
-        }) {
-            write(SAML_CERT_PEM_FILE, crate::saml::pem(&der).as_bytes())?;
-            write(SAML_CERT_CER_FILE, &der)?;
         }
         Ok(files)
     }

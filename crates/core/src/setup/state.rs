@@ -452,6 +452,13 @@ pub struct SigningCert {
     pub key: String,
 }
 
+impl SigningCert {
+    /// The certificate, DER.
+    pub fn der(&self) -> Option<Vec<u8>> {
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &self.key).ok()
+    }
+}
+
 /// How an enterprise app's SAML sign-on is configured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SamlState {
