@@ -101,6 +101,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             app.manage(state::Demo::default());
             app.manage(state::SetupState::default());
             app.manage(desktop::Desktop::new(app.handle().clone()));
+            tracing::debug!("set up");
             Ok(())
         })
 }
