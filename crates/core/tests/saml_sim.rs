@@ -34,6 +34,21 @@ fn saml_intent(name: &str, entity_id: &str) -> Intent {
     Intent::new(provider::find("saml").unwrap(), &raw, None).unwrap()
 }
 
+/// Applies a prepared setup; it must go through.
+async fn apply(s: &entra_setup_core::session::Session, prepared: flow::Prepared) -> Run {
+    let (collect, _) = collector();
+    let (run, failure) = Run::apply(
+        s,
+        prepared,
+        &ApplyOptions::default(),
+        collect,
+        &CancellationToken::new(),
+    )
+    .await;
+    assert!(failure.is_none(), "{failure:?}");
+    run
+}
+
 #[tokio::test]
 async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     let sim = sim_as("adele@contoso.com").await;
@@ -63,16 +78,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     // URI on an app that is not in SAML mode yet, as tenants enforcing secure URIs do.
     let uris = &prepared.plan.changes[3];
     assert!(uris.after.contains(&2), "{:?}", uris.after);
-    let (collect, _) = collector();
-    let (mut run, failure) = Run::apply(
-        &s,
-        prepared,
-        &ApplyOptions::default(),
-        collect,
-        &CancellationToken::new(),
-    )
-    .await;
-    assert!(failure.is_none(), "{failure:?}");
+    let mut run = apply(&s, prepared).await;
     let tenant = s.account.tenant_id.clone();
     {
         let d = sim.directory(&tenant).unwrap();
@@ -201,16 +207,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
             thumbprint: Some(thumb.clone())
         }]
     );
-    let (collect, _) = collector();
-    let (resumed_run, failure) = Run::apply(
-        &s,
-        resumed,
-        &ApplyOptions::default(),
-        collect,
-        &CancellationToken::new(),
-    )
-    .await;
-    assert!(failure.is_none(), "{failure:?}");
+    let resumed_run = apply(&s, resumed).await;
     assert_eq!(
         resumed_run
             .saml
@@ -265,16 +262,7 @@ async fn an_entity_id_another_app_holds_stops_the_plan_with_a_suffix_to_use() {
     let first = flow::prepare(&s, &dir, saml_intent("Acme Files", entity), &[])
         .await
         .unwrap();
-    let (collect, _) = collector();
-    let (_, failure) = Run::apply(
-        &s,
-        first,
-        &ApplyOptions::default(),
-        collect,
-        &CancellationToken::new(),
-    )
-    .await;
-    assert!(failure.is_none(), "{failure:?}");
+    apply(&s, first).await;
     let tenant = s.account.tenant_id.clone();
     let before = sim.directory(&tenant).unwrap().applications.len();
 

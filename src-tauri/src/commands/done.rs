@@ -62,17 +62,14 @@ pub async fn save_output(
             .await?
             .payload(&active.session, Some(&output_id))?
     };
-    // The dialog waits for the admin: nothing stays locked meanwhile.
-    let Some(path) = desktop.save_as(&name).await else {
-        return Ok(None);
-    };
-    outputs::write_private_file(&path, &text).map_err(|e| IpcError::Internal {
-        message: format!("could not write {}: {e}", path.display()),
-    })?;
-    if output_id != "reminder" {
+    let saved = save_with_dialog(&desktop, &name, |path| {
+        outputs::write_private_file(path, &text)
+    })
+    .await?;
+    if saved.is_some() && output_id != "reminder" {
         setup.run().await?.handed_over(HandOver::Saved);
     }
-    Ok(Some(path.display().to_string()))
+    Ok(saved)
 }
 
 /// Keeps the new secret in the OS keychain (opt-in), for later rotation.
@@ -146,13 +143,7 @@ pub async fn save_saml_file(
         let active = sessions.active().await?;
         setup.run().await?.saml_file(&active.session, which).await?
     };
-    let Some(path) = desktop.save_as(name).await else {
-        return Ok(None);
-    };
-    std::fs::write(&path, bytes).map_err(|e| IpcError::Internal {
-        message: format!("could not write {}: {e}", path.display()),
-    })?;
-    Ok(Some(path.display().to_string()))
+    save_with_dialog(&desktop, name, |path| std::fs::write(path, &bytes)).await
 }
 
 /// The lockout guard: the admin confirms an administrator of the service still signs in with a
@@ -164,4 +155,20 @@ pub async fn confirm_password_admin(setup: State<'_, SetupState>) -> Result<(), 
     setup.run().await?.password_admin_confirmed = true;
     tracing::info!("the admin confirmed a password administrator of the service");
     Ok(())
+}
+
+/// Asks where to save `name` (the dialog waits for the admin; nothing stays locked meanwhile),
+/// then writes it. The path, or nothing if the admin cancelled.
+async fn save_with_dialog(
+    desktop: &Desktop,
+    name: &str,
+    write: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+) -> Result<Option<String>, IpcError> {
+    let Some(path) = desktop.save_as(name).await else {
+        return Ok(None);
+    };
+    write(&path).map_err(|e| IpcError::Internal {
+        message: format!("could not write {}: {e}", path.display()),
+    })?;
+    Ok(Some(path.display().to_string()))
 }

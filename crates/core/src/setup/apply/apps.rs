@@ -160,32 +160,36 @@ impl Ctx<'_> {
                     ..Default::default()
                 })
             }
-            Change::ConfigureSaml { body, .. } => {
-                let sp = ids.sp_id.clone().unwrap_or_default();
-                g.patch(format!("/servicePrincipals/{sp}"))
+            // SAML mode on the service principal; Entity ID and Reply URLs on the application.
+            Change::ConfigureSaml { body, .. } | Change::SetSamlUris { body, .. } => {
+                let (path, detail) = if matches!(pc.change, Change::ConfigureSaml { .. }) {
+                    (
+                        format!(
+                            "/servicePrincipals/{}",
+                            ids.sp_id.clone().unwrap_or_default()
+                        ),
+                        "SAML single sign-on is on".to_string(),
+                    )
+                } else {
+                    (
+                        format!(
+                            "/applications/{}",
+                            ids.object_id.clone().unwrap_or_default()
+                        ),
+                        format!(
+                            "Entity ID {}",
+                            body["identifierUris"][0].as_str().unwrap_or_default()
+                        ),
+                    )
+                };
+                g.patch(path)
                     .json(body.clone())
                     .scopes(s)
                     .retry_if(replication_delay)
                     .send()
                     .await?;
                 Ok(StepOut {
-                    detail: "SAML single sign-on is on".into(),
-                    ..Default::default()
-                })
-            }
-            Change::SetSamlUris { body, .. } => {
-                let id = ids.object_id.clone().unwrap_or_default();
-                g.patch(format!("/applications/{id}"))
-                    .json(body.clone())
-                    .scopes(s)
-                    .retry_if(replication_delay)
-                    .send()
-                    .await?;
-                Ok(StepOut {
-                    detail: format!(
-                        "Entity ID {}",
-                        body["identifierUris"][0].as_str().unwrap_or_default()
-                    ),
+                    detail,
                     ..Default::default()
                 })
             }
