@@ -9,7 +9,7 @@ Measures, side by side in one run (alternating, so both see the same machine sta
   - release binary size.
 Writes the results into docs/PERFORMANCE.md between the bench:startup markers.
 
-  xvfb-run -a python3 bench/startup/run.py [--runs N] [--no-build]
+  xvfb-run -a python3 bench/startup/run.py [--runs N (default 25)] [--no-build]
 """
 import argparse
 import os
@@ -113,7 +113,7 @@ def section(title, why, results, runs):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=25)
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not os.environ.get("DISPLAY"):
