@@ -387,6 +387,9 @@ describe("importing a SAML service's metadata", () => {
     }, [samlProvider]);
     await user.click(await screen.findByRole("radio", { name: /Any SAML service/ }));
     expect(screen.queryByLabelText("Client secret lifetime")).toBeNull();
+    // No Graph permissions, no SCIM: those steps say so in the rail.
+    const rail = screen.getByRole("navigation", { name: "Wizard steps" });
+    expect(within(rail).getAllByText("Not needed for Any SAML service")).toHaveLength(3);
     await user.type(screen.getByLabelText("Metadata URL"), "https://wiki.example.org/Shibboleth.sso/Metadata");
     await user.click(screen.getByRole("button", { name: "Import" }));
     await waitFor(() => expect((screen.getByLabelText("Identifier (Entity ID)") as HTMLInputElement).value).toBe("https://wiki.example.org/shibboleth"));
