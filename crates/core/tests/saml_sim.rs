@@ -49,13 +49,18 @@ async fn apply(s: &entra_setup_core::session::Session, prepared: flow::Prepared)
     run
 }
 
+/// The setup the first test applies, re-runs and resumes.
+fn acme_files() -> Intent {
+    saml_intent("Acme Files", "https://files.contoso.com/saml/metadata")
+}
+
 #[tokio::test]
 async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     let sim = sim_as("adele@contoso.com").await;
     let (s, _) = admin_with(&sim, "contoso.com", false).await;
     sim.set_faults(Faults::realistic());
     let dir = data_dir("entra-setup-saml");
-    let want = saml_intent("Acme Files", "https://files.contoso.com/saml/metadata");
+    let want = acme_files();
     let prepared = flow::prepare(&s, &dir, want, &[]).await.unwrap();
     let kinds: Vec<&str> = prepared
         .plan
@@ -163,14 +168,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     assert_eq!(parsed.signing_certs.len(), 1);
 
     // A re-run finds everything in place.
-    let again = flow::prepare(
-        &s,
-        &dir,
-        saml_intent("Acme Files", "https://files.contoso.com/saml/metadata"),
-        &[],
-    )
-    .await
-    .unwrap();
+    let again = flow::prepare(&s, &dir, acme_files(), &[]).await.unwrap();
     assert!(again.plan.is_empty(), "{:#?}", again.plan.changes);
 
     // A run that stopped after adding a certificate but before preferring it: the re-run
@@ -192,14 +190,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
         .send()
         .await
         .unwrap();
-    let resumed = flow::prepare(
-        &s,
-        &dir,
-        saml_intent("Acme Files", "https://files.contoso.com/saml/metadata"),
-        &[],
-    )
-    .await
-    .unwrap();
+    let resumed = flow::prepare(&s, &dir, acme_files(), &[]).await.unwrap();
     let kinds: Vec<&Change> = resumed.plan.changes.iter().map(|c| &c.change).collect();
     assert_eq!(
         kinds,

@@ -100,7 +100,7 @@ pub async fn set_scim_token(
         let intent = intent(&provider_id, &inputs, None)?;
         let key = scim_token_key(
             &active.session.account.tenant_id,
-            &intent.scim_unique_name(),
+            &intent.template_unique_name(),
         );
         entra_setup_core::keychain::set(&core.keychain, &key, secret.clone()).await?;
     }
@@ -125,7 +125,7 @@ pub async fn forget_scim_token(
         let intent = intent(&provider_id, &inputs, None)?;
         let key = scim_token_key(
             &active.session.account.tenant_id,
-            &intent.scim_unique_name(),
+            &intent.template_unique_name(),
         );
         entra_setup_core::keychain::delete(&core.keychain, &key).await?;
     }

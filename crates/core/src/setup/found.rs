@@ -112,7 +112,7 @@ impl WizardApp {
         candidates.into_iter().find(|inputs| {
             Intent::new(p.clone(), inputs, None).is_ok_and(|i| {
                 let own = if self.provisioning {
-                    i.scim_unique_name()
+                    i.template_unique_name()
                 } else {
                     i.unique_name()
                 };
@@ -183,7 +183,7 @@ pub fn setups_of(apps: &[WizardApp], known: &[Provider]) -> Vec<PreviousSetup> {
         let Ok(intent) = Intent::new(p.clone(), &inputs, None) else {
             continue;
         };
-        let scim_unique = intent.scim_unique_name();
+        let scim_unique = intent.template_unique_name();
         out.push(PreviousSetup {
             provider_id: p.id().to_string(),
             display_name: intent.display_name(),

@@ -286,8 +286,8 @@ impl Intent {
         Ok(self)
     }
 
-    /// The provisioning app's alternate key.
-    pub fn scim_unique_name(&self) -> String {
+    /// The alternate key of the enterprise app made from a template (for SAML, SCIM or both).
+    pub fn template_unique_name(&self) -> String {
         if self.provider.has_sign_in() {
             let mut n = format!("{}-scim", self.unique_name());
             n.truncate(120);
@@ -297,8 +297,8 @@ impl Intent {
         }
     }
 
-    /// The provisioning app's display name.
-    pub fn scim_display_name(&self) -> String {
+    /// The display name of the enterprise app made from a template (for SAML, SCIM or both).
+    pub fn template_display_name(&self) -> String {
         self.template_app()
             .or_else(|| self.provider.scim_app())
             .and_then(|a| a.name.as_deref())

@@ -737,7 +737,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         unique_name: unique,
         display_name: intent.display_name(),
         tenant_id: input.tenant_id.to_string(),
-        scim_unique_name: template.as_ref().map(|_| intent.scim_unique_name()),
+        scim_unique_name: template.as_ref().map(|_| intent.template_unique_name()),
         registration,
         provisioning,
         inputs: intent.entered_inputs(),
@@ -767,7 +767,7 @@ fn entity_id_suggestion(entity_id: &str, unique_name: &str) -> String {
 fn plan_template_app(input: &PlanInput<'_>, plan_id: &str, push: &mut Push<'_>) -> Vec<usize> {
     let intent = input.intent;
     let st = input.state.provisioning();
-    let display = intent.scim_display_name();
+    let display = intent.template_display_name();
     let source = intent.template_app().map(|a| &a.source);
     let template_id = intent
         .template_app()
@@ -968,7 +968,7 @@ fn plan_saml(
             None => {
                 let days = saml.certificate_lifetime_days.min(1095);
                 let end = input.now + Duration::days(i64::from(days));
-                let display = intent.scim_display_name();
+                let display = intent.template_display_name();
                 let cn: String = display
                     .chars()
                     .map(|c| {

@@ -804,7 +804,7 @@ impl Run {
             ))
         };
         Some(ScimDone {
-            app_name: p.intent.scim_display_name(),
+            app_name: p.intent.template_display_name(),
             app_id: sc.app_id.clone(),
             service_principal_id: sc.sp_id.clone(),
             job_id: sc.job_id.clone(),

@@ -287,7 +287,7 @@ async fn read_made_from_template(
         .map(|x| x.job_template.as_str());
     read_template(
         graph,
-        &intent.scim_unique_name(),
+        &intent.template_unique_name(),
         pending_names,
         template,
         job,

@@ -187,7 +187,7 @@ pub async fn context(
     let s = session;
     let tenant = &s.account.tenant_id;
     let hints = Journal::open(journals, tenant, &intent.unique_name()).hints();
-    let scim_name = intent.scim_unique_name();
+    let scim_name = intent.template_unique_name();
     let existing =
         state::read_provisioning(&s.graph, intent, &hints.unfinished_instantiations).await?;
     let status = match existing
@@ -205,7 +205,7 @@ pub async fn context(
     let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
     Ok(ScimContext {
         info: ScimInfo {
-            app_name: intent.scim_display_name(),
+            app_name: intent.template_display_name(),
             needs_premium: spec.needs_premium,
             endpoint_help: spec.endpoint_help.clone(),
             token_help: spec.token_help.clone(),

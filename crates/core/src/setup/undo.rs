@@ -243,7 +243,7 @@ pub async fn tenant_pending(
         names.push(intent.unique_name());
     }
     if intent.provider.scim.is_some() {
-        names.push(intent.scim_unique_name());
+        names.push(intent.template_unique_name());
     }
     let mut out = vec![];
     for name in names {

@@ -370,45 +370,6 @@ pub async fn apply(
     on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
     cancel: &CancellationToken,
 ) -> Result<Applied, Box<ApplyFailed>> {
-    let mut out = Applied {
-        changes: plan.changes.len(),
-        ..Default::default()
-    };
-    match run_plan(
-        graph,
-        cloud,
-        plan,
-        state,
-        redirect_uri,
-        journal,
-        options,
-        on_event,
-        cancel,
-        &mut out,
-    )
-    .await
-    {
-        Ok(()) => Ok(out),
-        Err(error) => Err(Box::new(ApplyFailed {
-            error,
-            partial: out,
-        })),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_plan(
-    graph: &GraphClient,
-    cloud: &Cloud,
-    plan: &Plan,
-    state: &TenantState,
-    redirect_uri: &str,
-    journal: &Journal,
-    options: &ApplyOptions,
-    on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
-    cancel: &CancellationToken,
-    out: &mut Applied,
-) -> Result<(), ApplyError> {
     let ctx = Ctx {
         graph,
         cloud,
@@ -420,6 +381,22 @@ async fn run_plan(
         options,
         redirect_uri: redirect_uri.to_string(),
     };
+    let mut out = Applied {
+        changes: plan.changes.len(),
+        ..Default::default()
+    };
+    match run_plan(&ctx, &mut out).await {
+        Ok(()) => Ok(out),
+        Err(error) => Err(Box::new(ApplyFailed {
+            error,
+            partial: out,
+        })),
+    }
+}
+
+/// Runs the plan's changes; `out` holds what was made even when it stops part-way.
+async fn run_plan(ctx: &Ctx<'_>, out: &mut Applied) -> Result<(), ApplyError> {
+    let (plan, state, cancel) = (ctx.plan, ctx.state, ctx.cancel);
     let mut refs = Refs::from_state(state);
     // What exists already is known even when there is nothing to change.
     out.learn(plan, &refs);
@@ -466,7 +443,6 @@ async fn run_plan(
                 });
                 started.insert(pc.seq);
                 let snapshot = refs.clone();
-                let ctx = &ctx;
                 running.push(async move { (pc, ctx.run(pc, &snapshot).await) });
             }
         }
