@@ -2,6 +2,13 @@
 //! federation metadata URL, Entra's identifier and endpoints, the signing certificate's
 //! fingerprints, and a check that the live metadata carries the certificate Entra signs with.
 
+mod response;
+
+pub use response::{
+    authn_request, redirect_url, verify_response, verify_xml, Assertion, AuthnRequest, Expected,
+    ResponseError, MAX_RESPONSE_BYTES,
+};
+
 use base64::Engine;
 use sha1::Digest;
 

@@ -332,7 +332,7 @@ fn member_json(dir: &Directory, tenant: &Tenant, id: &str) -> Option<Value> {
     })
 }
 
-fn transitive_groups(dir: &Directory, member: &str) -> Vec<String> {
+pub(crate) fn transitive_groups(dir: &Directory, member: &str) -> Vec<String> {
     let mut found: Vec<String> = vec![];
     let mut todo = vec![member.to_string()];
     while let Some(m) = todo.pop() {

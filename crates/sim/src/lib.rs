@@ -499,6 +499,8 @@ fn router(shared: Arc<Shared>) -> Router {
             "/{tenant}/federationmetadata/2007-06/federationmetadata.xml",
             get(login::federation_metadata),
         )
+        .route("/{tenant}/saml2", get(login::saml2))
+        .route("/{tenant}/saml2/decision", post(login::saml2_decision))
         .route("/{tenant}/oauth2/v2.0/authorize", get(login::authorize))
         .route(
             "/{tenant}/oauth2/v2.0/authorize/decision",

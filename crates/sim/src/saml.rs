@@ -1,10 +1,9 @@
 //! SAML single sign-on on enterprise apps (reference §8b): token-signing certificates, the rules
 //! Entra applies to identifier URIs (Entity IDs), and the app's federation metadata.
 //!
-//! Certificates are real self-signed X.509 certificates (rcgen). Entra's are RSA-2048; the
-//! simulator's are ECDSA P-256, which XML signatures support too: the wizard treats the
-//! certificate as opaque bytes (fingerprints, metadata), so the key type does not change what it
-//! does.
+//! Certificates are real self-signed RSA-2048 X.509 certificates, as Entra's are (the key from
+//! the `rsa` crate, the certificate from rcgen); the simulator signs SAML responses with them
+//! (RSA-SHA256, Entra's default).
 
 use axum::http::StatusCode;
 use base64::Engine;
@@ -148,7 +147,7 @@ fn make_certificate(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<(Vec<u8>, String), rcgen::Error> {
-    let key = rcgen::KeyPair::generate()?;
+    let key = rsa_key_pair()?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
@@ -165,6 +164,17 @@ fn make_certificate(
     params.not_after = ymd(end);
     let cert = params.self_signed(&key)?;
     Ok((cert.der().to_vec(), key.serialize_pem()))
+}
+
+/// A new RSA-2048 key pair, PKCS#8.
+fn rsa_key_pair() -> Result<rcgen::KeyPair, rcgen::Error> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
+        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
+    let pem = key
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
+    rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
 }
 
 /// What a `PATCH /servicePrincipals/{id}` body may not do: prefer a signing key the service

@@ -119,6 +119,21 @@ impl World {
         self.tenants.iter().find(|t| t.matches(segment))
     }
 
+    /// An app registration of the tenant a path segment names, by appId: the apps the wizard
+    /// creates sign users in too (the test sign-in).
+    pub fn directory_app(
+        &self,
+        tenant_segment: &str,
+        client_id: &str,
+    ) -> Option<&serde_json::Value> {
+        let t = self.tenant(tenant_segment)?;
+        self.directories.get(&t.id)?.applications.iter().find(|a| {
+            a["appId"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(client_id))
+        })
+    }
+
     pub fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.id == id)
     }

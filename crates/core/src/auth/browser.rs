@@ -1,6 +1,7 @@
 //! Who opens the authorization URL: the system browser in real use, or — for the demo tenant and
 //! tests — the wizard itself, following the simulator's redirect straight to the loopback
-//! listener, so that the very same code path completes without an external browser.
+//! listener, so that the very same code path completes without an external browser. It also
+//! submits the self-posting form a SAML sign-in page answers with, as a browser's script does.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -71,6 +72,23 @@ impl BrowserOpener for FollowRedirects {
                     continue;
                 }
                 if status.is_success() {
+                    let body = resp.text().await.unwrap_or_default();
+                    if let Some((action, fields)) = self_posting_form(&body) {
+                        let target = reqwest::Url::parse(&next)
+                            .and_then(|base| base.join(&action))
+                            .map_err(|e| AuthError::Protocol(format!("bad form action: {e}")))?;
+                        if !matches!(target.host_str(), Some("127.0.0.1" | "localhost")) {
+                            return Err(AuthError::Protocol(format!(
+                                "the sign-in page posts to {target}, not to this computer"
+                            )));
+                        }
+                        http.post(target).form(&fields).send().await.map_err(|e| {
+                            AuthError::Network {
+                                what: "the test sign-in's answer".into(),
+                                detail: e.to_string(),
+                            }
+                        })?;
+                    }
                     return Ok(());
                 }
                 let body = resp.text().await.unwrap_or_default();
@@ -85,6 +103,47 @@ impl BrowserOpener for FollowRedirects {
             ))
         })
     }
+}
+
+/// The action and hidden fields of a page's auto-submitting SAML form (Entra's "Working..."
+/// page), if it has one.
+fn self_posting_form(html: &str) -> Option<(String, Vec<(String, String)>)> {
+    let tag = regex::Regex::new(r#"(?is)<(form|input)\b([^>]*)>"#).ok()?;
+    let attr = regex::Regex::new(r#"(?s)([A-Za-z_:-]+)\s*=\s*"([^"]*)""#).ok()?;
+    let attrs = |s: &str| -> Vec<(String, String)> {
+        attr.captures_iter(s)
+            .map(|c| (c[1].to_ascii_lowercase(), unescape(&c[2])))
+            .collect()
+    };
+    let get =
+        |a: &[(String, String)], k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut action = None;
+    let mut fields = vec![];
+    for c in tag.captures_iter(html) {
+        let a = attrs(&c[2]);
+        if c[1].eq_ignore_ascii_case("form") {
+            if get(&a, "method").is_some_and(|m| m.eq_ignore_ascii_case("post")) {
+                action = get(&a, "action");
+            }
+        } else if get(&a, "type").is_some_and(|t| t.eq_ignore_ascii_case("hidden")) {
+            if let (Some(n), Some(v)) = (get(&a, "name"), get(&a, "value")) {
+                fields.push((n, v));
+            }
+        }
+    }
+    let action = action?;
+    fields
+        .iter()
+        .any(|(n, _)| n == "SAMLResponse")
+        .then_some((action, fields))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn strip_tags(html: &str) -> String {

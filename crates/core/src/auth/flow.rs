@@ -122,6 +122,8 @@ pub struct TokenSet {
     pub refresh_token: Option<SecretString>,
     pub granted_scopes: Vec<String>,
     pub id: IdClaims,
+    /// Every claim of the verified id token (the test sign-in shows them).
+    pub id_token_claims: serde_json::Map<String, serde_json::Value>,
     pub discovery: Discovery,
 }
 
@@ -212,7 +214,7 @@ async fn verify_id_token(
     client_id: &str,
     token: &str,
     nonce: Option<&str>,
-) -> Result<IdClaims, AuthError> {
+) -> Result<(IdClaims, serde_json::Map<String, serde_json::Value>), AuthError> {
     #[derive(Deserialize)]
     struct Raw {
         tid: Option<String>,
@@ -262,9 +264,15 @@ async fn verify_id_token(
     validation.set_audience(&[client_id]);
     validation.set_required_spec_claims(&["exp", "aud", "iss"]);
     validation.leeway = 300;
-    let raw = jsonwebtoken::decode::<Raw>(token, &key, &validation)
-        .map_err(|e| AuthError::InvalidIdToken(e.to_string()))?
-        .claims;
+    let all = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+        token,
+        &key,
+        &validation,
+    )
+    .map_err(|e| AuthError::InvalidIdToken(e.to_string()))?
+    .claims;
+    let raw: Raw = serde_json::from_value(serde_json::Value::Object(all.clone()))
+        .map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
     let tid = raw
         .tid
         .clone()
@@ -284,12 +292,15 @@ async fn verify_id_token(
             ));
         }
     }
-    Ok(IdClaims {
-        tid,
-        oid: raw.oid.unwrap_or(raw.sub),
-        preferred_username: raw.preferred_username.or(raw.email),
-        name: raw.name,
-    })
+    Ok((
+        IdClaims {
+            tid,
+            oid: raw.oid.unwrap_or(raw.sub),
+            preferred_username: raw.preferred_username.or(raw.email),
+            name: raw.name,
+        },
+        all,
+    ))
 }
 
 async fn finish(
@@ -304,7 +315,8 @@ async fn finish(
             "the token response has no id_token; was the openid scope requested?".into(),
         )
     })?;
-    let id = verify_id_token(http, &discovery, &opts.client_id, &id_token, nonce).await?;
+    let (id, id_token_claims) =
+        verify_id_token(http, &discovery, &opts.client_id, &id_token, nonce).await?;
     Ok(TokenSet {
         access_token: SecretString::from(resp.access_token().secret().clone()),
         expires_at: expiry(&resp),
@@ -313,6 +325,7 @@ async fn finish(
             .map(|r| SecretString::from(r.secret().clone())),
         granted_scopes: granted(&resp, &opts.scopes),
         id,
+        id_token_claims,
         discovery,
     })
 }
@@ -338,6 +351,23 @@ pub async fn sign_in(
     }
 }
 
+/// A browser sign-in answered on a listener the caller bound (and registered as a redirect URI
+/// first: the test sign-in of a new app).
+pub async fn sign_in_on(
+    http: &reqwest::Client,
+    opts: &SignInOptions,
+    listener: LoopbackListener,
+    opener: &dyn BrowserOpener,
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<TokenSet, AuthError> {
+    let discovery = tokio::select! {
+        d = discover(http, &opts.discovery_url, &opts.tenant_label, &opts.cloud_name) => d?,
+        () = cancel.cancelled() => return Err(AuthError::Cancelled),
+    };
+    browser_flow_on(http, discovery, opts, listener, opener, on_event, cancel).await
+}
+
 async fn browser_flow(
     http: &reqwest::Client,
     discovery: Discovery,
@@ -347,6 +377,18 @@ async fn browser_flow(
     cancel: &CancellationToken,
 ) -> Result<TokenSet, AuthError> {
     let listener = LoopbackListener::bind(&opts.redirect_host).await?;
+    browser_flow_on(http, discovery, opts, listener, opener, on_event, cancel).await
+}
+
+async fn browser_flow_on(
+    http: &reqwest::Client,
+    discovery: Discovery,
+    opts: &SignInOptions,
+    listener: LoopbackListener,
+    opener: &dyn BrowserOpener,
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<TokenSet, AuthError> {
     let client = base_client(&opts.client_id)
         .set_auth_uri(
             AuthUrl::new(discovery.authorization_endpoint.clone())

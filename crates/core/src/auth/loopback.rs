@@ -1,5 +1,7 @@
 //! The RFC 8252 loopback redirect: a one-shot HTTP listener on 127.0.0.1 and an ephemeral port
 //! that receives the authorization code, checks `state`, answers the browser tab, and stops.
+//! The test sign-in uses it too, for a SAMLResponse POSTed by the browser (with `RelayState` as
+//! its state).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AuthError;
 
-type Outcome = Result<String, AuthError>;
+type Outcome = Result<HashMap<String, String>, AuthError>;
 
 struct Inner {
     expected_state: Option<String>,
@@ -51,9 +53,13 @@ fn html_escape(s: &str) -> String {
 
 async fn callback(
     State(inner): State<Arc<Mutex<Inner>>>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(mut q): Query<HashMap<String, String>>,
+    body: String,
 ) -> Response {
-    let has_answer = q.contains_key("code") || q.contains_key("error");
+    // A POSTed form (SAML's HTTP-POST binding) counts as parameters too.
+    q.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned());
+    let has_answer =
+        q.contains_key("code") || q.contains_key("error") || q.contains_key("SAMLResponse");
     if !has_answer {
         // favicon.ico, a stray reload: not ours to answer, keep waiting.
         return (axum::http::StatusCode::NOT_FOUND, "Not found").into_response();
@@ -69,7 +75,10 @@ async fn callback(
             true,
         );
     };
-    let state_ok = match (&guard.expected_state, q.get("state")) {
+    let state_ok = match (
+        &guard.expected_state,
+        q.get("state").or_else(|| q.get("RelayState")),
+    ) {
         (Some(expected), Some(got)) => expected == got,
         _ => false,
     };
@@ -98,13 +107,21 @@ async fn callback(
             false,
         );
     }
-    let code = q.get("code").cloned().unwrap_or_default();
-    let _ = tx.send(Ok(code));
-    page(
-        "You are signed in",
-        "You can close this tab and return to Entra Setup.",
-        true,
-    )
+    let saml = q.contains_key("SAMLResponse");
+    let _ = tx.send(Ok(q));
+    if saml {
+        page(
+            "Entra answered",
+            "Entra Setup is checking the answer. You can close this tab and return to Entra Setup.",
+            true,
+        )
+    } else {
+        page(
+            "You are signed in",
+            "You can close this tab and return to Entra Setup.",
+            true,
+        )
+    }
 }
 
 impl LoopbackListener {
@@ -162,10 +179,20 @@ impl LoopbackListener {
 
     /// Waits for the authorization code, the timeout, or cancellation — whichever comes first.
     pub async fn wait(
-        mut self,
+        self,
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<String, AuthError> {
+        let mut answer = self.wait_params(timeout, cancel).await?;
+        Ok(answer.remove("code").unwrap_or_default())
+    }
+
+    /// Waits for the answer and returns all its parameters (query and form).
+    pub async fn wait_params(
+        mut self,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<HashMap<String, String>, AuthError> {
         let result = tokio::select! {
             r = &mut self.rx => r.unwrap_or(Err(AuthError::Cancelled)),
             () = tokio::time::sleep(timeout) => Err(AuthError::TimedOut { minutes: timeout.as_secs().div_ceil(60) }),

@@ -10,7 +10,9 @@ pub mod token_source;
 
 pub use browser::{BrowserOpener, FollowRedirects, OpenFuture, SystemBrowser};
 pub use discovery::{discover, Discovery};
-pub use flow::{sign_in, IdClaims, Method, SignInEvent, SignInOptions, TokenSet, DEFAULT_TIMEOUT};
+pub use flow::{
+    sign_in, sign_in_on, IdClaims, Method, SignInEvent, SignInOptions, TokenSet, DEFAULT_TIMEOUT,
+};
 pub use loopback::LoopbackListener;
 pub use tenant_ref::{is_guid, TenantRef};
 pub use token_source::TokenSource;

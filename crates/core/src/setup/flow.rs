@@ -125,6 +125,12 @@ async fn prepare_boxed(
     hints
         .unhanded_secret_ids
         .retain(|id| !held_secret_ids.contains(id));
+    // A test sign-in that stopped before removing its temporary redirect URI: remove it now.
+    if !journal.temporary_redirects().is_empty() {
+        if let Err(e) = super::test_sign_in::clean_up(&session.graph, &journal).await {
+            tracing::warn!(error = %e, "could not remove a test sign-in's temporary redirect URI yet");
+        }
+    }
     let read_state = || state::read(&session.graph, &intent, &hints.unfinished_instantiations);
     // Fetching the consent-step token now keeps it off the apply's critical path.
     let (pre, st, _) = tokio::join!(

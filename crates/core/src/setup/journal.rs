@@ -103,6 +103,26 @@ pub enum Event {
     },
     /// Provisioning credentials and settings were saved in Entra.
     ScimConfigured(ScimRecord),
+    /// The test sign-in is about to add a temporary loopback redirect (reply) URI to an app
+    /// (`platform`: `web` for SAML, `publicClient` for OpenID Connect). It goes when the test
+    /// ends, or — after a crash — the next time the setup is opened.
+    TemporaryRedirect {
+        app_object_id: String,
+        platform: String,
+        uri: String,
+    },
+    /// That URI is gone again.
+    TemporaryRedirectRemoved {
+        uri: String,
+    },
+}
+
+/// A temporary redirect URI the journal says is still on its app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemporaryRedirect {
+    pub app_object_id: String,
+    pub platform: String,
+    pub uri: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -401,6 +421,41 @@ impl Journal {
                 Event::ScimConfigured(r) => Some(r),
                 _ => None,
             })
+    }
+
+    /// Appends a plan-less event (the test sign-in's).
+    pub fn note(&self, plan_id: &str, event: Event) -> std::io::Result<()> {
+        self.append(&Entry {
+            at: Utc::now(),
+            plan_id: plan_id.to_string(),
+            seq: None,
+            event,
+            app: None,
+            app_object_id: None,
+            app_id: None,
+            request_id: None,
+        })
+    }
+
+    /// Temporary redirect URIs added by a test sign-in and not removed yet (it was interrupted).
+    pub fn temporary_redirects(&self) -> Vec<TemporaryRedirect> {
+        let mut open: Vec<TemporaryRedirect> = vec![];
+        for e in self.entries().unwrap_or_default() {
+            match e.event {
+                Event::TemporaryRedirect {
+                    app_object_id,
+                    platform,
+                    uri,
+                } => open.push(TemporaryRedirect {
+                    app_object_id,
+                    platform,
+                    uri,
+                }),
+                Event::TemporaryRedirectRemoved { uri } => open.retain(|t| t.uri != uri),
+                _ => {}
+            }
+        }
+        open
     }
 
     /// Records that the admin received a secret.

@@ -12,6 +12,7 @@ pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod test_sign_in;
 pub mod undo;
 pub mod view;
 

@@ -15,13 +15,14 @@ use super::apply::{ApplyError, ApplyEvent, ApplyOptions, NewSecret, ScimApplied}
 use super::flow::{self, Prepared, RetireFailed};
 use super::plan::Change;
 use super::secrets::{self, SecretHealth, SecretStatus};
+use super::test_sign_in;
 use super::view::{DoneView, GroupInfo, RetireOffer, ScimDone, SecretInfo};
 use crate::auth::StepScopes;
 use crate::checks::{self, CheckResult, SecretRetry};
 use crate::graph::GraphError;
 use crate::keychain::{self, SecretStore};
 use crate::outputs;
-use crate::provider::PermissionKind;
+use crate::provider::{PermissionKind, SignIn};
 use crate::push::{self, PushError, PushResult};
 use crate::session::Session;
 use crate::tenant::Link;
@@ -96,6 +97,7 @@ pub enum RunError {
 /// The SAML app of a setup after its apply: what the hand-over is made from.
 #[derive(Clone, Debug)]
 pub struct SamlApplied {
+    pub app_object_id: String,
     pub app_id: String,
     pub sp_id: String,
     /// The certificate Entra signs with (added by this run, or found).
@@ -170,6 +172,7 @@ impl Run {
             let app = prepared.intent.template_app()?;
             let ids = applied.apps.get(&app.id)?;
             Some(SamlApplied {
+                app_object_id: ids.object_id.clone()?,
                 app_id: ids.app_id.clone()?,
                 sp_id: ids.sp_id.clone()?,
                 cert: applied.signing_cert.clone().or_else(|| {
@@ -227,6 +230,42 @@ impl Run {
             prepared,
         };
         (run, failure)
+    }
+
+    /// Signs a person in to the app this setup made, as the service will, and reports what the
+    /// service receives (see [`test_sign_in`]).
+    pub async fn test_sign_in(
+        &self,
+        session: &Session,
+        http: &reqwest::Client,
+        opener: &dyn crate::auth::BrowserOpener,
+        cancel: &CancellationToken,
+    ) -> Result<test_sign_in::SignInReport, test_sign_in::TestSignInError> {
+        use test_sign_in::Target;
+        let intent = &self.prepared.intent;
+        let target = match (&self.saml, &intent.saml, &intent.provider.sign_in) {
+            (Some(applied), Some(saml), Some(SignIn::Saml(spec))) => Target::Saml {
+                app_object_id: &applied.app_object_id,
+                sp_id: &applied.sp_id,
+                entity_id: &saml.entity_id,
+                reply_urls: &saml.reply_urls,
+                name_id: &spec.name_id,
+            },
+            (_, _, Some(SignIn::Oidc(_))) if !self.app_object_id.is_empty() => Target::Oidc {
+                app_object_id: &self.app_object_id,
+                app_id: &self.app_id,
+            },
+            _ => return Err(test_sign_in::TestSignInError::NothingToTest),
+        };
+        test_sign_in::run(
+            session,
+            http,
+            opener,
+            &self.prepared.journal,
+            &target,
+            cancel,
+        )
+        .await
     }
 
     /// Whether the plan saved provisioning credentials (then a held SCIM token may go).

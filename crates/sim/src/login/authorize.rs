@@ -46,6 +46,16 @@ pub(super) fn parse_scopes(raw: &str, base: &str) -> Result<BTreeSet<String>, St
         .collect()
 }
 
+/// Where an app registered `uri`: `publicClient` (mobile and desktop: codes redeem without a
+/// secret), `web` (a secret is needed) or `spa`.
+pub(super) fn app_redirect(app: &serde_json::Value, uri: &str) -> Option<&'static str> {
+    ["publicClient", "web", "spa"].into_iter().find(|platform| {
+        app[*platform]["redirectUris"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|u| u.as_str() == Some(uri)))
+    })
+}
+
 pub(super) fn is_loopback_redirect(uri: &str) -> bool {
     let Ok(u) = url::Url::parse(uri) else {
         return false;
@@ -70,14 +80,18 @@ pub(super) fn validate_authorize(
         ));
     }
     let client_id = p.get("client_id").map(String::as_str).unwrap_or_default();
-    if !world.config.public_clients.iter().any(|c| c == client_id) {
-        return Err(error_page(StatusCode::BAD_REQUEST, 700016, &format!("Application with identifier '{client_id}' was not found in the directory."), "This can happen if the application has not been installed by the administrator of the tenant."));
-    }
     let redirect = p
         .get("redirect_uri")
         .map(String::as_str)
         .unwrap_or_default();
-    if !is_loopback_redirect(redirect) {
+    if let Some(app) = world.directory_app(tenant, client_id) {
+        // An app of the tenant: the redirect URI must be one it registered (any platform).
+        if app_redirect(app, redirect).is_none() {
+            return Err(error_page(StatusCode::BAD_REQUEST, 50011, &format!("The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application '{client_id}'."), "Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."));
+        }
+    } else if !world.config.public_clients.iter().any(|c| c == client_id) {
+        return Err(error_page(StatusCode::BAD_REQUEST, 700016, &format!("Application with identifier '{client_id}' was not found in the directory."), "This can happen if the application has not been installed by the administrator of the tenant."));
+    } else if !is_loopback_redirect(redirect) {
         return Err(error_page(StatusCode::BAD_REQUEST, 50011, &format!("The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application."), "Desktop clients must use an http://localhost or http://127.0.0.1 loopback redirect."));
     }
     if p.get("response_type").map(String::as_str) != Some("code") {

@@ -5,6 +5,7 @@ mod authorize;
 mod client_credentials;
 mod device;
 mod discovery;
+mod saml2;
 mod token;
 
 // The endpoints share their helpers through this module.
@@ -15,6 +16,7 @@ pub use admin_consent::{admin_consent, admin_consent_decision};
 pub use authorize::{authorize, authorize_decision};
 pub use device::{devicecode, devicelogin_page, devicelogin_submit};
 pub use discovery::{federation_metadata, jwks, openid_configuration};
+pub use saml2::{saml2, saml2_decision};
 pub use token::token;
 
 use std::collections::HashMap;

@@ -87,6 +87,10 @@ pub(super) fn issue_tokens(s: &Shared, world: &mut World, i: &Issue<'_>) -> Resp
             "ver": "2.0",
             "nonce": i.nonce,
         });
+        let mut id = id;
+        if let Some(app) = world.directory_app(&i.tenant.id, i.client_id) {
+            app_claims(world, app, i, &mut id);
+        }
         body["id_token"] = json!(s.keys.sign(&id));
     }
     if i.requested.contains("profile") {
@@ -114,6 +118,40 @@ pub(super) fn issue_tokens(s: &Shared, world: &mut World, i: &Issue<'_>) -> Resp
         .into_response()
 }
 
+/// Entra puts at most this many groups in a JWT; past it, `_claim_names` points to Graph.
+const JWT_GROUPS_LIMIT: usize = 200;
+
+/// What an id token for one of the tenant's own apps carries beyond the basics: the optional
+/// claims it asks for (`email`, `upn`) and its groups claim, or the overage marker.
+fn app_claims(world: &World, app: &serde_json::Value, i: &Issue<'_>, id: &mut serde_json::Value) {
+    let optional: Vec<&str> = app["optionalClaims"]["idToken"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    if optional.contains(&"email") {
+        if let Some(mail) = &i.user.mail {
+            id["email"] = json!(mail);
+        }
+    }
+    if optional.contains(&"upn") && i.user.user_type == "Member" {
+        id["upn"] = json!(i.user.upn);
+    }
+    let claim = app["groupMembershipClaims"].as_str().unwrap_or("None");
+    if !matches!(claim, "SecurityGroup" | "All" | "ApplicationGroup") {
+        return;
+    }
+    let Some(dir) = world.directories.get(&i.tenant.id) else {
+        return;
+    };
+    let groups = crate::graph_dir::transitive_groups(dir, &i.user.id);
+    if groups.len() + i.user.extra_groups as usize > JWT_GROUPS_LIMIT {
+        id["_claim_names"] = json!({"groups": "src1"});
+        id["_claim_sources"] = json!({"src1": {"endpoint": format!("https://graph.microsoft.com/v1.0/users/{}/getMemberObjects", i.user.id)}});
+    } else {
+        id["groups"] = json!(groups);
+    }
+}
+
 /// Checks the tenant, the client and the scopes of a token or devicecode request.
 #[allow(clippy::result_large_err)]
 pub(super) fn check_client(
@@ -126,7 +164,9 @@ pub(super) fn check_client(
         return Err(unknown_tenant(tenant));
     }
     let client_id = p.get("client_id").cloned().unwrap_or_default();
-    if !world.config.public_clients.contains(&client_id) {
+    if !world.config.public_clients.contains(&client_id)
+        && world.directory_app(tenant, &client_id).is_none()
+    {
         return Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -185,6 +225,11 @@ pub async fn token(
                     50148,
                     "The redirect_uri doesn't match the one used in the authorization request.",
                 );
+            }
+            if let Some(app) = world.directory_app(&grant.tenant_id, &client_id) {
+                if app_redirect(app, &grant.redirect_uri) != Some("publicClient") {
+                    return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+                }
             }
             let verifier = p.get("code_verifier").cloned().unwrap_or_default();
             if !pkce_matches(&verifier, &grant.code_challenge) {

@@ -251,7 +251,7 @@ impl Refs {
 }
 
 /// Graph's documented replication-delay answers right after an object is created (reference §12).
-fn replication_delay(e: &ApiError) -> bool {
+pub(crate) fn replication_delay(e: &ApiError) -> bool {
     let m = e.message.to_ascii_lowercase();
     e.status == 404
         || (e.status == 409 && e.method == "PATCH")

@@ -1,0 +1,340 @@
+//! The test sign-in with its claim inspector against the simulated tenant: a SAML app and an
+//! OpenID Connect app each sign a person in through a temporary loopback redirect URI that is
+//! gone afterwards (also after a crash), the simulator's signed SAMLResponse verifies while a
+//! tampered one, one for another request and one checked against the wrong certificate are
+//! refused, and group overage is reported. Every Graph body is checked against the CSDL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use entra_setup_core::auth::FollowRedirects;
+use entra_setup_core::provider;
+use entra_setup_core::saml::{self, ResponseError};
+use entra_setup_core::setup::apply::ApplyOptions;
+use entra_setup_core::setup::flow;
+use entra_setup_core::setup::journal::Event;
+use entra_setup_core::setup::run::Run;
+use entra_setup_core::setup::Intent;
+use entra_setup_sim::{Approval, Faults};
+use support::*;
+use tokio_util::sync::CancellationToken;
+
+const ENTITY_ID: &str = "https://files.contoso.com/saml/metadata";
+const REPLY_URL: &str = "https://files.contoso.com/saml/acs";
+
+fn saml_intent() -> Intent {
+    let raw: BTreeMap<String, String> = [
+        ("name", "Acme Files"),
+        ("entity_id", ENTITY_ID),
+        ("reply_url", REPLY_URL),
+        ("groups", "SecurityGroup"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Intent::new(provider::find("saml").unwrap(), &raw, None).unwrap()
+}
+
+async fn apply(s: &entra_setup_core::session::Session, prepared: flow::Prepared) -> Run {
+    let (collect, _) = collector();
+    let (run, failure) = Run::apply(
+        s,
+        prepared,
+        &ApplyOptions::default(),
+        collect,
+        &CancellationToken::new(),
+    )
+    .await;
+    assert!(failure.is_none(), "{failure:?}");
+    run
+}
+
+fn reply_urls(sim: &entra_setup_sim::SimHandle, tenant: &str, unique: &str) -> serde_json::Value {
+    let d = sim.directory(tenant).unwrap();
+    let app = d
+        .applications
+        .iter()
+        .find(|a| a["uniqueName"] == unique)
+        .unwrap();
+    app["web"]["redirectUris"].clone()
+}
+
+#[tokio::test]
+async fn a_saml_test_sign_in_shows_the_claims_and_leaves_no_reply_url_behind() {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    sim.set_faults(Faults::realistic());
+    let dir = data_dir("entra-setup-test-sign-in");
+    let prepared = flow::prepare(&s, &dir, saml_intent(), &[]).await.unwrap();
+    let run = apply(&s, prepared).await;
+    let tenant = s.account.tenant_id.clone();
+    let unique = run.prepared.intent.template_unique_name();
+    let http = entra_setup_core::http::client();
+    let opener = FollowRedirects::new(http.clone());
+
+    let report = run
+        .test_sign_in(&s, &http, &opener, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.protocol, "SAML");
+    assert_eq!(report.identity, "adele@contoso.com");
+    assert_eq!(report.identity_source, "NameID (emailAddress format)");
+    let claim = |short: &str| {
+        report
+            .claims
+            .iter()
+            .find(|c| c.short == short)
+            .map(|c| c.values.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(claim("tenantid"), [tenant.as_str()]);
+    assert_eq!(claim("emailaddress"), ["adele@contoso.com"]);
+    assert_eq!(claim("name"), ["adele@contoso.com"]);
+    // Groups arrive as object ids; the inspector names them.
+    let names: Vec<_> = report
+        .groups
+        .iter()
+        .filter_map(|g| g.name.clone())
+        .collect();
+    assert!(!report.groups.is_empty(), "{report:#?}");
+    assert_eq!(names.len(), report.groups.len(), "{report:#?}");
+    assert!(report.overage.is_none());
+    assert!(
+        report.verified.contains("assertion signature verified"),
+        "{}",
+        report.verified
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // The temporary reply URL is gone, the service's own is kept, and the journal says so.
+    assert_eq!(
+        reply_urls(&sim, &tenant, &unique),
+        serde_json::json!([REPLY_URL])
+    );
+    assert!(run.prepared.journal.temporary_redirects().is_empty());
+
+    // Someone with more groups than a SAML token carries: the inspector says what happened.
+    sim.set_approval(Approval::Auto {
+        upn: "patti@contoso.com".into(),
+        device_polls: 1,
+    });
+    let report = run
+        .test_sign_in(&s, &http, &opener, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.identity, "patti@contoso.com");
+    assert!(report.groups.is_empty());
+    assert!(
+        report.overage.as_deref().unwrap().contains("150"),
+        "{report:#?}"
+    );
+
+    // A crash between adding the temporary URL and removing it: the next time the setup is
+    // opened, the journal's record removes it.
+    let app_object_id = run.saml.as_ref().unwrap().app_object_id.clone();
+    let leftover = "http://127.0.0.1:9/saml".to_string();
+    run.prepared
+        .journal
+        .note(
+            "test-sign-in-crashed",
+            Event::TemporaryRedirect {
+                app_object_id: app_object_id.clone(),
+                platform: "web".into(),
+                uri: leftover.clone(),
+            },
+        )
+        .unwrap();
+    s.graph
+        .patch(format!("applications/{app_object_id}"))
+        .json(serde_json::json!({"web": {"redirectUris": [REPLY_URL, leftover]}}))
+        .send()
+        .await
+        .unwrap();
+    let again = flow::prepare(&s, &dir, saml_intent(), &[]).await.unwrap();
+    assert_eq!(
+        reply_urls(&sim, &tenant, &unique),
+        serde_json::json!([REPLY_URL])
+    );
+    assert!(again.journal.temporary_redirects().is_empty());
+    assert!(again.plan.changes.is_empty(), "{:?}", again.plan.changes);
+
+    sim.set_faults(Faults::default());
+    assert_graph_traffic_matches_csdl(&sim);
+}
+
+/// Asks the simulator's SAML endpoint for a response to the service's real reply URL (as the
+/// service itself would), returning the request and the Base64 SAMLResponse.
+async fn response_for(
+    sim: &entra_setup_sim::SimHandle,
+    tenant: &str,
+) -> (saml::AuthnRequest, String) {
+    let sso = format!("{}/{tenant}/saml2", sim.base_url());
+    let request = saml::authn_request(ENTITY_ID, REPLY_URL, &sso, chrono::Utc::now());
+    let url = saml::redirect_url(&sso, &request, "relay").unwrap();
+    let page = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let re = regex::Regex::new(r#"name="SAMLResponse" value="([^"]+)""#).unwrap();
+    let b64 = re.captures(&page).expect(&page)[1].to_string();
+    (request, b64)
+}
+
+#[tokio::test]
+async fn a_tampered_or_misdirected_saml_response_is_refused() {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let dir = data_dir("entra-setup-test-sign-in");
+    let prepared = flow::prepare(&s, &dir, saml_intent(), &[]).await.unwrap();
+    let run = apply(&s, prepared).await;
+    let tenant = s.account.tenant_id.clone();
+    let sp_id = run.saml.as_ref().unwrap().sp_id.clone();
+    let cert = sim
+        .directory(&tenant)
+        .unwrap()
+        .signing_keys
+        .iter()
+        .find(|k| k.sp_id == sp_id)
+        .unwrap()
+        .cert_der
+        .clone();
+    let idp = saml::idp_entity_id(&tenant);
+    let (request, b64) = response_for(&sim, &tenant).await;
+    let certificates = [cert];
+    let expected = saml::Expected {
+        request_id: &request.id,
+        acs: REPLY_URL,
+        audience: ENTITY_ID,
+        idp_entity_id: &idp,
+        certificates: &certificates,
+        now: chrono::Utc::now(),
+    };
+    let ok = saml::verify_response(&b64, &expected).unwrap();
+    assert_eq!(ok.name_id, "adele@contoso.com");
+    assert_eq!(ok.signed_element, "Assertion");
+
+    // The same response with another person's name in it: the digest no longer matches.
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .unwrap(),
+    )
+    .unwrap();
+    let forged = xml.replace(">adele@contoso.com</NameID>", ">lee@contoso.com</NameID>");
+    assert_ne!(forged, xml);
+    let err = saml::verify_xml(&forged, &expected).unwrap_err();
+    assert!(matches!(err, ResponseError::Signature(_)), "{err}");
+
+    // A valid response to another request (a replay) is refused before the signature matters.
+    let other = saml::Expected {
+        request_id: "_another",
+        ..expected
+    };
+    assert!(matches!(
+        saml::verify_response(&b64, &other).unwrap_err(),
+        ResponseError::Mismatch("InResponseTo", ..)
+    ));
+
+    // Checked against a certificate that is not the app's: refused.
+    let (other_app_request, _) = response_for(&sim, &tenant).await;
+    let stranger = rcgen::generate_simple_self_signed(vec!["stranger".into()]).unwrap();
+    let strangers = [stranger.cert.der().to_vec()];
+    let wrong_cert = saml::Expected {
+        request_id: &request.id,
+        certificates: &strangers,
+        ..expected
+    };
+    assert!(matches!(
+        saml::verify_response(&b64, &wrong_cert).unwrap_err(),
+        ResponseError::Signature(_)
+    ));
+    assert_ne!(other_app_request.id, request.id);
+
+    // Outside its validity window (a clock an hour and a half ahead): refused.
+    let late = saml::Expected {
+        now: chrono::Utc::now() + chrono::Duration::minutes(90),
+        ..expected
+    };
+    assert!(matches!(
+        saml::verify_response(&b64, &late).unwrap_err(),
+        ResponseError::OutsideValidity(..)
+    ));
+}
+
+#[tokio::test]
+async fn an_oidc_test_sign_in_shows_the_id_token_claims() {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    sim.set_faults(Faults::realistic());
+    let raw: BTreeMap<String, String> = [
+        ("name", "Team Wiki"),
+        ("redirect_uris", "https://wiki.contoso.com/oidc/callback"),
+        ("groups", "SecurityGroup"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let want = Intent::new(provider::find("oidc").unwrap(), &raw, None).unwrap();
+    let dir = data_dir("entra-setup-test-sign-in");
+    let prepared = flow::prepare(&s, &dir, want, &[]).await.unwrap();
+    let run = apply(&s, prepared).await;
+    let http = entra_setup_core::http::client();
+    let opener = Arc::new(FollowRedirects::new(http.clone()));
+    let report = run
+        .test_sign_in(&s, &http, opener.as_ref(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.protocol, "OpenID Connect");
+    assert_eq!(report.identity, "adele@contoso.com");
+    assert_eq!(report.identity_source, "the email claim");
+    let claim = |name: &str| {
+        report
+            .claims
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.values.clone())
+    };
+    assert_eq!(
+        claim("preferred_username"),
+        Some(vec!["adele@contoso.com".to_string()])
+    );
+    assert!(claim("oid").is_some());
+    assert!(
+        !report.groups.is_empty() && report.groups.iter().all(|g| g.name.is_some()),
+        "{report:#?}"
+    );
+    // The temporary redirect URI (mobile and desktop platform) is gone; the service's stays.
+    let tenant = s.account.tenant_id.clone();
+    let d = sim.directory(&tenant).unwrap();
+    let app = d
+        .applications
+        .iter()
+        .find(|a| a["appId"] == run.app_id.as_str())
+        .unwrap();
+    let public = app["publicClient"]["redirectUris"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(public.is_empty(), "{public:?}");
+    assert_eq!(
+        app["web"]["redirectUris"],
+        serde_json::json!(["https://wiki.contoso.com/oidc/callback"])
+    );
+
+    // Over the id token's 200 groups: the overage marker, explained.
+    sim.set_approval(Approval::Auto {
+        upn: "patti@contoso.com".into(),
+        device_polls: 1,
+    });
+    let report = run
+        .test_sign_in(&s, &http, opener.as_ref(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        report.overage.as_deref().unwrap().contains("_claim_names"),
+        "{report:#?}"
+    );
+
+    sim.set_faults(Faults::default());
+    assert_graph_traffic_matches_csdl(&sim);
+}
