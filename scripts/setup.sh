@@ -2,7 +2,8 @@
 # Installs what Entra Setup needs on Debian/Ubuntu, skipping anything already there.
 #   scripts/setup.sh          what building and running the wizard needs
 #   scripts/setup.sh --test   also what the test suite needs (Xvfb, WebKitWebDriver, tauri-driver,
-#                             gnome-keyring, D-Bus, and scim2-server from PyPI in .venv)
+#                             gnome-keyring, D-Bus, xmlsec1, and scim2-server and pysaml2 from
+#                             PyPI in .venv: independent peers the tests check against)
 # Other systems: see "Developing on macOS or Windows" in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ want_test=0
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 runtime_pkgs=(build-essential pkg-config curl file libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libdbus-1-dev)
-test_pkgs=(xvfb xauth webkit2gtk-driver gnome-keyring libsecret-tools dbus dbus-x11 python3-venv)
+test_pkgs=(xvfb xauth webkit2gtk-driver gnome-keyring libsecret-tools dbus dbus-x11 python3-venv xmlsec1)
 
 if command -v apt-get >/dev/null 2>&1; then
   pkgs=("${runtime_pkgs[@]}")
@@ -54,8 +55,8 @@ if (( want_test )) && ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --locked
 fi
 
-if (( want_test )) && [[ ! -x .venv/bin/scim2-server ]]; then
-  say "Installing scim2-server (an independent SCIM server the verifier is tested against)"
+if (( want_test )) && { [[ ! -x .venv/bin/scim2-server ]] || ! .venv/bin/python -c 'import saml2' 2>/dev/null; }; then
+  say "Installing scim2-server and pysaml2 (an independent SCIM server and SAML implementation the tests check against)"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet scim2-server==0.8.3
+  .venv/bin/pip install --quiet scim2-server==0.8.3 pysaml2==7.5.4
 fi

@@ -367,3 +367,120 @@ fn verify_signature(
     }
     Err(ResponseError::Signature(last))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A response signed by the xmlsec1 tool, not by the simulator (tests/data/saml/SOURCE.txt).
+    const SIGNED: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/saml/xmlsec1-signed-response.xml"
+    ));
+    const CERT: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/saml/xmlsec1-signing-certificate.cer"
+    ));
+
+    fn expected(certificates: &[Vec<u8>]) -> Expected<'_> {
+        Expected {
+            request_id: "_req42",
+            acs: "https://files.contoso.com/saml/acs",
+            audience: "https://files.contoso.com/saml/metadata",
+            idp_entity_id: "https://sts.windows.net/b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d/",
+            certificates,
+            now: DateTime::parse_from_rfc3339("2026-12-02T10:01:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    #[test]
+    fn a_response_signed_by_another_implementation_verifies_and_reads() {
+        let certs = [CERT.to_vec()];
+        let a = verify_xml(SIGNED, &expected(&certs)).unwrap();
+        assert_eq!(a.name_id, "adele@contoso.com");
+        assert_eq!(
+            a.name_id_format.as_deref(),
+            Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
+        );
+        assert_eq!(a.signed_by, crate::saml::thumbprint(CERT));
+        assert_eq!(a.attributes.len(), 2);
+        assert_eq!(a.attributes[0].1, ["a1b2c3d4-1111-4a1a-9a1a-000000000001"]);
+    }
+
+    #[test]
+    fn a_changed_group_or_audience_breaks_the_signature() {
+        let certs = [CERT.to_vec()];
+        for (from, to) in [
+            (
+                "000000000001</AttributeValue>",
+                "000000000009</AttributeValue>",
+            ),
+            ("saml/metadata</Audience>", "saml/other</Audience>"),
+        ] {
+            let forged = SIGNED.replace(from, to);
+            assert_ne!(forged, SIGNED);
+            let mut e = expected(&certs);
+            let audience = "https://files.contoso.com/saml/other";
+            if to.contains("other") {
+                e.audience = audience;
+            }
+            assert!(
+                matches!(verify_xml(&forged, &e), Err(ResponseError::Signature(_))),
+                "{from}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrapped_second_assertion_is_refused() {
+        // Signature wrapping: a forged assertion next to the signed one.
+        let forged = SIGNED.replace(
+            "<Assertion ",
+            "<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_evil\" Version=\"2.0\" IssueInstant=\"2026-12-02T10:00:00Z\"><Issuer>x</Issuer></Assertion><Assertion ",
+        );
+        let certs = [CERT.to_vec()];
+        assert_eq!(
+            verify_xml(&forged, &expected(&certs)),
+            Err(ResponseError::AssertionCount(2))
+        );
+    }
+
+    #[test]
+    fn an_authn_request_deflates_into_a_redirect_url() {
+        use std::io::Read;
+        let now = Utc::now();
+        let r = authn_request(
+            "https://sp.example/a&b",
+            "http://127.0.0.1:5/saml",
+            "https://login.example/t/saml2",
+            now,
+        );
+        assert!(r.id.starts_with('_'));
+        let url =
+            url::Url::parse(&redirect_url("https://login.example/t/saml2", &r, "rs").unwrap())
+                .unwrap();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["RelayState"], "rs");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(&q["SAMLRequest"])
+            .unwrap();
+        let mut xml = String::new();
+        flate2::read::DeflateDecoder::new(&raw[..])
+            .read_to_string(&mut xml)
+            .unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let root = doc.root_element();
+        assert_eq!(root.attribute("ID"), Some(r.id.as_str()));
+        assert_eq!(
+            root.attribute("AssertionConsumerServiceURL"),
+            Some("http://127.0.0.1:5/saml")
+        );
+        assert_eq!(
+            text(child(root, ASSERTION, "Issuer")),
+            "https://sp.example/a&b"
+        );
+    }
+}
