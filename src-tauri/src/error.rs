@@ -225,6 +225,24 @@ impl From<entra_setup_core::setup::run::RunError> for IpcError {
     }
 }
 
+impl From<entra_setup_core::setup::test_sign_in::TestSignInError> for IpcError {
+    fn from(e: entra_setup_core::setup::test_sign_in::TestSignInError) -> Self {
+        use entra_setup_core::setup::test_sign_in::TestSignInError;
+        let message = e.to_string();
+        match e {
+            TestSignInError::Auth(a) => a.into(),
+            TestSignInError::Graph(g) => g.into(),
+            TestSignInError::Response(_) => Self::Auth {
+                message,
+                code: Some("responseRefused".into()),
+                aadsts: None,
+            },
+            TestSignInError::NothingToTest => Self::Blocked { message },
+            TestSignInError::Journal(_) => Self::Internal { message },
+        }
+    }
+}
+
 impl From<entra_setup_core::setup::sync::SyncError> for IpcError {
     fn from(e: entra_setup_core::setup::sync::SyncError) -> Self {
         use entra_setup_core::setup::sync::SyncError;

@@ -44,6 +44,7 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::apply::undo_setup,
             commands::done::retire_old_secrets,
             commands::done::save_saml_file,
+            commands::done::test_sign_in,
             commands::done::confirm_password_admin,
             commands::choose::previous_setups,
             commands::choose::check_previous_setups,

@@ -484,6 +484,17 @@ try {
     await shot("21-done-saml", "#saml-h");
     await (await byText("button", "An administrator of Acme Files still signs in with a password")).click();
     await browser.waitUntil(async () => /every test passed/.test(await (await browser.$("[data-testid='done-summary']")).getText()), { timeout: 10000 });
+    // The test sign-in: the simulator signs a real SAMLResponse, the wizard verifies it and shows
+    // what Acme Files will receive.
+    await (await browser.$("[data-testid='test-sign-in']")).click();
+    const inspector = await browser.$("[data-testid='claim-inspector']");
+    await inspector.waitForDisplayed({ timeout: 60000 });
+    assert.equal(await (await browser.$("[data-testid='inspected-identity']")).getText(), "adele@contoso.com");
+    const inspected = await inspector.getText();
+    assert.match(inspected, /NameID \(emailAddress format\)/);
+    assert.match(inspected, /assertion signature verified with the app's certificate [0-9A-F]{40}/);
+    assert.match(inspected, /Engineering/);
+    await shot("22-test-sign-in-saml", "#inspect-h");
   });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use entra_setup_core::auth::{BrowserOpener, FollowRedirects, SystemBrowser};
 use entra_setup_core::push::PushResult;
 use entra_setup_core::setup::run::{HandOver, SamlFile};
+use entra_setup_core::setup::test_sign_in::SignInReport;
 use entra_setup_core::setup::view::DoneView;
 use entra_setup_core::{outputs, ExposeSecret};
 use tauri::State;
@@ -12,7 +14,7 @@ use tracing::instrument;
 
 use crate::desktop::Desktop;
 use crate::error::IpcError;
-use crate::state::{Core, Demo, Paths, SessionState, SetupState};
+use crate::state::{Core, Demo, Paths, SessionState, SetupState, SignInControl};
 
 /// Copies the secret (or an output with it) to the clipboard from Rust; the clipboard is
 /// cleared after a minute if it still holds it.
@@ -171,4 +173,28 @@ async fn save_with_dialog(
         message: format!("could not write {}: {e}", path.display()),
     })?;
     Ok(Some(path.display().to_string()))
+}
+
+/// Signs a person in to the app this setup made, the way the service will (SAML or OpenID
+/// Connect), and returns what the service receives: the claim inspector. The browser opens on
+/// this computer (the demo follows the simulator itself); `sign_in_cancel` stops the wait.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn test_sign_in(
+    core: State<'_, Core>,
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+    control: State<'_, SignInControl>,
+) -> Result<SignInReport, IpcError> {
+    let cancel = control.start();
+    let active = sessions.active().await?;
+    let run = setup.run().await?;
+    let opener: Box<dyn BrowserOpener> = match active.demo {
+        true => Box::new(FollowRedirects::new(core.http.clone())),
+        false => Box::new(SystemBrowser),
+    };
+    Ok(run
+        .test_sign_in(&active.session, &core.http, opener.as_ref(), &cancel)
+        .await?)
 }

@@ -25,6 +25,7 @@ pub const COMMANDS: &[&str] = &[
     "undo_setup",
     "retire_old_secrets",
     "save_saml_file",
+    "test_sign_in",
     "confirm_password_admin",
     "previous_setups",
     "check_previous_setups",

@@ -79,6 +79,12 @@ export const commands = {
 	 */
 	saveSamlFile: (which: SamlFile) => typedError<string | null, IpcError>(__TAURI_INVOKE("save_saml_file", { which })),
 	/**
+	 *  Signs a person in to the app this setup made, the way the service will (SAML or OpenID
+	 *  Connect), and returns what the service receives: the claim inspector. The browser opens on
+	 *  this computer (the demo follows the simulator itself); `sign_in_cancel` stops the wait.
+	 */
+	testSignIn: () => typedError<SignInReport, IpcError>(__TAURI_INVOKE("test_sign_in")),
+	/**
 	 *  The lockout guard: the admin confirms an administrator of the service still signs in with a
 	 *  password, so a broken single sign-on cannot lock everyone out.
 	 */
@@ -250,6 +256,15 @@ export type ChoiceOption = {
 	label: string,
 };
 
+/**  One claim as the service receives it. */
+export type ClaimView = {
+	/**  The claim's full name (a URI for SAML attributes). */
+	name: string,
+	/**  Its last segment, for reading (`emailaddress`, `groups`). */
+	short: string,
+	values: string[],
+};
+
 /**
  *  The cloud an admin picks. `Custom` points the wizard at any authority and Graph root, which is
  *  how the simulated tenant is reached.
@@ -339,6 +354,12 @@ export type GraphFailure = {
 export type GroupInfo = {
 	id: string,
 	name: string,
+};
+
+/**  A group in the groups claim, with its name looked up in the tenant. */
+export type GroupView = {
+	id: string,
+	name: string | null,
 };
 
 /**  One way to give the service Entra's SAML details, and its trade-off. */
@@ -950,6 +971,28 @@ export type SignInEvent =
 { kind: "deviceCode"; userCode: string; verificationUri: string; expiresAt: string; message: string | null } | 
 /**  The code is being exchanged for tokens. */
 { kind: "redeeming" };
+
+/**  What the test sign-in found. */
+export type SignInReport = {
+	/**  `SAML` or `OpenID Connect`. */
+	protocol: string,
+	/**  What the service will take as the user's identity, and where it comes from. */
+	identity: string,
+	identitySource: string,
+	identityNote: string,
+	claims: ClaimView[],
+	groups: GroupView[],
+	/**  Set when the user has too many groups for the token: what the service gets instead. */
+	overage: string | null,
+	/**  How the answer was verified (the certificate or key, and what it covered). */
+	verified: string,
+	warnings: string[],
+	/**
+	 *  The wizard's own time from the answer reaching the listener to verified claims with
+	 *  group names, in milliseconds.
+	 */
+	checkedMs: number,
+};
 
 /**  What the admin asked for on the sign-in screen. */
 export type SignInRequest = {

@@ -58,6 +58,7 @@ export const ipc = {
   signInDemo: (upn: string, method: Method, onEvent: (e: SignInEvent) => void): Promise<SignInResult> =>
     unwrap(commands.signInDemo(upn, method, channel(onEvent))),
   signInCancel: () => commands.signInCancel(),
+  testSignIn: () => unwrap(commands.testSignIn()),
   resumeSession: () => unwrap(commands.resumeSession()),
   signOut: () => unwrap(commands.signOut()),
   openLink: (url: string) => unwrap(commands.openLink(url)),
