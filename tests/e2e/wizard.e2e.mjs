@@ -454,13 +454,19 @@ try {
   await step("any SAML service: SAML mode, Entity ID, a signing certificate, the live metadata test and the lockout guard", async () => {
     await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
     await (await byText("h1", "Choose the service")).waitForDisplayed();
-    await (await browser.$("//label[contains(., 'Any SAML service')]//input")).click();
+    // The list may still be settling after the step appears: click until the choice holds.
+    const samlChoice = await browser.$("//label[contains(., 'Any SAML service')]//input");
+    await browser.waitUntil(async () => {
+      if (!(await samlChoice.isSelected())) await samlChoice.click();
+      return (await samlChoice.isSelected()) && (await (await browser.$("#input-entity_id")).isExisting());
+    }, { timeout: 10000, interval: 500, timeoutMsg: "could not choose Any SAML service" });
     const name = await browser.$("#input-name");
     await name.waitForDisplayed();
     await name.setValue("Acme Files");
     await (await browser.$("#input-entity_id")).setValue("https://files.contoso.com/saml/metadata");
     await (await browser.$("#input-reply_url")).setValue("https://files.contoso.com/saml/acs");
     await (await browser.$("#input-relay_state")).setValue("/home");
+    await (await browser.$("#input-groups")).setValue("SecurityGroup");
     await (await byText("button", "Next: Register app")).click();
     await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
     const registered = await visibleText();

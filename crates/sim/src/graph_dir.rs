@@ -685,7 +685,11 @@ fn sp_routes(
             }
             let body = req.body_obj()?.clone();
             crate::saml::check_sp_patch(dir, i, &body)?;
+            let before = dir.service_principals[i].clone();
             merge(&mut dir.service_principals[i], &body);
+            if body.contains_key("keyCredentials") || body.contains_key("passwordCredentials") {
+                crate::saml::apply_credentials_patch(dir, i, &before);
+            }
             Ok((StatusCode::NO_CONTENT, None))
         }
         ("POST", ["addTokenSigningCertificate"]) => {

@@ -118,6 +118,23 @@ pub fn add_token_signing_certificate(
         verify["key"] = json!(key_b64);
         creds.push(verify);
     }
+    // Entra also adds a password credential with the same customKeyIdentifier (the private
+    // key's protection); removing a certificate removes all three.
+    let password_id = uuid::Uuid::new_v4().to_string();
+    if !sp["passwordCredentials"].is_array() {
+        sp["passwordCredentials"] = json!([]);
+    }
+    if let Some(creds) = sp["passwordCredentials"].as_array_mut() {
+        creds.push(json!({
+            "customKeyIdentifier": custom,
+            "displayName": name,
+            "endDateTime": iso(end),
+            "hint": null,
+            "keyId": password_id,
+            "secretText": null,
+            "startDateTime": iso(start),
+        }));
+    }
     dir.hide(&[&verify_id, &sign_id], faults);
     dir.signing_keys.push(SigningKey {
         sp_id,
@@ -177,8 +194,105 @@ fn rsa_key_pair() -> Result<rcgen::KeyPair, rcgen::Error> {
     rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
 }
 
+/// A `keyCredentials` / `passwordCredentials` list in a service principal PATCH replaces the
+/// list: credentials left out are removed. Each one sent must name a credential the service
+/// principal has (by keyId; new keys come from addTokenSigningCertificate here), and the active
+/// signing certificate cannot be left out.
+fn check_credentials_patch(
+    dir: &Directory,
+    i: usize,
+    body: &serde_json::Map<String, Value>,
+    property: &str,
+) -> Result<(), GraphErr> {
+    let Some(list) = body.get(property) else {
+        return Ok(());
+    };
+    let Some(list) = list.as_array() else {
+        return Err(bad(format!("Property '{property}' must be a collection.")));
+    };
+    let sp = &dir.service_principals[i];
+    let have: Vec<&Value> = sp[property]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    for c in list {
+        let id = c["keyId"].as_str().unwrap_or_default();
+        if !have.iter().any(|h| h["keyId"] == id) {
+            return Err(bad(format!(
+                "Invalid value specified for property '{property}' of resource 'ServicePrincipal': a credential with keyId '{id}' does not exist; add certificates with addTokenSigningCertificate."
+            )));
+        }
+    }
+    if property == "keyCredentials" {
+        let preferred = sp["preferredTokenSigningKeyThumbprint"]
+            .as_str()
+            .unwrap_or_default();
+        let active = dir.signing_keys.iter().find(|k| {
+            k.sp_id == sp["id"].as_str().unwrap_or_default()
+                && k.thumbprint.eq_ignore_ascii_case(preferred)
+        });
+        if let Some(k) = active {
+            let custom = base64::engine::general_purpose::STANDARD
+                .encode(sha1::Sha1::digest(&k.cert_der).as_slice());
+            let kept = list
+                .iter()
+                .any(|c| c["customKeyIdentifier"] == custom.as_str())
+                || list.iter().any(|c| {
+                    have.iter().any(|h| {
+                        h["keyId"] == c["keyId"] && h["customKeyIdentifier"] == custom.as_str()
+                    })
+                });
+            if !kept {
+                return Err(bad(format!(
+                    "The certificate with thumbprint '{preferred}' is the active signing certificate of this service principal; make another certificate active before removing it."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After a PATCH that replaced `keyCredentials`: the sent entries keep their stored details
+/// (the public key, which a PATCH may leave out), and signing keys whose credentials are gone
+/// are forgotten.
+pub fn apply_credentials_patch(dir: &mut Directory, i: usize, before: &Value) {
+    for property in ["keyCredentials", "passwordCredentials"] {
+        let Some(list) = dir.service_principals[i][property].as_array().cloned() else {
+            continue;
+        };
+        let restored: Vec<Value> = list
+            .iter()
+            .map(|c| {
+                before[property]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|h| h["keyId"] == c["keyId"]))
+                    .cloned()
+                    .unwrap_or_else(|| c.clone())
+            })
+            .collect();
+        dir.service_principals[i][property] = Value::Array(restored);
+    }
+    let sp_id = dir.service_principals[i]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let customs: Vec<String> = dir.service_principals[i]["keyCredentials"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["customKeyIdentifier"].as_str().map(str::to_string))
+        .collect();
+    dir.signing_keys.retain(|k| {
+        k.sp_id != sp_id || {
+            let custom = base64::engine::general_purpose::STANDARD
+                .encode(sha1::Sha1::digest(&k.cert_der).as_slice());
+            customs.contains(&custom)
+        }
+    });
+}
+
 /// What a `PATCH /servicePrincipals/{id}` body may not do: prefer a signing key the service
-/// principal does not have.
+/// principal does not have, or drop credentials it cannot.
 pub fn check_sp_patch(
     dir: &Directory,
     i: usize,
@@ -199,6 +313,8 @@ pub fn check_sp_patch(
             )));
         }
     }
+    check_credentials_patch(dir, i, body, "keyCredentials")?;
+    check_credentials_patch(dir, i, body, "passwordCredentials")?;
     if let Some(mode) = body.get("preferredSingleSignOnMode") {
         let ok = mode.is_null()
             || ["saml", "password", "oidc", "notSupported"]

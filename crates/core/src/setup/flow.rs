@@ -225,6 +225,17 @@ fn unseen(made: &super::journal::RecentlyMade, state: &TenantState) -> Vec<&'sta
     {
         out.push("assignment");
     }
+    if let Some(t) = provisioning {
+        let shown = |th: &String| {
+            t.saml
+                .certificates
+                .iter()
+                .any(|c| c.thumbprint.eq_ignore_ascii_case(th))
+        };
+        if !made.signing_thumbprints.iter().all(shown) {
+            out.push("signing certificate");
+        }
+    }
     if let Some(app) = state.app() {
         let shown: Vec<&str> = app.passwords.iter().map(|p| p.key_id.as_str()).collect();
         if made
@@ -334,5 +345,67 @@ pub async fn retire_old_secrets(
     )
     .await
     .map_err(RetireFailed::Apply)?;
+    Ok((plan, applied))
+}
+
+/// Why a certificate step (make the new one active, remove the old ones) stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateFailed {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Certificate(#[from] super::certificates::CertificateError),
+    #[error("{0}")]
+    Apply(Box<ApplyFailed>),
+}
+
+/// Which certificate step: make `thumbprint` active, or remove all but the active one.
+pub enum CertificateStep<'a> {
+    Activate(&'a str),
+    RetireOld,
+}
+
+/// Runs a certificate step of a rotation through the apply engine and the setup's journal. A
+/// certificate added moments ago may not be readable yet: it is waited for as long as the
+/// retry policy allows.
+pub async fn certificate_step(
+    session: &Session,
+    journal: &Journal,
+    intent: &Intent,
+    step: CertificateStep<'_>,
+) -> Result<(Plan, Applied), CertificateFailed> {
+    use super::certificates::{self, CertificateError};
+    let tenant = &session.account.tenant_id;
+    let mut attempt = 0;
+    let (state, plan) = loop {
+        attempt += 1;
+        let st = state::read(&session.graph, intent, &[]).await?;
+        let p = match step {
+            CertificateStep::Activate(t) => {
+                certificates::activate_plan(intent, &st, tenant, t, chrono::Utc::now())
+            }
+            CertificateStep::RetireOld => certificates::retire_plan(intent, &st, tenant),
+        };
+        match p {
+            Ok(p) => break (st, p),
+            Err(CertificateError::NotFound(_)) if attempt < session.graph.replication_tries() => {
+                tokio::time::sleep(session.graph.backoff(attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let applied = apply::apply(
+        &session.graph,
+        &session.cloud,
+        &plan,
+        &state,
+        "",
+        journal,
+        &ApplyOptions::default(),
+        Arc::new(|_| {}),
+        &CancellationToken::new(),
+    )
+    .await
+    .map_err(CertificateFailed::Apply)?;
     Ok((plan, applied))
 }

@@ -171,6 +171,8 @@ pub struct RecentlyMade {
     /// App-role assignments (application permissions, and users and groups on a provisioning
     /// app).
     pub assignment_ids: Vec<String>,
+    /// SAML signing certificates (thumbprints): a new key takes a while to show in reads.
+    pub signing_thumbprints: Vec<String>,
 }
 
 /// A setup the wizard applied in a tenant before, as its journal remembers it.
@@ -534,8 +536,11 @@ impl Journal {
                 ObjectKind::Grant => made.grant_id.get_or_insert(c.id),
                 ObjectKind::TemplateApplication => made.scim_app_object_id.get_or_insert(c.id),
                 ObjectKind::SyncJob => made.sync_job_id.get_or_insert(c.id),
-                ObjectKind::SigningCertificate => continue,
                 _ if removed.contains(&c.id.as_str()) => continue,
+                ObjectKind::SigningCertificate => {
+                    made.signing_thumbprints.push(c.id);
+                    continue;
+                }
                 ObjectKind::Password => {
                     made.secret_key_ids.push(c.id);
                     continue;

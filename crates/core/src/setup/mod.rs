@@ -3,6 +3,7 @@
 //! ([`apply`]), the [`journal`] that makes an interrupted apply resumable and undoable.
 
 pub mod apply;
+pub mod certificates;
 pub mod flow;
 pub mod found;
 pub mod journal;

@@ -121,6 +121,12 @@ pub enum Change {
     /// Make a certificate the one Entra signs with: the one the plan adds (`None`), or one on
     /// the app already (an earlier run added it, then stopped).
     PreferSigningCertificate { thumbprint: Option<String> },
+    /// Remove a signing certificate that no longer signs (after a rotation): its Sign and
+    /// Verify keys and its password credential.
+    RemoveSigningCertificate {
+        thumbprint: String,
+        display_name: String,
+    },
 }
 
 fn scim_job_template() -> String {
@@ -152,7 +158,8 @@ impl Change {
             Self::RemovePassword { .. }
             | Self::AddPassword { .. }
             | Self::AddSigningCertificate { .. }
-            | Self::PreferSigningCertificate { .. } => Area::Credentials,
+            | Self::PreferSigningCertificate { .. }
+            | Self::RemoveSigningCertificate { .. } => Area::Credentials,
             Self::GrantDelegated { .. }
             | Self::GrantAppRole { .. }
             | Self::RequestAdminConsent { .. }
@@ -190,6 +197,7 @@ impl Change {
             Self::SetSamlUris { .. } => "setSamlUris",
             Self::AddSigningCertificate { .. } => "addSigningCertificate",
             Self::PreferSigningCertificate { .. } => "preferSigningCertificate",
+            Self::RemoveSigningCertificate { .. } => "removeSigningCertificate",
         }
     }
 }
@@ -954,9 +962,40 @@ fn plan_saml(
     };
     let soon = input.now + Duration::days(60);
     let lasting = |c: &super::state::SigningCert| c.end.is_some_and(|e| e > soon);
-    let good_cert = have.preferred().is_some_and(lasting);
+    let preferred = have.preferred();
+    // No certificate signs yet, or the active one has lapsed: sign-in is down, so the new one is
+    // made active at once. Otherwise a rotation adds the new one next to the active one, and it
+    // becomes active only when the admin confirms the service has it (no downtime).
+    let signing = preferred.filter(|c| c.end.is_none_or(|e| e > input.now));
+    let rotate = signing.is_some_and(|c| intent.rotate_secret || !lasting(c));
     let before_cert: Vec<usize> = after_mode.iter().copied().chain(uris_step).collect();
-    if !good_cert {
+    if let (true, Some(active)) = (rotate, signing) {
+        let waiting = have.certificates.iter().any(|c| {
+            !c.thumbprint.eq_ignore_ascii_case(&active.thumbprint)
+                && lasting(c)
+                && c.end > active.end
+        });
+        if !waiting {
+            let days = saml.certificate_lifetime_days.min(1095);
+            let end = input.now + Duration::days(i64::from(days));
+            push(
+                Change::AddSigningCertificate {
+                    display_name: certificate_name(intent),
+                    end,
+                    lifetime_days: days,
+                },
+                format!("Add a new SAML signing certificate valid for {days} days (until {}), next to the active one", end.format("%Y-%m-%d")),
+                format!(
+                    "Rotation without downtime: Entra keeps signing with the certificate {} (expires {}) until you confirm {provider} has the new one; services that read the metadata URL pick it up by themselves.",
+                    active.thumbprint,
+                    active.end.map_or_else(|| "never".into(), |e| e.format("%Y-%m-%d").to_string())
+                ),
+                format!("POST {sp_path}/addTokenSigningCertificate"),
+                before_cert.clone(),
+            );
+        }
+    }
+    if signing.is_none() {
         // One an earlier run added but did not get to prefer is used, not a second one made.
         let unused = have
             .certificates
@@ -968,20 +1007,9 @@ fn plan_saml(
             None => {
                 let days = saml.certificate_lifetime_days.min(1095);
                 let end = input.now + Duration::days(i64::from(days));
-                let display = intent.template_display_name();
-                let cn: String = display
-                    .chars()
-                    .map(|c| {
-                        if c == ',' || c == '=' || c == '+' {
-                            ' '
-                        } else {
-                            c
-                        }
-                    })
-                    .collect();
                 let step = push(
                     Change::AddSigningCertificate {
-                        display_name: format!("CN={cn}"),
+                        display_name: certificate_name(intent),
                         end,
                         lifetime_days: days,
                     },
@@ -1010,6 +1038,17 @@ fn plan_saml(
         }
     }
     Ok(())
+}
+
+/// A signing certificate's subject: `CN=` and the app's name (characters that would start
+/// another attribute blanked).
+fn certificate_name(intent: &Intent) -> String {
+    let cn: String = intent
+        .template_display_name()
+        .chars()
+        .map(|c| if matches!(c, ',' | '=' | '+') { ' ' } else { c })
+        .collect();
+    format!("CN={cn}")
 }
 
 /// Assigns who the admin chose to the template app and removes who they deselected.

@@ -90,6 +90,10 @@ pub enum RunError {
     NotYet(String),
     #[error(transparent)]
     Retire(#[from] RetireFailed),
+    #[error("No new signing certificate is waiting to be made active: re-run with a rotation to add one.")]
+    NoNewCertificate,
+    #[error(transparent)]
+    Certificate(#[from] flow::CertificateFailed),
     #[error(transparent)]
     Graph(#[from] GraphError),
 }
@@ -104,6 +108,12 @@ pub struct SamlApplied {
     pub cert: Option<crate::setup::state::SigningCert>,
     /// The federation metadata as last fetched and checked.
     pub metadata: Option<String>,
+    /// A rotation's new certificate, added next to the active one and not signing yet.
+    pub pending: Option<crate::setup::state::SigningCert>,
+    /// The certificate that signed before this run made the new one active.
+    pub replaced: Option<crate::setup::state::SigningCert>,
+    /// Thumbprints of old certificates removed after a rotation in this run.
+    pub retired: Vec<String>,
 }
 
 /// A file of the SAML hand-over.
@@ -168,30 +178,58 @@ impl Run {
             }
         };
         let state = &prepared.state;
+        let prefers = prepared
+            .plan
+            .changes
+            .iter()
+            .any(|c| matches!(c.change, Change::PreferSigningCertificate { .. }));
         let saml = prepared.intent.saml.as_ref().and_then(|_| {
             let app = prepared.intent.template_app()?;
             let ids = applied.apps.get(&app.id)?;
+            let found = state.provisioning().map(|t| &t.saml);
+            // A rotation's new certificate: added by this apply without being made active, or
+            // by an earlier one and still waiting (the newest certificate that is not active).
+            let pending = if prefers {
+                None
+            } else {
+                applied.signing_cert.clone().or_else(|| {
+                    let saml = found?;
+                    let active = saml.preferred()?;
+                    saml.certificates
+                        .iter()
+                        .filter(|c| c.thumbprint != active.thumbprint && c.end > active.end)
+                        .max_by_key(|c| c.end)
+                        .cloned()
+                })
+            };
             Some(SamlApplied {
+                pending,
+                replaced: None,
+                retired: vec![],
                 app_object_id: ids.object_id.clone()?,
                 app_id: ids.app_id.clone()?,
                 sp_id: ids.sp_id.clone()?,
-                cert: applied.signing_cert.clone().or_else(|| {
-                    let t = state.provisioning()?;
-                    // The certificate Entra signs with now: preferred before, or by this plan.
-                    let chosen = prepared.plan.changes.iter().find_map(|c| match &c.change {
-                        Change::PreferSigningCertificate { thumbprint } => thumbprint.clone(),
-                        _ => None,
-                    });
-                    match chosen {
-                        Some(th) => t
-                            .saml
-                            .certificates
-                            .iter()
-                            .find(|c| c.thumbprint == th)
-                            .cloned(),
-                        None => t.saml.preferred().cloned(),
-                    }
-                }),
+                cert: applied
+                    .signing_cert
+                    .clone()
+                    .filter(|_| prefers)
+                    .or_else(|| {
+                        let t = state.provisioning()?;
+                        // The certificate Entra signs with now: preferred before, or by this plan.
+                        let chosen = prepared.plan.changes.iter().find_map(|c| match &c.change {
+                            Change::PreferSigningCertificate { thumbprint } => thumbprint.clone(),
+                            _ => None,
+                        });
+                        match chosen {
+                            Some(th) => t
+                                .saml
+                                .certificates
+                                .iter()
+                                .find(|c| c.thumbprint == th)
+                                .cloned(),
+                            None => t.saml.preferred().cloned(),
+                        }
+                    }),
                 metadata: None,
             })
         });
@@ -230,6 +268,41 @@ impl Run {
             prepared,
         };
         (run, failure)
+    }
+
+    /// After the service has the rotation's new certificate: makes it the one Entra signs with.
+    pub async fn activate_certificate(&mut self, session: &Session) -> Result<(), RunError> {
+        let saml = self.saml.as_mut().ok_or(RunError::NoNewCertificate)?;
+        let new = saml.pending.clone().ok_or(RunError::NoNewCertificate)?;
+        flow::certificate_step(
+            session,
+            &self.prepared.journal,
+            &self.prepared.intent,
+            flow::CertificateStep::Activate(&new.thumbprint),
+        )
+        .await?;
+        saml.replaced = saml.cert.replace(new);
+        saml.pending = None;
+        saml.metadata = None;
+        Ok(())
+    }
+
+    /// After the new certificate is active: removes the old ones.
+    pub async fn retire_certificates(&mut self, session: &Session) -> Result<(), RunError> {
+        let saml = self.saml.as_mut().ok_or(RunError::NothingToRetire)?;
+        let (plan, _) = flow::certificate_step(
+            session,
+            &self.prepared.journal,
+            &self.prepared.intent,
+            flow::CertificateStep::RetireOld,
+        )
+        .await?;
+        saml.retired
+            .extend(plan.changes.iter().filter_map(|c| match &c.change {
+                Change::RemoveSigningCertificate { thumbprint, .. } => Some(thumbprint.clone()),
+                _ => None,
+            }));
+        Ok(())
     }
 
     /// Signs a person in to the app this setup made, as the service will, and reports what the
@@ -767,6 +840,13 @@ impl Run {
                     certificate_sha1: v("saml_cert_sha1"),
                     certificate_sha256: v("saml_cert_sha256"),
                     certificate_expires: s.cert.as_ref().and_then(|c| c.end),
+                    new_certificate: s.pending.as_ref().map(super::view::CertificateView::of),
+                    old_certificate: s
+                        .replaced
+                        .as_ref()
+                        .filter(|c| !s.retired.contains(&c.thumbprint))
+                        .map(super::view::CertificateView::of),
+                    retired_certificates: s.retired.clone(),
                     ways: super::view::saml_ways(),
                     password_admin_confirmed: self.password_admin_confirmed,
                 }

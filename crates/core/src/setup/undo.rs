@@ -217,12 +217,22 @@ pub async fn undo(
                     id: item.id.clone(),
                 }
             }
-            // A certificate added to an app this journal did not make is a renewal: the app's
-            // earlier certificate still works, so Undo leaves the new one (rotation removes
-            // old ones).
-            ObjectKind::Application
-            | ObjectKind::TemplateApplication
-            | ObjectKind::SigningCertificate => continue,
+            // A certificate added to an app this journal did not make is a rotation's: it goes
+            // while it is not the one Entra signs with (the earlier one still is); once made
+            // active it stays, or sign-in would stop.
+            ObjectKind::SigningCertificate => {
+                let sp = item.previous.clone().unwrap_or_default();
+                let removed =
+                    super::apply::remove_signing_certificate(graph, &sp, &item.id).await?;
+                if !removed {
+                    continue;
+                }
+                Undone {
+                    what: format!("Removed the new signing certificate {}", item.id),
+                    id: item.id.clone(),
+                }
+            }
+            ObjectKind::Application | ObjectKind::TemplateApplication => continue,
         };
         record(item.kind, &item.id);
         on_done(&u);

@@ -153,10 +153,41 @@ pub struct SamlDone {
     pub certificate_sha1: String,
     pub certificate_sha256: String,
     pub certificate_expires: Option<chrono::DateTime<Utc>>,
+    /// A rotation's new certificate, not signing yet: hand it over, then make it active.
+    pub new_certificate: Option<CertificateView>,
+    /// The certificate that signed before the new one was made active: remove it once the
+    /// service signs in with the new one.
+    pub old_certificate: Option<CertificateView>,
+    /// Old certificates removed in this run.
+    pub retired_certificates: Vec<String>,
     /// The seed's three ways (metadata URL, XML, fingerprint), best first.
     pub ways: Vec<HandOverWay>,
     /// The admin confirmed an administrator of the service still signs in with a password.
     pub password_admin_confirmed: bool,
+}
+
+/// A signing certificate as Done shows it (public: no secret in it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    pub thumbprint: String,
+    pub sha256: String,
+    pub expires: Option<chrono::DateTime<Utc>>,
+    /// The certificate as PEM, to copy into a service that pins it.
+    pub pem: String,
+}
+
+impl CertificateView {
+    pub fn of(c: &super::state::SigningCert) -> Self {
+        let der = c.der().unwrap_or_default();
+        Self {
+            thumbprint: c.thumbprint.clone(),
+            sha256: crate::saml::fingerprints(&der).1,
+            expires: c.end,
+            pem: crate::saml::pem(&der),
+        }
+    }
 }
 
 /// The three ways a service takes Entra's SAML details, in two lines each.

@@ -95,6 +95,19 @@ impl Ctx<'_> {
                     ..Default::default()
                 })
             }
+            Change::RemoveSigningCertificate { thumbprint, .. } => {
+                let sp = ids.sp_id.clone().unwrap_or_default();
+                let removed = remove_signing_certificate(self.graph, &sp, thumbprint).await?;
+                Ok(StepOut {
+                    detail: if removed {
+                        format!("Removed the signing certificate {thumbprint}")
+                    } else {
+                        format!("The signing certificate {thumbprint} was already gone")
+                    },
+                    removed: Some(thumbprint.clone()),
+                    ..Default::default()
+                })
+            }
             _ => Err(Self::misrouted(pc)),
         }
     }
@@ -216,6 +229,87 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// Removes a signing certificate from a service principal: its Sign and Verify keys and the
+/// password credential Entra made with it (all share its customKeyIdentifier), by writing the
+/// lists back without them, as Graph has no remove action for them. The active certificate is
+/// never removed. Returns false when it was already gone.
+pub(crate) async fn remove_signing_certificate(
+    g: &GraphClient,
+    sp: &str,
+    thumbprint: &str,
+) -> Result<bool, GraphError> {
+    let s = StepScopes::RegisterApp;
+    let read = || async {
+        g.get(format!(
+            "/servicePrincipals/{sp}?$select=id,keyCredentials,passwordCredentials,preferredTokenSigningKeyThumbprint"
+        ))
+        .scopes(s)
+        .retry_if(replication_delay)
+        .send_json::<Value>()
+        .await
+    };
+    let custom_of = |v: &Value| {
+        v["keyCredentials"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|k| {
+                k["key"]
+                    .as_str()
+                    .and_then(|b| {
+                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).ok()
+                    })
+                    .is_some_and(|der| {
+                        crate::saml::thumbprint(&der).eq_ignore_ascii_case(thumbprint)
+                    })
+            })
+            .and_then(|k| k["customKeyIdentifier"].as_str().map(str::to_string))
+    };
+    // A certificate added moments ago may not show in reads yet: wait for it before believing
+    // it gone.
+    let mut v = read().await?;
+    let mut attempt = 1;
+    while custom_of(&v).is_none() && attempt < g.replication_tries() {
+        tokio::time::sleep(g.backoff(attempt)).await;
+        attempt += 1;
+        v = read().await?;
+    }
+    if v["preferredTokenSigningKeyThumbprint"]
+        .as_str()
+        .is_some_and(|p| p.eq_ignore_ascii_case(thumbprint))
+    {
+        return Ok(false);
+    }
+    let Some(custom) = custom_of(&v) else {
+        return Ok(false);
+    };
+    // Null properties are left out of what is written back (Graph keeps them).
+    let keep = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["customKeyIdentifier"] != custom.as_str())
+            .map(|c| {
+                let mut c = c.clone();
+                if let Some(o) = c.as_object_mut() {
+                    o.retain(|_, v| !v.is_null());
+                }
+                c
+            })
+            .collect()
+    };
+    g.patch(format!("/servicePrincipals/{sp}"))
+        .json(json!({
+            "keyCredentials": keep(&v["keyCredentials"]),
+            "passwordCredentials": keep(&v["passwordCredentials"]),
+        }))
+        .scopes(s)
+        .retry_if(replication_delay)
+        .send()
+        .await?;
+    Ok(true)
 }
 
 /// Removes a client secret from an app; one already gone is fine.

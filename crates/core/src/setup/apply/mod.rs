@@ -10,6 +10,7 @@ mod credentials;
 mod provisioning;
 
 pub use access::{consent_present, wait_for_consent};
+pub(crate) use credentials::remove_signing_certificate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
