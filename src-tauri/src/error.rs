@@ -221,6 +221,14 @@ impl From<entra_setup_core::setup::run::RunError> for IpcError {
                 cause: None,
             },
             RunError::Render(_) | RunError::Write(..) => Self::Internal { message },
+            RunError::NoNewCertificate => Self::Blocked { message },
+            RunError::Certificate(c) => match c {
+                entra_setup_core::setup::flow::CertificateFailed::Graph(g) => g.into(),
+                entra_setup_core::setup::flow::CertificateFailed::Apply(f) => Self::apply(&f.error),
+                entra_setup_core::setup::flow::CertificateFailed::Certificate(_) => {
+                    Self::Blocked { message }
+                }
+            },
         }
     }
 }

@@ -45,6 +45,8 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::done::retire_old_secrets,
             commands::done::save_saml_file,
             commands::done::test_sign_in,
+            commands::done::activate_certificate,
+            commands::done::retire_old_certificates,
             commands::done::confirm_password_admin,
             commands::choose::previous_setups,
             commands::choose::check_previous_setups,

@@ -354,6 +354,9 @@ describe("SAML single sign-on", () => {
         certificateSha1: "AA:BB", certificateSha256: "AA:BB:CC", certificateExpires: "2029-11-30T00:00:00Z",
         ways: [{ title: "Metadata URL (recommended)", detail: "renews itself" }, { title: "Metadata XML file", detail: "upload again" }, { title: "Certificate fingerprint", detail: "by hand" }],
         passwordAdminConfirmed: false,
+        newCertificate: null,
+        oldCertificate: null,
+        retiredCertificates: [],
       },
     };
     const calls = start({ save_saml_file: () => "/home/adele/federation-metadata.xml" });

@@ -304,6 +304,27 @@ async fn saml_hand_over(
         );
         report["files"] = json!(files);
     }
+    if let Some(new) = run.saml.as_ref().and_then(|x| x.pending.as_ref()) {
+        let view = entra_setup_core::setup::view::CertificateView::of(new);
+        report["newCertificate"] = json!({
+            "thumbprint": view.thumbprint,
+            "sha256": view.sha256,
+            "expires": view.expires,
+        });
+        if let Some(dir) = &a.output_dir {
+            let path = dir.join("saml-signing-certificate-new.pem");
+            std::fs::write(&path, &view.pem)
+                .map_err(|e| Fail(1, format!("Could not write {}: {e}", path.display())))?;
+            report["newCertificateFile"] = json!(path);
+        }
+        eprintln!(
+            "A new signing certificate was added next to the active one: {} (SHA-256 {}). Entra still signs with the current one. Give {} the new certificate, then run `entra-setup activate-certificate --thumbprint {}` with the same --provider and --input options.",
+            view.thumbprint,
+            view.sha256,
+            run.prepared.intent.service_name(),
+            view.thumbprint
+        );
+    }
     if !a.target.conn.json {
         println!("App Federation Metadata URL: {url}");
     }

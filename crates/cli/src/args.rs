@@ -18,7 +18,7 @@ Exit codes:
      still signs in with a password: check that, then run again with --confirm-password-admin";
 
 #[derive(Parser)]
-#[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets, undo.", after_help = EXIT_CODES)]
+#[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets and certificates, undo.", after_help = EXIT_CODES)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Cmd,
@@ -46,6 +46,12 @@ pub(crate) enum Cmd {
     /// After `apply --rotate-secret` and handing the new secret over: remove the wizard's other
     /// client secrets on the app, keeping --keep (secrets the wizard did not make stay).
     RetireSecrets(RetireArgs),
+    /// SAML rotation, once the service has the new certificate (`apply --rotate-certificate`
+    /// printed its thumbprint): Entra signs with it from now on.
+    ActivateCertificate(ActivateArgs),
+    /// SAML rotation, after the service signs in with the new certificate: remove the app's
+    /// other signing certificates (never the active one).
+    RetireCertificates(RetireCertificatesArgs),
     /// Check a SCIM endpoint the way Entra's provisioning service will use it.
     VerifyScim(VerifyScimArgs),
     /// Every setup done before in the tenant: secret expiry, drift and provisioning (read-only).
@@ -110,6 +116,11 @@ pub(crate) struct Target {
     /// without downtime; retire the old one later with `retire-secrets`).
     #[arg(long)]
     pub(crate) rotate_secret: bool,
+    /// SAML: add a new signing certificate next to the active one, even if it is still good
+    /// (rotation without downtime: `activate-certificate` once the service has it, then
+    /// `retire-certificates`).
+    #[arg(long)]
+    pub(crate) rotate_certificate: bool,
     /// The service's own SAML metadata (a file, or an https URL): fills entity_id, reply_url
     /// and logout_url of a SAML provider.
     #[arg(long, value_name = "FILE|URL")]
@@ -236,6 +247,25 @@ pub(crate) struct RetireArgs {
     /// The key id of the secret to keep: the new one, which the provider uses now.
     #[arg(long, value_name = "KEY_ID")]
     pub(crate) keep: String,
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ActivateArgs {
+    #[command(flatten)]
+    pub(crate) target: Which,
+    /// The SHA-1 thumbprint of the new certificate (40 hex digits).
+    #[arg(long, value_name = "THUMBPRINT")]
+    pub(crate) thumbprint: String,
+    #[arg(long)]
+    pub(crate) yes: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct RetireCertificatesArgs {
+    #[command(flatten)]
+    pub(crate) target: Which,
     #[arg(long)]
     pub(crate) yes: bool,
 }

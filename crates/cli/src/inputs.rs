@@ -27,7 +27,14 @@ pub(crate) async fn intent(t: &Target) -> Result<Intent, Fail> {
     if let Some(from) = &t.sp_metadata {
         inputs.extend(sp_metadata_inputs(from, &t.inputs).await?);
     }
-    Ok(intent_of(&t.provider, &inputs, t.secret_days)?.with_rotation(t.rotate_secret))
+    let intent = intent_of(&t.provider, &inputs, t.secret_days)?;
+    if t.rotate_certificate && intent.saml.is_none() {
+        return Err(Fail(
+            2,
+            format!("--rotate-certificate is for SAML services; {} signs in without a SAML certificate (use --rotate-secret for a client secret).", intent.provider.name),
+        ));
+    }
+    Ok(intent.with_rotation(t.rotate_secret || t.rotate_certificate))
 }
 
 /// Reads the service's SAML metadata (a file or a URL) into `KEY=VALUE` inputs; an input given

@@ -110,6 +110,10 @@ fn main() -> ExitCode {
             Cmd::Apply(a) => Box::pin(apply(a)).await,
             Cmd::Undo(u) => Box::pin(undo_cmd(u)).await,
             Cmd::RetireSecrets(r) => Box::pin(retire_cmd(r)).await,
+            Cmd::ActivateCertificate(a) => {
+                Box::pin(certificate_cmd(&a.target, Some(&a.thumbprint), a.yes)).await
+            }
+            Cmd::RetireCertificates(r) => Box::pin(certificate_cmd(&r.target, None, r.yes)).await,
             Cmd::Status(a) => Box::pin(status_cmd(a)).await,
             Cmd::VerifyScim(v) => verify_scim(v).await,
         }

@@ -170,6 +170,99 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `activate-certificate` (with the new certificate's thumbprint) and `retire-certificates`:
+/// the two steps of a SAML certificate rotation after `apply --rotate-certificate`.
+pub(crate) async fn certificate_cmd(
+    t: &Which,
+    activate: Option<&str>,
+    yes: bool,
+) -> Result<(), Fail> {
+    use entra_setup_core::setup::certificates::{self, CertificateError};
+    let intent = intent_of(&t.provider, &t.inputs, None)?;
+    if intent.saml.is_none() {
+        return Err(Fail(
+            2,
+            format!(
+                "{} does not sign in with SAML: it has no signing certificates.",
+                intent.provider.name
+            ),
+        ));
+    }
+    let thumbprint = activate.map(|a| a.trim().replace([':', ' '], "").to_ascii_uppercase());
+    if let Some(th) = &thumbprint {
+        if th.len() != 40 || !th.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Fail(2, format!("--thumbprint '{}' is not a SHA-1 thumbprint: give the 40 hex digits `apply --rotate-certificate` printed for the new certificate.", activate.unwrap_or_default())));
+        }
+    }
+    let s = sign_in(&t.conn, StepScopes::setup(false), store(&t.conn)).await?;
+    let step = match &thumbprint {
+        Some(th) => flow::CertificateStep::Activate(th),
+        None => flow::CertificateStep::RetireOld,
+    };
+    // Show what happens before asking.
+    let state = entra_setup_core::setup::state::read(&s.graph, &intent, &[])
+        .await
+        .map_err(|e| Fail(4, e.to_string()))?;
+    let tenant = &s.account.tenant_id;
+    let preview = match &thumbprint {
+        Some(th) => certificates::activate_plan(&intent, &state, tenant, th, chrono::Utc::now()),
+        None => certificates::retire_plan(&intent, &state, tenant),
+    };
+    match &preview {
+        Ok(p) => p
+            .changes
+            .iter()
+            .for_each(|c| eprintln!("  {}\n     {}", c.title, c.reason)),
+        // Just added: the certificate may not show yet; the step waits for it.
+        Err(CertificateError::NotFound(_)) => {}
+        Err(CertificateError::NothingToRetire) => {
+            eprintln!("Nothing to remove: only the active signing certificate is on the app.");
+            if t.conn.json {
+                println!("{}", json!({"retired": []}));
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(Fail(2, e.to_string())),
+    }
+    let question = if thumbprint.is_some() {
+        "Make the new certificate active?"
+    } else {
+        "Remove the old certificate(s)?"
+    };
+    if !yes && !confirm(question) {
+        return Err(Fail(7, "Nothing was changed. Run again with --yes.".into()));
+    }
+    let journal = Journal::open(&data_dir(&t.conn), tenant, &intent.unique_name());
+    let (plan, _) = flow::certificate_step(&s, &journal, &intent, step)
+        .await
+        .map_err(|e| match e {
+            flow::CertificateFailed::Certificate(e) => Fail(2, e.to_string()),
+            other => Fail(4, other.to_string()),
+        })?;
+    let thumbprints: Vec<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::PreferSigningCertificate { thumbprint } => thumbprint.clone(),
+            Change::RemoveSigningCertificate { thumbprint, .. } => Some(thumbprint.clone()),
+            _ => None,
+        })
+        .collect();
+    match &thumbprint {
+        Some(th) => eprintln!("Entra signs with {th} now. Once a sign-in to {} works, run `entra-setup retire-certificates`.", intent.service_name()),
+        None => eprintln!("Removed {} old certificate(s): {}.", thumbprints.len(), thumbprints.join(", ")),
+    }
+    if t.conn.json {
+        let key = if thumbprint.is_some() {
+            "active"
+        } else {
+            "retired"
+        };
+        println!("{}", json!({ key: thumbprints }));
+    }
+    Ok(())
+}
+
 pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     let c = &a.conn;
     let s = sign_in(c, StepScopes::setup(true), store(c)).await?;

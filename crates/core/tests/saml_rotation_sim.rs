@@ -164,12 +164,12 @@ async fn a_signing_certificate_rotates_without_downtime_and_undo_removes_an_unus
     // Then the old one goes: its Sign and Verify keys and its password credential.
     run.retire_certificates(&s).await.unwrap();
     let (keys, preferred, key_creds, passwords) = sp_facts(&sim, &tenant, &sp_id);
-    assert_eq!(keys, [new.clone()]);
+    assert_eq!(keys, [new.as_str()]);
     assert_eq!(preferred, new);
     assert_eq!((key_creds, passwords), (2, 1));
     let saml = run.done_view(&s, true, vec![]).await.saml.unwrap();
     assert!(saml.old_certificate.is_none());
-    assert_eq!(saml.retired_certificates, [old.clone()]);
+    assert_eq!(saml.retired_certificates, [old.as_str()]);
     let report = run
         .test_sign_in(&s, &http, &opener, &CancellationToken::new())
         .await
@@ -200,7 +200,7 @@ async fn a_signing_certificate_rotates_without_downtime_and_undo_removes_an_unus
     assert_eq!(done.len(), 1, "{done:?}");
     assert!(done[0].what.contains(&unused), "{done:?}");
     let (keys, preferred, ..) = sp_facts(&sim, &tenant, &sp_id);
-    assert_eq!(keys, [new.clone()]);
+    assert_eq!(keys, [new.as_str()]);
     assert_eq!(preferred, new);
 
     sim.set_faults(Faults::default());

@@ -130,6 +130,36 @@ pub async fn retire_old_secrets(
     Ok(run.tested_view(&active.session, active.demo).await)
 }
 
+/// Certificate rotation, once the service has the new certificate: Entra signs with it from
+/// now on. Re-runs the live tests.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn activate_certificate(
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<DoneView, IpcError> {
+    let active = sessions.active().await?;
+    let mut run = setup.run().await?;
+    run.activate_certificate(&active.session).await?;
+    Ok(run.tested_view(&active.session, active.demo).await)
+}
+
+/// Certificate rotation, after the service signs in with the new certificate: removes the old
+/// ones. Re-runs the live tests.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn retire_old_certificates(
+    sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
+) -> Result<DoneView, IpcError> {
+    let active = sessions.active().await?;
+    let mut run = setup.run().await?;
+    run.retire_certificates(&active.session).await?;
+    Ok(run.tested_view(&active.session, active.demo).await)
+}
+
 /// Saves a file of the SAML hand-over (the federation metadata, or the signing certificate as
 /// PEM or CER) where the admin picks. Returns the path, or nothing if the admin cancelled.
 #[tauri::command]

@@ -26,6 +26,8 @@ pub const COMMANDS: &[&str] = &[
     "retire_old_secrets",
     "save_saml_file",
     "test_sign_in",
+    "activate_certificate",
+    "retire_old_certificates",
     "confirm_password_admin",
     "previous_setups",
     "check_previous_setups",

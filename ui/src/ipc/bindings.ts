@@ -85,6 +85,16 @@ export const commands = {
 	 */
 	testSignIn: () => typedError<SignInReport, IpcError>(__TAURI_INVOKE("test_sign_in")),
 	/**
+	 *  Certificate rotation, once the service has the new certificate: Entra signs with it from
+	 *  now on. Re-runs the live tests.
+	 */
+	activateCertificate: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("activate_certificate")),
+	/**
+	 *  Certificate rotation, after the service signs in with the new certificate: removes the old
+	 *  ones. Re-runs the live tests.
+	 */
+	retireOldCertificates: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("retire_old_certificates")),
+	/**
 	 *  The lockout guard: the admin confirms an administrator of the service still signs in with a
 	 *  password, so a broken single sign-on cannot lock everyone out.
 	 */
@@ -180,6 +190,15 @@ export type CertificateStatus = {
 	attention: boolean,
 };
 
+/**  A signing certificate as Done shows it (public: no secret in it). */
+export type CertificateView = {
+	thumbprint: string,
+	sha256: string,
+	expires: string | null,
+	/**  The certificate as PEM, to copy into a service that pins it. */
+	pem: string,
+};
+
 /**  One change, with everything needed to make it. */
 export type Change = 
 /**  Create or update the app registration, found by its uniqueName (never duplicated). */
@@ -235,7 +254,12 @@ export type Change =
  *  Make a certificate the one Entra signs with: the one the plan adds (`None`), or one on
  *  the app already (an earlier run added it, then stopped).
  */
-{ kind: "preferSigningCertificate"; thumbprint: string | null };
+{ kind: "preferSigningCertificate"; thumbprint: string | null } | 
+/**
+ *  Remove a signing certificate that no longer signs (after a rotation): its Sign and
+ *  Verify keys and its password credential.
+ */
+{ kind: "removeSigningCertificate"; thumbprint: string; displayName: string };
 
 /**  One test's verdict. */
 export type CheckResult = {
@@ -759,6 +783,15 @@ export type SamlDone = {
 	certificateSha1: string,
 	certificateSha256: string,
 	certificateExpires: string | null,
+	/**  A rotation's new certificate, not signing yet: hand it over, then make it active. */
+	newCertificate: CertificateView | null,
+	/**
+	 *  The certificate that signed before the new one was made active: remove it once the
+	 *  service signs in with the new one.
+	 */
+	oldCertificate: CertificateView | null,
+	/**  Old certificates removed in this run. */
+	retiredCertificates: string[],
 	/**  The seed's three ways (metadata URL, XML, fingerprint), best first. */
 	ways: HandOverWay[],
 	/**  The admin confirmed an administrator of the service still signs in with a password. */

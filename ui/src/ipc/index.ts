@@ -59,6 +59,8 @@ export const ipc = {
     unwrap(commands.signInDemo(upn, method, channel(onEvent))),
   signInCancel: () => commands.signInCancel(),
   testSignIn: () => unwrap(commands.testSignIn()),
+  activateCertificate: () => unwrap(commands.activateCertificate()),
+  retireOldCertificates: () => unwrap(commands.retireOldCertificates()),
   resumeSession: () => unwrap(commands.resumeSession()),
   signOut: () => unwrap(commands.signOut()),
   openLink: (url: string) => unwrap(commands.openLink(url)),

@@ -239,7 +239,8 @@ class Setup {
     const id = this.providerId;
     const before = this.rotate;
     this.rotate = on;
-    const plan = await this.run(on ? "Planning a new client secret…" : "Planning without a new secret…", () =>
+    const what = this.provider?.protocol === "saml" ? "signing certificate" : "client secret";
+    const plan = await this.run(on ? `Planning a new ${what}…` : `Planning without a new ${what}…`, () =>
       ipc.prepareSetup(id, this.inputs, this.secretChoice, null, (e) => wizard.onEvent(e)),
     );
     if (!plan.ok) {
@@ -486,6 +487,24 @@ class Setup {
     if (r.ok) {
       this.done = r.value;
       this.notice = `Retired ${before} old secret${before === 1 ? "" : "s"}: only the new one signs in now.`;
+    }
+  }
+
+  /** Certificate rotation: Entra signs with the new certificate from now on. */
+  async activateCertificate() {
+    const r = await this.run("Making the new certificate active…", () => ipc.activateCertificate());
+    if (r.ok) {
+      this.done = r.value;
+      this.notice = "Entra signs with the new certificate now. Sign in to the service once (or use Test sign-in), then remove the old certificate.";
+    }
+  }
+
+  /** Certificate rotation: removes the old certificates once the new one signs. */
+  async retireCertificates() {
+    const r = await this.run("Removing the old certificate…", () => ipc.retireOldCertificates());
+    if (r.ok) {
+      this.done = r.value;
+      this.notice = "The old certificate is gone: only the new one is on the app.";
     }
   }
 
