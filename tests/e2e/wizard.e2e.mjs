@@ -502,6 +502,37 @@ try {
     assert.match(inspected, /Engineering/);
     await shot("22-test-sign-in-saml", "#inspect-h");
   });
+
+  await step("SAML certificate rotation: a new certificate next to the active one, made active after hand-over, then the old one removed", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    const again = await browser.$("//button[@aria-label='Re-run Acme Files']");
+    await again.waitForDisplayed({ timeout: 10000 });
+    await again.click();
+    await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
+    const rotate = await browser.$("#rotate-cert");
+    await rotate.waitForDisplayed({ timeout: 30000 });
+    await rotate.click();
+    await (await containsText("added next to the active one")).waitForDisplayed({ timeout: 30000 });
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed({ timeout: 30000 });
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    const card = await browser.$("[data-testid='new-certificate']");
+    await card.waitForDisplayed({ timeout: 60000 });
+    const newThumb = (await card.getText()).match(/Thumbprint \(SHA-1\)\s+([0-9A-F]{40})/)[1];
+    await shot("23-rotation-new-certificate", "#rotate-h");
+    // Entra still signs with the old certificate until the admin says the service has the new one.
+    await (await browser.$("[data-testid='test-sign-in']")).click();
+    await browser.waitUntil(async () => !(await (await browser.$("[data-testid='claim-inspector']")).getText()).includes(newThumb) && (await (await browser.$("[data-testid='claim-inspector']")).isDisplayed()), { timeout: 30000 });
+    await (await byText("button", "Acme Files has the new certificate: make it active")).click();
+    const old = await browser.$("[data-testid='old-certificate']");
+    await old.waitForDisplayed({ timeout: 60000 });
+    await (await browser.$("[data-testid='test-sign-in']")).click();
+    await browser.waitUntil(async () => (await (await browser.$("[data-testid='claim-inspector']")).getText()).includes(newThumb), { timeout: 30000, timeoutMsg: "the test sign-in was not signed by the new certificate" });
+    await (await byText("button", "Remove the old certificate")).click();
+    await (await containsText("The old certificate is gone")).waitForDisplayed({ timeout: 60000 });
+    assert.ok(!(await (await browser.$("[data-testid='old-certificate']")).isExisting()));
+  });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {
   if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});

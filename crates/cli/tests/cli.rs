@@ -1565,6 +1565,97 @@ async fn a_saml_service_and_the_file_transfer_service_from_the_command_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains(&url), "{}", r.stdout);
 
+    // Certificate rotation: a new certificate next to the active one, made active once the
+    // service has it, then the old one removed.
+    let mut rotate = confirmed.clone();
+    rotate.push("--rotate-certificate");
+    let r = cli(&sim, &data, &rotate).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let new = r
+        .stderr
+        .split("A new signing certificate was added next to the active one: ")
+        .nth(1)
+        .expect(&r.stderr)[..40]
+        .to_string();
+    let new_pem = std::fs::read_to_string(out.join("saml-signing-certificate-new.pem")).unwrap();
+    assert!(new_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let preferred = |sim: &entra_setup_sim::SimHandle| {
+        let d = sim.directory(tenant).unwrap();
+        let sp = d
+            .service_principals
+            .iter()
+            .find(|s| s["preferredSingleSignOnMode"] == "saml")
+            .unwrap();
+        let keys = d
+            .signing_keys
+            .iter()
+            .filter(|k| k.sp_id == sp["id"].as_str().unwrap())
+            .count();
+        (
+            sp["preferredTokenSigningKeyThumbprint"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            keys,
+        )
+    };
+    let (active, keys) = preferred(&sim);
+    assert_ne!(active, new, "Entra still signs with the old certificate");
+    assert_eq!(keys, 2);
+    let which = [
+        "--provider",
+        "saml",
+        "--input",
+        "name=Acme Files",
+        "--input",
+        "entity_id=https://files.contoso.com/saml/metadata",
+        "--input",
+        "reply_url=https://files.contoso.com/saml/acs",
+        "--yes",
+    ];
+    let bad = cli(
+        &sim,
+        &data,
+        &[
+            &["activate-certificate", "--thumbprint", "not-hex"][..],
+            &which[..],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("is not a SHA-1 thumbprint"),
+        "{}",
+        bad.stderr
+    );
+    let r = cli(
+        &sim,
+        &data,
+        &[
+            &["activate-certificate", "--thumbprint", new.as_str()][..],
+            &which[..],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(preferred(&sim), (new.clone(), 2));
+    let r = cli(
+        &sim,
+        &data,
+        &[&["retire-certificates"][..], &which[..]].concat(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("Removed 1 old certificate(s): {active}.")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(preferred(&sim), (new.clone(), 1));
+
     // The service's own SP metadata instead of typed URLs (made by pysaml2, a peer library).
     let md = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -294,3 +294,36 @@ fn tempdir(label: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[tokio::test]
+async fn a_reply_url_another_app_has_is_warned_about() {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    s.graph
+        .post("/applications")
+        .json(serde_json::json!({
+            "displayName": "Old Files SSO",
+            "web": {"redirectUris": ["https://files.contoso.com/saml/acs"]}
+        }))
+        .send()
+        .await
+        .unwrap();
+    let dir = data_dir("entra-setup-saml-reply");
+    let prepared = flow::prepare(&s, &dir, acme_files(), &[]).await.unwrap();
+    assert!(
+        prepared
+            .plan
+            .notes
+            .iter()
+            .any(|n| n.contains("https://files.contoso.com/saml/acs")
+                && n.contains("\"Old Files SSO\"")),
+        "{:?}",
+        prepared.plan.notes
+    );
+    // After the apply the setup's own app has it too: that is not warned about.
+    let run = apply(&s, prepared).await;
+    let again = flow::prepare(&s, &dir, acme_files(), &[]).await.unwrap();
+    assert_eq!(again.plan.notes.len(), 1, "{:?}", again.plan.notes);
+    drop(run);
+    assert_graph_traffic_matches_csdl(&sim);
+}

@@ -367,7 +367,8 @@ pub fn split_key(segment: &str) -> (&str, Option<Key>) {
 }
 
 /// A tiny OData `$filter` evaluator for the shapes the wizard sends: `a eq 'x'`,
-/// `a eq 'x' and b eq 'y'`, `tags/any(t:t eq 'x')`, `startswith(a,'x')`.
+/// `a eq 'x' and b eq 'y'`, `tags/any(t:t eq 'x')`, `web/redirectUris/any(x:x eq 'y')`,
+/// `startswith(a,'x')`.
 pub fn filter_matches(filter: &str, v: &Value) -> Result<bool, String> {
     for clause in filter.split(" and ") {
         let clause = clause.trim();
@@ -387,7 +388,10 @@ pub fn filter_matches(filter: &str, v: &Value) -> Result<bool, String> {
                 .ok_or("bad any()")?;
             let (_, value) = cond.split_once(" eq ").ok_or("bad any() condition")?;
             let value = value.trim().trim_matches('\'');
-            v[coll.trim()]
+            // A collection inside a complex property: `web/redirectUris/any(…)`.
+            coll.trim()
+                .split('/')
+                .fold(v, |at, key| &at[key])
                 .as_array()
                 .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(value)))
         } else if let Some((prop, value)) = clause.split_once(" eq ") {

@@ -483,6 +483,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 suggestion: entity_id_suggestion(&saml.entity_id, &intent.unique_name()),
             });
         }
+        for (url, app) in &state.reply_url_holders {
+            notes.push(format!(
+                "The Reply URL {url} is also a reply URL of the app \"{app}\". Entra allows it, but two apps answering for one service usually means an older setup is still there: check that app, and remove it if nothing uses it."
+            ));
+        }
     }
     let provisioning = intent
         .scim

@@ -84,6 +84,8 @@ pub struct TenantState {
     /// Other apps that already hold the setup's SAML Entity ID (display names); Entra allows
     /// an identifier URI on one app only.
     pub entity_id_holders: Vec<String>,
+    /// Other apps that have one of the SAML Reply URLs: (Reply URL, the app's display name).
+    pub reply_url_holders: Vec<(String, String)>,
 }
 
 impl TenantState {
@@ -93,6 +95,7 @@ impl TenantState {
             graph_sp,
             apps: BTreeMap::new(),
             entity_id_holders: vec![],
+            reply_url_holders: vec![],
         }
     }
 
@@ -206,10 +209,11 @@ pub async fn read(
             .collect::<Result<BTreeMap<_, _>, _>>()
     };
     let holders = entity_id_holders(graph, intent);
-    let (graph_sp, apps, holders) = tokio::join!(
+    let (graph_sp, apps, holders, reply_holders) = tokio::join!(
         graph_sp_req.send_json::<GraphServicePrincipal>(),
         apps,
-        holders
+        holders,
+        reply_url_holders(graph, intent)
     );
     let apps = apps?;
     // The setup's own app holds its Entity ID after the first run.
@@ -225,11 +229,52 @@ pub async fn read(
         .filter(|(app_id, _)| !own.contains(&app_id.as_str()))
         .map(|(_, name)| name)
         .collect();
+    let reply_url_holders = reply_holders
+        .into_iter()
+        .filter(|(_, app_id, _)| !own.contains(&app_id.as_str()))
+        .map(|(url, _, name)| (url, name))
+        .collect();
     Ok(TenantState {
         graph_sp: graph_sp?,
         apps,
         entity_id_holders,
+        reply_url_holders,
     })
+}
+
+/// Apps that have one of the SAML Reply URLs: (Reply URL, appId, display name). Only a warning
+/// depends on it, so a tenant that refuses the filter (or any read error) gives none.
+async fn reply_url_holders(
+    graph: &GraphClient,
+    intent: &super::Intent,
+) -> Vec<(String, String, String)> {
+    let Some(saml) = &intent.saml else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for url in &saml.reply_urls {
+        let found: Result<Vec<Value>, _> = graph
+            .get(format!(
+                "/applications?$filter=web/redirectUris/any(x:x eq '{}')&$select=id,appId,displayName",
+                url.replace('\'', "''")
+            ))
+            .scopes(StepScopes::RegisterApp)
+            .list()
+            .await;
+        match found {
+            Ok(apps) => out.extend(apps.into_iter().map(|a| {
+                (
+                    url.clone(),
+                    a["appId"].as_str().unwrap_or_default().to_string(),
+                    a["displayName"].as_str().unwrap_or_default().to_string(),
+                )
+            })),
+            Err(e) => {
+                tracing::info!(error = %e, "could not look for other apps with the Reply URL")
+            }
+        }
+    }
+    out
 }
 
 /// Apps holding the intent's SAML Entity ID as an identifier URI: (appId, display name).
