@@ -27,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 const RUNS: usize = 10;
 
+/// A bench case: its label, the provider and the inputs.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 async fn runs(provider_id: &str, inputs: &[(&str, &str)]) -> (Vec<u64>, Vec<Duration>) {
     let sim = entra_setup_sim::start(SimConfig {
         approval: Approval::Auto {
@@ -107,7 +110,7 @@ async fn runs(provider_id: &str, inputs: &[(&str, &str)]) -> (Vec<u64>, Vec<Dura
 #[tokio::main]
 async fn main() {
     let write = std::env::args().any(|a| a == "--write");
-    let cases: [(&str, &str, &[(&str, &str)]); 2] = [
+    let cases: [Case<'_>; 2] = [
         (
             "SAML (signed assertion, 9 attributes, 2 groups named)",
             "saml",
