@@ -6,20 +6,16 @@
 //!   cargo bench -p entra-setup-core --bench apply -- --write (also updates docs/PERFORMANCE.md)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap};
+mod common;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use entra_setup_core::auth::{FollowRedirects, Method, StepScopes};
-use entra_setup_core::cloud::CloudChoice;
-use entra_setup_core::keychain::MemoryStore;
-use entra_setup_core::provider;
-use entra_setup_core::session::{self, Context, SignInRequest};
 use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow;
 use entra_setup_core::setup::plan::Plan;
-use entra_setup_core::setup::Intent;
-use entra_setup_sim::{Approval, Faults, SimConfig};
+use entra_setup_sim::Faults;
 use tokio_util::sync::CancellationToken;
 
 const LATENCY_MS: u64 = 100;
@@ -57,46 +53,8 @@ struct Sample {
 }
 
 async fn one(provider_id: &str, inputs: &[(&str, &str)]) -> Sample {
-    let sim = entra_setup_sim::start(SimConfig {
-        approval: Approval::Auto {
-            upn: "adele@contoso.com".into(),
-            device_polls: 1,
-        },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let http = entra_setup_core::http::client();
-    let mut ctx = Context::new(
-        http.clone(),
-        Arc::new(MemoryStore::default()),
-        Arc::new(FollowRedirects::new(http)),
-    );
-    ctx.redirect_host = "127.0.0.1".into();
-    let req = SignInRequest {
-        cloud: CloudChoice::Custom {
-            authority: sim.base_url().into(),
-            graph: sim.base_url().into(),
-        },
-        tenant: "contoso.com".into(),
-        method: Method::Browser,
-        client_id: None,
-    };
-    let signed = session::sign_in_for(
-        &ctx,
-        &req,
-        &[StepScopes::RegisterApp, StepScopes::Consent],
-        Arc::new(|_| {}),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let s = signed.session;
-    let raw: BTreeMap<String, String> = inputs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
-    let intent = Intent::new(provider::find(provider_id).unwrap(), &raw, None).unwrap();
+    let (sim, s) = common::signed_in().await;
+    let intent = common::intent(provider_id, inputs);
     sim.set_faults(Faults {
         latency_ms: LATENCY_MS,
         ..Default::default()

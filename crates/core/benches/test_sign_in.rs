@@ -8,21 +8,16 @@
 //!   cargo bench -p entra-setup-core --bench test_sign_in -- --write (also updates docs/PERFORMANCE.md)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use entra_setup_core::auth::{FollowRedirects, Method, StepScopes};
-use entra_setup_core::cloud::CloudChoice;
-use entra_setup_core::keychain::MemoryStore;
-use entra_setup_core::provider;
-use entra_setup_core::session::{self, Context, SignInRequest};
+use entra_setup_core::auth::FollowRedirects;
 use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow;
 use entra_setup_core::setup::run::Run;
-use entra_setup_core::setup::Intent;
-use entra_setup_sim::{Approval, SimConfig};
 use tokio_util::sync::CancellationToken;
 
 const RUNS: usize = 10;
@@ -31,46 +26,9 @@ const RUNS: usize = 10;
 type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 async fn runs(provider_id: &str, inputs: &[(&str, &str)]) -> (Vec<u64>, Vec<Duration>) {
-    let sim = entra_setup_sim::start(SimConfig {
-        approval: Approval::Auto {
-            upn: "adele@contoso.com".into(),
-            device_polls: 1,
-        },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let (_sim, s) = common::signed_in().await;
     let http = entra_setup_core::http::client();
-    let mut ctx = Context::new(
-        http.clone(),
-        Arc::new(MemoryStore::default()),
-        Arc::new(FollowRedirects::new(http.clone())),
-    );
-    ctx.redirect_host = "127.0.0.1".into();
-    let req = SignInRequest {
-        cloud: CloudChoice::Custom {
-            authority: sim.base_url().into(),
-            graph: sim.base_url().into(),
-        },
-        tenant: "contoso.com".into(),
-        method: Method::Browser,
-        client_id: None,
-    };
-    let s = session::sign_in_for(
-        &ctx,
-        &req,
-        &[StepScopes::RegisterApp, StepScopes::Consent],
-        Arc::new(|_| {}),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap()
-    .session;
-    let raw: BTreeMap<String, String> = inputs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
-    let intent = Intent::new(provider::find(provider_id).unwrap(), &raw, None).unwrap();
+    let intent = common::intent(provider_id, inputs);
     let dir = std::env::temp_dir().join(format!("bench-sign-in-{}", uuid::Uuid::new_v4()));
     let prepared = flow::prepare(&s, &dir, intent, &[]).await.unwrap();
     let (run, failure) = Run::apply(

@@ -8,19 +8,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine;
-use entra_setup_core::provider;
 use entra_setup_core::saml;
-use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow;
-use entra_setup_core::setup::run::Run;
-use entra_setup_core::setup::Intent;
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 const ENTITY_ID: &str = "https://sp.example.test/saml/metadata";
 const ACS: &str = "https://sp.example.test/saml/acs";
@@ -53,29 +47,19 @@ fn peer(args: &[&str]) -> Result<serde_json::Value, String> {
 async fn pysaml2_accepts_the_wizards_request_and_the_simulators_signed_response() {
     let sim = sim_as("adele@contoso.com").await;
     let (s, _) = admin_with(&sim, "contoso.com", false).await;
-    let raw: BTreeMap<String, String> = [
-        ("name", "Peer SP"),
-        ("entity_id", ENTITY_ID),
-        ("reply_url", ACS),
-        ("groups", "SecurityGroup"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let want = Intent::new(provider::find("saml").unwrap(), &raw, None).unwrap();
+    let want = intent_for(
+        "saml",
+        &[
+            ("name", "Peer SP"),
+            ("entity_id", ENTITY_ID),
+            ("reply_url", ACS),
+            ("groups", "SecurityGroup"),
+        ],
+    );
     let prepared = flow::prepare(&s, &data_dir("entra-setup-saml-peer"), want, &[])
         .await
         .unwrap();
-    let (collect, _) = collector();
-    let (run, failure) = Run::apply(
-        &s,
-        prepared,
-        &ApplyOptions::default(),
-        collect,
-        &CancellationToken::new(),
-    )
-    .await;
-    assert!(failure.is_none(), "{failure:?}");
+    let run = apply_run(&s, prepared).await;
     let tenant = s.account.tenant_id.clone();
     let app_id = run.saml.as_ref().unwrap().app_id.clone();
 

@@ -8,44 +8,25 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use entra_setup_core::auth::FollowRedirects;
 use entra_setup_core::checks::Status;
-use entra_setup_core::provider;
-use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow;
-use entra_setup_core::setup::run::Run;
 use entra_setup_core::setup::{undo, Intent};
 use entra_setup_sim::Faults;
 use support::*;
 use tokio_util::sync::CancellationToken;
 
 fn intent() -> Intent {
-    let raw: BTreeMap<String, String> = [
-        ("name", "Rotating Files"),
-        ("entity_id", "https://rotate.contoso.com/saml"),
-        ("reply_url", "https://rotate.contoso.com/saml/acs"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Intent::new(provider::find("saml").unwrap(), &raw, None).unwrap()
-}
-
-async fn apply(s: &entra_setup_core::session::Session, prepared: flow::Prepared) -> Run {
-    let (collect, _) = collector();
-    let (run, failure) = Run::apply(
-        s,
-        prepared,
-        &ApplyOptions::default(),
-        collect,
-        &CancellationToken::new(),
+    intent_for(
+        "saml",
+        &[
+            ("name", "Rotating Files"),
+            ("entity_id", "https://rotate.contoso.com/saml"),
+            ("reply_url", "https://rotate.contoso.com/saml/acs"),
+        ],
     )
-    .await;
-    assert!(failure.is_none(), "{failure:?}");
-    run
 }
 
 /// The service principal's signing thumbprints (by the simulator's key store), its preferred
@@ -86,7 +67,7 @@ async fn a_signing_certificate_rotates_without_downtime_and_undo_removes_an_unus
     let dir = data_dir("entra-setup-saml-rotation");
     let http = entra_setup_core::http::client();
     let opener = FollowRedirects::new(http.clone());
-    let first = apply(&s, flow::prepare(&s, &dir, intent(), &[]).await.unwrap()).await;
+    let first = apply_run(&s, flow::prepare(&s, &dir, intent(), &[]).await.unwrap()).await;
     let sp_id = first.saml.as_ref().unwrap().sp_id.clone();
     let old = first
         .saml
@@ -112,7 +93,7 @@ async fn a_signing_certificate_rotates_without_downtime_and_undo_removes_an_unus
         .collect();
     assert_eq!(kinds, ["addSigningCertificate"]);
     assert!(prepared.plan.changes[0].reason.contains(&old));
-    let mut run = apply(&s, prepared).await;
+    let mut run = apply_run(&s, prepared).await;
     let new = run
         .saml
         .as_ref()
@@ -179,7 +160,7 @@ async fn a_signing_certificate_rotates_without_downtime_and_undo_removes_an_unus
     // A rotation from another computer (a journal that did not make the app), undone before
     // its certificate became active: the certificate goes, the active one stays.
     let elsewhere = data_dir("entra-setup-saml-rotation-elsewhere");
-    let third = apply(
+    let third = apply_run(
         &s,
         flow::prepare(&s, &elsewhere, intent().with_rotation(true), &[])
             .await

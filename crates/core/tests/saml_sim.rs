@@ -12,14 +12,12 @@ use std::sync::Arc;
 
 use entra_setup_core::checks::Status;
 use entra_setup_core::provider;
-use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow::{self, SetupError};
 use entra_setup_core::setup::plan::{Change, PlanError};
-use entra_setup_core::setup::run::{Run, SAML_CERT_PEM_FILE, SAML_METADATA_FILE};
+use entra_setup_core::setup::run::{SAML_CERT_PEM_FILE, SAML_METADATA_FILE};
 use entra_setup_core::setup::{undo, Intent};
 use entra_setup_sim::Faults;
 use support::*;
-use tokio_util::sync::CancellationToken;
 
 fn saml_intent(name: &str, entity_id: &str) -> Intent {
     let mut raw = BTreeMap::new();
@@ -32,21 +30,6 @@ fn saml_intent(name: &str, entity_id: &str) -> Intent {
     raw.insert("relay_state".to_string(), "/home".to_string());
     raw.insert("groups".to_string(), "SecurityGroup".to_string());
     Intent::new(provider::find("saml").unwrap(), &raw, None).unwrap()
-}
-
-/// Applies a prepared setup; it must go through.
-async fn apply(s: &entra_setup_core::session::Session, prepared: flow::Prepared) -> Run {
-    let (collect, _) = collector();
-    let (run, failure) = Run::apply(
-        s,
-        prepared,
-        &ApplyOptions::default(),
-        collect,
-        &CancellationToken::new(),
-    )
-    .await;
-    assert!(failure.is_none(), "{failure:?}");
-    run
 }
 
 /// The setup the first test applies, re-runs and resumes.
@@ -83,7 +66,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     // URI on an app that is not in SAML mode yet, as tenants enforcing secure URIs do.
     let uris = &prepared.plan.changes[3];
     assert!(uris.after.contains(&2), "{:?}", uris.after);
-    let mut run = apply(&s, prepared).await;
+    let mut run = apply_run(&s, prepared).await;
     let tenant = s.account.tenant_id.clone();
     {
         let d = sim.directory(&tenant).unwrap();
@@ -198,7 +181,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
             thumbprint: Some(thumb.clone())
         }]
     );
-    let resumed_run = apply(&s, resumed).await;
+    let resumed_run = apply_run(&s, resumed).await;
     assert_eq!(
         resumed_run
             .saml
@@ -253,7 +236,7 @@ async fn an_entity_id_another_app_holds_stops_the_plan_with_a_suffix_to_use() {
     let first = flow::prepare(&s, &dir, saml_intent("Acme Files", entity), &[])
         .await
         .unwrap();
-    apply(&s, first).await;
+    apply_run(&s, first).await;
     let tenant = s.account.tenant_id.clone();
     let before = sim.directory(&tenant).unwrap().applications.len();
 
@@ -321,7 +304,7 @@ async fn a_reply_url_another_app_has_is_warned_about() {
         prepared.plan.notes
     );
     // After the apply the setup's own app has it too: that is not warned about.
-    let run = apply(&s, prepared).await;
+    let run = apply_run(&s, prepared).await;
     let again = flow::prepare(&s, &dir, acme_files(), &[]).await.unwrap();
     assert_eq!(again.plan.notes.len(), 1, "{:?}", again.plan.notes);
     drop(run);

@@ -7,17 +7,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
 use entra_setup_core::auth::FollowRedirects;
-use entra_setup_core::provider;
 use entra_setup_core::saml::{self, ResponseError};
-use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow;
 use entra_setup_core::setup::journal::Event;
-use entra_setup_core::setup::run::Run;
 use entra_setup_core::setup::Intent;
 use entra_setup_sim::{Approval, Faults};
 use support::*;
@@ -27,30 +23,15 @@ const ENTITY_ID: &str = "https://files.contoso.com/saml/metadata";
 const REPLY_URL: &str = "https://files.contoso.com/saml/acs";
 
 fn saml_intent() -> Intent {
-    let raw: BTreeMap<String, String> = [
-        ("name", "Acme Files"),
-        ("entity_id", ENTITY_ID),
-        ("reply_url", REPLY_URL),
-        ("groups", "SecurityGroup"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Intent::new(provider::find("saml").unwrap(), &raw, None).unwrap()
-}
-
-async fn apply(s: &entra_setup_core::session::Session, prepared: flow::Prepared) -> Run {
-    let (collect, _) = collector();
-    let (run, failure) = Run::apply(
-        s,
-        prepared,
-        &ApplyOptions::default(),
-        collect,
-        &CancellationToken::new(),
+    intent_for(
+        "saml",
+        &[
+            ("name", "Acme Files"),
+            ("entity_id", ENTITY_ID),
+            ("reply_url", REPLY_URL),
+            ("groups", "SecurityGroup"),
+        ],
     )
-    .await;
-    assert!(failure.is_none(), "{failure:?}");
-    run
 }
 
 fn reply_urls(sim: &entra_setup_sim::SimHandle, tenant: &str, unique: &str) -> serde_json::Value {
@@ -70,7 +51,7 @@ async fn a_saml_test_sign_in_shows_the_claims_and_leaves_no_reply_url_behind() {
     sim.set_faults(Faults::realistic());
     let dir = data_dir("entra-setup-test-sign-in");
     let prepared = flow::prepare(&s, &dir, saml_intent(), &[]).await.unwrap();
-    let run = apply(&s, prepared).await;
+    let run = apply_run(&s, prepared).await;
     let tenant = s.account.tenant_id.clone();
     let unique = run.prepared.intent.template_unique_name();
     let http = entra_setup_core::http::client();
@@ -186,7 +167,7 @@ async fn a_tampered_or_misdirected_saml_response_is_refused() {
     let (s, _) = admin_with(&sim, "contoso.com", false).await;
     let dir = data_dir("entra-setup-test-sign-in");
     let prepared = flow::prepare(&s, &dir, saml_intent(), &[]).await.unwrap();
-    let run = apply(&s, prepared).await;
+    let run = apply_run(&s, prepared).await;
     let tenant = s.account.tenant_id.clone();
     let sp_id = run.saml.as_ref().unwrap().sp_id.clone();
     let cert = sim
@@ -266,18 +247,17 @@ async fn an_oidc_test_sign_in_shows_the_id_token_claims() {
     let sim = sim_as("adele@contoso.com").await;
     let (s, _) = admin_with(&sim, "contoso.com", false).await;
     sim.set_faults(Faults::realistic());
-    let raw: BTreeMap<String, String> = [
-        ("name", "Team Wiki"),
-        ("redirect_uris", "https://wiki.contoso.com/oidc/callback"),
-        ("groups", "SecurityGroup"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let want = Intent::new(provider::find("oidc").unwrap(), &raw, None).unwrap();
+    let want = intent_for(
+        "oidc",
+        &[
+            ("name", "Team Wiki"),
+            ("redirect_uris", "https://wiki.contoso.com/oidc/callback"),
+            ("groups", "SecurityGroup"),
+        ],
+    );
     let dir = data_dir("entra-setup-test-sign-in");
     let prepared = flow::prepare(&s, &dir, want, &[]).await.unwrap();
-    let run = apply(&s, prepared).await;
+    let run = apply_run(&s, prepared).await;
     let http = entra_setup_core::http::client();
     let opener = Arc::new(FollowRedirects::new(http.clone()));
     let report = run

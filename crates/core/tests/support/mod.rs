@@ -161,3 +161,35 @@ pub async fn admin_with(
 pub fn data_dir(label: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{label}-{}", uuid::Uuid::new_v4()))
 }
+
+/// A setup of `provider` with these inputs.
+pub fn intent_for(provider: &str, inputs: &[(&str, &str)]) -> entra_setup_core::setup::Intent {
+    let raw: std::collections::BTreeMap<String, String> = inputs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    entra_setup_core::setup::Intent::new(
+        entra_setup_core::provider::find(provider).unwrap(),
+        &raw,
+        None,
+    )
+    .unwrap()
+}
+
+/// Applies a prepared setup as one run; it must go through.
+pub async fn apply_run(
+    s: &entra_setup_core::session::Session,
+    prepared: entra_setup_core::setup::flow::Prepared,
+) -> entra_setup_core::setup::run::Run {
+    let (collect, _) = collector();
+    let (run, failure) = entra_setup_core::setup::run::Run::apply(
+        s,
+        prepared,
+        &entra_setup_core::setup::apply::ApplyOptions::default(),
+        collect,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    assert!(failure.is_none(), "{failure:?}");
+    run
+}

@@ -30,27 +30,8 @@ pub async fn admin_consent(
             let Some(t) = world.tenant(&tenant) else {
                 return unknown_tenant(&tenant);
             };
-            let options: String = t
-                .users
-                .iter()
-                .map(|u| {
-                    format!(
-                        "<option value=\"{}\">{}</option>",
-                        escape(&u.upn),
-                        escape(&u.display_name)
-                    )
-                })
-                .collect();
-            let hidden: String = p
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "<input type=hidden name=\"{}\" value=\"{}\">",
-                        escape(k),
-                        escape(v)
-                    )
-                })
-                .collect();
+            let options = user_options(t);
+            let hidden = hidden_inputs(&p);
             Html(format!(
                 "<!doctype html><html lang=en><meta charset=utf-8><title>Admin consent - simulated Entra</title>\
                  <body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h1>Permissions requested</h1>\

@@ -258,16 +258,7 @@ pub(super) fn consent_page(
             })
             .collect(),
     };
-    let hidden: String = p
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=hidden name=\"{}\" value=\"{}\">",
-                escape(k),
-                escape(v)
-            )
-        })
-        .collect();
+    let hidden = hidden_inputs(p);
     let options: String = users
         .iter()
         .map(|(upn, label)| {

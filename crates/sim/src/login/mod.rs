@@ -108,6 +108,43 @@ pub(super) fn error_page(status: StatusCode, aadsts: u32, title: &str, detail: &
     (status, Html(html)).into_response()
 }
 
+/// The request's parameters as hidden form fields, so a page's form carries them on.
+pub(super) fn hidden_inputs(p: &Params) -> String {
+    p.iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=hidden name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect()
+}
+
+/// A tenant's users as `<option>`s of a sign-in page (UPN as the value).
+pub(super) fn user_options(t: &crate::fixtures::Tenant) -> String {
+    t.users
+        .iter()
+        .map(|u| {
+            format!(
+                "<option value=\"{}\">{}</option>",
+                escape(&u.upn),
+                escape(&u.display_name)
+            )
+        })
+        .collect()
+}
+
+/// The error page for a tenant segment that names no tenant.
+pub(super) fn no_such_tenant(tenant: &str) -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        90002,
+        &format!("Tenant '{tenant}' not found."),
+        "",
+    )
+}
+
 pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

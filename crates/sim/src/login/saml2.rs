@@ -22,7 +22,7 @@ use crate::fixtures::{Tenant, User};
 use crate::world::World;
 use crate::{apply_latency, Approval, Shared};
 
-use super::{error_page, escape, Params};
+use super::{error_page, escape, hidden_inputs, no_such_tenant, user_options, Params};
 
 /// Entra sends at most this many groups in a SAML token; past it, a link to read them.
 const SAML_GROUPS_LIMIT: usize = 150;
@@ -112,41 +112,17 @@ pub async fn saml2_decision(
 
 fn pick_user_page(world: &World, tenant: &str, p: &Params) -> Response {
     let Some(t) = world.tenant(tenant) else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            90002,
-            &format!("Tenant '{tenant}' not found."),
-            "",
-        );
+        return no_such_tenant(tenant);
     };
-    let hidden: String = p
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=hidden name=\"{}\" value=\"{}\">",
-                escape(k),
-                escape(v)
-            )
-        })
-        .collect();
-    let options: String = t
-        .users
-        .iter()
-        .map(|u| {
-            format!(
-                "<option value=\"{}\">{}</option>",
-                escape(&u.upn),
-                escape(&u.display_name)
-            )
-        })
-        .collect();
     Html(format!(
         "<!doctype html><html lang=en><meta charset=utf-8><title>Sign in - simulated Entra</title>\
          <body style='font-family:sans-serif;max-width:40em;margin:3em auto'>\
          <h1>Simulated Microsoft Entra sign-in (SAML)</h1>\
          <form method=post action=\"saml2/decision\">{hidden}\
          <label>Sign in as <select name=sim_user>{options}</select></label>\
-         <p><button>Sign in</button></p></form></body></html>"
+         <p><button>Sign in</button></p></form></body></html>",
+        hidden = hidden_inputs(p),
+        options = user_options(t),
     ))
     .into_response()
 }
