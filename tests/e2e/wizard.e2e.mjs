@@ -540,6 +540,51 @@ try {
     await (await containsText("The old certificate is gone")).waitForDisplayed({ timeout: 60000 });
     assert.ok(!(await (await browser.$("[data-testid='old-certificate']")).isExisting()));
   });
+
+  await step("the file-transfer service: SAML and SCIM on one enterprise app, only the assigned group signs in, the test sign-in shows it", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    await chooseService("File-transfer service (SAML + SCIM)", "#input-subdomain");
+    await (await browser.$("#input-subdomain")).setValue("acme");
+    await (await browser.$("#input-entity_id")).setValue("https://acme.files.example.com/saml");
+    await (await browser.$("#input-reply_url")).setValue("https://acme.files.example.com/saml/acs");
+    await (await byText("button", "Next: Register app")).click();
+    await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
+    await (await byText("button", "Next: Sync mode")).click();
+    await (await byText("h1", "Sync mode")).waitForDisplayed({ timeout: 30000 });
+    const read = await byText("button", "Read the provisioning settings");
+    if (await read.isExisting()) await read.click();
+    await (await browser.$("[data-testid='licence-note']")).waitForDisplayed({ timeout: 30000 });
+    await (await browser.$("#people-search")).setValue("Eng");
+    await (await byText("button", "Search")).click();
+    const add = await browser.$("//button[@aria-label='Add Engineering']");
+    await add.waitForDisplayed({ timeout: 10000 });
+    await add.click();
+    await (await byText("button", "Next: SCIM")).click();
+    await (await byText("h1", "SCIM")).waitForDisplayed();
+    await (await browser.$("#input-scim_url")).setValue(scimmy.url);
+    await (await browser.$("#input-scim_token")).setValue(SCIM_TOKEN);
+    await (await byText("button", "Set token")).click();
+    await (await browser.$("[data-testid='token-set']")).waitForDisplayed({ timeout: 10000 });
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed({ timeout: 30000 });
+    const review = await visibleText();
+    for (const t of ["Turn on SAML single sign-on", "Add a SAML signing certificate", "Create the provisioning job", "Assign the group Engineering"]) {
+      assert.ok(review.includes(t), `the plan shows: ${t}`);
+    }
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    await (await byText("h1", "Done")).waitForDisplayed({ timeout: 60000 });
+    const check = await browser.$("[data-testid='check-saml_metadata']");
+    await check.waitForDisplayed({ timeout: 60000 });
+    assert.match(await check.getText(), /Passed/);
+    await (await browser.$("[data-testid='job-status']")).waitForDisplayed({ timeout: 30000 });
+    // Adele is in Engineering, the group assigned to the app: she may sign in.
+    await (await browser.$("[data-testid='test-sign-in']")).click();
+    const inspector = await browser.$("[data-testid='claim-inspector']");
+    await inspector.waitForDisplayed({ timeout: 60000 });
+    assert.equal(await (await browser.$("[data-testid='inspected-identity']")).getText(), "adele@contoso.com");
+    await shot("24-file-transfer-test-sign-in", "#inspect-h");
+  });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {
   if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});

@@ -218,6 +218,9 @@ class Setup {
     this.done = null;
     this.progress = {};
     this.undone = null;
+    // SAML with SCIM on the same app (the file-transfer service): provisioning is part of the
+    // setup unless the admin turns it off on Sync mode.
+    if (this.provider?.protocol === "saml" && this.provider.scim && !this.scimWanted) this.scimWanted = true;
     if (this.provider && !this.provider.signIn && this.provider.protocol !== "saml") {
       this.scimWanted = true;
       this.plan = null;

@@ -323,6 +323,12 @@ impl Run {
                 entity_id: &saml.entity_id,
                 reply_urls: &saml.reply_urls,
                 name_id: &spec.name_id,
+                known_certificates: applied
+                    .cert
+                    .iter()
+                    .chain(applied.pending.iter())
+                    .filter_map(crate::setup::state::SigningCert::der)
+                    .collect(),
             },
             (_, _, Some(SignIn::Oidc(_))) if !self.app_object_id.is_empty() => Target::Oidc {
                 app_object_id: &self.app_object_id,
