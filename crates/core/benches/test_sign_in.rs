@@ -70,7 +70,7 @@ async fn main() {
     let write = std::env::args().any(|a| a == "--write");
     let cases: [Case<'_>; 2] = [
         (
-            "SAML (signed assertion, 9 attributes, 2 groups named)",
+            "SAML (signed assertion, 10 attributes, 2 groups named)",
             "saml",
             &[
                 ("name", "Bench Files"),
