@@ -80,8 +80,7 @@ async fn pysaml2_accepts_the_wizards_request_and_the_simulators_signed_response(
     // The simulator answers that request; the service provider checks it against the app's
     // live federation metadata.
     let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
-    let re = regex::Regex::new(r#"name="SAMLResponse" value="([^"]+)""#).unwrap();
-    let b64 = re.captures(&page).expect(&page)[1].to_string();
+    let b64 = saml_response_in(&page);
     let metadata = reqwest::get(saml::metadata_url(&s.cloud, &tenant, &app_id))
         .await
         .unwrap()

@@ -156,8 +156,7 @@ async fn response_for(
     let request = saml::authn_request(ENTITY_ID, REPLY_URL, &sso, chrono::Utc::now());
     let url = saml::redirect_url(&sso, &request, "relay").unwrap();
     let page = reqwest::get(url).await.unwrap().text().await.unwrap();
-    let re = regex::Regex::new(r#"name="SAMLResponse" value="([^"]+)""#).unwrap();
-    let b64 = re.captures(&page).expect(&page)[1].to_string();
+    let b64 = saml_response_in(&page);
     (request, b64)
 }
 

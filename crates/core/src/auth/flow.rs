@@ -330,6 +330,18 @@ async fn finish(
     })
 }
 
+/// The tenant's OpenID configuration, unless the sign-in is cancelled first.
+async fn discover_or_cancel(
+    http: &reqwest::Client,
+    opts: &SignInOptions,
+    cancel: &CancellationToken,
+) -> Result<Discovery, AuthError> {
+    tokio::select! {
+        d = discover(http, &opts.discovery_url, &opts.tenant_label, &opts.cloud_name) => d,
+        () = cancel.cancelled() => Err(AuthError::Cancelled),
+    }
+}
+
 /// Runs one interactive sign-in to completion, cancellation, or timeout.
 pub async fn sign_in(
     http: &reqwest::Client,
@@ -338,10 +350,7 @@ pub async fn sign_in(
     on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
     cancel: &CancellationToken,
 ) -> Result<TokenSet, AuthError> {
-    let discovery = tokio::select! {
-        d = discover(http, &opts.discovery_url, &opts.tenant_label, &opts.cloud_name) => d?,
-        () = cancel.cancelled() => return Err(AuthError::Cancelled),
-    };
+    let discovery = discover_or_cancel(http, opts, cancel).await?;
     on_event(SignInEvent::TenantFound {
         tenant_id: discovery.tenant_id(),
     });
@@ -361,10 +370,7 @@ pub async fn sign_in_on(
     on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
     cancel: &CancellationToken,
 ) -> Result<TokenSet, AuthError> {
-    let discovery = tokio::select! {
-        d = discover(http, &opts.discovery_url, &opts.tenant_label, &opts.cloud_name) => d?,
-        () = cancel.cancelled() => return Err(AuthError::Cancelled),
-    };
+    let discovery = discover_or_cancel(http, opts, cancel).await?;
     browser_flow_on(http, discovery, opts, listener, opener, on_event, cancel).await
 }
 

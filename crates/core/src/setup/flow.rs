@@ -332,19 +332,9 @@ pub async fn retire_old_secrets(
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
     let (state, plan) = retire_preview(session, intent, keep).await?;
-    let applied = apply::apply(
-        &session.graph,
-        &session.cloud,
-        &plan,
-        &state,
-        "",
-        &journal,
-        &ApplyOptions::default(),
-        on_event,
-        cancel,
-    )
-    .await
-    .map_err(RetireFailed::Apply)?;
+    let applied = apply_upkeep(session, &journal, &plan, &state, on_event, cancel)
+        .await
+        .map_err(RetireFailed::Apply)?;
     Ok((plan, applied))
 }
 
@@ -394,18 +384,39 @@ pub async fn certificate_step(
             Err(e) => return Err(e.into()),
         }
     };
-    let applied = apply::apply(
-        &session.graph,
-        &session.cloud,
+    let applied = apply_upkeep(
+        session,
+        journal,
         &plan,
         &state,
-        "",
-        journal,
-        &ApplyOptions::default(),
         Arc::new(|_| {}),
         &CancellationToken::new(),
     )
     .await
     .map_err(CertificateFailed::Apply)?;
     Ok((plan, applied))
+}
+
+/// Applies a small upkeep plan (retiring secrets, a certificate step) on an existing setup
+/// through the apply engine and the setup's journal.
+async fn apply_upkeep(
+    session: &Session,
+    journal: &Journal,
+    plan: &Plan,
+    state: &TenantState,
+    on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<Applied, Box<ApplyFailed>> {
+    apply::apply(
+        &session.graph,
+        &session.cloud,
+        plan,
+        state,
+        "",
+        journal,
+        &ApplyOptions::default(),
+        on_event,
+        cancel,
+    )
+    .await
 }

@@ -193,3 +193,9 @@ pub async fn apply_run(
     assert!(failure.is_none(), "{failure:?}");
     run
 }
+
+/// The SAMLResponse in the self-posting form of a SAML sign-in page.
+pub fn saml_response_in(page: &str) -> String {
+    let re = regex::Regex::new(r#"name="SAMLResponse" value="([^"]+)""#).unwrap();
+    re.captures(page).expect(page)[1].to_string()
+}
