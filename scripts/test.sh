@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: Rust (core against the simulated tenant, against oidc-provider from npm, pysaml2
-# from PyPI, and
-# against the real OS keychain), the shell under Tauri's mock runtime, the UI with Vitest, lints,
+# Runs every test: Rust (core against the simulated tenant, against oidc-provider from npm,
+# pysaml2 from PyPI, and against the real OS keychain), the shell under Tauri's mock runtime, the UI with Vitest, lints,
 # and the end-to-end test in a real window under Xvfb. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
