@@ -857,7 +857,8 @@ impl Run {
                     password_admin_confirmed: self.password_admin_confirmed,
                 }
             });
-        let advises = sign_in || saml.is_some();
+        let is_saml = saml.is_some();
+        let advises = sign_in || is_saml;
         DoneView {
             saml,
             retire: self.retire_offer(),
@@ -879,7 +880,12 @@ impl Run {
             checks,
             outputs: outputs::render_all(provider, &values),
             advice: if advises {
-                outputs::done_advice(provider, Some(&p.preflight), secret_end)
+                let mut advice = outputs::done_advice(provider, Some(&p.preflight), secret_end);
+                // A SAML setup's lockout guard has a section of its own on Done.
+                if is_saml {
+                    advice.retain(|a| a.id != "lockout");
+                }
+                advice
             } else {
                 vec![]
             },
