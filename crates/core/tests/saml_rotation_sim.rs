@@ -117,7 +117,11 @@ async fn a_signing_certificate_rotates_without_downtime_and_undo_removes_an_unus
     assert!(report.verified.contains(&old), "{}", report.verified);
     let view = run.done_view(&s, true, vec![]).await;
     // Done's lockout guard says it for SAML; the advice list does not repeat it.
-    assert!(view.advice.iter().all(|a| a.id != "lockout"), "{:?}", view.advice);
+    assert!(
+        view.advice.iter().all(|a| a.id != "lockout"),
+        "{:?}",
+        view.advice
+    );
     let saml = view.saml.unwrap();
     assert_eq!(saml.new_certificate.unwrap().thumbprint, new);
     assert!(saml.old_certificate.is_none());
