@@ -234,14 +234,12 @@ fn check_credentials_patch(
         if let Some(k) = active {
             let custom = base64::engine::general_purpose::STANDARD
                 .encode(sha1::Sha1::digest(&k.cert_der).as_slice());
-            let kept = list
-                .iter()
-                .any(|c| c["customKeyIdentifier"] == custom.as_str())
-                || list.iter().any(|c| {
-                    have.iter().any(|h| {
-                        h["keyId"] == c["keyId"] && h["customKeyIdentifier"] == custom.as_str()
-                    })
-                });
+            // Every entry sent names a stored credential (checked above): judge by what is stored.
+            let kept = list.iter().any(|c| {
+                have.iter().any(|h| {
+                    h["keyId"] == c["keyId"] && h["customKeyIdentifier"] == custom.as_str()
+                })
+            });
             if !kept {
                 return Err(bad(format!(
                     "The certificate with thumbprint '{preferred}' is the active signing certificate of this service principal; make another certificate active before removing it."

@@ -199,3 +199,17 @@ pub fn saml_response_in(page: &str) -> String {
     let re = regex::Regex::new(r#"name="SAMLResponse" value="([^"]+)""#).unwrap();
     re.captures(page).expect(page)[1].to_string()
 }
+
+/// A Base64 SAMLResponse decoded, with Adele's NameID changed to Lee's after signing.
+pub fn forged_response(b64: &str) -> String {
+    use base64::Engine;
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
+    let forged = xml.replace(">adele@contoso.com</NameID>", ">lee@contoso.com</NameID>");
+    assert_ne!(forged, xml, "the response names Adele");
+    forged
+}
