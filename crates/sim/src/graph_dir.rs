@@ -194,6 +194,21 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
             }
             out
         }
+        // Microsoft's gallery (plus the non-gallery template); `$filter` on displayName or
+        // categories only, as the real collection allows (reference §8c).
+        ("GET", ["applicationTemplates"]) => {
+            if let Some(f) = req.param("$filter") {
+                let field = f.split_whitespace().next().unwrap_or_default();
+                if !["displayName", "categories/any(c:c", "categories/any(x:x"].iter().any(|k| field.starts_with(k)) {
+                    return Some(Err(bad(format!("Filtering applicationTemplates on '{field}' is not supported; use displayName or categories."))));
+                }
+            }
+            let mut items: Vec<Value> = crate::vendors::GALLERY.iter().map(crate::vendors::GalleryTemplate::to_json).collect();
+            items.push(json!({"id": crate::provisioning::NON_GALLERY_TEMPLATE, "displayName": "Custom", "homePageUrl": null,
+                "supportedSingleSignOnModes": ["saml", "password", "notSupported"], "supportedProvisioningTypes": ["sync"],
+                "logoUrl": null, "categories": [], "publisher": "Microsoft Corporation", "description": "An application you are developing or one not in the gallery."}));
+            list(dir, req, "applicationTemplates", &items)
+        }
         ("GET", ["auditLogs", "provisioning"]) => crate::provisioning::provisioning_logs(dir, req, tenant),
         ("GET", ["groups", id]) => req
             .allows(GROUP_READ, GROUP_READ)

@@ -22,6 +22,7 @@ mod provisioning;
 pub mod saml;
 pub mod scim_server;
 mod tokens;
+pub mod vendors;
 mod world;
 
 use std::net::SocketAddr;
@@ -100,6 +101,12 @@ pub struct Faults {
     /// an https identifier URI is refused unless the app's service principal is in SAML mode
     /// (reference §8b).
     pub identifier_uri_policy: bool,
+    /// A vendor's service principal, made by an admin's consent, stays invisible to reads for
+    /// this many milliseconds (it replicates from the consent service like any new object).
+    pub vendor_app_late_ms: u64,
+    /// Gallery apps come without their synchronization template (a template Microsoft has
+    /// withdrawn, or one not yet provisioned): `synchronization/templates` answers an empty list.
+    pub gallery_sync_template_missing: bool,
 }
 
 impl Faults {
@@ -134,6 +141,7 @@ impl Faults {
                 lose("POST", "/addTokenSigningCertificate"),
             ],
             identifier_uri_policy: true,
+            vendor_app_late_ms: 1500,
             ..Default::default()
         }
     }
@@ -426,6 +434,91 @@ impl SimHandle {
         r
     }
 
+    /// The stand-in console of a vendor (`twingate`, `firezone`): opening it sends the browser
+    /// to Entra's admin consent for each of the vendor's apps in turn, as the vendor's real
+    /// console does when an admin connects Entra.
+    pub fn vendor_console_url(&self, vendor: &str, tenant: &str) -> String {
+        format!(
+            "{}/_vendor/{vendor}/console?tenant={tenant}",
+            self.shared.base_url
+        )
+    }
+
+    /// An administrator (`upn`, who must hold Global Administrator or Privileged Role
+    /// Administrator) goes through the vendor's console and consents to all its apps in
+    /// `tenant`. Returns the console's last page.
+    pub async fn consent_to_vendor(
+        &self,
+        vendor: &str,
+        tenant: &str,
+        upn: &str,
+    ) -> Result<String, String> {
+        let previous = self
+            .shared
+            .world()
+            .config
+            .consent_approver
+            .replace(upn.to_string());
+        let mut url = self.vendor_console_url(vendor, tenant);
+        let mut result = Err("the vendor's console did not answer".to_string());
+        for _ in 0..8 {
+            let r = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string());
+            let r = match r {
+                Ok(c) => c.get(&url).send().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(resp) => match resp.headers().get("location").and_then(|l| l.to_str().ok()) {
+                    Some(next) => url = next.to_string(),
+                    None => {
+                        result = resp.text().await.map_err(|e| e.to_string());
+                        break;
+                    }
+                },
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.shared.world().config.consent_approver = previous;
+        let page = result?;
+        if page.contains("<h1>Connected</h1>") {
+            Ok(page)
+        } else {
+            Err(page)
+        }
+    }
+
+    /// Takes back a vendor's consent as an admin would in the portal (Enterprise apps → the
+    /// app → Permissions → Review → Revoke): its delegated grants and app roles go; the service
+    /// principal stays. With `delete_app`, the enterprise app itself is deleted too.
+    pub fn revoke_vendor_consent(&self, tenant_id: &str, display_name: &str, delete_app: bool) {
+        let mut world = self.shared.world();
+        let Some(d) = world.directories.get_mut(tenant_id) else {
+            return;
+        };
+        let ids: Vec<String> = d
+            .service_principals
+            .iter()
+            .filter(|sp| {
+                sp["displayName"] == display_name && sp["appOwnerOrganizationId"] != tenant_id
+            })
+            .filter_map(|sp| sp["id"].as_str().map(str::to_string))
+            .collect();
+        for id in &ids {
+            d.grants.retain(|g| g["clientId"] != id.as_str());
+            d.assignments.retain(|a| a["principalId"] != id.as_str());
+            if delete_app {
+                d.assignments.retain(|a| a["resourceId"] != id.as_str());
+                d.service_principals.retain(|sp| sp["id"] != id.as_str());
+            }
+        }
+    }
+
     /// Stops the server.
     pub fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
@@ -535,6 +628,8 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/_sim/faults/realistic", post(control_realistic_faults))
         .route("/_sim/exchanges", get(control_exchanges))
+        .route("/_vendor/{vendor}/console", get(vendors::console))
+        .route("/_vendor/{vendor}/callback", get(vendors::callback))
         .route("/v1.0/{*rest}", axum::routing::any(graph::dispatch))
         .nest("/_fake/scim/v2", shared.scim.router())
         .with_state(shared)

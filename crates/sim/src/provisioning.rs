@@ -118,7 +118,8 @@ pub fn instantiate(
     {
         return Err(denied());
     }
-    if !template.eq_ignore_ascii_case(NON_GALLERY_TEMPLATE) {
+    let gallery = crate::vendors::gallery_template(template);
+    if !template.eq_ignore_ascii_case(NON_GALLERY_TEMPLATE) && gallery.is_none() {
         return Err(GraphErr::new(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
@@ -133,6 +134,20 @@ pub fn instantiate(
         .ok_or_else(|| bad("displayName is required."))?
         .to_string();
     let app_id = uuid::Uuid::new_v4().to_string();
+    // A gallery app carries its template's id, home page and gallery tags; a non-gallery one
+    // Entra's "custom app" ones.
+    let (template_id, home_page, tags) = match gallery {
+        Some(g) => (
+            g.id.to_string(),
+            g.home_page_url.to_string(),
+            json!(["WindowsAzureActiveDirectoryGalleryApplicationNonPrimaryV1", "WindowsAzureActiveDirectoryIntegratedApp"]),
+        ),
+        None => (
+            NON_GALLERY_TEMPLATE.to_string(),
+            "https://account.activedirectory.windowsazure.com:444/applications/default.aspx?metadata=customappsso|ISV9.1|primary|z".to_string(),
+            json!(["WindowsAzureActiveDirectoryCustomSingleSignOnApplication", "WindowsAzureActiveDirectoryIntegratedApp"]),
+        ),
+    };
     let roles = json!([
         template_role(USER_ROLE, "User"),
         template_role(MSIAM_ROLE, "msiam_access"),
@@ -140,7 +155,7 @@ pub fn instantiate(
     let app = json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "appId": app_id,
-        "applicationTemplateId": NON_GALLERY_TEMPLATE,
+        "applicationTemplateId": template_id,
         "createdDateTime": now(),
         "displayName": name,
         "signInAudience": "AzureADMyOrg",
@@ -153,7 +168,7 @@ pub fn instantiate(
         "groupMembershipClaims": null,
         "optionalClaims": null,
         "notes": null,
-        "web": {"redirectUris": [], "homePageUrl": "https://account.activedirectory.windowsazure.com:444/applications/default.aspx?metadata=customappsso|ISV9.1|primary|z", "logoutUrl": null,
+        "web": {"redirectUris": [], "homePageUrl": home_page, "logoutUrl": null,
                 "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
     });
     let sp = json!({
@@ -167,8 +182,8 @@ pub fn instantiate(
         "servicePrincipalType": "Application",
         "servicePrincipalNames": [app_id],
         "appOwnerOrganizationId": dir.tenant_id,
-        "applicationTemplateId": NON_GALLERY_TEMPLATE,
-        "tags": ["WindowsAzureActiveDirectoryCustomSingleSignOnApplication", "WindowsAzureActiveDirectoryIntegratedApp"],
+        "applicationTemplateId": template_id,
+        "tags": tags,
         "appRoles": roles,
         "oauth2PermissionScopes": [],
         "replyUrls": [],
@@ -188,7 +203,7 @@ pub fn instantiate(
         return Err(GraphErr::new(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
-            format!("Resource '{NON_GALLERY_TEMPLATE}' does not exist or one of its queried reference-property objects are not present."),
+            format!("Resource '{template_id}' does not exist or one of its queried reference-property objects are not present."),
         ));
     }
     Ok((
@@ -201,15 +216,15 @@ pub fn instantiate(
     ))
 }
 
-fn new_job() -> Value {
+fn new_job(template: &str) -> Value {
     let id = format!(
-        "scim.{}.{}",
+        "{template}.{}.{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4()
     );
     json!({
         "id": id,
-        "templateId": "scim",
+        "templateId": template,
         "schedule": {"interval": "P10675199DT2H48M5.4775807S", "state": "Disabled", "expiration": null},
         "status": {
             "code": "NotConfigured", "countSuccessiveCompleteFailures": 0, "escrowsPruned": false,
@@ -226,6 +241,19 @@ fn new_job() -> Value {
 
 fn is_template_app(sp: &Value) -> bool {
     sp["applicationTemplateId"] == NON_GALLERY_TEMPLATE
+}
+
+/// The synchronization template (id = factoryTag) an enterprise app provisions with: `scim` for
+/// non-gallery apps, a gallery app's own (unless the fault withdraws it).
+fn sync_template_of(sp: &Value, faults: &crate::Faults) -> Option<String> {
+    if is_template_app(sp) {
+        return Some("scim".into());
+    }
+    let gallery = crate::vendors::gallery_template(sp["applicationTemplateId"].as_str()?)?;
+    if faults.gallery_sync_template_missing {
+        return None;
+    }
+    gallery.sync_template.map(str::to_string)
 }
 
 /// `/servicePrincipals/{id}/synchronization/...`.
@@ -287,13 +315,12 @@ pub fn sync_routes(
     };
     match (m, rest) {
         ("GET", ["templates"]) => {
-            let items = if is_template_app(&sp) {
-                vec![
-                    json!({"id": "scim", "applicationId": sp["appId"], "factoryTag": "scim", "default": true, "discoverable": true, "description": "SCIM 2.0 provisioning", "metadata": []}),
-                ]
-            } else {
-                vec![]
-            };
+            let items: Vec<Value> = sync_template_of(&sp, faults)
+                .map(|t| {
+                    json!({"id": t, "applicationId": sp["appId"], "factoryTag": t, "default": true, "discoverable": true, "description": format!("{t} provisioning"), "metadata": []})
+                })
+                .into_iter()
+                .collect();
             Ok((
                 StatusCode::OK,
                 Some(
@@ -320,10 +347,10 @@ pub fn sync_routes(
                 .as_ref()
                 .and_then(|b| b["templateId"].as_str())
                 .unwrap_or_default();
-            if !is_template_app(&sp) || template != "scim" {
-                return Err(bad(format!("The template '{template}' is not available for this application. Only applications created from the non-gallery template can provision with SCIM.")));
+            if sync_template_of(&sp, faults).as_deref() != Some(template) {
+                return Err(bad(format!("The template '{template}' is not available for this application. Only applications created from the non-gallery template or a gallery template that provisions can provision, each with its own synchronization template.")));
             }
-            let job = new_job();
+            let job = new_job(template);
             state.jobs.push(job.clone());
             dir.hide(&[job["id"].as_str().unwrap_or_default()], faults);
             let mut out = job;

@@ -62,6 +62,8 @@ pub struct DeviceGrant {
 
 pub struct World {
     pub config: SimConfig,
+    /// Where the simulator answers (vendor apps' redirect URIs point at its stand-in consoles).
+    pub base_url: String,
     pub tenants: Vec<Tenant>,
     pub codes: HashMap<String, AuthCode>,
     pub refresh_tokens: HashMap<String, RefreshGrant>,
@@ -84,7 +86,7 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(config: SimConfig, _base_url: &str) -> Self {
+    pub fn new(config: SimConfig, base_url: &str) -> Self {
         let tenants = fixtures::tenants();
         let directories = tenants
             .iter()
@@ -97,6 +99,7 @@ impl World {
             .collect();
         Self {
             config,
+            base_url: base_url.to_string(),
             directories,
             tenants,
             codes: HashMap::new(),

@@ -65,14 +65,19 @@ pub(super) fn consent_as(world: &mut World, tenant: &str, p: &Params, upn: &str)
     };
     let client_id = p.get("client_id").cloned().unwrap_or_default();
     let redirect = p.get("redirect_uri").cloned().unwrap_or_default();
+    let base_url = world.base_url.clone();
+    let late_ms = world.config.faults.vendor_app_late_ms;
     let Some(dir) = world.directories.get_mut(&t.id) else {
         return unknown_tenant(tenant);
     };
+    // The tenant's own app, or a vendor's multi-tenant app (registered in the vendor's tenant).
+    let vendor = crate::vendors::by_app_id(&client_id);
     let Some(app) = dir
         .applications
         .iter()
         .find(|a| a["appId"] == client_id.as_str())
         .cloned()
+        .or_else(|| vendor.map(|v| v.application(&base_url)))
     else {
         return error_page(
             StatusCode::BAD_REQUEST,
@@ -122,7 +127,25 @@ pub(super) fn consent_as(world: &mut World, tenant: &str, p: &Params, upn: &str)
         Some(sp) => sp["id"].as_str().unwrap_or_default().to_string(),
         None => {
             let id = uuid::Uuid::new_v4().to_string();
-            dir.service_principals.push(json!({"id": id, "appId": client_id, "displayName": app["displayName"], "appRoles": [], "oauth2PermissionScopes": [], "tags": [], "servicePrincipalNames": [client_id], "accountEnabled": true, "appRoleAssignmentRequired": false}));
+            match vendor {
+                Some(v) => {
+                    dir.service_principals.push(v.service_principal(&id));
+                    // A vendor's app shows up in reads a while after consent (replication).
+                    if late_ms > 0 {
+                        dir.fresh.insert(
+                            id.clone(),
+                            crate::directory::Fresh {
+                                reads_left: 0,
+                                until: Some(
+                                    std::time::Instant::now()
+                                        + std::time::Duration::from_millis(late_ms),
+                                ),
+                            },
+                        );
+                    }
+                }
+                None => dir.service_principals.push(json!({"id": id, "appId": client_id, "displayName": app["displayName"], "appRoles": [], "oauth2PermissionScopes": [], "tags": [], "servicePrincipalNames": [client_id], "accountEnabled": true, "appRoleAssignmentRequired": false})),
+            }
             id
         }
     };

@@ -145,7 +145,7 @@ pub(super) fn no_such_tenant(tenant: &str) -> Response {
     )
 }
 
-pub(super) fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
