@@ -311,12 +311,55 @@ fn is_group(u: &GraphUser) -> bool {
     u.odata_type.as_deref() == Some("#microsoft.graph.group")
 }
 
-/// Computes who would sync for the chosen mode and assignments.
+/// How the service that syncs counts people: Entra's SCIM takes direct members of assigned
+/// groups only; a vendor that reads the directory itself may take nested members too
+/// (Firezone reads `transitiveMembers`). From the provider's profile, never assumed in code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviewRules {
+    pub members: crate::provider::MemberCount,
+    /// Who syncs: "Entra's provisioning" or the vendor's name.
+    pub syncer: String,
+    /// Why users without a mail address matter to this service, when the profile says.
+    pub no_mail_reason: Option<String>,
+}
+
+impl Default for PreviewRules {
+    fn default() -> Self {
+        Self {
+            members: crate::provider::MemberCount::Direct,
+            syncer: "Entra's provisioning".into(),
+            no_mail_reason: None,
+        }
+    }
+}
+
+impl PreviewRules {
+    /// The rules of a provider's profile: its directory sync's, else Entra's SCIM with the
+    /// profile's no-mail reason.
+    pub fn of(provider: &crate::provider::Provider) -> Self {
+        match &provider.directory_sync {
+            Some(d) => Self {
+                members: d.members,
+                syncer: provider.name.clone(),
+                no_mail_reason: provider.scim.as_ref().and_then(|s| s.no_mail_reason.clone()),
+            },
+            None => Self {
+                no_mail_reason: provider.scim.as_ref().and_then(|s| s.no_mail_reason.clone()),
+                ..Self::default()
+            },
+        }
+    }
+}
+
+/// Computes who would sync for the chosen mode and assignments, counted the way the syncing
+/// service counts (`rules`).
 pub async fn preview(
     graph: &GraphClient,
     sync_all: bool,
     assigned: &[Assignee],
+    rules: &PreviewRules,
 ) -> Result<SyncPreview, GraphError> {
+    let count_nested = rules.members == crate::provider::MemberCount::Transitive;
     let s = StepScopes::SyncMode;
     let mut in_scope: BTreeMap<String, GraphUser> = BTreeMap::new();
     let mut nested_only: BTreeMap<String, GraphUser> = BTreeMap::new();
@@ -392,7 +435,7 @@ pub async fn preview(
                         ));
                     }
                     for u in transitive? {
-                        if direct_ids.contains(&u.id) {
+                        if count_nested || direct_ids.contains(&u.id) {
                             in_scope.insert(u.id.clone(), u);
                         } else {
                             nested_only.insert(u.id.clone(), u);
@@ -402,7 +445,19 @@ pub async fn preview(
             }
         }
         nested_only.retain(|id, _| !in_scope.contains_key(id));
-        if !nested_groups.is_empty() {
+        if count_nested && !nested_groups.is_empty() {
+            warnings.push(Advice {
+                id: "nested_groups".into(),
+                severity: Severity::Info,
+                title: "Members of nested groups are included".into(),
+                detail: format!(
+                    "{} reads the members of nested groups too (unlike Entra's own provisioning), so they are counted here. Nested: {}.",
+                    rules.syncer,
+                    nested_groups.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+                link: None,
+            });
+        } else if !nested_groups.is_empty() {
             warnings.push(Advice {
                 id: "nested_groups".into(),
                 severity: Severity::Warning,
@@ -452,13 +507,24 @@ pub async fn preview(
         }
         n.join(", ")
     };
+    // Listed by name in full when the service says why they matter (up to 50).
+    let all_names = |us: &[&PreviewUser]| {
+        let mut n: Vec<String> = us.iter().take(50).map(|u| u.display_name.clone()).collect();
+        if us.len() > 50 {
+            n.push(format!("and {} more", us.len() - 50));
+        }
+        n.join(", ")
+    };
     let no_mail = with("no mail");
     if !no_mail.is_empty() {
         warnings.push(Advice {
             id: "no_mail".into(),
             severity: Severity::Warning,
             title: format!("{} user{} without a mail address", no_mail.len(), if no_mail.len() == 1 { "" } else { "s" }),
-            detail: format!("{}: Entra sends no work email for them, and providers that match people by email cannot link them to a sign-in. Give them a mail address, or map Coalesce([mail],[userPrincipalName]) to emails[type eq \"work\"].value.", names(&no_mail)),
+            detail: match &rules.no_mail_reason {
+                Some(why) => format!("{}: {why}", all_names(&no_mail)),
+                None => format!("{}: Entra sends no work email for them, and providers that match people by email cannot link them to a sign-in. Give them a mail address, or map Coalesce([mail],[userPrincipalName]) to emails[type eq \"work\"].value.", names(&no_mail)),
+            },
             link: None,
         });
     }

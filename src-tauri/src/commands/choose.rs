@@ -19,7 +19,7 @@ use crate::desktop::Desktop;
 use crate::error::IpcError;
 use crate::state::{ensure_scopes, Core, Demo, Paths, SessionState};
 
-fn known() -> Result<Vec<provider::Provider>, IpcError> {
+pub(crate) fn known() -> Result<Vec<provider::Provider>, IpcError> {
     provider::all().map_err(|e| IpcError::Blocked {
         message: e.to_string(),
     })

@@ -69,12 +69,19 @@ pub async fn search_people(
 #[specta::specta]
 #[instrument(skip_all, err)]
 pub async fn preview_sync(
+    provider_id: String,
     sync_all: bool,
     assigned: Vec<Assignee>,
     sessions: State<'_, SessionState>,
 ) -> Result<SyncPreview, IpcError> {
     let active = sessions.active().await?;
-    Ok(people::preview(&active.session.graph, sync_all, &assigned).await?)
+    // Counted the way the service that syncs counts (its profile says how).
+    let rules = super::choose::known()?
+        .iter()
+        .find(|p| p.id() == provider_id)
+        .map(people::PreviewRules::of)
+        .unwrap_or_default();
+    Ok(people::preview(&active.session.graph, sync_all, &assigned, &rules).await?)
 }
 
 /// Takes the provider's SCIM token (Entra's Secret Token). It stays in this process; with

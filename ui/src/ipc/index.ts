@@ -92,7 +92,7 @@ export const ipc = {
   scimContext: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>
     unwrap(commands.scimContext(providerId, inputs, channel(onEvent))),
   searchPeople: (query: string, groups: boolean) => unwrap(commands.searchPeople(query, groups)),
-  previewSync: (syncAll: boolean, assigned: Assignee[]) => unwrap(commands.previewSync(syncAll, assigned)),
+  previewSync: (providerId: string, syncAll: boolean, assigned: Assignee[]) => unwrap(commands.previewSync(providerId, syncAll, assigned)),
   setScimToken: (token: string, remember: boolean, providerId: string, inputs: Record<string, string>) =>
     unwrap(commands.setScimToken(token, remember, providerId, inputs)),
   forgetScimToken: (providerId: string, inputs: Record<string, string>) => unwrap(commands.forgetScimToken(providerId, inputs)),

@@ -304,7 +304,7 @@ class Setup {
   }
 
   async refreshPreview() {
-    const r = await this.run("Working out who would sync…", () => ipc.previewSync(this.syncAll, this.syncAll ? [] : this.assigned));
+    const r = await this.run("Working out who would sync…", () => ipc.previewSync(this.provider?.id ?? "", this.syncAll, this.syncAll ? [] : this.assigned));
     if (r.ok) this.preview = r.value;
   }
 

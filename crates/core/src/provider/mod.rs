@@ -29,6 +29,8 @@ pub enum Protocol {
     Oidc,
     Saml,
     Scim,
+    /// Users sign in through the vendor's own multi-tenant app (the vendor set its sign-in up).
+    Vendor,
 }
 
 pub use crate::apis::PermissionKind;
@@ -125,6 +127,59 @@ pub struct SamlSpec {
 pub enum SignIn {
     Oidc(OidcSpec),
     Saml(SamlSpec),
+    /// Through the vendor's own app (`[sign_in.vendor] app = "…"`): the wizard verifies its
+    /// consent and may assign users to it, never changes it.
+    Vendor { app: String },
+}
+
+/// How the admin connects a vendor's own apps (`[vendor]`): where the vendor's console starts
+/// the consent, what to do there and what to copy into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VendorSpec {
+    /// The console page where the connection starts (a template: the inputs may be used; an
+    /// empty optional input leaves the link out).
+    pub console_url: String,
+    /// What the admin does there, in the vendor's words.
+    pub console_steps: String,
+    /// Values the vendor's console asks for (built-in names such as `tenant_id`).
+    pub hand_over: Vec<String>,
+    /// What the vendor's troubleshooting says to do when its consent is missing or revoked.
+    pub reconsent: String,
+}
+
+/// How the vendor's service counts the members of an assigned group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "lowercase")]
+pub enum MemberCount {
+    /// Members of nested groups count too (the service reads `transitiveMembers`).
+    Transitive,
+    /// Only direct members count (as Entra's SCIM does).
+    Direct,
+}
+
+/// The vendor reads the directory itself through Microsoft Graph (`[directory_sync]`, e.g.
+/// Firezone): which of its apps reads, which app assigned groups go to, how members count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectorySyncSpec {
+    /// The vendor app that reads the directory (its consent is checked).
+    pub app: String,
+    /// The app groups are assigned to for "assigned groups only".
+    pub assign_to: String,
+    /// Which of the vendor's versions or documents the choice of `assign_to` follows.
+    pub assign_to_note: String,
+    /// Apps where assigned groups are a mistake the admin is warned about.
+    pub warn_if_assigned_to: Vec<String>,
+    pub members: MemberCount,
+    /// Disabled accounts are left out (the service filters `accountEnabled eq true`).
+    pub enabled_users_only: bool,
+    /// The service's names for its two modes.
+    pub assigned_label: String,
+    pub all_label: String,
+    /// Where in the vendor's console the mode is chosen.
+    pub where_to_choose: String,
+    /// When the service syncs.
+    pub schedule: String,
 }
 
 /// SCIM provisioning from Entra to the provider: an enterprise app whose provisioning job
@@ -149,6 +204,8 @@ pub struct ScimSpec {
     pub match_sso_groups: bool,
     /// Advice shown in the SCIM step and on Done (e.g. attribute mappings).
     pub advice: Vec<WarningSpec>,
+    /// Why users without a mail address matter to this service (listed by name in the preview).
+    pub no_mail_reason: Option<String>,
 }
 
 /// A permission one of the setup's apps needs, of a resource API.
@@ -289,6 +346,10 @@ pub struct Provider {
     pub outputs: Vec<OutputSpec>,
     pub push: Option<PushSpec>,
     pub warnings: Vec<WarningSpec>,
+    /// How the admin connects the vendor's own apps, for profiles that have some.
+    pub vendor: Option<VendorSpec>,
+    /// The vendor's own directory sync through Graph, if it has one.
+    pub directory_sync: Option<DirectorySyncSpec>,
     /// Where the profile came from (for messages): `providers/x.toml` or a path.
     pub file: String,
 }
@@ -362,6 +423,7 @@ impl Provider {
         match &self.sign_in {
             Some(SignIn::Oidc(_)) => Protocol::Oidc,
             Some(SignIn::Saml(_)) => Protocol::Saml,
+            Some(SignIn::Vendor { .. }) => Protocol::Vendor,
             None => Protocol::Scim,
         }
     }
@@ -396,8 +458,16 @@ impl Provider {
         match &self.sign_in {
             Some(SignIn::Oidc(o)) => self.app(&o.app),
             Some(SignIn::Saml(s)) => self.app(&s.app),
+            Some(SignIn::Vendor { app }) => self.app(app),
             None => None,
         }
+    }
+
+    /// The vendor's own apps of the setup.
+    pub fn vendor_apps(&self) -> impl Iterator<Item = &AppSpec> {
+        self.apps
+            .iter()
+            .filter(|a| matches!(a.source, AppSource::Vendor { .. }))
     }
 
     /// The app that provisions.
@@ -463,21 +533,12 @@ impl Provider {
                 ));
             }
         }
-        for app in &self.apps {
-            match (&app.source, self.scim.as_ref().is_some_and(|s| s.app == app.id)) {
-                (AppSource::Registration | AppSource::NonGallery, _) => {}
-                (AppSource::Gallery { template, .. }, _) => {
-                    return Some(format!(
-                        "{} uses the gallery app \"{template}\", which this version cannot set up yet.",
-                        self.name
-                    ))
-                }
-                (AppSource::Vendor { .. }, _) => {
-                    return Some(format!(
-                        "{} signs in through its own multi-tenant app, which this version cannot set up yet.",
-                        self.name
-                    ))
-                }
+        if let (Some(SignIn::Saml(saml)), Some(app)) = (&self.sign_in, self.sign_in_app()) {
+            if matches!(app.source, AppSource::Gallery { .. }) {
+                return Some(format!(
+                    "{} signs in with SAML through the gallery app of app '{}'; this version sets up SAML on non-gallery apps only.",
+                    self.name, saml.app
+                ));
             }
         }
         None

@@ -12,7 +12,8 @@ use super::{
     check_redirect_uri, escape_quoted, placeholders, render, AppSource, AppSpec, ChoiceOption,
     ClaimsSpec, InputKind, InputRule, InputSpec, OidcSpec, OutputFormat, OutputSpec,
     PermissionKind, PermissionSpec, Provider, PushAnswer, PushFind, PushRequest, PushSpec,
-    SamlSpec, ScimSpec, SignIn, WarningSpec, BUILTIN_PLACEHOLDERS,
+    SamlSpec, ScimSpec, SignIn, WarningSpec, BUILTIN_PLACEHOLDERS, DirectorySyncSpec, MemberCount,
+    VendorSpec,
 };
 
 /// A provider file that cannot be used, with where the problem is.
@@ -150,6 +151,41 @@ struct RawSignIn {
     oidc: Option<Spanned<RawOidc>>,
     #[serde(default)]
     saml: Option<Spanned<RawSaml>>,
+    #[serde(default)]
+    vendor: Option<Spanned<RawVendorSignIn>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVendorSignIn {
+    app: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVendor {
+    console_url: Spanned<String>,
+    console_steps: String,
+    #[serde(default)]
+    hand_over: Vec<Spanned<String>>,
+    reconsent: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectorySync {
+    app: Spanned<String>,
+    assign_to: Spanned<String>,
+    assign_to_note: String,
+    #[serde(default)]
+    warn_if_assigned_to: Vec<Spanned<String>>,
+    members: MemberCount,
+    #[serde(default)]
+    enabled_users_only: bool,
+    assigned_label: String,
+    all_label: String,
+    where_to_choose: String,
+    schedule: String,
 }
 
 #[derive(Deserialize)]
@@ -170,6 +206,8 @@ struct RawScim {
     match_sso_groups: bool,
     #[serde(default)]
     advice: Vec<WarningSpec>,
+    #[serde(default)]
+    no_mail_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +324,10 @@ struct RawProvider {
     push: Option<Spanned<RawPush>>,
     #[serde(default)]
     warnings: Vec<WarningSpec>,
+    #[serde(default)]
+    vendor: Option<Spanned<RawVendor>>,
+    #[serde(default)]
+    directory_sync: Option<Spanned<RawDirectorySync>>,
 }
 
 fn line_of(src: &str, span: &Range<usize>) -> usize {
@@ -661,6 +703,8 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
             outputs: vec![],
             push: None,
             warnings: vec![],
+            vendor: None,
+            directory_sync: None,
             file: file.to_string(),
         };
         v.extend(probe.sample_values());
@@ -681,15 +725,32 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
         Some(s) => {
             let span = s.span();
             let s = s.into_inner();
-            match (s.oidc, s.saml) {
-                (Some(_), Some(saml)) => {
+            let ways = usize::from(s.oidc.is_some())
+                + usize::from(s.saml.is_some())
+                + usize::from(s.vendor.is_some());
+            if ways > 1 {
+                return Err(c.err(
+                    span,
+                    "a provider signs in one way: [sign_in.oidc], [sign_in.saml] or [sign_in.vendor], not several",
+                ));
+            }
+            if let Some(v) = s.vendor {
+                let v = v.into_inner();
+                let app = app_named(&v.app)?;
+                if !matches!(app.source, AppSource::Vendor { .. }) {
                     return Err(c.err(
-                        saml.span(),
-                        "a provider signs in one way: [sign_in.oidc] or [sign_in.saml], not both",
-                    ))
+                        v.app.span(),
+                        format!("[sign_in.vendor] names the vendor's own app: app '{}' must have source = \"vendor\"", app.id),
+                    ));
                 }
+                Some(SignIn::Vendor {
+                    app: v.app.into_inner(),
+                })
+            } else {
+            match (s.oidc, s.saml) {
+                (Some(_), Some(_)) => unreachable!("counted above"),
                 (None, None) => {
-                    return Err(c.err(span, "[sign_in] needs [sign_in.oidc] or [sign_in.saml]"))
+                    return Err(c.err(span, "[sign_in] needs [sign_in.oidc], [sign_in.saml] or [sign_in.vendor]"))
                 }
                 (Some(o), None) => {
                     let o = o.into_inner();
@@ -830,6 +891,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                     }))
                 }
             }
+            }
         }
     };
 
@@ -872,6 +934,80 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                 token_lifetime_days: s.token_lifetime_days,
                 match_sso_groups: s.match_sso_groups,
                 advice: s.advice,
+                no_mail_reason: s.no_mail_reason,
+            })
+        }
+    };
+    // The vendor's own apps: how the admin connects them, and the vendor's directory sync.
+    let has_vendor_apps = apps
+        .iter()
+        .any(|a| matches!(a.source, AppSource::Vendor { .. }));
+    let vendor = match raw.vendor {
+        None if has_vendor_apps => {
+            return Err(c.err(
+                apps_span.clone(),
+                "a profile with the vendor's own apps needs [vendor]: console_url, console_steps and reconsent (how the admin connects them in the vendor's console)",
+            ))
+        }
+        None => None,
+        Some(v) => {
+            let span = v.span();
+            let v = v.into_inner();
+            if !has_vendor_apps {
+                return Err(c.err(span, "[vendor] is for profiles with an app of source = \"vendor\""));
+            }
+            check_template(&v.console_url, &known)?;
+            if !v.console_url.get_ref().starts_with("https://") {
+                return Err(c.err(v.console_url.span(), "console_url must be an https:// page"));
+            }
+            for h in &v.hand_over {
+                if !BUILTIN_PLACEHOLDERS.contains(&h.get_ref().as_str()) {
+                    return Err(c.err(
+                        h.span(),
+                        format!("hand_over names values Entra knows ({}), not '{}'", BUILTIN_PLACEHOLDERS.join(", "), h.get_ref()),
+                    ));
+                }
+            }
+            Some(VendorSpec {
+                console_url: v.console_url.into_inner(),
+                console_steps: v.console_steps,
+                hand_over: v.hand_over.into_iter().map(Spanned::into_inner).collect(),
+                reconsent: v.reconsent,
+            })
+        }
+    };
+    let directory_sync = match raw.directory_sync {
+        None => None,
+        Some(d) => {
+            let d = d.into_inner();
+            let vendor_app = |name: &Spanned<String>| -> Result<String, ProfileError> {
+                let app = app_named(name)?;
+                if matches!(app.source, AppSource::Vendor { .. }) {
+                    Ok(app.id.clone())
+                } else {
+                    Err(c.err(
+                        name.span(),
+                        format!("[directory_sync] is the vendor's own sync: app '{}' must have source = \"vendor\"", app.id),
+                    ))
+                }
+            };
+            let app = vendor_app(&d.app)?;
+            let assign_to = vendor_app(&d.assign_to)?;
+            let mut warn = vec![];
+            for w in &d.warn_if_assigned_to {
+                warn.push(app_named(w)?.id.clone());
+            }
+            Some(DirectorySyncSpec {
+                app,
+                assign_to,
+                assign_to_note: d.assign_to_note,
+                warn_if_assigned_to: warn,
+                members: d.members,
+                enabled_users_only: d.enabled_users_only,
+                assigned_label: d.assigned_label,
+                all_label: d.all_label,
+                where_to_choose: d.where_to_choose,
+                schedule: d.schedule,
             })
         }
     };
@@ -885,7 +1021,11 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
         let used = sign_in.as_ref().is_some_and(|s| match s {
             SignIn::Oidc(o) => o.app == a.id,
             SignIn::Saml(x) => x.app == a.id,
-        }) || scim.as_ref().is_some_and(|s| s.app == a.id);
+            SignIn::Vendor { app } => app == &a.id,
+        }) || scim.as_ref().is_some_and(|s| s.app == a.id)
+            || directory_sync
+                .as_ref()
+                .is_some_and(|d| d.app == a.id || d.assign_to == a.id);
         if !used {
             return Err(c.err(
                 apps_span.clone(),
@@ -898,6 +1038,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
     let default_app = match &sign_in {
         Some(SignIn::Oidc(o)) => Some(o.app.clone()),
         Some(SignIn::Saml(s)) => Some(s.app.clone()),
+        Some(SignIn::Vendor { app }) => Some(app.clone()),
         None => None,
     };
     let mut permissions = vec![];
@@ -911,15 +1052,14 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                 )
             })?,
         };
-        if apps
-            .iter()
-            .find(|a| a.id == app)
-            .is_some_and(|a| a.source != AppSource::Registration)
-        {
+        // Permissions of a vendor's app are what its consent must hold (checked, never granted).
+        if apps.iter().find(|a| a.id == app).is_some_and(|a| {
+            !matches!(a.source, AppSource::Registration | AppSource::Vendor { .. })
+        }) {
             return Err(c.err(
                 perm.app.as_ref().map_or(perm.name.span(), Spanned::span),
                 format!(
-                    "the wizard grants permissions to apps it registers; app '{app}' is not one"
+                    "the wizard grants permissions to apps it registers and checks those of the vendor's own apps; app '{app}' is neither"
                 ),
             ));
         }
@@ -1155,6 +1295,8 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
         outputs,
         push,
         warnings: raw.warnings,
+        vendor,
+        directory_sync,
         file: file.to_string(),
     })
 }

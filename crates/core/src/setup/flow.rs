@@ -103,6 +103,15 @@ async fn prepare_boxed(
             session.cloud.name, intent.provider.name
         ))));
     }
+    intent.tenant_id.clone_from(&session.account.tenant_id);
+    if intent.gallery_templates.is_empty() {
+        intent.gallery_templates = super::vendor::gallery_templates(&session.graph, &intent)
+            .await
+            .map_err(|e| match e {
+                super::vendor::GalleryError::Graph(g) => SetupError::Graph(g),
+                other => SetupError::Plan(PlanError::NotInThisCloud(other.to_string())),
+            })?;
+    }
     resolve_groups(session, &mut intent).await?;
     // Entra mails a SAML app's certificate-expiry notices to these: the admin setting it up.
     if let Some(saml) = &mut intent.saml {
@@ -217,6 +226,10 @@ fn unseen(made: &super::journal::RecentlyMade, state: &TenantState) -> Vec<&'sta
                 .iter()
                 .flat_map(|s| s.assignments.iter().map(|a| a.id.as_str())),
         )
+        .chain(state.apps.values().flat_map(|a| match a {
+            state::FoundApp::Vendor(v) => v.assignments.iter().map(|x| x.id.as_str()).collect(),
+            _ => vec![],
+        }))
         .collect();
     if made
         .assignment_ids

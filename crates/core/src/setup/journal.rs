@@ -29,6 +29,9 @@ pub enum ObjectKind {
     /// A SAML token-signing certificate, by thumbprint (it goes with its app; rotation removes
     /// an old one).
     SigningCertificate,
+    /// "Assignment required" set on a vendor's app, by its service principal id (`previous`
+    /// holds the value before, "true" or "false").
+    AssignmentRequirement,
 }
 
 /// Hints from earlier, interrupted runs (from the journal).
@@ -549,6 +552,7 @@ impl Journal {
                     made.assignment_ids.push(c.id);
                     continue;
                 }
+                ObjectKind::AssignmentRequirement => continue,
             };
         }
         Some(made)

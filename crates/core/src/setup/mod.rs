@@ -15,6 +15,7 @@ pub mod status;
 pub mod sync;
 pub mod test_sign_in;
 pub mod undo;
+pub mod vendor;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,37 @@ pub struct Intent {
     pub saml: Option<SamlIntent>,
     /// The cloud's non-gallery application template (set from the session when planning).
     pub non_gallery_template: String,
+    /// Gallery apps' template ids found in the tenant's gallery by name, by the profile's app
+    /// id (set when planning; a profile may pin one instead).
+    pub gallery_templates: BTreeMap<String, String>,
+    /// The tenant being set up (set from the session when planning): a vendor's app is one whose
+    /// owner is another tenant.
+    pub tenant_id: String,
+    /// The vendor's own directory sync (Firezone): its mode and who is assigned.
+    pub directory_sync: Option<DirectorySyncIntent>,
+}
+
+/// What the admin chose for a vendor's directory sync (`[directory_sync]` of the profile).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectorySyncIntent {
+    /// "All groups" (nothing assigned) or "Assigned groups only".
+    pub sync_all: bool,
+    /// Who is assigned to the profile's `assign_to` app (the whole set).
+    pub assign: Vec<Assignee>,
+}
+
+impl DirectorySyncIntent {
+    /// Checks the choice: "assigned groups only" needs someone assigned.
+    pub fn new(sync_all: bool, assign: Vec<Assignee>) -> Result<Self, Vec<InputError>> {
+        if !sync_all && assign.is_empty() {
+            return Err(vec![InputError {
+                field: "scim_assign".into(),
+                label: "Groups".into(),
+                message: "With \"Assigned groups only\", nothing syncs until you assign a group: pick at least one group, or choose \"All groups\".".into(),
+            }]);
+        }
+        Ok(Self { sync_all, assign })
+    }
 }
 
 /// SAML single sign-on on an enterprise app (reference §8b): the service's values, rendered from
@@ -221,7 +253,23 @@ impl Intent {
             rotate_secret: false,
             saml,
             non_gallery_template: provider::NON_GALLERY_TEMPLATE.to_string(),
+            gallery_templates: BTreeMap::new(),
+            tenant_id: String::new(),
+            directory_sync: None,
         })
+    }
+
+    /// Adds the vendor's directory sync choice (the profile must have `[directory_sync]`).
+    pub fn with_directory_sync(mut self, d: DirectorySyncIntent) -> Result<Self, Vec<InputError>> {
+        if self.provider.directory_sync.is_none() {
+            return Err(vec![InputError {
+                field: "scim_assign".into(),
+                label: "Sync mode".into(),
+                message: format!("{} has no directory sync of its own.", self.provider.name),
+            }]);
+        }
+        self.directory_sync = Some(d);
+        Ok(self)
     }
 
     /// Who may sign in with SAML (`None`: everyone) and who gets the certificate-expiry mails.
@@ -239,6 +287,9 @@ impl Intent {
     pub fn template_id<'a>(&'a self, spec: &'a provider::AppSpec) -> Option<&'a str> {
         match &spec.source {
             provider::AppSource::NonGallery => Some(self.non_gallery_template.as_str()),
+            provider::AppSource::Gallery {
+                template_id: None, ..
+            } => self.gallery_templates.get(&spec.id).map(String::as_str),
             other => other.template_id(),
         }
     }
@@ -248,7 +299,12 @@ impl Intent {
     pub fn template_app(&self) -> Option<&provider::AppSpec> {
         let saml = self.provider.saml().and_then(|s| self.provider.app(&s.app));
         let scim = self.scim.as_ref().and_then(|_| self.provider.scim_app());
-        saml.or(scim).filter(|a| a.source.template_id().is_some())
+        saml.or(scim).filter(|a| {
+            matches!(
+                a.source,
+                provider::AppSource::NonGallery | provider::AppSource::Gallery { .. }
+            )
+        })
     }
 
     /// The provider's declared, non-secret inputs as validated (no derived values): what a
@@ -333,7 +389,12 @@ impl Intent {
             })
             .collect();
         let slug = slug.trim_matches('-');
-        let mut name = format!("{TAG}-{}-{slug}", self.provider.id());
+        // An optional instance input left empty: one setup of the provider per tenant.
+        let mut name = if slug.is_empty() {
+            format!("{TAG}-{}", self.provider.id())
+        } else {
+            format!("{TAG}-{}-{slug}", self.provider.id())
+        };
         name.truncate(120);
         name
     }

@@ -75,6 +75,9 @@ pub enum Change {
     },
     /// Give an app made from a template its final name, uniqueName and tags.
     TagApp { display_name: String },
+    /// Let only assigned users and groups sign in to an app the wizard did not make (a vendor's
+    /// app): `appRoleAssignmentRequired` on its service principal. Undo restores `was`.
+    RequireAssignment { required: bool, was: bool },
     /// Create the provisioning job from a synchronization template (`scim` for non-gallery
     /// apps, the gallery app's own otherwise).
     CreateSyncJob { template: String },
@@ -154,7 +157,8 @@ impl Change {
             | Self::InstantiateApp { .. }
             | Self::TagApp { .. }
             | Self::ConfigureSaml { .. }
-            | Self::SetSamlUris { .. } => Area::Apps,
+            | Self::SetSamlUris { .. }
+            | Self::RequireAssignment { .. } => Area::Apps,
             Self::RemovePassword { .. }
             | Self::AddPassword { .. }
             | Self::AddSigningCertificate { .. }
@@ -187,6 +191,7 @@ impl Change {
             Self::RequestAdminConsent { .. } => "requestAdminConsent",
             Self::InstantiateApp { .. } => "instantiateApp",
             Self::TagApp { .. } => "tagApp",
+            Self::RequireAssignment { .. } => "requireAssignment",
             Self::CreateSyncJob { .. } => "createSyncJob",
             Self::AssignToApp { .. } => "assignToApp",
             Self::UnassignFromApp { .. } => "unassignFromApp",
@@ -295,6 +300,12 @@ pub enum PlanError {
         entity_id: String,
         holder: String,
         suggestion: String,
+    },
+    #[error("\"{app}\" is not in this tenant yet, so nothing can be assigned to it: {provider} creates it when an administrator connects {provider} to this tenant. {steps} Then run this again (the CLI can wait with --wait-for-consent SECONDS).")]
+    VendorAppMissing {
+        app: String,
+        provider: String,
+        steps: String,
     },
     #[error("Assigning groups to an app needs Microsoft Entra ID P1 or P2, and this tenant has neither. Assign users individually ({groups} cannot be assigned), or choose \"All users and groups\".")]
     GroupsNeedPremium { groups: String },
@@ -734,6 +745,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         );
         }
     }
+    plan_vendor(input, &on_app, &mut push, &mut notes)?;
     if let Some(app) = &template {
         on_app.replace(app.clone());
         let after_inst = plan_template_app(input, &plan_id, &mut push);
@@ -760,6 +772,114 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
 }
 
 type Push<'a> = dyn FnMut(Change, String, String, String, Vec<usize>) -> usize + 'a;
+
+/// The vendor's own apps: consent is checked (never granted: the vendor's console asks for it),
+/// and for a vendor that syncs the directory itself, "assignment required" and the chosen
+/// groups go on the app its profile names.
+fn plan_vendor(
+    input: &PlanInput<'_>,
+    on_app: &std::cell::RefCell<String>,
+    push: &mut Push<'_>,
+    notes: &mut Vec<String>,
+) -> Result<(), PlanError> {
+    let intent = input.intent;
+    let provider = &intent.provider;
+    if provider.vendor_apps().next().is_none() {
+        return Ok(());
+    }
+    let consents = super::vendor::consent(intent, input.state);
+    for c in consents
+        .iter()
+        .filter(|c| c.status != super::vendor::ConsentStatus::Complete)
+    {
+        notes.push(c.message.clone());
+    }
+    let needs_app_roles = provider.permissions.iter().any(|p| {
+        p.kind == PermissionKind::Application
+            && provider
+                .app(&p.app)
+                .is_some_and(|a| !a.source.wizard_made())
+    });
+    if needs_app_roles && !input.roles.can_grant_app_roles {
+        notes.push(format!("{}'s consent includes application permissions of Microsoft Graph, which only a Global Administrator or Privileged Role Administrator can grant, and your account is neither (active). Ask one of them to do the connection step in {}'s console, or activate the role in Privileged Identity Management first.", provider.name, provider.name));
+    }
+    let (Some(spec), Some(choice)) = (&provider.directory_sync, &intent.directory_sync) else {
+        return Ok(());
+    };
+    let target_name = provider
+        .app(&spec.assign_to)
+        .map_or_else(|| spec.assign_to.clone(), |a| match &a.source {
+            crate::provider::AppSource::Vendor { display_name: Some(n), .. } => n.clone(),
+            _ => a.id.clone(),
+        });
+    notes.push(spec.assign_to_note.clone());
+    for wrong in &spec.warn_if_assigned_to {
+        if let Some(v) = input.state.vendor(wrong) {
+            let groups: Vec<String> = v
+                .assignments
+                .iter()
+                .filter(|a| a.principal_type.as_deref() == Some("Group"))
+                .map(|a| a.principal_display_name.clone().unwrap_or_else(|| a.principal_id.clone()))
+                .collect();
+            if !groups.is_empty() {
+                notes.push(format!(
+                    "Groups are assigned to \"{}\" ({}), not to \"{target_name}\": with \"{}\", {} syncs the groups of \"{target_name}\" only. Assign them here (this plan does) and remove them from \"{}\" in the Entra admin center.",
+                    v.display_name,
+                    groups.join(", "),
+                    spec.assigned_label,
+                    provider.name,
+                    v.display_name
+                ));
+            }
+        }
+    }
+    if choice.sync_all {
+        if input
+            .state
+            .vendor(&spec.assign_to)
+            .is_some_and(|v| v.assignment_required)
+        {
+            notes.push(format!("\"{target_name}\" requires assignment: with \"{}\" {} syncs every group, but only assigned users and groups can sign in. Turn \"Assignment required\" off in the Entra admin center if everyone should sign in.", spec.all_label, provider.name));
+        }
+        return Ok(());
+    }
+    let Some(target) = input.state.vendor(&spec.assign_to) else {
+        return Err(PlanError::VendorAppMissing {
+            app: target_name,
+            provider: provider.name.clone(),
+            steps: provider
+                .vendor
+                .as_ref()
+                .map(|v| v.console_steps.clone())
+                .unwrap_or_default(),
+        });
+    };
+    on_app.replace(spec.assign_to.clone());
+    let sp_path = format!("/servicePrincipals/{}", target.sp_id);
+    if !target.assignment_required {
+        push(
+            Change::RequireAssignment {
+                required: true,
+                was: false,
+            },
+            format!("Require assignment on \"{target_name}\""),
+            format!("Only assigned users and groups sign in to {}, and with \"{}\" its sync reads the groups assigned here.", provider.name, spec.assigned_label),
+            format!("PATCH {sp_path} (appRoleAssignmentRequired)"),
+            vec![],
+        );
+    }
+    let have: Vec<&super::state::PrincipalAssignment> = target.assignments.iter().collect();
+    plan_assignments_on(
+        input,
+        &choice.assign,
+        &have,
+        &format!("sync to {} and may sign in", provider.name),
+        &sp_path,
+        &[],
+        push,
+    )?;
+    Ok(())
+}
 
 /// An Entity ID suffix that is the same on every run of one setup (the seed's remedy for an
 /// Entity ID another app holds).
@@ -1065,6 +1185,25 @@ fn plan_assignments(
     after_inst: &[usize],
     push: &mut Push<'_>,
 ) -> Result<Vec<usize>, PlanError> {
+    let have: Vec<&super::state::PrincipalAssignment> = input
+        .state
+        .provisioning()
+        .map(|s| s.assignments.iter().collect())
+        .unwrap_or_default();
+    plan_assignments_on(input, assign, &have, effect, sp_path, after_inst, push)
+}
+
+/// Assigns who the admin chose to an app that has `have` assigned, and removes who they
+/// deselected.
+fn plan_assignments_on(
+    input: &PlanInput<'_>,
+    assign: &[super::Assignee],
+    have: &[&super::state::PrincipalAssignment],
+    effect: &str,
+    sp_path: &str,
+    after_inst: &[usize],
+    push: &mut Push<'_>,
+) -> Result<Vec<usize>, PlanError> {
     use super::PrincipalKind;
     let groups: Vec<&str> = assign
         .iter()
@@ -1077,11 +1216,6 @@ fn plan_assignments(
         });
     }
     let provider = &input.intent.provider.name;
-    let have: Vec<&super::state::PrincipalAssignment> = input
-        .state
-        .provisioning()
-        .map(|s| s.assignments.iter().collect())
-        .unwrap_or_default();
     let mut steps = vec![];
     for a in assign {
         if have
@@ -1090,10 +1224,16 @@ fn plan_assignments(
         {
             continue;
         }
+        let nested = match &input.intent.provider.directory_sync {
+            Some(d) if d.members == crate::provider::MemberCount::Transitive => {
+                "members of its nested groups too"
+            }
+            _ => "members of nested groups do not",
+        };
         let (kind, why) = if a.kind == PrincipalKind::Group {
             (
                 "group",
-                format!("Its direct members {effect} (members of nested groups do not)."),
+                format!("Its direct members {effect} ({nested})."),
             )
         } else {
             ("user", format!("This user {effect}."))
@@ -1110,7 +1250,7 @@ fn plan_assignments(
             after_inst.to_vec(),
         ));
     }
-    for h in &have {
+    for h in have {
         if assign
             .iter()
             .any(|a| a.id.eq_ignore_ascii_case(&h.principal_id))

@@ -73,6 +73,30 @@ pub enum FoundApp {
     Registration(RegisteredApp),
     /// An enterprise app made from a template (non-gallery or gallery).
     Template(TemplateApp),
+    /// The vendor's own app, present because an admin consented to it.
+    Vendor(VendorApp),
+}
+
+/// A vendor's multi-tenant app as this tenant has it: its service principal (the app itself
+/// lives in the vendor's tenant), the consent it holds and who is assigned to it.
+#[derive(Clone, Debug)]
+pub struct VendorApp {
+    pub sp_id: String,
+    pub app_id: String,
+    pub display_name: String,
+    /// The tenant that owns the app (the vendor's).
+    pub owner_tenant: Option<String>,
+    /// Disabled in this tenant: nobody can sign in to it and it gets no tokens.
+    pub enabled: bool,
+    pub assignment_required: bool,
+    /// The app role users and groups are assigned with (see [`assignment_role`]).
+    pub user_role_id: String,
+    /// Its delegated grants for the whole organisation (one per resource API).
+    pub grants: Vec<GrantState>,
+    /// App roles of resource APIs (application permissions) it holds.
+    pub roles: Vec<AssignmentState>,
+    /// Users and groups assigned to it.
+    pub assignments: Vec<PrincipalAssignment>,
 }
 
 /// The objects that already exist for one provider instance: every app of the setup that
@@ -103,7 +127,7 @@ impl TenantState {
     pub fn registered(&self) -> Option<&RegisteredApp> {
         self.apps.values().find_map(|a| match a {
             FoundApp::Registration(r) => Some(r),
-            FoundApp::Template(_) => None,
+            _ => None,
         })
     }
 
@@ -111,8 +135,16 @@ impl TenantState {
     pub fn provisioning(&self) -> Option<&TemplateApp> {
         self.apps.values().find_map(|a| match a {
             FoundApp::Template(t) => Some(t),
-            FoundApp::Registration(_) => None,
+            _ => None,
         })
+    }
+
+    /// The vendor's app the profile calls `id`, if the tenant has it.
+    pub fn vendor(&self, id: &str) -> Option<&VendorApp> {
+        match self.apps.get(id) {
+            Some(FoundApp::Vendor(v)) => Some(v),
+            _ => None,
+        }
     }
 
     /// The app registration itself.
@@ -196,8 +228,17 @@ pub async fn read(
                             .await?
                             .map(FoundApp::Template)
                     }
-                    // Vendor apps are found by the vendor-app work; nothing of theirs is read yet.
-                    AppSource::Vendor { .. } => None,
+                    AppSource::Vendor {
+                        app_id,
+                        display_name,
+                    } => read_vendor(
+                        graph,
+                        &intent.tenant_id,
+                        app_id.as_deref(),
+                        display_name.as_deref(),
+                    )
+                    .await?
+                    .map(FoundApp::Vendor),
                 };
                 Ok::<_, GraphError>(found.map(|f| (spec.id.clone(), f)))
             });
@@ -222,6 +263,7 @@ pub async fn read(
         .map(|a| match a {
             FoundApp::Template(t) => t.app_id.as_str(),
             FoundApp::Registration(r) => r.app.app_id.as_str(),
+            FoundApp::Vendor(v) => v.app_id.as_str(),
         })
         .collect();
     let entity_id_holders = holders?
@@ -395,6 +437,67 @@ async fn read_registration(
         sp_id,
         grants,
         assignments,
+    }))
+}
+
+/// Finds a vendor's app in this tenant: by appId when the profile knows it, else by exact
+/// display name among the service principals another tenant owns (so an app of this tenant
+/// with the same name — a gallery app, an admin's own registration — is never mistaken for
+/// the vendor's). Then its consent and assignments.
+pub async fn read_vendor(
+    graph: &GraphClient,
+    tenant_id: &str,
+    app_id: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<Option<VendorApp>, GraphError> {
+    let s = StepScopes::RegisterApp;
+    const FIELDS: &str = "id,appId,displayName,accountEnabled,appOwnerOrganizationId,appRoleAssignmentRequired,appRoles";
+    let filter = match (app_id, display_name) {
+        (Some(id), _) => format!("appId eq '{}'", id.replace('\'', "''")),
+        (None, Some(n)) => format!("displayName eq '{}'", n.replace('\'', "''")),
+        (None, None) => return Ok(None),
+    };
+    let found: Vec<Value> = graph
+        .get(format!("/servicePrincipals?$filter={filter}&$select={FIELDS}"))
+        .scopes(s)
+        .list()
+        .await?;
+    let Some(sp) = found.into_iter().find(|sp| {
+        app_id.is_some()
+            || sp["appOwnerOrganizationId"]
+                .as_str()
+                .is_none_or(|o| !o.eq_ignore_ascii_case(tenant_id))
+    }) else {
+        return Ok(None);
+    };
+    let sp_id = sp["id"].as_str().unwrap_or_default().to_string();
+    let grants_req = graph
+        .get(format!(
+            "/oauth2PermissionGrants?$filter=clientId eq '{sp_id}' and consentType eq 'AllPrincipals'"
+        ))
+        .scopes(StepScopes::Consent);
+    let roles_req = graph
+        .get(format!("/servicePrincipals/{sp_id}/appRoleAssignments"))
+        .scopes(StepScopes::Consent);
+    let assigned_req = graph
+        .get(format!("/servicePrincipals/{sp_id}/appRoleAssignedTo"))
+        .scopes(StepScopes::Consent);
+    let (grants, roles, assigned) = tokio::join!(
+        grants_req.list::<GrantState>(),
+        roles_req.list::<AssignmentState>(),
+        assigned_req.list::<PrincipalAssignment>()
+    );
+    Ok(Some(VendorApp {
+        app_id: sp["appId"].as_str().unwrap_or_default().to_string(),
+        display_name: sp["displayName"].as_str().unwrap_or_default().to_string(),
+        owner_tenant: sp["appOwnerOrganizationId"].as_str().map(str::to_string),
+        enabled: sp["accountEnabled"] != false,
+        assignment_required: sp["appRoleAssignmentRequired"] == true,
+        user_role_id: assignment_role(&sp["appRoles"]),
+        grants: grants?,
+        roles: roles?,
+        assignments: assigned?,
+        sp_id,
     }))
 }
 

@@ -232,6 +232,25 @@ pub async fn undo(
                     id: item.id.clone(),
                 }
             }
+            // A vendor's app stays; only the setting the wizard changed on it goes back.
+            ObjectKind::AssignmentRequirement => {
+                let was = item.previous.as_deref() == Some("true");
+                gone_ok(
+                    graph
+                        .patch(format!("/servicePrincipals/{}", item.id))
+                        .json(json!({"appRoleAssignmentRequired": was}))
+                        .scopes(s)
+                        .send()
+                        .await,
+                )?;
+                Undone {
+                    what: format!(
+                        "Set \"Assignment required\" back to {}",
+                        if was { "Yes" } else { "No" }
+                    ),
+                    id: item.id.clone(),
+                }
+            }
             ObjectKind::Application | ObjectKind::TemplateApplication => continue,
         };
         record(item.kind, &item.id);

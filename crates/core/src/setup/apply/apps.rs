@@ -160,6 +160,24 @@ impl Ctx<'_> {
                     ..Default::default()
                 })
             }
+            Change::RequireAssignment { required, was } => {
+                let sp = ids.sp_id.clone().unwrap_or_default();
+                g.patch(format!("/servicePrincipals/{sp}"))
+                    .json(json!({"appRoleAssignmentRequired": required}))
+                    .scopes(s)
+                    .retry_if(replication_delay)
+                    .send()
+                    .await?;
+                Ok(StepOut {
+                    detail: format!(
+                        "Assignment required: {}",
+                        if *required { "Yes" } else { "No" }
+                    ),
+                    created: Some((ObjectKind::AssignmentRequirement, sp)),
+                    previous: Some(was.to_string()),
+                    ..Default::default()
+                })
+            }
             // SAML mode on the service principal; Entity ID and Reply URLs on the application.
             Change::ConfigureSaml { body, .. } | Change::SetSamlUris { body, .. } => {
                 let (path, detail) = if matches!(pc.change, Change::ConfigureSaml { .. }) {

@@ -239,6 +239,12 @@ impl Refs {
                         job_id: t.job.as_ref().map(|j| j.id.clone()),
                         signing_thumbprint: None,
                     },
+                    FoundApp::Vendor(v) => AppIds {
+                        app_id: Some(v.app_id.clone()),
+                        sp_id: Some(v.sp_id.clone()),
+                        role_id: Some(v.user_role_id.clone()),
+                        ..Default::default()
+                    },
                 };
                 (id.clone(), ids)
             })

@@ -20,19 +20,36 @@ impl Ctx<'_> {
                     .retry_if(sync_not_ready)
                     .list()
                     .await?;
-                if !templates.iter().any(|t| t["id"] == template.as_str()) {
+                // A gallery app's own template, by id or factoryTag (never the non-gallery
+                // `scim` one on a gallery app: its schema and mappings are the vendor's).
+                let Some(template_id) = templates
+                    .iter()
+                    .find(|t| {
+                        t["id"] == template.as_str()
+                            || t["factoryTag"]
+                                .as_str()
+                                .is_some_and(|f| f.eq_ignore_ascii_case(template))
+                    })
+                    .and_then(|t| t["id"].as_str())
+                    .map(str::to_string)
+                else {
                     let offered: Vec<&str> =
                         templates.iter().filter_map(|t| t["id"].as_str()).collect();
                     return Err(refusal(
                         "NoScimTemplate",
                         &format!(
-                            "This enterprise app offers no \"{template}\" provisioning template (it offers: {}), so Entra cannot provision from it as the provider's profile says. Check the profile's provisioning.scim.job_template.",
-                            if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+                            "This enterprise app offers no \"{template}\" provisioning template (it offers: {}), so Entra cannot provision from it as the provider's profile says. {}",
+                            if offered.is_empty() { "none".to_string() } else { offered.join(", ") },
+                            if offered.is_empty() {
+                                "A gallery app gets its template from Microsoft's gallery: if the app is minutes old, run the wizard again shortly; if it stays empty, the gallery app no longer offers provisioning (Enterprise applications → the app → Provisioning shows the same)."
+                            } else {
+                                "Check the profile's provisioning.scim.job_template."
+                            }
                         ),
                         format!("GET /servicePrincipals/{sp}/synchronization/templates"),
                     ));
-                }
-                let id = self.create_sync_job(&sp, template).await?;
+                };
+                let id = self.create_sync_job(&sp, &template_id).await?;
                 Ok(StepOut {
                     ids: AppIds {
                         job_id: Some(id.clone()),

@@ -1,0 +1,307 @@
+//! The vendor's own apps (Twingate's sign-in app, Firezone's two apps) and gallery templates.
+//!
+//! A vendor's multi-tenant app lives in the vendor's tenant; it appears here as a service
+//! principal when an administrator consents from the vendor's console (reference §7c, §8c). The
+//! wizard never creates, changes the permissions of, or deletes one: it finds it (by appId, or
+//! by exact display name among apps another tenant owns), compares the consent it holds with
+//! what the profile says the vendor needs, and says in plain words what is missing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::TenantState;
+use super::Intent;
+use crate::auth::StepScopes;
+use crate::graph::{GraphClient, GraphError};
+use crate::provider::{self, AppSource, PermissionKind};
+
+/// Where a vendor app's consent stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub enum ConsentStatus {
+    /// No such app in this tenant: nobody consented here (or consent went to another tenant,
+    /// or the app was deleted).
+    Missing,
+    /// The app is here but disabled: nobody signs in to it and it gets no tokens.
+    Disabled,
+    /// The app is here but lacks permissions the vendor needs (consent incomplete or revoked).
+    Incomplete,
+    /// The app is here, enabled, with every permission the vendor needs.
+    Complete,
+}
+
+/// One vendor app's consent, checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct VendorConsent {
+    /// The profile's id for the app.
+    pub app: String,
+    /// The app's name (the vendor's).
+    pub name: String,
+    pub status: ConsentStatus,
+    /// Permissions the vendor needs that the consent does not hold ("User.Read.All
+    /// (application)").
+    pub missing: Vec<String>,
+    /// Permissions it holds of those the vendor needs.
+    pub granted: Vec<String>,
+    /// What to do, in plain words (empty when complete).
+    pub message: String,
+    /// Its service principal's object id, when present.
+    pub sp_id: Option<String>,
+}
+
+fn label(name: &str, kind: PermissionKind) -> String {
+    match kind {
+        PermissionKind::Delegated => format!("{name} (delegated)"),
+        PermissionKind::Application => format!("{name} (application)"),
+    }
+}
+
+/// What the vendor's app is called: its display name, else its appId.
+fn app_name(spec: &provider::AppSpec) -> String {
+    match &spec.source {
+        AppSource::Vendor {
+            display_name: Some(n),
+            ..
+        } => n.clone(),
+        AppSource::Vendor {
+            app_id: Some(id), ..
+        } => format!("the app {id}"),
+        _ => spec.id.clone(),
+    }
+}
+
+/// Checks every vendor app of the setup against what the profile says the vendor needs. Pure.
+pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
+    let provider = &intent.provider;
+    let (steps, reconsent) = provider
+        .vendor
+        .as_ref()
+        .map(|v| (v.console_steps.clone(), v.reconsent.clone()))
+        .unwrap_or_default();
+    provider
+        .vendor_apps()
+        .map(|spec| {
+            let name = app_name(spec);
+            let needed: Vec<&provider::PermissionSpec> = provider
+                .permissions
+                .iter()
+                .filter(|p| p.app == spec.id)
+                .collect();
+            let Some(found) = state.vendor(&spec.id) else {
+                return VendorConsent {
+                    app: spec.id.clone(),
+                    name: name.clone(),
+                    status: ConsentStatus::Missing,
+                    missing: needed.iter().map(|p| label(&p.name, p.kind)).collect(),
+                    granted: vec![],
+                    message: format!(
+                        "\"{name}\" is not in this tenant yet: {} has not been connected here. {steps} If you already did, the consent went to another tenant (the browser was signed in to Microsoft with an account of another organisation): sign in with an account of this tenant and connect again. A new app can take a minute to show.",
+                        provider.name
+                    ),
+                    sp_id: None,
+                };
+            };
+            let graph_id = &state.graph_sp.id;
+            let scopes: Vec<String> = found
+                .grants
+                .iter()
+                .filter(|g| &g.resource_id == graph_id)
+                .flat_map(|g| {
+                    g.scope
+                        .clone()
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_ascii_lowercase)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let (mut missing, mut granted) = (vec![], vec![]);
+            for p in &needed {
+                let held = match p.kind {
+                    PermissionKind::Delegated => scopes.contains(&p.name.to_ascii_lowercase()),
+                    PermissionKind::Application => state
+                        .graph_sp
+                        .permission_id(&p.name, p.kind)
+                        .is_some_and(|id| {
+                            found.roles.iter().any(|r| {
+                                &r.resource_id == graph_id && r.app_role_id.eq_ignore_ascii_case(id)
+                            })
+                        }),
+                };
+                if held {
+                    granted.push(label(&p.name, p.kind));
+                } else {
+                    missing.push(label(&p.name, p.kind));
+                }
+            }
+            let (status, message) = if !found.enabled {
+                (
+                    ConsentStatus::Disabled,
+                    format!("\"{name}\" is disabled in this tenant: nobody can sign in to {} and it gets no tokens. In the Entra admin center: Enterprise applications → {name} → Properties → Enabled for users to sign in → Yes.", provider.name),
+                )
+            } else if !missing.is_empty() {
+                (
+                    ConsentStatus::Incomplete,
+                    format!(
+                        "\"{name}\" is here, but its consent lacks {}: the consent was not finished or has been revoked, and {} answers \"Unauthorized\" until it is complete. {reconsent}",
+                        missing.join(", "),
+                        provider.name
+                    ),
+                )
+            } else {
+                (ConsentStatus::Complete, String::new())
+            };
+            VendorConsent {
+                app: spec.id.clone(),
+                name: found.display_name.clone(),
+                status,
+                missing,
+                granted,
+                message,
+                sp_id: Some(found.sp_id.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Every vendor app is present, enabled and fully consented.
+pub fn complete(consents: &[VendorConsent]) -> bool {
+    consents.iter().all(|c| c.status == ConsentStatus::Complete)
+}
+
+/// The vendor's console page where the connection starts, rendered with the inputs; `None`
+/// when an optional input it uses was left empty.
+pub fn console_url(intent: &Intent) -> Option<String> {
+    let v = intent.provider.vendor.as_ref()?;
+    let mut values = intent.inputs.clone();
+    values.insert("tenant_id".into(), intent.tenant_id.clone());
+    let empty = provider::placeholders(&v.console_url)
+        .iter()
+        .any(|p| values.get(p).is_none_or(String::is_empty));
+    if empty {
+        return None;
+    }
+    provider::render(&v.console_url, &values, str::to_string).ok()
+}
+
+/// What the admin copies into the vendor's console: (what, value).
+pub fn hand_over(intent: &Intent) -> Vec<(String, String)> {
+    intent
+        .provider
+        .vendor
+        .iter()
+        .flat_map(|v| v.hand_over.iter())
+        .filter_map(|h| match h.as_str() {
+            "tenant_id" => Some(("Tenant ID".to_string(), intent.tenant_id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A gallery template the tenant's gallery does not list.
+#[derive(Debug, thiserror::Error)]
+pub enum GalleryError {
+    #[error("Entra's app gallery in this tenant has no application template named \"{0}\", so its enterprise app cannot be created. Check the name in Enterprise applications → New application, or the cloud: gallery apps differ between Microsoft's clouds.")]
+    NotInGallery(String),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// Finds each gallery app's template by display name (`applicationTemplates?$filter=displayName
+/// eq '…'`, reference §8c), unless the profile pins its id.
+pub async fn gallery_templates(
+    graph: &GraphClient,
+    intent: &Intent,
+) -> Result<BTreeMap<String, String>, GalleryError> {
+    let mut out = BTreeMap::new();
+    for spec in &intent.provider.apps {
+        let AppSource::Gallery {
+            template,
+            template_id: None,
+        } = &spec.source
+        else {
+            continue;
+        };
+        let found: Vec<serde_json::Value> = graph
+            .get(format!(
+                "/applicationTemplates?$filter=displayName eq '{}'",
+                template.replace('\'', "''")
+            ))
+            .scopes(StepScopes::RegisterApp)
+            .list()
+            .await?;
+        let id = found
+            .iter()
+            .find(|t| {
+                t["displayName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(template))
+            })
+            .and_then(|t| t["id"].as_str())
+            .ok_or_else(|| GalleryError::NotInGallery(template.clone()))?;
+        out.insert(spec.id.clone(), id.to_string());
+    }
+    Ok(out)
+}
+
+/// Reads the vendor apps of the setup and checks their consent.
+pub async fn check(
+    graph: &GraphClient,
+    intent: &Intent,
+) -> Result<Vec<VendorConsent>, GraphError> {
+    let graph_sp = graph
+        .get(format!(
+            "/servicePrincipals(appId='{}')?$select=id,appId,appRoles,oauth2PermissionScopes",
+            crate::graph::permissions::GRAPH_APP_ID
+        ))
+        .scopes(StepScopes::RegisterApp)
+        .send_json()
+        .await?;
+    let mut state = TenantState::empty(graph_sp);
+    for spec in intent.provider.vendor_apps() {
+        if let AppSource::Vendor {
+            app_id,
+            display_name,
+        } = &spec.source
+        {
+            if let Some(v) = super::state::read_vendor(
+                graph,
+                &intent.tenant_id,
+                app_id.as_deref(),
+                display_name.as_deref(),
+            )
+            .await?
+            {
+                state
+                    .apps
+                    .insert(spec.id.clone(), super::state::FoundApp::Vendor(v));
+            }
+        }
+    }
+    Ok(consent(intent, &state))
+}
+
+/// Checks the consent until every vendor app is complete or `wait` has passed, reporting each
+/// check; returns the last one.
+pub async fn wait_for_consent(
+    graph: &GraphClient,
+    intent: &Intent,
+    wait: Duration,
+    poll: Duration,
+    on_check: &(dyn Fn(&[VendorConsent]) + Send + Sync),
+) -> Result<Vec<VendorConsent>, GraphError> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let now = check(graph, intent).await?;
+        on_check(&now);
+        if complete(&now) || tokio::time::Instant::now() + poll > until {
+            return Ok(now);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
