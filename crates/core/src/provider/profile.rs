@@ -1336,11 +1336,48 @@ mod tests {
                 "cloudflare",
                 "file-transfer",
                 "file-transfer-oauth",
+                "firezone",
                 "oidc",
                 "pomerium",
                 "saml",
-                "scim"
+                "scim",
+                "twingate"
             ]
+        );
+        // The vendors' own apps: found by name, never made; Twingate provisions through its
+        // gallery app with the gallery app's own synchronization template.
+        let tg = find("twingate").unwrap();
+        assert_eq!(tg.protocol(), Protocol::Vendor);
+        assert!(!tg.sign_in_app().unwrap().source.wizard_made());
+        assert_eq!(
+            tg.scim_app().unwrap().source,
+            AppSource::Gallery {
+                template: "Twingate".into(),
+                template_id: None
+            }
+        );
+        assert_eq!(tg.scim.as_ref().unwrap().job_template, "twingate");
+        assert_eq!(tg.vendor.as_ref().unwrap().hand_over, ["tenant_id"]);
+        let fz = find("firezone").unwrap();
+        let ds = fz.directory_sync.as_ref().unwrap();
+        assert_eq!((ds.app.as_str(), ds.assign_to.as_str()), ("sync", "auth"));
+        assert_eq!(ds.members, super::super::MemberCount::Transitive);
+        assert_eq!(
+            fz.vendor_apps()
+                .map(|a| match &a.source {
+                    AppSource::Vendor { display_name, .. } => display_name.clone().unwrap(),
+                    _ => unreachable!(),
+                })
+                .collect::<Vec<_>>(),
+            ["Firezone Authentication", "Firezone Directory Sync"]
+        );
+        assert_eq!(
+            fz.permissions
+                .iter()
+                .filter(|p| p.app == "sync")
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Directory.Read.All", "User.Read.All", "Application.Read.All"]
         );
         let cf = find("cloudflare").unwrap();
         assert_eq!(cf.protocol(), Protocol::Oidc);
@@ -1512,6 +1549,40 @@ mod tests {
             assert!(message.contains(says), "{at}: {message}");
             assert_eq!(line, line_of(&text, at), "{at}: {message}");
         }
+    }
+
+    #[test]
+    fn vendor_sections_say_what_to_fix() {
+        let fz = src("firezone");
+        // Vendor apps without [vendor]: the admin would not know where to connect them.
+        let start = fz.find("[vendor]").unwrap();
+        let end = fz[start..].find("[[permissions]]").unwrap() + start;
+        let no_vendor = format!("{}{}", &fz[..start], &fz[end..]);
+        let (_, m) = broken("firezone", &no_vendor);
+        assert!(m.contains("needs [vendor]"), "{m}");
+        // [directory_sync] on an app the wizard makes.
+        let wrong = fz.replace(
+            "id = \"sync\"\nsource = \"vendor\"\ndisplay_name = \"Firezone Directory Sync\"",
+            "id = \"sync\"\nsource = \"non_gallery\"\nname = \"Firezone Directory Sync\"",
+        );
+        let (line, m) = broken("firezone", &wrong);
+        assert!(m.contains("must have source = \"vendor\""), "{m}");
+        assert_eq!(line, line_of(&wrong, "[directory_sync]") + 1);
+        // Something to hand over that Entra does not know.
+        let unknown = fz.replace(
+            "reconsent =",
+            "hand_over = [\"favourite_colour\"]\nreconsent =",
+        );
+        let (line, m) = broken("firezone", &unknown);
+        assert!(m.contains("not 'favourite_colour'"), "{m}");
+        assert_eq!(line, line_of(&unknown, "favourite_colour"));
+        // Two ways to sign in.
+        let two = fz.replace(
+            "[sign_in.vendor]\napp = \"auth\"",
+            "[sign_in.vendor]\napp = \"auth\"\n[sign_in.saml]\napp = \"auth\"\nentity_id = \"https://x.example.com\"\nreply_urls = [\"https://x.example.com/acs\"]",
+        );
+        let (_, m) = broken("firezone", &two);
+        assert!(m.contains("signs in one way"), "{m}");
     }
 
     #[test]
