@@ -341,10 +341,16 @@ impl PreviewRules {
             Some(d) => Self {
                 members: d.members,
                 syncer: provider.name.clone(),
-                no_mail_reason: provider.scim.as_ref().and_then(|s| s.no_mail_reason.clone()),
+                no_mail_reason: provider
+                    .scim
+                    .as_ref()
+                    .and_then(|s| s.no_mail_reason.clone()),
             },
             None => Self {
-                no_mail_reason: provider.scim.as_ref().and_then(|s| s.no_mail_reason.clone()),
+                no_mail_reason: provider
+                    .scim
+                    .as_ref()
+                    .and_then(|s| s.no_mail_reason.clone()),
                 ..Self::default()
             },
         }

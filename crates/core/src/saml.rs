@@ -415,7 +415,8 @@ mod tests {
     fn sample(name: &str) -> String {
         std::fs::read_to_string(format!(
             "{}/tests/data/sp-metadata/{name}",
-            env!("CARGO_MANIFEST_DIR")
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
         ))
         .unwrap()
     }

@@ -159,13 +159,20 @@ async fn preview_explains_who_syncs_and_who_does_not() {
     );
 
     // A Microsoft 365 group that is not security-enabled cannot be assigned.
-    let p = people::preview(&s.graph, false, &[group(ALL_COMPANY, "All Company")], &Default::default())
-        .await
-        .unwrap();
+    let p = people::preview(
+        &s.graph,
+        false,
+        &[group(ALL_COMPANY, "All Company")],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert!(p.warnings.iter().any(|w| w.id == "not_security_enabled"));
 
     // All users: every enabled user of the tenant, all groups.
-    let all = people::preview(&s.graph, true, &[], &Default::default()).await.unwrap();
+    let all = people::preview(&s.graph, true, &[], &Default::default())
+        .await
+        .unwrap();
     assert_eq!(all.users, 6, "every enabled Contoso user");
     assert_eq!(all.groups, 4);
 

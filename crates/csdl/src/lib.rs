@@ -107,9 +107,27 @@ pub struct Schema {
     operations: HashMap<String, Vec<Operation>>,
 }
 
-/// Where the vendored copy of Microsoft's schema lives in this repository.
+/// Where the vendored copy of Microsoft's schema lives in this repository: found from the
+/// package being tested (cargo sets `CARGO_MANIFEST_DIR` when it runs a test) or the current
+/// directory, walking up to the checkout's root. Not from where this crate was compiled: a
+/// shared target directory may hold a build made in another checkout.
 pub fn default_schema_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/graph/graph-v1.0.csdl.xml")
+    const REL: &str = "tests/graph/graph-v1.0.csdl.xml";
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+    ];
+    starts
+        .iter()
+        .flatten()
+        .flat_map(|start| start.ancestors().map(|a| a.join(REL)))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(REL)
+        })
 }
 
 /// The vendored Graph v1.0 schema, parsed once per process.

@@ -369,8 +369,30 @@ pub fn split_key(segment: &str) -> (&str, Option<Key>) {
 /// A tiny OData `$filter` evaluator for the shapes the wizard sends: `a eq 'x'`,
 /// `a eq 'x' and b eq 'y'`, `tags/any(t:t eq 'x')`, `web/redirectUris/any(x:x eq 'y')`,
 /// `startswith(a,'x')`.
+/// Splits a `$filter` at its ` and `s, but not inside quoted values (a display name may say
+/// "and", as OData allows).
+fn and_clauses(filter: &str) -> Vec<&str> {
+    let mut out = vec![];
+    let (mut start, mut quoted) = (0, false);
+    let bytes = filter.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\'' {
+            quoted = !quoted;
+        } else if !quoted && filter[i..].starts_with(" and ") {
+            out.push(&filter[start..i]);
+            i += 5;
+            start = i;
+            continue;
+        }
+        i += 1;
+    }
+    out.push(&filter[start..]);
+    out
+}
+
 pub fn filter_matches(filter: &str, v: &Value) -> Result<bool, String> {
-    for clause in filter.split(" and ") {
+    for clause in and_clauses(filter) {
         let clause = clause.trim();
         let ok = if let Some(rest) = clause.strip_prefix("startswith(") {
             let (prop, value) = rest

@@ -129,7 +129,9 @@ pub enum SignIn {
     Saml(SamlSpec),
     /// Through the vendor's own app (`[sign_in.vendor] app = "…"`): the wizard verifies its
     /// consent and may assign users to it, never changes it.
-    Vendor { app: String },
+    Vendor {
+        app: String,
+    },
 }
 
 /// How the admin connects a vendor's own apps (`[vendor]`): where the vendor's console starts

@@ -10,10 +10,10 @@ use toml::Spanned;
 
 use super::{
     check_redirect_uri, escape_quoted, placeholders, render, AppSource, AppSpec, ChoiceOption,
-    ClaimsSpec, InputKind, InputRule, InputSpec, OidcSpec, OutputFormat, OutputSpec,
-    PermissionKind, PermissionSpec, Provider, PushAnswer, PushFind, PushRequest, PushSpec,
-    SamlSpec, ScimSpec, SignIn, WarningSpec, BUILTIN_PLACEHOLDERS, DirectorySyncSpec, MemberCount,
-    VendorSpec,
+    ClaimsSpec, DirectorySyncSpec, InputKind, InputRule, InputSpec, MemberCount, OidcSpec,
+    OutputFormat, OutputSpec, PermissionKind, PermissionSpec, Provider, PushAnswer, PushFind,
+    PushRequest, PushSpec, SamlSpec, ScimSpec, SignIn, VendorSpec, WarningSpec,
+    BUILTIN_PLACEHOLDERS,
 };
 
 /// A provider file that cannot be used, with where the problem is.
@@ -747,150 +747,153 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                     app: v.app.into_inner(),
                 })
             } else {
-            match (s.oidc, s.saml) {
-                (Some(_), Some(_)) => unreachable!("counted above"),
-                (None, None) => {
-                    return Err(c.err(span, "[sign_in] needs [sign_in.oidc], [sign_in.saml] or [sign_in.vendor]"))
-                }
-                (Some(o), None) => {
-                    let o = o.into_inner();
-                    let app = app_named(&o.app)?;
-                    if app.source != AppSource::Registration {
+                match (s.oidc, s.saml) {
+                    (Some(_), Some(_)) => unreachable!("counted above"),
+                    (None, None) => {
                         return Err(c.err(
+                            span,
+                            "[sign_in] needs [sign_in.oidc], [sign_in.saml] or [sign_in.vendor]",
+                        ))
+                    }
+                    (Some(o), None) => {
+                        let o = o.into_inner();
+                        let app = app_named(&o.app)?;
+                        if app.source != AppSource::Registration {
+                            return Err(c.err(
                             o.app.span(),
                             format!("OIDC sign-in goes through an app registration: app '{}' must have source = \"registration\"", app.id),
                         ));
-                    }
-                    if o.redirect_uris.is_empty() {
-                        return Err(c.err(o.app.span(), "[sign_in.oidc] needs redirect_uris"));
-                    }
-                    for r in &o.redirect_uris {
-                        check_template(r, &known)?;
-                        let whole_list = r
-                            .get_ref()
-                            .strip_prefix('{')
-                            .and_then(|x| x.strip_suffix('}'))
-                            .is_some_and(|n| list_inputs.contains(&n));
-                        let uris = if whole_list {
-                            super::list_items(
-                                &render(r.get_ref(), &samples, str::to_string)
-                                    .map_err(|e| c.err(r.span(), e))?,
-                            )
-                        } else {
-                            vec![render(r.get_ref(), &samples, str::to_string)
-                                .map_err(|e| c.err(r.span(), e))?]
-                        };
-                        for uri in uris {
-                            check_redirect_uri(&uri).map_err(|m| c.err(r.span(), m))?;
                         }
-                    }
-                    let life = *o.secret_lifetime_days.get_ref();
-                    if !(1..=730).contains(&life) {
-                        return Err(c.err(
-                            o.secret_lifetime_days.span(),
-                            format!("secret_lifetime_days must be 1 to 730, not {life}"),
-                        ));
-                    }
-                    if let Some(g) = &o.claims.group_membership_claims {
-                        // A placeholder lets an input choose it (an empty value: no groups claim).
-                        check_template(g, &known)?;
-                        let value = render(g.get_ref(), &samples, str::to_string)
-                            .map_err(|e| c.err(g.span(), e))?;
-                        if ![
-                            "",
-                            "None",
-                            "SecurityGroup",
-                            "All",
-                            "DirectoryRole",
-                            "ApplicationGroup",
-                        ]
-                        .contains(&value.as_str())
-                        {
+                        if o.redirect_uris.is_empty() {
+                            return Err(c.err(o.app.span(), "[sign_in.oidc] needs redirect_uris"));
+                        }
+                        for r in &o.redirect_uris {
+                            check_template(r, &known)?;
+                            let whole_list = r
+                                .get_ref()
+                                .strip_prefix('{')
+                                .and_then(|x| x.strip_suffix('}'))
+                                .is_some_and(|n| list_inputs.contains(&n));
+                            let uris = if whole_list {
+                                super::list_items(
+                                    &render(r.get_ref(), &samples, str::to_string)
+                                        .map_err(|e| c.err(r.span(), e))?,
+                                )
+                            } else {
+                                vec![render(r.get_ref(), &samples, str::to_string)
+                                    .map_err(|e| c.err(r.span(), e))?]
+                            };
+                            for uri in uris {
+                                check_redirect_uri(&uri).map_err(|m| c.err(r.span(), m))?;
+                            }
+                        }
+                        let life = *o.secret_lifetime_days.get_ref();
+                        if !(1..=730).contains(&life) {
                             return Err(c.err(
-                                g.span(),
-                                format!(
-                                    "group_membership_claims '{}' is not a value Entra accepts",
-                                    g.get_ref()
-                                ),
+                                o.secret_lifetime_days.span(),
+                                format!("secret_lifetime_days must be 1 to 730, not {life}"),
                             ));
                         }
+                        if let Some(g) = &o.claims.group_membership_claims {
+                            // A placeholder lets an input choose it (an empty value: no groups claim).
+                            check_template(g, &known)?;
+                            let value = render(g.get_ref(), &samples, str::to_string)
+                                .map_err(|e| c.err(g.span(), e))?;
+                            if ![
+                                "",
+                                "None",
+                                "SecurityGroup",
+                                "All",
+                                "DirectoryRole",
+                                "ApplicationGroup",
+                            ]
+                            .contains(&value.as_str())
+                            {
+                                return Err(c.err(
+                                    g.span(),
+                                    format!(
+                                        "group_membership_claims '{}' is not a value Entra accepts",
+                                        g.get_ref()
+                                    ),
+                                ));
+                            }
+                        }
+                        Some(SignIn::Oidc(OidcSpec {
+                            app: o.app.into_inner(),
+                            redirect_uris: o
+                                .redirect_uris
+                                .into_iter()
+                                .map(Spanned::into_inner)
+                                .collect(),
+                            secret_lifetime_days: life,
+                            claims: ClaimsSpec {
+                                group_membership_claims: o
+                                    .claims
+                                    .group_membership_claims
+                                    .map(Spanned::into_inner),
+                                id_token: o.claims.id_token,
+                                access_token: o.claims.access_token,
+                                saml2_token: o.claims.saml2_token,
+                            },
+                            groups_claim_note: o.groups_claim_note,
+                        }))
                     }
-                    Some(SignIn::Oidc(OidcSpec {
-                        app: o.app.into_inner(),
-                        redirect_uris: o
-                            .redirect_uris
-                            .into_iter()
-                            .map(Spanned::into_inner)
-                            .collect(),
-                        secret_lifetime_days: life,
-                        claims: ClaimsSpec {
-                            group_membership_claims: o
-                                .claims
-                                .group_membership_claims
-                                .map(Spanned::into_inner),
-                            id_token: o.claims.id_token,
-                            access_token: o.claims.access_token,
-                            saml2_token: o.claims.saml2_token,
-                        },
-                        groups_claim_note: o.groups_claim_note,
-                    }))
-                }
-                (None, Some(s)) => {
-                    let s = s.into_inner();
-                    let app = app_named(&s.app)?;
-                    if !matches!(
-                        app.source,
-                        AppSource::NonGallery | AppSource::Gallery { .. }
-                    ) {
-                        return Err(c.err(
+                    (None, Some(s)) => {
+                        let s = s.into_inner();
+                        let app = app_named(&s.app)?;
+                        if !matches!(
+                            app.source,
+                            AppSource::NonGallery | AppSource::Gallery { .. }
+                        ) {
+                            return Err(c.err(
                             s.app.span(),
                             format!("SAML sign-in goes through an enterprise app: app '{}' must have source = \"non_gallery\" or \"gallery\"", app.id),
                         ));
-                    }
-                    check_template(&s.entity_id, &known)?;
-                    let entity = render(s.entity_id.get_ref(), &samples, str::to_string)
-                        .map_err(|e| c.err(s.entity_id.span(), e))?;
-                    if entity.ends_with('/') || entity.trim().is_empty() {
-                        return Err(c.err(
+                        }
+                        check_template(&s.entity_id, &known)?;
+                        let entity = render(s.entity_id.get_ref(), &samples, str::to_string)
+                            .map_err(|e| c.err(s.entity_id.span(), e))?;
+                        if entity.ends_with('/') || entity.trim().is_empty() {
+                            return Err(c.err(
                             s.entity_id.span(),
                             "entity_id must not be empty or end with '/' (Entra refuses such identifier URIs)",
                         ));
-                    }
-                    if s.reply_urls.is_empty() {
-                        return Err(c.err(s.app.span(), "[sign_in.saml] needs reply_urls"));
-                    }
-                    for r in &s.reply_urls {
-                        check_template(r, &known)?;
-                        let u = render(r.get_ref(), &samples, str::to_string)
-                            .map_err(|e| c.err(r.span(), e))?;
-                        check_redirect_uri(&u).map_err(|m| c.err(r.span(), m))?;
-                    }
-                    for u in [&s.sign_on_url, &s.logout_url, &s.groups_claim]
-                        .into_iter()
-                        .flatten()
-                    {
-                        check_template(u, &known)?;
-                    }
-                    let life = *s.certificate_lifetime_days.get_ref();
-                    if !(1..=1095).contains(&life) {
-                        return Err(c.err(
+                        }
+                        if s.reply_urls.is_empty() {
+                            return Err(c.err(s.app.span(), "[sign_in.saml] needs reply_urls"));
+                        }
+                        for r in &s.reply_urls {
+                            check_template(r, &known)?;
+                            let u = render(r.get_ref(), &samples, str::to_string)
+                                .map_err(|e| c.err(r.span(), e))?;
+                            check_redirect_uri(&u).map_err(|m| c.err(r.span(), m))?;
+                        }
+                        for u in [&s.sign_on_url, &s.logout_url, &s.groups_claim]
+                            .into_iter()
+                            .flatten()
+                        {
+                            check_template(u, &known)?;
+                        }
+                        let life = *s.certificate_lifetime_days.get_ref();
+                        if !(1..=1095).contains(&life) {
+                            return Err(c.err(
                             s.certificate_lifetime_days.span(),
                             format!("certificate_lifetime_days must be 1 to 1095 (Entra's signing certificates last at most 3 years), not {life}"),
                         ));
+                        }
+                        Some(SignIn::Saml(SamlSpec {
+                            app: s.app.into_inner(),
+                            entity_id: s.entity_id.into_inner(),
+                            reply_urls: s.reply_urls.into_iter().map(Spanned::into_inner).collect(),
+                            sign_on_url: s.sign_on_url.map(Spanned::into_inner),
+                            logout_url: s.logout_url.map(Spanned::into_inner),
+                            groups_claim: s.groups_claim.map(Spanned::into_inner),
+                            relay_state: s.relay_state,
+                            name_id: s.name_id,
+                            certificate_lifetime_days: life,
+                        }))
                     }
-                    Some(SignIn::Saml(SamlSpec {
-                        app: s.app.into_inner(),
-                        entity_id: s.entity_id.into_inner(),
-                        reply_urls: s.reply_urls.into_iter().map(Spanned::into_inner).collect(),
-                        sign_on_url: s.sign_on_url.map(Spanned::into_inner),
-                        logout_url: s.logout_url.map(Spanned::into_inner),
-                        groups_claim: s.groups_claim.map(Spanned::into_inner),
-                        relay_state: s.relay_state,
-                        name_id: s.name_id,
-                        certificate_lifetime_days: life,
-                    }))
                 }
-            }
             }
         }
     };
@@ -1377,7 +1380,11 @@ mod tests {
                 .filter(|p| p.app == "sync")
                 .map(|p| p.name.as_str())
                 .collect::<Vec<_>>(),
-            ["Directory.Read.All", "User.Read.All", "Application.Read.All"]
+            [
+                "Directory.Read.All",
+                "User.Read.All",
+                "Application.Read.All"
+            ]
         );
         let cf = find("cloudflare").unwrap();
         assert_eq!(cf.protocol(), Protocol::Oidc);

@@ -806,12 +806,16 @@ fn plan_vendor(
     let (Some(spec), Some(choice)) = (&provider.directory_sync, &intent.directory_sync) else {
         return Ok(());
     };
-    let target_name = provider
-        .app(&spec.assign_to)
-        .map_or_else(|| spec.assign_to.clone(), |a| match &a.source {
-            crate::provider::AppSource::Vendor { display_name: Some(n), .. } => n.clone(),
+    let target_name = provider.app(&spec.assign_to).map_or_else(
+        || spec.assign_to.clone(),
+        |a| match &a.source {
+            crate::provider::AppSource::Vendor {
+                display_name: Some(n),
+                ..
+            } => n.clone(),
             _ => a.id.clone(),
-        });
+        },
+    );
     notes.push(spec.assign_to_note.clone());
     for wrong in &spec.warn_if_assigned_to {
         if let Some(v) = input.state.vendor(wrong) {
@@ -819,7 +823,11 @@ fn plan_vendor(
                 .assignments
                 .iter()
                 .filter(|a| a.principal_type.as_deref() == Some("Group"))
-                .map(|a| a.principal_display_name.clone().unwrap_or_else(|| a.principal_id.clone()))
+                .map(|a| {
+                    a.principal_display_name
+                        .clone()
+                        .unwrap_or_else(|| a.principal_id.clone())
+                })
                 .collect();
             if !groups.is_empty() {
                 notes.push(format!(
@@ -1231,10 +1239,7 @@ fn plan_assignments_on(
             _ => "members of nested groups do not",
         };
         let (kind, why) = if a.kind == PrincipalKind::Group {
-            (
-                "group",
-                format!("Its direct members {effect} ({nested})."),
-            )
+            ("group", format!("Its direct members {effect} ({nested})."))
         } else {
             ("user", format!("This user {effect}."))
         };

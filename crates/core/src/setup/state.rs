@@ -458,7 +458,9 @@ pub async fn read_vendor(
         (None, None) => return Ok(None),
     };
     let found: Vec<Value> = graph
-        .get(format!("/servicePrincipals?$filter={filter}&$select={FIELDS}"))
+        .get(format!(
+            "/servicePrincipals?$filter={filter}&$select={FIELDS}"
+        ))
         .scopes(s)
         .list()
         .await?;

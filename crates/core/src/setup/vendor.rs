@@ -250,10 +250,7 @@ pub async fn gallery_templates(
 }
 
 /// Reads the vendor apps of the setup and checks their consent.
-pub async fn check(
-    graph: &GraphClient,
-    intent: &Intent,
-) -> Result<Vec<VendorConsent>, GraphError> {
+pub async fn check(graph: &GraphClient, intent: &Intent) -> Result<Vec<VendorConsent>, GraphError> {
     let graph_sp = graph
         .get(format!(
             "/servicePrincipals(appId='{}')?$select=id,appId,appRoles,oauth2PermissionScopes",

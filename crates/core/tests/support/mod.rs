@@ -1,6 +1,8 @@
 //! Shared helpers for the core's integration tests against the simulated tenant.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod peers;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
