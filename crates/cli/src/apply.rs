@@ -4,6 +4,9 @@ use super::*;
 
 pub(crate) fn setup_fail(e: SetupError) -> Fail {
     match e {
+        SetupError::Plan(p @ entra_setup_core::setup::plan::PlanError::VendorAppMissing { .. }) => {
+            Fail(11, p.to_string())
+        }
         SetupError::Plan(p) => Fail(2, p.to_string()),
         SetupError::Graph(g) => Fail(4, g.to_string()),
         SetupError::Inputs(errors) => Fail(
@@ -110,7 +113,14 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         None
     };
     let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
-    let (intent, scim_token) = with_scim(t, &s, intent).await?;
+    let (mut intent, scim_token) = with_scim(t, &s, intent).await?;
+    // The vendor's own apps: what to give the vendor's console, and their consent (waited for).
+    let vendor = intent.provider.vendor_apps().next().is_some();
+    let mut consent_missing = false;
+    if vendor {
+        intent.tenant_id.clone_from(&s.account.tenant_id);
+        consent_missing = !connect_vendor(a, &s, &intent).await?;
+    }
     let dir = data_dir(&t.conn);
     let prepared = flow::prepare(&s, &dir, intent, &[])
         .await
@@ -125,7 +135,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         return Err(Fail(2, "The plan creates a client secret, which is shown only once: say where it goes with --output-dir DIR, --push or --keep-secret.".into()));
     }
     // A SAML setup with nothing to change still hands over (and asks about the lockout guard).
-    if prepared.plan.is_empty() && prepared.intent.saml.is_none() {
+    if prepared.plan.is_empty() && prepared.intent.saml.is_none() && !vendor {
         if t.conn.json {
             println!(
                 "{}",
@@ -208,10 +218,20 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
                     .unwrap_or_default()
             );
         }
-        if code == 0 && checks.iter().any(|c| c.status == Status::Fail) {
+        // A vendor's missing consent has its own exit code (11, below).
+        let failed = |c: &&entra_setup_core::checks::CheckResult| {
+            c.status == Status::Fail && !(consent_missing && c.id.starts_with("vendor_consent"))
+        };
+        if code == 0 && checks.iter().any(|c| failed(&c)) {
             code = 6;
         }
         result["checks"] = json!(checks);
+    }
+    if vendor {
+        result["vendor"] = vendor_hand_over(a, &s, &mut run)?;
+        if code == 0 && consent_missing {
+            code = 11;
+        }
     }
     if run.saml.is_some() {
         result["saml"] = saml_hand_over(a, &s, &mut run).await?;
@@ -262,6 +282,94 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     } else {
         Err(Fail(code, String::new()))
     }
+}
+
+/// Says what the vendor's console needs and where, then checks the vendor's apps' consent,
+/// waiting up to --wait-for-consent seconds for it. True when every app is there and consented.
+async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<bool, Fail> {
+    use entra_setup_core::setup::vendor;
+    let name = &intent.provider.name;
+    for (what, value) in vendor::hand_over(intent) {
+        eprintln!("{what} for {name}'s console: {value}");
+    }
+    if let Some(v) = &intent.provider.vendor {
+        match vendor::console_url(intent) {
+            Some(url) => eprintln!(
+                "{}
+  {url}",
+                v.console_steps
+            ),
+            None => eprintln!("{}", v.console_steps),
+        }
+    }
+    let wait = Duration::from_secs(a.wait_for_consent);
+    let poll = entra_setup_core::http::retry_base_override()
+        .unwrap_or(Duration::from_secs(5))
+        .min(wait.max(Duration::from_millis(1)));
+    if !wait.is_zero() {
+        eprintln!(
+            "Waiting up to {}s for {name}'s apps to appear with their consent…",
+            wait.as_secs()
+        );
+    }
+    let last = std::sync::Mutex::new(String::new());
+    let on_check = |c: &[vendor::VendorConsent]| {
+        let line = c
+            .iter()
+            .map(|x| format!("{}: {:?}", x.name, x.status))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut last = last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last != line {
+            eprintln!("  {line}");
+            *last = line;
+        }
+    };
+    let consents = vendor::wait_for_consent(&s.graph, intent, wait, poll, &on_check)
+        .await
+        .map_err(|e| Fail(4, e.to_string()))?;
+    for c in &consents {
+        if c.status == vendor::ConsentStatus::Complete {
+            eprintln!("PASS \"{}\": present and consented.", c.name);
+        } else {
+            eprintln!("FAIL \"{}\": {}", c.name, c.message);
+        }
+    }
+    Ok(vendor::complete(&consents))
+}
+
+/// The hand-over of a setup with vendor apps: the outputs written with --output-dir, and what
+/// to do in the vendor's console (for a vendor's own directory sync: which mode, where, when).
+fn vendor_hand_over(a: &ApplyArgs, s: &Session, run: &mut Run) -> Result<serde_json::Value, Fail> {
+    let mut report = json!({});
+    if let (Some(dir), None) = (&a.output_dir, &run.secret) {
+        let files = run.save_all(s, dir).map_err(|e| Fail(1, e.to_string()))?;
+        eprintln!(
+            "Wrote {}.",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        report["files"] = json!(files);
+    }
+    let intent = &run.prepared.intent;
+    if let (Some(spec), Some(choice)) = (&intent.provider.directory_sync, &intent.directory_sync) {
+        let mode = if choice.sync_all {
+            &spec.all_label
+        } else {
+            &spec.assigned_label
+        };
+        eprintln!(
+            "In {}: {}, choose \"{mode}\". {}",
+            intent.provider.name, spec.where_to_choose, spec.schedule
+        );
+        report["syncMode"] = json!(mode);
+    }
+    Ok(report)
 }
 
 /// The SAML hand-over: the metadata URL printed (services that read it get certificate

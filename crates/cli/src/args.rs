@@ -15,7 +15,10 @@ Exit codes:
   8  verify-scim: the SCIM endpoint is not ready for Entra (the report says why)
   9  status: a setup needs attention (a secret or SCIM token expiring, drift, a quarantined job)
  10  single sign-on is set up in Entra, but nobody confirmed that an administrator of the service
-     still signs in with a password: check that, then run again with --confirm-password-admin";
+     still signs in with a password: check that, then run again with --confirm-password-admin
+ 11  the vendor's own app (Twingate, Firezone) is not in the tenant, is disabled, or lacks
+     consent: connect it in the vendor's console (the message says where), or wait for it with
+     --wait-for-consent SECONDS";
 
 #[derive(Parser)]
 #[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets and certificates, undo.", after_help = EXIT_CODES)]
@@ -176,8 +179,9 @@ pub(crate) struct ScimArgs {
     /// When the token expires (YYYY-MM-DD), kept for warnings on later runs.
     #[arg(long, value_name = "DATE", requires = "scim_url")]
     pub(crate) scim_token_expires: Option<String>,
-    /// Sync all users and groups (default: only those assigned with --assign).
-    #[arg(long, requires = "scim_url", conflicts_with = "assign")]
+    /// Sync all users and groups (default: only those assigned with --assign). For a vendor
+    /// that syncs the directory itself (Firezone): its "All groups" mode.
+    #[arg(long, conflicts_with = "assign")]
     pub(crate) sync_all: bool,
     /// Assign a user (sign-in name or object ID) or a security group (exact name or object ID);
     /// repeat for several. The set replaces what the wizard assigned before. With SCIM: who is
@@ -217,6 +221,11 @@ pub(crate) struct ApplyArgs {
     /// Wait up to this many seconds for a colleague's admin consent.
     #[arg(long, default_value_t = 0)]
     pub(crate) wait_consent: u64,
+    /// For services with their own Entra apps (Twingate, Firezone): wait up to this many
+    /// seconds for the vendor's apps to appear in the tenant with their consent, checking every
+    /// few seconds, while you connect Entra in the vendor's console.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub(crate) wait_for_consent: u64,
     /// Skip the live connection tests.
     #[arg(long)]
     pub(crate) skip_checks: bool,

@@ -142,6 +142,42 @@ pub(crate) async fn with_scim(
 ) -> Result<(Intent, Option<SecretString>), Fail> {
     let a = &t.scim;
     let name = intent.provider.name.clone();
+    // A vendor that reads the directory itself: its sync mode and the groups for it.
+    if intent.provider.directory_sync.is_some() {
+        if a.scim_url.is_some() {
+            return Err(Fail(2, format!("{name} reads your directory itself through Microsoft Graph, with no SCIM from Entra: leave out --scim-url and give --assign GROUP (\"Assigned groups only\") or --sync-all (\"All groups\").")));
+        }
+        if a.assign.is_empty() && !a.sync_all {
+            return Err(Fail(2, format!("Choose {name}'s sync mode: --assign GROUP (repeat for several) for \"Assigned groups only\", or --sync-all for \"All groups\".")));
+        }
+        let assign = resolve_all(s, &a.assign).await?;
+        let d =
+            entra_setup_core::setup::DirectorySyncIntent::new(a.sync_all, assign).map_err(|e| {
+                Fail(
+                    2,
+                    e.iter()
+                        .map(|x| x.message.clone())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            })?;
+        let intent = intent.with_directory_sync(d).map_err(|e| {
+            Fail(
+                2,
+                e.iter()
+                    .map(|x| x.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })?;
+        return Ok((intent, None));
+    }
+    if a.sync_all && a.scim_url.is_none() {
+        return Err(Fail(
+            2,
+            "--sync-all needs --scim-url: it is the scope of SCIM provisioning.".into(),
+        ));
+    }
     let Some(url) = &a.scim_url else {
         if intent.provider.saml().is_some() {
             // Who may sign in through the SAML app: those given, or everyone.

@@ -1803,3 +1803,207 @@ async fn a_saml_service_and_the_file_transfer_service_from_the_command_line() {
         .unwrap()
         .ends_with(apps[0]["appId"].as_str().unwrap()));
 }
+
+/// The vendor's apps of `tenant` named `name` (service principals another tenant owns).
+fn vendor_sp(sim: &SimHandle, tenant: &str, name: &str) -> Option<Value> {
+    sim.directory(tenant)
+        .unwrap()
+        .service_principals
+        .into_iter()
+        .find(|sp| sp["displayName"] == name && sp["appOwnerOrganizationId"] != tenant)
+}
+
+const CONTOSO_ID: &str = "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d";
+
+#[tokio::test]
+async fn firezone_and_twingate_from_the_command_line() {
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let run = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_string()).collect();
+        let (sim, data) = (&sim, &data);
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(sim, data, &refs).await
+        }
+    };
+    let help = run_plain(&["apply", "--help"]).await;
+    assert!(
+        help.stdout.contains("--wait-for-consent <SECONDS>"),
+        "{}",
+        help.stdout
+    );
+    let help = run_plain(&["--help"]).await;
+    assert!(
+        help.stdout.contains(" 11  the vendor's own app"),
+        "{}",
+        help.stdout
+    );
+
+    // Firezone: a sync mode is needed, SCIM is not Firezone's way.
+    let r = run(&["apply", "--provider", "firezone", "--yes"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--assign GROUP"), "{}", r.stderr);
+    let r = run(&[
+        "apply",
+        "--provider",
+        "firezone",
+        "--scim-url",
+        "https://x.example.com/scim",
+        "--sync-all",
+        "--yes",
+    ])
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("leave out --scim-url"), "{}", r.stderr);
+    // Before anyone connected Firezone: exit 11, saying where to connect it.
+    let r = run(&[
+        "apply",
+        "--provider",
+        "firezone",
+        "--assign",
+        "Engineering",
+        "--yes",
+    ])
+    .await;
+    assert_eq!(r.code, 11, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("\"Firezone Authentication\" is not in this tenant yet")
+            && r.stderr.contains("Settings → Directory Sync"),
+        "{}",
+        r.stderr
+    );
+    // Connected while the CLI waits (the apps appear late, as replication makes them).
+    let consent = async {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        sim.consent_to_vendor("firezone", CONTOSO_ID, "adele@contoso.com")
+            .await
+            .unwrap();
+    };
+    let (r, ()) = tokio::join!(
+        run(&[
+            "apply",
+            "--provider",
+            "firezone",
+            "--assign",
+            "Engineering",
+            "--yes",
+            "--wait-for-consent",
+            "60",
+            "--json"
+        ]),
+        consent
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Waiting up to 60s"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("PASS \"Firezone Directory Sync\": present and consented."),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("choose \"Assigned groups only\"") && r.stderr.contains("Sync Now"),
+        "{}",
+        r.stderr
+    );
+    let out: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    let checks = out["result"]["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["status"] == "pass"), "{checks:#?}");
+    assert!(checks.iter().any(|c| c["id"] == "vendor_assignments"));
+    let auth = vendor_sp(&sim, CONTOSO_ID, "Firezone Authentication").unwrap();
+    assert_eq!(auth["appRoleAssignmentRequired"], true);
+    let on_auth: Vec<Value> = sim
+        .directory(CONTOSO_ID)
+        .unwrap()
+        .assignments
+        .into_iter()
+        .filter(|a| a["resourceId"] == auth["id"])
+        .collect();
+    assert_eq!(on_auth.len(), 1);
+    assert_eq!(on_auth[0]["principalDisplayName"], "Engineering");
+
+    // status repeats the checks: all well, then the consent revoked.
+    let r = run(&["status"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    sim.revoke_vendor_consent(CONTOSO_ID, "Firezone Directory Sync", false);
+    let r = run(&["status"]).await;
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("its consent lacks Directory.Read.All (application)"),
+        "{}",
+        r.stderr
+    );
+
+    // Undo takes back the assignment and the setting; Firezone's apps stay.
+    let r = run(&["undo", "--provider", "firezone", "--yes"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let auth = vendor_sp(&sim, CONTOSO_ID, "Firezone Authentication").unwrap();
+    assert_eq!(auth["appRoleAssignmentRequired"], false);
+    assert!(vendor_sp(&sim, CONTOSO_ID, "Firezone Directory Sync").is_some());
+
+    // Twingate: its gallery app provisions even before its sign-in app is connected, and the
+    // exit code says the sign-in is not connected yet.
+    let token_file = data.join("twingate-token.txt");
+    std::fs::write(&token_file, entra_setup_sim::scim_server::DEMO_SCIM_TOKEN).unwrap();
+    let url = sim.fake_scim_url();
+    let out_dir = data.join("twingate-out");
+    let twingate = |extra: &[&str]| {
+        let mut a = vec![
+            "apply",
+            "--provider",
+            "twingate",
+            "--scim-url",
+            url.as_str(),
+            "--scim-token-file",
+            token_file.to_str().unwrap(),
+            "--yes",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let args = twingate(&[
+        "--assign",
+        "Sales",
+        "--output-dir",
+        out_dir.to_str().unwrap(),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(&refs).await;
+    assert_eq!(r.code, 11, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("Tenant ID for Twingate's console: {CONTOSO_ID}"))
+            && r.stderr.contains("\"Twingate\" is not in this tenant yet"),
+        "{}",
+        r.stderr
+    );
+    let gallery: Vec<Value> = sim
+        .directory(CONTOSO_ID)
+        .unwrap()
+        .applications
+        .into_iter()
+        .filter(|a| a["applicationTemplateId"] == entra_setup_sim::vendors::GALLERY[0].id)
+        .collect();
+    assert_eq!(gallery.len(), 1, "{gallery:#?}");
+    assert!(
+        std::fs::read_to_string(out_dir.join("twingate_connect.txt"))
+            .unwrap()
+            .contains(CONTOSO_ID)
+    );
+    sim.consent_to_vendor("twingate", CONTOSO_ID, "adele@contoso.com")
+        .await
+        .unwrap();
+    let args = twingate(&["--assign", "Sales", "--wait-for-consent", "30"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(&refs).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("PASS \"Twingate\": present and consented."),
+        "{}",
+        r.stderr
+    );
+}

@@ -494,6 +494,9 @@ impl Run {
         if let Some(c) = self.check_saml(session).await {
             out.push(c);
         }
+        if self.prepared.intent.provider.vendor_apps().next().is_some() {
+            out.extend(super::vendor::live_checks(&session.graph, &self.prepared.intent).await);
+        }
         if let Some((sp, job)) = self
             .scim
             .as_ref()
@@ -628,8 +631,11 @@ impl Run {
     /// Saves every output with the new secret in it, and the expiry reminder, in `dir` (made
     /// if missing; each file readable by the admin only). Returns the files, reminder last.
     pub fn save_all(&mut self, session: &Session, dir: &Path) -> Result<Vec<PathBuf>, RunError> {
-        // A SAML setup has no secret: its outputs are the settings alone.
-        if self.secret.is_none() && self.saml.is_none() {
+        // A SAML setup, or one with the vendor's own apps, has no secret: its outputs are the
+        // settings alone. Otherwise outputs without the secret are no hand-over.
+        let without_secret =
+            self.saml.is_some() || self.prepared.intent.provider.vendor_apps().next().is_some();
+        if self.secret.is_none() && !without_secret {
             return Err(RunError::NoSecret);
         }
         let write = |path: PathBuf, text: &SecretString| {

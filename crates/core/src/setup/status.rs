@@ -164,7 +164,15 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
             }
         }
     }
-    let provisions_only = !has_sign_in && intent.saml.is_none();
+    if intent.provider.vendor_apps().next().is_some() {
+        let mut intent = intent.clone();
+        intent.tenant_id.clone_from(&s.account.tenant_id);
+        match super::vendor::attention(&s.graph, &intent, &j).await {
+            Ok(a) => out.attention.extend(a),
+            Err(e) => out.error = Some(e.to_string()),
+        }
+    }
+    let provisions_only = !has_sign_in && intent.saml.is_none() && intent.provider.scim.is_some();
     let provisioned = record.is_some() || provisions_only || prev.provisions;
     if intent.provider.scim.is_some() && provisioned {
         match state::read_provisioning(&s.graph, &intent, &hints.unfinished_instantiations).await {

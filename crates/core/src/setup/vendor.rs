@@ -302,3 +302,161 @@ pub async fn wait_for_consent(
         tokio::time::sleep(poll).await;
     }
 }
+
+/// The live checks of a setup with vendor apps (Done, `apply`): each app's consent, and for a
+/// vendor that syncs the directory itself, the chosen groups still on the right app.
+pub async fn live_checks(graph: &GraphClient, intent: &Intent) -> Vec<crate::checks::CheckResult> {
+    use crate::checks::{CheckResult, Status};
+    let consents = match check(graph, intent).await {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![CheckResult {
+                id: "vendor_consent".into(),
+                title: format!("{}'s apps in this tenant", intent.provider.name),
+                status: Status::Fail,
+                detail: format!("Could not read them: {e}"),
+                cause: None,
+                fix: None,
+                evidence: e.api().and_then(|a| a.request_id.clone()),
+            }]
+        }
+    };
+    let mut out: Vec<CheckResult> = consents
+        .iter()
+        .map(|c| CheckResult {
+            id: format!("vendor_consent_{}", c.app),
+            title: format!("\"{}\": consent", c.name),
+            status: if c.status == ConsentStatus::Complete {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            detail: if c.status == ConsentStatus::Complete {
+                format!(
+                    "Present, enabled, and consented to {}.",
+                    if c.granted.is_empty() {
+                        "what it needs".to_string()
+                    } else {
+                        c.granted.join(", ")
+                    }
+                )
+            } else {
+                c.message.clone()
+            },
+            cause: None,
+            fix: None,
+            evidence: c.sp_id.as_ref().map(|id| format!("service principal {id}")),
+        })
+        .collect();
+    if let (Some(spec), Some(choice)) = (&intent.provider.directory_sync, &intent.directory_sync) {
+        if !choice.sync_all {
+            let target = consents.iter().find(|c| c.app == spec.assign_to);
+            let found = match target.and_then(|c| c.sp_id.as_ref()) {
+                Some(sp) => graph
+                    .get(format!("/servicePrincipals/{sp}/appRoleAssignedTo"))
+                    .scopes(StepScopes::Consent)
+                    .list::<super::state::PrincipalAssignment>()
+                    .await
+                    .ok(),
+                None => None,
+            };
+            let name = target.map_or_else(|| spec.assign_to.clone(), |c| c.name.clone());
+            let missing: Vec<&str> = choice
+                .assign
+                .iter()
+                .filter(|a| {
+                    !found
+                        .iter()
+                        .flatten()
+                        .any(|f| f.principal_id.eq_ignore_ascii_case(&a.id))
+                })
+                .map(|a| a.display_name.as_str())
+                .collect();
+            out.push(CheckResult {
+                id: "vendor_assignments".into(),
+                title: format!("Groups on \"{name}\""),
+                status: if missing.is_empty() {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                },
+                detail: if missing.is_empty() {
+                    format!(
+                        "{} assigned, as chosen: {} syncs them with \"{}\".",
+                        choice
+                            .assign
+                            .iter()
+                            .map(|a| a.display_name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        intent.provider.name,
+                        spec.assigned_label
+                    )
+                } else {
+                    format!(
+                        "Not assigned: {}. Apply again to assign them.",
+                        missing.join(", ")
+                    )
+                },
+                cause: None,
+                fix: None,
+                evidence: None,
+            });
+        }
+    }
+    out
+}
+
+/// What a re-check of an earlier setup with vendor apps finds that needs the admin: consent
+/// gone or incomplete, an app disabled, and assignments or "assignment required" the wizard
+/// set that are no longer there.
+pub async fn attention(
+    graph: &GraphClient,
+    intent: &Intent,
+    journal: &super::journal::Journal,
+) -> Result<Vec<String>, GraphError> {
+    use super::journal::ObjectKind;
+    let mut out: Vec<String> = check(graph, intent)
+        .await?
+        .into_iter()
+        .filter(|c| c.status != ConsentStatus::Complete)
+        .map(|c| c.message)
+        .collect();
+    let created = journal.created();
+    for spec in intent.provider.vendor_apps() {
+        let AppSource::Vendor {
+            app_id,
+            display_name,
+        } = &spec.source
+        else {
+            continue;
+        };
+        let Some(v) = super::state::read_vendor(
+            graph,
+            &intent.tenant_id,
+            app_id.as_deref(),
+            display_name.as_deref(),
+        )
+        .await?
+        else {
+            continue;
+        };
+        let gone = created
+            .iter()
+            .filter(|c| {
+                c.kind == ObjectKind::Assignment && c.previous.as_deref() == Some(v.sp_id.as_str())
+            })
+            .filter(|c| !v.assignments.iter().any(|a| a.id == c.id))
+            .count();
+        if gone > 0 {
+            out.push(format!("{gone} assignment(s) the wizard made on \"{}\" are gone: apply again to restore the groups you chose.", v.display_name));
+        }
+        let required = created
+            .iter()
+            .any(|c| c.kind == ObjectKind::AssignmentRequirement && c.id == v.sp_id);
+        if required && !v.assignment_required {
+            out.push(format!("\"Assignment required\" was turned off on \"{}\": every user of the tenant can sign in to {} again. Apply again to turn it back on.", v.display_name, intent.provider.name));
+        }
+    }
+    Ok(out)
+}
