@@ -60,6 +60,8 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::scim::scim_status,
             commands::scim::scim_on_demand,
             commands::scim::scim_logs,
+            commands::vendor::vendor_status,
+            commands::vendor::demo_connect_vendor,
         ])
 }
 

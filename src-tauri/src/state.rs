@@ -206,6 +206,34 @@ impl Demo {
             .await
             .map_err(|message| IpcError::Internal { message })
     }
+
+    /// The demo's stand-in for a vendor's console: `upn` connects the vendor's apps to the
+    /// tenant (a refusal, such as a role that cannot consent, comes back in words).
+    pub async fn vendor_consents(
+        &self,
+        vendor: &str,
+        tenant: &str,
+        upn: &str,
+    ) -> Result<(), IpcError> {
+        let sim = self.sim.lock().await;
+        let sim = sim.as_ref().ok_or(IpcError::Internal {
+            message: "the demo tenant is not running".into(),
+        })?;
+        sim.consent_to_vendor(vendor, tenant, upn)
+            .await
+            .map(|_| ())
+            .map_err(|page| {
+                let said = page
+                    .split("<p id=result>")
+                    .nth(1)
+                    .and_then(|r| r.split("</p>").next())
+                    .unwrap_or("the demo has no stand-in for this vendor's console")
+                    .to_string();
+                IpcError::Blocked {
+                    message: format!("The vendor's console did not connect: {said}"),
+                }
+            })
+    }
 }
 
 /// The setup in progress: the reviewed plan, then the run that applied it.

@@ -392,7 +392,7 @@ async fn bad_input_and_pending_consent_have_their_exit_codes() {
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
-            .contains("Known providers: cloudflare, file-transfer, file-transfer-oauth, oidc, pomerium, saml, scim"),
+            .contains("Known providers: cloudflare, file-transfer, file-transfer-oauth, firezone, oidc, pomerium, saml, scim, twingate"),
         "{}",
         r.stderr
     );

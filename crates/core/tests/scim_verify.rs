@@ -11,7 +11,7 @@ use entra_setup_core::SecretString;
 use entra_setup_sim::scim_server::{self, ScimFaults};
 use serde_json::Value;
 
-use support::peers::{scim2_server, scimmy_server, TOKEN};
+use support::peers::{free_port, scim2_server, scimmy_server, TOKEN};
 
 fn target(url: &str) -> ScimTarget {
     ScimTarget {

@@ -8,3 +8,4 @@ pub mod names;
 pub mod review;
 pub mod scim;
 pub mod signin;
+pub mod vendor;

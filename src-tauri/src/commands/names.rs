@@ -41,4 +41,6 @@ pub const COMMANDS: &[&str] = &[
     "scim_status",
     "scim_on_demand",
     "scim_logs",
+    "vendor_status",
+    "demo_connect_vendor",
 ];

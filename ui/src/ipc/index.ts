@@ -101,4 +101,8 @@ export const ipc = {
   scimStatus: () => unwrap(commands.scimStatus()),
   scimOnDemand: (userId: string) => unwrap(commands.scimOnDemand(userId)),
   scimLogs: () => unwrap(commands.scimLogs()),
+  vendorStatus: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>
+    unwrap(commands.vendorStatus(providerId, inputs, channel(onEvent))),
+  demoConnectVendor: (providerId: string, inputs: Record<string, string>, onEvent: (e: SignInEvent) => void) =>
+    unwrap(commands.demoConnectVendor(providerId, inputs, channel(onEvent))),
 };

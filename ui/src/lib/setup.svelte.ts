@@ -21,6 +21,7 @@ import type {
   SyncPreview,
   TokenState,
   Undone,
+  VendorView,
 } from "../ipc";
 import { STEP } from "./steps";
 import { wizard } from "./wizard.svelte";
@@ -76,6 +77,9 @@ class Setup {
   job = $state<JobStatus | null>(null);
   onDemand = $state<OnDemandResult | null>(null);
   logs = $state<Logs | null>(null);
+
+  // Services that own their Entra apps (Twingate, Firezone): their consent, checked.
+  vendor = $state<VendorView | null>(null);
 
   get provider(): ProviderInfo | null {
     return this.providers?.find((p) => p.id === this.providerId) ?? null;
@@ -182,6 +186,7 @@ class Setup {
     this.job = null;
     this.onDemand = null;
     this.logs = null;
+    this.vendor = null;
   }
 
   /** Runs a command, tracking busy state and errors; `ok` says whether it succeeded. */
@@ -221,6 +226,12 @@ class Setup {
     // SAML with SCIM on the same app (the file-transfer service): provisioning is part of the
     // setup unless the admin turns it off on Sync mode.
     if (this.provider?.protocol === "saml" && this.provider.scim && !this.scimWanted) this.scimWanted = true;
+    // The vendor's own apps come first: the admin connects them in the vendor's console.
+    if (this.provider?.protocol === "vendor") {
+      this.plan = null;
+      wizard.goToStep(STEP.consent);
+      return this.checkVendor();
+    }
     if (this.provider && !this.provider.signIn && this.provider.protocol !== "saml") {
       this.scimWanted = true;
       this.plan = null;
@@ -257,6 +268,48 @@ class Setup {
   /** After Permissions: Sync mode when the provider takes SCIM, else Review. */
   afterPermissions() {
     wizard.goToStep(this.provider?.scim ? STEP.sync : STEP.review);
+  }
+
+  /** Checks whether the vendor's apps are in the tenant with their consent. `quiet` checks
+   * (the step's own polling) leave the busy line alone. */
+  async checkVendor(quiet = false): Promise<boolean> {
+    if (!this.providerId) return false;
+    const id = this.providerId;
+    if (quiet) {
+      try {
+        this.vendor = await ipc.vendorStatus(id, this.inputs, (e) => wizard.onEvent(e));
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    const r = await this.run("Looking for the vendor's apps in your tenant and reading their consent…", () =>
+      ipc.vendorStatus(id, this.inputs, (e) => wizard.onEvent(e)),
+    );
+    if (r.ok) this.vendor = r.value;
+    return r.ok;
+  }
+
+  /** Demo only: the signed-in user connects the vendor in its stand-in console. */
+  async demoConnectVendor() {
+    if (!this.providerId) return;
+    const id = this.providerId;
+    const r = await this.run("Going through the vendor's console and Entra's consent page…", () =>
+      ipc.demoConnectVendor(id, this.inputs, (e) => wizard.onEvent(e)),
+    );
+    if (r.ok) this.vendor = r.value;
+  }
+
+  /** After the vendor's consent: the sync choice (Firezone's own sync, or SCIM). */
+  async afterVendor(): Promise<boolean> {
+    const p = this.provider;
+    if (!p) return false;
+    if (p.directorySync || p.scim) {
+      this.scimWanted = true;
+      wizard.goToStep(STEP.sync);
+      return this.scim ? true : this.loadScim();
+    }
+    return this.toReview();
   }
 
   /** Reads the provisioning app (if any), its assignments and settings, for a re-run. */
@@ -351,7 +404,8 @@ class Setup {
     this.inputErrors = {};
     const choice: ScimChoice | null = this.scimWanted
       ? {
-          tenantUrl: this.scimUrl,
+          // A vendor's own directory sync has no SCIM endpoint: only its mode and groups.
+          tenantUrl: this.provider?.directorySync ? "" : this.scimUrl,
           syncAll: this.syncAll,
           assign: this.syncAll ? [] : this.assigned,
           tokenExpires: this.tokenExpires || null,

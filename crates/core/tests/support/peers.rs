@@ -62,7 +62,7 @@ fn wait_ready(mut child: Child, from_stdout: bool, fallback: String) -> Server {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
