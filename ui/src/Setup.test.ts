@@ -23,7 +23,7 @@ const cloudflare: ProviderInfo = {
   inputs: [{ id: "team", label: "Cloudflare team name", help: "Zero Trust → Settings", example: "acme", kind: "text", optional: false, secret: false, options: [], default: null }],
   permissions: [{ name: "openid", kind: "delegated", why: "Sign users in" }],
   pushInputs: [{ id: "account_id", label: "Cloudflare account ID", help: "h", example: "023e…", kind: "text", optional: false, secret: false, options: [], default: null }],
-  signIn: true, scim: false,
+  signIn: true, scim: false, vendor: null, directorySync: null,
 };
 
 const planView: PlanView = {
@@ -170,7 +170,7 @@ const generic: ProviderInfo = {
   id: "scim", name: "Any SCIM 2.0 service", description: "Provision users and groups", protocol: "scim", docsUrl: "https://learn.microsoft.com/x",
   secretLifetimeDays: 365, groupsClaimNote: null,
   inputs: [{ id: "service", label: "Service name", help: "What to call the app", example: "Acme", kind: "text", optional: false, secret: false, options: [], default: null }],
-  permissions: [], pushInputs: [], signIn: false, scim: true,
+  permissions: [], pushInputs: [], signIn: false, scim: true, vendor: null, directorySync: null,
 };
 
 const scimContext: ScimContext = {
@@ -383,7 +383,7 @@ describe("importing a SAML service's metadata", () => {
     const samlProvider: ProviderInfo = {
       id: "saml", name: "Any SAML service", description: "SAML", protocol: "saml", docsUrl: "https://learn.microsoft.com/x", secretLifetimeDays: 365, groupsClaimNote: null,
       inputs: [text("name", "Service name"), text("entity_id", "Identifier (Entity ID)"), { ...text("reply_url", "Reply URL (Assertion Consumer Service URL)"), kind: "url_list" }, text("logout_url", "Logout URL", true)],
-      permissions: [], pushInputs: [], signIn: false, scim: false,
+      permissions: [], pushInputs: [], signIn: false, scim: false, vendor: null, directorySync: null,
     };
     const calls = start({
       import_sp_metadata: () => ({ entityId: "https://wiki.example.org/shibboleth", replyUrls: ["https://wiki.example.org/Shibboleth.sso/SAML2/POST"], skippedAcs: ["https://wiki.example.org/Shibboleth.sso/SAML2/Artifact (HTTP-Artifact)"], logoutUrl: "https://wiki.example.org/Shibboleth.sso/SLO/Redirect", signsRequests: true }),
@@ -400,5 +400,63 @@ describe("importing a SAML service's metadata", () => {
     expect((screen.getByLabelText(/Logout URL/) as HTMLInputElement).value).toBe("https://wiki.example.org/Shibboleth.sso/SLO/Redirect");
     expect(screen.getByText(/Left out \(Entra answers by HTTP-POST only\)/)).toBeTruthy();
     expect(calls.find((c) => c.cmd === "import_sp_metadata")?.args.url).toBe("https://wiki.example.org/Shibboleth.sso/Metadata");
+  });
+});
+
+describe("a service that owns its Entra apps (Firezone)", () => {
+  const firezone: ProviderInfo = {
+    id: "firezone", name: "Firezone", description: "Firezone's own apps", protocol: "vendor", docsUrl: "https://www.firezone.dev/x",
+    secretLifetimeDays: 365, groupsClaimNote: null, inputs: [], pushInputs: [], signIn: false, scim: false,
+    permissions: [{ name: "Directory.Read.All", kind: "application", why: "reads groups" }],
+    vendor: { apps: ["Firezone Authentication", "Firezone Directory Sync"], consoleSteps: "In Firezone's admin portal: Settings → Directory Sync → Verify Now." },
+    directorySync: { assignTo: "Firezone Authentication", assignToNote: "n", assignedLabel: "Assigned groups only", allLabel: "All groups", whereToChoose: "Settings → Directory Sync", schedule: "Firezone syncs about every two hours.", nestedCount: true },
+  };
+  const missing = {
+    providerName: "Firezone", consoleUrl: null, consoleSteps: "In Firezone's admin portal: Settings → Directory Sync → Verify Now.", complete: false, demo: true,
+    handOver: [{ label: "Tenant ID", value: "t1" }],
+    consents: [
+      { app: "auth", name: "Firezone Authentication", status: "missing" as const, missing: ["openid (delegated)"], granted: [], message: "\"Firezone Authentication\" is not in this tenant yet.", spId: null },
+      { app: "sync", name: "Firezone Directory Sync", status: "missing" as const, missing: ["Directory.Read.All (application)"], granted: [], message: "\"Firezone Directory Sync\" is not in this tenant yet.", spId: null },
+    ],
+  };
+  const connected = {
+    ...missing, complete: true,
+    consents: missing.consents.map((c) => ({ ...c, status: "complete" as const, granted: c.missing, missing: [], message: "", spId: "sp" })),
+  };
+
+  it("waits for the vendor's consent, then offers the vendor's own sync modes and plans them", async () => {
+    const user = userEvent.setup();
+    const calls = start(
+      {
+        check_inputs: () => ({ ...planView.intent, providerId: "firezone" }),
+        vendor_status: () => missing,
+        demo_connect_vendor: () => connected,
+        scim_context: () => ({ ...scimContext, info: { ...scimContext.info, appName: "Firezone Authentication" }, licenceNote: "Your tenant has Entra ID P1: \"Assigned groups only\" works." }),
+        search_people: () => [{ id: "g1", kind: "Group", displayName: "Engineering", detail: "Security group", assignable: true }],
+        prepare_setup: () => ({ ...planView, plan: { ...planView.plan, registration: null, changes: [
+          { seq: 0, app: "auth", change: { kind: "requireAssignment", required: true, was: false }, title: "Require assignment on \"Firezone Authentication\"", reason: "r", request: "PATCH", after: [] },
+        ] } }),
+      },
+      [firezone],
+    );
+    await user.click(await screen.findByRole("button", { name: "Next: Connect Firezone" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Permissions & consent" })).toBeTruthy();
+    const apps = await screen.findByTestId("vendor-apps");
+    expect(within(apps).getAllByText("Not in this tenant")).toHaveLength(2);
+    expect(screen.getByRole("button", { name: "Copy the Tenant ID: t1" })).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Connect Firezone (demo: its console, as you)" }));
+    await waitFor(() => expect(within(screen.getByTestId("vendor-apps")).getAllByText("Connected")).toHaveLength(2));
+    expect(screen.getByText("Firezone is connected: every app is here, enabled and consented.")).toBeTruthy();
+
+    await user.click(screen.getByRole("button", { name: "Next: Sync mode" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Sync mode" })).toBeTruthy();
+    expect(await screen.findByText("Assigned groups only")).toBeTruthy();
+    expect(screen.getByText("All groups")).toBeTruthy();
+    await user.click(screen.getByRole("button", { name: "Search" }));
+    await user.click(await screen.findByRole("button", { name: "Add Engineering" }));
+    await user.click(screen.getByRole("button", { name: "Next: Review & apply" }));
+    expect(await screen.findByText("Require assignment on \"Firezone Authentication\"")).toBeTruthy();
+    const prepared = calls.find((c) => c.cmd === "prepare_setup");
+    expect(prepared?.args.scim).toEqual({ tenantUrl: "", syncAll: false, assign: [{ id: "g1", kind: "Group", displayName: "Engineering" }], tokenExpires: null, start: true });
   });
 });

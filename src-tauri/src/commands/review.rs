@@ -83,7 +83,19 @@ pub async fn prepare_setup(
     let active = sessions.active().await?;
     let journals = paths.journals(active.demo);
     if let Some(choice) = &scim {
-        intent = with_scim(intent, choice, &active, &journals, &setup).await?;
+        intent = if intent.provider.directory_sync.is_some() {
+            // The vendor reads the directory itself: only its mode and groups.
+            let d = entra_setup_core::setup::DirectorySyncIntent::new(
+                choice.sync_all,
+                choice.assign.clone(),
+            )
+            .map_err(|errors| IpcError::Inputs { errors })?;
+            intent
+                .with_directory_sync(d)
+                .map_err(|errors| IpcError::Inputs { errors })?
+        } else {
+            with_scim(intent, choice, &active, &journals, &setup).await?
+        };
     }
     ensure_scopes(
         &core,

@@ -48,17 +48,19 @@ pub async fn demo_connect_vendor(
     demo: State<'_, Demo>,
     sessions: State<'_, SessionState>,
 ) -> Result<VendorView, IpcError> {
-    let active = sessions.active().await?;
-    if !active.demo {
-        return Err(IpcError::Blocked {
-            message: "Connect the service in its own console: the wizard cannot consent for a vendor's app.".into(),
-        });
+    {
+        let active = sessions.active().await?;
+        if !active.demo {
+            return Err(IpcError::Blocked {
+                message: "Connect the service in its own console: the wizard cannot consent for a vendor's app.".into(),
+            });
+        }
+        demo.vendor_consents(
+            &provider_id,
+            &active.session.account.tenant_id,
+            &active.session.account.user_principal_name,
+        )
+        .await?;
     }
-    demo.vendor_consents(
-        &provider_id,
-        &active.session.account.tenant_id,
-        &active.session.account.user_principal_name,
-    )
-    .await?;
     vendor_status(provider_id, inputs, events, core, demo, sessions).await
 }

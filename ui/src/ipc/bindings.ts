@@ -119,7 +119,7 @@ export const commands = {
 	/**  Finds users (and groups when `groups`) whose name starts with `query`. */
 	searchPeople: (query: string, groups: boolean) => typedError<Principal[], IpcError>(__TAURI_INVOKE("search_people", { query, groups })),
 	/**  Who would be provisioned with this mode and these assignments. */
-	previewSync: (syncAll: boolean, assigned: Assignee[]) => typedError<SyncPreview, IpcError>(__TAURI_INVOKE("preview_sync", { syncAll, assigned })),
+	previewSync: (providerId: string, syncAll: boolean, assigned: Assignee[]) => typedError<SyncPreview, IpcError>(__TAURI_INVOKE("preview_sync", { providerId, syncAll, assigned })),
 	/**
 	 *  Takes the provider's SCIM token (Entra's Secret Token). It stays in this process; with
 	 *  `remember` it also goes to the OS keychain for later runs. It is never sent back.
@@ -140,6 +140,13 @@ export const commands = {
 	scimOnDemand: (userId: string) => typedError<OnDemandResult, IpcError>(__TAURI_INVOKE("scim_on_demand", { userId })),
 	/**  The newest provisioning log entries, or why they cannot be read. */
 	scimLogs: () => typedError<Logs, IpcError>(__TAURI_INVOKE("scim_logs")),
+	/**  The vendor's apps in this tenant, checked (asks for the read permissions first if needed). */
+	vendorStatus: (providerId: string, inputs: { [key in string]: string }, events: Channel<SignInEvent>) => typedError<VendorView, IpcError>(__TAURI_INVOKE("vendor_status", { providerId, inputs, events })),
+	/**
+	 *  Demo only: the signed-in user goes through the vendor's stand-in console and consents, as
+	 *  they would in the vendor's real console.
+	 */
+	demoConnectVendor: (providerId: string, inputs: { [key in string]: string }, events: Channel<SignInEvent>) => typedError<VendorView, IpcError>(__TAURI_INVOKE("demo_connect_vendor", { providerId, inputs, events })),
 };
 
 /* Types */
@@ -226,6 +233,11 @@ export type Change =
 /**  Give an app made from a template its final name, uniqueName and tags. */
 { kind: "tagApp"; displayName: string } | 
 /**
+ *  Let only assigned users and groups sign in to an app the wizard did not make (a vendor's
+ *  app): `appRoleAssignmentRequired` on its service principal. Undo restores `was`.
+ */
+{ kind: "requireAssignment"; required: boolean; was: boolean } | 
+/**
  *  Create the provisioning job from a synchronization template (`scim` for non-gallery
  *  apps, the gallery app's own otherwise).
  */
@@ -301,6 +313,20 @@ export type CloudChoice = { kind: "global" } |
 /**  Microsoft Azure operated by 21Vianet. */
 { kind: "china" } | { kind: "custom"; authority: string; graph: string };
 
+/**  Where a vendor app's consent stands. */
+export type ConsentStatus = 
+/**
+ *  No such app in this tenant: nobody consented here (or consent went to another tenant,
+ *  or the app was deleted).
+ */
+"missing" | 
+/**  The app is here but disabled: nobody signs in to it and it gets no tokens. */
+"disabled" | 
+/**  The app is here but lacks permissions the vendor needs (consent incomplete or revoked). */
+"incomplete" | 
+/**  The app is here, enabled, with every permission the vendor needs. */
+"complete";
+
 /**  One sign-in choice of the demo: a user in a fixture tenant, described in plain words. */
 export type DemoUser = {
 	tenantId: string,
@@ -309,6 +335,20 @@ export type DemoUser = {
 	upn: string,
 	displayName: string,
 	description: string,
+};
+
+/**  A vendor's own directory sync, in its words. */
+export type DirectorySyncInfo = {
+	/**  The app groups are assigned to. */
+	assignTo: string,
+	/**  Which version or document of the vendor that choice follows. */
+	assignToNote: string,
+	assignedLabel: string,
+	allLabel: string,
+	whereToChoose: string,
+	schedule: string,
+	/**  Members of nested groups count. */
+	nestedCount: boolean,
 };
 
 /**  The Done step. */
@@ -384,6 +424,12 @@ export type GroupInfo = {
 export type GroupView = {
 	id: string,
 	name: string | null,
+};
+
+/**  A value the vendor's console asks for. */
+export type HandOverValue = {
+	label: string,
+	value: string,
 };
 
 /**  One way to give the service Entra's SAML details, and its trade-off. */
@@ -689,7 +735,9 @@ export type Principal = {
 export type PrincipalKind = "User" | "Group";
 
 /**  How users sign in to the provider through Entra; `Scim` for providers that only provision. */
-export type Protocol = "oidc" | "saml" | "scim";
+export type Protocol = "oidc" | "saml" | "scim" | 
+/**  Users sign in through the vendor's own multi-tenant app (the vendor set its sign-in up). */
+"vendor";
 
 /**  A provider as the Choose service step shows it. */
 export type ProviderInfo = {
@@ -707,6 +755,10 @@ export type ProviderInfo = {
 	signIn: boolean,
 	/**  The provider takes SCIM provisioning from Entra. */
 	scim: boolean,
+	/**  The vendor's own apps, connected from the vendor's console. */
+	vendor: VendorInfo | null,
+	/**  The vendor reads the directory itself (Firezone). */
+	directorySync: DirectorySyncInfo | null,
 };
 
 export type ProvisioningStatus = {
@@ -1127,6 +1179,46 @@ export type UserSample = {
 };
 
 export type Value = null | boolean | number | string | Value[] | { [key in string]: Value };
+
+/**  One vendor app's consent, checked. */
+export type VendorConsent = {
+	/**  The profile's id for the app. */
+	app: string,
+	/**  The app's name (the vendor's). */
+	name: string,
+	status: ConsentStatus,
+	/**
+	 *  Permissions the vendor needs that the consent does not hold ("User.Read.All
+	 *  (application)").
+	 */
+	missing: string[],
+	/**  Permissions it holds of those the vendor needs. */
+	granted: string[],
+	/**  What to do, in plain words (empty when complete). */
+	message: string,
+	/**  Its service principal's object id, when present. */
+	spId: string | null,
+};
+
+/**  The vendor's own apps of a provider. */
+export type VendorInfo = {
+	/**  Their names, as the tenant will show them. */
+	apps: string[],
+	consoleSteps: string,
+};
+
+/**  Permissions & consent for a service that owns its apps, as the desktop shows it. */
+export type VendorView = {
+	providerName: string,
+	consents: VendorConsent[],
+	handOver: HandOverValue[],
+	/**  The vendor's console page, when the inputs say which. */
+	consoleUrl: string | null,
+	consoleSteps: string,
+	complete: boolean,
+	/**  The demo tenant: its stand-in console connects the vendor. */
+	demo: boolean,
+};
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

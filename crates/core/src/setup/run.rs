@@ -885,7 +885,9 @@ impl Run {
             consent_url: self.consent_url.clone(),
             checks,
             outputs: outputs::render_all(provider, &values),
-            advice: if advises {
+            advice: if p.intent.provider.vendor_apps().next().is_some() {
+                super::vendor::done_advice(&p.intent)
+            } else if advises {
                 let mut advice = outputs::done_advice(provider, Some(&p.preflight), secret_end);
                 // A SAML setup's lockout guard has a section of its own on Done.
                 if is_saml {

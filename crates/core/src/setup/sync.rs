@@ -179,6 +179,9 @@ pub async fn context(
     store: &Arc<dyn SecretStore>,
     demo: bool,
 ) -> Result<ScimContext, SyncError> {
+    if let Some(ds) = &intent.provider.directory_sync {
+        return directory_sync_context(session, intent, ds, demo).await;
+    }
     let spec = intent
         .provider
         .scim
@@ -228,6 +231,68 @@ pub async fn context(
         }),
         status,
         token: TokenState::of(held.as_ref()),
+        demo,
+    })
+}
+
+/// The Sync mode step for a vendor that reads the directory itself (Firezone): who is assigned
+/// to the app its profile names, and whether groups can be.
+async fn directory_sync_context(
+    s: &Session,
+    intent: &Intent,
+    ds: &crate::provider::DirectorySyncSpec,
+    demo: bool,
+) -> Result<ScimContext, SyncError> {
+    let mut intent = intent.clone();
+    intent.tenant_id.clone_from(&s.account.tenant_id);
+    let target = match intent.provider.app(&ds.assign_to).map(|a| &a.source) {
+        Some(crate::provider::AppSource::Vendor {
+            app_id,
+            display_name,
+        }) => {
+            state::read_vendor(
+                &s.graph,
+                &intent.tenant_id,
+                app_id.as_deref(),
+                display_name.as_deref(),
+            )
+            .await?
+        }
+        _ => None,
+    };
+    let name = intent.provider.name.clone();
+    let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
+    let app_name = match intent.provider.app(&ds.assign_to).map(|a| &a.source) {
+        Some(crate::provider::AppSource::Vendor {
+            display_name: Some(n),
+            ..
+        }) => n.clone(),
+        _ => ds.assign_to.clone(),
+    };
+    Ok(ScimContext {
+        info: ScimInfo {
+            app_name: app_name.clone(),
+            needs_premium: true,
+            endpoint_help: String::new(),
+            token_help: String::new(),
+            endpoint_example: String::new(),
+            token_lifetime_days: None,
+            match_sso_groups: false,
+            advice: vec![],
+        },
+        groups_allowed,
+        licence_note: if groups_allowed {
+            format!("Your tenant has Entra ID {:?}: \"{}\" works (groups can be assigned to \"{app_name}\").", s.summary.licence, ds.assigned_label)
+        } else {
+            format!("This tenant has Entra ID Free: \"{}\" needs P1 or P2 (groups cannot be assigned to apps), so {name}'s documentation says to use \"{}\".", ds.assigned_label, ds.all_label)
+        },
+        app_exists: target.is_some(),
+        assigned: target
+            .map(|t| t.assignments.into_iter().map(assignee).collect())
+            .unwrap_or_default(),
+        saved: None,
+        status: None,
+        token: TokenState::of(None),
         demo,
     })
 }

@@ -460,3 +460,81 @@ pub async fn attention(
     }
     Ok(out)
 }
+
+/// A value the vendor's console asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct HandOverValue {
+    pub label: String,
+    pub value: String,
+}
+
+/// Permissions & consent for a service that owns its apps, as the desktop shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct VendorView {
+    pub provider_name: String,
+    pub consents: Vec<VendorConsent>,
+    pub hand_over: Vec<HandOverValue>,
+    /// The vendor's console page, when the inputs say which.
+    pub console_url: Option<String>,
+    pub console_steps: String,
+    pub complete: bool,
+    /// The demo tenant: its stand-in console connects the vendor.
+    pub demo: bool,
+}
+
+/// Checks the vendor's apps and says what to do.
+pub async fn view(
+    graph: &GraphClient,
+    intent: &Intent,
+    demo: bool,
+) -> Result<VendorView, GraphError> {
+    let consents = check(graph, intent).await?;
+    Ok(VendorView {
+        provider_name: intent.provider.name.clone(),
+        complete: complete(&consents),
+        consents,
+        hand_over: hand_over(intent)
+            .into_iter()
+            .map(|(label, value)| HandOverValue { label, value })
+            .collect(),
+        console_url: console_url(intent),
+        console_steps: intent
+            .provider
+            .vendor
+            .as_ref()
+            .map(|v| v.console_steps.clone())
+            .unwrap_or_default(),
+        demo,
+    })
+}
+
+/// What Done advises for a setup with vendor apps: the profile's warnings (plans, limits), and
+/// for a vendor's own directory sync which mode to pick in its console, where, and when it runs.
+pub fn done_advice(intent: &Intent) -> Vec<crate::tenant::Advice> {
+    use crate::tenant::{Advice, Severity};
+    let p = &intent.provider;
+    let mut out = vec![];
+    if let (Some(spec), Some(choice)) = (&p.directory_sync, &intent.directory_sync) {
+        let mode = if choice.sync_all {
+            &spec.all_label
+        } else {
+            &spec.assigned_label
+        };
+        out.push(Advice {
+            id: "vendor_sync_mode".into(),
+            severity: Severity::Info,
+            title: format!("In {}: choose \"{mode}\"", p.name),
+            detail: format!(
+                "{}: pick \"{mode}\", the mode this setup prepared. {}",
+                spec.where_to_choose, spec.schedule
+            ),
+            link: None,
+        });
+    }
+    out.extend(p.warnings.iter().map(Advice::from));
+    out
+}

@@ -231,6 +231,47 @@ pub struct ProviderInfo {
     pub sign_in: bool,
     /// The provider takes SCIM provisioning from Entra.
     pub scim: bool,
+    /// The vendor's own apps, connected from the vendor's console.
+    pub vendor: Option<VendorInfo>,
+    /// The vendor reads the directory itself (Firezone).
+    pub directory_sync: Option<DirectorySyncInfo>,
+}
+
+/// The vendor's own apps of a provider.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct VendorInfo {
+    /// Their names, as the tenant will show them.
+    pub apps: Vec<String>,
+    pub console_steps: String,
+}
+
+/// A vendor's own directory sync, in its words.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct DirectorySyncInfo {
+    /// The app groups are assigned to.
+    pub assign_to: String,
+    /// Which version or document of the vendor that choice follows.
+    pub assign_to_note: String,
+    pub assigned_label: String,
+    pub all_label: String,
+    pub where_to_choose: String,
+    pub schedule: String,
+    /// Members of nested groups count.
+    pub nested_count: bool,
+}
+
+fn vendor_app_name(p: &Provider, id: &str) -> String {
+    match p.app(id).map(|a| &a.source) {
+        Some(crate::provider::AppSource::Vendor {
+            display_name: Some(n),
+            ..
+        }) => n.clone(),
+        _ => id.to_string(),
+    }
 }
 
 impl From<&Provider> for ProviderInfo {
@@ -256,6 +297,19 @@ impl From<&Provider> for ProviderInfo {
             groups_claim_note: p.groups_claim_note().map(str::to_string),
             sign_in: p.has_sign_in(),
             scim: p.scim.is_some(),
+            vendor: p.vendor.as_ref().map(|v| VendorInfo {
+                apps: p.vendor_apps().map(|a| vendor_app_name(p, &a.id)).collect(),
+                console_steps: v.console_steps.clone(),
+            }),
+            directory_sync: p.directory_sync.as_ref().map(|d| DirectorySyncInfo {
+                assign_to: vendor_app_name(p, &d.assign_to),
+                assign_to_note: d.assign_to_note.clone(),
+                assigned_label: d.assigned_label.clone(),
+                all_label: d.all_label.clone(),
+                where_to_choose: d.where_to_choose.clone(),
+                schedule: d.schedule.clone(),
+                nested_count: d.members == crate::provider::MemberCount::Transitive,
+            }),
         }
     }
 }
