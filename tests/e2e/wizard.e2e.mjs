@@ -585,6 +585,105 @@ try {
     assert.equal(await (await browser.$("[data-testid='inspected-identity']")).getText(), "adele@contoso.com");
     await shot("24-file-transfer-test-sign-in", "#inspect-h");
   });
+  await step("Firezone: connect its own apps (late, as Entra replicates them), Assigned groups only with nested members counted, groups on Firezone Authentication", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    await chooseService("Firezone", "#input-account");
+    await (await byText("button", "Next: Connect Firezone")).click();
+    await (await byText("h1", "Permissions & consent")).waitForDisplayed({ timeout: 30000 });
+    const apps = await browser.$("[data-testid='vendor-apps']");
+    await apps.waitForDisplayed({ timeout: 30000 });
+    assert.match(await apps.getText(), /Firezone Authentication[\s\S]*Not in this tenant/);
+    await shot("25-firezone-connect");
+    await (await byText("button", "Connect Firezone (demo: its console, as you)")).click();
+    // The apps appear a moment after consent; the step looks again every 5 seconds.
+    await browser.waitUntil(async () => /Firezone is connected/.test(await visibleText()), {
+      timeout: 40000,
+      timeoutMsg: "Firezone's apps never showed as connected",
+    });
+    assert.match(await (await browser.$("[data-testid='vendor-apps']")).getText(), /Directory\.Read\.All \(application\)/);
+    await shot("26-firezone-connected", "[data-testid='vendor-apps']");
+    await (await byText("button", "Next: Sync mode")).click();
+    await (await byText("h1", "Sync mode")).waitForDisplayed({ timeout: 30000 });
+    await (await browser.$("[data-testid='licence-note']")).waitForDisplayed({ timeout: 30000 });
+    assert.match(await visibleText(), /Assigned groups only/);
+    await (await browser.$("#people-search")).setValue("Eng");
+    await (await byText("button", "Search")).click();
+    const add = await browser.$("//button[@aria-label='Add Engineering']");
+    await add.waitForDisplayed({ timeout: 10000 });
+    await add.click();
+    await (await byText("button", "Preview who would sync")).click();
+    const preview = await browser.$("[data-testid='sync-preview']");
+    await preview.waitForDisplayed({ timeout: 20000 });
+    const previewText = await preview.getText();
+    assert.match(previewText, /3 users and 1 group would sync to Firezone/);
+    assert.match(previewText, /Members of nested groups are included/);
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed({ timeout: 30000 });
+    const review = await visibleText();
+    for (const t of ['Require assignment on "Firezone Authentication"', "Assign the group Engineering"]) {
+      assert.ok(review.includes(t), `the plan shows: ${t}`);
+    }
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    await (await byText("h1", "Done")).waitForDisplayed({ timeout: 60000 });
+    for (const id of ["vendor_consent_auth", "vendor_consent_sync", "vendor_assignments"]) {
+      const check = await browser.$(`[data-testid='check-${id}']`);
+      await check.waitForDisplayed({ timeout: 60000 });
+      assert.match(await check.getText(), /Passed/, `${id} passes`);
+    }
+    assert.match(await visibleText(), /In Firezone: choose "Assigned groups only"/);
+    await shot("27-firezone-done");
+  });
+
+  await step("Twingate: its sign-in app connected from its console, its gallery app provisioning to SCIMMY with the gallery's own template", async () => {
+    await (await browser.$("//nav//button[.//span[normalize-space()='Choose service']]")).click();
+    await (await byText("h1", "Choose the service")).waitForDisplayed();
+    await chooseService("Twingate", "#input-network");
+    await (await byText("button", "Next: Connect Twingate")).click();
+    await (await byText("h1", "Permissions & consent")).waitForDisplayed({ timeout: 30000 });
+    await (await browser.$("[data-testid='vendor-apps']")).waitForDisplayed({ timeout: 30000 });
+    assert.ok((await visibleText()).includes("Tenant ID"), "the tenant ID is handed over for Twingate's console");
+    await (await byText("button", "Connect Twingate (demo: its console, as you)")).click();
+    await browser.waitUntil(async () => /Twingate is connected/.test(await visibleText()), {
+      timeout: 40000,
+      timeoutMsg: "Twingate's app never showed as connected",
+    });
+    await (await byText("button", "Next: Sync mode")).click();
+    await (await byText("h1", "Sync mode")).waitForDisplayed({ timeout: 30000 });
+    await (await browser.$("[data-testid='licence-note']")).waitForDisplayed({ timeout: 30000 });
+    await (await browser.$("#people-search")).setValue("Sal");
+    await (await byText("button", "Search")).click();
+    const add = await browser.$("//button[@aria-label='Add Sales']");
+    await add.waitForDisplayed({ timeout: 10000 });
+    await add.click();
+    await (await byText("button", "Preview who would sync")).click();
+    const preview = await browser.$("[data-testid='sync-preview']");
+    await preview.waitForDisplayed({ timeout: 20000 });
+    assert.match(await preview.getText(), /Alex Wilber: Twingate's Help Center/);
+    await shot("28-twingate-no-mail", "[data-testid='sync-preview']");
+    await (await byText("button", "Next: SCIM")).click();
+    await (await byText("h1", "SCIM")).waitForDisplayed();
+    await (await browser.$("#input-scim_url")).setValue(scimmy.url);
+    await (await browser.$("#input-scim_token")).setValue(SCIM_TOKEN);
+    await (await byText("button", "Set token")).click();
+    await (await browser.$("[data-testid='token-set']")).waitForDisplayed({ timeout: 10000 });
+    await (await byText("button", "Next: Review & apply")).click();
+    await (await byText("h1", "Review & apply")).waitForDisplayed({ timeout: 30000 });
+    const review = await visibleText();
+    for (const t of ['(the gallery app "Twingate")', "Create the provisioning job", "Assign the group Sales"]) {
+      assert.ok(review.includes(t), `the plan shows: ${t}`);
+    }
+    await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();
+    await (await byText("h1", "Done")).waitForDisplayed({ timeout: 60000 });
+    const consent = await browser.$("[data-testid='check-vendor_consent_signin']");
+    await consent.waitForDisplayed({ timeout: 60000 });
+    assert.match(await consent.getText(), /Passed/);
+    await browser.waitUntil(async () => /in sync/.test(await (await browser.$("[data-testid='job-status']")).getText()), {
+      timeout: 40000,
+      timeoutMsg: "Twingate's provisioning job never reported its first cycle",
+    });
+    await shot("29-twingate-done");
+  });
   console.log(`E2E passed; screenshots in ${out}`);
 } catch (e) {
   if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});

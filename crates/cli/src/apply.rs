@@ -289,6 +289,10 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
 async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<bool, Fail> {
     use entra_setup_core::setup::vendor;
     let name = &intent.provider.name;
+    let roles = entra_setup_core::setup::plan::RoleFacts::from_summary(&s.summary);
+    if let Some(note) = vendor::role_note(intent, roles.can_grant_app_roles) {
+        eprintln!("Note: {note}");
+    }
     for (what, value) in vendor::hand_over(intent) {
         eprintln!("{what} for {name}'s console: {value}");
     }

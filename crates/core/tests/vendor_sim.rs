@@ -151,6 +151,13 @@ async fn firezone_is_waited_for_then_its_groups_go_on_the_authentication_app() {
         .notes
         .iter()
         .any(|n| n.contains("Groups go on Firezone Authentication")));
+    // Megan could not have consented herself, and the plan says so.
+    assert!(prepared
+        .plan
+        .notes
+        .iter()
+        .any(|n| n
+            .contains("only a Global Administrator or Privileged Role Administrator can grant")));
     apply_run(&s, prepared).await;
     let auth = vendor_sp(&sim, CONTOSO, "Firezone Authentication").unwrap();
     let sync_sp = vendor_sp(&sim, CONTOSO, "Firezone Directory Sync").unwrap();

@@ -32,7 +32,14 @@ pub async fn vendor_status(
     intent
         .tenant_id
         .clone_from(&active.session.account.tenant_id);
-    Ok(vendor::view(&active.session.graph, &intent, active.demo).await?)
+    let roles = entra_setup_core::setup::plan::RoleFacts::from_summary(&active.session.summary);
+    Ok(vendor::view(
+        &active.session.graph,
+        &intent,
+        active.demo,
+        roles.can_grant_app_roles,
+    )
+    .await?)
 }
 
 /// Demo only: the signed-in user goes through the vendor's stand-in console and consents, as

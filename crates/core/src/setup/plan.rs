@@ -794,15 +794,10 @@ fn plan_vendor(
     {
         notes.push(c.message.clone());
     }
-    let needs_app_roles = provider.permissions.iter().any(|p| {
-        p.kind == PermissionKind::Application
-            && provider
-                .app(&p.app)
-                .is_some_and(|a| !a.source.wizard_made())
-    });
-    if needs_app_roles && !input.roles.can_grant_app_roles {
-        notes.push(format!("{}'s consent includes application permissions of Microsoft Graph, which only a Global Administrator or Privileged Role Administrator can grant, and your account is neither (active). Ask one of them to do the connection step in {}'s console, or activate the role in Privileged Identity Management first.", provider.name, provider.name));
-    }
+    notes.extend(super::vendor::role_note(
+        intent,
+        input.roles.can_grant_app_roles,
+    ));
     let (Some(spec), Some(choice)) = (&provider.directory_sync, &intent.directory_sync) else {
         return Ok(());
     };

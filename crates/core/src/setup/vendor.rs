@@ -78,10 +78,10 @@ fn app_name(spec: &provider::AppSpec) -> String {
 /// Checks every vendor app of the setup against what the profile says the vendor needs. Pure.
 pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
     let provider = &intent.provider;
-    let (steps, reconsent) = provider
+    let reconsent = provider
         .vendor
         .as_ref()
-        .map(|v| (v.console_steps.clone(), v.reconsent.clone()))
+        .map(|v| v.reconsent.clone())
         .unwrap_or_default();
     provider
         .vendor_apps()
@@ -100,8 +100,8 @@ pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
                     missing: needed.iter().map(|p| label(&p.name, p.kind)).collect(),
                     granted: vec![],
                     message: format!(
-                        "\"{name}\" is not in this tenant yet: {} has not been connected here. {steps} If you already did, the consent went to another tenant (the browser was signed in to Microsoft with an account of another organisation): sign in with an account of this tenant and connect again. A new app can take a minute to show.",
-                        provider.name
+                        "\"{name}\" is not in this tenant yet: {} has not been connected here. If you already did it in {}'s console, the consent went to another tenant (the browser was signed in to Microsoft with an account of another organisation): sign in with an account of this tenant and connect again. A new app can take a minute to show.",
+                        provider.name, provider.name
                     ),
                     sp_id: None,
                 };
@@ -351,27 +351,39 @@ pub async fn live_checks(graph: &GraphClient, intent: &Intent) -> Vec<crate::che
     if let (Some(spec), Some(choice)) = (&intent.provider.directory_sync, &intent.directory_sync) {
         if !choice.sync_all {
             let target = consents.iter().find(|c| c.app == spec.assign_to);
-            let found = match target.and_then(|c| c.sp_id.as_ref()) {
-                Some(sp) => graph
-                    .get(format!("/servicePrincipals/{sp}/appRoleAssignedTo"))
-                    .scopes(StepScopes::Consent)
-                    .list::<super::state::PrincipalAssignment>()
-                    .await
-                    .ok(),
-                None => None,
+            let read = || async {
+                match target.and_then(|c| c.sp_id.as_ref()) {
+                    Some(sp) => graph
+                        .get(format!("/servicePrincipals/{sp}/appRoleAssignedTo"))
+                        .scopes(StepScopes::Consent)
+                        .list::<super::state::PrincipalAssignment>()
+                        .await
+                        .unwrap_or_default(),
+                    None => vec![],
+                }
             };
+            let missing_in = |found: &[super::state::PrincipalAssignment]| -> Vec<String> {
+                choice
+                    .assign
+                    .iter()
+                    .filter(|a| {
+                        !found
+                            .iter()
+                            .any(|f| f.principal_id.eq_ignore_ascii_case(&a.id))
+                    })
+                    .map(|a| a.display_name.clone())
+                    .collect()
+            };
+            // Assignments made moments ago may not be in the list yet (replication): look again
+            // for as long as Graph's documented delays last before calling them missing.
+            let mut missing = missing_in(&read().await);
+            let mut tries = 1;
+            while !missing.is_empty() && target.is_some() && tries < graph.replication_tries() {
+                tokio::time::sleep(graph.backoff(tries)).await;
+                missing = missing_in(&read().await);
+                tries += 1;
+            }
             let name = target.map_or_else(|| spec.assign_to.clone(), |c| c.name.clone());
-            let missing: Vec<&str> = choice
-                .assign
-                .iter()
-                .filter(|a| {
-                    !found
-                        .iter()
-                        .flatten()
-                        .any(|f| f.principal_id.eq_ignore_ascii_case(&a.id))
-                })
-                .map(|a| a.display_name.as_str())
-                .collect();
             out.push(CheckResult {
                 id: "vendor_assignments".into(),
                 title: format!("Groups on \"{name}\""),
@@ -484,6 +496,25 @@ pub struct VendorView {
     pub complete: bool,
     /// The demo tenant: its stand-in console connects the vendor.
     pub demo: bool,
+    /// Said when the vendor asks for application permissions and the signed-in admin cannot
+    /// grant them (only a Global Administrator or Privileged Role Administrator can).
+    pub role_note: Option<String>,
+}
+
+/// Whether the vendor's consent needs a Global Administrator or Privileged Role Administrator
+/// (it includes application permissions), and the admin is neither: what to tell them.
+pub fn role_note(intent: &Intent, can_grant_app_roles: bool) -> Option<String> {
+    let p = &intent.provider;
+    let needs = p.permissions.iter().any(|x| {
+        x.kind == PermissionKind::Application
+            && p.app(&x.app).is_some_and(|a| !a.source.wizard_made())
+    });
+    (needs && !can_grant_app_roles).then(|| {
+        format!(
+            "{name}'s consent includes application permissions of Microsoft Graph, which only a Global Administrator or Privileged Role Administrator can grant, and your account holds neither role (active). Ask one of them to do the connection in {name}'s console, or activate your role in Privileged Identity Management first; the wizard sees their consent here too.",
+            name = p.name
+        )
+    })
 }
 
 /// Checks the vendor's apps and says what to do.
@@ -491,6 +522,7 @@ pub async fn view(
     graph: &GraphClient,
     intent: &Intent,
     demo: bool,
+    can_grant_app_roles: bool,
 ) -> Result<VendorView, GraphError> {
     let consents = check(graph, intent).await?;
     Ok(VendorView {
@@ -509,6 +541,7 @@ pub async fn view(
             .map(|v| v.console_steps.clone())
             .unwrap_or_default(),
         demo,
+        role_note: role_note(intent, can_grant_app_roles),
     })
 }
 
