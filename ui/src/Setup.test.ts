@@ -412,7 +412,7 @@ describe("a service that owns its Entra apps (Firezone)", () => {
     directorySync: { assignTo: "Firezone Authentication", assignToNote: "n", assignedLabel: "Assigned groups only", allLabel: "All groups", whereToChoose: "Settings → Directory Sync", schedule: "Firezone syncs about every two hours.", nestedCount: true },
   };
   const missing = {
-    providerName: "Firezone", consoleUrl: null, consoleSteps: "In Firezone's admin portal: Settings → Directory Sync → Verify Now.", complete: false, demo: true,
+    providerName: "Firezone", consoleUrl: null, consoleSteps: "In Firezone's admin portal: Settings → Directory Sync → Verify Now.", complete: false, demo: true, roleNote: null as string | null,
     handOver: [{ label: "Tenant ID", value: "t1" }],
     consents: [
       { app: "auth", name: "Firezone Authentication", status: "missing" as const, missing: ["openid (delegated)"], granted: [], message: "\"Firezone Authentication\" is not in this tenant yet.", spId: null },

@@ -1218,6 +1218,11 @@ export type VendorView = {
 	complete: boolean,
 	/**  The demo tenant: its stand-in console connects the vendor. */
 	demo: boolean,
+	/**
+	 *  Said when the vendor asks for application permissions and the signed-in admin cannot
+	 *  grant them (only a Global Administrator or Privileged Role Administrator can).
+	 */
+	roleNote: string | null,
 };
 
 /* Tauri Specta runtime */
