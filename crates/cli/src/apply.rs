@@ -344,20 +344,19 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
     Ok(vendor::complete(&consents))
 }
 
+/// Says which files were written.
+fn print_written(files: &[std::path::PathBuf]) {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    eprintln!("Wrote {}.", names.join(", "));
+}
+
 /// The hand-over of a setup with vendor apps: the outputs written with --output-dir, and what
 /// to do in the vendor's console (for a vendor's own directory sync: which mode, where, when).
 fn vendor_hand_over(a: &ApplyArgs, s: &Session, run: &mut Run) -> Result<serde_json::Value, Fail> {
     let mut report = json!({});
     if let (Some(dir), None) = (&a.output_dir, &run.secret) {
         let files = run.save_all(s, dir).map_err(|e| Fail(1, e.to_string()))?;
-        eprintln!(
-            "Wrote {}.",
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        print_written(&files);
         report["files"] = json!(files);
     }
     let intent = &run.prepared.intent;
@@ -406,14 +405,7 @@ async fn saml_hand_over(
                 format!("{e} The Entra side is done; run apply again to fetch it."),
             )
         })?);
-        eprintln!(
-            "Wrote {}.",
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        print_written(&files);
         report["files"] = json!(files);
     }
     if let Some(new) = run.saml.as_ref().and_then(|x| x.pending.as_ref()) {

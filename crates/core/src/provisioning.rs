@@ -109,7 +109,7 @@ pub fn interpret(job_id: &str, j: &Value) -> JobStatus {
             "working",
         ),
         _ if last_cycle.as_deref() == Some("EntryLevelErrors") => (
-            format!("Running, but some objects failed in the last cycle ({users} users and {groups} groups in sync). See the provisioning log."),
+            format!("Running, but some objects failed in the last cycle ({} in sync). See the provisioning log.", counted(users, groups)),
             "attention",
         ),
         _ if last_cycle.as_deref() == Some("Failed") => (
@@ -123,7 +123,7 @@ pub fn interpret(job_id: &str, j: &Value) -> JobStatus {
             "error",
         ),
         _ => (
-            format!("Provisioning is on: {users} users and {groups} groups in sync. Later cycles run about every 40 minutes."),
+            format!("Provisioning is on: {} in sync. Later cycles run about every 40 minutes.", counted(users, groups)),
             "ok",
         ),
     };
@@ -335,6 +335,12 @@ pub async fn logs(graph: &GraphClient, sp_id: &str, top: u32) -> Result<Logs, Gr
         })
         .collect();
     Ok(Logs::Entries { entries })
+}
+
+/// "3 users and 1 group", each in its right number.
+fn counted(users: u64, groups: u64) -> String {
+    let one = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!("{} and {}", one(users, "user"), one(groups, "group"))
 }
 
 #[cfg(test)]

@@ -368,15 +368,7 @@ async fn twingate_provisions_through_its_gallery_app_into_scimmy() {
         instantiate_poll: Duration::from_millis(20),
         ..Default::default()
     };
-    let (collect, _) = collector();
-    let (run, failure) = entra_setup_core::setup::run::Run::apply(
-        &s,
-        prepared,
-        &options,
-        collect,
-        &tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
+    let (run, failure) = apply_with(&s, prepared, &options).await;
     assert!(
         failure.is_none(),
         "{failure:?} {:#?}",
@@ -457,20 +449,13 @@ async fn a_gallery_app_without_its_synchronization_template_is_said_plainly() {
     let prepared = flow::prepare(&s, &data_dir("entra-setup-vendor"), intent, &[])
         .await
         .unwrap();
-    let (collect, _) = collector();
-    let (_, failure) = entra_setup_core::setup::run::Run::apply(
-        &s,
-        prepared,
-        &ApplyOptions {
-            scim_token: Some(SecretString::from(
-                entra_setup_sim::scim_server::DEMO_SCIM_TOKEN.to_string(),
-            )),
-            ..Default::default()
-        },
-        collect,
-        &tokio_util::sync::CancellationToken::new(),
-    )
-    .await;
+    let options = ApplyOptions {
+        scim_token: Some(SecretString::from(
+            entra_setup_sim::scim_server::DEMO_SCIM_TOKEN.to_string(),
+        )),
+        ..Default::default()
+    };
+    let (_, failure) = apply_with(&s, prepared, &options).await;
     let message = failure.unwrap().to_string();
     assert!(
         message.contains("offers no \"twingate\" provisioning template (it offers: none)")

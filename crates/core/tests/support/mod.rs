@@ -183,17 +183,34 @@ pub async fn apply_run(
     s: &entra_setup_core::session::Session,
     prepared: entra_setup_core::setup::flow::Prepared,
 ) -> entra_setup_core::setup::run::Run {
-    let (collect, _) = collector();
-    let (run, failure) = entra_setup_core::setup::run::Run::apply(
+    let (run, failure) = apply_with(
         s,
         prepared,
         &entra_setup_core::setup::apply::ApplyOptions::default(),
-        collect,
-        &tokio_util::sync::CancellationToken::new(),
     )
     .await;
     assert!(failure.is_none(), "{failure:?}");
     run
+}
+
+/// Applies a prepared setup as one run with these options: the run and how it stopped, if it did.
+pub async fn apply_with(
+    s: &entra_setup_core::session::Session,
+    prepared: entra_setup_core::setup::flow::Prepared,
+    options: &entra_setup_core::setup::apply::ApplyOptions,
+) -> (
+    entra_setup_core::setup::run::Run,
+    Option<entra_setup_core::setup::apply::ApplyError>,
+) {
+    let (collect, _) = collector();
+    entra_setup_core::setup::run::Run::apply(
+        s,
+        prepared,
+        options,
+        collect,
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
 }
 
 /// The SAMLResponse in the self-posting form of a SAML sign-in page.
