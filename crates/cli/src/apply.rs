@@ -75,8 +75,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
                 "--push needs --push-token-file with the provider API token".into(),
             )
         })?;
-        let token = std::fs::read_to_string(token_file)
-            .map_err(|e| Fail(2, format!("cannot read {}: {e}", token_file.display())))?;
+        let token = read_secret_file(token_file, "provider API token")?;
         // The token file fills the profile's secret push input (Cloudflare's api_token).
         let token_input = intent
             .provider
@@ -85,7 +84,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
             .flat_map(|p| p.inputs.iter())
             .find(|i| i.secret)
             .map_or_else(|| "api_token".to_string(), |i| i.id.clone());
-        raw.insert(token_input, token.trim().to_string());
+        raw.insert(token_input, token.expose_secret().to_string());
         let checked = intent
             .provider
             .validate_push_inputs(&raw)

@@ -262,26 +262,48 @@ pub(crate) async fn with_scim(
     Ok((intent, token))
 }
 
+/// The largest secret file read (a token, a password).
+const SECRET_FILE_LIMIT: u64 = 64 * 1024;
+
 /// Reads a one-line secret from a file (or standard input for `-`), without its line ending.
 pub(crate) fn read_secret_file(path: &std::path::Path, what: &str) -> Result<SecretString, Fail> {
-    let raw = if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
-            Fail(
-                2,
-                format!("Cannot read the {what} from standard input: {e}"),
-            )
-        })?;
-        s
+    use std::io::Read;
+    let from = if path.as_os_str() == "-" {
+        "standard input".to_string()
     } else {
-        std::fs::read_to_string(path).map_err(|e| {
-            Fail(
-                2,
-                format!("Cannot read the {what} from {}: {e}", path.display()),
-            )
-        })?
+        path.display().to_string()
     };
-    let value = raw.trim();
+    let source: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| Fail(2, format!("Cannot read the {what} from {from}: {e}")))?,
+        )
+    };
+    // At most one byte more than a secret file may hold: /dev/zero or a log file given by
+    // mistake is refused after 64 KiB, not read into memory.
+    let mut bytes = vec![];
+    source
+        .take(SECRET_FILE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Fail(2, format!("Cannot read the {what} from {from}: {e}")))?;
+    if bytes.len() as u64 > SECRET_FILE_LIMIT {
+        return Err(Fail(
+            2,
+            format!(
+                "{from} is larger than 64 KiB: a {what} file holds the {what} alone, on one line."
+            ),
+        ));
+    }
+    let raw = String::from_utf8(bytes).map_err(|_| {
+        Fail(
+            2,
+            format!("{from} is not text (UTF-8): put the {what} alone in a text file."),
+        )
+    })?;
+    // An editor's byte-order mark is not part of the value.
+    let value = raw.trim_start_matches('\u{feff}').trim();
     if value.is_empty() {
         return Err(Fail(
             2,

@@ -22,12 +22,10 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
         }
     };
     let trusted_cert = match &v.trust_cert {
-        Some(f) => Some(std::fs::read(f).map_err(|e| {
-            Fail(
-                2,
-                format!("Cannot read the certificate {}: {e}", f.display()),
-            )
-        })?),
+        Some(f) => Some(
+            entra_setup_core::scim::read_trusted_cert(f)
+                .map_err(|why| Fail(2, format!("--trust-cert: {why}")))?,
+        ),
         None => None,
     };
     let target = ScimTarget {

@@ -468,6 +468,19 @@ async fn verify_scim_reports_readiness_with_exit_codes_and_never_prints_the_toke
         r.stdout
     );
     assert!(r.stdout.contains("pass  delete"), "{}", r.stdout);
+    // A token file saved by an editor with a byte-order mark and Windows line endings: the
+    // mark is not part of the token, so the endpoint accepts it.
+    let bom = dir.join("bom-token");
+    std::fs::write(&bom, format!("\u{feff}{token}\r\n")).unwrap();
+    let r = run_plain(&[
+        "verify-scim",
+        "--url",
+        &server.url,
+        "--token-file",
+        bom.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout
             .contains(&format!("Tenant URL to enter in Entra: {}", server.url)),
@@ -1100,6 +1113,7 @@ async fn bad_arguments_are_refused_with_the_real_reason_and_exit_code() {
     std::fs::write(&a_file, "not a folder").unwrap();
     let token = token.to_str().unwrap();
     let a_file = a_file.to_str().unwrap();
+    let dir_path = dir.to_str().unwrap();
     let dead = format!(
         "http://127.0.0.1:{}/scim/v2",
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -1196,6 +1210,25 @@ async fn bad_arguments_are_refused_with_the_real_reason_and_exit_code() {
             vec!["verify-scim", "--url", &dead, "--token-file", token],
             8,
             "Connection refused",
+        ),
+        // Token files: an endless one is refused after 64 KiB (not read into memory).
+        (
+            vec!["verify-scim", "--url", &dead, "--token-file", "/dev/zero"],
+            2,
+            "larger than 64 KiB",
+        ),
+        (
+            vec![
+                "verify-scim",
+                "--url",
+                &dead,
+                "--token-file",
+                token,
+                "--trust-cert",
+                dir_path,
+            ],
+            2,
+            "is not a regular file",
         ),
         (
             vec![

@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entra_setup_core::auth::{AuthError, BrowserOpener, Method, SignInEvent};
+use entra_setup_core::auth::{AuthError, BrowserOpener, FollowRedirects, Method, SignInEvent};
 use entra_setup_core::keychain::{self, UnavailableStore};
 use entra_setup_core::session::{self, SessionError};
 use entra_setup_core::tenant::{LicenceTier, RoleSource, Severity};
@@ -317,11 +317,18 @@ async fn malformed_tenant_id_is_rejected_without_network() {
     assert!(sim.exchanges().is_empty());
 }
 
-/// Answers the loopback listener with a forged `state`, as a cross-site request would.
-struct ForgedState(reqwest::Client);
-impl BrowserOpener for ForgedState {
+/// Before the real browser answers, a local process (or a page that found the port) sends the
+/// loopback listener a forged `state`, no `state`, and a request under another Host name; each
+/// is refused while the sign-in goes on. Records what the listener answered them.
+struct StrayRequestsFirst {
+    http: reqwest::Client,
+    real: FollowRedirects,
+    answers: Arc<std::sync::Mutex<Vec<(u16, String)>>>,
+}
+impl BrowserOpener for StrayRequestsFirst {
     fn open(&self, url: String) -> entra_setup_core::auth::OpenFuture {
-        let http = self.0.clone();
+        let (http, answers) = (self.http.clone(), self.answers.clone());
+        let real = self.real.open(url.clone());
         Box::pin(async move {
             let u = url::Url::parse(&url).unwrap();
             let redirect = u
@@ -330,11 +337,23 @@ impl BrowserOpener for ForgedState {
                 .unwrap()
                 .1
                 .to_string();
-            let _ = http
-                .get(format!("{redirect}?code=stolen&state=forged"))
-                .send()
-                .await;
-            Ok(())
+            let port = url::Url::parse(&redirect).unwrap().port().unwrap();
+            for (path, host) in [
+                ("?code=stolen&state=forged", format!("127.0.0.1:{port}")),
+                ("?code=stolen", format!("127.0.0.1:{port}")),
+                ("?code=stolen&state=forged", format!("evil.example:{port}")),
+            ] {
+                let r = http
+                    .get(format!("http://127.0.0.1:{port}/{path}"))
+                    .header(reqwest::header::HOST, host)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                answers.lock().unwrap().push((status, text));
+            }
+            real.await
         })
     }
 }
@@ -348,19 +367,30 @@ impl BrowserOpener for ClosedTab {
 }
 
 #[tokio::test]
-async fn wrong_state_on_the_loopback_is_rejected() {
+async fn stray_requests_to_the_loopback_do_not_end_the_sign_in() {
     let sim = sim_as("adele@contoso.com").await;
     let mut c = ctx(memory());
-    c.opener = Arc::new(ForgedState(entra_setup_core::http::client()));
-    let err = sign_in_with(&c, &sim, "contoso.com", Method::Browser)
+    let http = entra_setup_core::http::client();
+    let answers = Arc::new(std::sync::Mutex::new(vec![]));
+    c.opener = Arc::new(StrayRequestsFirst {
+        http: http.clone(),
+        real: FollowRedirects::new(http),
+        answers: answers.clone(),
+    });
+    let signed = sign_in_with(&c, &sim, "contoso.com", Method::Browser)
         .await
-        .err()
-        .expect("rejected");
-    assert!(
-        matches!(err, SessionError::Auth(AuthError::StateMismatch)),
-        "{err}"
+        .expect("the real answer still signs in");
+    assert_eq!(
+        signed.session.account.user_principal_name,
+        "adele@contoso.com"
     );
-    assert!(err.to_string().contains("did not start"));
+    let answers = answers.lock().unwrap().clone();
+    assert_eq!(
+        answers.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [400, 400, 421],
+        "{answers:?}"
+    );
+    assert!(answers[0].1.contains("still waiting"), "{}", answers[0].1);
 }
 
 #[tokio::test]

@@ -181,10 +181,14 @@ pub async fn verify_scim(
             message: "Enter the provider's SCIM token first.".into(),
         })?;
     let trusted_cert = match trusted_cert.filter(|p| !p.trim().is_empty()) {
-        Some(p) => Some(std::fs::read(p.trim()).map_err(|e| IpcError::Invalid {
-            field: "scim_cert".into(),
-            message: format!("Cannot read the certificate file {p}: {e}"),
-        })?),
+        Some(p) => Some(
+            scim::read_trusted_cert(std::path::Path::new(p.trim())).map_err(|message| {
+                IpcError::Invalid {
+                    field: "scim_cert".into(),
+                    message,
+                }
+            })?,
+        ),
         None => None,
     };
     let target = ScimTarget {

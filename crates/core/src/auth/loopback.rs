@@ -1,5 +1,9 @@
-//! The RFC 8252 loopback redirect: a one-shot HTTP listener on 127.0.0.1 and an ephemeral port
-//! that receives the authorization code, checks `state`, answers the browser tab, and stops.
+//! The RFC 8252 loopback redirect: a one-shot HTTP listener on 127.0.0.1 (and ::1 on the same
+//! port, since `localhost` may resolve to either) and an ephemeral port that receives the
+//! authorization code, checks `state` and the Host header, answers the browser tab, and stops.
+//! A request that is not the answer to this sign-in (a wrong or missing `state`, another Host,
+//! a stray page) gets an error page and the listener keeps waiting for the real one: a local
+//! process or a web page that finds the port cannot end the sign-in.
 //! The test sign-in uses it too, for a SAMLResponse POSTed by the browser (with `RelayState` as
 //! its state).
 
@@ -20,6 +24,7 @@ type Outcome = Result<HashMap<String, String>, AuthError>;
 struct Inner {
     expected_state: Option<String>,
     tx: Option<oneshot::Sender<Outcome>>,
+    port: u16,
 }
 
 /// A bound loopback listener waiting for one authorization response.
@@ -27,7 +32,7 @@ pub struct LoopbackListener {
     redirect_uri: String,
     inner: Arc<Mutex<Inner>>,
     rx: oneshot::Receiver<Outcome>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
 }
 
 fn page(title: &str, body: &str, ok: bool) -> Response {
@@ -51,11 +56,37 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The Host header names this listener: `localhost`, `127.0.0.1` or `[::1]` with its port (a
+/// page on another origin that rebinds its name to 127.0.0.1 sends its own name).
+fn host_is_ours(headers: &axum::http::HeaderMap, port: u16) -> bool {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| {
+            ["localhost", "127.0.0.1", "[::1]"]
+                .iter()
+                .any(|name| h.eq_ignore_ascii_case(&format!("{name}:{port}")))
+        })
+}
+
 async fn callback(
     State(inner): State<Arc<Mutex<Inner>>>,
+    headers: axum::http::HeaderMap,
     Query(mut q): Query<HashMap<String, String>>,
     body: String,
 ) -> Response {
+    let port = match inner.lock() {
+        Ok(g) => g.port,
+        Err(p) => p.into_inner().port,
+    };
+    if !host_is_ours(&headers, port) {
+        tracing::warn!("a request with another Host reached the sign-in listener; ignored");
+        return (
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            "This address answers Entra Setup's sign-in only.",
+        )
+            .into_response();
+    }
     // A POSTed form (SAML's HTTP-POST binding) counts as parameters too.
     q.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned());
     let has_answer =
@@ -68,13 +99,13 @@ async fn callback(
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    let Some(tx) = guard.tx.take() else {
+    if guard.tx.is_none() {
         return page(
             "This sign-in has already finished",
             "You can close this tab and return to Entra Setup.",
             true,
         );
-    };
+    }
     let state_ok = match (
         &guard.expected_state,
         q.get("state").or_else(|| q.get("RelayState")),
@@ -82,15 +113,28 @@ async fn callback(
         (Some(expected), Some(got)) => expected == got,
         _ => false,
     };
-    drop(guard);
     if !state_ok {
-        let _ = tx.send(Err(AuthError::StateMismatch));
-        return page(
-            "Sign-in rejected",
-            "This response does not belong to the sign-in Entra Setup started, so it was ignored. Return to Entra Setup and start again.",
+        // Not the answer to this sign-in: refused, and the real one is still awaited.
+        drop(guard);
+        tracing::warn!(
+            "a response with a wrong or missing state reached the sign-in listener; ignored"
+        );
+        let mut r = page(
+            "Not this sign-in",
+            "This response does not belong to the sign-in Entra Setup started, so it was ignored. Entra Setup is still waiting: finish the sign-in in the tab it opened.",
             false,
         );
+        *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+        return r;
     }
+    let Some(tx) = guard.tx.take() else {
+        return page(
+            "This sign-in has already finished",
+            "You can close this tab and return to Entra Setup.",
+            true,
+        );
+    };
+    drop(guard);
     if let Some(error) = q.get("error") {
         let description = q.get("error_description").cloned();
         let aadsts = description.as_deref().and_then(super::aadsts_code);
@@ -145,21 +189,30 @@ impl LoopbackListener {
         let inner = Arc::new(Mutex::new(Inner {
             expected_state: None,
             tx: Some(tx),
+            port,
         }));
         let app = Router::new().fallback(callback).with_state(inner.clone());
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
+        let stop = CancellationToken::new();
+        // `localhost` may resolve to ::1 first: listen there on the same port too, when the
+        // machine has IPv6 loopback (the redirect host and the bound addresses agree).
+        let v6 = if redirect_host == "localhost" {
+            tokio::net::TcpListener::bind(("::1", port)).await.ok()
+        } else {
+            None
+        };
+        for l in std::iter::once(listener).chain(v6) {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(l, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+            });
+        }
         Ok(Self {
             redirect_uri: format!("http://{redirect_host}:{port}/"),
             inner,
             rx,
-            stop: Some(stop_tx),
+            stop,
         })
     }
 
@@ -200,17 +253,13 @@ impl LoopbackListener {
         };
         // Give the browser its page before the listener goes away.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
         result
     }
 }
 
 impl Drop for LoopbackListener {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
     }
 }

@@ -125,6 +125,34 @@ use client::{build_client, describe, looks_like_tls_error, split_url, Cred, Http
 use report::{check, finish, skipped, u_host_port, unreachable};
 use write::{write_tests, WRITE_CHECKS};
 
+/// The largest certificate file the verifier takes for `--trust-cert` (a PEM chain is a few KB).
+pub const TRUSTED_CERT_LIMIT: u64 = 1024 * 1024;
+
+/// Reads a certificate the admin trusts for one check: a regular file under 1 MB (not a device,
+/// a folder or a pipe that never ends), said plainly otherwise.
+pub fn read_trusted_cert(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("Cannot read the certificate file {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file: give the certificate's PEM or DER file.",
+            path.display()
+        ));
+    }
+    let mut bytes = vec![];
+    std::fs::File::open(path)
+        .and_then(|f| f.take(TRUSTED_CERT_LIMIT + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("Cannot read the certificate file {}: {e}", path.display()))?;
+    if bytes.len() as u64 > TRUSTED_CERT_LIMIT {
+        return Err(format!(
+            "{} is larger than 1 MB: a certificate file is a few kilobytes.",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Verifies a SCIM endpoint.
 pub async fn verify(target: &ScimTarget, opts: &VerifyOptions) -> ScimReport {
     let started = Instant::now();
