@@ -9,6 +9,7 @@ pub(crate) fn setup_fail(e: SetupError) -> Fail {
         }
         SetupError::Plan(p) => Fail(2, p.to_string()),
         SetupError::Graph(g) => Fail(4, g.to_string()),
+        SetupError::Journal(j) => Fail(1, j.to_string()),
         SetupError::Inputs(errors) => Fail(
             2,
             errors

@@ -76,6 +76,7 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
             "Nothing was changed. Run again with --yes to undo.".into(),
         ));
     }
+    journal.check().map_err(|e| Fail(1, e.to_string()))?;
     let done = undo::undo(
         &s.graph,
         &journal,

@@ -102,6 +102,9 @@ pub async fn undo_setup(
     let journal = from_run.or(from_plan).ok_or(IpcError::Blocked {
         message: "Nothing to undo in this session.".into(),
     })?;
+    journal.check().map_err(|e| IpcError::Blocked {
+        message: e.to_string(),
+    })?;
     let done = undo::undo(&active.session.graph, &journal, Arc::new(|_| {})).await?;
     *setup.run.lock().await = None;
     Ok(done)

@@ -114,6 +114,9 @@ pub async fn prepare_setup(
                 message: p.to_string(),
             },
             SetupError::Inputs(errors) => IpcError::Inputs { errors },
+            SetupError::Journal(j) => IpcError::Blocked {
+                message: j.to_string(),
+            },
         })?;
     let view = PlanView::from(&prepared);
     *setup.prepared.lock().await = Some(prepared);

@@ -24,6 +24,8 @@ pub enum SetupError {
     /// Inputs the tenant contradicts (a group that does not exist), one message per field.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))]
     Inputs(Vec<crate::provider::InputError>),
+    #[error(transparent)]
+    Journal(#[from] super::journal::JournalError),
 }
 
 /// Looks up the security groups each `group_list` input names; their object IDs become
@@ -130,6 +132,7 @@ async fn prepare_boxed(
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
+    journal.check()?;
     let mut hints = journal.hints();
     hints
         .unhanded_secret_ids

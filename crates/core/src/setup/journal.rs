@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -32,6 +32,19 @@ pub enum ObjectKind {
     /// "Assignment required" set on a vendor's app, by its service principal id (`previous`
     /// holds the value before, "true" or "false").
     AssignmentRequirement,
+}
+
+/// A journal that cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    #[error("The journal {file} is damaged at line {line} ({why}). Entra Setup does not guess what it recorded: without it, Undo and resuming an interrupted apply would miss what the wizard made. Restore the file from a backup, or move it aside (keep it: it lists the ids the wizard created) and run again; a setup found in the tenant can still be undone from its tags.")]
+    Corrupt {
+        file: String,
+        line: usize,
+        why: String,
+    },
+    #[error("The journal {file} cannot be read: {why}.")]
+    Unreadable { file: String, why: String },
 }
 
 /// Hints from earlier, interrupted runs (from the journal).
@@ -223,7 +236,14 @@ pub fn previous_setups(dir: &Path, tenant_id: &str) -> Vec<PreviousSetup> {
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .filter_map(|path| {
             let j = Journal { path };
-            let entries = j.entries().ok()?;
+            let entries = match j.entries() {
+                Ok(e) => e,
+                Err(e) => {
+                    // Listed setups come from readable journals; the damaged one is named.
+                    tracing::warn!(error = %e, "a journal could not be read");
+                    return None;
+                }
+            };
             let (i, provider_id, display_name, inputs) = entries
                 .iter()
                 .enumerate()
@@ -315,38 +335,71 @@ impl Journal {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let torn = ends_without_newline(&self.path)?;
+        if ends_without_newline(&self.path)? {
+            // A record a crash cut short never happened: drop its bytes, so the journal holds
+            // whole lines only and anything else in it is damage, reported as such.
+            let bytes = std::fs::read(&self.path)?;
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            let f = OpenOptions::new().write(true).open(&self.path)?;
+            f.set_len(keep as u64)?;
+            f.sync_data()?;
+            tracing::warn!("dropped the journal's last line, cut short by a crash");
+        }
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
-        let mut line = if torn {
-            String::from("\n")
-        } else {
-            String::new()
-        };
-        line.push_str(&serde_json::to_string(entry).map_err(std::io::Error::other)?);
+        let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
         line.push('\n');
         f.write_all(line.as_bytes())?;
         f.sync_data()
     }
 
     /// Every readable entry, oldest first. A torn last line (a crash mid-write) is skipped.
-    pub fn entries(&self) -> std::io::Result<Vec<Entry>> {
-        let f = match File::open(&self.path) {
-            Ok(f) => f,
+    pub fn entries(&self) -> Result<Vec<Entry>, JournalError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(JournalError::Unreadable {
+                    file: self.path.display().to_string(),
+                    why: e.to_string(),
+                })
+            }
         };
+        let complete = bytes.ends_with(b"\n");
+        let lines: Vec<&[u8]> = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         let mut out = vec![];
-        for line in BufReader::new(f).lines() {
-            let line = line?;
-            match serde_json::from_str::<Entry>(&line) {
+        for (i, raw) in lines.iter().enumerate() {
+            let parsed = std::str::from_utf8(raw)
+                .map_err(|e| e.to_string())
+                .and_then(|l| serde_json::from_str::<Entry>(l).map_err(|e| e.to_string()));
+            match parsed {
                 Ok(e) => out.push(e),
-                Err(e) => tracing::warn!(error = %e, "skipping an unreadable journal line"),
+                // A last line cut short by a crash mid-write: what it was about to record did
+                // not happen as far as the journal knows; everything before it stands.
+                Err(why) if i + 1 == lines.len() && !complete => {
+                    tracing::warn!(line = i + 1, %why, "the journal's last line was cut short; ignored");
+                }
+                Err(why) => {
+                    return Err(JournalError::Corrupt {
+                        file: self.path.display().to_string(),
+                        line: i + 1,
+                        why,
+                    })
+                }
             }
         }
         Ok(out)
+    }
+
+    /// Reads the whole journal once: a damaged one is an error naming the file and the line,
+    /// never an empty history (Undo would find nothing; an interrupted apply would go unseen).
+    pub fn check(&self) -> Result<(), JournalError> {
+        self.entries().map(|_| ())
     }
 
     /// What the planner must know about interrupted runs.
@@ -641,6 +694,15 @@ mod tests {
         j.append(&entry("p1", 2, Event::Finished)).unwrap();
         assert_eq!(j.entries().unwrap().len(), 4);
         assert!(!j.interrupted());
+        // One bad byte in the middle: an error naming the file and the line, never an empty
+        // history (Undo would find nothing to remove).
+        let mut bytes = std::fs::read(j.path()).unwrap();
+        let second = bytes.iter().position(|b| *b == b'\n').unwrap() + 3;
+        bytes[second] = 0xFF;
+        std::fs::write(j.path(), &bytes).unwrap();
+        let e = j.check().unwrap_err();
+        assert!(matches!(&e, JournalError::Corrupt { line: 2, .. }), "{e:?}");
+        assert!(e.to_string().contains(&j.path().display().to_string()));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

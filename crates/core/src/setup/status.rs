@@ -91,6 +91,10 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
         }
     };
     let j = Journal::open(dir, &s.account.tenant_id, &intent.unique_name());
+    if let Err(e) = j.check() {
+        out.error = Some(e.to_string());
+        return out;
+    }
     let record = j.scim_record();
     let hints = j.hints();
     let has_sign_in = intent.provider.has_sign_in();
