@@ -49,6 +49,7 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
         &VerifyOptions {
             write_tests: v.write_tests,
             timeout: None,
+            ..Default::default()
         },
     )
     .await;

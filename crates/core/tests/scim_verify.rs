@@ -41,6 +41,7 @@ async fn scim2_server_from_pypi_refuses_entras_group_body_so_it_is_not_ready() {
         &VerifyOptions {
             write_tests: true,
             timeout: None,
+            ..Default::default()
         },
     )
     .await;
@@ -93,6 +94,7 @@ async fn scimmy_from_npm_is_checked_the_same_way() {
         &VerifyOptions {
             write_tests: true,
             timeout: None,
+            ..Default::default()
         },
     )
     .await;
@@ -144,6 +146,7 @@ async fn run(f: ScimFaults, write: bool) -> ScimReport {
         &VerifyOptions {
             write_tests: write,
             timeout: None,
+            ..Default::default()
         },
     )
     .await;
@@ -403,6 +406,7 @@ async fn an_endpoint_that_never_answers_times_out_with_no_tenant_url() {
         &VerifyOptions {
             write_tests: false,
             timeout: Some(std::time::Duration::from_millis(500)),
+            ..Default::default()
         },
     )
     .await;
@@ -466,6 +470,7 @@ async fn a_flag_already_in_the_url_tests_the_aadopt_format_only() {
         &VerifyOptions {
             write_tests: true,
             timeout: None,
+            ..Default::default()
         },
     )
     .await;
@@ -495,6 +500,7 @@ async fn duplicates_accepted_are_caught_and_cleaned_up() {
         &VerifyOptions {
             write_tests: true,
             timeout: None,
+            ..Default::default()
         },
     )
     .await;
@@ -542,15 +548,24 @@ async fn a_redirect_to_a_login_page_is_named() {
 }
 
 #[tokio::test]
-async fn plain_http_elsewhere_fails() {
+async fn plain_http_elsewhere_fails_before_any_credential_is_sent() {
+    // A server on this computer under a name that is not loopback (the HTTP client's resolver
+    // maps it here): the verifier must not send it the token, or anything at all.
+    let (url, requests, with_auth) = support::request_counter().await;
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let r = scim::verify(
-        &target("http://scim.example.invalid/scim/v2"),
-        &VerifyOptions::default(),
+        &target(&format!("http://scim.example.com:{}/scim/v2", addr.port())),
+        &VerifyOptions {
+            resolve: vec![("scim.example.com".into(), addr)],
+            ..Default::default()
+        },
     )
     .await;
     assert_eq!(check_of(&r, "https").status, ScimStatus::Fail);
     assert_eq!(r.checks.len(), 1, "nothing was sent: {:#?}", r.checks);
     assert_eq!(r.tenant_url, None);
+    assert_eq!(with_auth.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

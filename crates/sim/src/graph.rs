@@ -57,6 +57,8 @@ pub struct Req<'a> {
     pub prefer: Option<String>,
     pub claims: AccessClaims,
     pub base: &'a str,
+    /// Where `@odata.nextLink`s point (`Faults::next_link_base`; the simulator itself when empty).
+    pub next_link_base: String,
 }
 
 impl Req<'_> {
@@ -156,6 +158,7 @@ pub async fn dispatch(
                 prefer,
                 claims,
                 base: &s.base_url,
+                next_link_base: world.config.faults.next_link_base.clone(),
             };
             route(&mut world, &req)
         });

@@ -120,7 +120,12 @@ fn list(dir: &mut Directory, req: &Req<'_>, context: &str, items: &[Value]) -> O
     let page: Vec<Value> = out.iter().skip(skip).take(top).cloned().collect();
     let mut body = json!({"@odata.context": req.context(context), "value": page});
     if skip + top < out.len() {
-        let mut next = url::Url::parse(&format!("{}/v1.0/{}", req.base, req.segments.join("/")))
+        let base = if req.next_link_base.is_empty() {
+            req.base
+        } else {
+            req.next_link_base.as_str()
+        };
+        let mut next = url::Url::parse(&format!("{}/v1.0/{}", base, req.segments.join("/")))
             .map_err(|e| bad(e.to_string()))?;
         {
             let mut q = next.query_pairs_mut();

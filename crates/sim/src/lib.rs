@@ -104,6 +104,9 @@ pub struct Faults {
     /// A vendor's service principal, made by an admin's consent, stays invisible to reads for
     /// this many milliseconds (it replicates from the consent service like any new object).
     pub vendor_app_late_ms: u64,
+    /// `@odata.nextLink`s name this root instead of the simulator's own (a misrouted or hostile
+    /// answer sending the next page, and the token with it, to another host); empty for none.
+    pub next_link_base: String,
     /// Gallery apps come without their synchronization template (a template Microsoft has
     /// withdrawn, or one not yet provisioned): `synchronization/templates` answers an empty list.
     pub gallery_sync_template_missing: bool,

@@ -201,6 +201,7 @@ pub async fn verify_scim(
         &VerifyOptions {
             write_tests,
             timeout: None,
+            ..Default::default()
         },
     )
     .await)

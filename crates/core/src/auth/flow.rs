@@ -203,8 +203,7 @@ fn granted(resp: &MsTokenResponse, requested: &[String]) -> Vec<String> {
 }
 
 fn expiry(resp: &MsTokenResponse) -> DateTime<Utc> {
-    let secs = resp.expires_in().unwrap_or(Duration::from_secs(3600));
-    Utc::now() + chrono::Duration::from_std(secs).unwrap_or_else(|_| chrono::Duration::hours(1))
+    Utc::now() + super::token_lifetime(resp.expires_in())
 }
 
 /// Verifies the id token's signature against the provider's JWKS, its audience, issuer and nonce.
@@ -501,7 +500,8 @@ async fn device_flow(
         r = client.exchange_device_code().add_scopes(opts.scopes.iter().cloned().map(Scope::new)).request_async(&patient) => r.map_err(map_token_error)?,
         () = cancel.cancelled() => return Err(AuthError::Cancelled),
     };
-    let lifetime = details.expires_in();
+    // A device code lives 15 minutes at Microsoft; an answer claiming more is held to an hour.
+    let lifetime = details.expires_in().min(Duration::from_secs(3600));
     on_event(SignInEvent::DeviceCode {
         user_code: details.user_code().secret().clone(),
         verification_uri: details.verification_uri().to_string(),

@@ -158,9 +158,31 @@ impl AuthError {
     }
 }
 
+/// How long a token the identity platform issued is used: its `expires_in`, held between a
+/// minute and a day (an endpoint answering a huge or zero lifetime cannot make the wizard keep a
+/// token for ever, or overflow a date).
+pub(crate) fn token_lifetime(expires_in: Option<std::time::Duration>) -> chrono::Duration {
+    let secs = expires_in.map_or(3600, |d| d.as_secs()).clamp(60, 86_400);
+    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(3600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_lifetimes_are_held_between_a_minute_and_a_day() {
+        use std::time::Duration;
+        assert_eq!(token_lifetime(None), chrono::Duration::hours(1));
+        assert_eq!(
+            token_lifetime(Some(Duration::from_secs(u64::MAX))),
+            chrono::Duration::days(1)
+        );
+        assert_eq!(
+            token_lifetime(Some(Duration::ZERO)),
+            chrono::Duration::minutes(1)
+        );
+    }
 
     #[test]
     fn reads_aadsts_codes() {

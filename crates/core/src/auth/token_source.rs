@@ -118,9 +118,7 @@ impl TokenSource {
             .await
             .map_err(map_token_error)?;
         let token = SecretString::from(resp.access_token().secret().clone());
-        let secs = resp.expires_in().map_or(3600, |d| d.as_secs());
-        let expires_at =
-            Utc::now() + chrono::Duration::seconds(i64::try_from(secs).unwrap_or(3600));
+        let expires_at = Utc::now() + super::token_lifetime(resp.expires_in());
         if let Some(new_rt) = resp.refresh_token() {
             let new_rt = SecretString::from(new_rt.secret().clone());
             if let Some(p) = &self.persist {

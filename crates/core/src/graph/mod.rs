@@ -410,6 +410,21 @@ impl Request<'_> {
             if pages < 1000 {
                 next = page.next_link;
             }
+            // The next page must be on Microsoft Graph's own root: the access token goes with
+            // it, and an answer naming another host is not followed.
+            if let Some(link) = &next {
+                if !link.starts_with(&format!("{}/", self.client.base)) {
+                    return Err(GraphError::Decode {
+                        method: self.method.to_string(),
+                        path: path.clone(),
+                        detail: format!(
+                            "its @odata.nextLink points outside Microsoft Graph ({}); it was not followed, so the access token stays with Graph",
+                            link.split('/').take(3).collect::<Vec<_>>().join("/")
+                        ),
+                        request_id: None,
+                    });
+                }
+            }
         }
         Ok(out)
     }

@@ -204,6 +204,7 @@ pub enum ClientError {
 pub(super) fn build_client(
     trusted: Option<&[u8]>,
     timeout: Duration,
+    resolve: &[(String, std::net::SocketAddr)],
 ) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -216,6 +217,9 @@ pub(super) fn build_client(
     if let Some(pem) = trusted {
         let cert = reqwest::Certificate::from_pem(pem).map_err(ClientError::NotPem)?;
         b = b.add_root_certificate(cert);
+    }
+    for (name, addr) in resolve {
+        b = b.resolve(name, *addr);
     }
     b.build().map_err(ClientError::Build)
 }

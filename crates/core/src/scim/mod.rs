@@ -47,6 +47,9 @@ pub struct VerifyOptions {
     /// Create, change and delete a test user and group.
     pub write_tests: bool,
     pub timeout: Option<Duration>,
+    /// Host names answered from this list instead of DNS (reqwest's resolver override): lets a
+    /// test put a server that is not on loopback, by name, on this computer.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +199,7 @@ pub async fn verify(target: &ScimTarget, opts: &VerifyOptions) -> ScimReport {
     }
 
     // tls: the chain must be valid without help; a certificate the admin trusts only passes with a warning.
-    let strict = match build_client(None, timeout) {
+    let strict = match build_client(None, timeout, &opts.resolve) {
         Ok(c) => c,
         Err(e) => {
             checks.push(check(
@@ -231,7 +234,7 @@ pub async fn verify(target: &ScimTarget, opts: &VerifyOptions) -> ScimReport {
     if scheme == "https" {
         if tls_failed {
             match &target.trusted_cert {
-                Some(pem) => match build_client(Some(pem), timeout) {
+                Some(pem) => match build_client(Some(pem), timeout, &opts.resolve) {
                     Ok(c) => {
                         checks.push(check("tls", "The TLS certificate is valid", ScimStatus::Warn, "The certificate does not chain to a public CA; it is accepted only because you trusted it for this check.", "Entra refuses certificates that do not chain to a public CA: Test Connection fails", "RFC 7644 §7.1", Some("Install a certificate from a public CA before entering the URL in Entra."), vec![x]));
                         client = c;

@@ -232,3 +232,32 @@ pub fn forged_response(b64: &str) -> String {
     assert_ne!(forged, xml, "the response names Adele");
     forged
 }
+
+/// A server that counts the requests it gets and how many carried an Authorization header.
+pub async fn request_counter() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let (all, with_auth) = (
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    );
+    let (a, w) = (all.clone(), with_auth.clone());
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let (a, w) = (a.clone(), w.clone());
+        async move {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if headers.contains_key(axum::http::header::AUTHORIZATION) {
+                w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            "{}"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, all, with_auth)
+}
