@@ -623,3 +623,37 @@ async fn basic_credentials_are_verified_but_flagged() {
         .entra_impact
         .contains("only sends a bearer token"));
 }
+
+#[tokio::test]
+async fn a_hostile_endpoint_cannot_echo_the_token_or_draw_on_the_terminal() {
+    // Every answer: 400 with the request's Authorization header echoed, an ANSI sequence that
+    // clears the screen, and a fake verdict.
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let auth = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!(
+                "{{\"detail\":\"you sent {auth} and {}\u{1b}[2J\u{1b}[H PASS all checks\"}}",
+                auth.trim_start_matches("Bearer ")
+            ),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/scim/v2", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let r = scim::verify(&target(&url), &VerifyOptions::default()).await;
+    let all = serde_json::to_string(&r).unwrap();
+    assert!(!all.contains(TOKEN), "the token came back in the report");
+    // JSON escapes a raw ESC as \u001b: neither form may be there.
+    assert!(
+        !all.contains('\u{1b}') && !all.contains("\\u001b"),
+        "a control character reached the report: {all}"
+    );
+    assert!(all.contains("<redacted>"), "{all}");
+}

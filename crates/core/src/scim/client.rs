@@ -69,13 +69,21 @@ impl Http {
             .client
             .request(method.clone(), &url)
             .header("Accept", "application/scim+json");
+        // What an endpoint echoing the request could hand back: never shown.
+        let mut secrets: Vec<String> = vec![];
         let auth = match cred {
             Cred::Real(ScimAuth::Bearer(t)) => {
+                secrets.push(t.expose_secret().to_string());
                 req = req.bearer_auth(t.expose_secret());
                 "bearer <redacted>".to_string()
             }
             Cred::Real(ScimAuth::Basic { user, password }) => {
                 req = req.basic_auth(user, Some(password.expose_secret()));
+                secrets.push(password.expose_secret().to_string());
+                secrets.push(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("{user}:{}", password.expose_secret()),
+                ));
                 "basic <redacted>".to_string()
             }
             Cred::None => "none".to_string(),
@@ -112,16 +120,16 @@ impl Http {
                     .headers()
                     .get("content-type")
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                    .map(|v| clean(v, &secrets));
                 x.location = resp
                     .headers()
                     .get("location")
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let text = resp.text().await.unwrap_or_default();
+                    .map(|v| clean(v, &secrets));
+                let text = read_capped(resp).await;
                 x.millis = ms(started.elapsed());
                 let parsed = serde_json::from_str::<Value>(&text).ok();
-                let mut shown = text;
+                let mut shown = clean(&text, &secrets);
                 if shown.len() > 4096 {
                     let mut cut = 4096;
                     while !shown.is_char_boundary(cut) {
@@ -140,6 +148,43 @@ impl Http {
             }
         }
     }
+}
+
+/// The most of an answer the verifier reads: a SCIM answer is kilobytes; an endpoint streaming
+/// without end is cut here.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Reads an answer's body up to [`BODY_LIMIT`] (lossy UTF-8).
+async fn read_capped(mut resp: reqwest::Response) -> String {
+    let mut bytes: Vec<u8> = vec![];
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = BODY_LIMIT.saturating_sub(bytes.len());
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if bytes.len() >= BODY_LIMIT {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Text from the endpoint as it may be shown (terminal, webview, JSON report, files): the
+/// credential it was sent, and anything else that looks like one, masked; control characters
+/// (an ANSI sequence that clears the screen and draws a fake PASS) replaced, lines kept.
+pub(super) fn clean(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s.as_str(), "<redacted>");
+    }
+    let out = crate::redact::redact(&out).into_owned();
+    out.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 pub(super) fn status_of(x: &Exchange) -> u16 {
