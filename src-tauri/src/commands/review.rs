@@ -46,7 +46,16 @@ async fn with_scim(
             || r.sync_all != choice.sync_all
             || r.token_expires != expires
     });
-    let new_token = ScimToken::is_new(setup.scim_token.lock().await.as_ref(), changed);
+    let held = setup.scim_token.lock().await;
+    if let Some(t) = held.as_ref() {
+        t.check_url(&choice.tenant_url)
+            .map_err(|message| IpcError::Invalid {
+                field: "scim_token".into(),
+                message,
+            })?;
+    }
+    let new_token = ScimToken::is_new(held.as_ref(), changed);
+    drop(held);
     let si = ScimIntent::new(
         &choice.tenant_url,
         new_token,

@@ -92,6 +92,7 @@ pub async fn preview_sync(
 pub async fn set_scim_token(
     token: String,
     remember: bool,
+    tenant_url: String,
     provider_id: String,
     inputs: BTreeMap<String, String>,
     core: State<'_, Core>,
@@ -102,6 +103,14 @@ pub async fn set_scim_token(
         field: "scim_token".into(),
         message: e.to_string(),
     })?;
+    if entra_setup_core::setup::sync::origin_of(&tenant_url).is_none() {
+        return Err(IpcError::Invalid {
+            field: "scim_url".into(),
+            message:
+                "Enter the Tenant URL first: the token is bound to it and never sent anywhere else."
+                    .into(),
+        });
+    }
     if remember {
         let active = sessions.active().await?;
         let intent = intent(&provider_id, &inputs, None)?;
@@ -111,7 +120,8 @@ pub async fn set_scim_token(
         );
         entra_setup_core::keychain::set(&core.keychain, &key, secret.clone()).await?;
     }
-    *setup.scim_token.lock().await = Some(ScimToken::entered(secret, remember));
+    *setup.scim_token.lock().await =
+        Some(ScimToken::entered(secret, remember).for_url(&tenant_url));
     Ok(TokenState::of(setup.scim_token.lock().await.as_ref()))
 }
 
@@ -155,7 +165,7 @@ pub async fn use_demo_scim(
     }
     let url = demo.fake_scim_url().await?;
     let token = SecretString::from(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN.to_string());
-    *setup.scim_token.lock().await = Some(ScimToken::entered(token, false));
+    *setup.scim_token.lock().await = Some(ScimToken::entered(token, false).for_url(&url));
     Ok(url)
 }
 
@@ -175,11 +185,18 @@ pub async fn verify_scim(
         .lock()
         .await
         .as_ref()
-        .map(|t| t.value.clone())
+        .map(|t| {
+            t.check_url(&url)
+                .map(|()| t.value.clone())
+                .map_err(|message| IpcError::Invalid {
+                    field: "scim_token".into(),
+                    message,
+                })
+        })
         .ok_or(IpcError::Invalid {
             field: "scim_token".into(),
             message: "Enter the provider's SCIM token first.".into(),
-        })?;
+        })??;
     let trusted_cert = match trusted_cert.filter(|p| !p.trim().is_empty()) {
         Some(p) => Some(
             scim::read_trusted_cert(std::path::Path::new(p.trim())).map_err(|message| {

@@ -124,7 +124,7 @@ export const commands = {
 	 *  Takes the provider's SCIM token (Entra's Secret Token). It stays in this process; with
 	 *  `remember` it also goes to the OS keychain for later runs. It is never sent back.
 	 */
-	setScimToken: (token: string, remember: boolean, providerId: string, inputs: { [key in string]: string }) => typedError<TokenState, IpcError>(__TAURI_INVOKE("set_scim_token", { token, remember, providerId, inputs })),
+	setScimToken: (token: string, remember: boolean, tenantUrl: string, providerId: string, inputs: { [key in string]: string }) => typedError<TokenState, IpcError>(__TAURI_INVOKE("set_scim_token", { token, remember, tenantUrl, providerId, inputs })),
 	/**  Forgets the token here and, if it was kept, in the OS keychain. */
 	forgetScimToken: (providerId: string, inputs: { [key in string]: string }) => typedError<TokenState, IpcError>(__TAURI_INVOKE("forget_scim_token", { providerId, inputs })),
 	/**  Demo only: the simulated provider's SCIM endpoint, with its token set here. */

@@ -93,8 +93,8 @@ export const ipc = {
     unwrap(commands.scimContext(providerId, inputs, channel(onEvent))),
   searchPeople: (query: string, groups: boolean) => unwrap(commands.searchPeople(query, groups)),
   previewSync: (providerId: string, syncAll: boolean, assigned: Assignee[]) => unwrap(commands.previewSync(providerId, syncAll, assigned)),
-  setScimToken: (token: string, remember: boolean, providerId: string, inputs: Record<string, string>) =>
-    unwrap(commands.setScimToken(token, remember, providerId, inputs)),
+  setScimToken: (token: string, remember: boolean, tenantUrl: string, providerId: string, inputs: Record<string, string>) =>
+    unwrap(commands.setScimToken(token, remember, tenantUrl, providerId, inputs)),
   forgetScimToken: (providerId: string, inputs: Record<string, string>) => unwrap(commands.forgetScimToken(providerId, inputs)),
   useDemoScim: () => unwrap(commands.useDemoScim()),
   verifyScim: (url: string, writeTests: boolean, trustedCert: string | null) => unwrap(commands.verifyScim(url, writeTests, trustedCert)),

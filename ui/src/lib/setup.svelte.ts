@@ -365,7 +365,7 @@ class Setup {
     if (!this.providerId) return false;
     const id = this.providerId;
     this.inputErrors = {};
-    const r = await this.run("Keeping the token…", () => ipc.setScimToken(value, remember, id, this.inputs));
+    const r = await this.run("Keeping the token…", () => ipc.setScimToken(value, remember, this.scimUrl, id, this.inputs));
     if (r.ok) this.token = r.value;
     else if (this.error?.kind === "invalid") this.inputErrors = { [this.error.detail.field]: this.error.detail.message };
     return r.ok;

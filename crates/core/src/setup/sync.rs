@@ -27,6 +27,19 @@ pub struct ScimToken {
     pub remembered: bool,
     /// Entered in this session and not yet saved in Entra: a plan saves a new token only then.
     pub fresh: bool,
+    /// The endpoint (scheme, host and port) it was entered for: it is sent nowhere else.
+    pub origin: Option<String>,
+}
+
+/// `https://host:port` of a URL (the port Entra would use when none is written).
+pub fn origin_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url.trim()).ok()?;
+    Some(format!(
+        "{}://{}:{}",
+        u.scheme(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?
+    ))
 }
 
 impl ScimToken {
@@ -36,6 +49,27 @@ impl ScimToken {
             value,
             remembered,
             fresh: true,
+            origin: None,
+        }
+    }
+
+    /// Binds the token to the endpoint it was entered for.
+    #[must_use]
+    pub fn for_url(mut self, url: &str) -> Self {
+        self.origin = origin_of(url);
+        self
+    }
+
+    /// Whether the token may go to `url`: only to the endpoint it was entered for (a webview
+    /// or a script cannot have it sent to another host).
+    pub fn check_url(&self, url: &str) -> Result<(), String> {
+        match (&self.origin, origin_of(url)) {
+            (None, _) => Ok(()),
+            (Some(bound), Some(to)) if *bound == to => Ok(()),
+            (Some(bound), to) => Err(format!(
+                "The SCIM token was entered for {bound}, and a token is only ever sent to the endpoint it was entered for: enter the token again for {}.",
+                to.unwrap_or_else(|| url.to_string())
+            )),
         }
     }
 
@@ -45,6 +79,7 @@ impl ScimToken {
             value,
             remembered: true,
             fresh: false,
+            origin: None,
         }
     }
 
@@ -202,7 +237,12 @@ pub async fn context(
     };
     if held.is_none() {
         if let Ok(Some(t)) = keychain::get(store, &scim_token_key(tenant, &scim_name)).await {
-            *held = Some(ScimToken::kept(t));
+            // Kept for the endpoint the last run saved.
+            let kept = ScimToken::kept(t);
+            *held = Some(match &hints.scim {
+                Some(r) => kept.for_url(&r.tenant_url),
+                None => kept,
+            });
         }
     }
     let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
@@ -316,5 +356,28 @@ fn assignee(a: state::PrincipalAssignment) -> Assignee {
             .principal_display_name
             .unwrap_or_else(|| a.principal_id.clone()),
         id: a.principal_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_goes_only_to_the_endpoint_it_was_entered_for() {
+        let t = ScimToken::entered(SecretString::from("t0k3n".to_string()), false)
+            .for_url("https://scim.example.com/scim/v2");
+        assert!(t
+            .check_url("https://SCIM.example.com:443/scim/v2?aadOptscim062020")
+            .is_ok());
+        let e = t.check_url("https://attacker.example/collect").unwrap_err();
+        assert!(
+            e.contains("entered for https://scim.example.com:443"),
+            "{e}"
+        );
+        assert!(t.check_url("http://scim.example.com/scim/v2").is_err());
+        assert!(t
+            .check_url("https://scim.example.com:8443/scim/v2")
+            .is_err());
     }
 }
