@@ -89,6 +89,7 @@ pub async fn preview_sync(
 #[tauri::command]
 #[specta::specta]
 #[instrument(skip_all, err)]
+#[allow(clippy::too_many_arguments)] // Tauri injects the state arguments
 pub async fn set_scim_token(
     token: String,
     remember: bool,
