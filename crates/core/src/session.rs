@@ -277,6 +277,21 @@ pub async fn ensure_scopes(
 /// [`AuthError::SessionExpired`] when there is nothing saved or it no longer works.
 pub async fn resume(ctx: &Context, record: &AccountRecord) -> Result<Session, SessionError> {
     let cloud = Cloud::from_choice(&record.cloud).map_err(AuthError::from)?;
+    // The saved record says where refresh tokens go: only to the cloud's authority. A file
+    // changed to point elsewhere means a fresh sign-in, never a token sent there.
+    let on_authority = url::Url::parse(&record.token_endpoint).is_ok_and(|u| {
+        u.host_str() == cloud.authority.host_str()
+            && u.port_or_known_default() == cloud.authority.port_or_known_default()
+    });
+    if !on_authority {
+        return Err(AuthError::SessionExpired {
+            reason: format!(
+                "the saved sign-in names a token endpoint that is not on {} (the file was changed or is damaged)",
+                cloud.authority.host_str().unwrap_or_default()
+            ),
+        }
+        .into());
+    }
     let key = record.keychain_key(&cloud);
     let Some(rt) = keychain::get(&ctx.store, &key)
         .await

@@ -463,6 +463,21 @@ async fn next_launch_resumes_silently_until_the_session_is_revoked() {
             .unwrap()
             .allowed
     );
+    // A saved record changed to send the refresh token elsewhere: a fresh sign-in, and nothing
+    // reaches that host.
+    let (elsewhere, requests, _) = request_counter().await;
+    let mut tampered = record.clone();
+    tampered.token_endpoint = format!("{elsewhere}/oauth2/v2.0/token");
+    let err = session::resume(&ctx(store.clone()), &tampered)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, SessionError::Auth(AuthError::SessionExpired { .. }))
+            && err.to_string().contains("not on 127.0.0.1"),
+        "{err}"
+    );
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 0);
     sim.revoke_refresh_tokens();
     let err = session::resume(&ctx(store.clone()), &record)
         .await

@@ -30,6 +30,43 @@ impl Discovery {
             .then(|| segment.to_string())
     }
 
+    /// Every endpoint the wizard sends a code, a refresh token or a secret to must be on the
+    /// host it asked (the chosen cloud's authority, or the one the admin typed): a configuration
+    /// naming another host is refused rather than followed.
+    pub fn check_hosts(&self, asked: &str) -> Result<(), AuthError> {
+        let origin = |u: &str| {
+            url::Url::parse(u).ok().and_then(|u| {
+                Some((
+                    u.host_str()?.to_ascii_lowercase(),
+                    u.port_or_known_default()?,
+                ))
+            })
+        };
+        let Some(expected) = origin(asked) else {
+            return Err(AuthError::Protocol(format!("{asked} is not a URL")));
+        };
+        let named = [
+            ("authorization", Some(self.authorization_endpoint.as_str())),
+            ("token", Some(self.token_endpoint.as_str())),
+            (
+                "device authorization",
+                self.device_authorization_endpoint.as_deref(),
+            ),
+            ("signing keys", Some(self.jwks_uri.as_str())),
+        ];
+        for (what, url) in named {
+            let Some(url) = url else { continue };
+            if origin(url).as_ref() != Some(&expected) {
+                return Err(AuthError::Protocol(format!(
+                    "the sign-in service's configuration names its {what} endpoint on another host ({}), not on {}: Entra Setup sends codes and tokens only to the authority you chose, so it stopped",
+                    url.split('/').take(3).collect::<Vec<_>>().join("/"),
+                    expected.0
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The issuer an id token for `tid` must carry.
     pub fn issuer_for(&self, tid: &str) -> String {
         self.issuer.replace("{tenantid}", tid)
@@ -65,7 +102,46 @@ pub async fn discover(
             "OpenID configuration at {url} answered HTTP {status}"
         )));
     }
-    serde_json::from_str(&text).map_err(|e| {
+    let d: Discovery = serde_json::from_str(&text).map_err(|e| {
         AuthError::Protocol(format!("OpenID configuration at {url} is not valid: {e}"))
-    })
+    })?;
+    d.check_hosts(url)?;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(token: &str) -> Discovery {
+        Discovery {
+            issuer: "https://login.microsoftonline.com/{tenantid}/v2.0".into(),
+            authorization_endpoint:
+                "https://login.microsoftonline.com/common/oauth2/v2.0/authorize".into(),
+            token_endpoint: token.into(),
+            device_authorization_endpoint: Some(
+                "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode".into(),
+            ),
+            jwks_uri: "https://login.microsoftonline.com/common/discovery/v2.0/keys".into(),
+        }
+    }
+
+    #[test]
+    fn endpoints_on_another_host_are_refused() {
+        let asked =
+            "https://login.microsoftonline.com/contoso.com/v2.0/.well-known/openid-configuration";
+        assert!(
+            config("https://login.microsoftonline.com/common/oauth2/v2.0/token")
+                .check_hosts(asked)
+                .is_ok()
+        );
+        let e = config("https://tokens.attacker.example/steal")
+            .check_hosts(asked)
+            .unwrap_err();
+        assert!(e.to_string().contains("tokens.attacker.example"), "{e}");
+        // Another port on the same host is another server.
+        assert!(config("https://login.microsoftonline.com:8443/t")
+            .check_hosts(asked)
+            .is_err());
+    }
 }
