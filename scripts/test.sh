@@ -16,24 +16,24 @@ npm run --silent build
 
 section "Formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 
 section "UI: type check and unit tests (Vitest + mockIPC)"
 npm run --silent check
 npm run --silent test:ui
 
 section "Rust: core, simulator, Graph schema checks, OAuth against oidc-provider, shell"
-cargo test --workspace --quiet
+cargo test --locked --workspace --quiet
 
 section "OS keychain: a real Secret Service (gnome-keyring in a private D-Bus session)"
 # A throwaway keyring directory, so the login keyring is created fresh with a known password.
 keyring_home=$(mktemp -d)
-XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c 'printf "entra-setup" | gnome-keyring-daemon --unlock --components=secrets >/dev/null && cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored --skip without_a_secret_service'
+XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c 'printf "entra-setup" | gnome-keyring-daemon --unlock --components=secrets >/dev/null && cargo test --locked --quiet -p entra-setup-core --test keychain_os -- --ignored --skip without_a_secret_service'
 rm -rf "$keyring_home"
-env -u DBUS_SESSION_BUS_ADDRESS cargo test --quiet -p entra-setup-core --test keychain_os -- --ignored without_a_secret_service
+env -u DBUS_SESSION_BUS_ADDRESS cargo test --locked --quiet -p entra-setup-core --test keychain_os -- --ignored without_a_secret_service
 
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
-cargo build --quiet -p entra-setup-app --features custom-protocol
+cargo build --locked --quiet -p entra-setup-app --features custom-protocol
 xvfb-run -a -s "-screen 0 1280x900x24" node tests/e2e/wizard.e2e.mjs
 
 section "All tests passed in $((SECONDS - start)) s"
