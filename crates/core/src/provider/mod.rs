@@ -86,6 +86,23 @@ pub struct AppSpec {
     pub name: Option<String>,
 }
 
+impl AppSpec {
+    /// What a vendor's app is called in the tenant: its display name, else its appId; the
+    /// profile's id for an app that is not the vendor's.
+    pub fn vendor_name(&self) -> String {
+        match &self.source {
+            AppSource::Vendor {
+                display_name: Some(n),
+                ..
+            } => n.clone(),
+            AppSource::Vendor {
+                app_id: Some(id), ..
+            } => format!("the app {id}"),
+            _ => self.id.clone(),
+        }
+    }
+}
+
 /// Optional claims and the groups claim of an OIDC app.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClaimsSpec {

@@ -803,13 +803,7 @@ fn plan_vendor(
     };
     let target_name = provider.app(&spec.assign_to).map_or_else(
         || spec.assign_to.clone(),
-        |a| match &a.source {
-            crate::provider::AppSource::Vendor {
-                display_name: Some(n),
-                ..
-            } => n.clone(),
-            _ => a.id.clone(),
-        },
+        crate::provider::AppSpec::vendor_name,
     );
     notes.push(spec.assign_to_note.clone());
     for wrong in &spec.warn_if_assigned_to {

@@ -228,17 +228,9 @@ pub async fn read(
                             .await?
                             .map(FoundApp::Template)
                     }
-                    AppSource::Vendor {
-                        app_id,
-                        display_name,
-                    } => read_vendor(
-                        graph,
-                        &intent.tenant_id,
-                        app_id.as_deref(),
-                        display_name.as_deref(),
-                    )
-                    .await?
-                    .map(FoundApp::Vendor),
+                    AppSource::Vendor { .. } => read_vendor(graph, &intent.tenant_id, spec)
+                        .await?
+                        .map(FoundApp::Vendor),
                 };
                 Ok::<_, GraphError>(found.map(|f| (spec.id.clone(), f)))
             });
@@ -447,9 +439,16 @@ async fn read_registration(
 pub async fn read_vendor(
     graph: &GraphClient,
     tenant_id: &str,
-    app_id: Option<&str>,
-    display_name: Option<&str>,
+    spec: &crate::provider::AppSpec,
 ) -> Result<Option<VendorApp>, GraphError> {
+    let AppSource::Vendor {
+        app_id,
+        display_name,
+    } = &spec.source
+    else {
+        return Ok(None);
+    };
+    let (app_id, display_name) = (app_id.as_deref(), display_name.as_deref());
     let s = StepScopes::RegisterApp;
     const FIELDS: &str = "id,appId,displayName,accountEnabled,appOwnerOrganizationId,appRoleAssignmentRequired,appRoles";
     let filter = match (app_id, display_name) {

@@ -285,30 +285,17 @@ async fn directory_sync_context(
 ) -> Result<ScimContext, SyncError> {
     let mut intent = intent.clone();
     intent.tenant_id.clone_from(&s.account.tenant_id);
-    let target = match intent.provider.app(&ds.assign_to).map(|a| &a.source) {
-        Some(crate::provider::AppSource::Vendor {
-            app_id,
-            display_name,
-        }) => {
-            state::read_vendor(
-                &s.graph,
-                &intent.tenant_id,
-                app_id.as_deref(),
-                display_name.as_deref(),
-            )
-            .await?
-        }
-        _ => None,
+    let spec = intent.provider.app(&ds.assign_to);
+    let target = match spec {
+        Some(spec) => state::read_vendor(&s.graph, &intent.tenant_id, spec).await?,
+        None => None,
     };
     let name = intent.provider.name.clone();
     let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
-    let app_name = match intent.provider.app(&ds.assign_to).map(|a| &a.source) {
-        Some(crate::provider::AppSource::Vendor {
-            display_name: Some(n),
-            ..
-        }) => n.clone(),
-        _ => ds.assign_to.clone(),
-    };
+    let app_name = spec.map_or_else(
+        || ds.assign_to.clone(),
+        crate::provider::AppSpec::vendor_name,
+    );
     Ok(ScimContext {
         info: ScimInfo {
             app_name: app_name.clone(),

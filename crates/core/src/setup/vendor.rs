@@ -61,20 +61,6 @@ fn label(name: &str, kind: PermissionKind) -> String {
     }
 }
 
-/// What the vendor's app is called: its display name, else its appId.
-fn app_name(spec: &provider::AppSpec) -> String {
-    match &spec.source {
-        AppSource::Vendor {
-            display_name: Some(n),
-            ..
-        } => n.clone(),
-        AppSource::Vendor {
-            app_id: Some(id), ..
-        } => format!("the app {id}"),
-        _ => spec.id.clone(),
-    }
-}
-
 /// Checks every vendor app of the setup against what the profile says the vendor needs. Pure.
 pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
     let provider = &intent.provider;
@@ -86,7 +72,7 @@ pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
     provider
         .vendor_apps()
         .map(|spec| {
-            let name = app_name(spec);
+            let name = spec.vendor_name();
             let needed: Vec<&provider::PermissionSpec> = provider
                 .permissions
                 .iter()
@@ -261,23 +247,10 @@ pub async fn check(graph: &GraphClient, intent: &Intent) -> Result<Vec<VendorCon
         .await?;
     let mut state = TenantState::empty(graph_sp);
     for spec in intent.provider.vendor_apps() {
-        if let AppSource::Vendor {
-            app_id,
-            display_name,
-        } = &spec.source
-        {
-            if let Some(v) = super::state::read_vendor(
-                graph,
-                &intent.tenant_id,
-                app_id.as_deref(),
-                display_name.as_deref(),
-            )
-            .await?
-            {
-                state
-                    .apps
-                    .insert(spec.id.clone(), super::state::FoundApp::Vendor(v));
-            }
+        if let Some(v) = super::state::read_vendor(graph, &intent.tenant_id, spec).await? {
+            state
+                .apps
+                .insert(spec.id.clone(), super::state::FoundApp::Vendor(v));
         }
     }
     Ok(consent(intent, &state))
@@ -436,21 +409,7 @@ pub async fn attention(
         .collect();
     let created = journal.created();
     for spec in intent.provider.vendor_apps() {
-        let AppSource::Vendor {
-            app_id,
-            display_name,
-        } = &spec.source
-        else {
-            continue;
-        };
-        let Some(v) = super::state::read_vendor(
-            graph,
-            &intent.tenant_id,
-            app_id.as_deref(),
-            display_name.as_deref(),
-        )
-        .await?
-        else {
+        let Some(v) = super::state::read_vendor(graph, &intent.tenant_id, spec).await? else {
             continue;
         };
         let gone = created

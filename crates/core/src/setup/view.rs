@@ -265,13 +265,8 @@ pub struct DirectorySyncInfo {
 }
 
 fn vendor_app_name(p: &Provider, id: &str) -> String {
-    match p.app(id).map(|a| &a.source) {
-        Some(crate::provider::AppSource::Vendor {
-            display_name: Some(n),
-            ..
-        }) => n.clone(),
-        _ => id.to_string(),
-    }
+    p.app(id)
+        .map_or_else(|| id.to_string(), crate::provider::AppSpec::vendor_name)
 }
 
 impl From<&Provider> for ProviderInfo {
