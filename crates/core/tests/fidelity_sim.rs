@@ -111,6 +111,12 @@ async fn oidc_setups_survive_a_realistic_tenant_and_rerun_inside_the_replication
             .await
             .expect("planned");
         let applied = apply(&s, &prepared).await;
+        let lost_grant = if provider_id == "cloudflare" {
+            "/oauth2PermissionGrants"
+        } else {
+            "/appRoleAssignedTo"
+        };
+        assert_answers_were_lost(&sim, &["/addPassword", "/servicePrincipals", lost_grant]);
         let secret = applied.secret.as_ref().expect("a new secret");
         prepared
             .journal
@@ -219,6 +225,10 @@ async fn provisioning_assigns_the_template_apps_user_role_and_survives_lost_answ
     };
     let prepared = flow::prepare(&s, &dir, want(), &[]).await.unwrap();
     let applied = apply(&s, &prepared).await;
+    assert_answers_were_lost(
+        &sim,
+        &["/instantiate", "/synchronization/jobs", "/appRoleAssignedTo"],
+    );
     let sc = applied.scim.unwrap();
 
     let d = sim.directory(CONTOSO).unwrap();

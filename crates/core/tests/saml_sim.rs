@@ -67,6 +67,7 @@ async fn a_saml_app_is_set_up_checked_live_handed_over_and_undone() {
     let uris = &prepared.plan.changes[3];
     assert!(uris.after.contains(&2), "{:?}", uris.after);
     let mut run = apply_run(&s, prepared).await;
+    assert_answers_were_lost(&sim, &["/instantiate", "/addTokenSigningCertificate"]);
     let tenant = s.account.tenant_id.clone();
     {
         let d = sim.directory(&tenant).unwrap();

@@ -261,3 +261,20 @@ pub async fn request_counter() -> (
     });
     (url, all, with_auth)
 }
+
+/// Fails unless each of these "write done, answer lost" faults fired, so that a test claiming
+/// "exactly one object although the answer was lost" really had an answer lost.
+pub fn assert_answers_were_lost(sim: &SimHandle, path_suffixes: &[&str]) {
+    let faults = sim.faults();
+    for suffix in path_suffixes {
+        let lost = faults
+            .lose_responses
+            .iter()
+            .find(|l| l.path_suffix == *suffix)
+            .unwrap_or_else(|| panic!("no lost-answer fault for {suffix}"));
+        assert_eq!(
+            lost.count, 0,
+            "the answer to POST …{suffix} was never lost: the test did not exercise it"
+        );
+    }
+}
