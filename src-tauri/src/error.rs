@@ -174,6 +174,7 @@ impl From<GraphError> for IpcError {
             e @ GraphError::Decode { .. } => Self::Internal {
                 message: e.to_string(),
             },
+            GraphError::Refused(message) => Self::Blocked { message },
         }
     }
 }

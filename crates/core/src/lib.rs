@@ -9,6 +9,7 @@ pub mod auth;
 pub mod checks;
 pub mod cloud;
 pub mod endpoint;
+pub mod files;
 pub mod graph;
 pub mod http;
 pub mod keychain;

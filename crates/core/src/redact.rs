@@ -37,9 +37,35 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     out
 }
 
+/// Text from outside (a remote endpoint's answer, something the admin typed) as it may be
+/// shown on a terminal, in the webview or in a file: anything that looks like a credential
+/// masked, and control characters (an ANSI sequence that clears the screen and draws a fake
+/// PASS, a bell, a carriage return that overwrites the line) replaced; line breaks and tabs
+/// kept.
+pub fn printable(text: &str) -> String {
+    redact(text)
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{printable, redact};
+
+    #[test]
+    fn printable_text_has_no_control_characters_and_no_tokens() {
+        let out = printable("ok\x1b[2J\x1b[HPASS\r\x07 Bearer abcdefghijkl\nnext\tline");
+        assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\x07'), "{out:?}");
+        assert!(!out.contains("abcdefghijkl"), "{out}");
+        assert!(out.contains("\nnext\tline"), "{out:?}");
+    }
 
     #[test]
     fn masks_tokens_and_secrets() {

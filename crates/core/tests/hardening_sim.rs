@@ -37,3 +37,57 @@ async fn a_next_link_to_another_host_is_not_followed_with_the_token() {
         "nothing was sent to {elsewhere}"
     );
 }
+
+/// Item 5: a journal that names someone else's app (edited, or copied from another setup) does
+/// not make Undo delete it; Undo stops before changing anything and says why.
+#[tokio::test]
+async fn undo_deletes_only_apps_that_carry_the_wizards_tag() {
+    use entra_setup_core::setup::{flow, undo};
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let tenant = s.account.tenant_id.clone();
+    let dir = data_dir("entra-setup-hardening-undo");
+    let prepared = flow::prepare(&s, &dir, intent_for("cloudflare", &[("team", "acme")]), &[])
+        .await
+        .unwrap();
+    let journal = prepared.journal.clone();
+    let run = apply_run(&s, prepared).await;
+    let ours = run.app_object_id.clone();
+    // An app of the tenant's own, made by someone else.
+    let payroll: Value = s
+        .graph
+        .post("/applications")
+        .json(serde_json::json!({"displayName": "Payroll"}))
+        .scopes(StepScopes::RegisterApp)
+        .send_json()
+        .await
+        .unwrap();
+    let theirs = payroll["id"].as_str().unwrap().to_string();
+    let before = sim.directory(&tenant).unwrap();
+
+    // Someone swaps the wizard's app for theirs in the journal.
+    let text = std::fs::read_to_string(journal.path()).unwrap();
+    assert!(text.contains(&ours));
+    std::fs::write(journal.path(), text.replace(&ours, &theirs)).unwrap();
+    let e = undo::undo(&s.graph, &journal, std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("does not carry Entra Setup's tag") && message.contains("Nothing was deleted"),
+        "{message}"
+    );
+    let after = sim.directory(&tenant).unwrap();
+    assert_eq!(after.applications.len(), before.applications.len());
+    assert!(after.applications.iter().any(|a| a["id"] == theirs.as_str()));
+
+    // With the journal as the apply wrote it, Undo deletes the wizard's app.
+    std::fs::write(journal.path(), text).unwrap();
+    undo::undo(&s.graph, &journal, std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap();
+    let after = sim.directory(&tenant).unwrap();
+    assert!(!after.applications.iter().any(|a| a["id"] == ours.as_str()));
+    assert!(after.applications.iter().any(|a| a["id"] == theirs.as_str()));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -75,6 +75,10 @@ pub enum GraphError {
         detail: String,
         request_id: Option<String>,
     },
+    /// The wizard refused to send a request: what Graph showed makes it unsafe (Undo finding
+    /// an app that is not the wizard's). The message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl GraphError {

@@ -175,16 +175,7 @@ pub(super) fn clean(text: &str, secrets: &[String]) -> String {
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(s.as_str(), "<redacted>");
     }
-    let out = crate::redact::redact(&out).into_owned();
-    out.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect()
+    crate::redact::printable(&out)
 }
 
 pub(super) fn status_of(x: &Exchange) -> u16 {

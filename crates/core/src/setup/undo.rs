@@ -39,6 +39,61 @@ fn record_undone(journal: &Journal, plan_id: &str, kind: ObjectKind, id: &str) {
     }
 }
 
+/// Reads every application Undo is about to delete or remove a secret from, before it changes
+/// anything: each must show as the wizard's (its tag and a uniqueName of its own), or — an
+/// apply cut short between instantiate and naming — carry the temporary name of a plan in this
+/// journal. A journal someone edited, or one copied from another setup, so cannot make Undo
+/// delete another app. An app Graph cannot show yet (just made, still replicating) or any more
+/// (already deleted) is fine: neither is someone else's.
+async fn ensure_wizards_apps(
+    graph: &GraphClient,
+    journal: &Journal,
+    created: &[Created],
+) -> Result<(), GraphError> {
+    let mut ids: Vec<&str> = created
+        .iter()
+        .filter_map(|c| match c.kind {
+            ObjectKind::Application | ObjectKind::TemplateApplication => Some(c.id.as_str()),
+            ObjectKind::Password => c.app_object_id.as_deref(),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let plans: Vec<String> = journal
+        .entries()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.plan_id)
+        .collect();
+    for id in ids {
+        let app: serde_json::Value = match graph
+            .get(format!(
+                "/applications/{id}?$select=id,appId,displayName,uniqueName,tags"
+            ))
+            .scopes(StepScopes::RegisterApp)
+            .send_json()
+            .await
+        {
+            Ok(v) => v,
+            Err(e) if e.status() == Some(404) => continue,
+            Err(e) => return Err(e),
+        };
+        let name = app["displayName"].as_str().unwrap_or_default().to_string();
+        let half_made = name
+            .rsplit_once("(setting up ")
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+            .is_some_and(|prefix| prefix.len() == 8 && plans.iter().any(|p| p.starts_with(prefix)));
+        if super::found::WizardApp::from_json(app).is_none() && !half_made {
+            return Err(GraphError::Refused(format!(
+                "Undo stopped before changing anything: the journal {} names the app \"{name}\" ({id}), but that app does not carry Entra Setup's tag, so no setup of the wizard made it. The journal may have been edited or copied from another setup. Nothing was deleted; remove what you need in the Entra admin center, or restore the journal from a backup.",
+                journal.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What Undo would remove, newest first.
 pub fn pending(journal: &Journal) -> Vec<Created> {
     journal.created()
@@ -51,6 +106,7 @@ pub async fn undo(
     on_done: Arc<dyn Fn(&Undone) + Send + Sync>,
 ) -> Result<Vec<Undone>, GraphError> {
     let created = journal.created();
+    ensure_wizards_apps(graph, journal, &created).await?;
     let plan_id = format!("undo-{}", uuid::Uuid::new_v4());
     let s = StepScopes::RegisterApp;
     let c = StepScopes::Consent;
