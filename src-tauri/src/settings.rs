@@ -124,12 +124,7 @@ impl SettingsStore {
         let io = |e: std::io::Error| IpcError::Internal {
             message: format!("could not save settings to {}: {e}", self.path.display()),
         };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        entra_setup_core::files::write_atomic(&self.path, text.as_bytes(), true).map_err(io)
     }
 }
 

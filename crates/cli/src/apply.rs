@@ -174,6 +174,9 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     let (mut run, failure) =
         Run::apply(&s, prepared, &options, on_event, &CancellationToken::new()).await;
     if let Some(error) = failure {
+        if let entra_setup_core::setup::apply::ApplyError::Busy(why) = &error {
+            return Err(Fail(12, why.clone()));
+        }
         // A secret made before the stop is still handed over: it is shown only once.
         if run.secret.is_some() {
             let _ = hand_over(a, &s, &mut run, push_inputs.as_ref()).await;

@@ -18,7 +18,10 @@ Exit codes:
      still signs in with a password: check that, then run again with --confirm-password-admin
  11  the vendor's own app (Twingate, Firezone) is not in the tenant, is disabled, or lacks
      consent: connect it in the vendor's console (the message says where), or wait for it with
-     --wait-for-consent SECONDS";
+     --wait-for-consent SECONDS
+ 12  nothing was changed: another Entra Setup (the desktop app or a command) is applying to or
+     undoing in this tenant (wait for it, then run again), or Undo found that an app the
+     journal names is not the wizard's";
 
 #[derive(Parser)]
 #[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets and certificates, undo.", after_help = EXIT_CODES)]

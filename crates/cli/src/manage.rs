@@ -59,7 +59,7 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
             Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
         )
         .await
-        .map_err(|e| Fail(4, e.to_string()))?;
+        .map_err(undo_failed)?;
         if t.conn.json {
             println!("{}", json!({"undone": done, "source": "tenant"}));
         }
@@ -83,7 +83,7 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
         Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
     )
     .await
-    .map_err(|e| Fail(4, e.to_string()))?;
+    .map_err(undo_failed)?;
     if t.conn.json {
         println!("{}", json!({"undone": done}));
     }
@@ -372,4 +372,12 @@ pub(crate) fn providers() -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// Undo's failure with its exit code: 12 when it refused to change anything.
+fn undo_failed(e: entra_setup_core::graph::GraphError) -> Fail {
+    match e {
+        entra_setup_core::graph::GraphError::Refused(why) => Fail(12, why),
+        e => Fail(4, e.to_string()),
+    }
 }

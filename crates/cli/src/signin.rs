@@ -100,13 +100,13 @@ pub(crate) async fn sign_in(
     }
     if !t.no_keychain {
         let path = account_file(t);
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        let text = serde_json::to_string_pretty(&signed.session.account).unwrap_or_default();
+        if let Err(e) = entra_setup_core::files::write_atomic(&path, text.as_bytes(), true) {
+            eprintln!(
+                "Note: could not save the sign-in to {} ({e}); the next command signs in again.",
+                path.display()
+            );
         }
-        let _ = std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&signed.session.account).unwrap_or_default(),
-        );
     }
     eprintln!(
         "Signed in as {} to {} ({}).",

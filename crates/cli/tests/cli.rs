@@ -397,22 +397,39 @@ async fn bad_input_and_pending_consent_have_their_exit_codes() {
         r.stderr
     );
     let out = temp();
-    let r = cli(
-        &sim,
-        &data,
-        &[
-            "apply",
-            "--provider",
-            "pomerium",
-            "--input",
-            "authenticate_url=https://auth.contoso.com",
-            "--yes",
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--json",
-        ],
-    )
-    .await;
+    let apply = [
+        "apply",
+        "--provider",
+        "pomerium",
+        "--input",
+        "authenticate_url=https://auth.contoso.com",
+        "--yes",
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--json",
+    ];
+    // The desktop app is applying to the same tenant: the command waits its turn, changing
+    // nothing (exit 12).
+    let tenant_dir = data
+        .join("journal")
+        .join("b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d");
+    let before = sim
+        .directory("b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d")
+        .unwrap();
+    let held = entra_setup_core::files::TenantLock::acquire(&tenant_dir).unwrap();
+    let r = cli(&sim, &data, &apply).await;
+    assert_eq!(r.code, 12, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Another Entra Setup") && r.stderr.contains("nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    let after = sim
+        .directory("b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d")
+        .unwrap();
+    assert_eq!(after.applications.len(), before.applications.len());
+    drop(held);
+    let r = cli(&sim, &data, &apply).await;
     assert_eq!(r.code, 5, "{}", r.stderr);
     assert!(
         r.stderr.contains("/v2.0/adminconsent?client_id="),

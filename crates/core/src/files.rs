@@ -121,7 +121,10 @@ mod tests {
         let first = TenantLock::acquire(&dir).unwrap();
         let e = TenantLock::acquire(&dir).unwrap_err().to_string();
         assert!(e.starts_with("Another Entra Setup"), "{e}");
-        assert!(e.contains(&format!("process {}", std::process::id())), "{e}");
+        assert!(
+            e.contains(&format!("process {}", std::process::id())),
+            "{e}"
+        );
         drop(first);
         TenantLock::acquire(&dir).expect("free again once the first is dropped");
         let _ = std::fs::remove_dir_all(dir);
@@ -134,7 +137,10 @@ mod tests {
         write_atomic(&path, b"{\"a\": 1, \"long\": \"xxxxxxxx\"}", true).unwrap();
         write_atomic(&path, b"{\"a\": 2}", true).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\": 2}");
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         #[cfg(unix)]
         {

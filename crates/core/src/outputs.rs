@@ -166,20 +166,7 @@ pub fn render_with_secret(
 
 /// Writes a hand-over file that may hold the secret: created fresh, readable by the owner only.
 pub fn write_private_file(path: &std::path::Path, contents: &SecretString) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp-entra-setup");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(contents.expose_secret().as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    crate::files::write_atomic(path, contents.expose_secret().as_bytes(), true)
 }
 
 /// Links to every object the wizard created, in the Azure portal of the cloud.

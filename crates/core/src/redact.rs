@@ -62,7 +62,10 @@ mod tests {
     #[test]
     fn printable_text_has_no_control_characters_and_no_tokens() {
         let out = printable("ok\x1b[2J\x1b[HPASS\r\x07 Bearer abcdefghijkl\nnext\tline");
-        assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\x07'), "{out:?}");
+        assert!(
+            !out.contains('\x1b') && !out.contains('\r') && !out.contains('\x07'),
+            "{out:?}"
+        );
         assert!(!out.contains("abcdefghijkl"), "{out}");
         assert!(out.contains("\nnext\tline"), "{out:?}");
     }

@@ -227,7 +227,11 @@ async fn provisioning_assigns_the_template_apps_user_role_and_survives_lost_answ
     let applied = apply(&s, &prepared).await;
     assert_answers_were_lost(
         &sim,
-        &["/instantiate", "/synchronization/jobs", "/appRoleAssignedTo"],
+        &[
+            "/instantiate",
+            "/synchronization/jobs",
+            "/appRoleAssignedTo",
+        ],
     );
     let sc = applied.scim.unwrap();
 

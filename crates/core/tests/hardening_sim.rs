@@ -74,12 +74,16 @@ async fn undo_deletes_only_apps_that_carry_the_wizards_tag() {
         .unwrap_err();
     let message = e.to_string();
     assert!(
-        message.contains("does not carry Entra Setup's tag") && message.contains("Nothing was deleted"),
+        message.contains("does not carry Entra Setup's tag")
+            && message.contains("Nothing was deleted"),
         "{message}"
     );
     let after = sim.directory(&tenant).unwrap();
     assert_eq!(after.applications.len(), before.applications.len());
-    assert!(after.applications.iter().any(|a| a["id"] == theirs.as_str()));
+    assert!(after
+        .applications
+        .iter()
+        .any(|a| a["id"] == theirs.as_str()));
 
     // With the journal as the apply wrote it, Undo deletes the wizard's app.
     std::fs::write(journal.path(), text).unwrap();
@@ -88,6 +92,65 @@ async fn undo_deletes_only_apps_that_carry_the_wizards_tag() {
         .unwrap();
     let after = sim.directory(&tenant).unwrap();
     assert!(!after.applications.iter().any(|a| a["id"] == ours.as_str()));
-    assert!(after.applications.iter().any(|a| a["id"] == theirs.as_str()));
+    assert!(after
+        .applications
+        .iter()
+        .any(|a| a["id"] == theirs.as_str()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Item 5: while one Entra Setup (the desktop app or the CLI) applies to or undoes in a
+/// tenant, another is told so and changes nothing.
+#[tokio::test]
+async fn a_second_apply_or_undo_in_the_same_tenant_waits_its_turn() {
+    use entra_setup_core::setup::{flow, undo};
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let tenant = s.account.tenant_id.clone();
+    let dir = data_dir("entra-setup-hardening-lock");
+    let prepared = flow::prepare(&s, &dir, intent_for("cloudflare", &[("team", "acme")]), &[])
+        .await
+        .unwrap();
+    let journal = prepared.journal.clone();
+    let before = sim.directory(&tenant).unwrap().applications.len();
+
+    // The other program holds the tenant's lock (file locks are per open file, so this
+    // process's own second handle is refused as another process's would be).
+    let held = journal.lock_tenant().unwrap();
+    let (_, failure) = apply_with(
+        &s,
+        prepared,
+        &entra_setup_core::setup::apply::ApplyOptions::default(),
+    )
+    .await;
+    let message = failure.expect("refused").to_string();
+    assert!(message.contains("Another Entra Setup"), "{message}");
+    assert!(message.contains("nothing was changed"), "{message}");
+    assert_eq!(sim.directory(&tenant).unwrap().applications.len(), before);
+    drop(held);
+
+    // Its turn: the apply goes through; an Undo started meanwhile is refused the same way.
+    let prepared = flow::prepare(&s, &dir, intent_for("cloudflare", &[("team", "acme")]), &[])
+        .await
+        .unwrap();
+    apply_run(&s, prepared).await;
+    assert_eq!(
+        sim.directory(&tenant).unwrap().applications.len(),
+        before + 1
+    );
+    let held = journal.lock_tenant().unwrap();
+    let e = undo::undo(&s.graph, &journal, std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Another Entra Setup"), "{e}");
+    assert_eq!(
+        sim.directory(&tenant).unwrap().applications.len(),
+        before + 1
+    );
+    drop(held);
+    undo::undo(&s.graph, &journal, std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(sim.directory(&tenant).unwrap().applications.len(), before);
     let _ = std::fs::remove_dir_all(dir);
 }

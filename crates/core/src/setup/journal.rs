@@ -330,6 +330,11 @@ impl Journal {
         &self.path
     }
 
+    /// The lock of this journal's tenant, held while an apply or Undo writes to it.
+    pub fn lock_tenant(&self) -> Result<crate::files::TenantLock, crate::files::LockError> {
+        crate::files::TenantLock::acquire(self.path.parent().unwrap_or(Path::new(".")))
+    }
+
     /// Appends one entry and flushes it to disk before returning.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {

@@ -105,6 +105,9 @@ pub async fn undo(
     journal: &Journal,
     on_done: Arc<dyn Fn(&Undone) + Send + Sync>,
 ) -> Result<Vec<Undone>, GraphError> {
+    let _lock = journal
+        .lock_tenant()
+        .map_err(|e| GraphError::Refused(e.to_string()))?;
     let created = journal.created();
     ensure_wizards_apps(graph, journal, &created).await?;
     let plan_id = format!("undo-{}", uuid::Uuid::new_v4());
@@ -362,6 +365,9 @@ pub async fn undo_from_tenant(
     apps: &[super::found::WizardApp],
     on_done: Arc<dyn Fn(&Undone) + Send + Sync>,
 ) -> Result<Vec<Undone>, GraphError> {
+    let _lock = journal
+        .lock_tenant()
+        .map_err(|e| GraphError::Refused(e.to_string()))?;
     let plan_id = format!("undo-{}", uuid::Uuid::new_v4());
     let mut out = vec![];
     // The provisioning app first, as in a journal's Undo.

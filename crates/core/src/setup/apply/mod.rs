@@ -128,6 +128,9 @@ pub enum ApplyError {
     Cancelled,
     #[error("The journal could not be written ({0}); nothing more was changed.")]
     Journal(String),
+    /// Another apply or Undo (the desktop app or the CLI) is writing to this tenant.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Settings of one apply.
@@ -391,6 +394,15 @@ pub async fn apply(
     let mut out = Applied {
         changes: plan.changes.len(),
         ..Default::default()
+    };
+    let _lock = match journal.lock_tenant() {
+        Ok(l) => l,
+        Err(e) => {
+            return Err(Box::new(ApplyFailed {
+                error: ApplyError::Busy(e.to_string()),
+                partial: out,
+            }))
+        }
     };
     match run_plan(&ctx, &mut out).await {
         Ok(()) => Ok(out),
