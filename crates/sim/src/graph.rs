@@ -320,7 +320,7 @@ fn inject_faults(world: &mut World, path: &str) -> Result<(), GraphErr> {
     let n = world.graph_requests;
     let f = world.config.faults.clone();
     let retry_after = f.retry_after_secs.max(1);
-    if f.throttle_every > 0 && n % u64::from(f.throttle_every) == 0 {
+    if f.throttle_every > 0 && n.is_multiple_of(u64::from(f.throttle_every)) {
         let mut e = GraphErr::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TooManyRequests",
@@ -329,7 +329,7 @@ fn inject_faults(world: &mut World, path: &str) -> Result<(), GraphErr> {
         e.retry_after = Some(retry_after);
         return Err(e);
     }
-    if f.unavailable_every > 0 && n % u64::from(f.unavailable_every) == 0 {
+    if f.unavailable_every > 0 && n.is_multiple_of(u64::from(f.unavailable_every)) {
         let mut e = GraphErr::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "serviceNotAvailable",

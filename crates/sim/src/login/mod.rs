@@ -82,7 +82,7 @@ pub(super) fn login_throttled(world: &mut World) -> Option<Response> {
         return None;
     }
     world.login_requests += 1;
-    if world.login_requests % u64::from(every) != 0 {
+    if !world.login_requests.is_multiple_of(u64::from(every)) {
         return None;
     }
     let retry_after = world.config.faults.retry_after_secs.max(1);
