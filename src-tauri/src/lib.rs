@@ -102,7 +102,6 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             app.manage(state::Paths { logs, data });
             app.manage(state::Core::new());
             app.manage(state::SessionState::default());
-            app.manage(state::SignInControl::default());
             app.manage(state::Demo::default());
             app.manage(state::SetupState::default());
             app.manage(desktop::Desktop::new(app.handle().clone()));

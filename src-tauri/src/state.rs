@@ -70,6 +70,8 @@ impl Default for Core {
 #[derive(Default)]
 pub struct SessionState {
     pub inner: tokio::sync::Mutex<Option<ActiveSession>>,
+    /// The sign-in or consent in the browser in progress, so Cancel or Sign out can end it.
+    pub control: SignInControl,
 }
 
 pub struct ActiveSession {
@@ -303,25 +305,22 @@ pub fn sink<T: tauri::ipc::IpcResponse + Send + Sync + 'static>(
 }
 
 /// Asks the admin to consent to what a step needs if the session lacks it (in the browser,
-/// progress through `events`).
+/// progress through `events`). The session is not kept locked meanwhile, and Cancel (or a new
+/// sign-in) ends the wait, as for a first sign-in.
 pub async fn ensure_scopes(
     core: &Core,
     demo: &Demo,
-    active: &ActiveSession,
+    sessions: &SessionState,
     steps: &[StepScopes],
     events: tauri::ipc::Channel<SignInEvent>,
 ) -> Result<(), IpcError> {
-    let ctx = sign_in_context(core, demo, active.demo);
-    let cancel = CancellationToken::new();
-    session::ensure_scopes(
-        &ctx,
-        &active.session,
-        steps,
-        Method::Browser,
-        sink(events),
-        &cancel,
-    )
-    .await?;
+    let (handle, is_demo) = {
+        let active = sessions.active().await?;
+        (active.session.consent_handle(), active.demo)
+    };
+    let ctx = sign_in_context(core, demo, is_demo);
+    let cancel = sessions.control.start();
+    session::ensure_consent(&ctx, &handle, steps, Method::Browser, sink(events), &cancel).await?;
     Ok(())
 }
 

@@ -216,6 +216,27 @@ pub async fn sign_in_for(
     })
 }
 
+/// What asking for more consent needs of a session, without the session: the desktop app does
+/// not keep its session locked (Cancel and Sign out waiting) while the admin is in the browser.
+#[derive(Clone)]
+pub struct ConsentHandle {
+    tokens: Arc<TokenSource>,
+    cloud: Cloud,
+    account: AccountRecord,
+    tenant_label: String,
+}
+
+impl Session {
+    pub fn consent_handle(&self) -> ConsentHandle {
+        ConsentHandle {
+            tokens: self.tokens().clone(),
+            cloud: self.cloud.clone(),
+            account: self.account.clone(),
+            tenant_label: self.summary.tenant_name.clone(),
+        }
+    }
+}
+
 /// Makes sure the admin has consented to the permissions of these wizard steps. When a step's
 /// scopes were never consented, signs in again interactively asking for them (same tenant, same
 /// account), and keeps the new refresh token. Returns whether a sign-in was needed.
@@ -227,9 +248,29 @@ pub async fn ensure_scopes(
     on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
     cancel: &CancellationToken,
 ) -> Result<bool, SessionError> {
+    ensure_consent(
+        ctx,
+        &session.consent_handle(),
+        steps,
+        method,
+        on_event,
+        cancel,
+    )
+    .await
+}
+
+/// [`ensure_scopes`] for a session the caller does not hold; `cancel` ends the browser wait.
+pub async fn ensure_consent(
+    ctx: &Context,
+    session: &ConsentHandle,
+    steps: &[StepScopes],
+    method: Method,
+    on_event: Arc<dyn Fn(SignInEvent) + Send + Sync>,
+    cancel: &CancellationToken,
+) -> Result<bool, SessionError> {
     let mut missing = false;
     for step in steps {
-        match session.tokens().access_token(step.scopes()).await {
+        match session.tokens.access_token(step.scopes()).await {
             Ok(_) => {}
             Err(AuthError::ConsentRequired { .. }) => missing = true,
             Err(e) => return Err(e.into()),
@@ -246,7 +287,7 @@ pub async fn ensure_scopes(
     scopes.dedup();
     let opts = SignInOptions {
         discovery_url: cloud.discovery_url(&session.account.tenant_id),
-        tenant_label: session.summary.tenant_name.clone(),
+        tenant_label: session.tenant_label.clone(),
         cloud_name: cloud.name.clone(),
         client_id: session.account.client_id.clone(),
         scopes,
@@ -268,7 +309,7 @@ pub async fn ensure_scopes(
         .into());
     }
     if let Some(rt) = tokens.refresh_token {
-        session.tokens().replace_refresh_token(rt).await;
+        session.tokens.replace_refresh_token(rt).await;
     }
     Ok(true)
 }

@@ -154,3 +154,63 @@ async fn a_second_apply_or_undo_in_the_same_tenant_waits_its_turn() {
     assert_eq!(sim.directory(&tenant).unwrap().applications.len(), before);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A browser the admin never finishes in: the page opens and nothing comes back.
+struct AdminWalkedAway;
+
+impl entra_setup_core::auth::BrowserOpener for AdminWalkedAway {
+    fn open(&self, _url: String) -> entra_setup_core::auth::OpenFuture {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Item 6: asking for more consent holds no lock on the session (Sign out and the other steps
+/// go on) and ends as soon as it is cancelled, instead of after the five-minute wait.
+#[tokio::test]
+async fn a_consent_in_the_browser_is_cancellable_and_holds_no_session_lock() {
+    use entra_setup_core::auth::{AuthError, Method};
+    use entra_setup_core::session::{self, SessionError};
+    let sim = sim_as("adele@contoso.com").await;
+    let mut c = ctx(memory());
+    let signed = sign_in_with(&c, &sim, "contoso.com", Method::Browser)
+        .await
+        .unwrap();
+    c.opener = std::sync::Arc::new(AdminWalkedAway);
+    c.timeout = std::time::Duration::from_secs(300);
+    let sessions = std::sync::Arc::new(tokio::sync::Mutex::new(Some(signed.session)));
+    let handle = sessions.lock().await.as_ref().unwrap().consent_handle();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (on_event, _) = recorder();
+    let waiting = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            session::ensure_consent(
+                &c,
+                &handle,
+                StepScopes::setup(true),
+                Method::Browser,
+                on_event,
+                &cancel,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "waiting for the browser");
+    // Sign out meanwhile: the session is free to take.
+    let taken = tokio::time::timeout(std::time::Duration::from_secs(1), sessions.lock())
+        .await
+        .expect("the session is not locked during the consent")
+        .take();
+    assert!(taken.is_some());
+    cancel.cancel();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(2), waiting)
+        .await
+        .expect("Cancel ends the wait at once")
+        .unwrap();
+    assert!(
+        matches!(ended, Err(SessionError::Auth(AuthError::Cancelled))),
+        "{:?}",
+        ended.err().map(|e| e.to_string())
+    );
+}

@@ -111,9 +111,10 @@ pub async fn check_previous_setups(
     sessions: State<'_, SessionState>,
     paths: State<'_, Paths>,
 ) -> Result<Vec<SetupStatus>, IpcError> {
+    let steps = StepScopes::setup(true);
+    ensure_scopes(&core, &demo, &sessions, steps, events).await?;
     let active = sessions.active().await?;
     let dir = paths.journals(active.demo);
-    ensure_scopes(&core, &demo, &active, StepScopes::setup(true), events).await?;
     let s = &active.session;
     let mut out = vec![];
     for p in &found::known(&s.graph, &dir, &s.account.tenant_id).await? {

@@ -14,7 +14,7 @@ use tracing::instrument;
 
 use crate::desktop::Desktop;
 use crate::error::IpcError;
-use crate::state::{Core, Demo, Paths, SessionState, SetupState, SignInControl};
+use crate::state::{Core, Demo, Paths, SessionState, SetupState};
 
 /// Copies the secret (or an output with it) to the clipboard from Rust; the clipboard is
 /// cleared after a minute if it still holds it.
@@ -215,9 +215,8 @@ pub async fn test_sign_in(
     core: State<'_, Core>,
     sessions: State<'_, SessionState>,
     setup: State<'_, SetupState>,
-    control: State<'_, SignInControl>,
 ) -> Result<SignInReport, IpcError> {
-    let cancel = control.start();
+    let cancel = sessions.control.start();
     let active = sessions.active().await?;
     let run = setup.run().await?;
     let opener: Box<dyn BrowserOpener> = match active.demo {

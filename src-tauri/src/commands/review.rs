@@ -89,6 +89,8 @@ pub async fn prepare_setup(
     paths: State<'_, Paths>,
 ) -> Result<PlanView, IpcError> {
     let mut intent = intent(&provider_id, &inputs, secret.days)?.with_rotation(secret.rotate);
+    let steps = StepScopes::setup(scim.is_some());
+    ensure_scopes(&core, &demo, &sessions, steps, events).await?;
     let active = sessions.active().await?;
     let journals = paths.journals(active.demo);
     if let Some(choice) = &scim {
@@ -106,14 +108,6 @@ pub async fn prepare_setup(
             with_scim(intent, choice, &active, &journals, &setup).await?
         };
     }
-    ensure_scopes(
-        &core,
-        &demo,
-        &active,
-        StepScopes::setup(scim.is_some()),
-        events,
-    )
-    .await?;
     let held = setup.held_secret_ids().await;
     let prepared = flow::prepare(&active.session, &journals, intent, &held)
         .await

@@ -36,8 +36,9 @@ pub async fn scim_context(
     paths: State<'_, Paths>,
 ) -> Result<ScimContext, IpcError> {
     let intent = intent(&provider_id, &inputs, None)?;
+    let steps = StepScopes::setup(true);
+    ensure_scopes(&core, &demo, &sessions, steps, events).await?;
     let active = sessions.active().await?;
-    ensure_scopes(&core, &demo, &active, StepScopes::setup(true), events).await?;
     let journals = paths.journals(active.demo);
     let mut held = setup.scim_token.lock().await;
     Ok(sync::context(

@@ -11,7 +11,7 @@ use tracing::instrument;
 
 use crate::error::IpcError;
 use crate::settings::SettingsStore;
-use crate::state::{sink, ActiveSession, Core, Demo, SessionState, SignInControl};
+use crate::state::{sink, ActiveSession, Core, Demo, SessionState};
 
 /// What the tenant summary screen shows after a sign-in.
 #[derive(Debug, Serialize, specta::Type)]
@@ -68,10 +68,9 @@ pub async fn sign_in(
     events: Channel<SignInEvent>,
     core: State<'_, Core>,
     sessions: State<'_, SessionState>,
-    control: State<'_, SignInControl>,
     settings: State<'_, SettingsStore>,
 ) -> Result<SignInResult, IpcError> {
-    let cancel = control.start();
+    let cancel = sessions.control.start();
     let signed = session::sign_in(&core.context(), &request, sink(events), &cancel).await?;
     settings.set_last_account(Some(signed.session.account.clone()))?;
     Ok(keep(&sessions, signed, false).await)
@@ -88,9 +87,8 @@ pub async fn sign_in_demo(
     core: State<'_, Core>,
     demo: State<'_, Demo>,
     sessions: State<'_, SessionState>,
-    control: State<'_, SignInControl>,
 ) -> Result<SignInResult, IpcError> {
-    let cancel = control.start();
+    let cancel = sessions.control.start();
     let (base, user) = demo.prepare(&upn).await?;
     let request = SignInRequest {
         cloud: CloudChoice::Custom {
@@ -109,8 +107,8 @@ pub async fn sign_in_demo(
 /// Cancels the sign-in in progress, if any.
 #[tauri::command]
 #[specta::specta]
-pub fn sign_in_cancel(control: State<'_, SignInControl>) {
-    control.cancel();
+pub fn sign_in_cancel(sessions: State<'_, SessionState>) {
+    sessions.control.cancel();
 }
 
 /// Resumes the last session from the OS keychain without a prompt.
@@ -151,6 +149,8 @@ pub async fn sign_out(
     sessions: State<'_, SessionState>,
     settings: State<'_, SettingsStore>,
 ) -> Result<(), IpcError> {
+    // A consent in the browser for this session ends with it.
+    sessions.control.cancel();
     match sessions.inner.lock().await.take() {
         Some(active) if active.demo => active.session.tokens().clear().await,
         active => {

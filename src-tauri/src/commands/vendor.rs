@@ -27,8 +27,9 @@ pub async fn vendor_status(
     sessions: State<'_, SessionState>,
 ) -> Result<VendorView, IpcError> {
     let mut intent = intent(&provider_id, &inputs, None)?;
+    let steps = StepScopes::setup(true);
+    ensure_scopes(&core, &demo, &sessions, steps, events).await?;
     let active = sessions.active().await?;
-    ensure_scopes(&core, &demo, &active, StepScopes::setup(true), events).await?;
     intent
         .tenant_id
         .clone_from(&active.session.account.tenant_id);
