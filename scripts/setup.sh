@@ -14,7 +14,7 @@ want_test=0
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 runtime_pkgs=(build-essential pkg-config curl file libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev libdbus-1-dev)
-test_pkgs=(xvfb xauth webkit2gtk-driver gnome-keyring libsecret-tools dbus dbus-x11 python3-venv xmlsec1)
+test_pkgs=(xvfb xauth webkit2gtk-driver gnome-keyring libsecret-tools dbus dbus-x11 python3-venv xmlsec1 xclip)
 
 if command -v apt-get >/dev/null 2>&1; then
   pkgs=("${runtime_pkgs[@]}")

@@ -1,6 +1,7 @@
 //! Entra Setup's desktop shell: a thin layer that turns Tauri commands into calls on
 //! `entra-setup-core`. All behaviour lives in the core.
 
+pub mod clipboard;
 mod commands;
 mod desktop;
 mod error;
@@ -81,7 +82,6 @@ pub fn export_bindings(path: &std::path::Path) -> Result<(), String> {
 pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     let specta = specta_builder::<R>();
     builder
-        .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_dialog::init())
         .invoke_handler(specta.invoke_handler())
         .setup(move |app| {
@@ -131,9 +131,19 @@ fn choose_linux_renderer() {
 /// Runs the desktop app.
 pub fn run() {
     choose_linux_renderer();
-    let result = build_app(tauri::Builder::default()).run(tauri::generate_context!());
-    if let Err(e) = result {
-        eprintln!("Entra Setup could not start: {e}");
-        std::process::exit(1);
-    }
+    let app = match build_app(tauri::Builder::default()).build(tauri::generate_context!()) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("Entra Setup could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            // A secret copied less than a minute ago does not outlive the app.
+            if let Some(desktop) = app.try_state::<desktop::Desktop>() {
+                desktop.clipboard.close();
+            }
+        }
+    });
 }

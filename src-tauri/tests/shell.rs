@@ -81,9 +81,10 @@ fn commands_answer_through_ipc_and_the_acl() {
     .expect_err("only Microsoft pages");
     assert_eq!(link["kind"], "invalid");
 
-    // The ACL refuses what the window's capability does not grant: the clipboard and dialog
-    // plugins are used from Rust only (a secret never passes through the webview), so the
-    // webview calling them directly is refused, as is a command nobody registered.
+    // The ACL refuses what the window's capability does not grant: the dialog plugin is used
+    // from Rust only and the clipboard only through the OS from Rust (a secret never passes
+    // through the webview), so the webview calling them directly is refused, as is a command
+    // nobody registered.
     for (cmd, body) in [
         ("plugin:clipboard-manager|read_text", serde_json::json!({})),
         (
@@ -104,16 +105,16 @@ fn commands_answer_through_ipc_and_the_acl() {
             "{cmd}: {text}"
         );
     }
-    let clipboard = invoke(
+    let dialog = invoke(
         &webview,
-        "plugin:clipboard-manager|read_text",
-        serde_json::json!({}),
+        "plugin:dialog|save",
+        serde_json::json!({"options": {}}),
     )
     .unwrap_err()
     .to_string();
     assert!(
-        clipboard.contains("not allowed"),
-        "the plugin exists but the window may not call it: {clipboard}"
+        dialog.contains("not allowed"),
+        "the plugin exists but the window may not call it: {dialog}"
     );
 
     let resume = invoke(&webview, "resume_session", serde_json::json!({})).unwrap();

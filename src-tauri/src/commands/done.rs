@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use entra_setup_core::auth::{BrowserOpener, FollowRedirects, SystemBrowser};
+use entra_setup_core::outputs;
 use entra_setup_core::push::PushResult;
 use entra_setup_core::setup::run::{HandOver, SamlFile};
 use entra_setup_core::setup::test_sign_in::SignInReport;
 use entra_setup_core::setup::view::DoneView;
-use entra_setup_core::{outputs, ExposeSecret};
 use tauri::State;
 use tracing::instrument;
 
@@ -16,8 +16,8 @@ use crate::desktop::Desktop;
 use crate::error::IpcError;
 use crate::state::{Core, Demo, Paths, SessionState, SetupState};
 
-/// Copies the secret (or an output with it) to the clipboard from Rust; the clipboard is
-/// cleared after a minute if it still holds it.
+/// Copies the secret (or an output with it) to the clipboard from Rust, concealed from
+/// clipboard history and managers; cleared after a minute, or at exit, if it is still there.
 #[tauri::command]
 #[specta::specta]
 #[instrument(skip_all, err)]
@@ -31,17 +31,16 @@ pub async fn copy_secret(
     let mut run = setup.run().await?;
     let (text, _) = run.payload(&active.session, output_id.as_deref())?;
     desktop
-        .write_clipboard(text.expose_secret().to_string())
+        .clipboard
+        .copy(&text)
         .map_err(|e| IpcError::Internal {
             message: format!("could not use the clipboard: {e}"),
         })?;
     run.handed_over(HandOver::Copied);
-    let desktop = desktop.inner().clone();
+    let clipboard = desktop.clipboard.clone();
     tauri::async_runtime::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-        if desktop.read_clipboard().as_deref() == Some(text.expose_secret()) {
-            let _ = desktop.write_clipboard(String::new());
-        }
+        tokio::time::sleep(crate::clipboard::CLEAR_AFTER).await;
+        clipboard.clear_if_still(&text);
     });
     Ok(())
 }

@@ -50,8 +50,8 @@ export const commands = {
 	/**  Demo only: a simulated Global Administrator opens the consent link. */
 	demoColleagueConsents: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("demo_colleague_consents")),
 	/**
-	 *  Copies the secret (or an output with it) to the clipboard from Rust; the clipboard is
-	 *  cleared after a minute if it still holds it.
+	 *  Copies the secret (or an output with it) to the clipboard from Rust, concealed from
+	 *  clipboard history and managers; cleared after a minute, or at exit, if it is still there.
 	 */
 	copySecret: (outputId: string | null) => typedError<null, IpcError>(__TAURI_INVOKE("copy_secret", { outputId })),
 	/**
