@@ -98,26 +98,34 @@ pub async fn discovery(http: &reqwest::Client, cloud: &Cloud, tenant_id: &str) -
     let url = cloud.discovery_url(tenant_id);
     let title = "The tenant's OpenID Connect metadata is reachable";
     match crate::http::send_idempotent(|| http.get(&url)).await {
-        Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
-            Ok(v) if v["issuer"].as_str().is_some_and(|i| i.contains(tenant_id)) => CheckResult {
-                id: "oidc_discovery".into(),
-                title: title.into(),
-                status: Status::Pass,
-                detail: format!("Issuer {}", v["issuer"].as_str().unwrap_or_default()),
-                cause: None,
-                fix: None,
-                evidence: Some(url),
-            },
-            _ => CheckResult {
-                id: "oidc_discovery".into(),
-                title: title.into(),
-                status: Status::Fail,
-                detail: "The metadata does not name this tenant as its issuer.".into(),
-                cause: Some("The authority or tenant ID is wrong for this cloud.".into()),
-                fix: Some("Check the cloud chosen at sign-in.".into()),
-                evidence: Some(url),
-            },
-        },
+        Ok(r) if r.status().is_success() => {
+            match crate::http::read_body(r, crate::http::SMALL_BODY_LIMIT)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            {
+                Some(v) if v["issuer"].as_str().is_some_and(|i| i.contains(tenant_id)) => {
+                    CheckResult {
+                        id: "oidc_discovery".into(),
+                        title: title.into(),
+                        status: Status::Pass,
+                        detail: format!("Issuer {}", v["issuer"].as_str().unwrap_or_default()),
+                        cause: None,
+                        fix: None,
+                        evidence: Some(url),
+                    }
+                }
+                _ => CheckResult {
+                    id: "oidc_discovery".into(),
+                    title: title.into(),
+                    status: Status::Fail,
+                    detail: "The metadata does not name this tenant as its issuer.".into(),
+                    cause: Some("The authority or tenant ID is wrong for this cloud.".into()),
+                    fix: Some("Check the cloud chosen at sign-in.".into()),
+                    evidence: Some(url),
+                },
+            }
+        }
         Ok(r) => CheckResult {
             id: "oidc_discovery".into(),
             title: title.into(),
@@ -346,15 +354,13 @@ pub async fn saml_metadata(
         let fetched = async {
             let r = crate::http::send_idempotent(|| http.get(url)).await?;
             let status = r.status();
-            let too_big = r
-                .content_length()
-                .is_some_and(|l| l > crate::saml::MAX_METADATA_BYTES as u64);
-            let body = if too_big {
-                String::new()
-            } else {
-                r.text().await?
-            };
-            Ok::<_, reqwest::Error>((status, too_big, body))
+            Ok::<_, reqwest::Error>(
+                match crate::http::read_text(r, crate::saml::MAX_METADATA_BYTES).await {
+                    Ok(body) => (status, false, body),
+                    Err(crate::http::BodyError::Network(e)) => return Err(e),
+                    Err(crate::http::BodyError::TooLarge { .. }) => (status, true, String::new()),
+                },
+            )
         }
         .await;
         match fetched {

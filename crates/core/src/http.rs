@@ -15,6 +15,46 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// The most the wizard reads of an identity-platform answer (OpenID metadata, signing keys,
+/// tokens) or a provider's API: real ones are a few kilobytes.
+pub const SMALL_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The most it reads of one Graph answer: a page of 999 service principals with their roles is
+/// a few megabytes.
+pub const GRAPH_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// An answer that could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the answer is larger than {} KiB, which no real answer is; it was not read further", limit / 1024)]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    Network(#[from] reqwest::Error),
+}
+
+/// Reads an answer's body, refusing one longer than `limit` bytes (by its Content-Length, or
+/// while it streams in), so a broken or hostile server cannot make the wizard hold gigabytes.
+pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut bytes: Vec<u8> = vec![];
+    while let Some(chunk) = resp.chunk().await? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// [`read_body`] as text (lossy UTF-8).
+pub async fn read_text(resp: reqwest::Response, limit: usize) -> Result<String, BodyError> {
+    read_body(resp, limit)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 /// `ENTRA_SETUP_RETRY_MS`: the base of every wait between retries, for runs against the
 /// simulated tenant (tests, the end-to-end run), which need not wait as long as Entra does: the
 /// Graph backoff starts there, a new secret is retried every two bases, instantiate is polled
@@ -85,6 +125,37 @@ pub fn oauth_client(http: &reqwest::Client) -> PatientClient {
     PatientClient(http.clone())
 }
 
+impl PatientClient {
+    /// Sends a token request and reads the answer with [`SMALL_BODY_LIMIT`].
+    async fn send(
+        &self,
+        request: oauth2::HttpRequest,
+    ) -> Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>> {
+        let (parts, body) = request.into_parts();
+        let resp = self
+            .0
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| oauth2::HttpClientError::Reqwest(Box::new(e)))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = read_body(resp, SMALL_BODY_LIMIT)
+            .await
+            .map_err(|e| match e {
+                BodyError::Network(e) => oauth2::HttpClientError::Reqwest(Box::new(e)),
+                e => oauth2::HttpClientError::Other(format!("the token endpoint's {e}")),
+            })?;
+        let mut out = oauth2::http::Response::builder().status(status);
+        if let Some(h) = out.headers_mut() {
+            *h = headers;
+        }
+        out.body(body).map_err(oauth2::HttpClientError::Http)
+    }
+}
+
 type OauthFuture<'c> = std::pin::Pin<
     Box<
         dyn std::future::Future<
@@ -113,7 +184,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for PatientClient {
                 let copy = copy
                     .body(request.body().clone())
                     .map_err(oauth2::HttpClientError::Http)?;
-                let resp = oauth2::AsyncHttpClient::call(&self.0, copy).await?;
+                let resp = self.send(copy).await?;
                 match wait_for(resp.status(), resp.headers(), attempt) {
                     Some(w)
                         if attempt < THROTTLED_TRIES

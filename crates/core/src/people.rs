@@ -47,8 +47,15 @@ struct GraphUser {
 const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,accountEnabled,userType";
 const GROUP_FIELDS: &str = "id,displayName,securityEnabled,mailEnabled,groupTypes";
 
+/// A value for an OData string literal in a query string: quotes doubled (OData), then
+/// percent-encoded, so `&`, `#`, `+` or `%` in what the admin typed stay part of the name
+/// instead of ending the filter or the URL.
 fn odata_quote(s: &str) -> String {
-    s.replace('\'', "''")
+    percent_encoding::utf8_percent_encode(
+        &s.replace('\'', "''"),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string()
 }
 
 /// Finds users and (when `groups`) groups whose name starts with `query`.

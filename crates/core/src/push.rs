@@ -81,10 +81,17 @@ impl Call<'_> {
             .await
             .map_err(|e| PushError::Network(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
-        let text = resp
-            .text()
+        let text = crate::http::read_text(resp, crate::http::SMALL_BODY_LIMIT)
             .await
-            .map_err(|e| PushError::Network(e.without_url().to_string()))?;
+            .map_err(|e| match e {
+                crate::http::BodyError::Network(e) => {
+                    PushError::Network(e.without_url().to_string())
+                }
+                e => PushError::Unexpected {
+                    status,
+                    message: e.to_string(),
+                },
+            })?;
         let v: Value = serde_json::from_str(&text).map_err(|e| PushError::Unexpected {
             status,
             message: format!("the answer is not JSON ({e})"),

@@ -44,6 +44,17 @@ async fn secrets_round_trip_through_the_os_keychain() {
     keychain::delete(&s, "round-trip")
         .await
         .expect("deleting a missing entry is fine");
+
+    // A refresh token longer than a Windows credential holds goes through the same parts on
+    // every OS, and comes back whole.
+    let long = format!("0.AXoA{}", "Ab9-_".repeat(1400));
+    keychain::set(&s, "long", SecretString::from(long.clone()))
+        .await
+        .unwrap();
+    let back = keychain::get(&s, "long").await.unwrap().unwrap();
+    assert_eq!(back.expose_secret(), long);
+    keychain::delete(&s, "long").await.unwrap();
+    assert!(keychain::get(&s, "long").await.unwrap().is_none());
 }
 
 #[tokio::test]

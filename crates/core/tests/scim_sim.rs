@@ -184,6 +184,19 @@ async fn preview_explains_who_syncs_and_who_does_not() {
         .unwrap();
     assert!(!g.assignable);
     assert!(found.iter().any(|p| p.display_name == "Alex Wilber"));
+    // What the admin types stays one value: `&`, `#`, `+`, `%` and quotes do not end the
+    // filter or the URL (the search finds nothing, and does not fail).
+    sim.clear_exchanges();
+    let odd = people::search(&s.graph, "R&D #1 O'Brien+C 100%", true)
+        .await
+        .unwrap();
+    assert!(odd.is_empty(), "{odd:?}");
+    let sent: Vec<String> = sim.exchanges().into_iter().map(|x| x.path).collect();
+    assert!(
+        sent.iter()
+            .all(|p| p.contains("$filter=startswith(displayName,'R&D #1 O''Brien+C 100%')")),
+        "{sent:#?}"
+    );
     assert_graph_traffic_matches_csdl(&sim);
 }
 

@@ -275,11 +275,12 @@ fn split_path(path: &str) -> Vec<String> {
     out
 }
 
+/// A query string as it reads once decoded: every parameter (the record of an exchange shows
+/// the whole query, `&`s and all).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<AccessClaims, GraphErr> {

@@ -72,7 +72,9 @@ impl BrowserOpener for FollowRedirects {
                     continue;
                 }
                 if status.is_success() {
-                    let body = resp.text().await.unwrap_or_default();
+                    let body = crate::http::read_text(resp, crate::http::SMALL_BODY_LIMIT)
+                        .await
+                        .unwrap_or_default();
                     if let Some((action, fields)) = self_posting_form(&body) {
                         let target = reqwest::Url::parse(&next)
                             .and_then(|base| base.join(&action))
@@ -91,7 +93,9 @@ impl BrowserOpener for FollowRedirects {
                     }
                     return Ok(());
                 }
-                let body = resp.text().await.unwrap_or_default();
+                let body = crate::http::read_text(resp, crate::http::SMALL_BODY_LIMIT)
+                    .await
+                    .unwrap_or_default();
                 let text = strip_tags(&body);
                 return Err(AuthError::Protocol(format!(
                     "the sign-in page answered HTTP {status}: {}",

@@ -87,10 +87,12 @@ pub async fn discover(
             detail: e.without_url().to_string(),
         })?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| AuthError::Network {
-        what: "the sign-in service".into(),
-        detail: e.to_string(),
-    })?;
+    let text = crate::http::read_text(resp, crate::http::SMALL_BODY_LIMIT)
+        .await
+        .map_err(|e| AuthError::Network {
+            what: "the sign-in service".into(),
+            detail: e.to_string(),
+        })?;
     if status.as_u16() == 400 || status.as_u16() == 404 {
         return Err(AuthError::UnknownTenant {
             tenant: tenant.to_string(),

@@ -227,21 +227,36 @@ async fn verify_id_token(
     }
     let header =
         jsonwebtoken::decode_header(token).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
-    let jwks: jsonwebtoken::jwk::JwkSet =
-        crate::http::send_idempotent(|| http.get(&discovery.jwks_uri))
-            .await
-            .map_err(|e| AuthError::Network {
-                what: "the signing keys".into(),
-                detail: e.to_string(),
-            })?
-            .json()
-            .await
-            .map_err(|e| {
-                AuthError::InvalidIdToken(format!("the signing keys are not valid JSON: {e}"))
-            })?;
+    let network = |detail: String| AuthError::Network {
+        what: "the signing keys".into(),
+        detail,
+    };
+    let resp = crate::http::send_idempotent(|| http.get(&discovery.jwks_uri))
+        .await
+        .map_err(|e| network(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(network(format!(
+            "{} answered HTTP {}",
+            discovery.jwks_uri,
+            resp.status().as_u16()
+        )));
+    }
+    let body = crate::http::read_body(resp, crate::http::SMALL_BODY_LIMIT)
+        .await
+        .map_err(|e| network(e.to_string()))?;
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&body).map_err(|e| {
+        AuthError::InvalidIdToken(format!("the signing keys are not valid JSON: {e}"))
+    })?;
     let jwk = match &header.kid {
         Some(kid) => jwks.find(kid),
-        None => jwks.keys.first(),
+        // Without a key id the token could have been signed by any published key; that is
+        // only unambiguous when there is one.
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
+        None => {
+            return Err(AuthError::InvalidIdToken(
+                "it names no signing key (kid) while the provider publishes several".into(),
+            ))
+        }
     }
     .ok_or_else(|| {
         AuthError::InvalidIdToken("it was signed with a key the provider does not publish".into())
@@ -263,6 +278,7 @@ async fn verify_id_token(
     validation.set_audience(&[client_id]);
     validation.set_required_spec_claims(&["exp", "aud", "iss"]);
     validation.leeway = 300;
+    validation.validate_nbf = true;
     let all = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
         token,
         &key,
@@ -516,4 +532,101 @@ async fn device_flow(
     };
     on_event(SignInEvent::Redeeming);
     finish(http, discovery, opts, resp, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use base64::Engine;
+
+    /// An ES256 key and its JWK.
+    fn key(kid: &str) -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let raw = pair.public_key_raw();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "use": "sig", "kid": kid, "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
+        let enc = jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        (enc, jwk)
+    }
+
+    /// Serves `body` with `status` as the key set; returns its discovery.
+    async fn keys_at(status: u16, body: String) -> Discovery {
+        let app = axum::Router::new().route(
+            "/keys",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { (axum::http::StatusCode::from_u16(status).unwrap(), body) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Discovery {
+            issuer: format!("{base}/tid/v2.0"),
+            authorization_endpoint: format!("{base}/authorize"),
+            token_endpoint: format!("{base}/token"),
+            device_authorization_endpoint: None,
+            jwks_uri: format!("{base}/keys"),
+        }
+    }
+
+    fn token(enc: &jsonwebtoken::EncodingKey, kid: Option<&str>, iss: &str, nbf: i64) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = kid.map(str::to_string);
+        let now = Utc::now().timestamp();
+        let claims = serde_json::json!({"aud": "client", "iss": iss, "sub": "s", "oid": "o", "tid": "tid", "exp": now + 3600, "iat": now, "nbf": nbf});
+        jsonwebtoken::encode(&header, &claims, enc).unwrap()
+    }
+
+    /// Item 8 of the hardening issue: the key set's status is checked and its size capped, a
+    /// token naming no key is refused when several are published, and `nbf` is enforced.
+    #[tokio::test]
+    async fn id_tokens_are_checked_against_a_sound_key_set() {
+        let http = crate::http::client();
+        let (enc, jwk) = key("k1");
+        let (_, other) = key("k2");
+        let now = Utc::now().timestamp();
+        let verify = |d: Discovery, t: String| {
+            let http = http.clone();
+            async move { verify_id_token(&http, &d, "client", &t, None).await }
+        };
+
+        // The control: a sound token against its key set.
+        let d = keys_at(200, serde_json::json!({"keys": [jwk.clone()]}).to_string()).await;
+        let t = token(&enc, Some("k1"), &d.issuer, now);
+        assert_eq!(verify(d, t).await.unwrap().0.oid, "o");
+
+        // A key set answered with an error status is not read as keys.
+        let d = keys_at(500, serde_json::json!({"keys": [jwk.clone()]}).to_string()).await;
+        let t = token(&enc, Some("k1"), &d.issuer, now);
+        let e = verify(d, t).await.unwrap_err().to_string();
+        assert!(e.contains("HTTP 500"), "{e}");
+
+        // One that never ends is cut off.
+        let huge = format!("{{\"keys\": [], \"pad\": \"{}\"}}", "x".repeat(2 << 20));
+        let d = keys_at(200, huge).await;
+        let t = token(&enc, Some("k1"), &d.issuer, now);
+        let e = verify(d, t).await.unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+
+        // No kid, several keys: refused even though the first would verify it.
+        let d = keys_at(
+            200,
+            serde_json::json!({"keys": [jwk.clone(), other]}).to_string(),
+        )
+        .await;
+        let t = token(&enc, None, &d.issuer, now);
+        let e = verify(d, t).await.unwrap_err().to_string();
+        assert!(e.contains("names no signing key"), "{e}");
+
+        // Not valid before an hour from now.
+        let d = keys_at(200, serde_json::json!({"keys": [jwk]}).to_string()).await;
+        let t = token(&enc, Some("k1"), &d.issuer, now + 3600);
+        let e = verify(d, t).await.unwrap_err().to_string();
+        assert!(
+            e.contains("ImmatureSignature") || e.contains("not yet valid"),
+            "{e}"
+        );
+    }
 }

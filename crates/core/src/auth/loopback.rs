@@ -21,6 +21,41 @@ use super::AuthError;
 
 type Outcome = Result<HashMap<String, String>, AuthError>;
 
+/// How long one connection to the listener may stay open: a browser's redirect takes
+/// milliseconds; a local process that opens connections and sends nothing (or a byte a
+/// minute) is cut off instead of holding them for the whole sign-in.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Serves `app` on `listener` until `stop`, each connection for at most `per_connection`.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: CancellationToken,
+    per_connection: Duration,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    loop {
+        let stream = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+            tokio::select! {
+                _ = tokio::time::timeout(per_connection, conn) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
 struct Inner {
     expected_state: Option<String>,
     tx: Option<oneshot::Sender<Outcome>>,
@@ -172,6 +207,10 @@ impl LoopbackListener {
     /// Binds 127.0.0.1 on an ephemeral port. `redirect_host` is the host written into the
     /// redirect URI (`localhost` for clients registered with `http://localhost`, or `127.0.0.1`).
     pub async fn bind(redirect_host: &str) -> Result<Self, AuthError> {
+        Self::bind_with(redirect_host, CONNECTION_TIMEOUT).await
+    }
+
+    async fn bind_with(redirect_host: &str, per_connection: Duration) -> Result<Self, AuthError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|e| AuthError::Network {
@@ -202,11 +241,7 @@ impl LoopbackListener {
         };
         for l in std::iter::once(listener).chain(v6) {
             let (app, stop) = (app.clone(), stop.clone());
-            tokio::spawn(async move {
-                let _ = axum::serve(l, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-            });
+            tokio::spawn(serve(l, app, stop, per_connection));
         }
         Ok(Self {
             redirect_uri: format!("http://{redirect_host}:{port}/"),
@@ -261,5 +296,52 @@ impl LoopbackListener {
 impl Drop for LoopbackListener {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Item 9 of the hardening issue: a connection that sends nothing, or half a request, is
+    /// closed after the per-connection timeout, and the browser's answer still gets through.
+    #[tokio::test]
+    async fn idle_connections_are_cut_off_and_the_answer_still_arrives() {
+        let listener = LoopbackListener::bind_with("127.0.0.1", Duration::from_millis(300))
+            .await
+            .unwrap();
+        listener.expect_state("s1");
+        let addr = listener
+            .redirect_uri()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        slow.write_all(b"GET /?code=x&state=s1 HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        for conn in [&mut idle, &mut slow] {
+            let mut buf = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(3), conn.read(&mut buf))
+                .await
+                .expect("the listener closed the connection")
+                .unwrap_or(0);
+            assert_eq!(n, 0, "closed without an answer");
+        }
+        let browser = reqwest::Client::new();
+        let page = browser
+            .get(format!("http://{addr}/?code=the-code&state=s1"))
+            .send()
+            .await
+            .unwrap();
+        assert!(page.status().is_success());
+        let code = listener
+            .wait(Duration::from_secs(5), &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(code, "the-code");
     }
 }

@@ -39,10 +39,20 @@ pub fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// What the admin typed, as the message shows it back: control characters (a pasted escape
+/// sequence) replaced, and at most 80 characters.
+fn shown(input: &str) -> String {
+    let p = crate::redact::printable(input).replace(['\n', '\t'], " ");
+    match p.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &p[..cut]),
+        None => p,
+    }
+}
+
 fn invalid(input: &str, reason: impl Into<String>) -> AuthError {
     AuthError::InvalidTenant {
-        input: input.to_string(),
-        reason: reason.into(),
+        input: shown(input),
+        reason: crate::redact::printable(&reason.into()),
     }
 }
 
@@ -79,7 +89,10 @@ fn check_domain(input: &str, domain: &str) -> Result<(), AuthError> {
         {
             return Err(invalid(
                 input,
-                format!("a domain cannot contain '{c}'. Use letters, digits, '-' and dots only."),
+                format!(
+                    "a domain cannot contain '{}'. Use letters, digits, '-' and dots only.",
+                    c.escape_debug()
+                ),
             ));
         }
     }
@@ -141,6 +154,20 @@ impl TenantRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Item 10 of the hardening issue: a pasted escape sequence is shown, not obeyed.
+    #[test]
+    fn what_the_admin_typed_is_echoed_without_control_characters() {
+        for typed in [
+            "\u{1b}[2J\u{1b}[Hcontoso.com",
+            "contoso.com\u{7}\r PASS",
+            &format!("{}\u{1b}]0;title\u{7}.com", "a".repeat(300)),
+        ] {
+            let e = TenantRef::parse(typed).unwrap_err().to_string();
+            assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+            assert!(e.chars().count() < 400, "{e}");
+        }
+    }
 
     #[test]
     fn accepts_domains_ids_and_empty() {

@@ -297,12 +297,22 @@ impl Request<'_> {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let wait = retry_after(resp.headers());
-            let bytes = resp.bytes().await.map_err(|e| GraphError::Network {
-                method: self.method.to_string(),
-                path: path.to_string(),
-                detail: e.to_string(),
-                client_request_id: client_request_id.clone(),
-            })?;
+            let bytes = crate::http::read_body(resp, crate::http::GRAPH_BODY_LIMIT)
+                .await
+                .map_err(|e| match e {
+                    crate::http::BodyError::Network(e) => GraphError::Network {
+                        method: self.method.to_string(),
+                        path: path.to_string(),
+                        detail: e.to_string(),
+                        client_request_id: client_request_id.clone(),
+                    },
+                    e => GraphError::Decode {
+                        method: self.method.to_string(),
+                        path: path.to_string(),
+                        detail: e.to_string(),
+                        request_id: request_id.clone(),
+                    },
+                })?;
             tracing::debug!(method = %self.method, path, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), attempt, "graph");
             if status.is_success() {
                 let body = if bytes.is_empty() {
