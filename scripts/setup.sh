@@ -45,9 +45,9 @@ fi
 
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "Installing npm packages"
-  # `npm install` rather than `npm ci`: the lock file can only list the platform packages of
-  # @tauri-apps/cli that the registry in use serves, and `npm ci` rejects such a lock file.
-  npm install --no-audit --no-fund
+  # Exactly what package-lock.json lists (it names every platform's @tauri-apps/cli package),
+  # or a clear failure: never a lock file rewritten on the way.
+  npm ci --no-audit --no-fund
 fi
 
 if (( want_test )) && ! command -v tauri-driver >/dev/null 2>&1; then

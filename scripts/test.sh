@@ -18,6 +18,9 @@ section "Formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
 
+section "Supply chain: cargo deny (advisories, licences, bans, sources)"
+scripts/deny.sh
+
 section "UI: type check and unit tests (Vitest + mockIPC)"
 npm run --silent check
 npm run --silent test:ui

@@ -63,12 +63,12 @@ fn custom_url(field: &'static str, value: &str) -> Result<Url, CloudError> {
         ) {
             CloudError::NotHttps {
                 field,
-                value: value.to_string(),
+                value: crate::redact::echo(value, 200),
             }
         } else {
             CloudError::InvalidUrl {
                 field,
-                value: value.to_string(),
+                value: crate::redact::echo(value, 200),
                 reason,
             }
         }

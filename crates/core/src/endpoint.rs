@@ -43,6 +43,16 @@ pub enum EndpointError {
     Fragment(String),
     #[error("'{0}' has a ?query: leave it out")]
     Query(String),
+    #[error(
+        "'{0}' has a host name too long for DNS (a part over 63 characters, or over 253 in all)"
+    )]
+    HostTooLong(String),
+    #[error("'{0}' contains an invisible control character: type or paste it again")]
+    Control(String),
+    #[error("'{0}' contains a backslash: URLs use '/'")]
+    Backslash(String),
+    #[error("'{0}' lacks the '//' after the scheme: write it as https://host")]
+    Slashes(String),
 }
 
 /// Parses an endpoint URL and refuses what would go wrong later: no scheme, another scheme,
@@ -51,12 +61,26 @@ pub enum EndpointError {
 /// another host (`xn--` labels).
 pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, EndpointError> {
     let v = value.trim();
-    let at = || v.to_string();
+    let at = || crate::redact::echo(v, 200);
     if v.is_empty() {
         return Err(EndpointError::Empty);
     }
     if v.chars().any(char::is_whitespace) {
         return Err(EndpointError::Spaces(at()));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(EndpointError::Control(at()));
+    }
+    if v.contains('\\') {
+        return Err(EndpointError::Backslash(at()));
+    }
+    // `https:host` parses as `https://host`; say what was meant instead of guessing.
+    if let Some((scheme, rest)) = v.split_once(':') {
+        if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+            && !rest.starts_with("//")
+        {
+            return Err(EndpointError::Slashes(at()));
+        }
     }
     let u = Url::parse(v).map_err(|e| match e {
         url::ParseError::RelativeUrlWithoutBase => EndpointError::NoScheme(at()),
@@ -66,6 +90,11 @@ pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, EndpointError>
             why: other.to_string(),
         },
     })?;
+    if let Some(url::Host::Domain(d)) = u.host() {
+        if d.len() > 253 || d.split('.').any(|label| label.len() > 63) {
+            return Err(EndpointError::HostTooLong(at()));
+        }
+    }
     let loopback = matches!(u.host(), Some(url::Host::Domain("localhost")))
         || matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
         || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
@@ -76,7 +105,7 @@ pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, EndpointError>
         other => {
             return Err(EndpointError::Scheme {
                 url: at(),
-                scheme: other.to_string(),
+                scheme: crate::redact::echo(other, 40),
             })
         }
     }
@@ -89,7 +118,7 @@ pub fn parse(value: &str, http: Http, query: bool) -> Result<Url, EndpointError>
     {
         return Err(EndpointError::Idn {
             url: at(),
-            host: host.to_string(),
+            host: crate::redact::echo(host, 200),
         });
     }
     if !u.username().is_empty() || u.password().is_some() {

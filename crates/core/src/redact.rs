@@ -16,9 +16,12 @@ fn patterns() -> &'static [(Regex, &'static str)] {
             (r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}", "${1}<redacted>"),
             // Form fields and JSON members that carry secrets.
             (
-                r#"(?i)((?:refresh_token|access_token|id_token|client_secret|code_verifier|device_code|secretText|SecretToken|password|code)["']?\s*[:=]\s*["']?)[^"'&\s,}]{4,}"#,
+                r#"(?i)((?:refresh_token|access_token|id_token|client_secret|code_verifier|device_code|secretText|SecretToken|password)["']?\s*[:=]\s*["']?)[^"'&\s,}]{4,}"#,
                 "${1}<redacted>",
             ),
+            // An authorization code travels as a query or form field (`code=…`); `code: X` in
+            // an error message is Graph's error code, which the admin needs to see.
+            (r#"(?i)(\bcode=)[^"'&\s,}]{4,}"#, "${1}<redacted>"),
         ]
         .into_iter()
         .filter_map(|(re, with)| Regex::new(re).ok().map(|r| (r, with)))
@@ -55,6 +58,16 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
+/// What someone typed, as a message shows it back: [`printable`] on one line, and at most
+/// `max` characters.
+pub fn echo(input: &str, max: usize) -> String {
+    let p = printable(input).replace(['\n', '\t'], " ");
+    match p.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &p[..cut]),
+        None => p,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{printable, redact};
@@ -79,6 +92,14 @@ mod tests {
         assert!(!out.contains("Qw8~abc"), "{out}");
         assert!(!out.contains("eyJzdWIiOiIx"), "{out}");
         assert!(out.contains("client_id=x"), "{out}");
+    }
+
+    #[test]
+    fn keeps_error_codes_but_masks_authorization_codes() {
+        let out =
+            redact("Error code: CredentialValidationUnavailable; GET /?code=0.AXoAbcdefgh&state=s");
+        assert!(out.contains("CredentialValidationUnavailable"), "{out}");
+        assert!(!out.contains("0.AXoAbcdefgh"), "{out}");
     }
 
     #[test]

@@ -86,6 +86,12 @@ pub enum MetadataError {
     NotXml(String),
     #[error("the metadata's root element is <{0}>, not <EntityDescriptor>")]
     WrongRoot(String),
+    #[error("the metadata names no entityID")]
+    NoEntityId,
+    #[error("a signing certificate in the metadata is not a certificate ({0})")]
+    BadCertificate(String),
+    #[error("the metadata has no IDPSSODescriptor: it does not describe an identity provider")]
+    NoIdentityProvider,
 }
 
 /// Metadata larger than this is refused before parsing.
@@ -105,10 +111,19 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, MetadataError> {
     if !(root.tag_name().name() == "EntityDescriptor" && root.tag_name().namespace() == Some(MD)) {
         return Err(MetadataError::WrongRoot(root.tag_name().name().to_string()));
     }
+    if root
+        .attribute("entityID")
+        .is_none_or(|e| e.trim().is_empty())
+    {
+        return Err(MetadataError::NoEntityId);
+    }
     let idp = root
         .children()
         .find(|n| n.has_tag_name((MD, "IDPSSODescriptor")));
-    let signing_certs = idp
+    if idp.is_none() {
+        return Err(MetadataError::NoIdentityProvider);
+    }
+    let signing_certs: Vec<String> = idp
         .into_iter()
         .flat_map(|d| d.children())
         .filter(|n| {
@@ -120,6 +135,13 @@ pub fn parse_idp_metadata(xml: &str) -> Result<IdpMetadata, MetadataError> {
         .filter_map(|n| n.text())
         .map(|t| t.split_whitespace().collect::<String>())
         .collect();
+    for c in &signing_certs {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(c)
+            .map_err(|e| MetadataError::BadCertificate(format!("not base64: {e}")))?;
+        x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| MetadataError::BadCertificate(e.to_string()))?;
+    }
     let sso_urls = idp
         .into_iter()
         .flat_map(|d| d.children())
@@ -157,6 +179,8 @@ pub enum SpMetadataError {
     IdentityProvider,
     #[error("the metadata has no SPSSODescriptor: it does not describe a SAML service provider")]
     NoServiceProvider,
+    #[error("its Assertion Consumer Service URL cannot be used in Entra: {0}")]
+    Acs(String),
     #[error(
         "the metadata describes {0} service providers: save the one for this service on its own"
     )]
@@ -223,6 +247,8 @@ pub fn parse_sp_metadata(xml: &str) -> Result<SpMetadata, SpMetadataError> {
             continue;
         };
         if n.attribute("Binding") == Some(POST) {
+            crate::provider::check_redirect_uri(location)
+                .map_err(|e| SpMetadataError::Acs(e.to_string()))?;
             let default = n
                 .attribute("isDefault")
                 .is_some_and(|d| d == "true" || d == "1");

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 use std::collections::HashMap;
@@ -107,9 +107,26 @@ fn host_is_ours(headers: &axum::http::HeaderMap, port: u16) -> bool {
 async fn callback(
     State(inner): State<Arc<Mutex<Inner>>>,
     headers: axum::http::HeaderMap,
-    Query(mut q): Query<HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
     body: String,
 ) -> Response {
+    // Every parameter once (RFC 6749 §3.1): a repeated `state` or `code` is not the answer of
+    // this sign-in, whichever copy one would pick.
+    let raw = raw.unwrap_or_default();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .chain(url::form_urlencoded::parse(body.as_bytes()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut q: HashMap<String, String> = HashMap::new();
+    for (k, v) in pairs {
+        if q.insert(k, v).is_some() {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                "A parameter appears twice: this is not the answer to Entra Setup's sign-in.",
+            )
+                .into_response();
+        }
+    }
     let port = match inner.lock() {
         Ok(g) => g.port,
         Err(p) => p.into_inner().port,
@@ -122,8 +139,6 @@ async fn callback(
         )
             .into_response();
     }
-    // A POSTed form (SAML's HTTP-POST binding) counts as parameters too.
-    q.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned());
     let has_answer =
         q.contains_key("code") || q.contains_key("error") || q.contains_key("SAMLResponse");
     if !has_answer {

@@ -39,19 +39,9 @@ pub fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// What the admin typed, as the message shows it back: control characters (a pasted escape
-/// sequence) replaced, and at most 80 characters.
-fn shown(input: &str) -> String {
-    let p = crate::redact::printable(input).replace(['\n', '\t'], " ");
-    match p.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}…", &p[..cut]),
-        None => p,
-    }
-}
-
 fn invalid(input: &str, reason: impl Into<String>) -> AuthError {
     AuthError::InvalidTenant {
-        input: shown(input),
+        input: crate::redact::echo(input, 80),
         reason: crate::redact::printable(&reason.into()),
     }
 }

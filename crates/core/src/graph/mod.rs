@@ -340,9 +340,16 @@ impl Request<'_> {
                     .as_ref()
                     .map(|p| p.error.code.clone())
                     .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_string()),
+                // Graph's words, as they may be shown: printable, and not a novel.
                 message: parsed
                     .as_ref()
-                    .map(|p| p.error.message.clone())
+                    .map(|p| {
+                        let m = crate::redact::printable(&p.error.message);
+                        match m.char_indices().nth(500) {
+                            Some((cut, _)) => format!("{}…", &m[..cut]),
+                            None => m,
+                        }
+                    })
                     .unwrap_or_default(),
                 request_id: parsed
                     .as_ref()

@@ -192,7 +192,14 @@ pub fn validate<'a>(
             });
             (v, problem)
         } else {
-            let problem = spec.problem(&v);
+            let problem = spec.problem(&v).or_else(|| {
+                (spec.kind == InputKind::Url)
+                    .then(|| {
+                        crate::endpoint::parse(&v, crate::endpoint::Http::Loopback, false).err()
+                    })
+                    .flatten()
+                    .map(|e| format!("{e}."))
+            });
             (v, problem)
         };
         if let Some(message) = problem {
