@@ -2,7 +2,7 @@
 //! stable toolchain with proptest: random and mutated inputs must never panic, and every
 //! refusal must be printable (no control characters from the input reach a terminal). The test
 //! command runs proptest's default 256 cases per target; docs/SECURITY.md gives the figures of a
-//! longer run (`PROPTEST_CASES=20000 cargo test --release -p entra-setup-core --test fuzz`).
+//! longer run (`PROPTEST_CASES=5000 cargo test -p entra-setup-core --test fuzz`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

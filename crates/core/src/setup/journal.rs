@@ -393,8 +393,9 @@ impl Journal {
                     return Err(JournalError::Corrupt {
                         file: self.path.display().to_string(),
                         line: i + 1,
-                        why,
-                    })
+                        // The parser quotes the damaged text: show it, never obey it.
+                        why: crate::redact::echo(&why, 300),
+                    });
                 }
             }
         }
