@@ -38,18 +38,36 @@ async fn a_next_link_to_another_host_is_not_followed_with_the_token() {
     );
 }
 
+/// Adele's tenant and a planned Cloudflare setup, its journal in a fresh directory.
+async fn cloudflare_planned(
+    label: &str,
+) -> (
+    entra_setup_sim::SimHandle,
+    entra_setup_core::session::Session,
+    std::path::PathBuf,
+    entra_setup_core::setup::flow::Prepared,
+) {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let dir = data_dir(label);
+    let prepared = entra_setup_core::setup::flow::prepare(
+        &s,
+        &dir,
+        intent_for("cloudflare", &[("team", "acme")]),
+        &[],
+    )
+    .await
+    .unwrap();
+    (sim, s, dir, prepared)
+}
+
 /// Item 5: a journal that names someone else's app (edited, or copied from another setup) does
 /// not make Undo delete it; Undo stops before changing anything and says why.
 #[tokio::test]
 async fn undo_deletes_only_apps_that_carry_the_wizards_tag() {
-    use entra_setup_core::setup::{flow, undo};
-    let sim = sim_as("adele@contoso.com").await;
-    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    use entra_setup_core::setup::undo;
+    let (sim, s, dir, prepared) = cloudflare_planned("entra-setup-hardening-undo").await;
     let tenant = s.account.tenant_id.clone();
-    let dir = data_dir("entra-setup-hardening-undo");
-    let prepared = flow::prepare(&s, &dir, intent_for("cloudflare", &[("team", "acme")]), &[])
-        .await
-        .unwrap();
     let journal = prepared.journal.clone();
     let run = apply_run(&s, prepared).await;
     let ours = run.app_object_id.clone();
@@ -104,13 +122,8 @@ async fn undo_deletes_only_apps_that_carry_the_wizards_tag() {
 #[tokio::test]
 async fn a_second_apply_or_undo_in_the_same_tenant_waits_its_turn() {
     use entra_setup_core::setup::{flow, undo};
-    let sim = sim_as("adele@contoso.com").await;
-    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let (sim, s, dir, prepared) = cloudflare_planned("entra-setup-hardening-lock").await;
     let tenant = s.account.tenant_id.clone();
-    let dir = data_dir("entra-setup-hardening-lock");
-    let prepared = flow::prepare(&s, &dir, intent_for("cloudflare", &[("team", "acme")]), &[])
-        .await
-        .unwrap();
     let journal = prepared.journal.clone();
     let before = sim.directory(&tenant).unwrap().applications.len();
 
