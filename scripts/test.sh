@@ -36,7 +36,7 @@ rm -rf "$keyring_home"
 env -u DBUS_SESSION_BUS_ADDRESS cargo test --locked --quiet -p entra-setup-core --test keychain_os -- --ignored without_a_secret_service
 
 section "OS clipboard: a copied secret concealed from history and cleared (X11 under Xvfb, read by xclip)"
-xvfb-run -a cargo test --locked --quiet -p entra-setup-app --test clipboard_os -- --ignored
+xvfb-run -a cargo test --locked --quiet --workspace --test clipboard_os -- --ignored
 
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
 cargo build --locked --quiet -p entra-setup-app --features custom-protocol
