@@ -101,16 +101,20 @@ impl<S: SecretStore> Parts<S> {
         format!("{key}#part{n}")
     }
 
+    /// How many parts a stored value announces, if it is a parts header.
+    fn announced(head: &SecretString) -> Option<usize> {
+        head.expose_secret()
+            .strip_prefix(PARTS_HEADER)
+            .and_then(|n| n.parse().ok())
+    }
+
     /// How many parts the entry under `key` has (0: stored whole, or absent).
     fn count(&self, key: &str) -> Result<usize, KeychainError> {
         Ok(self
             .inner
             .get(key)?
-            .and_then(|v| {
-                v.expose_secret()
-                    .strip_prefix(PARTS_HEADER)
-                    .and_then(|n| n.parse().ok())
-            })
+            .as_ref()
+            .and_then(Self::announced)
             .unwrap_or(0))
     }
 
@@ -127,11 +131,7 @@ impl<S: SecretStore> SecretStore for Parts<S> {
         let Some(head) = self.inner.get(key)? else {
             return Ok(None);
         };
-        let Some(count) = head
-            .expose_secret()
-            .strip_prefix(PARTS_HEADER)
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
+        let Some(count) = Self::announced(&head) else {
             return Ok(Some(head));
         };
         let mut whole = String::new();
