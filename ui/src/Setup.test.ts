@@ -62,7 +62,7 @@ function start(handlers: Record<string, (args: Record<string, unknown>) => unkno
     const a = (args ?? {}) as Record<string, unknown>;
     calls.push({ cmd, args: a });
     if (handlers[cmd]) return handlers[cmd](a);
-    if (cmd === "app_info") return { version: "0", defaultClientId: "x", demoUsers: [], logDir: "/tmp" };
+    if (cmd === "app_info") return { version: "0", defaultClientId: "x", demoUsers: [], logDir: "/tmp", network: { httpsProxy: null, httpProxy: null, noProxy: "" } };
     if (cmd === "resume_session") return { kind: "nothing" };
     if (cmd === "providers") return providers;
     return null;

@@ -2,17 +2,159 @@
 
 use std::time::Duration;
 
-/// Builds the shared HTTP client: rustls, redirects off (following redirects from identity
-/// endpoints opens the client to SSRF), bounded timeouts.
+/// Builds the shared HTTP client: the OS trust store (bundled roots as fallback), the proxy the
+/// environment names, redirects off (following redirects from identity endpoints opens the
+/// client to SSRF), bounded timeouts.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
+    builder(&[])
         .timeout(Duration::from_secs(60))
         .user_agent(concat!("entra-setup/", env!("CARGO_PKG_VERSION")))
         .build()
-        // Building only fails when the TLS backend cannot initialise; fall back to defaults.
+        // Building only fails when the TLS backend cannot initialise; fall back to defaults
+        // (the bundled roots, no proxy).
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The settings every client of the wizard shares — TLS verified by the platform's verifier
+/// with `extra_roots` (PEM or DER certificates the admin trusted for one endpoint) and the
+/// bundled roots added, [`Network::from_env`]'s proxy, no redirects, a 10 s connect timeout —
+/// for the caller to finish (timeout, user agent, resolver overrides).
+pub fn builder(
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> reqwest::ClientBuilder {
+    let b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10));
+    let b = Network::from_env().apply(b);
+    match tls_config(extra_roots) {
+        Ok(tls) => b.use_preconfigured_tls(tls),
+        Err(e) => {
+            // No verifier could be made from the platform (no system certificates at all):
+            // the bundled roots, which reqwest has by itself, plus the extra roots.
+            tracing::warn!(error = %e, "the OS trust store could not be read; using the bundled roots");
+            extra_roots
+                .iter()
+                .fold(b, |b, der| match reqwest::Certificate::from_der(der) {
+                    Ok(c) => b.add_root_certificate(c),
+                    Err(_) => b,
+                })
+        }
+    }
+}
+
+/// TLS for the wizard's clients: certificates checked by the OS (Windows' CryptoAPI, macOS's
+/// Security framework, the system bundle elsewhere, which `SSL_CERT_FILE` / `SSL_CERT_DIR`
+/// override), so a TLS-inspecting proxy whose root IT put in the OS store is trusted; the bundled
+/// Mozilla roots and `extra_roots` are added on top, so a machine with an empty or broken store
+/// still reaches Microsoft.
+pub fn tls_config(
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .cloned()
+        .chain(extra_roots.iter().cloned());
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider.clone())?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// Where the wizard's requests go on this network: the proxy from `HTTPS_PROXY` / `HTTP_PROXY` /
+/// `ALL_PROXY` (upper or lower case), and the hosts `NO_PROXY` sends direct. Loopback (the
+/// built-in demo tenant, a SCIM server on this machine) is always direct.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    /// The proxy for https:// requests, as configured (credentials are not shown by
+    /// [`Network::shown`]).
+    pub https_proxy: Option<String>,
+    /// The proxy for http:// requests.
+    pub http_proxy: Option<String>,
+    /// The `NO_PROXY` list as given, trimmed.
+    pub no_proxy: String,
+}
+
+/// The hosts never sent through a proxy, whatever `NO_PROXY` says.
+const ALWAYS_DIRECT: &str = "localhost,127.0.0.0/8,::1";
+
+impl Network {
+    /// Reads the proxy variables of this process's environment.
+    pub fn from_env() -> Network {
+        Network::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the proxy variables through `get` (the environment, or a test's map). Empty values
+    /// count as unset; upper case wins over lower case, the scheme's own variable over `ALL_PROXY`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Network {
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| get(n))
+                .map(|v| v.trim().to_string())
+                .find(|v| !v.is_empty())
+        };
+        let all = first(&["ALL_PROXY", "all_proxy"]);
+        Network {
+            https_proxy: first(&["HTTPS_PROXY", "https_proxy"]).or_else(|| all.clone()),
+            http_proxy: first(&["HTTP_PROXY", "http_proxy"]).or(all),
+            no_proxy: first(&["NO_PROXY", "no_proxy"]).unwrap_or_default(),
+        }
+    }
+
+    /// The same settings with any `user:password@` in the proxy URLs replaced by `***@`, to
+    /// show under Advanced.
+    pub fn shown(&self) -> Network {
+        let hide = |p: &Option<String>| {
+            p.as_ref().map(|u| match url::Url::parse(u) {
+                Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+                    let _ = url.set_username("***");
+                    let _ = url.set_password(None);
+                    url.to_string()
+                }
+                Ok(_) => u.clone(),
+                Err(_) => "(not a URL; ignored)".to_string(),
+            })
+        };
+        Network {
+            https_proxy: hide(&self.https_proxy),
+            http_proxy: hide(&self.http_proxy),
+            no_proxy: self.no_proxy.clone(),
+        }
+    }
+
+    /// Sets `b`'s proxies to these (and only these: reqwest's own reading of the environment is
+    /// turned off, so loopback always goes direct).
+    pub fn apply(&self, b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        let mut b = b.no_proxy();
+        let direct = if self.no_proxy.is_empty() {
+            ALWAYS_DIRECT.to_string()
+        } else {
+            format!("{},{ALWAYS_DIRECT}", self.no_proxy)
+        };
+        if let Some(p) = self
+            .https_proxy
+            .as_deref()
+            .and_then(|u| reqwest::Proxy::https(u).ok())
+        {
+            b = b.proxy(p.no_proxy(reqwest::NoProxy::from_string(&direct)));
+        }
+        if let Some(p) = self
+            .http_proxy
+            .as_deref()
+            .and_then(|u| reqwest::Proxy::http(u).ok())
+        {
+            b = b.proxy(p.no_proxy(reqwest::NoProxy::from_string(&direct)));
+        }
+        b
+    }
 }
 
 /// The most the wizard reads of an identity-platform answer (OpenID metadata, signing keys,

@@ -16,6 +16,8 @@ pub struct AppInfo {
     pub default_client_id: String,
     pub demo_users: Vec<DemoUser>,
     pub log_dir: String,
+    /// The proxy settings read from the environment (credentials hidden), shown under Advanced.
+    pub network: entra_setup_core::http::Network,
 }
 
 /// Version, demo users and where the logs are.
@@ -27,6 +29,7 @@ pub fn app_info(paths: State<'_, Paths>) -> AppInfo {
         default_client_id: entra_setup_core::auth::DEFAULT_CLIENT_ID.into(),
         demo_users: entra_setup_sim::demo_users(),
         log_dir: paths.logs.display().to_string(),
+        network: entra_setup_core::http::Network::from_env().shown(),
     }
 }
 

@@ -164,6 +164,8 @@ export type AppInfo = {
 	defaultClientId: string,
 	demoUsers: DemoUser[],
 	logDir: string,
+	/**  The proxy settings read from the environment (credentials hidden), shown under Advanced. */
+	network: Network,
 };
 
 /**  Progress the UI and CLI show while applying. */
@@ -587,6 +589,23 @@ export type Method =
 "browser" | 
 /**  Device code: enter a code at a URL on any device. */
 "deviceCode";
+
+/**
+ *  Where the wizard's requests go on this network: the proxy from `HTTPS_PROXY` / `HTTP_PROXY` /
+ *  `ALL_PROXY` (upper or lower case), and the hosts `NO_PROXY` sends direct. Loopback (the
+ *  built-in demo tenant, a SCIM server on this machine) is always direct.
+ */
+export type Network = {
+	/**
+	 *  The proxy for https:// requests, as configured (credentials are not shown by
+	 *  [`Network::shown`]).
+	 */
+	httpsProxy: string | null,
+	/**  The proxy for http:// requests. */
+	httpProxy: string | null,
+	/**  The `NO_PROXY` list as given, trimmed. */
+	noProxy: string,
+};
 
 export type OnDemandResult = {
 	/**  success, failure, skipped, warning. */

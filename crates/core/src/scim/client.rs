@@ -232,7 +232,7 @@ pub(super) fn split_url(url: &str) -> (String, bool) {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("the trusted certificate is not a PEM certificate: {0}")]
-    NotPem(reqwest::Error),
+    NotPem(String),
     #[error("the HTTP client could not start: {0}")]
     Build(reqwest::Error),
 }
@@ -242,18 +242,18 @@ pub(super) fn build_client(
     timeout: Duration,
     resolve: &[(String, std::net::SocketAddr)],
 ) -> Result<reqwest::Client, ClientError> {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    use rustls::pki_types::pem::PemObject;
+    let extra = match trusted {
+        Some(pem) => vec![rustls::pki_types::CertificateDer::from_pem_slice(pem)
+            .map_err(|e| ClientError::NotPem(e.to_string()))?],
+        None => vec![],
+    };
+    let mut b = crate::http::builder(&extra)
         .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!(
             "entra-setup-scim-verifier/",
             env!("CARGO_PKG_VERSION")
         ));
-    if let Some(pem) = trusted {
-        let cert = reqwest::Certificate::from_pem(pem).map_err(ClientError::NotPem)?;
-        b = b.add_root_certificate(cert);
-    }
     for (name, addr) in resolve {
         b = b.resolve(name, *addr);
     }
