@@ -8,6 +8,7 @@ mod error;
 mod logging;
 mod settings;
 mod state;
+pub mod updates;
 
 use tauri::{Manager, Runtime};
 use tauri_specta::{collect_commands, Builder};
@@ -63,6 +64,8 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::scim::scim_logs,
             commands::vendor::vendor_status,
             commands::vendor::demo_connect_vendor,
+            commands::app::check_for_update,
+            commands::app::restart_to_update,
         ])
 }
 
@@ -83,6 +86,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
     let specta = specta_builder::<R>();
     builder
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .invoke_handler(specta.invoke_handler())
         .setup(move |app| {
             specta.mount_events(app);
@@ -104,6 +108,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             app.manage(state::SessionState::default());
             app.manage(state::Demo::default());
             app.manage(state::SetupState::default());
+            app.manage(updates::Updates::new(app.handle()));
             app.manage(desktop::Desktop::new(app.handle().clone()));
             tracing::debug!("set up");
             Ok(())

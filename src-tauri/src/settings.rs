@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::IpcError;
 
 /// What the admin can change in settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Settings {
     pub cloud: CloudChoice,
@@ -21,6 +21,20 @@ pub struct Settings {
     pub method: Method,
     /// Overrides the public client used for sign-in.
     pub client_id: Option<String>,
+    /// Ask the release server for a newer version when the app starts (on unless turned off).
+    pub check_updates: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cloud: CloudChoice::default(),
+            tenant: String::new(),
+            method: Method::default(),
+            client_id: None,
+            check_updates: true,
+        }
+    }
 }
 
 impl Settings {

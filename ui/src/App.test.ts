@@ -152,6 +152,29 @@ describe("the wizard", () => {
     await waitFor(() => expect(document.activeElement).toBe(field));
   });
 
+  it("offers a verified update with Restart to update, and installs only on that click", async () => {
+    const user = userEvent.setup();
+    const calls = setup({
+      check_for_update: () => ({ kind: "ready", version: "0.2.0", currentVersion: "0.1.0", notes: "Faster SCIM checks." }),
+    });
+    await fresh();
+    const banner = await screen.findByRole("status", { name: "Update" });
+    expect(within(banner).getByText(/Entra Setup 0.2.0 is ready/)).toBeTruthy();
+    expect(calls.some((c) => c.cmd === "restart_to_update")).toBe(false);
+    await user.click(within(banner).getByRole("button", { name: "Restart to update" }));
+    await waitFor(() => expect(calls.some((c) => c.cmd === "restart_to_update")).toBe(true));
+  });
+
+  it("says when an update was refused for its signature", async () => {
+    setup({
+      check_for_update: () => ({ kind: "refused", version: "0.2.0", message: "The download of version 0.2.0 does not carry Entra Setup's release signature, so it was discarded and nothing was installed." }),
+    });
+    await fresh();
+    const alert = await screen.findByRole("alert", { name: "Update refused" });
+    expect(within(alert).getByText(/nothing was installed/)).toBeTruthy();
+    expect(within(alert).queryByRole("button", { name: "Restart to update" })).toBeNull();
+  });
+
   it("shows the proxy and the trust store it uses under Advanced", async () => {
     const user = userEvent.setup();
     setup();

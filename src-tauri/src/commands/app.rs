@@ -80,3 +80,29 @@ pub fn ui_ready() {
         let _ = out.flush();
     }
 }
+
+/// The start-of-session update check: off when settings say so; otherwise asks the release
+/// server, and downloads and verifies a newer version (nothing is installed).
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all)]
+pub async fn check_for_update(
+    settings: State<'_, SettingsStore>,
+    updates: State<'_, crate::updates::Updates>,
+) -> Result<crate::updates::UpdateStatus, IpcError> {
+    if !settings.settings().check_updates {
+        return Ok(crate::updates::UpdateStatus::Off);
+    }
+    Ok(updates.check().await)
+}
+
+/// "Restart to update": installs the verified download (its signature checked again) and
+/// restarts. Errors: `Internal` when nothing verified is waiting or the install failed.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub fn restart_to_update(updates: State<'_, crate::updates::Updates>) -> Result<(), IpcError> {
+    updates.install().map_err(|e| IpcError::Internal {
+        message: e.to_string(),
+    })
+}

@@ -43,4 +43,6 @@ pub const COMMANDS: &[&str] = &[
     "scim_logs",
     "vendor_status",
     "demo_connect_vendor",
+    "check_for_update",
+    "restart_to_update",
 ];

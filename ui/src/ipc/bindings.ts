@@ -147,6 +147,16 @@ export const commands = {
 	 *  they would in the vendor's real console.
 	 */
 	demoConnectVendor: (providerId: string, inputs: { [key in string]: string }, events: Channel<SignInEvent>) => typedError<VendorView, IpcError>(__TAURI_INVOKE("demo_connect_vendor", { providerId, inputs, events })),
+	/**
+	 *  The start-of-session update check: off when settings say so; otherwise asks the release
+	 *  server, and downloads and verifies a newer version (nothing is installed).
+	 */
+	checkForUpdate: () => typedError<UpdateStatus, IpcError>(__TAURI_INVOKE("check_for_update")),
+	/**
+	 *  "Restart to update": installs the verified download (its signature checked again) and
+	 *  restarts. Errors: `Internal` when nothing verified is waiting or the install failed.
+	 */
+	restartToUpdate: () => typedError<null, IpcError>(__TAURI_INVOKE("restart_to_update")),
 };
 
 /* Types */
@@ -1032,6 +1042,8 @@ export type Settings = {
 	method?: Method,
 	/**  Overrides the public client used for sign-in. */
 	clientId?: string | null,
+	/**  Ask the release server for a newer version when the app starts (on unless turned off). */
+	checkUpdates?: boolean,
 };
 
 /**  Where a setup done before was found. */
@@ -1184,6 +1196,25 @@ export type Undone = {
 	what: string,
 	id: string,
 };
+
+/**  What the updater knows, for the banner. */
+export type UpdateStatus = 
+/**  Checking at start is turned off in settings. */
+{ kind: "off" } | 
+/**  No newer version (or no check made yet). */
+{ kind: "upToDate" } | 
+/**  A newer version is downloaded and its signature verified: restart to install it. */
+{ kind: "ready"; version: string; currentVersion: string; notes: string | null } | 
+/**
+ *  A newer version was announced but its download does not carry the release key's
+ *  signature: it was discarded.
+ */
+{ kind: "refused"; version: string; message: string } | 
+/**
+ *  The update server could not be asked (offline, blocked by a proxy): nothing to show but
+ *  a note in the log and under Advanced.
+ */
+{ kind: "unreachable"; message: string };
 
 export type UserSample = {
 	sampled: number,

@@ -65,6 +65,8 @@ export const ipc = {
   signOut: () => unwrap(commands.signOut()),
   openLink: (url: string) => unwrap(commands.openLink(url)),
   uiReady: () => commands.uiReady().catch(() => undefined),
+  checkForUpdate: () => unwrap(commands.checkForUpdate()),
+  restartToUpdate: () => unwrap(commands.restartToUpdate()),
   providers: () => unwrap(commands.providers()),
   checkInputs: (providerId: string, inputs: Record<string, string>, secretDays: number | null) =>
     unwrap(commands.checkInputs(providerId, inputs, secretDays)),
