@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
 import { remote } from "webdriverio";
+import { axeCheck, axeTotals } from "./axe.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, "target");
@@ -114,6 +115,7 @@ async function shot(name, scrollTo) {
   await browser.pause(300);
   await browser.saveScreenshot(join(out, `${name}.png`));
   console.log(`  screenshot ${name}.png`);
+  await axeCheck(browser, name);
 }
 
 /** Picks a service on Choose service. The list may still be settling after the step appears (a
@@ -264,14 +266,14 @@ try {
     const team = await browser.$("#input-team");
     await team.waitForDisplayed();
     await team.setValue("acme corp");
-    await (await byText("button", "Next: Register app")).click();
+    await (await byText("button", "Continue")).click();
     const err = await browser.$("#error-team");
     await err.waitForDisplayed({ timeout: 10000 });
     assert.match(await err.getText(), /no spaces/);
     await shot("08-choose-service-bad-team");
     await team.clearValue();
     await team.setValue("acme");
-    await (await byText("button", "Next: Register app")).click();
+    await (await byText("button", "Continue")).click();
     await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
     assert.ok((await visibleText()).includes("https://acme.cloudflareaccess.com/cdn-cgi/access/callback"));
     await shot("09-register-app");
@@ -361,7 +363,7 @@ try {
     const service = await browser.$("#input-service");
     await service.waitForDisplayed();
     await service.setValue("Acme File Transfer");
-    await (await byText("button", "Next: Register app")).click();
+    await (await byText("button", "Continue")).click();
     await (await byText("h1", "Sync mode")).waitForDisplayed({ timeout: 30000 });
     await (await browser.$("[data-testid='licence-note']")).waitForDisplayed({ timeout: 30000 });
     for (const [query, name] of [["Eng", "Engineering"], ["Sal", "Sales"]]) {
@@ -441,7 +443,7 @@ try {
     await name.waitForDisplayed();
     await name.setValue("Team Wiki");
     await (await browser.$("#input-redirect_uris")).setValue("https://wiki.contoso.com/oidc/callback, http://localhost:8080/callback");
-    await (await byText("button", "Next: Register app")).click();
+    await (await byText("button", "Continue")).click();
     await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
     const registered = await visibleText();
     assert.ok(registered.includes("https://wiki.contoso.com/oidc/callback") && registered.includes("http://localhost:8080/callback"));
@@ -473,7 +475,7 @@ try {
     await (await browser.$("#input-reply_url")).setValue("https://files.contoso.com/saml/acs");
     await (await browser.$("#input-relay_state")).setValue("/home");
     await (await browser.$("#input-groups")).setValue("SecurityGroup");
-    await (await byText("button", "Next: Register app")).click();
+    await (await byText("button", "Continue")).click();
     await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
     const registered = await visibleText();
     assert.ok(registered.includes("Identifier (Entity ID)") && registered.includes("https://files.contoso.com/saml/metadata"), registered);
@@ -548,7 +550,7 @@ try {
     await (await browser.$("#input-subdomain")).setValue("acme");
     await (await browser.$("#input-entity_id")).setValue("https://acme.files.example.com/saml");
     await (await browser.$("#input-reply_url")).setValue("https://acme.files.example.com/saml/acs");
-    await (await byText("button", "Next: Register app")).click();
+    await (await byText("button", "Continue")).click();
     await (await byText("h1", "Register the app")).waitForDisplayed({ timeout: 60000 });
     await (await byText("button", "Next: Sync mode")).click();
     await (await byText("h1", "Sync mode")).waitForDisplayed({ timeout: 30000 });
@@ -684,7 +686,7 @@ try {
     });
     await shot("29-twingate-done");
   });
-  console.log(`E2E passed; screenshots in ${out}`);
+  console.log(`E2E passed; screenshots in ${out}; axe-core: ${axeTotals.pages} screens, 0 serious or critical violations, ${axeTotals.minor} lesser`);
 } catch (e) {
   if (browser) await browser.saveScreenshot(join(out, "failure.png")).catch(() => {});
   console.error(e);

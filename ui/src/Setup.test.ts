@@ -96,7 +96,7 @@ describe("setting up a service", () => {
     expect(within(pkce).getByRole("option", { name: "On (default)" })).toBeTruthy();
     await user.selectOptions(pkce, "false");
     await user.type(screen.getByLabelText("Cloudflare team name"), "acme");
-    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    await user.click(screen.getByRole("button", { name: "Continue" }));
     await screen.findByRole("heading", { level: 1, name: "Register the app" });
     expect(calls.find((c) => c.cmd === "prepare_setup")?.args.inputs).toEqual({ team: "acme", pkce: "false" });
   });
@@ -122,13 +122,13 @@ describe("setting up a service", () => {
     });
     const team = await screen.findByLabelText("Cloudflare team name");
     await user.type(team, "acme corp");
-    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    await user.click(screen.getByRole("button", { name: "Continue" }));
     await waitFor(() => expect(screen.getByLabelText("Cloudflare team name").getAttribute("aria-invalid")).toBe("true"));
     expect(screen.getByText(/no spaces or dots/)).toBeTruthy();
 
     await user.clear(screen.getByLabelText("Cloudflare team name"));
     await user.type(screen.getByLabelText("Cloudflare team name"), "acme");
-    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    await user.click(screen.getByRole("button", { name: "Continue" }));
     expect(await screen.findByRole("heading", { level: 1, name: "Register the app" })).toBeTruthy();
     expect(screen.getByText("https://acme.cloudflareaccess.com/cdn-cgi/access/callback")).toBeTruthy();
     expect(screen.getByText("Some users' sign-in name is not their email")).toBeTruthy();
@@ -150,6 +150,20 @@ describe("setting up a service", () => {
     expect(screen.getByText("Handed over")).toBeTruthy();
     // Nothing the webview received holds a secret.
     expect(JSON.stringify(done)).not.toMatch(/secretText|"value"/);
+  });
+
+  it("goes straight to Review & apply when Register app and Permissions have nothing to decide", async () => {
+    const user = userEvent.setup();
+    const clean: PlanView = { ...planView, preflight: { ...planView.preflight, advice: [] } };
+    start({ check_inputs: () => clean.intent, prepare_setup: () => clean });
+    await user.type(await screen.findByLabelText("Cloudflare team name"), "acme");
+    await user.click(screen.getByRole("button", { name: "Continue" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Review & apply" })).toBeTruthy();
+    expect(screen.getByTestId("skipped").textContent).toContain("Nothing needed deciding on Register app and Permissions & consent: their defaults are in this plan");
+    // Each skipped step is still one click away.
+    await user.click(screen.getByRole("button", { name: "Open Register app" }));
+    expect(await screen.findByRole("heading", { level: 1, name: "Register the app" })).toBeTruthy();
+    expect(screen.getByText("https://acme.cloudflareaccess.com/cdn-cgi/access/callback")).toBeTruthy();
   });
 
   it("offers the consent link and a demo colleague when consent is pending", async () => {
@@ -222,7 +236,7 @@ describe("provisioning with SCIM", () => {
       [generic],
     );
     await user.type(await screen.findByLabelText("Service name"), "Acme");
-    await user.click(screen.getByRole("button", { name: "Next: Register app" }));
+    await user.click(screen.getByRole("button", { name: "Continue" }));
     expect(await screen.findByRole("heading", { level: 1, name: "Sync mode" })).toBeTruthy();
     expect(await screen.findByTestId("licence-note")).toBeTruthy();
 

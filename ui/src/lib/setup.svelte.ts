@@ -63,6 +63,9 @@ class Setup {
   // Sync mode and SCIM (steps 5 and 6).
   /** Set up SCIM provisioning in this run (always for SCIM-only providers). */
   scimWanted = $state(false);
+  /** Steps passed over on the way to Review because nothing on them needed deciding (their
+   * defaults are in the plan); the rail still opens them. */
+  skipped = $state<number[]>([]);
   scim = $state<ScimContext | null>(null);
   syncAll = $state(false);
   assigned = $state<Assignee[]>([]);
@@ -243,6 +246,19 @@ class Setup {
     );
     if (!plan.ok) return false;
     this.plan = plan.value;
+    this.skipped = [];
+    // Nothing to decide on Register app and Permissions (a new app, consent the admin gives in
+    // the flow, no warnings): straight on to what needs the admin next.
+    if (this.provider?.protocol === "oidc" && !needsRegister(plan.value) && !needsConsent(plan.value)) {
+      this.skipped = [STEP.register, STEP.consent];
+      if (this.provider.scim && this.scimWanted) {
+        wizard.goToStep(STEP.sync);
+        return this.scim ? true : this.loadScim();
+      }
+      this.skipped.push(STEP.sync, STEP.scim);
+      wizard.goToStep(STEP.review);
+      return true;
+    }
     wizard.goToStep(STEP.register);
     return true;
   }
@@ -591,3 +607,14 @@ class Setup {
 
 export const setup = new Setup();
 wizard.onSignOut = () => setup.reset();
+
+/** Register app asks something of the admin: secrets or certificates already on the app (keep or
+ * rotate), or the pre-flight has a warning or a blocker to read. */
+export function needsRegister(v: PlanView): boolean {
+  return v.secrets.length > 0 || v.certificates.length > 0 || !v.preflight.canProceed || v.preflight.advice.some((a) => a.severity !== "info");
+}
+
+/** Permissions & consent asks something: a permission only a colleague can grant. */
+export function needsConsent(v: PlanView): boolean {
+  return v.permissions.some((p) => p.grant === "colleague");
+}
