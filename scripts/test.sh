@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: Rust (core against the simulated tenant, against oidc-provider from npm,
 # pysaml2 from PyPI, and against the real OS keychain), the shell under Tauri's mock runtime, the UI with Vitest, lints,
-# and the end-to-end test in a real window under Xvfb. Installs what is missing first.
+# the end-to-end test in a real window under Xvfb, and the .deb installer built, installed and
+# launched. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -42,5 +43,8 @@ xvfb-run -a cargo test --locked --quiet --workspace --test clipboard_os -- --ign
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
 cargo build --locked --quiet -p entra-setup-app --features custom-protocol
 xvfb-run -a -s "-screen 0 1280x900x24" node tests/e2e/wizard.e2e.mjs
+
+section "The installer: the .deb built by the Tauri CLI, installed with dpkg, the installed program launched under Xvfb, removed"
+scripts/test-installer.sh
 
 section "All tests passed in $((SECONDS - start)) s"

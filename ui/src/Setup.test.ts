@@ -97,7 +97,7 @@ describe("setting up a service", () => {
     await user.selectOptions(pkce, "false");
     await user.type(screen.getByLabelText("Cloudflare team name"), "acme");
     await user.click(screen.getByRole("button", { name: "Continue" }));
-    await screen.findByRole("heading", { level: 1, name: "Register the app" });
+    await screen.findByRole("heading", { level: 1, name: "Review & apply" });
     expect(calls.find((c) => c.cmd === "prepare_setup")?.args.inputs).toEqual({ team: "acme", pkce: "false" });
   });
 
@@ -112,7 +112,7 @@ describe("setting up a service", () => {
         }
         return planView.intent;
       },
-      prepare_setup: () => planView,
+      prepare_setup: () => ({ ...planView, preflight: { ...planView.preflight, canProceed: false } }),
       apply_setup: (a) => {
         const ch = a.events as { onmessage: (e: ApplyEvent) => void };
         ch.onmessage({ kind: "started", seq: 0, title: "Create the app registration" });
@@ -154,12 +154,13 @@ describe("setting up a service", () => {
 
   it("goes straight to Review & apply when Register app and Permissions have nothing to decide", async () => {
     const user = userEvent.setup();
-    const clean: PlanView = { ...planView, preflight: { ...planView.preflight, advice: [] } };
-    start({ check_inputs: () => clean.intent, prepare_setup: () => clean });
+    start({ check_inputs: () => planView.intent, prepare_setup: () => planView });
     await user.type(await screen.findByLabelText("Cloudflare team name"), "acme");
     await user.click(screen.getByRole("button", { name: "Continue" }));
     expect(await screen.findByRole("heading", { level: 1, name: "Review & apply" })).toBeTruthy();
     expect(screen.getByTestId("skipped").textContent).toContain("Nothing needed deciding on Register app and Permissions & consent: their defaults are in this plan");
+    // The pre-flight's warnings, which Register app would have shown, are here instead.
+    expect(screen.getByText("Some users' sign-in name is not their email")).toBeTruthy();
     // Each skipped step is still one click away.
     await user.click(screen.getByRole("button", { name: "Open Register app" }));
     expect(await screen.findByRole("heading", { level: 1, name: "Register the app" })).toBeTruthy();

@@ -253,7 +253,7 @@ class Setup {
       this.skipped = [STEP.register, STEP.consent];
       if (this.provider.scim && this.scimWanted) {
         wizard.goToStep(STEP.sync);
-        return this.scim ? true : this.loadScim();
+        return this.loadScim();
       }
       this.skipped.push(STEP.sync, STEP.scim);
       wizard.goToStep(STEP.review);
@@ -609,9 +609,9 @@ export const setup = new Setup();
 wizard.onSignOut = () => setup.reset();
 
 /** Register app asks something of the admin: secrets or certificates already on the app (keep or
- * rotate), or the pre-flight has a warning or a blocker to read. */
+ * rotate), or the pre-flight found a blocker. (Its warnings are shown on Review too.) */
 export function needsRegister(v: PlanView): boolean {
-  return v.secrets.length > 0 || v.certificates.length > 0 || !v.preflight.canProceed || v.preflight.advice.some((a) => a.severity !== "info");
+  return v.secrets.length > 0 || v.certificates.length > 0 || !v.preflight.canProceed;
 }
 
 /** Permissions & consent asks something: a permission only a colleague can grant. */

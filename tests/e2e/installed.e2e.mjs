@@ -1,0 +1,84 @@
+// The installed program (from the .deb, under /usr/bin), started as an admin would start it,
+// in a real window under Xvfb: it reaches the welcome screen, passes axe-core, and the same
+// screen is photographed in the dark theme.
+//
+//   node tests/e2e/installed.e2e.mjs /usr/bin/entra-setup     (run by scripts/test-installer.sh)
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import assert from "node:assert/strict";
+import { remote } from "webdriverio";
+import { axeCheck } from "./axe.mjs";
+
+const app = process.argv[2];
+assert.ok(app, "usage: installed.e2e.mjs <installed binary>");
+const root = resolve(import.meta.dirname, "../..");
+const out = process.env.E2E_OUT ?? join(root, "target", "e2e");
+mkdirSync(out, { recursive: true });
+
+function freePort() {
+  return new Promise((ok) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/** One launch of the installed app: waits for the welcome screen, then `fn(browser)`. */
+async function launch(extraEnv, fn) {
+  const home = mkdtempSync(join(tmpdir(), "entra-setup-installed-"));
+  const env = {
+    ...process.env,
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, "config"),
+    XDG_DATA_HOME: join(home, "data"),
+    XDG_CACHE_HOME: join(home, "cache"),
+    WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "0",
+    ...extraEnv,
+  };
+  const port = await freePort();
+  const nativePort = await freePort();
+  const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "inherit", "inherit"], detached: true });
+  let browser;
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/status`)).ok) break;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    browser = await remote({ hostname: "127.0.0.1", port, logLevel: "warn", capabilities: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true } });
+    const demo = await browser.$("//button[normalize-space()='Try the demo tenant']");
+    await demo.waitForDisplayed({ timeout: 60000 });
+    await fn(browser);
+  } finally {
+    if (browser) await browser.deleteSession().catch(() => {});
+    try {
+      process.kill(-driver.pid, "SIGTERM");
+    } catch {}
+  }
+}
+
+await launch({}, async (browser) => {
+  const version = await browser.execute(() => document.title);
+  assert.equal(version, "Entra Setup");
+  await browser.pause(300);
+  await browser.saveScreenshot(join(out, "00-installed-welcome.png"));
+  await axeCheck(browser, "the installed app's welcome screen");
+  console.log("  the installed program reached the welcome screen (00-installed-welcome.png)");
+});
+
+// GTK's dark variant is what WebKitGTK reports as prefers-color-scheme: dark.
+await launch({ GTK_THEME: "Adwaita:dark" }, async (browser) => {
+  const dark = await browser.execute(() => matchMedia("(prefers-color-scheme: dark)").matches);
+  await browser.pause(300);
+  await browser.saveScreenshot(join(out, "00-installed-welcome-dark.png"));
+  await axeCheck(browser, "the welcome screen in the dark theme");
+  console.log(`  dark theme: prefers-color-scheme dark = ${dark} (00-installed-welcome-dark.png)`);
+  assert.ok(dark, "the dark GTK theme reaches the page as prefers-color-scheme: dark");
+});
+console.log("Installed app: launched, welcome screen reached, accessible in both themes");
