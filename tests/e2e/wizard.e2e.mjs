@@ -436,7 +436,7 @@ try {
 
     await (await browser.$("#ondemand-search")).setValue("Adele");
     await (await byText("button", "Find user")).click();
-    const now = await browser.$("//button[@aria-label='Provision Adele Vance now']");
+    const now = await browser.$("//button[@aria-label='Provision now: Adele Vance']");
     await now.waitForDisplayed({ timeout: 10000 });
     await now.click();
     await (await browser.$("[data-testid='on-demand']")).waitForDisplayed({ timeout: 20000 });
