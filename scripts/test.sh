@@ -42,7 +42,7 @@ xvfb-run -a cargo test --locked --quiet --workspace --test clipboard_os -- --ign
 
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
 cargo build --locked --quiet -p entra-setup-app --features custom-protocol
-xvfb-run -a -s "-screen 0 1280x900x24" node tests/e2e/wizard.e2e.mjs
+xvfb-run -a -s "-screen 0 1600x1000x24" node tests/e2e/wizard.e2e.mjs
 
 section "The installer: the .deb built by the Tauri CLI, installed with dpkg, the installed program launched under Xvfb, removed"
 scripts/test-installer.sh

@@ -116,6 +116,36 @@ async function shot(name, scrollTo) {
   await browser.saveScreenshot(join(out, `${name}.png`));
   console.log(`  screenshot ${name}.png`);
   await axeCheck(browser, name);
+  await overflowCheck(name);
+}
+
+/** Content wider than the page (clipped, or a sideways scrollbar) at the default window size
+ * (1120×780) and at 1440×900; the larger one is also saved as a screenshot. */
+async function overflowCheck(name) {
+  const find = () =>
+    browser.execute(() => {
+      const main = document.querySelector("main");
+      const edge = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight) + 1;
+      const bad = [];
+      if (main.scrollWidth > main.clientWidth + 1) bad.push(`main scrolls sideways (${main.scrollWidth} > ${main.clientWidth})`);
+      for (const el of main.querySelectorAll("*")) {
+        const r = el.getBoundingClientRect();
+        // Inside a container that scrolls or wraps on purpose (a long request, a table's scroller).
+        if (el.closest("pre, .scroll-x")) continue;
+        if (r.width > 0 && r.height > 0 && r.right > edge) bad.push(`${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}${el.className && typeof el.className === "string" ? `.${el.className.split(" ")[0]}` : ""} by ${Math.round(r.right - edge)} px: "${(el.textContent ?? "").trim().slice(0, 40)}"`);
+      }
+      return bad.slice(0, 5);
+    });
+  const small = await find();
+  assert.deepEqual(small, [], `content overflows at 1120×780 on ${name}`);
+  const { width, height } = await browser.getWindowSize();
+  await browser.setWindowSize(1440, 900);
+  await browser.pause(200);
+  const large = await find();
+  await browser.saveScreenshot(join(out, `${name}@1440.png`));
+  await browser.setWindowSize(width, height);
+  await browser.pause(100);
+  assert.deepEqual(large, [], `content overflows at 1440×900 on ${name}`);
 }
 
 /** Picks a service on Choose service. The list may still be settling after the step appears (a
