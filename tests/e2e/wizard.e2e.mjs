@@ -170,6 +170,16 @@ async function waitForFocusOn(text) {
   });
 }
 
+/** Moves the focus with Tab, as a keyboard user does, until `el` has it (at most 150 presses;
+ * focus wraps from the last control to the first). Returns how many presses it took. */
+async function tabTo(el, what) {
+  for (let i = 0; i < 150; i++) {
+    if (await browser.execute((e) => document.activeElement === e, el)) return i;
+    await browser.keys("Tab");
+  }
+  throw new Error(`Tab never reached ${what}`);
+}
+
 /** Presses keys one at a time, as a person would. */
 async function press(...keys) {
   for (const k of keys) {
@@ -284,34 +294,46 @@ try {
     assert.equal(await tenant.getAttribute("aria-invalid"), "true");
     await shot("07-invalid-tenant");
   });
-  await step("Cloudflare in the demo: choose, review, apply, test, push — without copying an Entra value by hand", async () => {
+  await step("Cloudflare sign-in + SCIM in one run, keyboard only: choose, review, apply, test, push — without copying an Entra value by hand", async () => {
     await (await byText("button", "Back")).click();
     await (await byText("button", "Try the demo tenant")).click();
     await (await byText("button", "Sign in to the demo tenant")).click();
     await (await byText("h1", "Contoso")).waitForDisplayed({ timeout: 30000 });
     // From here on the demo tenant behaves as Entra does on a busy day.
     await realisticFaults();
-    // The admin's actions from the tenant summary to a pushed sign-in and running provisioning:
-    // each click counts one, each field typed counts one (Enter at the end of a field submits
-    // its form, as people do). The deliberate mistake below is not counted.
+    // Keyboard only, from the tenant summary to a pushed sign-in and running provisioning: Tab
+    // to a control, Enter (Space on a checkbox) to use it, keys to type. The admin's actions are
+    // counted: each control used counts one, each field typed counts one (Enter at the end of a
+    // field submits its form, as people do). The deliberate mistake below is not counted.
     const actions = [];
-    const click = async (el, what) => { actions.push(`click ${what}`); await el.click(); };
-    const type = async (el, value, what) => { actions.push(`type ${what}`); await el.setValue(value); };
+    const click = async (el, what) => {
+      actions.push(`click ${what}`);
+      await tabTo(el, what);
+      await browser.keys((await el.getAttribute("type")) === "checkbox" ? " " : "Enter");
+    };
+    const type = async (el, value, what) => {
+      actions.push(`type ${what}`);
+      await tabTo(el, what);
+      await browser.keys(value);
+    };
     await click(await byText("button", "Next: Choose service"), "Next: Choose service");
     await (await byText("h1", "Choose the service")).waitForDisplayed({ timeout: 10000 });
     const team = await browser.$("#input-team");
     await team.waitForDisplayed();
-    await team.setValue("acme corp");
-    await (await byText("button", "Continue")).click();
+    await tabTo(team, "the team name");
+    await browser.keys("acme corp\uE007");
     const err = await browser.$("#error-team");
     await err.waitForDisplayed({ timeout: 10000 });
     assert.match(await err.getText(), /no spaces/);
     await shot("08-choose-service-bad-team");
-    await team.clearValue();
+    await tabTo(team, "the team name");
+    await browser.keys(["Control", "a"]);
+    await browser.keys("Backspace");
     await click(await browser.$("#want-scim"), "Also provision with SCIM");
     await type(team, "acme\uE007", "team name + Enter");
     // Register app and Permissions have nothing to decide for a new app: straight to Sync mode.
     await (await byText("h1", "Sync mode")).waitForDisplayed({ timeout: 60000 });
+    await waitForFocusOn("Sync mode");
     await (await browser.$("[data-testid='licence-note']")).waitForDisplayed({ timeout: 30000 });
     await type(await browser.$("#people-search"), "Eng\uE007", "search + Enter");
     const add = await browser.$("//button[@aria-label='Add Engineering']");
@@ -319,10 +341,12 @@ try {
     await click(add, "Add Engineering");
     await click(await byText("button", "Next: SCIM"), "Next: SCIM");
     await (await byText("h1", "SCIM")).waitForDisplayed();
+    await waitForFocusOn("SCIM");
     await click(await byText("button", "Use the demo provider's SCIM endpoint"), "Use the demo SCIM endpoint");
     await (await browser.$("[data-testid='token-set']")).waitForDisplayed({ timeout: 10000 });
     await click(await byText("button", "Next: Review & apply"), "Next: Review & apply");
     await (await byText("h1", "Review & apply")).waitForDisplayed({ timeout: 30000 });
+    await waitForFocusOn("Review & apply");
     const review = await visibleText();
     assert.match(review, /Nothing needed deciding on Register app and Permissions & consent/);
     for (const t of ["https://acme.cloudflareaccess.com/cdn-cgi/access/callback", "Create the provisioning app", "Assign the group Engineering", "Start provisioning"]) {
