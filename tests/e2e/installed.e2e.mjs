@@ -2,15 +2,14 @@
 // in a real window under Xvfb: it reaches the welcome screen, passes axe-core, and the same
 // screen is photographed in the dark theme.
 //
-//   node tests/e2e/installed.e2e.mjs /usr/bin/entra-setup     (run by scripts/test-installer.sh)
+//   node tests/e2e/installed.e2e.mjs /usr/bin/entra-setup-desktop   (run by scripts/test-installer.sh)
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
-import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
 import { remote } from "webdriverio";
 import { axeCheck } from "./axe.mjs";
+import { appEnv, freePort } from "./support.mjs";
 
 const app = process.argv[2];
 assert.ok(app, "usage: installed.e2e.mjs <installed binary>");
@@ -18,28 +17,9 @@ const root = resolve(import.meta.dirname, "../..");
 const out = process.env.E2E_OUT ?? join(root, "target", "e2e");
 mkdirSync(out, { recursive: true });
 
-function freePort() {
-  return new Promise((ok) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
-
 /** One launch of the installed app: waits for the welcome screen, then `fn(browser)`. */
 async function launch(extraEnv, fn) {
-  const home = mkdtempSync(join(tmpdir(), "entra-setup-installed-"));
-  const env = {
-    ...process.env,
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, "config"),
-    XDG_DATA_HOME: join(home, "data"),
-    XDG_CACHE_HOME: join(home, "cache"),
-    WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "0",
-    ...extraEnv,
-  };
+  const env = appEnv("entra-setup-installed-", extraEnv);
   const port = await freePort();
   const nativePort = await freePort();
   const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "inherit", "inherit"], detached: true });

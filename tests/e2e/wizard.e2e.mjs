@@ -6,13 +6,12 @@
 // ENTRA_SETUP_APP: the app binary (default: <cargo target dir>/debug/entra-setup)
 // E2E_OUT: where screenshots go (default: target/e2e)
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
-import { mkdirSync, mkdtempSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
 import { remote } from "webdriverio";
 import { axeCheck, axeTotals } from "./axe.mjs";
+import { appEnv, freePort } from "./support.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, "target");
@@ -21,17 +20,7 @@ const out = process.env.E2E_OUT ?? join(root, "target", "e2e");
 mkdirSync(out, { recursive: true });
 assert.ok(existsSync(app), `app binary not found at ${app}; build it with --features custom-protocol`);
 
-const home = mkdtempSync(join(tmpdir(), "entra-setup-e2e-"));
-const env = {
-  ...process.env,
-  HOME: home,
-  XDG_CONFIG_HOME: join(home, "config"),
-  XDG_DATA_HOME: join(home, "data"),
-  XDG_CACHE_HOME: join(home, "cache"),
-  // Without a GPU the app picks WebKitGTK's shared-memory renderer, whose windows
-  // WebKitWebDriver cannot screenshot (the request hangs); keep the DMABUF path for the test.
-  WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "0",
-};
+const env = appEnv("entra-setup-e2e-");
 /** SCIMMY (npm) as the provider's SCIM endpoint: an independent server the demo provisions to. */
 const SCIM_TOKEN = "e2e-scim-token-4b1c9e";
 async function startScimmy() {
@@ -50,17 +39,6 @@ async function startScimmy() {
 const scimmy = await startScimmy();
 process.on("exit", () => scimmy.child.kill());
 
-/** A port nothing listens on now (the OS picks it). */
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
 const port = await freePort();
 const nativePort = await freePort();
 // The demo tenant listens here, so the test can make it as hard as Entra (realistic faults) and
