@@ -13,7 +13,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
-
 #[test]
 fn commands_answer_through_ipc_and_the_acl() {
     let home = std::env::temp_dir().join(format!("entra-setup-shell-{}", std::process::id()));

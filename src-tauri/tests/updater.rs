@@ -13,7 +13,6 @@ use base64::Engine;
 use tauri::test::mock_builder;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
