@@ -47,7 +47,7 @@ pub fn builder(
 /// override), so a TLS-inspecting proxy whose root IT put in the OS store is trusted; the bundled
 /// Mozilla roots and `extra_roots` are added on top, so a machine with an empty or broken store
 /// still reaches Microsoft.
-pub fn tls_config(
+fn tls_config(
     extra_roots: &[rustls::pki_types::CertificateDer<'static>],
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -86,18 +86,13 @@ pub struct Network {
 const ALWAYS_DIRECT: &str = "localhost,127.0.0.0/8,::1";
 
 impl Network {
-    /// Reads the proxy variables of this process's environment.
+    /// Reads the proxy variables of this process's environment. Empty values count as unset;
+    /// upper case wins over lower case, the scheme's own variable over `ALL_PROXY`.
     pub fn from_env() -> Network {
-        Network::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads the proxy variables through `get` (the environment, or a test's map). Empty values
-    /// count as unset; upper case wins over lower case, the scheme's own variable over `ALL_PROXY`.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Network {
         let first = |names: &[&str]| {
             names
                 .iter()
-                .filter_map(|n| get(n))
+                .filter_map(|n| std::env::var(n).ok())
                 .map(|v| v.trim().to_string())
                 .find(|v| !v.is_empty())
         };
