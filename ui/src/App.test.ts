@@ -71,6 +71,18 @@ async function fresh() {
 }
 
 describe("the wizard", () => {
+  it("offers only a real tenant in a build without the demo tenant", async () => {
+    setup({
+      app_info: () => ({ version: "0.1.0", defaultClientId: "x", demoUsers: [], logDir: "/tmp", network: { httpsProxy: null, httpProxy: null, noProxy: "" } }),
+    });
+    wizard.view = "welcome";
+    render(App);
+    await waitFor(() => expect(wizard.info?.demoUsers).toEqual([]));
+    expect(screen.getByRole("button", { name: "Sign in to Microsoft Entra" })).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Try the demo tenant" })).toBeNull();
+    expect(screen.queryByRole("heading", { name: "Demo tenant" })).toBeNull();
+  });
+
   it("welcomes with both ways in and lists all eight steps, unbuilt ones marked", async () => {
     setup();
     await fresh();

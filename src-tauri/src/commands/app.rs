@@ -1,6 +1,6 @@
 //! App-wide commands: version and demo users, settings, links, readiness.
 
-use entra_setup_sim::DemoUser;
+use crate::demo::DemoUser;
 use serde::Serialize;
 use tauri::State;
 use tracing::instrument;
@@ -27,7 +27,7 @@ pub fn app_info(paths: State<'_, Paths>) -> AppInfo {
     AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         default_client_id: entra_setup_core::auth::DEFAULT_CLIENT_ID.into(),
-        demo_users: entra_setup_sim::demo_users(),
+        demo_users: crate::demo::users(),
         log_dir: paths.logs.display().to_string(),
         network: entra_setup_core::http::Network::from_env().shown(),
     }

@@ -13,8 +13,9 @@ use tauri::State;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use crate::demo::Demo;
 use crate::error::IpcError;
-use crate::state::{sink, Demo, SessionState, SetupState};
+use crate::state::{sink, SessionState, SetupState};
 
 /// Applies the plan from `prepare_setup`, streaming progress, then runs the live tests.
 #[tauri::command]

@@ -15,9 +15,10 @@ use tauri::ipc::Channel;
 use tauri::State;
 use tracing::instrument;
 
+use crate::demo::Demo;
 use crate::desktop::Desktop;
 use crate::error::IpcError;
-use crate::state::{ensure_scopes, Core, Demo, Paths, SessionState};
+use crate::state::{ensure_scopes, Core, Paths, SessionState};
 
 pub(crate) fn known() -> Result<Vec<provider::Provider>, IpcError> {
     provider::all().map_err(|e| IpcError::Blocked {

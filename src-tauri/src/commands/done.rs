@@ -12,9 +12,10 @@ use entra_setup_core::setup::view::DoneView;
 use tauri::State;
 use tracing::instrument;
 
+use crate::demo::Demo;
 use crate::desktop::Desktop;
 use crate::error::IpcError;
-use crate::state::{Core, Demo, Paths, SessionState, SetupState};
+use crate::state::{Core, Paths, SessionState, SetupState};
 
 /// Copies the secret (or an output with it) to the clipboard from Rust, concealed from
 /// clipboard history and managers; cleared after a minute, or at exit, if it is still there.

@@ -16,8 +16,9 @@ use tracing::instrument;
 
 use super::choose::intent;
 use super::scim::{parse_date, ScimChoice};
+use crate::demo::Demo;
 use crate::error::IpcError;
-use crate::state::{ensure_scopes, ActiveSession, Core, Demo, Paths, SessionState, SetupState};
+use crate::state::{ensure_scopes, ActiveSession, Core, Paths, SessionState, SetupState};
 
 /// The admin's choices about the client secret.
 #[derive(Debug, Deserialize, specta::Type)]

@@ -16,8 +16,9 @@ use tauri::State;
 use tracing::instrument;
 
 use super::choose::intent;
+use crate::demo::Demo;
 use crate::error::IpcError;
-use crate::state::{ensure_scopes, Core, Demo, Paths, SessionState, SetupState};
+use crate::state::{ensure_scopes, Core, Paths, SessionState, SetupState};
 
 /// Reads what exists for this provider's provisioning, asking for the provisioning permissions
 /// first if needed (progress through `events`).
@@ -166,7 +167,7 @@ pub async fn use_demo_scim(
         });
     }
     let url = demo.fake_scim_url().await?;
-    let token = SecretString::from(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN.to_string());
+    let token = SecretString::from(crate::demo::scim_token().to_string());
     *setup.scim_token.lock().await = Some(ScimToken::entered(token, false).for_url(&url));
     Ok(url)
 }

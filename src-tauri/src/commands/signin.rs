@@ -9,9 +9,10 @@ use tauri::ipc::Channel;
 use tauri::State;
 use tracing::instrument;
 
+use crate::demo::Demo;
 use crate::error::IpcError;
 use crate::settings::SettingsStore;
-use crate::state::{sink, ActiveSession, Core, Demo, SessionState};
+use crate::state::{sink, ActiveSession, Core, SessionState};
 
 /// What the tenant summary screen shows after a sign-in.
 #[derive(Debug, Serialize, specta::Type)]

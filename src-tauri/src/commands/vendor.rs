@@ -11,8 +11,9 @@ use tauri::State;
 use tracing::instrument;
 
 use super::choose::intent;
+use crate::demo::Demo;
 use crate::error::IpcError;
-use crate::state::{ensure_scopes, Core, Demo, SessionState};
+use crate::state::{ensure_scopes, Core, SessionState};
 
 /// The vendor's apps in this tenant, checked (asks for the read permissions first if needed).
 #[tauri::command]
