@@ -171,16 +171,11 @@ mod tenant {
 /// (`SimHandle` has no values, so every path that needs a running demo reports it is not).
 #[cfg(not(feature = "demo"))]
 mod tenant {
-    /// Same shape as the simulator's, so the webview's bindings do not change.
+    /// Never made (there are no demo users); the webview's bindings come from the default build.
     #[derive(Clone, Debug, serde::Serialize, specta::Type)]
-    #[serde(rename_all = "camelCase")]
     pub struct DemoUser {
-        pub tenant_id: String,
-        pub tenant_name: String,
-        pub tenant_domain: String,
         pub upn: String,
-        pub display_name: String,
-        pub description: String,
+        pub tenant_domain: String,
     }
 
     pub enum SimHandle {}
