@@ -36,12 +36,19 @@ pub struct SecretStatus {
     pub hint: Option<String>,
     pub created: Option<DateTime<Utc>>,
     pub expires: Option<DateTime<Utc>>,
-    /// Whole days until it expires (negative once expired).
+    /// Days from today to the expiry date, as the Expires column shows them (UTC dates;
+    /// negative once expired): a secret made today for a year has 365.
     #[cfg_attr(feature = "specta", specta(type = Option<i32>))]
     pub days_left: Option<i64>,
     pub health: SecretHealth,
     /// The wizard made it (its display name starts with the wizard's prefix).
     pub by_wizard: bool,
+}
+
+/// Days from `now`'s date to `end`'s (UTC): what an admin counts on a calendar, so a secret made
+/// a second ago for 365 days reads 365, not 364 days and 23 hours rounded down.
+pub fn days_until(end: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (end.date_naive() - now.date_naive()).num_days()
 }
 
 /// Every secret on the app, the newest first.
@@ -51,10 +58,10 @@ pub fn statuses(state: &TenantState, now: DateTime<Utc>) -> Vec<SecretStatus> {
         .into_iter()
         .flat_map(|a| a.passwords.iter())
         .map(|p| {
-            let days_left = p.end_date_time.map(|e| (e - now).num_days());
+            let days_left = p.end_date_time.map(|e| days_until(e, now));
             let health = match p.end_date_time {
                 Some(e) if e <= now => SecretHealth::Expired,
-                Some(e) if (e - now).num_days() < EXPIRES_SOON_DAYS => SecretHealth::ExpiresSoon,
+                Some(e) if days_until(e, now) < EXPIRES_SOON_DAYS => SecretHealth::ExpiresSoon,
                 _ => SecretHealth::Valid,
             };
             SecretStatus {
@@ -310,6 +317,22 @@ mod tests {
         assert_eq!(st[3].health, SecretHealth::Expired);
         assert_eq!(st[3].days_left, Some(-5));
         assert!(!st[1].by_wizard && st[0].by_wizard);
+    }
+
+    #[test]
+    fn days_left_counts_calendar_days_like_the_expires_column() {
+        // Made a few seconds ago for a year: the dates are a year apart, so 365, not 364.
+        let made = "2026-12-02T16:05:00Z".parse::<DateTime<Utc>>().unwrap();
+        let now = made + Duration::seconds(5);
+        let mut s = state(vec![pw("new", "entra-setup now", 0, 365, made)]);
+        assert_eq!(statuses(&s, now)[0].days_left, Some(365));
+        // Ends later today: 0 days left, still valid; ended earlier today: 0, expired.
+        s = state(vec![pw("today", "entra-setup x", -90, 0, now + Duration::hours(2))]);
+        let st = statuses(&s, now);
+        assert_eq!((st[0].days_left, st[0].health), (Some(0), SecretHealth::ExpiresSoon));
+        s = state(vec![pw("gone", "entra-setup y", -90, 0, now - Duration::hours(2))]);
+        let st = statuses(&s, now);
+        assert_eq!((st[0].days_left, st[0].health), (Some(0), SecretHealth::Expired));
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
                     match out.certificates.iter().find(|c| c.preferred) {
                         None => out.attention.push("No signing certificate is preferred: single sign-on fails. Apply again to add one.".into()),
                         Some(c) => {
-                            let days = c.expires.map(|e| (e - now).num_days());
+                            let days = c.expires.map(|e| secrets::days_until(e, now));
                             if days.is_none_or(|d| d < limit) {
                                 out.attention.push(format!(
                                     "The SAML signing certificate {} expires in {} days: apply again to add a new one; services reading the metadata URL pick it up, others need the new certificate.",
