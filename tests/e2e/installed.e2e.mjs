@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
 import { remote } from "webdriverio";
 import { axeCheck } from "./axe.mjs";
-import { appEnv, freePort } from "./support.mjs";
+import { appEnv, freePort, painted, publish } from "./support.mjs";
 
 const app = process.argv[2];
 assert.ok(app, "usage: installed.e2e.mjs <installed binary>");
@@ -47,6 +47,7 @@ await launch({}, async (browser) => {
   const version = await browser.execute(() => document.title);
   assert.equal(version, "Entra Setup");
   await browser.pause(300);
+  await painted(browser);
   await browser.saveScreenshot(join(out, "00-installed-welcome.png"));
   await axeCheck(browser, "the installed app's welcome screen");
   console.log("  the installed program reached the welcome screen (00-installed-welcome.png)");
@@ -56,7 +57,10 @@ await launch({}, async (browser) => {
 await launch({ GTK_THEME: "Adwaita:dark" }, async (browser) => {
   const dark = await browser.execute(() => matchMedia("(prefers-color-scheme: dark)").matches);
   await browser.pause(300);
-  await browser.saveScreenshot(join(out, "00-installed-welcome-dark.png"));
+  await painted(browser);
+  const file = join(out, "00-installed-welcome-dark.png");
+  await browser.saveScreenshot(file);
+  publish("00-installed-welcome-dark", file);
   await axeCheck(browser, "the welcome screen in the dark theme");
   console.log(`  dark theme: prefers-color-scheme dark = ${dark} (00-installed-welcome-dark.png)`);
   assert.ok(dark, "the dark GTK theme reaches the page as prefers-color-scheme: dark");

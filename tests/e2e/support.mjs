@@ -1,9 +1,9 @@
 // What both end-to-end tests need: a free port, and an environment that keeps the app's
 // settings, logs and keychain fallbacks out of the real profile.
 import { createServer } from "node:net";
-import { mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 /** A port nothing listens on now (the OS picks it). */
 export function freePort() {
@@ -31,4 +31,38 @@ export function appEnv(prefix, extra = {}) {
     WEBKIT_DISABLE_DMABUF_RENDERER: process.env.WEBKIT_DISABLE_DMABUF_RENDERER ?? "0",
     ...extra,
   };
+}
+
+/** Waits until the page has painted what its DOM now holds (two animation frames), so a
+ * screenshot cannot show an earlier frame. Returns false if no frame came within a second. */
+export async function painted(browser) {
+  return browser.executeAsync((done) => {
+    const timer = setTimeout(() => done(false), 1000);
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      clearTimeout(timer);
+      done(true);
+    }));
+  });
+}
+
+/** The screenshots the README and docs show, by the name the end-to-end tests give them. Run the
+ * tests with UPDATE_SCREENSHOTS=1 to replace docs/screenshots/ with this run's. */
+const DOCS = {
+  "01-welcome": "welcome",
+  "03-tenant-summary": "tenant-summary",
+  "13b-register-rotate": "register-rotate",
+  "14-sync-preview": "sync-preview",
+  "15-scim-report": "scim-report",
+  "17-done-provisioning": "done-provisioning",
+  "21-done-saml": "done-saml",
+  "22-test-sign-in-saml": "test-sign-in-saml",
+  "26-firezone-connected": "vendor-consent",
+  "00-installed-welcome-dark": "welcome-dark",
+};
+
+export function publish(name, file) {
+  if (process.env.UPDATE_SCREENSHOTS !== "1" || !DOCS[name]) return;
+  const to = resolve(import.meta.dirname, "../../docs/screenshots", `${DOCS[name]}.png`);
+  copyFileSync(file, to);
+  console.log(`  updated ${to}`);
 }

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
 import { remote } from "webdriverio";
 import { axeCheck, axeTotals } from "./axe.mjs";
-import { appEnv, freePort } from "./support.mjs";
+import { appEnv, freePort, painted, publish } from "./support.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, "target");
@@ -91,14 +91,18 @@ async function waitForDriver() {
 async function shot(name, scrollTo) {
   if (scrollTo) await browser.execute((sel) => document.querySelector(sel)?.scrollIntoView({ block: "start" }), scrollTo);
   await browser.pause(300);
-  await browser.saveScreenshot(join(out, `${name}.png`));
+  if (!(await painted(browser))) console.log(`  (no animation frame within a second before ${name}.png)`);
+  const file = join(out, `${name}.png`);
+  await browser.saveScreenshot(file);
   console.log(`  screenshot ${name}.png`);
+  publish(name, file);
   await axeCheck(browser, name);
   await overflowCheck(name);
 }
 
-/** Content wider than the page (clipped, or a sideways scrollbar) at the default window size
- * (1120×780) and at 1440×900; the larger one is also saved as a screenshot. */
+/** Content wider than the page (clipped, or a sideways scrollbar), or a window that scrolls
+ * itself, at the default window size (1120×780) and at 1440×900; the larger one is also saved
+ * as a screenshot. */
 async function overflowCheck(name) {
   const find = () =>
     browser.execute(() => {
@@ -106,6 +110,9 @@ async function overflowCheck(name) {
       const edge = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight) + 1;
       const bad = [];
       if (main.scrollWidth > main.clientWidth + 1) bad.push(`main scrolls sideways (${main.scrollWidth} > ${main.clientWidth})`);
+      // Only the step and the rail scroll: the window itself never does (the header stays).
+      const page = document.scrollingElement;
+      if (page.scrollHeight > page.clientHeight + 1 || page.scrollTop > 0) bad.push(`the window itself scrolls (${page.scrollHeight} > ${page.clientHeight}, at ${page.scrollTop})`);
       for (const el of main.querySelectorAll("*")) {
         const r = el.getBoundingClientRect();
         // Inside a container that scrolls or wraps on purpose (a long request, a table's scroller).
