@@ -327,12 +327,30 @@ mod tests {
         let mut s = state(vec![pw("new", "entra-setup now", 0, 365, made)]);
         assert_eq!(statuses(&s, now)[0].days_left, Some(365));
         // Ends later today: 0 days left, still valid; ended earlier today: 0, expired.
-        s = state(vec![pw("today", "entra-setup x", -90, 0, now + Duration::hours(2))]);
+        s = state(vec![pw(
+            "today",
+            "entra-setup x",
+            -90,
+            0,
+            now + Duration::hours(2),
+        )]);
         let st = statuses(&s, now);
-        assert_eq!((st[0].days_left, st[0].health), (Some(0), SecretHealth::ExpiresSoon));
-        s = state(vec![pw("gone", "entra-setup y", -90, 0, now - Duration::hours(2))]);
+        assert_eq!(
+            (st[0].days_left, st[0].health),
+            (Some(0), SecretHealth::ExpiresSoon)
+        );
+        s = state(vec![pw(
+            "gone",
+            "entra-setup y",
+            -90,
+            0,
+            now - Duration::hours(2),
+        )]);
         let st = statuses(&s, now);
-        assert_eq!((st[0].days_left, st[0].health), (Some(0), SecretHealth::Expired));
+        assert_eq!(
+            (st[0].days_left, st[0].health),
+            (Some(0), SecretHealth::Expired)
+        );
     }
 
     #[test]
