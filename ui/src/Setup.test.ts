@@ -273,6 +273,11 @@ describe("provisioning with SCIM", () => {
     await user.click(screen.getByRole("button", { name: "Apply 1 change" }));
     expect(await screen.findByRole("heading", { level: 1, name: "Done" })).toBeTruthy();
     expect(screen.getByTestId("job-status").textContent).toContain("5 users and 2 groups in sync");
+    // Graph's UTC time, shown in the admin's own zone; the exact value on hover and for assistive tech.
+    const ended = screen.getByTestId("job-status").querySelector("time");
+    expect(ended?.getAttribute("datetime")).toBe("2026-11-22T10:00:00Z");
+    expect(ended?.textContent).toMatch(/ at /);
+    expect(screen.getByTestId("job-status").textContent).not.toContain("2026-11-22T10:00:00Z");
     expect(screen.getByTestId("done-summary").textContent).toContain("Provisioning to Any SCIM 2.0 service is set up");
 
     // The token went to Rust once, and nothing else the UI sent or received carries it.
