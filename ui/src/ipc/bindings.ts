@@ -1027,7 +1027,10 @@ export type SecretStatus = {
 	hint: string | null,
 	created: string | null,
 	expires: string | null,
-	/**  Whole days until it expires (negative once expired). */
+	/**
+	 *  Days from today to the expiry date, as the Expires column shows them (UTC dates;
+	 *  negative once expired): a secret made today for a year has 365.
+	 */
 	daysLeft: number | null,
 	health: SecretHealth,
 	/**  The wizard made it (its display name starts with the wizard's prefix). */
