@@ -19,11 +19,6 @@ pub fn users() -> Vec<DemoUser> {
     tenant::users()
 }
 
-/// The demo provider's SCIM token: a fixed, public value the demo's SCIM server accepts.
-pub fn scim_token() -> &'static str {
-    tenant::SCIM_TOKEN
-}
-
 #[derive(Default)]
 pub struct Demo {
     sim: tokio::sync::Mutex<Option<SimHandle>>,
@@ -74,9 +69,9 @@ impl Demo {
         })
     }
 
-    /// The demo provider's SCIM endpoint.
-    pub async fn fake_scim_url(&self) -> Result<String, IpcError> {
-        Ok(self.running().await?.fake_scim_url())
+    /// The demo provider's SCIM endpoint and the fixed, public token its server accepts.
+    pub async fn scim_endpoint(&self) -> Result<(String, &'static str), IpcError> {
+        Ok(tenant::scim_endpoint(&*self.running().await?))
     }
 
     /// The demo's stand-in for a provider's API: the demo never pushes to a real provider.
@@ -134,8 +129,6 @@ mod tenant {
     use entra_setup_sim::{Approval, SimConfig};
     pub use entra_setup_sim::{DemoUser, SimHandle};
 
-    pub use entra_setup_sim::scim_server::DEMO_SCIM_TOKEN as SCIM_TOKEN;
-
     pub fn users() -> Vec<DemoUser> {
         entra_setup_sim::demo_users()
     }
@@ -155,6 +148,13 @@ mod tenant {
         entra_setup_sim::start(config)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    pub fn scim_endpoint(handle: &SimHandle) -> (String, &'static str) {
+        (
+            handle.fake_scim_url(),
+            entra_setup_sim::scim_server::DEMO_SCIM_TOKEN,
+        )
     }
 
     /// The next sign-in is `upn`'s, approved at once; consent links wait for a colleague.
@@ -180,8 +180,6 @@ mod tenant {
 
     pub enum SimHandle {}
 
-    pub const SCIM_TOKEN: &str = "";
-
     pub fn users() -> Vec<DemoUser> {
         Vec::new()
     }
@@ -194,11 +192,12 @@ mod tenant {
         match *handle {}
     }
 
+    pub fn scim_endpoint(handle: &SimHandle) -> (String, &'static str) {
+        match *handle {}
+    }
+
     impl SimHandle {
         pub fn base_url(&self) -> &str {
-            match *self {}
-        }
-        pub fn fake_scim_url(&self) -> String {
             match *self {}
         }
         pub fn fake_provider_api(&self, _provider: &str) -> Option<String> {

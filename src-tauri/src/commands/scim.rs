@@ -166,8 +166,8 @@ pub async fn use_demo_scim(
             message: "The demo SCIM endpoint exists only in the demo tenant.".into(),
         });
     }
-    let url = demo.fake_scim_url().await?;
-    let token = SecretString::from(crate::demo::scim_token().to_string());
+    let (url, token) = demo.scim_endpoint().await?;
+    let token = SecretString::from(token.to_string());
     *setup.scim_token.lock().await = Some(ScimToken::entered(token, false).for_url(&url));
     Ok(url)
 }

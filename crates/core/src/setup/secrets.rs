@@ -59,9 +59,9 @@ pub fn statuses(state: &TenantState, now: DateTime<Utc>) -> Vec<SecretStatus> {
         .flat_map(|a| a.passwords.iter())
         .map(|p| {
             let days_left = p.end_date_time.map(|e| days_until(e, now));
-            let health = match p.end_date_time {
-                Some(e) if e <= now => SecretHealth::Expired,
-                Some(e) if days_until(e, now) < EXPIRES_SOON_DAYS => SecretHealth::ExpiresSoon,
+            let health = match (p.end_date_time, days_left) {
+                (Some(e), _) if e <= now => SecretHealth::Expired,
+                (_, Some(d)) if d < EXPIRES_SOON_DAYS => SecretHealth::ExpiresSoon,
                 _ => SecretHealth::Valid,
             };
             SecretStatus {
