@@ -32,21 +32,12 @@ async fn sim(upn: &str) -> SimHandle {
     sim
 }
 
+/// A fresh folder for one test. Random, not a timestamp: tests run in parallel, and two with the
+/// same clock reading once shared a data folder (one found the other's tenant lock).
 fn temp() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("entra-setup-cli-{}", uuid_like()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = std::env::temp_dir().join(format!("entra-setup-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&d).unwrap();
     d
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 struct Run {
