@@ -30,4 +30,7 @@ else
   fi
   echo "Advisories: github.com is out of reach; using the RustSec snapshot of $(cat "$db/SNAPSHOT_DATE") (.ci/advisory-db.tar.gz)"
 fi
+# cargo deny --offline needs the crates of every platform in Cargo.lock; a bare machine has
+# none of them yet, so fetch them first (all targets, exactly the locked versions).
+cargo fetch --locked
 cargo deny "${offline[@]}" check

@@ -149,6 +149,14 @@ impl GraphFailure {
 }
 
 impl IpcError {
+    /// The service's SAML metadata could not be imported.
+    pub fn sp_metadata(e: entra_setup_core::saml::ImportError) -> Self {
+        Self::Invalid {
+            field: "sp_metadata".into(),
+            message: format!("The metadata cannot be used: {e}."),
+        }
+    }
+
     /// An apply that stopped part-way, keeping Graph's codes and ids of the failed step.
     pub fn apply(e: &entra_setup_core::setup::apply::ApplyError) -> Self {
         use entra_setup_core::setup::apply::ApplyError;
@@ -257,7 +265,7 @@ impl From<entra_setup_core::setup::sync::SyncError> for IpcError {
         use entra_setup_core::setup::sync::SyncError;
         match e {
             SyncError::Graph(g) => g.into(),
-            e @ SyncError::NoScim(_) => Self::Blocked {
+            e @ (SyncError::NoScim(_) | SyncError::Journal(_)) => Self::Blocked {
                 message: e.to_string(),
             },
         }

@@ -60,6 +60,8 @@ pub fn specta_builder<R: Runtime>() -> Builder<R> {
             commands::scim::forget_scim_token,
             commands::scim::use_demo_scim,
             commands::scim::verify_scim,
+            commands::scim::choose_scim_cert,
+            commands::scim::forget_scim_cert,
             commands::scim::scim_status,
             commands::scim::scim_on_demand,
             commands::scim::scim_logs,

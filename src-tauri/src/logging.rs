@@ -1,40 +1,20 @@
 //! Logs: a daily rolling file in the app's log directory (14 kept). Every line passes through the
 //! core's redactor before it is written, as a second line of defence behind the redacting types.
 
-use std::io::Write;
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// Wraps a writer so each formatted event is redacted before it reaches the file.
-pub struct Redacting<M>(pub M);
-
-pub struct RedactingWriter<W>(W);
-
-impl<W: Write> Write for RedactingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        self.0
-            .write_all(entra_setup_core::redact::redact(&text).as_bytes())?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
-    type Writer = RedactingWriter<M::Writer>;
-    fn make_writer(&'a self) -> Self::Writer {
-        RedactingWriter(self.0.make_writer())
-    }
-}
+pub use entra_setup_core::redact::Redacting;
+#[cfg(test)]
+use entra_setup_core::redact::RedactingWriter;
 
 /// Starts logging to `dir`. Keep the guard alive for the life of the app.
 pub fn init(dir: &Path) -> Option<WorkerGuard> {
+    // The folder is the user's alone: log lines name tenants, apps and people.
+    entra_setup_core::files::private_dir(dir).ok()?;
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("entra-setup")
@@ -56,6 +36,7 @@ pub fn init(dir: &Path) -> Option<WorkerGuard> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn redacts_before_writing() {

@@ -117,6 +117,8 @@ pub struct SetupState {
     pub run: tokio::sync::Mutex<Option<Run>>,
     /// The provider's SCIM token, held here and never sent to the webview.
     pub scim_token: tokio::sync::Mutex<Option<ScimToken>>,
+    /// A certificate the admin picked in the file dialog to trust for the SCIM check.
+    pub scim_cert: tokio::sync::Mutex<Option<Vec<u8>>>,
 }
 
 impl SetupState {
@@ -136,6 +138,15 @@ impl SetupState {
         self.prepared.lock().await.take().ok_or(IpcError::Blocked {
             message: "Review the plan first.".into(),
         })
+    }
+
+    /// Forgets the setup in progress: its plan, the run (with a new secret not handed over)
+    /// and the SCIM token (at sign-out: they belong to the tenant signed out of).
+    pub async fn clear(&self) {
+        *self.prepared.lock().await = None;
+        *self.run.lock().await = None;
+        *self.scim_token.lock().await = None;
+        *self.scim_cert.lock().await = None;
     }
 
     /// Apply settings with the SCIM token this process holds, if any.

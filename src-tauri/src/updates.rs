@@ -14,6 +14,24 @@ use tauri_plugin_updater::UpdaterExt;
 /// again).
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The largest update accepted: the installers are under 10 MB (docs/PERFORMANCE.md); a
+/// download announced or found larger is discarded.
+pub const MAX_UPDATE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Release notes as the banner shows them: text from the update server, so control and
+/// bidirectional characters are replaced and the length is capped.
+fn notes_shown(notes: Option<&str>) -> Option<String> {
+    notes
+        .map(|n| {
+            let p = entra_setup_core::redact::printable(n);
+            match p.char_indices().nth(2000) {
+                Some((cut, _)) => format!("{}…", &p[..cut]),
+                None => p,
+            }
+        })
+        .filter(|n| !n.trim().is_empty())
+}
+
 /// What the updater knows, for the banner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -70,6 +88,9 @@ impl Updates {
             updater: app
                 .updater_builder()
                 .timeout(CHECK_TIMEOUT)
+                // Only ever forward: an older release, however well signed, is never offered
+                // (it could bring back a fixed flaw).
+                .version_comparator(|current, remote| remote.version > current)
                 .build()
                 .map_err(|e| e.to_string()),
             env: app.env(),
@@ -103,13 +124,39 @@ impl Updates {
             }
         };
         let version = update.version.clone();
-        match update.download(|_, _| {}, || {}).await {
+        let announced = std::sync::atomic::AtomicU64::new(0);
+        let downloaded = update
+            .download(
+                |_, total| {
+                    if let Some(t) = total {
+                        announced.store(t, std::sync::atomic::Ordering::Relaxed);
+                    }
+                },
+                || {},
+            )
+            .await;
+        let too_large = |n: u64| n > MAX_UPDATE_BYTES;
+        let size = match &downloaded {
+            Ok(b) => b.len() as u64,
+            Err(_) => announced.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        if too_large(size) || too_large(announced.load(std::sync::atomic::Ordering::Relaxed)) {
+            tracing::warn!(%version, size, "update refused: too large");
+            return UpdateStatus::Refused {
+                message: format!(
+                    "The download of version {version} is larger than {} MB, far more than an Entra Setup installer: it was discarded and nothing was installed.",
+                    MAX_UPDATE_BYTES / (1024 * 1024)
+                ),
+                version,
+            };
+        }
+        match downloaded {
             Ok(bytes) => {
                 tracing::info!(%version, bytes = bytes.len(), "update downloaded; signature verified");
                 let status = UpdateStatus::Ready {
                     version,
                     current_version: update.current_version.clone(),
-                    notes: update.body.clone(),
+                    notes: notes_shown(update.body.as_deref()),
                 };
                 if let Ok(mut p) = self.pending.lock() {
                     *p = Some(Pending { update, bytes });

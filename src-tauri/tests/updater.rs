@@ -21,6 +21,8 @@ struct Server {
     port: u16,
     tampered: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
+    /// The version and notes `latest.json` announces.
+    version: Arc<std::sync::Mutex<(String, String)>>,
 }
 
 /// Serves `/latest.json` announcing 9.9.9 with `signature` (of the genuine artifact), and the
@@ -28,6 +30,11 @@ struct Server {
 fn update_server(genuine: Vec<u8>, signature: String) -> Server {
     let tampered = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicUsize::new(0));
+    let version = Arc::new(std::sync::Mutex::new((
+        "9.9.9".to_string(),
+        "Faster SCIM checks.".to_string(),
+    )));
+    let announced = version.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -52,9 +59,10 @@ fn update_server(genuine: Vec<u8>, signature: String) -> Server {
                 }
                 let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
                 let (ctype, body) = if path.starts_with("/latest.json") {
+                    let (v, notes) = announced.lock().unwrap().clone();
                     let manifest = serde_json::json!({
-                        "version": "9.9.9",
-                        "notes": "Faster SCIM checks.",
+                        "version": v,
+                        "notes": notes,
                         "pub_date": "2026-12-01T10:00:00Z",
                         "platforms": {
                             "linux-x86_64": {
@@ -94,6 +102,7 @@ fn update_server(genuine: Vec<u8>, signature: String) -> Server {
         port,
         tampered,
         requests,
+        version,
     }
 }
 
@@ -142,6 +151,25 @@ fn a_signed_update_is_offered_a_tampered_one_refused_and_none_checked_when_turne
     assert_eq!(status["version"], "9.9.9");
     assert_eq!(status["currentVersion"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["notes"], "Faster SCIM checks.");
+
+    // 1b. Release notes are the server's text: a terminal escape or a bidi override in them
+    // never reaches the banner.
+    *server.version.lock().unwrap() = (
+        "9.9.9".into(),
+        "Faster\u{1b}[2J SCIM \u{202e}checks.".into(),
+    );
+    let status = invoke(&webview, "check_for_update", serde_json::json!({})).unwrap();
+    let notes = status["notes"].as_str().unwrap();
+    assert!(!notes.contains('\u{1b}') && !notes.contains('\u{202e}'), "{notes:?}");
+
+    // 1c. An older release, however well signed, is never offered (no rollback), nor
+    // downloaded.
+    *server.version.lock().unwrap() = ("0.0.1".into(), "Old.".into());
+    let asked = server.requests.load(Ordering::SeqCst);
+    let status = invoke(&webview, "check_for_update", serde_json::json!({})).unwrap();
+    assert_eq!(status["kind"], "upToDate", "{status}");
+    assert_eq!(server.requests.load(Ordering::SeqCst), asked + 1, "only latest.json was asked for");
+    *server.version.lock().unwrap() = ("9.9.9".into(), "Faster SCIM checks.".into());
 
     // 2. The same release with its download altered: refused, and nothing waits to install.
     server.tampered.store(true, Ordering::SeqCst);

@@ -126,6 +126,14 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         .await
         .map_err(setup_fail)?;
     print_plan(&prepared);
+    // An app someone else also holds: nothing is written, not even a question asked, before
+    // the admin has seen who and chosen to adopt it.
+    if !prepared.foreign.is_empty() && !a.adopt {
+        return Err(Fail(
+            13,
+            entra_setup_core::setup::custody::NotAdopted(prepared.foreign.clone()).to_string(),
+        ));
+    }
     let adds_secret = prepared
         .plan
         .changes
@@ -169,13 +177,22 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         consent_wait: Duration::from_secs(a.wait_consent),
         consent_poll: Duration::from_secs(5),
         scim_token: scim_token.clone(),
+        adopt: a.adopt.then(|| entra_setup_core::setup::custody::Adoption {
+            keep: a.adopt_keep.clone(),
+        }),
         ..Default::default()
     };
     let (mut run, failure) =
         Run::apply(&s, prepared, &options, on_event, &CancellationToken::new()).await;
     if let Some(error) = failure {
-        if let entra_setup_core::setup::apply::ApplyError::Busy(why) = &error {
-            return Err(Fail(12, why.clone()));
+        match &error {
+            entra_setup_core::setup::apply::ApplyError::Busy(why) => {
+                return Err(Fail(12, why.clone()))
+            }
+            entra_setup_core::setup::apply::ApplyError::NotAdopted(n) => {
+                return Err(Fail(13, n.to_string()))
+            }
+            _ => {}
         }
         // A secret made before the stop is still handed over: it is shown only once.
         if run.secret.is_some() {

@@ -20,8 +20,12 @@ Exit codes:
      consent: connect it in the vendor's console (the message says where), or wait for it with
      --wait-for-consent SECONDS
  12  nothing was changed: another Entra Setup (the desktop app or a command) is applying to or
-     undoing in this tenant (wait for it, then run again), or Undo found that an app the
-     journal names is not the wizard's";
+     undoing in this tenant (wait for it, then run again), or Undo found that an object the
+     journal names is not this setup's
+ 13  nothing was changed: an app of the setup has owners, credentials or redirect URIs the
+     wizard did not put there (someone may have registered it first under the name the wizard
+     looks for); the message lists them. Check them, then run again with --adopt to take the
+     app over (they are removed, each journaled; keep one with --adopt-keep ID)";
 
 #[derive(Parser)]
 #[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets and certificates, undo.", after_help = EXIT_CODES)]
@@ -237,6 +241,15 @@ pub(crate) struct ApplyArgs {
     /// finish with exit code 0.
     #[arg(long)]
     pub(crate) confirm_password_admin: bool,
+    /// Take over an app of the setup that someone else also holds (exit code 13 lists its
+    /// owners, credentials and redirect URIs): they are removed, each journaled (Undo puts
+    /// owners and redirect URIs back), then the setup goes on.
+    #[arg(long)]
+    pub(crate) adopt: bool,
+    /// With --adopt: keep this owner (object id), credential (key id) or redirect URI instead
+    /// of removing it (repeat for several).
+    #[arg(long, value_name = "ID", requires = "adopt")]
+    pub(crate) adopt_keep: Vec<String>,
 }
 
 /// Which setup: the provider and its inputs (for commands that change no settings).

@@ -40,9 +40,12 @@ pub(crate) async fn intent(t: &Target) -> Result<Intent, Fail> {
 /// Reads the service's SAML metadata (a file or a URL) into `KEY=VALUE` inputs; an input given
 /// with --input as well must agree with it.
 async fn sp_metadata_inputs(from: &str, given: &[String]) -> Result<Vec<String>, Fail> {
-    let md = saml::import_sp_metadata(&entra_setup_core::http::client(), from)
+    let shown = entra_setup_core::redact::echo(from, 200);
+    let source = saml::MetadataSource::parse(from)
+        .map_err(|e| Fail(2, format!("--sp-metadata {shown}: {e}.")))?;
+    let md = saml::import_sp_metadata(&entra_setup_core::http::client(), &source)
         .await
-        .map_err(|e| Fail(2, format!("--sp-metadata {from}: {e}.")))?;
+        .map_err(|e| Fail(2, format!("--sp-metadata {shown}: {e}.")))?;
     let explicit = parse_pairs(given, "--input")?;
     let mut out = vec![];
     for (k, v) in md.inputs() {

@@ -56,7 +56,7 @@ impl<E: std::fmt::Display> From<(u8, E)> for Fail {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ENTRA_SETUP_LOG"))
-        .with_writer(std::io::stderr)
+        .with_writer(entra_setup_core::redact::Redacting(std::io::stderr))
         .init();
     let wants_json = std::env::args().any(|a| a == "--json");
     let cli = match Cli::try_parse() {

@@ -16,7 +16,9 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
         &s.account.tenant_id,
         &intent.unique_name(),
     );
-    let pending = undo::pending(&journal);
+    // A damaged or unreadable journal stops here, naming the file and the line: it is never
+    // read as "no journal" (which would undo from the tenant's tags instead).
+    let pending = undo::pending(&journal).map_err(|e| Fail(12, e.to_string()))?;
     if pending.is_empty() {
         // No journal here (another computer, or a lost data folder): undo from what the tenant
         // shows is the wizard's.

@@ -25,6 +25,22 @@ pub(crate) fn print_plan(p: &Prepared) {
     for n in &p.plan.notes {
         eprintln!("  Note: {n}");
     }
+    if let Some(path) = &p.intent.provider.custom {
+        eprintln!(
+            "  Custom profile: {} (not built into Entra Setup: it decides the permissions asked for and where settings are pushed)",
+            entra_setup_core::redact::echo(path, 200)
+        );
+    }
+    for f in &p.foreign {
+        eprintln!(
+            "  NOT THE WIZARD'S ALONE: \"{}\" ({}) — apply stops here until you adopt it:",
+            entra_setup_core::redact::echo(&f.display_name, 120),
+            f.app_object_id
+        );
+        for l in f.lines() {
+            eprintln!("    - {l}");
+        }
+    }
     let secrets = secrets::statuses(&p.state, chrono::Utc::now());
     if !secrets.is_empty() {
         eprintln!("Client secrets on the app, newest first:");

@@ -66,12 +66,33 @@ pub fn by_name(name: &str) -> Option<&'static Api> {
     all().iter().find(|a| a.name == name)
 }
 
+/// Whether a permission lets the service change the directory or widen its own access: any
+/// `*.ReadWrite.All`, and anything under `Directory.`, `RoleManagement.` or
+/// `AppRoleAssignment.` (Directory.Read.All too: it reads every user, group and app). Shown
+/// with a badge wherever a permission is listed.
+pub fn is_high_privilege(name: &str) -> bool {
+    name.ends_with(".ReadWrite.All")
+        || ["Directory.", "RoleManagement.", "AppRoleAssignment."]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
 /// Microsoft Graph, which every profile's permissions default to.
 pub const MICROSOFT_GRAPH: &str = "Microsoft Graph";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn high_privilege_permissions_are_named() {
+        for p in ["Directory.Read.All", "User.ReadWrite.All", "RoleManagement.Read.Directory", "AppRoleAssignment.ReadWrite.All"] {
+            assert!(is_high_privilege(p), "{p}");
+        }
+        for p in ["User.Read", "GroupMember.Read.All", "openid", "Group.Read.All"] {
+            assert!(!is_high_privilege(p), "{p}");
+        }
+    }
 
     #[test]
     fn the_data_file_reads_and_pins_graph() {

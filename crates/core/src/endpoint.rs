@@ -55,6 +55,20 @@ pub enum EndpointError {
     Slashes(String),
 }
 
+/// Whether a URL the wizard sends a credential to is safe to send it over: https, or plain
+/// http to this computer only (the simulator, a test server).
+pub fn secure_transport(u: &Url) -> bool {
+    match u.scheme() {
+        "https" => true,
+        "http" => matches!(
+            u.host(),
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+        ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+            || u.host_str() == Some("localhost"),
+        _ => false,
+    }
+}
+
 /// Parses an endpoint URL and refuses what would go wrong later: no scheme, another scheme,
 /// plain http off this computer, no host, a user name or password, port 0, a query or
 /// fragment (unless `query` is allowed), and internationalised host names, which can imitate

@@ -6,13 +6,36 @@ use std::time::Duration;
 /// environment names, redirects off (following redirects from identity endpoints opens the
 /// client to SSRF), bounded timeouts.
 pub fn client() -> reqwest::Client {
-    builder(&[])
-        .timeout(Duration::from_secs(60))
-        .user_agent(concat!("entra-setup/", env!("CARGO_PKG_VERSION")))
-        .build()
-        // Building only fails when the TLS backend cannot initialise; fall back to defaults
-        // (the bundled roots, no proxy).
-        .unwrap_or_else(|_| reqwest::Client::new())
+    let finish = |b: reqwest::ClientBuilder| {
+        b.timeout(Duration::from_secs(60))
+            .user_agent(concat!("entra-setup/", env!("CARGO_PKG_VERSION")))
+            .build()
+    };
+    finish(builder(&[])).unwrap_or_else(|e| {
+        // Building only fails when the TLS backend cannot initialise with the platform's
+        // verifier: the same settings (no redirects, the proxy from the environment as
+        // `Network` reads it) with reqwest's bundled roots. Never reqwest's defaults, which
+        // follow redirects and read proxies on their own.
+        tracing::warn!(error = %e, "the HTTP client could not use the OS trust store; using the bundled roots");
+        finish(common()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "no HTTP client could be built");
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap_or_default()
+        })
+    })
+}
+
+/// What every client shares whatever its TLS: no redirects, a 10 s connect timeout, the proxy
+/// from the environment as [`Network::from_env`] reads it.
+fn common() -> reqwest::ClientBuilder {
+    Network::from_env().apply(
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10)),
+    )
 }
 
 /// The settings every client of the wizard shares — TLS verified by the platform's verifier
@@ -22,10 +45,7 @@ pub fn client() -> reqwest::Client {
 pub fn builder(
     extra_roots: &[rustls::pki_types::CertificateDer<'static>],
 ) -> reqwest::ClientBuilder {
-    let b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10));
-    let b = Network::from_env().apply(b);
+    let b = common();
     match tls_config(extra_roots) {
         Ok(tls) => b.use_preconfigured_tls(tls),
         Err(e) => {
@@ -108,14 +128,24 @@ impl Network {
     /// show under Advanced.
     pub fn shown(&self) -> Network {
         let hide = |p: &Option<String>| {
-            p.as_ref().map(|u| match url::Url::parse(u) {
-                Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-                    let _ = url.set_username("***");
-                    let _ = url.set_password(None);
-                    url.to_string()
+            p.as_ref().map(|u| {
+                // Written without a scheme (`user:pw@proxy:8080`), a proxy is http, as reqwest
+                // reads it; parsed as it stands, `user:` would pass for a scheme and the
+                // password for a path, and be shown.
+                let full = if u.contains("://") {
+                    u.clone()
+                } else {
+                    format!("http://{u}")
+                };
+                match url::Url::parse(&full) {
+                    Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+                        let _ = url.set_username("***");
+                        let _ = url.set_password(None);
+                        url.to_string()
+                    }
+                    Ok(url) if url.host_str().is_some() => crate::redact::echo(u, 200),
+                    _ => "(not a URL; ignored)".to_string(),
                 }
-                Ok(_) => u.clone(),
-                Err(_) => "(not a URL; ignored)".to_string(),
             })
         };
         Network {
@@ -334,5 +364,29 @@ impl<'c> oauth2::AsyncHttpClient<'c> for PatientClient {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Network;
+
+    #[test]
+    fn the_proxy_shown_never_holds_a_password() {
+        for raw in [
+            "user:s3cret@proxy.corp:8080",
+            "http://user:s3cret@proxy.corp:8080",
+            "socks5://user:s3cret@proxy.corp:1080",
+            "s3cret@proxy.corp",
+        ] {
+            let n = Network {
+                https_proxy: Some(raw.into()),
+                http_proxy: None,
+                no_proxy: String::new(),
+            };
+            let shown = n.shown().https_proxy.unwrap();
+            assert!(!shown.contains("s3cret"), "{raw} -> {shown}");
+            assert!(shown.contains("proxy.corp"), "{raw} -> {shown}");
+        }
     }
 }

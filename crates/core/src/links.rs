@@ -37,8 +37,9 @@ pub enum LinkError {
     NotAllowed(String),
 }
 
-/// Parses and checks a link the UI asked to open.
-pub fn check_external_link(raw: &str) -> Result<Url, LinkError> {
+/// Parses and checks a link the UI asked to open. `shown` are the page hosts of the provider
+/// on screen (a custom profile's count only then).
+pub fn check_external_link(raw: &str, shown: &[String]) -> Result<Url, LinkError> {
     let url = Url::parse(raw.trim()).map_err(|e| LinkError::Invalid {
         raw: raw.to_string(),
         why: e.to_string(),
@@ -47,7 +48,9 @@ pub fn check_external_link(raw: &str) -> Result<Url, LinkError> {
     let loopback = matches!(host, "127.0.0.1" | "localhost");
     match url.scheme() {
         "https"
-            if ALLOWED_HOSTS.contains(&host) || listed(&crate::provider::link_hosts(), host) =>
+            if ALLOWED_HOSTS.contains(&host)
+                || listed(&crate::provider::link_hosts(), host)
+                || listed(shown, host) =>
         {
             Ok(url)
         }
@@ -61,25 +64,36 @@ pub fn check_external_link(raw: &str) -> Result<Url, LinkError> {
 mod tests {
     use super::check_external_link;
 
+    fn check_external_link_any(raw: &str) -> Result<url::Url, super::LinkError> {
+        check_external_link(raw, &[])
+    }
+
+    #[test]
+    fn a_custom_profiles_hosts_count_only_while_it_is_shown() {
+        let shown = vec!["console.acme.example".to_string()];
+        assert!(check_external_link("https://console.acme.example/x", &shown).is_ok());
+        assert!(check_external_link("https://console.acme.example/x", &[]).is_err());
+    }
+
     #[test]
     fn allows_portals_and_the_local_simulator_only() {
-        assert!(check_external_link("https://portal.azure.com/#view/x").is_ok());
-        assert!(check_external_link("https://microsoft.com/devicelogin").is_ok());
-        assert!(check_external_link("http://127.0.0.1:4000/devicelogin").is_ok());
-        assert!(check_external_link("http://portal.azure.com/").is_err());
-        assert!(check_external_link("https://evil.example/").is_err());
-        assert!(check_external_link("file:///etc/passwd").is_err());
+        assert!(check_external_link_any("https://portal.azure.com/#view/x").is_ok());
+        assert!(check_external_link_any("https://microsoft.com/devicelogin").is_ok());
+        assert!(check_external_link_any("http://127.0.0.1:4000/devicelogin").is_ok());
+        assert!(check_external_link_any("http://portal.azure.com/").is_err());
+        assert!(check_external_link_any("https://evil.example/").is_err());
+        assert!(check_external_link_any("file:///etc/passwd").is_err());
     }
 
     #[test]
     fn provider_pages_come_from_the_profiles() {
         // Cloudflare's profile names its dashboard and its teams' domains; Pomerium's its docs.
-        assert!(check_external_link("https://dash.cloudflare.com/").is_ok());
-        assert!(check_external_link("https://acme.cloudflareaccess.com/").is_ok());
-        assert!(check_external_link(
+        assert!(check_external_link_any("https://dash.cloudflare.com/").is_ok());
+        assert!(check_external_link_any("https://acme.cloudflareaccess.com/").is_ok());
+        assert!(check_external_link_any(
             "https://www.pomerium.com/docs/integrations/user-identity/azure"
         )
         .is_ok());
-        assert!(check_external_link("https://cloudflareaccess.com.evil.example/").is_err());
+        assert!(check_external_link_any("https://cloudflareaccess.com.evil.example/").is_err());
     }
 }

@@ -53,6 +53,9 @@ struct Call<'a> {
     http: &'a reqwest::Client,
     spec: &'a PushSpec,
     auth: SecretString,
+    /// What this push sends that the API might echo back (the token, the client secret):
+    /// masked in every message.
+    sent: Vec<SecretString>,
 }
 
 impl Call<'_> {
@@ -126,6 +129,11 @@ impl Call<'_> {
             .unwrap_or_else(|| {
                 crate::redact::redact(&text.chars().take(300).collect::<String>()).into_owned()
             });
+        let sent: Vec<&str> = std::iter::once(&self.auth)
+            .chain(&self.sent)
+            .map(|s| s.expose_secret())
+            .collect();
+        message = crate::redact::echo(&crate::redact::printable_without(&message, &sent), 500);
         if matches!(status, 401 | 403) {
             if let Some(hint) = &self.spec.auth_hint {
                 message = format!("{message}. {hint}");
@@ -139,7 +147,7 @@ impl Call<'_> {
         let Some(find) = &self.spec.find else {
             return Ok(None);
         };
-        let url = fill(&find.url, values)?;
+        let url = url_for(&find.url, values)?;
         let wanted: Vec<(String, String)> = find
             .matches
             .iter()
@@ -201,14 +209,80 @@ fn fill(template: &str, values: &BTreeMap<String, String>) -> Result<String, Pus
     render(template, values, str::to_string).map_err(|e| PushError::Prepare(e.to_string()))
 }
 
+/// Characters a value may not bring into a URL as they are: anything that would end its path
+/// segment, start a query or fragment, or add credentials or a port.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A push URL from its template: every value but `api_base` percent-encoded as a path segment,
+/// and the result checked to go to `api_base`'s own scheme, host and port. A shared profile (or
+/// an input such as `../..@evil.example`) can send the API token and the secret nowhere else.
+fn url_for(template: &str, values: &BTreeMap<String, String>) -> Result<String, PushError> {
+    let base = values.get("api_base").cloned().unwrap_or_default();
+    let encoded: BTreeMap<String, String> = values
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "api_base" {
+                v.clone()
+            } else {
+                percent_encoding::utf8_percent_encode(v, SEGMENT).to_string()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let url = fill(template, &encoded)?;
+    same_origin(&base, &url)?;
+    Ok(url)
+}
+
+/// Refuses a URL that leaves the API's origin.
+fn same_origin(base: &str, url: &str) -> Result<(), PushError> {
+    let parse = |u: &str| {
+        url::Url::parse(u).map_err(|e| {
+            PushError::Prepare(format!(
+                "the URL {} is not valid ({e})",
+                crate::redact::echo(u, 200)
+            ))
+        })
+    };
+    let (b, u) = (parse(base)?, parse(url)?);
+    let origin = |x: &url::Url| (x.scheme().to_string(), x.host_str().map(str::to_ascii_lowercase), x.port_or_known_default());
+    if origin(&b) != origin(&u) || !u.username().is_empty() || u.password().is_some() {
+        return Err(PushError::Prepare(format!(
+            "the profile's push URL goes to {}, not to the provider's API at {}: nothing was sent. Fix the profile's [push] URLs (they must stay on api_base's host).",
+            crate::redact::echo(u.host_str().unwrap_or("(no host)"), 100),
+            crate::redact::echo(b.host_str().unwrap_or("(no host)"), 100)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a profile's push URL template stays on `api_base` whatever the values are (checked
+/// when the profile is read, so a bad file names its line).
+pub(crate) fn template_stays_on(template: &str, api_base: &str) -> Result<(), String> {
+    let mut values: BTreeMap<String, String> = crate::provider::placeholders(template)
+        .into_iter()
+        .map(|p| (p, "x".to_string()))
+        .collect();
+    values.insert("api_base".into(), api_base.trim_end_matches('/').to_string());
+    url_for(template, &values).map(|_| ()).map_err(|e| match e {
+        PushError::Prepare(m) => m,
+        e => e.to_string(),
+    })
+}
+
 fn request_url(r: &PushRequest, values: &BTreeMap<String, String>) -> Result<String, PushError> {
-    fill(&r.url, values)
+    url_for(&r.url, values)
 }
 
 /// Pushes `body` (the rendered output, holding the secret) as `spec` describes. `values` are
 /// the setup's values and the push inputs that are not secret; `secrets` are the secret push
 /// inputs (the API token), used in the auth header and nothing else; `api_base` replaces the
-/// profile's (the demo's stand-in, a test's fake).
+/// profile's (the demo's stand-in, a test's fake); `client_secret` is the secret inside `body`,
+/// masked in any message the API sends back.
 pub async fn push(
     http: &reqwest::Client,
     spec: &PushSpec,
@@ -216,6 +290,7 @@ pub async fn push(
     values: &BTreeMap<String, String>,
     secrets: &BTreeMap<String, SecretString>,
     body: &SecretString,
+    client_secret: Option<&SecretString>,
 ) -> Result<PushResult, PushError> {
     let mut values = values.clone();
     values.insert(
@@ -235,6 +310,7 @@ pub async fn push(
         http,
         spec,
         auth: SecretString::from(fill(&spec.auth_value, &secret_values)?),
+        sent: secrets.values().chain(client_secret).cloned().collect(),
     };
     let found = call.find(&values).await?;
     let (request, created) = match (&found, &spec.update) {
@@ -263,4 +339,39 @@ pub async fn push(
         id,
         created,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn push_urls_stay_on_the_api_host() {
+        let base = "https://api.cloudflare.com/client/v4";
+        let ok = url_for(
+            "{api_base}/accounts/{account_id}/access/identity_providers",
+            &values(&[("api_base", base), ("account_id", "0123abcd")]),
+        )
+        .unwrap();
+        assert_eq!(ok, "https://api.cloudflare.com/client/v4/accounts/0123abcd/access/identity_providers");
+        // A value cannot leave its path segment: it is encoded, and the host stays.
+        let sneaky = url_for(
+            "{api_base}/accounts/{account_id}/x",
+            &values(&[("api_base", base), ("account_id", "../../x?y#z@evil.example")]),
+        )
+        .unwrap();
+        assert!(sneaky.starts_with("https://api.cloudflare.com/client/v4/accounts/..%2F..%2Fx%3Fy%23z%40evil.example/x"), "{sneaky}");
+        // A template that changes the host (a profile shared as "data") is refused.
+        for t in ["{api_base}.evil.example/x", "{api_base}@evil.example/x", "{api_base}:8443/x"] {
+            let e = url_for(t, &values(&[("api_base", "https://api.cloudflare.com")])).unwrap_err();
+            assert!(e.to_string().contains("nothing was sent"), "{t}: {e}");
+        }
+    }
 }

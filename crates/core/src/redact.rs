@@ -49,13 +49,57 @@ pub fn printable(text: &str) -> String {
     redact(text)
         .chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
                 '\u{fffd}'
             } else {
                 c
             }
         })
         .collect()
+}
+
+/// Wraps a log writer so each formatted event is redacted before it is written (the desktop's
+/// log file and the CLI's standard error alike), a second line of defence behind the redacting
+/// types.
+pub struct Redacting<M>(pub M);
+
+pub struct RedactingWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for Redacting<M>
+{
+    type Writer = RedactingWriter<M::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter(self.0.make_writer())
+    }
+}
+
+/// Unicode's bidirectional formatting characters (embeddings, overrides, isolates and marks):
+/// they reorder what a terminal or the webview shows ("Trojan Source"), so remote text never
+/// brings them in.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// [`printable`] with the credentials just sent (a token, a secret) masked wherever they are
+/// echoed back, also when they look like nothing in particular.
+pub fn printable_without(text: &str, sent: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in sent.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(*s, "<redacted>");
+    }
+    printable(&out)
 }
 
 /// What someone typed, as a message shows it back: [`printable`] on one line, and at most
@@ -81,6 +125,16 @@ mod tests {
         );
         assert!(!out.contains("abcdefghijkl"), "{out}");
         assert!(out.contains("\nnext\tline"), "{out:?}");
+    }
+
+    #[test]
+    fn bidi_controls_and_c1_never_reach_the_screen() {
+        let out = super::printable("file\u{202e}gpj.exe \u{2066}x\u{2069} \u{9b}31m \u{85}");
+        for c in ['\u{202e}', '\u{2066}', '\u{2069}', '\u{9b}', '\u{85}'] {
+            assert!(!out.contains(c), "{out:?} keeps {c:?}");
+        }
+        let masked = super::printable_without("token tok-plain-1234 was wrong", &["tok-plain-1234"]);
+        assert_eq!(masked, "token <redacted> was wrong");
     }
 
     #[test]

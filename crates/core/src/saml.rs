@@ -360,24 +360,66 @@ pub enum ImportError {
     Parse(#[from] SpMetadataError),
 }
 
-/// Reads the service's own SAML metadata from an https URL or a file (at most
-/// [`MAX_METADATA_BYTES`]) and parses it.
+/// Where the service's own SAML metadata comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// An http(s) URL (plain http only to this computer, like every fetch of the wizard's).
+    Url(String),
+    /// A local file the admin named (the CLI's `--sp-metadata FILE`) or picked in the desktop's
+    /// file dialog — never a path the webview sends.
+    File(std::path::PathBuf),
+}
+
+impl MetadataSource {
+    /// What the admin typed: a URL, or a path to a local file. Network shares (`\\host\share`,
+    /// `//host/share`: opening one sends the Windows sign-in's NTLM hash to that host) and
+    /// device paths (`\\.\`, `\\?\`, `/dev/…`) are refused.
+    pub fn parse(text: &str) -> Result<Self, ImportError> {
+        let t = text.trim();
+        if t.starts_with("https://") || t.starts_with("http://") {
+            return Ok(Self::Url(t.to_string()));
+        }
+        if t.is_empty() {
+            return Err(ImportError::Read("no file or URL was given".into()));
+        }
+        if t.starts_with("\\\\") || t.starts_with("//") || t.starts_with("\\/") || t.starts_with("/\\") {
+            return Err(ImportError::Read(
+                "it is a network path: copy the metadata file to this computer, or give its https:// URL".into(),
+            ));
+        }
+        if t.starts_with("/dev/") || t.starts_with("/proc/") {
+            return Err(ImportError::Read("it is a device, not a file".into()));
+        }
+        Ok(Self::File(std::path::PathBuf::from(t)))
+    }
+}
+
+impl MetadataSource {
+    /// A URL the desktop's page sent: anything else (a path, `file:`, a share) is refused, so
+    /// a compromised page cannot make the app open local files or devices.
+    pub fn url_only(text: &str) -> Result<Self, ImportError> {
+        match Self::parse(text)? {
+            u @ Self::Url(_) => Ok(u),
+            Self::File(_) => Err(ImportError::Read(
+                "it is not an https:// URL: type the metadata's URL, or use \"Choose a file…\" to pick a file".into(),
+            )),
+        }
+    }
+}
+
+/// Reads the service's own SAML metadata (at most [`MAX_METADATA_BYTES`]) and parses it.
 pub async fn import_sp_metadata(
     http: &reqwest::Client,
-    from: &str,
+    from: &MetadataSource,
 ) -> Result<SpMetadata, ImportError> {
-    let from = from.trim();
-    let xml = if from.starts_with("https://") || from.starts_with("http://") {
-        fetch_sp_metadata(http, from).await?
-    } else {
-        let path = std::path::Path::new(from);
-        let len = std::fs::metadata(path)
-            .map_err(|e| ImportError::Read(e.to_string()))?
-            .len();
-        if len > MAX_METADATA_BYTES as u64 {
-            return Err(ImportError::TooLarge);
+    let xml = match from {
+        MetadataSource::Url(u) => fetch_sp_metadata(http, u).await?,
+        MetadataSource::File(path) => {
+            crate::files::read_regular(path, MAX_METADATA_BYTES as u64).map_err(|e| match e {
+                crate::files::ReadError::TooLarge { .. } => ImportError::TooLarge,
+                e => ImportError::Read(e.to_string()),
+            })?
         }
-        std::fs::read_to_string(path).map_err(|e| ImportError::Read(e.to_string()))?
     };
     Ok(parse_sp_metadata(&xml)?)
 }

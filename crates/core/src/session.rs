@@ -321,7 +321,8 @@ pub async fn resume(ctx: &Context, record: &AccountRecord) -> Result<Session, Se
     // The saved record says where refresh tokens go: only to the cloud's authority. A file
     // changed to point elsewhere means a fresh sign-in, never a token sent there.
     let on_authority = url::Url::parse(&record.token_endpoint).is_ok_and(|u| {
-        u.host_str() == cloud.authority.host_str()
+        crate::endpoint::secure_transport(&u)
+            && u.host_str() == cloud.authority.host_str()
             && u.port_or_known_default() == cloud.authority.port_or_known_default()
     });
     if !on_authority {

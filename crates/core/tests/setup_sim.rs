@@ -373,7 +373,7 @@ async fn an_interrupted_apply_resumes_without_duplicates() {
     .await
     .expect_err("the grant step fails");
     assert!(failed.to_string().contains("Step 4"), "{failed}");
-    assert!(prepared.journal.interrupted());
+    assert!(prepared.journal.interrupted().unwrap());
     // The process dies here: the new secret in memory is lost with it.
     drop(failed);
     sim.set_faults(Faults::default());
@@ -518,7 +518,7 @@ async fn undo_removes_only_what_the_wizard_created() {
     );
     assert_eq!(after.assignments.len(), before.assignments.len());
     assert!(
-        prepared.journal.created().is_empty(),
+        prepared.journal.created().unwrap().is_empty(),
         "nothing left to undo"
     );
     assert!(

@@ -33,10 +33,16 @@ pub fn graph_permissions() -> (Vec<(String, String)>, Vec<(String, String)>) {
         .flat_map(|f| f.apis)
         .find(|a| a.app_id == GRAPH_APP_ID);
     match graph {
-        Some(g) => (
-            g.delegated.into_iter().collect(),
-            g.application.into_iter().collect(),
-        ),
+        Some(g) => {
+            let mut delegated: Vec<(String, String)> = g.delegated.into_iter().collect();
+            // Microsoft Graph has it (the wizard's own sign-in asks for it); data/apis.toml leaves
+            // it out so that no provider profile can ask for it.
+            delegated.push((
+                "Application.ReadWrite.All".into(),
+                "bdfbf15f-ee85-4955-8675-146e8e5296b5".into(),
+            ));
+            (delegated, g.application.into_iter().collect())
+        }
         None => (vec![], vec![]),
     }
 }
@@ -87,6 +93,16 @@ pub struct Directory {
     pub role_token_lag: HashMap<String, u32>,
     /// Token-signing certificates' private keys (SAML), to sign responses with.
     pub signing_keys: Vec<crate::saml::SigningKey>,
+    /// Owners (user object ids) of applications and service principals, by object id. A
+    /// user who creates an app becomes its owner, as in the portal.
+    pub owners: HashMap<String, Vec<String>>,
+    /// Federated identity credentials of applications, by application object id.
+    pub federated: HashMap<String, Vec<Value>>,
+}
+
+/// A new service principal as Graph shows it (for test set-ups).
+pub fn sp_json_for(id: &str, app_id: &str, name: &str) -> Value {
+    sp_json(id, app_id, name)
 }
 
 fn sp_json(id: &str, app_id: &str, name: &str) -> Value {
@@ -212,6 +228,8 @@ impl Directory {
             app_token_lag: HashMap::new(),
             role_token_lag: HashMap::new(),
             signing_keys: vec![],
+            owners: HashMap::new(),
+            federated: HashMap::new(),
         }
     }
 

@@ -320,7 +320,7 @@ pub fn route(world: &mut World, req: &Req<'_>, tenant: &Tenant) -> Option<Out> {
             }),
         _ => {
             if let Some((key, rest)) = addressed(&segs, "applications") {
-                app_routes(dir, req, &key, rest, &faults)
+                app_routes(dir, req, &key, rest, tenant, &faults)
             } else if let Some((key, rest)) = addressed(&segs, "servicePrincipals") {
                 sp_routes(dir, req, &key, rest, tenant, &faults, &mut pending)
             } else {
@@ -423,10 +423,76 @@ fn create_app(
     let app_id = app["appId"].as_str().unwrap_or_default().to_string();
     dir.hide(&[&id, &app_id], faults);
     dir.token_lag(&app_id, faults);
+    // The user who creates an app owns it (an app-only caller does not become an owner).
+    if req.claims.idtyp != "app" && !req.claims.oid.is_empty() {
+        dir.owners.insert(id.clone(), vec![req.claims.oid.clone()]);
+    }
     dir.applications.push(app.clone());
     let mut out = app;
     out["@odata.context"] = json!(req.context("applications/$entity"));
     Ok((StatusCode::CREATED, Some(out)))
+}
+
+fn str_at(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// `GET …/owners`: the owners as directory objects (users, with their type).
+fn owners_list(dir: &mut Directory, req: &Req<'_>, tenant: &Tenant, object_id: &str) -> Out {
+    let items: Vec<Value> = dir
+        .owners
+        .get(object_id)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|o| match tenant.user_by_id(o) {
+            Some(u) => {
+                let mut v = u.to_json();
+                v["@odata.type"] = json!("#microsoft.graph.user");
+                v
+            }
+            None => json!({"@odata.type": "#microsoft.graph.user", "id": o}),
+        })
+        .collect();
+    list(dir, req, "directoryObjects", &items)
+}
+
+/// `POST …/owners/$ref` (add) and `DELETE …/owners/{id}/$ref` (remove).
+fn owner_ref(dir: &mut Directory, req: &Req<'_>, object_id: &str, rest: &[&str]) -> Out {
+    req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+    if !req.has_role(APP_ROLES) {
+        return Err(denied());
+    }
+    match (req.method.as_str(), rest) {
+        ("POST", ["$ref"]) => {
+            let odata_id = req
+                .body_obj()?
+                .get("@odata.id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("The @odata.id of the owner is required."))?
+                .to_string();
+            let owner = odata_id.rsplit('/').next().unwrap_or_default().to_string();
+            if uuid::Uuid::parse_str(&owner).is_err() {
+                return Err(bad(format!("Invalid object identifier '{owner}'.")));
+            }
+            let list = dir.owners.entry(object_id.to_string()).or_default();
+            if list.iter().any(|o| o.eq_ignore_ascii_case(&owner)) {
+                return Err(bad("One or more added object references already exist for the following modified properties: 'owners'."));
+            }
+            list.push(owner);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        ("DELETE", [owner, "$ref"]) => {
+            let list = dir.owners.entry(object_id.to_string()).or_default();
+            let before = list.len();
+            list.retain(|o| !o.eq_ignore_ascii_case(owner));
+            if list.len() == before {
+                return Err(not_found(owner));
+            }
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        (m, _) => Err(bad(format!("Unsupported request {m} on owners."))),
+    }
 }
 
 fn app_routes(
@@ -434,6 +500,7 @@ fn app_routes(
     req: &Req<'_>,
     key: &Key,
     rest: &[&str],
+    tenant_users: &Tenant,
     faults: &crate::Faults,
 ) -> Out {
     let idx = dir.app_index(key);
@@ -485,6 +552,32 @@ fn app_routes(
                 return Err(denied());
             }
             dir.delete_app(i);
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        ("GET", ["owners"], Some(i)) => {
+            req.allows(APP_READ, &["Application.Read.All"])?;
+            let id = str_at(&dir.applications[i]["id"]);
+            owners_list(dir, req, tenant_users, &id)
+        }
+        (_, ["owners", ..], Some(i)) => {
+            let id = str_at(&dir.applications[i]["id"]);
+            owner_ref(dir, req, &id, &rest[1..])
+        }
+        ("GET", ["federatedIdentityCredentials"], Some(i)) => {
+            req.allows(APP_READ, &["Application.Read.All"])?;
+            let id = str_at(&dir.applications[i]["id"]);
+            let items = dir.federated.get(&id).cloned().unwrap_or_default();
+            list(dir, req, "applications/federatedIdentityCredentials", &items)
+        }
+        ("DELETE", ["federatedIdentityCredentials", fid], Some(i)) => {
+            req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;
+            let id = str_at(&dir.applications[i]["id"]);
+            let creds = dir.federated.entry(id).or_default();
+            let before = creds.len();
+            creds.retain(|c| c["id"] != *fid && c["name"] != *fid);
+            if creds.len() == before {
+                return Err(not_found(&format!("federatedIdentityCredential {fid}")));
+            }
             Ok((StatusCode::NO_CONTENT, None))
         }
         ("POST", ["addPassword"], Some(i)) => add_password(dir, req, i, faults),
@@ -689,6 +782,11 @@ fn sp_routes(
     }
     let m = req.method.as_str();
     match (m, rest) {
+        ("GET", ["owners"]) => {
+            req.allows(APP_READ, &["Application.Read.All"])?;
+            owners_list(dir, req, tenant, &sp_id)
+        }
+        (_, ["owners", more @ ..]) => owner_ref(dir, req, &sp_id, more),
         (_, ["synchronization", sync @ ..]) => {
             crate::provisioning::sync_routes(dir, req, i, sync, tenant, faults, pending)
         }

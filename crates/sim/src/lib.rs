@@ -351,6 +351,73 @@ impl SimHandle {
         cred["keyId"].as_str().map(str::to_string)
     }
 
+    /// Registers an app the way a member of the tenant would in the portal (by default any
+    /// member may): `app` is the application's JSON (uniqueName, tags, web.redirectUris, …),
+    /// the member becomes its owner, and it gets a service principal. Returns the app's object
+    /// id and appId, or None when the tenant or the user does not exist.
+    pub fn register_app_as(
+        &self,
+        tenant_id: &str,
+        owner_upn: &str,
+        app: serde_json::Value,
+    ) -> Option<(String, String)> {
+        let mut world = self.shared.world();
+        let owner = world
+            .tenants
+            .iter()
+            .find(|t| t.id == tenant_id)?
+            .user_by_upn(owner_upn)?
+            .id
+            .clone();
+        let d = world.directories.get_mut(tenant_id)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let app_id = uuid::Uuid::new_v4().to_string();
+        let mut v = serde_json::json!({
+            "id": id, "appId": app_id, "displayName": "App",
+            "createdDateTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "signInAudience": "AzureADMyOrg", "tags": [], "identifierUris": [],
+            "passwordCredentials": [], "keyCredentials": [], "requiredResourceAccess": [],
+            "appRoles": [], "addIns": [], "notes": null,
+            "web": {"redirectUris": [], "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+        });
+        if let (Some(o), Some(extra)) = (v.as_object_mut(), app.as_object()) {
+            for (k, x) in extra {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        let name = v["displayName"].as_str().unwrap_or_default().to_string();
+        d.applications.push(v);
+        d.owners.insert(id.clone(), vec![owner.clone()]);
+        let sp = uuid::Uuid::new_v4().to_string();
+        d.service_principals
+            .push(directory::sp_json_for(&sp, &app_id, &name));
+        d.owners.insert(sp, vec![owner]);
+        Some((id, app_id))
+    }
+
+    /// Adds a federated identity credential (another identity provider's tokens accepted as
+    /// the app's, e.g. a CI pipeline's) to the app with this object id.
+    pub fn add_federated_credential(&self, tenant_id: &str, object_id: &str, issuer: &str, subject: &str) -> Option<String> {
+        let mut world = self.shared.world();
+        let d = world.directories.get_mut(tenant_id)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        d.federated.entry(object_id.to_string()).or_default().push(serde_json::json!({
+            "id": id, "name": "pipeline", "issuer": issuer, "subject": subject,
+            "audiences": ["api://AzureADTokenExchange"],
+        }));
+        Some(id)
+    }
+
+    /// The owners (user object ids) of an application or service principal.
+    pub fn owners(&self, tenant_id: &str, object_id: &str) -> Vec<String> {
+        let world = self.shared.world();
+        world
+            .directories
+            .get(tenant_id)
+            .and_then(|d| d.owners.get(object_id).cloned())
+            .unwrap_or_default()
+    }
+
     /// Moves a client secret's end date (to show a re-run a secret about to expire).
     pub fn set_password_end(
         &self,

@@ -50,12 +50,18 @@ pub fn settings_set(
     settings.set_settings(value)
 }
 
-/// Opens a Microsoft or provider page in the system browser. Errors: `Invalid` for any other URL.
+/// Opens a Microsoft or provider page in the system browser: a built-in provider's pages, or
+/// those of `provider_id`, the provider on screen (a custom profile's pages count only then).
+/// Errors: `Invalid` for any other URL.
 #[tauri::command]
 #[specta::specta]
 #[instrument(err)]
-pub async fn open_link(url: String) -> Result<(), IpcError> {
-    let url = entra_setup_core::links::check_external_link(&url).map_err(|message| {
+pub async fn open_link(url: String, provider_id: Option<String>) -> Result<(), IpcError> {
+    let shown = provider_id
+        .and_then(|id| entra_setup_core::provider::find(&id))
+        .map(|p| p.page_hosts())
+        .unwrap_or_default();
+    let url = entra_setup_core::links::check_external_link(&url, &shown).map_err(|message| {
         IpcError::Invalid {
             field: "url".into(),
             message: message.to_string(),

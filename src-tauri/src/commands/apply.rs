@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use entra_setup_core::setup::apply::ApplyEvent;
+use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
+use entra_setup_core::setup::custody::Adoption;
 use entra_setup_core::setup::run::Run;
 use entra_setup_core::setup::sync::ScimToken;
 use entra_setup_core::setup::undo::{self, Undone};
@@ -18,17 +19,23 @@ use crate::error::IpcError;
 use crate::state::{sink, SessionState, SetupState};
 
 /// Applies the plan from `prepare_setup`, streaming progress, then runs the live tests.
+/// `adopt`: the admin adopts the apps Register app listed as held by someone else too,
+/// keeping what they ticked.
 #[tauri::command]
 #[specta::specta]
 #[instrument(skip_all, err)]
 pub async fn apply_setup(
+    adopt: Option<Adoption>,
     events: Channel<ApplyEvent>,
     sessions: State<'_, SessionState>,
     setup: State<'_, SetupState>,
 ) -> Result<DoneView, IpcError> {
     let active = sessions.active().await?;
     let prepared = setup.take_prepared().await?;
-    let options = setup.apply_options().await;
+    let options = ApplyOptions {
+        adopt,
+        ..setup.apply_options().await
+    };
     let cancel = CancellationToken::new();
     let (run, failure) =
         Run::apply(&active.session, prepared, &options, sink(events), &cancel).await;

@@ -135,18 +135,16 @@ pub async fn import_sp_metadata(
     core: State<'_, Core>,
     desktop: State<'_, Desktop>,
 ) -> Result<Option<SpMetadata>, IpcError> {
+    // A file comes only through the dialog: the page can name a URL, never a path.
     let from = match url.filter(|u| !u.trim().is_empty()) {
-        Some(u) => u,
+        Some(u) => saml::MetadataSource::url_only(&u).map_err(IpcError::sp_metadata)?,
         None => match desktop.open_file().await {
-            Some(path) => path.display().to_string(),
+            Some(path) => saml::MetadataSource::File(path),
             None => return Ok(None),
         },
     };
     saml::import_sp_metadata(&core.http, &from)
         .await
         .map(Some)
-        .map_err(|e| IpcError::Invalid {
-            field: "sp_metadata".into(),
-            message: format!("The metadata at {from} cannot be used: {e}."),
-        })
+        .map_err(IpcError::sp_metadata)
 }

@@ -38,6 +38,8 @@ pub const COMMANDS: &[&str] = &[
     "forget_scim_token",
     "use_demo_scim",
     "verify_scim",
+    "choose_scim_cert",
+    "forget_scim_cert",
     "scim_status",
     "scim_on_demand",
     "scim_logs",

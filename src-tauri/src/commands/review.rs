@@ -41,7 +41,12 @@ async fn with_scim(
 ) -> Result<Intent, IpcError> {
     let expires = parse_date("scim_token_expires", choice.token_expires.as_deref())?;
     let tenant = &active.session.account.tenant_id;
-    let record = Journal::open(journals, tenant, &intent.unique_name()).scim_record();
+    // A damaged journal is reported here too, never read as "nothing saved yet".
+    let record = Journal::open(journals, tenant, &intent.unique_name())
+        .scim_record()
+        .map_err(|e| IpcError::Blocked {
+            message: e.to_string(),
+        })?;
     let changed = record.as_ref().is_none_or(|r| {
         r.tenant_url != choice.tenant_url.trim()
             || r.sync_all != choice.sync_all

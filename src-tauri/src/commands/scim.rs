@@ -121,7 +121,12 @@ pub async fn set_scim_token(
             &active.session.account.tenant_id,
             &intent.template_unique_name(),
         );
-        entra_setup_core::keychain::set(&core.keychain, &key, secret.clone()).await?;
+        ScimToken::keep(&core.keychain, &key, &secret, &tenant_url)
+            .await
+            .map_err(|e| IpcError::Invalid {
+                field: "scim_token".into(),
+                message: e.to_string(),
+            })?;
     }
     *setup.scim_token.lock().await =
         Some(ScimToken::entered(secret, remember).for_url(&tenant_url));
@@ -172,17 +177,60 @@ pub async fn use_demo_scim(
     Ok(url)
 }
 
-/// Checks the endpoint as Entra's provisioning service will use it. Write tests create and
-/// remove a clearly named test user and group, only when `write_tests`.
+/// Picks, in the system's file dialog, a certificate to trust for the endpoint's check (a
+/// self-signed test server). Returns the file's name, or `None` if the admin cancelled. The
+/// page never names a path: only the dialog does.
+#[tauri::command]
+#[specta::specta]
+#[instrument(skip_all, err)]
+pub async fn choose_scim_cert(
+    desktop: State<'_, crate::desktop::Desktop>,
+    setup: State<'_, SetupState>,
+) -> Result<Option<String>, IpcError> {
+    let Some(path) = desktop.open_file().await else {
+        return Ok(None);
+    };
+    let bytes = scim::read_trusted_cert(&path).map_err(|message| IpcError::Invalid {
+        field: "scim_cert".into(),
+        message,
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    *setup.scim_cert.lock().await = Some(bytes);
+    Ok(Some(name))
+}
+
+/// Stops trusting the certificate chosen with `choose_scim_cert`.
+#[tauri::command]
+#[specta::specta]
+pub async fn forget_scim_cert(setup: State<'_, SetupState>) -> Result<(), IpcError> {
+    *setup.scim_cert.lock().await = None;
+    Ok(())
+}
+
+/// Checks the endpoint as Entra's provisioning service will use it: only the Tenant URL the
+/// token was entered for, and on a real tenant only an address Entra can reach (a page cannot
+/// use the check to read this computer's or its network's own services). Write tests create
+/// and remove a clearly named test user and group, only when `write_tests`.
 #[tauri::command]
 #[specta::specta]
 #[instrument(skip_all, err)]
 pub async fn verify_scim(
     url: String,
     write_tests: bool,
-    trusted_cert: Option<String>,
+    sessions: State<'_, SessionState>,
     setup: State<'_, SetupState>,
 ) -> Result<ScimReport, IpcError> {
+    let active = sessions.active().await?;
+    if !active.session.cloud.on_this_computer() && scim::is_private_address(&url) {
+        return Err(IpcError::Invalid {
+            field: "scim_url".into(),
+            message: "Entra cannot reach an address on this computer or its private network (localhost, 127.0.0.1, 10.x, 192.168.x, .local), so it is not checked: enter the provider's public https SCIM URL.".into(),
+        });
+    }
+    drop(active);
     let token = setup
         .scim_token
         .lock()
@@ -200,17 +248,7 @@ pub async fn verify_scim(
             field: "scim_token".into(),
             message: "Enter the provider's SCIM token first.".into(),
         })??;
-    let trusted_cert = match trusted_cert.filter(|p| !p.trim().is_empty()) {
-        Some(p) => Some(
-            scim::read_trusted_cert(std::path::Path::new(p.trim())).map_err(|message| {
-                IpcError::Invalid {
-                    field: "scim_cert".into(),
-                    message,
-                }
-            })?,
-        ),
-        None => None,
-    };
+    let trusted_cert = setup.scim_cert.lock().await.clone();
     let target = ScimTarget {
         url: url.trim().to_string(),
         auth: ScimAuth::Bearer(token),

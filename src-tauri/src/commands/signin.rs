@@ -12,7 +12,7 @@ use tracing::instrument;
 use crate::demo::Demo;
 use crate::error::IpcError;
 use crate::settings::SettingsStore;
-use crate::state::{sink, ActiveSession, Core, SessionState};
+use crate::state::{sink, ActiveSession, Core, SessionState, SetupState};
 
 /// What the tenant summary screen shows after a sign-in.
 #[derive(Debug, Serialize, specta::Type)]
@@ -148,10 +148,13 @@ pub async fn resume_session(
 pub async fn sign_out(
     core: State<'_, Core>,
     sessions: State<'_, SessionState>,
+    setup: State<'_, SetupState>,
     settings: State<'_, SettingsStore>,
 ) -> Result<(), IpcError> {
     // A consent in the browser for this session ends with it.
     sessions.control.cancel();
+    // The plan, a new secret and a SCIM token belong to the tenant signed out of.
+    setup.clear().await;
     match sessions.inner.lock().await.take() {
         Some(active) if active.demo => active.session.tokens().clear().await,
         active => {

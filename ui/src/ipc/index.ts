@@ -2,7 +2,7 @@
 // @tauri-apps/api directly; the command wrappers and types are generated from Rust.
 import { Channel } from "@tauri-apps/api/core";
 import { commands } from "./bindings";
-import type { ApplyEvent, Assignee, IpcError, Method, SamlFile, ScimChoice, SecretChoice, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
+import type { Adoption, ApplyEvent, Assignee, IpcError, Method, SamlFile, ScimChoice, SecretChoice, Settings, SignInEvent, SignInRequest, SignInResult } from "./bindings";
 
 export type * from "./bindings";
 
@@ -63,7 +63,7 @@ export const ipc = {
   retireOldCertificates: () => unwrap(commands.retireOldCertificates()),
   resumeSession: () => unwrap(commands.resumeSession()),
   signOut: () => unwrap(commands.signOut()),
-  openLink: (url: string) => unwrap(commands.openLink(url)),
+  openLink: (url: string, providerId: string | null) => unwrap(commands.openLink(url, providerId)),
   uiReady: () => commands.uiReady().catch(() => undefined),
   checkForUpdate: () => unwrap(commands.checkForUpdate()),
   restartToUpdate: () => unwrap(commands.restartToUpdate()),
@@ -78,7 +78,7 @@ export const ipc = {
     scim: ScimChoice | null,
     onEvent: (e: SignInEvent) => void,
   ) => unwrap(commands.prepareSetup(providerId, inputs, secret, scim, channel(onEvent))),
-  applySetup: (onEvent: (e: ApplyEvent) => void) => unwrap(commands.applySetup(channel(onEvent))),
+  applySetup: (adopt: Adoption | null, onEvent: (e: ApplyEvent) => void) => unwrap(commands.applySetup(adopt, channel(onEvent))),
   recheckSetup: () => unwrap(commands.recheckSetup()),
   demoColleagueConsents: () => unwrap(commands.demoColleagueConsents()),
   copySecret: (outputId: string | null) => unwrap(commands.copySecret(outputId)),
@@ -99,7 +99,9 @@ export const ipc = {
     unwrap(commands.setScimToken(token, remember, tenantUrl, providerId, inputs)),
   forgetScimToken: (providerId: string, inputs: Record<string, string>) => unwrap(commands.forgetScimToken(providerId, inputs)),
   useDemoScim: () => unwrap(commands.useDemoScim()),
-  verifyScim: (url: string, writeTests: boolean, trustedCert: string | null) => unwrap(commands.verifyScim(url, writeTests, trustedCert)),
+  verifyScim: (url: string, writeTests: boolean) => unwrap(commands.verifyScim(url, writeTests)),
+  chooseScimCert: () => unwrap(commands.chooseScimCert()),
+  forgetScimCert: () => unwrap(commands.forgetScimCert()),
   scimStatus: () => unwrap(commands.scimStatus()),
   scimOnDemand: (userId: string) => unwrap(commands.scimOnDemand(userId)),
   scimLogs: () => unwrap(commands.scimLogs()),

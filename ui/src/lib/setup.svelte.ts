@@ -1,6 +1,7 @@
 // State of the setup steps (Choose service → Done). Business rules live in Rust.
 import { asIpcError, ipc } from "../ipc";
 import type {
+  Adoption,
   ApplyEvent,
   Assignee,
   DoneView,
@@ -66,6 +67,8 @@ class Setup {
   /** Steps passed over on the way to Review because nothing on them needed deciding (their
    * defaults are in the plan); the rail still opens them. */
   skipped = $state<number[]>([]);
+  /** The admin adopts the apps Register app listed as someone else's too (what to keep). */
+  adoption = $state<Adoption | null>(null);
   scim = $state<ScimContext | null>(null);
   syncAll = $state(false);
   assigned = $state<Assignee[]>([]);
@@ -246,10 +249,13 @@ class Setup {
     );
     if (!plan.ok) return false;
     this.plan = plan.value;
+    this.adoption = null;
     this.skipped = [];
     // Nothing to decide on Register app and Permissions (a new app, consent the admin gives in
-    // the flow, no warnings): straight on to what needs the admin next.
-    if (this.provider?.protocol === "oidc" && !needsRegister(plan.value) && !needsConsent(plan.value)) {
+    // the flow, no warnings): straight on to what needs the admin next. Never for an app
+    // someone else also holds, nor for a custom profile (its permissions are the admin's call).
+    const decide = plan.value.foreign.length > 0 || !!plan.value.customProfile;
+    if (this.provider?.protocol === "oidc" && !decide && !needsRegister(plan.value) && !needsConsent(plan.value)) {
       this.skipped = [STEP.register, STEP.consent];
       if (this.provider.scim && this.scimWanted) {
         wizard.goToStep(STEP.sync);
@@ -408,9 +414,23 @@ class Setup {
     const label = this.writeTests
       ? "Checking the endpoint as Entra would, with a test user and group (removed afterwards)…"
       : "Checking the endpoint as Entra would (read-only)…";
-    const r = await this.run(label, () => ipc.verifyScim(this.scimUrl, this.writeTests, this.trustedCert || null));
+    const r = await this.run(label, () => ipc.verifyScim(this.scimUrl, this.writeTests));
     if (r.ok) this.report = r.value;
     else if (this.error?.kind === "invalid") this.inputErrors = { [this.error.detail.field]: this.error.detail.message };
+  }
+
+  /** Picks a certificate to trust for the check, in the system's file dialog (the app reads
+   * it; the page never names a path). */
+  async chooseTrustedCert() {
+    this.inputErrors = {};
+    const r = await this.run("Reading the certificate…", () => ipc.chooseScimCert());
+    if (r.ok && r.value) this.trustedCert = r.value;
+    else if (!r.ok && this.error?.kind === "invalid") this.inputErrors = { [this.error.detail.field]: this.error.detail.message };
+  }
+
+  async forgetTrustedCert() {
+    const r = await this.run("Forgetting the certificate…", () => ipc.forgetScimCert());
+    if (r.ok) this.trustedCert = "";
   }
 
   /** Computes the full plan, SCIM included, and shows Review. */
@@ -478,7 +498,7 @@ class Setup {
   async apply(): Promise<boolean> {
     this.applying = true;
     this.progress = {};
-    const done = await this.run("Applying the plan…", () => ipc.applySetup((e) => this.onApply(e)));
+    const done = await this.run("Applying the plan…", () => ipc.applySetup(this.adoption, (e) => this.onApply(e)));
     this.applying = false;
     if (!done.ok) return false;
     this.done = done.value;

@@ -56,6 +56,13 @@ impl Discovery {
         ];
         for (what, url) in named {
             let Some(url) = url else { continue };
+            let secure = url::Url::parse(url).is_ok_and(|u| crate::endpoint::secure_transport(&u));
+            if !secure {
+                return Err(AuthError::Protocol(format!(
+                    "the sign-in service's configuration names its {what} endpoint over an unencrypted connection ({}): Entra Setup sends codes and tokens only over https, so it stopped",
+                    crate::redact::echo(&url.split('/').take(3).collect::<Vec<_>>().join("/"), 100)
+                )));
+            }
             if origin(url).as_ref() != Some(&expected) {
                 return Err(AuthError::Protocol(format!(
                     "the sign-in service's configuration names its {what} endpoint on another host ({}), not on {}: Entra Setup sends codes and tokens only to the authority you chose, so it stopped",
@@ -145,5 +152,10 @@ mod tests {
         assert!(config("https://login.microsoftonline.com:8443/t")
             .check_hosts(asked)
             .is_err());
+        // The same host over plain http: a token in clear text.
+        let e = config("http://login.microsoftonline.com:443/t")
+            .check_hosts(asked)
+            .unwrap_err();
+        assert!(e.to_string().contains("unencrypted"), "{e}");
     }
 }

@@ -116,6 +116,11 @@ impl GraphClient {
         self
     }
 
+    /// The Graph v1.0 root this client talks to (the cloud's own).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn tokens(&self) -> &Arc<TokenSource> {
         &self.tokens
     }

@@ -352,6 +352,10 @@ pub struct Provider {
     pub docs_url: String,
     /// Hosts of the provider's pages the wizard may open (its docs and consoles).
     pub link_hosts: Vec<String>,
+    /// The file of a custom profile (an admin's own, or one someone shared): `None` for a
+    /// profile built into the app. Shown wherever the provider is, since the file decides
+    /// which permissions are asked for and where secrets are pushed.
+    pub custom: Option<String>,
     /// The input that tells two setups of this provider apart (it names the apps' uniqueNames).
     pub instance_input: String,
     /// What the admin calls the service of one setup (e.g. `{name}` for a generic provider);
@@ -692,8 +696,23 @@ pub fn builtin() -> Result<Vec<Provider>, ProfileError> {
         .collect()
 }
 
-/// The profiles in a folder (`*.toml`), each validated like a built-in one. A folder that does
-/// not exist holds none.
+/// The largest provider profile read (the built-in ones are under 12 KB).
+pub const MAX_PROFILE_BYTES: u64 = 256 * 1024;
+
+/// Reads a profile file: a regular file (not a FIFO, a device or a folder, which could block
+/// or never end) of at most [`MAX_PROFILE_BYTES`].
+pub fn read_profile_file(path: &Path) -> Result<String, ProfileError> {
+    let shown = path.display().to_string();
+    let err = |message: String| ProfileError {
+        file: shown.clone(),
+        line: 1,
+        message,
+    };
+    crate::files::read_regular(path, MAX_PROFILE_BYTES).map_err(|e| err(e.to_string()))
+}
+
+/// The profiles in a folder (`*.toml`), each validated like a built-in one and marked custom.
+/// A folder that does not exist holds none.
 pub fn from_dir(dir: &Path) -> Result<Vec<Provider>, ProfileError> {
     let Ok(read) = std::fs::read_dir(dir) else {
         return Ok(vec![]);
@@ -708,12 +727,10 @@ pub fn from_dir(dir: &Path) -> Result<Vec<Provider>, ProfileError> {
         .iter()
         .map(|p| {
             let shown = p.display().to_string();
-            let src = std::fs::read_to_string(p).map_err(|e| ProfileError {
-                file: shown.clone(),
-                line: 1,
-                message: format!("cannot read it: {e}"),
-            })?;
-            Provider::parse(&shown, &src)
+            let src = read_profile_file(p)?;
+            let mut provider = Provider::parse(&shown, &src)?;
+            provider.custom = Some(shown);
+            Ok(provider)
         })
         .collect()
 }
@@ -724,6 +741,21 @@ pub fn catalogue(extra: &[&Path]) -> Result<Vec<Provider>, ProfileError> {
     let mut all = builtin()?;
     for dir in extra {
         for p in from_dir(dir)? {
+            // A custom profile may not pass for a built-in one on screen.
+            if let Some(b) = all
+                .iter()
+                .find(|b| b.custom.is_none() && b.name.trim().eq_ignore_ascii_case(p.name.trim()))
+            {
+                return Err(ProfileError {
+                    file: p.file.clone(),
+                    line: 1,
+                    message: format!(
+                        "name '{}' is the name of the built-in provider '{}': give this custom provider a name of its own, so nobody takes it for the built-in one",
+                        crate::redact::echo(&p.name, 80),
+                        b.id
+                    ),
+                });
+            }
             if all.iter().any(|b| b.id == p.id) {
                 return Err(ProfileError {
                     file: p.file.clone(),
@@ -767,17 +799,24 @@ pub fn find(id: &str) -> Option<Provider> {
     all().ok()?.into_iter().find(|p| p.id() == id)
 }
 
-/// Hosts of every known provider's pages (for the links the wizard may open).
+/// Hosts of every built-in provider's pages (for the links the wizard may open). A custom
+/// profile's hosts count only while that provider is the one shown ([`Provider::page_hosts`]).
 pub fn link_hosts() -> Vec<String> {
-    all()
+    builtin()
         .unwrap_or_default()
         .iter()
-        .flat_map(|p| {
-            p.link_hosts
-                .iter()
-                .cloned()
-                .chain(std::iter::once(url_host(&p.docs_url)))
-        })
-        .filter(|h| !h.is_empty())
+        .flat_map(Provider::page_hosts)
         .collect()
+}
+
+impl Provider {
+    /// The hosts of this provider's pages: its `link_hosts` and its docs page's host.
+    pub fn page_hosts(&self) -> Vec<String> {
+        self.link_hosts
+            .iter()
+            .cloned()
+            .chain(std::iter::once(url_host(&self.docs_url)))
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
 }

@@ -241,7 +241,7 @@ struct RawOutput {
     #[serde(default)]
     contains_secret: bool,
     #[serde(default)]
-    file_name: Option<String>,
+    file_name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -530,6 +530,14 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                 format!("link host '{host}' must be a host name such as dash.example.com, or *.example.com for its subdomains (no scheme or path)"),
             ));
         }
+        // `*.github.io` would let the profile vouch for every page anyone publishes there.
+        let lower = bare.to_ascii_lowercase();
+        if psl::suffix_str(&lower) == Some(lower.as_str()) {
+            return Err(c.err(
+                h.span(),
+                format!("link host '{host}' is a public suffix (anyone can publish under it): name the provider's own host, such as dash.example.com"),
+            ));
+        }
         link_hosts.push(host.clone());
     }
 
@@ -693,6 +701,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
             description: String::new(),
             docs_url: String::new(),
             link_hosts: vec![],
+            custom: None,
             instance_input: String::new(),
             service_name: None,
             inputs: inputs.clone(),
@@ -1116,6 +1125,24 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
     let mut outputs = vec![];
     for o in raw.outputs {
         check_template(&o.template, &known)?;
+        // The output is saved under this name in the folder the admin picks: a shared profile
+        // must not be able to write anywhere else on the admin's computer.
+        let file_name = match &o.file_name {
+            Some(f) => {
+                crate::files::plain_file_name(f.get_ref())
+                    .map_err(|e| c.err(f.span(), format!("output '{}': file_name {e}", o.id)))?;
+                Some(f.get_ref().clone())
+            }
+            None => {
+                crate::files::plain_file_name(&o.id).map_err(|e| {
+                    c.err(
+                        o.template.span(),
+                        format!("output id {e} (it names the saved file when file_name is absent)"),
+                    )
+                })?;
+                None
+            }
+        };
         let text = render(o.template.get_ref(), &samples, |v| {
             escape_quoted(o.format, v)
         })
@@ -1143,7 +1170,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
             format: o.format,
             template: o.template.into_inner(),
             contains_secret: o.contains_secret,
-            file_name: o.file_name,
+            file_name,
         });
     }
 
@@ -1192,6 +1219,8 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                 if !r.url.get_ref().starts_with("{api_base}") {
                     return Err(c.err(r.url.span(), "push URLs start with {api_base}"));
                 }
+                crate::push::template_stays_on(r.url.get_ref(), base)
+                    .map_err(|m| c.err(r.url.span(), m))?;
                 Ok(PushRequest {
                     method: m,
                     url: r.url.into_inner(),
@@ -1211,6 +1240,8 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
                     if !f.url.get_ref().starts_with("{api_base}") {
                         return Err(c.err(f.url.span(), "push URLs start with {api_base}"));
                     }
+                    crate::push::template_stays_on(f.url.get_ref(), base)
+                        .map_err(|m| c.err(f.url.span(), m))?;
                     for ptr in [&f.items, &f.id].into_iter().chain(f.total_pages.iter()) {
                         if !is_pointer(ptr.get_ref()) {
                             return Err(c.err(
@@ -1288,6 +1319,7 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
         description: raw.description,
         docs_url: raw.docs_url.into_inner(),
         link_hosts,
+        custom: None,
         instance_input: raw.instance_input.into_inner(),
         service_name: raw.service_name.map(Spanned::into_inner),
         inputs,
@@ -1525,6 +1557,35 @@ mod tests {
                 ),
                 "https://evil.example",
                 "push URLs start with {api_base}",
+            ),
+            (
+                cf.replace(
+                    "url = \"{api_base}/accounts/{account_id}/access/identity_providers\"\nitems",
+                    "url = \"{api_base}.evil.example/{account_id}\"\nitems",
+                ),
+                "{api_base}.evil.example",
+                "not to the provider's API",
+            ),
+            (
+                cf.replace(
+                    "file_name = \"cloudflare-entra-id.tf\"",
+                    "file_name = \"../../.config/autostart/x.desktop\"",
+                ),
+                "autostart",
+                "not a plain file name",
+            ),
+            (
+                cf.replace(
+                    "name = \"GroupMember.Read.All\"",
+                    "name = \"Application.ReadWrite.All\"",
+                ),
+                "Application.ReadWrite.All",
+                "not a known microsoft graph delegated permission",
+            ),
+            (
+                cf.replace("\"*.cloudflareaccess.com\"", "\"*.github.io\""),
+                "*.github.io",
+                "public suffix",
             ),
             (
                 cf.replace(

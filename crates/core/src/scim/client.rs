@@ -171,11 +171,8 @@ async fn read_capped(mut resp: reqwest::Response) -> String {
 /// credential it was sent, and anything else that looks like one, masked; control characters
 /// (an ANSI sequence that clears the screen and draws a fake PASS) replaced, lines kept.
 pub(super) fn clean(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(s.as_str(), "<redacted>");
-    }
-    crate::redact::printable(&out)
+    let sent: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    crate::redact::printable_without(text, &sent)
 }
 
 pub(super) fn status_of(x: &Exchange) -> u16 {

@@ -76,6 +76,9 @@ pub struct Prepared {
     pub state: TenantState,
     pub plan: Plan,
     pub journal: Journal,
+    /// Apps of the setup that hold owners, credentials or redirect URIs the wizard did not put
+    /// there: apply writes nothing before the admin adopts them (see [`super::custody`]).
+    pub foreign: Vec<super::custody::ForeignApp>,
 }
 
 /// Reads the tenant and computes the plan. `held_secret_ids` are secrets this process still
@@ -132,13 +135,12 @@ async fn prepare_boxed(
     let portal = |f: &str| session.cloud.portal_link(f);
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
-    journal.check()?;
-    let mut hints = journal.hints();
+    let mut hints = journal.hints()?;
     hints
         .unhanded_secret_ids
         .retain(|id| !held_secret_ids.contains(id));
     // A test sign-in that stopped before removing its temporary redirect URI: remove it now.
-    if !journal.temporary_redirects().is_empty() {
+    if !journal.temporary_redirects()?.is_empty() {
         if let Err(e) = super::test_sign_in::clean_up(&session.graph, &journal).await {
             tracing::warn!(error = %e, "could not remove a test sign-in's temporary redirect URI yet");
         }
@@ -155,7 +157,7 @@ async fn prepare_boxed(
     let (preflight, mut state) = (pre?, st?);
     // Right after an apply, what it made may not be readable yet: wait for it rather than plan
     // it again (a second grant conflicts; a second secret would be one too many).
-    if let Some(made) = journal.recently_made(chrono::Utc::now()) {
+    if let Some(made) = journal.recently_made(chrono::Utc::now())? {
         let mut tries = 1;
         while !unseen(&made, &state).is_empty() && tries < session.graph.replication_tries() {
             tracing::info!(missing = ?unseen(&made, &state), "waiting for the last apply's objects to replicate");
@@ -164,6 +166,10 @@ async fn prepare_boxed(
             state = read_state().await?;
         }
     }
+    let foreign = custody_of(session, &intent, &state, &journal).await.map_err(|e| match e {
+        CustodyError::Graph(g) => SetupError::Graph(g),
+        CustodyError::Journal(j) => SetupError::Journal(j),
+    })?;
     let plan = plan::plan(&PlanInput {
         intent: &intent,
         state: &state,
@@ -183,7 +189,61 @@ async fn prepare_boxed(
         state,
         plan,
         journal,
+        foreign,
     })
+}
+
+/// Reads the owners, credentials and redirect URIs of every app of the setup that exists
+/// (not the vendor's own: the wizard adds nothing to those that could serve someone else).
+#[derive(Debug, thiserror::Error)]
+enum CustodyError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Journal(#[from] super::journal::JournalError),
+}
+
+async fn custody_of(
+    session: &Session,
+    intent: &Intent,
+    state: &state::TenantState,
+    journal: &Journal,
+) -> Result<Vec<super::custody::ForeignApp>, CustodyError> {
+    use super::custody::{check, Expected, Known};
+    let mut out = vec![];
+    for (id, found) in &state.apps {
+        let (object_id, sp_id, redirect_uris, sp_credentials) = match found {
+            state::FoundApp::Registration(r) => (
+                r.app.id.as_str(),
+                r.sp_id.as_deref(),
+                intent.redirect_uris(),
+                true,
+            ),
+            state::FoundApp::Template(t) => (
+                t.app_object_id.as_str(),
+                Some(t.sp_id.as_str()),
+                intent
+                    .saml
+                    .as_ref()
+                    .map(|x| x.reply_urls.clone())
+                    .unwrap_or_default(),
+                false,
+            ),
+            state::FoundApp::Vendor(_) => continue,
+        };
+        let expected = Expected {
+            app: id,
+            admin_oid: &session.account.user_oid,
+            redirect_uris,
+            sp_credentials,
+        };
+        let known = Known::from_journal(journal, object_id)?;
+        if let Some(f) = check(&session.graph, object_id, sp_id, &expected, &known).await? {
+            tracing::warn!(app = %f.display_name, differences = f.lines().len(), "an app of the setup is not the wizard's alone");
+            out.push(f);
+        }
+    }
+    Ok(out)
 }
 
 /// Entra's provisioning service runs in Microsoft's cloud: a tenant URL on this computer or a
@@ -284,6 +344,7 @@ pub async fn execute(
         &session.cloud,
         &prepared.plan,
         &prepared.state,
+        &prepared.foreign,
         &redirect,
         &prepared.journal,
         options,
@@ -428,6 +489,9 @@ async fn apply_upkeep(
         &session.cloud,
         plan,
         state,
+        // Upkeep removes the wizard's own credentials or switches between its certificates:
+        // nothing that could serve another holder of the app.
+        &[],
         "",
         journal,
         &ApplyOptions::default(),

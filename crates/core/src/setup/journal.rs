@@ -32,6 +32,12 @@ pub enum ObjectKind {
     /// "Assignment required" set on a vendor's app, by its service principal id (`previous`
     /// holds the value before, "true" or "false").
     AssignmentRequirement,
+    /// An owner adoption removed from an app someone else made, by the owner's object id
+    /// (`previous`: `applications/{id}` or `servicePrincipals/{id}`). Undo adds it back.
+    RemovedOwner,
+    /// A redirect URI adoption removed, by the URI itself (`previous`: its platform, `web`,
+    /// `spa` or `publicClient`; the entry's `app_object_id` is the app). Undo adds it back.
+    RemovedRedirectUri,
 }
 
 /// A journal that cannot be trusted.
@@ -131,6 +137,14 @@ pub enum Event {
     TemporaryRedirectRemoved {
         uri: String,
     },
+    /// The admin adopted an app the wizard found but did not make (or that changed hands),
+    /// after seeing its owners, credentials and redirect URIs; `kept` are those they chose to
+    /// keep (ids and URIs). Later runs know the app.
+    Adopted {
+        app_object_id: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<String>,
+    },
 }
 
 /// A temporary redirect URI the journal says is still on its app.
@@ -170,6 +184,8 @@ pub struct Created {
     /// For a grant the wizard only changed: the scopes it had before.
     pub previous: Option<String>,
     pub app_object_id: Option<String>,
+    /// Which record of the journal says so (1 is the first), for messages.
+    pub record: usize,
 }
 
 /// How long after an apply its objects may still be replicating.
@@ -268,10 +284,11 @@ pub fn previous_setups(dir: &Path, tenant_id: &str) -> Vec<PreviousSetup> {
                 provider_id,
                 inputs,
                 last_applied: entries.last().map_or(entries[i].at, |e| e.at),
-                interrupted: j.interrupted(),
+                interrupted: j.interrupted().ok()?,
                 source: SetupSource::Journal,
-                provisions: j.scim_record().is_some()
+                provisions: j.scim_record().ok()?.is_some()
                     || j.created()
+                        .ok()?
                         .iter()
                         .any(|c| c.kind == ObjectKind::TemplateApplication),
             })
@@ -330,6 +347,22 @@ impl Journal {
         &self.path
     }
 
+    /// The setup's `uniqueName`, as the journal's file is named after it.
+    pub fn unique_name(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The provider the journal's plans were for (the last plan that says).
+    pub fn provider_id(&self) -> Result<Option<String>, JournalError> {
+        Ok(self.entries()?.into_iter().rev().find_map(|e| match e.event {
+            Event::Plan { provider_id, .. } => provider_id,
+            _ => None,
+        }))
+    }
+
     /// The lock of this journal's tenant, held while an apply or Undo writes to it.
     pub fn lock_tenant(&self) -> Result<crate::files::TenantLock, crate::files::LockError> {
         crate::files::TenantLock::acquire(self.path.parent().unwrap_or(Path::new(".")))
@@ -338,7 +371,8 @@ impl Journal {
     /// Appends one entry and flushes it to disk before returning.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            // The journal names the tenant's apps and the admin's inputs: the user's alone.
+            crate::files::private_dir(dir)?;
         }
         if ends_without_newline(&self.path)? {
             // A record a crash cut short never happened: drop its bytes, so the journal holds
@@ -350,10 +384,7 @@ impl Journal {
             f.sync_data()?;
             tracing::warn!("dropped the journal's last line, cut short by a crash");
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut f = crate::files::open_private(&self.path, true)?;
         let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
         line.push('\n');
         f.write_all(line.as_bytes())?;
@@ -409,8 +440,8 @@ impl Journal {
     }
 
     /// What the planner must know about interrupted runs.
-    pub fn hints(&self) -> JournalHints {
-        let entries = self.entries().unwrap_or_default();
+    pub fn hints(&self) -> Result<JournalHints, JournalError> {
+        let entries = self.entries()?;
         let mut unfinished = vec![];
         for (i, e) in entries.iter().enumerate() {
             if let Event::Started {
@@ -467,24 +498,20 @@ impl Journal {
                 _ => None,
             })
             .collect();
-        JournalHints {
+        Ok(JournalHints {
             unfinished_secret_names: unfinished,
             unhanded_secret_ids: unhanded,
             unfinished_instantiations,
-            scim: self.scim_record(),
-        }
+            scim: self.scim_record()?,
+        })
     }
 
     /// The SCIM settings the last run saved.
-    pub fn scim_record(&self) -> Option<ScimRecord> {
-        self.entries()
-            .unwrap_or_default()
-            .into_iter()
-            .rev()
-            .find_map(|e| match e.event {
-                Event::ScimConfigured(r) => Some(r),
-                _ => None,
-            })
+    pub fn scim_record(&self) -> Result<Option<ScimRecord>, JournalError> {
+        Ok(self.entries()?.into_iter().rev().find_map(|e| match e.event {
+            Event::ScimConfigured(r) => Some(r),
+            _ => None,
+        }))
     }
 
     /// Appends a plan-less event (the test sign-in's).
@@ -502,9 +529,9 @@ impl Journal {
     }
 
     /// Temporary redirect URIs added by a test sign-in and not removed yet (it was interrupted).
-    pub fn temporary_redirects(&self) -> Vec<TemporaryRedirect> {
+    pub fn temporary_redirects(&self) -> Result<Vec<TemporaryRedirect>, JournalError> {
         let mut open: Vec<TemporaryRedirect> = vec![];
-        for e in self.entries().unwrap_or_default() {
+        for e in self.entries()? {
             match e.event {
                 Event::TemporaryRedirect {
                     app_object_id,
@@ -519,7 +546,7 @@ impl Journal {
                 _ => {}
             }
         }
-        open
+        Ok(open)
     }
 
     /// Records that the admin received a secret.
@@ -540,10 +567,10 @@ impl Journal {
     }
 
     /// Objects the wizard created or changed and has not undone yet, newest first.
-    pub fn created(&self) -> Vec<Created> {
-        let entries = self.entries().unwrap_or_default();
+    pub fn created(&self) -> Result<Vec<Created>, JournalError> {
+        let entries = self.entries()?;
         let mut out: Vec<Created> = vec![];
-        for e in &entries {
+        for (i, e) in entries.iter().enumerate() {
             match &e.event {
                 Event::Done {
                     created: Some(kind),
@@ -555,28 +582,31 @@ impl Journal {
                     id: id.clone(),
                     previous: previous.clone(),
                     app_object_id: e.app_object_id.clone(),
+                    record: i + 1,
                 }),
                 Event::Undone { kind, id } => out.retain(|c| !(c.kind == *kind && &c.id == id)),
                 _ => {}
             }
         }
         out.reverse();
-        out
+        Ok(out)
     }
 
     /// What the last applies left in the tenant, if the last of them finished recently enough
     /// that Entra may still be replicating it (reference §12: seconds to minutes). A re-run
     /// waits for these to be readable before planning, so it does not plan them again.
-    pub fn recently_made(&self, now: DateTime<Utc>) -> Option<RecentlyMade> {
-        let entries = self.entries().unwrap_or_default();
-        let last = entries.iter().rev().find(|e| {
+    pub fn recently_made(&self, now: DateTime<Utc>) -> Result<Option<RecentlyMade>, JournalError> {
+        let entries = self.entries()?;
+        let Some(last) = entries.iter().rev().find(|e| {
             matches!(
                 e.event,
                 Event::Done { .. } | Event::Finished | Event::ScimConfigured(_)
             )
-        })?;
+        }) else {
+            return Ok(None);
+        };
         if now - last.at > chrono::Duration::minutes(REPLICATION_WINDOW_MINUTES) {
-            return None;
+            return Ok(None);
         }
         let mut made = RecentlyMade::default();
         // A change that removed an object records its id with no `created` kind.
@@ -591,7 +621,7 @@ impl Journal {
                 _ => None,
             })
             .collect();
-        for c in self.created() {
+        for c in self.created()? {
             match c.kind {
                 ObjectKind::Application => made.app_object_id.get_or_insert(c.id),
                 ObjectKind::ServicePrincipal => made.sp_id.get_or_insert(c.id),
@@ -611,25 +641,27 @@ impl Journal {
                     made.assignment_ids.push(c.id);
                     continue;
                 }
-                ObjectKind::AssignmentRequirement => continue,
+                ObjectKind::AssignmentRequirement
+                | ObjectKind::RemovedOwner
+                | ObjectKind::RemovedRedirectUri => continue,
             };
         }
-        Some(made)
+        Ok(Some(made))
     }
 
     /// Whether the last plan started but did not finish (an interrupted apply).
-    pub fn interrupted(&self) -> bool {
-        let entries = self.entries().unwrap_or_default();
+    pub fn interrupted(&self) -> Result<bool, JournalError> {
+        let entries = self.entries()?;
         let Some(last_plan) = entries
             .iter()
             .rev()
             .find(|e| matches!(e.event, Event::Plan { .. }))
         else {
-            return false;
+            return Ok(false);
         };
-        !entries
+        Ok(!entries
             .iter()
-            .any(|e| e.plan_id == last_plan.plan_id && matches!(e.event, Event::Finished))
+            .any(|e| e.plan_id == last_plan.plan_id && matches!(e.event, Event::Finished)))
     }
 }
 
@@ -685,9 +717,16 @@ mod tests {
             },
         ))
         .unwrap();
-        assert!(j.interrupted());
-        assert_eq!(j.hints().unfinished_secret_names, ["entra-setup 1"]);
-        assert_eq!(j.created().len(), 1);
+        assert!(j.interrupted().unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(j.path()), 0o600, "the journal is the user's alone");
+            assert_eq!(mode(j.path().parent().unwrap()), 0o700);
+        }
+        assert_eq!(j.hints().unwrap().unfinished_secret_names, ["entra-setup 1"]);
+        assert_eq!(j.created().unwrap().len(), 1);
         // A torn line from a crash is skipped.
         std::fs::OpenOptions::new()
             .append(true)
@@ -699,7 +738,7 @@ mod tests {
         // ...and the next entry starts on a line of its own.
         j.append(&entry("p1", 2, Event::Finished)).unwrap();
         assert_eq!(j.entries().unwrap().len(), 4);
-        assert!(!j.interrupted());
+        assert!(!j.interrupted().unwrap());
         // One bad byte in the middle: an error naming the file and the line, never an empty
         // history (Undo would find nothing to remove).
         let mut bytes = std::fs::read(j.path()).unwrap();

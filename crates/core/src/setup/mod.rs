@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod certificates;
+pub mod custody;
 pub mod flow;
 pub mod found;
 pub mod journal;

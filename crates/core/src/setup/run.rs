@@ -465,6 +465,11 @@ impl Run {
         if self.saml.is_none() {
             return Ok(vec![]);
         }
+        // Checked again here, not only when the profile was read: every file lands in `dir`.
+        let inside = |name: &str| {
+            crate::files::inside(dir, name)
+                .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))
+        };
         std::fs::create_dir_all(dir)
             .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))?;
         let mut files = vec![];
@@ -474,8 +479,10 @@ impl Run {
             SamlFile::CertificateCer,
         ] {
             let (bytes, name) = self.saml_file(session, which).await?;
-            let path = dir.join(name);
-            std::fs::write(&path, bytes)
+            let path = inside(&name)?;
+            // Written beside and renamed over: a symlink planted at the name is replaced,
+            // never followed.
+            crate::files::write_atomic(&path, &bytes, false)
                 .map_err(|e| RunError::Write(path.display().to_string(), e.to_string()))?;
             files.push(path);
         }
@@ -502,7 +509,7 @@ impl Run {
             .as_ref()
             .and_then(|x| x.job_id.as_ref().map(|j| (x.sp_id.clone(), j.clone())))
         {
-            if self.prepared.journal.scim_record().is_some() {
+            if self.scim_record().is_some() {
                 out.push(checks::scim_connection(&session.graph, &sp, &job).await);
             }
         }
@@ -610,6 +617,19 @@ impl Run {
         }
     }
 
+    /// The SCIM settings the journal last recorded. The journal was read whole before this
+    /// run planned; damage since (another program writing to it) is logged and shown as no
+    /// record in these displays, while every run that plans reports it.
+    fn scim_record(&self) -> Option<super::journal::ScimRecord> {
+        match self.prepared.journal.scim_record() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "the journal was damaged after planning");
+                None
+            }
+        }
+    }
+
     /// Records where the new secret went (journaled: a secret never handed over is replaced
     /// on the next run).
     pub fn handed_over(&mut self, how: HandOver) {
@@ -643,6 +663,11 @@ impl Run {
                 .map(|()| path.clone())
                 .map_err(|e| RunError::Write(path.display().to_string(), e.to_string()))
         };
+        // Checked again here, not only when the profile was read: every file lands in `dir`.
+        let inside = |name: &str| {
+            crate::files::inside(dir, name)
+                .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))
+        };
         std::fs::create_dir_all(dir)
             .map_err(|e| RunError::Write(dir.display().to_string(), e.to_string()))?;
         let mut files = vec![];
@@ -655,11 +680,11 @@ impl Run {
                 Err(RunError::Render(outputs::OutputError::NothingListed { .. })) => continue,
                 other => other?,
             };
-            files.push(write(dir.join(name), &text)?);
+            files.push(write(inside(&name)?, &text)?);
         }
         if self.secret.is_some() {
             let (text, name) = self.payload(session, Some("reminder"))?;
-            files.push(write(dir.join(name), &text)?);
+            files.push(write(inside(&name)?, &text)?);
             self.handed_over(HandOver::Saved);
         }
         Ok(files)
@@ -705,7 +730,8 @@ impl Run {
             .collect();
         let mut values = self.values(session);
         values.extend(plain);
-        let r = push::push(http, spec, api_base, &values, &secrets, &body).await?;
+        let client_secret = self.secret.as_ref().map(|x| &x.value);
+        let r = push::push(http, spec, api_base, &values, &secrets, &body, client_secret).await?;
         self.handed_over(HandOver::Pushed);
         Ok(r)
     }
@@ -923,7 +949,7 @@ impl Run {
                 .ok(),
             None => None,
         };
-        let record = p.journal.scim_record();
+        let record = self.scim_record();
         let mut advice =
             outputs::scim_advice(provider, record.as_ref().and_then(|r| r.token_expires));
         if provider.scim.as_ref().is_some_and(|x| x.match_sso_groups) {

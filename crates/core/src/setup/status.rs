@@ -91,12 +91,13 @@ pub async fn check(s: &Session, dir: &Path, prev: &PreviousSetup, warn_days: i64
         }
     };
     let j = Journal::open(dir, &s.account.tenant_id, &intent.unique_name());
-    if let Err(e) = j.check() {
-        out.error = Some(e.to_string());
-        return out;
-    }
-    let record = j.scim_record();
-    let hints = j.hints();
+    let (record, hints) = match (j.scim_record(), j.hints()) {
+        (Ok(r), Ok(h)) => (r, h),
+        (Err(e), _) | (_, Err(e)) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
     let has_sign_in = intent.provider.has_sign_in();
     if has_sign_in {
         match flow::prepare(s, dir, intent.clone(), &[]).await {

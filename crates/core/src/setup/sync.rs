@@ -73,14 +73,38 @@ impl ScimToken {
         }
     }
 
-    /// A token the admin kept in the keychain on an earlier run.
-    pub fn kept(value: SecretString) -> Self {
-        Self {
-            value,
+    /// Keeps the token in the OS keychain together with the endpoint it is bound to, so the
+    /// binding survives whatever happens to the journal.
+    pub async fn keep(
+        store: &Arc<dyn SecretStore>,
+        key: &str,
+        value: &SecretString,
+        url: &str,
+    ) -> Result<(), KeepError> {
+        let origin = origin_of(url).ok_or(KeepError::NoEndpoint)?;
+        let entry = serde_json::json!({"origin": origin, "token": value.expose_secret()});
+        keychain::set(store, key, SecretString::from(entry.to_string())).await?;
+        Ok(())
+    }
+
+    /// The token kept in the keychain for `key`, bound to the endpoint it was kept for. An
+    /// entry without its endpoint (kept by an earlier version, or altered) is not used: the
+    /// admin enters the token again.
+    pub async fn kept(store: &Arc<dyn SecretStore>, key: &str) -> Option<Self> {
+        let raw = keychain::get(store, key).await.ok()??;
+        let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(raw.expose_secret())
+            .ok()
+            .and_then(|v| Some((v["origin"].as_str()?.to_string(), v["token"].as_str()?.to_string())));
+        let Some((origin, token)) = parsed.filter(|(o, t)| origin_of(o).as_deref() == Some(o.as_str()) && !t.is_empty()) else {
+            tracing::warn!("a SCIM token in the keychain has no endpoint bound to it; it is not used");
+            return None;
+        };
+        Some(Self {
+            value: SecretString::from(token),
             remembered: true,
             fresh: false,
-            origin: None,
-        }
+            origin: Some(origin),
+        })
     }
 
     /// Whether a plan saves `held` as a new token: one entered now, or a kept one when the
@@ -97,6 +121,15 @@ impl ScimToken {
             t.fresh = false;
         }
     }
+}
+
+/// Why a SCIM token could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    #[error("Enter the Tenant URL first: the token is kept bound to it and never sent anywhere else.")]
+    NoEndpoint,
+    #[error(transparent)]
+    Keychain(#[from] keychain::KeychainError),
 }
 
 /// What is wrong with a pasted token, said as what to do.
@@ -202,6 +235,8 @@ pub enum SyncError {
     NoScim(String),
     #[error(transparent)]
     Graph(#[from] GraphError),
+    #[error(transparent)]
+    Journal(#[from] super::journal::JournalError),
 }
 
 /// Reads what exists for the provider's provisioning in the tenant and what the last run saved.
@@ -224,7 +259,7 @@ pub async fn context(
         .ok_or_else(|| SyncError::NoScim(intent.provider.name.clone()))?;
     let s = session;
     let tenant = &s.account.tenant_id;
-    let hints = Journal::open(journals, tenant, &intent.unique_name()).hints();
+    let hints = Journal::open(journals, tenant, &intent.unique_name()).hints()?;
     let scim_name = intent.template_unique_name();
     let existing =
         state::read_provisioning(&s.graph, intent, &hints.unfinished_instantiations).await?;
@@ -236,14 +271,8 @@ pub async fn context(
         None => None,
     };
     if held.is_none() {
-        if let Ok(Some(t)) = keychain::get(store, &scim_token_key(tenant, &scim_name)).await {
-            // Kept for the endpoint the last run saved.
-            let kept = ScimToken::kept(t);
-            *held = Some(match &hints.scim {
-                Some(r) => kept.for_url(&r.tenant_url),
-                None => kept,
-            });
-        }
+        // Kept bound to the endpoint it was entered for, whatever the journal says.
+        *held = ScimToken::kept(store, &scim_token_key(tenant, &scim_name)).await;
     }
     let groups_allowed = matches!(s.summary.licence, LicenceTier::P1 | LicenceTier::P2);
     Ok(ScimContext {

@@ -173,7 +173,34 @@ async fn set_redirect(
 /// Removes the temporary redirect URIs an interrupted test sign-in left (the journal knows
 /// them). Returns how many it removed.
 pub async fn clean_up(graph: &GraphClient, journal: &Journal) -> Result<usize, GraphError> {
-    let left = journal.temporary_redirects();
+    let left = journal
+        .temporary_redirects()
+        .map_err(|e| GraphError::Refused(e.to_string()))?;
+    if left.is_empty() {
+        return Ok(0);
+    }
+    // The journal is only believed about URIs a test sign-in makes (loopback, on a platform it
+    // uses) on this setup's own app: an edited line cannot remove another app's redirect URI.
+    let setup = super::undo::SetupObjects::read(graph, journal).await?;
+    for t in &left {
+        let loopback = url::Url::parse(&t.uri).is_ok_and(|u| {
+            u.scheme() == "http"
+                && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+        });
+        let platform_ok = matches!(t.platform.as_str(), "web" | "publicClient");
+        let own_app = setup
+            .apps
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&t.app_object_id));
+        if !loopback || !platform_ok || !own_app {
+            return Err(GraphError::Refused(format!(
+                "The journal {} lists a temporary redirect URI {} on the app {} that no test sign-in of this setup makes (only loopback URIs on the setup's own app are): it was left alone. Nothing was changed; restore the journal from a backup or move it aside.",
+                journal.path().display(),
+                crate::redact::echo(&t.uri, 200),
+                crate::redact::echo(&t.app_object_id, 60)
+            )));
+        }
+    }
     for t in &left {
         match set_redirect(graph, &t.app_object_id, &t.platform, &t.uri, &[], false).await {
             Ok(()) => {}

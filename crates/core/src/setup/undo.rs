@@ -39,63 +39,328 @@ fn record_undone(journal: &Journal, plan_id: &str, kind: ObjectKind, id: &str) {
     }
 }
 
-/// Reads every application Undo is about to delete or remove a secret from, before it changes
-/// anything: each must show as the wizard's (its tag and a uniqueName of its own), or — an
-/// apply cut short between instantiate and naming — carry the temporary name of a plan in this
-/// journal. A journal someone edited, or one copied from another setup, so cannot make Undo
-/// delete another app. An app Graph cannot show yet (just made, still replicating) or any more
-/// (already deleted) is fine: neither is someone else's.
-async fn ensure_wizards_apps(
+/// The objects one setup owns in the tenant, read fresh: what every journal line Undo acts on
+/// must point at. The setup is the journal's own: its file is named after the setup's
+/// `uniqueName`, and its plans name the provider.
+#[derive(Debug, Default)]
+pub(crate) struct SetupObjects {
+    /// Object ids of the setup's apps (registration, enterprise app made from a template).
+    pub apps: Vec<String>,
+    /// Their appIds.
+    pub app_ids: Vec<String>,
+    /// Their service principals, and the vendor's apps' in this tenant.
+    pub sps: Vec<String>,
+    /// Service principals of the vendor's own apps (their "assignment required" may change).
+    pub vendor_sps: Vec<String>,
+}
+
+impl SetupObjects {
+    /// Reads the apps the journal's setup has: by its `uniqueName` and the provisioning app's,
+    /// each only with the wizard's tag (and the provider's, when the journal names it); apps an
+    /// interrupted instantiate left under a temporary name of a plan in this journal; the
+    /// vendor's apps the provider's profile names.
+    pub(crate) async fn read(graph: &GraphClient, journal: &Journal) -> Result<Self, GraphError> {
+        let s = StepScopes::RegisterApp;
+        let unique = journal.unique_name();
+        let provider_id = journal
+            .provider_id()
+            .map_err(|e| GraphError::Refused(e.to_string()))?;
+        let mut out = Self::default();
+        let mut names = vec![unique.clone()];
+        let mut scim = format!("{unique}-scim");
+        scim.truncate(120);
+        names.push(scim);
+        for name in &names {
+            let app: serde_json::Value = match graph
+                .get(format!(
+                    "{}?$select=id,appId,displayName,uniqueName,tags,notes,web,createdDateTime",
+                    super::state::unique_name_path(name)
+                ))
+                .scopes(s)
+                .send_json()
+                .await
+            {
+                Ok(v) => v,
+                Err(e) if e.status() == Some(404) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(w) = super::found::WizardApp::from_json(app) else {
+                continue;
+            };
+            if provider_id.as_deref().is_some_and(|p| p != w.provider_id) {
+                continue;
+            }
+            out.apps.push(w.object_id.clone());
+            out.app_ids.push(w.app_id.clone());
+        }
+        // An apply cut short between instantiate and naming: the app carries a temporary name
+        // that starts with a plan id of this journal.
+        let plans: Vec<String> = journal
+            .entries()
+            .map_err(|e| GraphError::Refused(e.to_string()))?
+            .into_iter()
+            .map(|e| e.plan_id)
+            .collect();
+        for c in journal
+            .created()
+            .map_err(|e| GraphError::Refused(e.to_string()))?
+        {
+            if c.kind != ObjectKind::TemplateApplication || out.apps.contains(&c.id) || !is_guid(&c.id) {
+                continue;
+            }
+            let app: serde_json::Value = match graph
+                .get(format!("/applications/{}?$select=id,appId,displayName", c.id))
+                .scopes(s)
+                .send_json()
+                .await
+            {
+                Ok(v) => v,
+                Err(e) if e.status() == Some(404) => continue,
+                Err(e) => return Err(e),
+            };
+            let name = app["displayName"].as_str().unwrap_or_default();
+            let half_made = name
+                .rsplit_once("(setting up ")
+                .and_then(|(_, rest)| rest.strip_suffix(')'))
+                .is_some_and(|prefix| prefix.len() == 8 && plans.iter().any(|p| p.starts_with(prefix)));
+            if half_made {
+                out.apps.push(c.id.clone());
+                out.app_ids
+                    .push(app["appId"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        for app_id in out.app_ids.clone() {
+            match graph
+                .get(format!("/servicePrincipals(appId='{app_id}')?$select=id,appId"))
+                .scopes(s)
+                .send_json::<serde_json::Value>()
+                .await
+            {
+                Ok(sp) => out
+                    .sps
+                    .push(sp["id"].as_str().unwrap_or_default().to_string()),
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(p) = provider_id.as_deref().and_then(crate::provider::find) {
+            let tenant = journal
+                .path()
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for spec in p.vendor_apps() {
+                if let Some(v) = super::state::read_vendor(graph, &tenant, spec).await? {
+                    out.vendor_sps.push(v.sp_id.clone());
+                    out.sps.push(v.sp_id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn has_app(&self, id: &str) -> bool {
+        self.apps.iter().any(|a| a.eq_ignore_ascii_case(id))
+    }
+
+    fn has_sp(&self, id: &str) -> bool {
+        self.sps.iter().any(|a| a.eq_ignore_ascii_case(id))
+    }
+}
+
+/// A directory object id: a GUID.
+pub(crate) fn is_guid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
+}
+
+/// A grant's or an assignment's id: URL-safe base64 text.
+fn is_graph_key(s: &str) -> bool {
+    (8..=100).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+}
+
+/// Checks, before Undo changes anything, that every journal record it acts on points at an
+/// object of this very setup (read fresh from the tenant), and that a grant is only ever
+/// narrowed back to what it was. Whoever can edit the data folder could otherwise make Undo
+/// delete another service principal or assignment, turn off "assignment required" on any app,
+/// or widen a consent grant to journal-supplied text. An object already gone is fine.
+async fn ensure_setups_objects(
     graph: &GraphClient,
     journal: &Journal,
     created: &[Created],
 ) -> Result<(), GraphError> {
-    let mut ids: Vec<&str> = created
-        .iter()
-        .filter_map(|c| match c.kind {
-            ObjectKind::Application | ObjectKind::TemplateApplication => Some(c.id.as_str()),
-            ObjectKind::Password => c.app_object_id.as_deref(),
-            _ => None,
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let plans: Vec<String> = journal
-        .entries()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e.plan_id)
-        .collect();
-    for id in ids {
-        let app: serde_json::Value = match graph
-            .get(format!(
-                "/applications/{id}?$select=id,appId,displayName,uniqueName,tags"
-            ))
-            .scopes(StepScopes::RegisterApp)
-            .send_json()
-            .await
-        {
-            Ok(v) => v,
-            Err(e) if e.status() == Some(404) => continue,
-            Err(e) => return Err(e),
+    let refuse = |c: &Created, why: String| {
+        GraphError::Refused(format!(
+            "Undo stopped before changing anything: record {} of the journal {} ({:?} {}) {why}. The journal may have been edited or copied from another setup. Nothing was changed; remove what you need in the Entra admin center, or restore the journal from a backup.",
+            c.record,
+            journal.path().display(),
+            c.kind,
+            crate::redact::echo(&c.id, 80)
+        ))
+    };
+    // Shapes first: no request is made for a line that is not even an id.
+    for c in created {
+        let ok = match c.kind {
+            ObjectKind::Application
+            | ObjectKind::TemplateApplication
+            | ObjectKind::ServicePrincipal
+            | ObjectKind::Password
+            | ObjectKind::AssignmentRequirement
+            | ObjectKind::RemovedOwner => is_guid(&c.id),
+            ObjectKind::Grant | ObjectKind::Assignment => is_graph_key(&c.id),
+            ObjectKind::SyncJob => {
+                !c.id.is_empty()
+                    && c.id.len() < 200
+                    && c.id.chars().all(|x| x.is_ascii_alphanumeric() || matches!(x, '.' | '-' | '_'))
+            }
+            ObjectKind::SigningCertificate => {
+                c.id.len() == 40 && c.id.chars().all(|x| x.is_ascii_hexdigit())
+            }
+            ObjectKind::RemovedRedirectUri => {
+                url::Url::parse(&c.id).is_ok()
+                    && matches!(c.previous.as_deref(), Some("web" | "spa" | "publicClient"))
+            }
         };
-        let name = app["displayName"].as_str().unwrap_or_default().to_string();
-        let half_made = name
-            .rsplit_once("(setting up ")
-            .and_then(|(_, rest)| rest.strip_suffix(')'))
-            .is_some_and(|prefix| prefix.len() == 8 && plans.iter().any(|p| p.starts_with(prefix)));
-        if super::found::WizardApp::from_json(app).is_none() && !half_made {
-            return Err(GraphError::Refused(format!(
-                "Undo stopped before changing anything: the journal {} names the app \"{name}\" ({id}), but that app does not carry Entra Setup's tag, so no setup of the wizard made it. The journal may have been edited or copied from another setup. Nothing was deleted; remove what you need in the Entra admin center, or restore the journal from a backup.",
-                journal.path().display()
-            )));
+        let related_ok = c.previous.as_deref().is_none_or(|p| match c.kind {
+            ObjectKind::Assignment | ObjectKind::SyncJob | ObjectKind::SigningCertificate | ObjectKind::TemplateApplication => is_guid(p),
+            _ => true,
+        }) && c.app_object_id.as_deref().is_none_or(is_guid);
+        if !ok || !related_ok {
+            return Err(refuse(c, "is not an id of the kind it names".into()));
+        }
+    }
+    if created.is_empty() {
+        return Ok(());
+    }
+    let setup = SetupObjects::read(graph, journal).await?;
+    let c_scopes = StepScopes::Consent;
+    for c in created {
+        let app_of = |c: &Created| c.app_object_id.clone().unwrap_or_default();
+        match c.kind {
+            ObjectKind::Application | ObjectKind::TemplateApplication => {
+                // Gone already (or never replicated): nothing to protect.
+                let exists = graph
+                    .get(format!("/applications/{}?$select=id", c.id))
+                    .scopes(StepScopes::RegisterApp)
+                    .send()
+                    .await;
+                match exists {
+                    Err(e) if e.status() == Some(404) => continue,
+                    Err(e) => return Err(e),
+                    Ok(_) if setup.has_app(&c.id) => {}
+                    Ok(_) => {
+                        return Err(refuse(c, format!("names an app that is not this setup's (it does not carry Entra Setup's tag and the uniqueName {})", journal.unique_name())))
+                    }
+                }
+            }
+            ObjectKind::Password | ObjectKind::RemovedRedirectUri => {
+                let app = app_of(c);
+                if !setup.has_app(&app) && !app.is_empty() {
+                    // A removed app is not someone else's.
+                    let exists = graph
+                        .get(format!("/applications/{app}?$select=id"))
+                        .scopes(StepScopes::RegisterApp)
+                        .send()
+                        .await;
+                    match exists {
+                        Err(e) if e.status() == Some(404) => continue,
+                        Err(e) => return Err(e),
+                        Ok(_) => return Err(refuse(c, format!("is on the app {app}, which is not this setup's"))),
+                    }
+                }
+            }
+            ObjectKind::ServicePrincipal => {
+                match graph
+                    .get(format!("/servicePrincipals/{}?$select=id,appId", c.id))
+                    .scopes(StepScopes::RegisterApp)
+                    .send_json::<serde_json::Value>()
+                    .await
+                {
+                    Err(e) if e.status() == Some(404) => continue,
+                    Err(e) => return Err(e),
+                    Ok(sp) => {
+                        let app_id = sp["appId"].as_str().unwrap_or_default();
+                        if !setup.app_ids.iter().any(|a| a.eq_ignore_ascii_case(app_id)) {
+                            return Err(refuse(c, format!("names the service principal of the app {app_id}, not of this setup's app")));
+                        }
+                    }
+                }
+            }
+            ObjectKind::Grant => {
+                match graph
+                    .get(format!("/oauth2PermissionGrants/{}", c.id))
+                    .scopes(c_scopes)
+                    .send_json::<serde_json::Value>()
+                    .await
+                {
+                    Err(e) if e.status() == Some(404) => continue,
+                    Err(e) => return Err(e),
+                    Ok(g) => {
+                        let client = g["clientId"].as_str().unwrap_or_default();
+                        if !setup.has_sp(client) {
+                            return Err(refuse(c, "names a consent grant of another app".into()));
+                        }
+                        if let Some(previous) = &c.previous {
+                            let now: Vec<&str> = g["scope"].as_str().unwrap_or_default().split_whitespace().collect();
+                            if let Some(extra) = previous.split_whitespace().find(|p| !now.contains(p)) {
+                                return Err(refuse(c, format!("would widen the consent grant (to add '{}'): Undo only ever narrows a grant back", crate::redact::echo(extra, 60))));
+                            }
+                        }
+                    }
+                }
+            }
+            ObjectKind::Assignment => {
+                let resource = c.previous.clone().unwrap_or_default();
+                let listed = graph
+                    .get(format!("/servicePrincipals/{resource}/appRoleAssignedTo"))
+                    .scopes(c_scopes)
+                    .list::<serde_json::Value>()
+                    .await;
+                let list = match listed {
+                    Err(e) if e.status() == Some(404) => continue,
+                    Err(e) => return Err(e),
+                    Ok(l) => l,
+                };
+                let Some(a) = list.iter().find(|a| a["id"] == c.id.as_str()) else {
+                    continue;
+                };
+                let principal = a["principalId"].as_str().unwrap_or_default();
+                let resource_id = a["resourceId"].as_str().unwrap_or(&resource);
+                if !setup.has_sp(principal) && !setup.has_sp(resource_id) {
+                    return Err(refuse(c, "names an assignment that neither is held by nor gives access to this setup's apps".into()));
+                }
+            }
+            ObjectKind::SyncJob | ObjectKind::SigningCertificate => {
+                let sp = c.previous.clone().unwrap_or_default();
+                if !setup.has_sp(&sp) {
+                    return Err(refuse(c, format!("is on the service principal {sp}, which is not this setup's")));
+                }
+            }
+            ObjectKind::AssignmentRequirement => {
+                if !setup.vendor_sps.iter().any(|v| v.eq_ignore_ascii_case(&c.id)) {
+                    return Err(refuse(c, "names an app that is not one of this provider's vendor apps".into()));
+                }
+            }
+            ObjectKind::RemovedOwner => {
+                let owns = c.previous.clone().unwrap_or_default();
+                let ok = match owns.split_once('/') {
+                    Some(("applications", id)) => setup.has_app(id),
+                    Some(("servicePrincipals", id)) => setup.has_sp(id),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(refuse(c, format!("would add an owner to {}, which is not this setup's", crate::redact::echo(&owns, 80))));
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// What Undo would remove, newest first.
-pub fn pending(journal: &Journal) -> Vec<Created> {
+/// What Undo would remove, newest first; a damaged journal is an error, never "nothing".
+pub fn pending(journal: &Journal) -> Result<Vec<Created>, super::journal::JournalError> {
     journal.created()
 }
 
@@ -108,8 +373,10 @@ pub async fn undo(
     let _lock = journal
         .lock_tenant()
         .map_err(|e| GraphError::Refused(e.to_string()))?;
-    let created = journal.created();
-    ensure_wizards_apps(graph, journal, &created).await?;
+    let created = journal
+        .created()
+        .map_err(|e| GraphError::Refused(e.to_string()))?;
+    ensure_setups_objects(graph, journal, &created).await?;
     let plan_id = format!("undo-{}", uuid::Uuid::new_v4());
     let s = StepScopes::RegisterApp;
     let c = StepScopes::Consent;
@@ -307,6 +574,57 @@ pub async fn undo(
                         "Set \"Assignment required\" back to {}",
                         if was { "Yes" } else { "No" }
                     ),
+                    id: item.id.clone(),
+                }
+            }
+            // Adoption took an owner off an app someone else made: it goes back.
+            ObjectKind::RemovedOwner => {
+                let owns = item.previous.clone().unwrap_or_default();
+                let added = graph
+                    .post(format!("/{owns}/owners/$ref"))
+                    .json(json!({"@odata.id": format!("{}/directoryObjects/{}", graph.base(), item.id)}))
+                    .scopes(s)
+                    .send()
+                    .await;
+                match added {
+                    Ok(_) => {}
+                    // Already an owner again, or the app is gone.
+                    Err(e) if matches!(e.status(), Some(400 | 404)) => {}
+                    Err(e) => return Err(e),
+                }
+                Undone {
+                    what: format!("Made {} an owner again", item.id),
+                    id: item.id.clone(),
+                }
+            }
+            ObjectKind::RemovedRedirectUri => {
+                let app = item.app_object_id.clone().unwrap_or_default();
+                let platform = item.previous.clone().unwrap_or_else(|| "web".into());
+                let current: serde_json::Value = match graph
+                    .get(format!("/applications/{app}?$select={platform}"))
+                    .scopes(s)
+                    .send_json()
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(e) if e.status() == Some(404) => continue,
+                    Err(e) => return Err(e),
+                };
+                let mut uris: Vec<serde_json::Value> = current[&platform]["redirectUris"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if !uris.iter().any(|u| u == item.id.as_str()) {
+                    uris.push(json!(item.id));
+                    graph
+                        .patch(format!("/applications/{app}"))
+                        .json(json!({ platform.as_str(): {"redirectUris": uris} }))
+                        .scopes(s)
+                        .send()
+                        .await?;
+                }
+                Undone {
+                    what: format!("Put the redirect URI {} back", crate::redact::echo(&item.id, 200)),
                     id: item.id.clone(),
                 }
             }

@@ -407,7 +407,9 @@ pub async fn attention(
         .filter(|c| c.status != ConsentStatus::Complete)
         .map(|c| c.message)
         .collect();
-    let created = journal.created();
+    let created = journal
+        .created()
+        .map_err(|e| GraphError::Refused(e.to_string()))?;
     for spec in intent.provider.vendor_apps() {
         let Some(v) = super::state::read_vendor(graph, &intent.tenant_id, spec).await? else {
             continue;

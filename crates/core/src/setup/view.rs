@@ -210,6 +210,8 @@ pub struct PermissionInfo {
     pub name: String,
     pub kind: PermissionKind,
     pub why: String,
+    /// Lets the service change the directory or read all of it (badged on screen).
+    pub high_privilege: bool,
 }
 
 /// A provider as the Choose service step shows it.
@@ -235,6 +237,10 @@ pub struct ProviderInfo {
     pub vendor: Option<VendorInfo>,
     /// The vendor reads the directory itself (Firezone).
     pub directory_sync: Option<DirectorySyncInfo>,
+    /// The profile's file when it is not built into the app (an admin's own, or shared).
+    pub custom: Option<String>,
+    /// The host a push sends the settings (with the client secret) to.
+    pub push_host: Option<String>,
 }
 
 /// The vendor's own apps of a provider.
@@ -286,6 +292,7 @@ impl From<&Provider> for ProviderInfo {
                     name: x.name.clone(),
                     kind: x.kind,
                     why: x.why.clone(),
+                    high_privilege: crate::apis::is_high_privilege(&x.name),
                 })
                 .collect(),
             push_inputs: push_inputs(p),
@@ -305,6 +312,12 @@ impl From<&Provider> for ProviderInfo {
                 schedule: d.schedule.clone(),
                 nested_count: d.members == crate::provider::MemberCount::Transitive,
             }),
+            custom: p.custom.clone(),
+            push_host: p
+                .push
+                .as_ref()
+                .map(|x| crate::provider::url_host(&x.api_base))
+                .filter(|h| !h.is_empty()),
         }
     }
 }
@@ -424,6 +437,8 @@ pub struct PermissionStatus {
     pub kind: PermissionKind,
     pub why: String,
     pub grant: Grant,
+    /// Lets the service change the directory or read all of it (badged on screen).
+    pub high_privilege: bool,
 }
 
 /// The Register app, Permissions and Review steps.
@@ -443,6 +458,11 @@ pub struct PlanView {
     pub rotate: bool,
     /// SAML signing certificates already on the app (a re-run).
     pub certificates: Vec<CertificateStatus>,
+    /// Apps of the setup someone else also holds: apply writes nothing to them until the admin
+    /// adopts them on Register app.
+    pub foreign: Vec<crate::setup::custody::ForeignApp>,
+    /// The profile's file when it is not built into the app.
+    pub custom_profile: Option<String>,
 }
 
 impl From<&Prepared> for PlanView {
@@ -453,10 +473,13 @@ impl From<&Prepared> for PlanView {
             preflight: p.preflight.clone(),
             permissions: permission_statuses(p),
             journal: p.journal.path().display().to_string(),
-            interrupted: p.journal.interrupted(),
+            // Read whole when the plan was made; damage since shows on the next plan.
+            interrupted: p.journal.interrupted().unwrap_or(false),
             secrets: super::secrets::statuses(&p.state, Utc::now()),
             rotate: p.intent.rotate_secret,
             certificates: certificate_statuses(p),
+            foreign: p.foreign.clone(),
+            custom_profile: p.intent.provider.custom.clone(),
         }
     }
 }
@@ -498,6 +521,7 @@ fn permission_statuses(p: &Prepared) -> Vec<PermissionStatus> {
                 Grant::InFlow
             };
             PermissionStatus {
+                high_privilege: crate::apis::is_high_privilege(&name),
                 name,
                 kind: perm.kind,
                 why: perm.why.clone(),

@@ -131,6 +131,13 @@ pub enum ApplyError {
     /// Another apply or Undo (the desktop app or the CLI) is writing to this tenant.
     #[error("{0}")]
     Busy(String),
+    /// An app of the setup holds owners, credentials or redirect URIs the wizard did not put
+    /// there, and the admin has not adopted it: nothing was written.
+    #[error(transparent)]
+    NotAdopted(#[from] super::custody::NotAdopted),
+    /// Adopting an app failed part-way (what was removed is journaled).
+    #[error("Adopting the app failed: {0}")]
+    Adopt(Box<GraphError>),
 }
 
 /// Settings of one apply.
@@ -144,6 +151,9 @@ pub struct ApplyOptions {
     pub instantiate_poll: Duration,
     /// How many times to look before giving up.
     pub instantiate_polls: u32,
+    /// The admin adopts the setup's apps someone else holds too (see [`super::custody`]):
+    /// without it, an apply onto such an app stops before any write.
+    pub adopt: Option<super::custody::Adoption>,
 }
 
 impl Applied {
@@ -179,6 +189,7 @@ impl Default for ApplyOptions {
             scim_token: None,
             instantiate_poll: crate::http::retry_base_override().unwrap_or(Duration::from_secs(5)),
             instantiate_polls: 24,
+            adopt: None,
         }
     }
 }
@@ -374,6 +385,7 @@ pub async fn apply(
     cloud: &Cloud,
     plan: &Plan,
     state: &TenantState,
+    foreign: &[super::custody::ForeignApp],
     redirect_uri: &str,
     journal: &Journal,
     options: &ApplyOptions,
@@ -404,6 +416,31 @@ pub async fn apply(
             }))
         }
     };
+    // An app someone else holds is written to only once the admin has adopted it.
+    if !foreign.is_empty() {
+        let fail = |error| {
+            Err(Box::new(ApplyFailed {
+                error,
+                partial: Applied {
+                    changes: plan.changes.len(),
+                    ..Default::default()
+                },
+            }))
+        };
+        let Some(adoption) = &options.adopt else {
+            return fail(ApplyError::NotAdopted(super::custody::NotAdopted(
+                foreign.to_vec(),
+            )));
+        };
+        match super::custody::adopt(graph, journal, &plan.id, foreign, adoption).await {
+            Ok(removed) => {
+                for r in removed {
+                    tracing::info!(what = %r.what, "adoption");
+                }
+            }
+            Err(e) => return fail(ApplyError::Adopt(Box::new(e))),
+        }
+    }
     match run_plan(&ctx, &mut out).await {
         Ok(()) => Ok(out),
         Err(error) => Err(Box::new(ApplyFailed {
