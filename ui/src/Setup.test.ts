@@ -21,9 +21,9 @@ const cloudflare: ProviderInfo = {
   id: "cloudflare", name: "Cloudflare One", description: "Cloudflare Zero Trust Access", protocol: "oidc", docsUrl: "https://developers.cloudflare.com/x",
   secretLifetimeDays: 365, groupsClaimNote: null,
   inputs: [{ id: "team", label: "Cloudflare team name", help: "Zero Trust → Settings", example: "acme", kind: "text", optional: false, secret: false, options: [], default: null }],
-  permissions: [{ name: "openid", kind: "delegated", why: "Sign users in" }],
+  permissions: [{ name: "openid", kind: "delegated", why: "Sign users in", highPrivilege: false }],
   pushInputs: [{ id: "account_id", label: "Cloudflare account ID", help: "h", example: "023e…", kind: "text", optional: false, secret: false, options: [], default: null }],
-  signIn: true, scim: false, vendor: null, directorySync: null,
+  signIn: true, scim: false, vendor: null, directorySync: null, custom: null, pushHost: "api.cloudflare.com",
 };
 
 const planView: PlanView = {
@@ -36,12 +36,14 @@ const planView: PlanView = {
     ],
   },
   preflight: { policy: { blocked: false, maxLifetimeDays: null }, users: { sampled: 3, upnDiffersFromMail: [], withoutMail: [], guests: [], overGroupLimit: [], groupCountsUnknown: false }, advice: [{ id: "upn_mail", severity: "warning", title: "Some users' sign-in name is not their email", detail: "d", link: null }], canProceed: true },
-  permissions: [{ name: "openid", kind: "delegated", why: "Sign users in", grant: "inFlow" }],
+  permissions: [{ name: "openid", kind: "delegated", why: "Sign users in", grant: "inFlow", highPrivilege: false }],
   journal: "/tmp/journal.jsonl",
   interrupted: false,
   secrets: [],
   certificates: [],
   rotate: false,
+  foreign: [],
+  customProfile: null,
 };
 
 const done: DoneView = {
@@ -185,7 +187,7 @@ const generic: ProviderInfo = {
   id: "scim", name: "Any SCIM 2.0 service", description: "Provision users and groups", protocol: "scim", docsUrl: "https://learn.microsoft.com/x",
   secretLifetimeDays: 365, groupsClaimNote: null,
   inputs: [{ id: "service", label: "Service name", help: "What to call the app", example: "Acme", kind: "text", optional: false, secret: false, options: [], default: null }],
-  permissions: [], pushInputs: [], signIn: false, scim: true, vendor: null, directorySync: null,
+  permissions: [], pushInputs: [], signIn: false, scim: true, vendor: null, directorySync: null, custom: null, pushHost: null,
 };
 
 const scimContext: ScimContext = {
@@ -403,7 +405,7 @@ describe("importing a SAML service's metadata", () => {
     const samlProvider: ProviderInfo = {
       id: "saml", name: "Any SAML service", description: "SAML", protocol: "saml", docsUrl: "https://learn.microsoft.com/x", secretLifetimeDays: 365, groupsClaimNote: null,
       inputs: [text("name", "Service name"), text("entity_id", "Identifier (Entity ID)"), { ...text("reply_url", "Reply URL (Assertion Consumer Service URL)"), kind: "url_list" }, text("logout_url", "Logout URL", true)],
-      permissions: [], pushInputs: [], signIn: false, scim: false, vendor: null, directorySync: null,
+      permissions: [], pushInputs: [], signIn: false, scim: false, vendor: null, directorySync: null, custom: null, pushHost: null,
     };
     const calls = start({
       import_sp_metadata: () => ({ entityId: "https://wiki.example.org/shibboleth", replyUrls: ["https://wiki.example.org/Shibboleth.sso/SAML2/POST"], skippedAcs: ["https://wiki.example.org/Shibboleth.sso/SAML2/Artifact (HTTP-Artifact)"], logoutUrl: "https://wiki.example.org/Shibboleth.sso/SLO/Redirect", signsRequests: true }),
@@ -427,16 +429,17 @@ describe("a service that owns its Entra apps (Firezone)", () => {
   const firezone: ProviderInfo = {
     id: "firezone", name: "Firezone", description: "Firezone's own apps", protocol: "vendor", docsUrl: "https://www.firezone.dev/x",
     secretLifetimeDays: 365, groupsClaimNote: null, inputs: [], pushInputs: [], signIn: false, scim: false,
-    permissions: [{ name: "Directory.Read.All", kind: "application", why: "reads groups" }],
+    permissions: [{ name: "Directory.Read.All", kind: "application", why: "reads groups", highPrivilege: true }],
     vendor: { apps: ["Firezone Authentication", "Firezone Directory Sync"], consoleSteps: "In Firezone's admin portal: Settings → Directory Sync → Verify Now." },
     directorySync: { assignTo: "Firezone Authentication", assignToNote: "n", assignedLabel: "Assigned groups only", allLabel: "All groups", whereToChoose: "Settings → Directory Sync", schedule: "Firezone syncs about every two hours.", nestedCount: true },
+    custom: null, pushHost: null,
   };
   const missing = {
     providerName: "Firezone", consoleUrl: null, consoleSteps: "In Firezone's admin portal: Settings → Directory Sync → Verify Now.", complete: false, demo: true, roleNote: null as string | null,
     handOver: [{ label: "Tenant ID", value: "t1" }],
     consents: [
-      { app: "auth", name: "Firezone Authentication", status: "missing" as const, missing: ["openid (delegated)"], granted: [], message: "\"Firezone Authentication\" is not in this tenant yet.", spId: null },
-      { app: "sync", name: "Firezone Directory Sync", status: "missing" as const, missing: ["Directory.Read.All (application)"], granted: [], message: "\"Firezone Directory Sync\" is not in this tenant yet.", spId: null },
+      { app: "auth", name: "Firezone Authentication", status: "missing" as const, missing: ["openid (delegated)"], granted: [], message: "\"Firezone Authentication\" is not in this tenant yet.", spId: null, extra: [], ownerTenant: null, verifiedPublisher: null },
+      { app: "sync", name: "Firezone Directory Sync", status: "missing" as const, missing: ["Directory.Read.All (application)"], granted: [], message: "\"Firezone Directory Sync\" is not in this tenant yet.", spId: null, extra: [], ownerTenant: null, verifiedPublisher: null },
     ],
   };
   const connected = {
@@ -478,5 +481,46 @@ describe("a service that owns its Entra apps (Firezone)", () => {
     expect(await screen.findByText("Require assignment on \"Firezone Authentication\"")).toBeTruthy();
     const prepared = calls.find((c) => c.cmd === "prepare_setup");
     expect(prepared?.args.scim).toEqual({ tenantUrl: "", syncAll: false, assign: [{ id: "g1", kind: "Group", displayName: "Engineering" }], tokenExpires: null, start: true });
+  });
+});
+
+describe("an app someone else registered first", () => {
+  const foreign: PlanView = {
+    ...planView,
+    foreign: [{
+      app: "sign_in", displayName: "Cloudflare Access (acme)", appObjectId: "obj-squat", appId: "app-squat", knownHere: false,
+      owners: [{ id: "alex-id", displayName: "Alex Wilber", userPrincipalName: "alex@contoso.com", owns: "applications/obj-squat" }],
+      credentials: [{ kind: "secret", id: "key-alex", name: "alex's secret", hint: "starts Xy1", end: "2027-01-01T00:00:00Z", on: "applications/obj-squat" }],
+      redirectUris: ["https://harvest.alex.example/callback"],
+    }],
+  };
+
+  it("never skips Register app, shows who else holds the app, and applies only after Adopt, with what to keep", async () => {
+    const user = userEvent.setup();
+    const calls = start({ check_inputs: () => planView.intent, prepare_setup: () => foreign, apply_setup: () => done });
+    await user.type(await screen.findByLabelText("Cloudflare team name"), "acme");
+    await user.click(screen.getByRole("button", { name: "Continue" }));
+    // Not skipped to Review: the app is not the wizard's alone.
+    await screen.findByRole("heading", { level: 1, name: "Register the app" });
+    const facts = screen.getByRole("region", { name: "This app is not the wizard's alone" });
+    expect(within(facts).getByText(/alex@contoso.com/)).toBeTruthy();
+    expect(within(facts).getByText(/alex's secret/)).toBeTruthy();
+    expect(within(facts).getByText("https://harvest.alex.example/callback")).toBeTruthy();
+    const next = screen.getByRole("button", { name: "Next: Permissions & consent" }) as HTMLButtonElement;
+    expect(next.disabled).toBe(true);
+    // Keep the redirect URI, then adopt.
+    await user.click(within(facts).getByRole("checkbox", { name: /harvest.alex.example/ }));
+    await user.click(within(facts).getByRole("button", { name: "Adopt this app" }));
+    expect(next.disabled).toBe(false);
+    expect(setup.adoption).toEqual({ keep: ["https://harvest.alex.example/callback"] });
+    await setup.apply();
+    expect(calls.find((c) => c.cmd === "apply_setup")?.args.adopt).toEqual({ keep: ["https://harvest.alex.example/callback"] });
+  });
+
+  it("applies with no adoption unless the admin chose it", async () => {
+    const calls = start({ apply_setup: () => done });
+    setup.plan = planView;
+    await setup.apply();
+    expect(calls.find((c) => c.cmd === "apply_setup")?.args.adopt).toBeNull();
   });
 });

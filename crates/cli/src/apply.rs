@@ -355,10 +355,27 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
         .await
         .map_err(|e| Fail(4, e.to_string()))?;
     for c in &consents {
+        let name = entra_setup_core::redact::echo(&c.name, 120);
         if c.status == vendor::ConsentStatus::Complete {
-            eprintln!("PASS \"{}\": present and consented.", c.name);
+            eprintln!("PASS \"{name}\": present and consented.");
         } else {
-            eprintln!("FAIL \"{}\": {}", c.name, c.message);
+            eprintln!("FAIL \"{name}\": {}", c.message);
+        }
+        if let Some(owner) = &c.owner_tenant {
+            eprintln!(
+                "     owned by tenant {}; verified publisher: {}",
+                entra_setup_core::redact::echo(owner, 60),
+                c.verified_publisher
+                    .as_deref()
+                    .map_or("none".to_string(), |p| entra_setup_core::redact::echo(p, 80))
+            );
+        }
+        if !c.extra.is_empty() {
+            eprintln!(
+                "WARN \"{name}\" also holds permissions {} does not need: {}. Check who granted them (Enterprise applications → {name} → Permissions).",
+                intent.provider.name,
+                c.extra.join(", ")
+            );
         }
     }
     Ok(vendor::complete(&consents))

@@ -468,3 +468,49 @@ async fn a_gallery_app_without_its_synchronization_template_is_said_plainly() {
         .iter()
         .all(|e| !(e.path.ends_with("/synchronization/jobs") && e.method == "POST")));
 }
+
+/// Trust item 2: a vendor app found by its display name is the vendor's only when exactly one
+/// app of another organisation carries that name; the wizard reports what it holds beyond the
+/// profile's list, with its owner tenant and publisher.
+#[tokio::test]
+async fn a_lookalike_vendor_app_is_refused_and_extra_permissions_are_reported() {
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, "contoso.com").await;
+    let intent = firezone(true, vec![]);
+    sim.consent_to_vendor("firezone", CONTOSO, "adele@contoso.com")
+        .await
+        .unwrap();
+    // The admin (or someone) also grants the sync app a permission Firezone does not declare.
+    let sync = vendor_sp(&sim, CONTOSO, "Firezone Directory Sync").unwrap();
+    let graph = sim
+        .directory(CONTOSO)
+        .unwrap()
+        .service_principals
+        .into_iter()
+        .find(|sp| sp["appId"] == "00000003-0000-0000-c000-000000000000")
+        .unwrap();
+    let role = graph["appRoles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["value"] == "Group.Read.All")
+        .unwrap()["id"]
+        .clone();
+    s.graph
+        .post(format!("/servicePrincipals/{}/appRoleAssignedTo", graph["id"].as_str().unwrap()))
+        .json(json!({"principalId": sync["id"], "resourceId": graph["id"], "appRoleId": role}))
+        .scopes(entra_setup_core::auth::StepScopes::Consent)
+        .send()
+        .await
+        .unwrap();
+    let c = vendor::check(&s.graph, &intent).await.unwrap();
+    let sync_c = c.iter().find(|x| x.app == "sync").unwrap();
+    assert_eq!(sync_c.extra, ["Group.Read.All (application)"], "{sync_c:?}");
+    assert!(sync_c.owner_tenant.as_deref().is_some_and(|t| t != CONTOSO));
+
+    // Another organisation's app with the same name: refused, not guessed.
+    sim.add_lookalike_service_principal(CONTOSO, "Firezone Authentication", FABRIKAM)
+        .unwrap();
+    let e = vendor::check(&s.graph, &intent).await.unwrap_err().to_string();
+    assert!(e.contains("does not guess") && e.contains(FABRIKAM), "{e}");
+}

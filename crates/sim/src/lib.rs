@@ -395,6 +395,23 @@ impl SimHandle {
         Some((id, app_id))
     }
 
+    /// Adds to the tenant a service principal of another organisation's multi-tenant app
+    /// under `display_name` — anyone's app can carry a vendor's name. Returns its id.
+    pub fn add_lookalike_service_principal(
+        &self,
+        tenant_id: &str,
+        display_name: &str,
+        owner_tenant: &str,
+    ) -> Option<String> {
+        let mut world = self.shared.world();
+        let d = world.directories.get_mut(tenant_id)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut sp = directory::sp_json_for(&id, &uuid::Uuid::new_v4().to_string(), display_name);
+        sp["appOwnerOrganizationId"] = serde_json::json!(owner_tenant);
+        d.service_principals.push(sp);
+        Some(id)
+    }
+
     /// Adds a federated identity credential (another identity provider's tokens accepted as
     /// the app's, e.g. a CI pipeline's) to the app with this object id.
     pub fn add_federated_credential(&self, tenant_id: &str, object_id: &str, issuer: &str, subject: &str) -> Option<String> {

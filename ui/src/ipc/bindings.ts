@@ -21,8 +21,12 @@ export const commands = {
 	resumeSession: () => typedError<ResumeOutcome, IpcError>(__TAURI_INVOKE("resume_session")),
 	/**  Signs out: forgets tokens in memory and deletes the saved sign-in from the keychain. */
 	signOut: () => typedError<null, IpcError>(__TAURI_INVOKE("sign_out")),
-	/**  Opens a Microsoft or provider page in the system browser. Errors: `Invalid` for any other URL. */
-	openLink: (url: string) => typedError<null, IpcError>(__TAURI_INVOKE("open_link", { url })),
+	/**
+	 *  Opens a Microsoft or provider page in the system browser: a built-in provider's pages, or
+	 *  those of `provider_id`, the provider on screen (a custom profile's pages count only then).
+	 *  Errors: `Invalid` for any other URL.
+	 */
+	openLink: (url: string, providerId: string | null) => typedError<null, IpcError>(__TAURI_INVOKE("open_link", { url, providerId })),
 	/**
 	 *  The UI has painted its first screen. With `ENTRA_SETUP_BENCH` set, prints a marker the
 	 *  start-up benchmark waits for.
@@ -43,8 +47,12 @@ export const commands = {
 	 *  permissions first if needed (progress through `events`).
 	 */
 	prepareSetup: (providerId: string, inputs: { [key in string]: string }, secret: SecretChoice, scim: ScimChoice | null, events: Channel<SignInEvent>) => typedError<PlanView, IpcError>(__TAURI_INVOKE("prepare_setup", { providerId, inputs, secret, scim, events })),
-	/**  Applies the plan from `prepare_setup`, streaming progress, then runs the live tests. */
-	applySetup: (events: Channel<ApplyEvent>) => typedError<DoneView, IpcError>(__TAURI_INVOKE("apply_setup", { events })),
+	/**
+	 *  Applies the plan from `prepare_setup`, streaming progress, then runs the live tests.
+	 *  `adopt`: the admin adopts the apps Register app listed as held by someone else too,
+	 *  keeping what they ticked.
+	 */
+	applySetup: (adopt: Adoption | null, events: Channel<ApplyEvent>) => typedError<DoneView, IpcError>(__TAURI_INVOKE("apply_setup", { adopt, events })),
 	/**  Checks consent again and re-runs the live tests. */
 	recheckSetup: () => typedError<DoneView, IpcError>(__TAURI_INVOKE("recheck_setup")),
 	/**  Demo only: a simulated Global Administrator opens the consent link. */
@@ -130,10 +138,20 @@ export const commands = {
 	/**  Demo only: the simulated provider's SCIM endpoint, with its token set here. */
 	useDemoScim: () => typedError<string, IpcError>(__TAURI_INVOKE("use_demo_scim")),
 	/**
-	 *  Checks the endpoint as Entra's provisioning service will use it. Write tests create and
-	 *  remove a clearly named test user and group, only when `write_tests`.
+	 *  Checks the endpoint as Entra's provisioning service will use it: only the Tenant URL the
+	 *  token was entered for, and on a real tenant only an address Entra can reach (a page cannot
+	 *  use the check to read this computer's or its network's own services). Write tests create
+	 *  and remove a clearly named test user and group, only when `write_tests`.
 	 */
-	verifyScim: (url: string, writeTests: boolean, trustedCert: string | null) => typedError<ScimReport, IpcError>(__TAURI_INVOKE("verify_scim", { url, writeTests, trustedCert })),
+	verifyScim: (url: string, writeTests: boolean) => typedError<ScimReport, IpcError>(__TAURI_INVOKE("verify_scim", { url, writeTests })),
+	/**
+	 *  Picks, in the system's file dialog, a certificate to trust for the endpoint's check (a
+	 *  self-signed test server). Returns the file's name, or `None` if the admin cancelled. The
+	 *  page never names a path: only the dialog does.
+	 */
+	chooseScimCert: () => typedError<string | null, IpcError>(__TAURI_INVOKE("choose_scim_cert")),
+	/**  Stops trusting the certificate chosen with `choose_scim_cert`. */
+	forgetScimCert: () => typedError<null, IpcError>(__TAURI_INVOKE("forget_scim_cert")),
 	/**  The provisioning job's status now. */
 	scimStatus: () => typedError<JobStatus, IpcError>(__TAURI_INVOKE("scim_status")),
 	/**  Provisions one user now. */
@@ -160,6 +178,15 @@ export const commands = {
 };
 
 /* Types */
+/**  The admin's choice to take an app over. */
+export type Adoption = {
+	/**
+	 *  Owners (object ids), credentials (key ids) and redirect URIs to keep; everything else
+	 *  listed is removed.
+	 */
+	keep: string[],
+};
+
 /**  A piece of advice shown to the admin. */
 export type Advice = {
 	id: string,
@@ -339,6 +366,18 @@ export type ConsentStatus =
 /**  The app is here, enabled, with every permission the vendor needs. */
 "complete";
 
+/**  What kind of credential lets someone act as the app. */
+export type CredentialKind = 
+/**  A client secret (passwordCredential). */
+"secret" | 
+/**  A certificate (keyCredential). */
+"certificate" | 
+/**
+ *  A federated identity credential: tokens of another identity provider (a CI pipeline,
+ *  another cloud) accepted as this app's.
+ */
+"federated";
+
 /**  One sign-in choice of the demo: a user in a fixture tenant, described in plain words. */
 export type DemoUser = {
 	tenantId: string,
@@ -404,6 +443,49 @@ export type Exchange = {
 	responseBody: string | null,
 	error: string | null,
 	millis: number,
+};
+
+/**  An app of the setup that holds something the wizard did not put there. */
+export type ForeignApp = {
+	/**  The app as the provider's profile names it (`sign_in`, `provisioning`, …). */
+	app: string,
+	displayName: string,
+	appObjectId: string,
+	appId: string,
+	/**
+	 *  Made (or adopted) by a setup this computer's journal records: the differences appeared
+	 *  later. False: someone else made the app, and the wizard found it by its name.
+	 */
+	knownHere: boolean,
+	owners: ForeignOwner[],
+	credentials: ForeignCredential[],
+	/**  Redirect URIs (or Reply URLs) the profile does not produce. */
+	redirectUris: string[],
+};
+
+/**  A credential of an app or of its service principal. */
+export type ForeignCredential = {
+	kind: CredentialKind,
+	/**  The key id (secrets, certificates) or the federated credential's id. */
+	id: string,
+	name: string,
+	/**
+	 *  The secret's first characters, a certificate's usage, or a federated credential's
+	 *  issuer and subject.
+	 */
+	hint: string,
+	end: string | null,
+	/**  `applications/{id}` or `servicePrincipals/{id}`. */
+	on: string,
+};
+
+/**  An owner of an app or of its service principal. */
+export type ForeignOwner = {
+	id: string,
+	displayName: string,
+	userPrincipalName: string | null,
+	/**  `applications/{id}` or `servicePrincipals/{id}`: what this owner owns. */
+	owns: string,
 };
 
 /**  How one permission will be granted. */
@@ -639,6 +721,8 @@ export type PermissionInfo = {
 	name: string,
 	kind: PermissionKind,
 	why: string,
+	/**  Lets the service change the directory or read all of it (badged on screen). */
+	highPrivilege: boolean,
 };
 
 export type PermissionKind = 
@@ -652,6 +736,8 @@ export type PermissionStatus = {
 	kind: PermissionKind,
 	why: string,
 	grant: Grant,
+	/**  Lets the service change the directory or read all of it (badged on screen). */
+	highPrivilege: boolean,
 };
 
 export type Plan = {
@@ -690,6 +776,13 @@ export type PlanView = {
 	rotate: boolean,
 	/**  SAML signing certificates already on the app (a re-run). */
 	certificates: CertificateStatus[],
+	/**
+	 *  Apps of the setup someone else also holds: apply writes nothing to them until the admin
+	 *  adopts them on Register app.
+	 */
+	foreign: ForeignApp[],
+	/**  The profile's file when it is not built into the app. */
+	customProfile: string | null,
 };
 
 /**  A change as the review screen shows it. */
@@ -788,6 +881,10 @@ export type ProviderInfo = {
 	vendor: VendorInfo | null,
 	/**  The vendor reads the directory itself (Firezone). */
 	directorySync: DirectorySyncInfo | null,
+	/**  The profile's file when it is not built into the app (an admin's own, or shared). */
+	custom: string | null,
+	/**  The host a push sends the settings (with the client secret) to. */
+	pushHost: string | null,
 };
 
 export type ProvisioningStatus = {
@@ -1251,6 +1348,15 @@ export type VendorConsent = {
 	message: string,
 	/**  Its service principal's object id, when present. */
 	spId: string | null,
+	/**
+	 *  Microsoft Graph permissions it holds in this tenant beyond what the profile says the
+	 *  vendor needs ("Directory.ReadWrite.All (application)"): worth a look before trusting it.
+	 */
+	extra: string[],
+	/**  The tenant that owns the app (the vendor's), as Entra records it. */
+	ownerTenant: string | null,
+	/**  The app's verified publisher, if Microsoft verified one. */
+	verifiedPublisher: string | null,
 };
 
 /**  The vendor's own apps of a provider. */

@@ -611,6 +611,7 @@ class Setup {
 
   reset() {
     this.plan = null;
+    this.adoption = null;
     this.rotate = false;
     this.previous = null;
     this.previousStatus = null;

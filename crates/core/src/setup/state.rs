@@ -86,6 +86,8 @@ pub struct VendorApp {
     pub display_name: String,
     /// The tenant that owns the app (the vendor's).
     pub owner_tenant: Option<String>,
+    /// The publisher Microsoft verified for the app, if any.
+    pub verified_publisher: Option<String>,
     /// Disabled in this tenant: nobody can sign in to it and it gets no tokens.
     pub enabled: bool,
     pub assignment_required: bool,
@@ -450,7 +452,7 @@ pub async fn read_vendor(
     };
     let (app_id, display_name) = (app_id.as_deref(), display_name.as_deref());
     let s = StepScopes::RegisterApp;
-    const FIELDS: &str = "id,appId,displayName,accountEnabled,appOwnerOrganizationId,appRoleAssignmentRequired,appRoles";
+    const FIELDS: &str = "id,appId,displayName,accountEnabled,appOwnerOrganizationId,appRoleAssignmentRequired,appRoles,verifiedPublisher";
     let filter = match (app_id, display_name) {
         (Some(id), _) => format!("appId eq '{}'", id.replace('\'', "''")),
         (None, Some(n)) => format!("displayName eq '{}'", n.replace('\'', "''")),
@@ -463,12 +465,40 @@ pub async fn read_vendor(
         .scopes(s)
         .list()
         .await?;
-    let Some(sp) = found.into_iter().find(|sp| {
-        app_id.is_some()
-            || sp["appOwnerOrganizationId"]
-                .as_str()
-                .is_none_or(|o| !o.eq_ignore_ascii_case(tenant_id))
-    }) else {
+    let mut candidates: Vec<Value> = found
+        .into_iter()
+        .filter(|sp| {
+            app_id.is_some()
+                || sp["appOwnerOrganizationId"]
+                    .as_str()
+                    .is_none_or(|o| !o.eq_ignore_ascii_case(tenant_id))
+        })
+        .collect();
+    // Found by name, two apps of other tenants are one too many: anyone's multi-tenant app can
+    // be called "Twingate". The wizard does not guess which one is the vendor's.
+    if app_id.is_none() && candidates.len() > 1 {
+        let owners: Vec<String> = candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} (owned by tenant {}{})",
+                    c["appId"].as_str().unwrap_or_default(),
+                    c["appOwnerOrganizationId"].as_str().unwrap_or("unknown"),
+                    c["verifiedPublisher"]["displayName"]
+                        .as_str()
+                        .map(|p| format!(", verified publisher {p}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        return Err(GraphError::Refused(format!(
+            "{} apps of other organisations are called \"{}\" in this tenant: {}. Entra Setup does not guess which one is the vendor's. Remove the one you do not recognise in the Entra admin center (Enterprise applications), or give the profile the vendor's app_id.",
+            candidates.len(),
+            crate::redact::echo(display_name.unwrap_or_default(), 80),
+            owners.join("; ")
+        )));
+    }
+    let Some(sp) = candidates.pop() else {
         return Ok(None);
     };
     let sp_id = sp["id"].as_str().unwrap_or_default().to_string();
@@ -492,6 +522,10 @@ pub async fn read_vendor(
         app_id: sp["appId"].as_str().unwrap_or_default().to_string(),
         display_name: sp["displayName"].as_str().unwrap_or_default().to_string(),
         owner_tenant: sp["appOwnerOrganizationId"].as_str().map(str::to_string),
+        verified_publisher: sp["verifiedPublisher"]["displayName"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
         enabled: sp["accountEnabled"] != false,
         assignment_required: sp["appRoleAssignmentRequired"] == true,
         user_role_id: assignment_role(&sp["appRoles"]),

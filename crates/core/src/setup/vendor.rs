@@ -52,6 +52,13 @@ pub struct VendorConsent {
     pub message: String,
     /// Its service principal's object id, when present.
     pub sp_id: Option<String>,
+    /// Microsoft Graph permissions it holds in this tenant beyond what the profile says the
+    /// vendor needs ("Directory.ReadWrite.All (application)"): worth a look before trusting it.
+    pub extra: Vec<String>,
+    /// The tenant that owns the app (the vendor's), as Entra records it.
+    pub owner_tenant: Option<String>,
+    /// The app's verified publisher, if Microsoft verified one.
+    pub verified_publisher: Option<String>,
 }
 
 fn label(name: &str, kind: PermissionKind) -> String {
@@ -90,6 +97,9 @@ pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
                         provider.name, provider.name
                     ),
                     sp_id: None,
+                    extra: vec![],
+                    owner_tenant: None,
+                    verified_publisher: None,
                 };
             };
             let graph_id = &state.graph_sp.id;
@@ -125,6 +135,28 @@ pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
                     missing.push(label(&p.name, p.kind));
                 }
             }
+            // What it holds beyond the profile's list: granted by someone, or asked for by a
+            // newer version of the vendor's app.
+            let declared = |name: &str, kind: PermissionKind| {
+                needed
+                    .iter()
+                    .any(|p| p.kind == kind && p.name.eq_ignore_ascii_case(name))
+            };
+            let basic = ["openid", "profile", "email", "offline_access"];
+            let mut extra: Vec<String> = scopes
+                .iter()
+                .filter(|s| !basic.contains(&s.as_str()) && !declared(s, PermissionKind::Delegated))
+                .map(|s| label(s, PermissionKind::Delegated))
+                .collect();
+            extra.extend(
+                found
+                    .roles
+                    .iter()
+                    .filter(|r| &r.resource_id == graph_id)
+                    .filter_map(|r| state.graph_sp.permission_name(&r.app_role_id, PermissionKind::Application))
+                    .filter(|n| !declared(n, PermissionKind::Application))
+                    .map(|n| label(n, PermissionKind::Application)),
+            );
             let (status, message) = if !found.enabled {
                 (
                     ConsentStatus::Disabled,
@@ -150,6 +182,9 @@ pub fn consent(intent: &Intent, state: &TenantState) -> Vec<VendorConsent> {
                 granted,
                 message,
                 sp_id: Some(found.sp_id.clone()),
+                extra,
+                owner_tenant: found.owner_tenant.clone(),
+                verified_publisher: found.verified_publisher.clone(),
             }
         })
         .collect()
