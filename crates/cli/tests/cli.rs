@@ -2048,3 +2048,85 @@ async fn firezone_and_twingate_from_the_command_line() {
         r.stderr
     );
 }
+
+/// Trust: an app a member registered first under the wizard's name stops `apply` with exit 13
+/// before any write, naming who else holds it and how to adopt; `--adopt` takes it over. A
+/// damaged journal stops `undo` (exit 12) instead of reading as "no journal".
+#[tokio::test]
+async fn an_app_someone_else_holds_exits_13_until_adopted_and_a_damaged_journal_stops_undo() {
+    const CONTOSO: &str = "b2d5c2a4-6f1e-4c8b-9a3d-1e2f3a4b5c6d";
+    let sim = sim("adele@contoso.com").await;
+    let data = temp();
+    let out = temp();
+    sim.register_app_as(
+        CONTOSO,
+        "alex@contoso.com",
+        json!({
+            "displayName": "Pomerium",
+            "uniqueName": "entra-setup-pomerium-auth-squat-example",
+            "tags": ["entra-setup", "entra-setup:pomerium"],
+            "web": {"redirectUris": ["https://auth.squat.example/oauth2/callback", "https://harvest.alex.example/cb"]},
+        }),
+    )
+    .unwrap();
+    sim.add_password(CONTOSO, "entra-setup-pomerium-auth-squat-example", "alex's")
+        .unwrap();
+    let apply = |extra: &[&str]| {
+        let mut a = vec![
+            "apply",
+            "--provider",
+            "pomerium",
+            "--input",
+            "authenticate_url=https://auth.squat.example",
+            "--yes",
+            "--wait-consent",
+            "0",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let before = sim.directory(CONTOSO).unwrap();
+    let args = apply(&[]);
+    let r = cli(&sim, &data, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(r.code, 13, "{}", r.stderr);
+    for says in ["alex@contoso.com", "alex's", "https://harvest.alex.example/cb", "--adopt", "Nothing was changed"] {
+        assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
+    }
+    let after = sim.directory(CONTOSO).unwrap();
+    assert_eq!(after.grants, before.grants);
+    assert_eq!(after.assignments, before.assignments);
+    assert_eq!(after.applications, before.applications, "nothing written");
+    assert!(std::fs::read_dir(&out).unwrap().next().is_none(), "no file written");
+
+    let args = apply(&["--adopt"]);
+    let r = cli(&sim, &data, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(r.code == 0 || r.code == 5, "{}", r.stderr);
+    let app = sim
+        .directory(CONTOSO)
+        .unwrap()
+        .applications
+        .into_iter()
+        .find(|a| a["uniqueName"] == "entra-setup-pomerium-auth-squat-example")
+        .unwrap();
+    assert!(!app.to_string().contains("harvest.alex.example"), "{app}");
+    assert!(!app["passwordCredentials"].to_string().contains("alex's"));
+
+    // The journal damaged in the middle: undo names it and exits 12, never "no journal".
+    let journal = walk(&data.join("journal"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "garbage\u{0}\n");
+    std::fs::write(&journal, text).unwrap();
+    let r = cli(
+        &sim,
+        &data,
+        &["undo", "--provider", "pomerium", "--input", "authenticate_url=https://auth.squat.example", "--yes"],
+    )
+    .await;
+    assert_eq!(r.code, 12, "{}", r.stderr);
+    assert!(r.stderr.contains("damaged at line 2"), "{}", r.stderr);
+}

@@ -170,8 +170,10 @@ async fn oidc_setups_survive_a_realistic_tenant_and_rerun_inside_the_replication
             .expect("re-planned");
         assert!(again.plan.is_empty(), "{:#?}", again.plan.changes);
 
-        // ...and from another computer (no journal): whatever it plans from a stale read, it
-        // applies without failing and without a second object.
+        // ...and from another computer (no journal): that computer cannot tell the secret it
+        // finds from one someone else added, so nothing is written until the admin adopts the
+        // app (keeping the secret the provider uses); then, whatever it plans from a stale
+        // read, it applies without failing and without a second object.
         sim.set_faults(Faults {
             replication_reads: 3,
             ..Faults::realistic()
@@ -180,7 +182,34 @@ async fn oidc_setups_survive_a_realistic_tenant_and_rerun_inside_the_replication
         let other = flow::prepare(&s, &elsewhere, intent(provider_id, key, value), &[])
             .await
             .expect("planned elsewhere");
-        apply(&s, &other).await;
+        let (on_event, _) = collector();
+        let refused = flow::execute(&s, &other, &options(), on_event, &CancellationToken::new())
+            .await
+            .expect_err("not adopted yet");
+        assert!(
+            matches!(refused.error, entra_setup_core::setup::apply::ApplyError::NotAdopted(_)),
+            "{}",
+            refused.error
+        );
+        let keep = entra_setup_core::setup::custody::Adoption {
+            keep: vec![secret.key_id.clone()],
+        };
+        let (on_event, _) = collector();
+        let other = flow::prepare(&s, &elsewhere, intent(provider_id, key, value), &[])
+            .await
+            .expect("planned elsewhere");
+        flow::execute(
+            &s,
+            &other,
+            &ApplyOptions {
+                adopt: Some(keep),
+                ..options()
+            },
+            on_event,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("adopted: {e}"));
         let d = sim.directory(CONTOSO).unwrap();
         assert_eq!(count(&d.applications, |x| x["uniqueName"] == unique), 1);
         assert_eq!(count(&d.service_principals, |x| x["appId"] == app_id), 1);

@@ -456,3 +456,35 @@ async fn undo_acts_only_on_this_setups_objects() {
         .unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Trust item 5: a lost addPassword answer leaves no orphan. The secret a lost answer made can
+/// show up after the retry made the recorded one (replication); the next run recognises the
+/// late copy by the name the journal recorded, does not mistake it for someone else's, and
+/// removes it.
+#[tokio::test]
+async fn a_late_copy_of_a_secret_from_a_lost_answer_is_removed() {
+    use entra_setup_core::setup::plan::Change;
+    let (sim, s, dir, prepared) = cloudflare_planned("entra-setup-late-secret").await;
+    let tenant = s.account.tenant_id.clone();
+    let unique = prepared.plan.unique_name.clone();
+    let intent = prepared.intent.clone();
+    let run = apply_run(&s, prepared).await;
+    let secret = run.secret.as_ref().unwrap();
+    let (key_id, name) = (secret.key_id.clone(), secret.display_name.clone());
+    // The copy the lost answer made appears now, under the same name.
+    let late = sim.add_password(&tenant, &unique, &name).unwrap();
+    let again = entra_setup_core::setup::flow::prepare(&s, &dir, intent, &[key_id.clone()])
+        .await
+        .unwrap();
+    assert!(again.foreign.is_empty(), "not someone else's: {:?}", again.foreign);
+    assert!(
+        again.plan.changes.iter().any(|c| matches!(&c.change, Change::RemovePassword { key_id, .. } if *key_id == late)),
+        "{:#?}",
+        again.plan.changes
+    );
+    assert!(
+        !again.plan.changes.iter().any(|c| matches!(&c.change, Change::RemovePassword { key_id: k, .. } if *k == key_id)),
+        "the recorded secret stays"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -226,19 +226,7 @@ impl LoopbackListener {
     }
 
     async fn bind_with(redirect_host: &str, per_connection: Duration) -> Result<Self, AuthError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|e| AuthError::Network {
-                what: "a local port for the sign-in reply".into(),
-                detail: e.to_string(),
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| AuthError::Network {
-                what: "the local listener".into(),
-                detail: e.to_string(),
-            })?
-            .port();
+        let (listener, v6, port) = Self::bind_loopback(redirect_host).await?;
         let (tx, rx) = oneshot::channel();
         let inner = Arc::new(Mutex::new(Inner {
             expected_state: None,
@@ -247,13 +235,6 @@ impl LoopbackListener {
         }));
         let app = Router::new().fallback(callback).with_state(inner.clone());
         let stop = CancellationToken::new();
-        // `localhost` may resolve to ::1 first: listen there on the same port too, when the
-        // machine has IPv6 loopback (the redirect host and the bound addresses agree).
-        let v6 = if redirect_host == "localhost" {
-            tokio::net::TcpListener::bind(("::1", port)).await.ok()
-        } else {
-            None
-        };
         for l in std::iter::once(listener).chain(v6) {
             let (app, stop) = (app.clone(), stop.clone());
             tokio::spawn(serve(l, app, stop, per_connection));
@@ -263,6 +244,55 @@ impl LoopbackListener {
             inner,
             rx,
             stop,
+        })
+    }
+
+    /// The redirect URI's address(es): 127.0.0.1 on a free port and, for `localhost` (which
+    /// may resolve to ::1 first), [::1] on the same port. When that port is taken on [::1]
+    /// — by another program, which would then receive the sign-in's code — another port is
+    /// picked for both; a machine without IPv6 loopback listens on 127.0.0.1 alone.
+    async fn bind_loopback(
+        redirect_host: &str,
+    ) -> Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>, u16), AuthError> {
+        Self::bind_loopback_from(redirect_host, 0).await
+    }
+
+    /// [`Self::bind_loopback`], trying `first` before any free port (0: any).
+    async fn bind_loopback_from(
+        redirect_host: &str,
+        first: u16,
+    ) -> Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>, u16), AuthError> {
+        let net = |what: &str, e: std::io::Error| AuthError::Network {
+            what: what.into(),
+            detail: e.to_string(),
+        };
+        for attempt in 0..20 {
+            let try_port = if attempt == 0 { first } else { 0 };
+            let v4 = match tokio::net::TcpListener::bind(("127.0.0.1", try_port)).await {
+                Ok(l) => l,
+                Err(_) if try_port != 0 => continue,
+                Err(e) => return Err(net("a local port for the sign-in reply", e)),
+            };
+            let port = v4
+                .local_addr()
+                .map_err(|e| net("the local listener", e))?
+                .port();
+            if redirect_host != "localhost" {
+                return Ok((v4, None, port));
+            }
+            match tokio::net::TcpListener::bind(("::1", port)).await {
+                Ok(v6) => return Ok((v4, Some(v6), port)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    tracing::info!(port, "[::1] is taken on the sign-in port; picking another");
+                    continue;
+                }
+                // No IPv6 loopback on this machine: `localhost` cannot resolve to it either.
+                Err(_) => return Ok((v4, None, port)),
+            }
+        }
+        Err(AuthError::Network {
+            what: "a local port free on both 127.0.0.1 and [::1] for the sign-in reply".into(),
+            detail: "every port tried was taken on one of them".into(),
         })
     }
 
@@ -322,6 +352,20 @@ mod tests {
 
     /// Item 9 of the hardening issue: a connection that sends nothing, or half a request, is
     /// closed after the per-connection timeout, and the browser's answer still gets through.
+    #[tokio::test]
+    async fn a_port_taken_on_ipv6_loopback_is_not_used_for_localhost() {
+        // Someone listens on [::1]:P; a localhost redirect on P would hand them the code.
+        let Ok(squatter) = tokio::net::TcpListener::bind(("::1", 0)).await else {
+            return; // no IPv6 loopback on this machine: nothing can listen there
+        };
+        let taken = squatter.local_addr().unwrap().port();
+        let (_, v6, port) = LoopbackListener::bind_loopback_from("localhost", taken)
+            .await
+            .unwrap();
+        assert_ne!(port, taken, "another port was picked for both");
+        assert!(v6.is_some(), "[::1] listens on the new port");
+    }
+
     #[tokio::test]
     async fn idle_connections_are_cut_off_and_the_answer_still_arrives() {
         let listener = LoopbackListener::bind_with("127.0.0.1", Duration::from_millis(300))

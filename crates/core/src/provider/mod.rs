@@ -741,6 +741,17 @@ pub fn catalogue(extra: &[&Path]) -> Result<Vec<Provider>, ProfileError> {
     let mut all = builtin()?;
     for dir in extra {
         for p in from_dir(dir)? {
+            if all.iter().any(|b| b.id == p.id) {
+                return Err(ProfileError {
+                    file: p.file.clone(),
+                    line: 1,
+                    message: format!(
+                        "id '{}' is already taken by {}: give this provider an id of its own (and the file the same name)",
+                        p.id,
+                        all.iter().find(|b| b.id == p.id).map_or("", |b| b.file.as_str())
+                    ),
+                });
+            }
             // A custom profile may not pass for a built-in one on screen.
             if let Some(b) = all
                 .iter()
@@ -753,17 +764,6 @@ pub fn catalogue(extra: &[&Path]) -> Result<Vec<Provider>, ProfileError> {
                         "name '{}' is the name of the built-in provider '{}': give this custom provider a name of its own, so nobody takes it for the built-in one",
                         crate::redact::echo(&p.name, 80),
                         b.id
-                    ),
-                });
-            }
-            if all.iter().any(|b| b.id == p.id) {
-                return Err(ProfileError {
-                    file: p.file.clone(),
-                    line: 1,
-                    message: format!(
-                        "id '{}' is already taken by {}: give this provider an id of its own (and the file the same name)",
-                        p.id,
-                        all.iter().find(|b| b.id == p.id).map_or("", |b| b.file.as_str())
                     ),
                 });
             }

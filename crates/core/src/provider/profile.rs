@@ -1560,6 +1560,10 @@ mod tests {
             ),
             (
                 cf.replace(
+                    "api_base = \"https://api.cloudflare.com/client/v4\"",
+                    "api_base = \"https://api.cloudflare.com\"",
+                )
+                .replace(
                     "url = \"{api_base}/accounts/{account_id}/access/identity_providers\"\nitems",
                     "url = \"{api_base}.evil.example/{account_id}\"\nitems",
                 ),
@@ -1814,6 +1818,27 @@ redirect_uris = ["{redirect_uris}"]
         let e = super::super::catalogue(&[dir.as_path()]).unwrap_err();
         assert!(e.message.contains("already taken"), "{e}");
         assert!(e.file.ends_with("cloudflare.toml"));
+        // Another id under the built-in's name would pass for it on screen.
+        std::fs::remove_file(dir.join("cloudflare.toml")).unwrap();
+        std::fs::write(
+            dir.join("lookalike.toml"),
+            src("cloudflare").replacen("id = \"cloudflare\"", "id = \"lookalike\"", 1),
+        )
+        .unwrap();
+        let e = super::super::catalogue(&[dir.as_path()]).unwrap_err();
+        assert!(e.message.contains("name of the built-in provider 'cloudflare'"), "{e}");
+        // With a name of its own it loads, marked custom with its file.
+        std::fs::write(
+            dir.join("lookalike.toml"),
+            src("cloudflare")
+                .replacen("id = \"cloudflare\"", "id = \"lookalike\"", 1)
+                .replacen("name = \"Cloudflare One\"", "name = \"Acme Access\"", 1),
+        )
+        .unwrap();
+        let all = super::super::catalogue(&[dir.as_path()]).unwrap();
+        let mine = all.iter().find(|p| p.id == "lookalike").unwrap();
+        assert!(mine.custom.as_deref().is_some_and(|f| f.ends_with("lookalike.toml")));
+        assert!(all.iter().find(|p| p.id == "cloudflare").unwrap().custom.is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

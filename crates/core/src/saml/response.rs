@@ -133,11 +133,19 @@ fn child<'a, 'i>(
     n.children().find(|c| c.has_tag_name((ns, name)))
 }
 
+/// An element's whole text, as the signature covers it: every text node inside it, comments
+/// dropped (canonicalisation without comments). Reading only the first text node would show
+/// `alice@contoso.com` for `alice@contoso.com<!---->.evil.example`, which the signature
+/// covers as `alice@contoso.com.evil.example`.
 fn text(n: Option<roxmltree::Node<'_, '_>>) -> String {
-    n.and_then(|n| n.text())
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_string()
+    n.map(|n| {
+        n.descendants()
+            .filter(roxmltree::Node::is_text)
+            .filter_map(|t| t.text())
+            .collect::<String>()
+    })
+    .map(|t| t.trim().to_string())
+    .unwrap_or_default()
 }
 
 fn check(what: &'static str, expected: &str, got: &str) -> Result<(), ResponseError> {
@@ -315,7 +323,8 @@ fn verify_signature(
     }
     let sig = |e: &dyn std::fmt::Display| ResponseError::Signature(e.to_string());
     let provider = RustCryptoProvider;
-    let policies = PolicyCompiler::new(PolicyProfile::Modern, &provider, None)
+    // The SAML profile: restricted signature shapes and the target's coverage authenticated.
+    let policies = PolicyCompiler::new(PolicyProfile::SecureSaml, &provider, None)
         .and_then(|c| {
             c.compile(&PolicyCompileContext {
                 external_resources: false,
@@ -432,6 +441,18 @@ mod tests {
                 "{from}"
             );
         }
+    }
+
+    #[test]
+    fn the_inspector_shows_the_whole_text_the_signature_covers() {
+        // A comment inside the NameID is not covered by the signature (canonicalisation drops
+        // it): the signature still verifies, so the text shown must be all of it, never the
+        // part before the comment.
+        let certs = [CERT.to_vec()];
+        let commented = SIGNED.replacen("adele@contoso.com</NameID>", "adele@<!-- a comment -->contoso.com</NameID>", 1);
+        assert_ne!(commented, SIGNED);
+        let a = verify_xml(&commented, &expected(&certs)).unwrap();
+        assert_eq!(a.name_id, "adele@contoso.com");
     }
 
     #[test]

@@ -173,6 +173,9 @@ pub struct Known {
     pub kept: Vec<String>,
     /// Temporary loopback redirect URIs a test sign-in left (removed on the next open).
     pub temporary_uris: Vec<String>,
+    /// Display names of secrets the wizard asked for on this setup: a copy an addPassword
+    /// made while its answer was lost carries one (the plan removes it).
+    pub secret_names: Vec<String>,
 }
 
 impl Known {
@@ -200,6 +203,12 @@ impl Known {
                     id: Some(id),
                     ..
                 } => k.credentials.push(id.clone()),
+                Event::Started {
+                    kind,
+                    name: Some(name),
+                } if super::plan::kind_is(kind, "addPassword") => {
+                    k.secret_names.push(name.clone());
+                }
                 Event::Adopted {
                     app_object_id,
                     kept,
@@ -313,7 +322,12 @@ pub async fn check(
     let credentials: Vec<ForeignCredential> = creds
         .into_iter()
         .filter(|c| {
+            let late_copy = known.here
+                && c.kind == CredentialKind::Secret
+                && c.on.starts_with("applications/")
+                && known.secret_names.contains(&c.name);
             !kept(&c.id)
+                && !late_copy
                 && !known
                     .credentials
                     .iter()

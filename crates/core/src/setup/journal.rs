@@ -67,6 +67,10 @@ pub struct JournalHints {
     pub unfinished_instantiations: Vec<String>,
     /// The SCIM settings the last run saved.
     pub scim: Option<ScimRecord>,
+    /// Secrets an addPassword made and recorded: (display name, key id). Another secret with
+    /// the same name is a late copy from an answer that was lost and retried: nobody has its
+    /// value, and it goes.
+    pub made_secrets: Vec<(String, String)>,
 }
 
 /// The SCIM settings a run saved (never the token).
@@ -498,7 +502,30 @@ impl Journal {
                 _ => None,
             })
             .collect();
+        let made_secrets = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.event {
+                Event::Started {
+                    kind,
+                    name: Some(name),
+                } if super::plan::kind_is(kind, "addPassword") => {
+                    entries[i + 1..].iter().find_map(|later| match &later.event {
+                        Event::Done {
+                            created: Some(ObjectKind::Password),
+                            id: Some(id),
+                            ..
+                        } if later.plan_id == e.plan_id && later.seq == e.seq => {
+                            Some((name.clone(), id.clone()))
+                        }
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
         Ok(JournalHints {
+            made_secrets,
             unfinished_secret_names: unfinished,
             unhanded_secret_ids: unhanded,
             unfinished_instantiations,

@@ -4,6 +4,44 @@
 use super::*;
 
 impl Ctx<'_> {
+    /// Checks that an app this apply's create found already there is held by nobody else:
+    /// its owners are the signed-in admin's, it has no credentials and only `body`'s redirect
+    /// URIs. Refuses otherwise, before anything else is written to it.
+    async fn unheld_since_plan(&self, object_id: &str, body: &Value) -> Result<(), GraphError> {
+        let me: Value = self
+            .graph
+            .get("/me?$select=id")
+            .scopes(StepScopes::SignIn)
+            .send_json()
+            .await?;
+        let desired: Vec<String> = body["web"]["redirectUris"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.as_str().map(str::to_string))
+            .collect();
+        let expected = super::super::custody::Expected {
+            app: "sign_in",
+            admin_oid: me["id"].as_str().unwrap_or_default(),
+            redirect_uris: desired,
+            sp_credentials: false,
+        };
+        let found = super::super::custody::check(
+            self.graph,
+            object_id,
+            None,
+            &expected,
+            &super::super::custody::Known::default(),
+        )
+        .await?;
+        match found {
+            None => Ok(()),
+            Some(f) => Err(GraphError::Refused(
+                super::super::custody::NotAdopted(vec![f]).to_string(),
+            )),
+        }
+    }
+
     /// Creates or updates an app, or its service principal.
     pub(super) async fn apps(
         &self,
@@ -32,20 +70,27 @@ impl Ctx<'_> {
                 } else if let Some(app) = self.state.app() {
                     (Some(app.id.clone()), Some(app.app_id.clone()), false)
                 } else {
-                    // Updated an app this run did not see (created by a concurrent run): read it.
+                    // Updated an app this run did not see: made by this very request when its
+                    // first answer was lost and the retry found it, or by someone else in the
+                    // moment since the plan read the tenant. It is the wizard's only if nobody
+                    // else holds it (its owner is the admin, no credentials, only the profile's
+                    // redirect URIs); otherwise the apply stops before any secret or consent.
                     let b: Value = g
                         .get(unique_name_path(&self.plan.unique_name))
                         .scopes(s)
                         .retry_if(replication_delay)
                         .send_json()
                         .await?;
-                    (
-                        b["id"].as_str().map(str::to_string),
-                        b["appId"].as_str().map(str::to_string),
-                        false,
-                    )
+                    let id = b["id"].as_str().map(str::to_string);
+                    let ours = match (&id, creates) {
+                        (Some(id), true) => {
+                            self.unheld_since_plan(id, body).await?;
+                            true
+                        }
+                        _ => false,
+                    };
+                    (id, b["appId"].as_str().map(str::to_string), ours)
                 };
-                let _ = creates;
                 Ok(StepOut {
                     ids: AppIds {
                         object_id: app_object_id.clone(),
