@@ -160,7 +160,10 @@ fn a_signed_update_is_offered_a_tampered_one_refused_and_none_checked_when_turne
     );
     let status = invoke(&webview, "check_for_update", serde_json::json!({})).unwrap();
     let notes = status["notes"].as_str().unwrap();
-    assert!(!notes.contains('\u{1b}') && !notes.contains('\u{202e}'), "{notes:?}");
+    assert!(
+        !notes.contains('\u{1b}') && !notes.contains('\u{202e}'),
+        "{notes:?}"
+    );
 
     // 1c. An older release, however well signed, is never offered (no rollback), nor
     // downloaded.
@@ -168,7 +171,11 @@ fn a_signed_update_is_offered_a_tampered_one_refused_and_none_checked_when_turne
     let asked = server.requests.load(Ordering::SeqCst);
     let status = invoke(&webview, "check_for_update", serde_json::json!({})).unwrap();
     assert_eq!(status["kind"], "upToDate", "{status}");
-    assert_eq!(server.requests.load(Ordering::SeqCst), asked + 1, "only latest.json was asked for");
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        asked + 1,
+        "only latest.json was asked for"
+    );
     *server.version.lock().unwrap() = ("9.9.9".into(), "Faster SCIM checks.".into());
 
     // 2. The same release with its download altered: refused, and nothing waits to install.

@@ -367,7 +367,9 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
                 entra_setup_core::redact::echo(owner, 60),
                 c.verified_publisher
                     .as_deref()
-                    .map_or("none".to_string(), |p| entra_setup_core::redact::echo(p, 80))
+                    .map_or("none".to_string(), |p| entra_setup_core::redact::echo(
+                        p, 80
+                    ))
             );
         }
         if !c.extra.is_empty() {

@@ -2089,19 +2089,38 @@ async fn an_app_someone_else_holds_exits_13_until_adopted_and_a_damaged_journal_
     };
     let before = sim.directory(CONTOSO).unwrap();
     let args = apply(&[]);
-    let r = cli(&sim, &data, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let r = cli(
+        &sim,
+        &data,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
     assert_eq!(r.code, 13, "{}", r.stderr);
-    for says in ["alex@contoso.com", "alex's", "https://harvest.alex.example/cb", "--adopt", "Nothing was changed"] {
+    for says in [
+        "alex@contoso.com",
+        "alex's",
+        "https://harvest.alex.example/cb",
+        "--adopt",
+        "Nothing was changed",
+    ] {
         assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
     }
     let after = sim.directory(CONTOSO).unwrap();
     assert_eq!(after.grants, before.grants);
     assert_eq!(after.assignments, before.assignments);
     assert_eq!(after.applications, before.applications, "nothing written");
-    assert!(std::fs::read_dir(&out).unwrap().next().is_none(), "no file written");
+    assert!(
+        std::fs::read_dir(&out).unwrap().next().is_none(),
+        "no file written"
+    );
 
     let args = apply(&["--adopt"]);
-    let r = cli(&sim, &data, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let r = cli(
+        &sim,
+        &data,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
     assert!(r.code == 0 || r.code == 5, "{}", r.stderr);
     let app = sim
         .directory(CONTOSO)
@@ -2124,7 +2143,14 @@ async fn an_app_someone_else_holds_exits_13_until_adopted_and_a_damaged_journal_
     let r = cli(
         &sim,
         &data,
-        &["undo", "--provider", "pomerium", "--input", "authenticate_url=https://auth.squat.example", "--yes"],
+        &[
+            "undo",
+            "--provider",
+            "pomerium",
+            "--input",
+            "authenticate_url=https://auth.squat.example",
+            "--yes",
+        ],
     )
     .await;
     assert_eq!(r.code, 12, "{}", r.stderr);

@@ -86,10 +86,20 @@ mod tests {
 
     #[test]
     fn high_privilege_permissions_are_named() {
-        for p in ["Directory.Read.All", "User.ReadWrite.All", "RoleManagement.Read.Directory", "AppRoleAssignment.ReadWrite.All"] {
+        for p in [
+            "Directory.Read.All",
+            "User.ReadWrite.All",
+            "RoleManagement.Read.Directory",
+            "AppRoleAssignment.ReadWrite.All",
+        ] {
             assert!(is_high_privilege(p), "{p}");
         }
-        for p in ["User.Read", "GroupMember.Read.All", "openid", "Group.Read.All"] {
+        for p in [
+            "User.Read",
+            "GroupMember.Read.All",
+            "openid",
+            "Group.Read.All",
+        ] {
             assert!(!is_high_privilege(p), "{p}");
         }
     }

@@ -60,11 +60,13 @@ pub enum EndpointError {
 pub fn secure_transport(u: &Url) -> bool {
     match u.scheme() {
         "https" => true,
-        "http" => matches!(
-            u.host(),
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-        ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-            || u.host_str() == Some("localhost"),
+        "http" => {
+            matches!(
+                u.host(),
+                Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+            ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+                || u.host_str() == Some("localhost")
+        }
         _ => false,
     }
 }

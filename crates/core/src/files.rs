@@ -45,7 +45,11 @@ pub fn plain_file_name(name: &str) -> Result<(), FileNameError> {
         return bad("it contains a character other than letters, digits, '.', '-' and '_'");
     }
     // Names Windows keeps for devices, with or without an extension.
-    let stem = name.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let device = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
         || ((stem.starts_with("COM") || stem.starts_with("LPT"))
             && stem.len() == 4
@@ -162,7 +166,10 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<String, ReadError> {
     }
     let f = opts.open(path).map_err(io)?;
     if !f.metadata().map_err(io)?.is_file() {
-        return Err(ReadError::NotAFile { path: shown, what: "replaced while being read" });
+        return Err(ReadError::NotAFile {
+            path: shown,
+            what: "replaced while being read",
+        });
     }
     let mut bytes = vec![];
     f.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
@@ -322,7 +329,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("read-regular-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("p.toml");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
         let e = read_regular(&fifo, 100).unwrap_err();
         assert!(e.to_string().contains("named pipe"), "{e}");
         let e = read_regular(&dir, 100).unwrap_err();
@@ -331,7 +342,10 @@ mod tests {
         assert!(e.to_string().contains("a device"), "{e}");
         let big = dir.join("big.toml");
         std::fs::write(&big, vec![b'a'; 101]).unwrap();
-        assert!(matches!(read_regular(&big, 100), Err(ReadError::TooLarge { .. })));
+        assert!(matches!(
+            read_regular(&big, 100),
+            Err(ReadError::TooLarge { .. })
+        ));
         std::fs::write(&big, b"ok").unwrap();
         assert_eq!(read_regular(&big, 100).unwrap(), "ok");
         let _ = std::fs::remove_dir_all(dir);

@@ -249,7 +249,13 @@ fn same_origin(base: &str, url: &str) -> Result<(), PushError> {
         })
     };
     let (b, u) = (parse(base)?, parse(url)?);
-    let origin = |x: &url::Url| (x.scheme().to_string(), x.host_str().map(str::to_ascii_lowercase), x.port_or_known_default());
+    let origin = |x: &url::Url| {
+        (
+            x.scheme().to_string(),
+            x.host_str().map(str::to_ascii_lowercase),
+            x.port_or_known_default(),
+        )
+    };
     if origin(&b) != origin(&u) || !u.username().is_empty() || u.password().is_some() {
         return Err(PushError::Prepare(format!(
             "the profile's push URL goes to {}, not to the provider's API at {}: nothing was sent. Fix the profile's [push] URLs (they must stay on api_base's host).",
@@ -267,7 +273,10 @@ pub(crate) fn template_stays_on(template: &str, api_base: &str) -> Result<(), St
         .into_iter()
         .map(|p| (p, "x".to_string()))
         .collect();
-    values.insert("api_base".into(), api_base.trim_end_matches('/').to_string());
+    values.insert(
+        "api_base".into(),
+        api_base.trim_end_matches('/').to_string(),
+    );
     url_for(template, &values).map(|_| ()).map_err(|e| match e {
         PushError::Prepare(m) => m,
         e => e.to_string(),
@@ -360,16 +369,26 @@ mod tests {
             &values(&[("api_base", base), ("account_id", "0123abcd")]),
         )
         .unwrap();
-        assert_eq!(ok, "https://api.cloudflare.com/client/v4/accounts/0123abcd/access/identity_providers");
+        assert_eq!(
+            ok,
+            "https://api.cloudflare.com/client/v4/accounts/0123abcd/access/identity_providers"
+        );
         // A value cannot leave its path segment: it is encoded, and the host stays.
         let sneaky = url_for(
             "{api_base}/accounts/{account_id}/x",
-            &values(&[("api_base", base), ("account_id", "../../x?y#z@evil.example")]),
+            &values(&[
+                ("api_base", base),
+                ("account_id", "../../x?y#z@evil.example"),
+            ]),
         )
         .unwrap();
         assert!(sneaky.starts_with("https://api.cloudflare.com/client/v4/accounts/..%2F..%2Fx%3Fy%23z%40evil.example/x"), "{sneaky}");
         // A template that changes the host (a profile shared as "data") is refused.
-        for t in ["{api_base}.evil.example/x", "{api_base}@evil.example/x", "{api_base}:8443/x"] {
+        for t in [
+            "{api_base}.evil.example/x",
+            "{api_base}@evil.example/x",
+            "{api_base}:8443/x",
+        ] {
             let e = url_for(t, &values(&[("api_base", "https://api.cloudflare.com")])).unwrap_err();
             assert!(e.to_string().contains("nothing was sent"), "{t}: {e}");
         }

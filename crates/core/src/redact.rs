@@ -133,7 +133,8 @@ mod tests {
         for c in ['\u{202e}', '\u{2066}', '\u{2069}', '\u{9b}', '\u{85}'] {
             assert!(!out.contains(c), "{out:?} keeps {c:?}");
         }
-        let masked = super::printable_without("token tok-plain-1234 was wrong", &["tok-plain-1234"]);
+        let masked =
+            super::printable_without("token tok-plain-1234 was wrong", &["tok-plain-1234"]);
         assert_eq!(masked, "token <redacted> was wrong");
     }
 

@@ -382,7 +382,11 @@ impl MetadataSource {
         if t.is_empty() {
             return Err(ImportError::Read("no file or URL was given".into()));
         }
-        if t.starts_with("\\\\") || t.starts_with("//") || t.starts_with("\\/") || t.starts_with("/\\") {
+        if t.starts_with("\\\\")
+            || t.starts_with("//")
+            || t.starts_with("\\/")
+            || t.starts_with("/\\")
+        {
             return Err(ImportError::Read(
                 "it is a network path: copy the metadata file to this computer, or give its https:// URL".into(),
             ));
@@ -414,12 +418,11 @@ pub async fn import_sp_metadata(
 ) -> Result<SpMetadata, ImportError> {
     let xml = match from {
         MetadataSource::Url(u) => fetch_sp_metadata(http, u).await?,
-        MetadataSource::File(path) => {
-            crate::files::read_regular(path, MAX_METADATA_BYTES as u64).map_err(|e| match e {
-                crate::files::ReadError::TooLarge { .. } => ImportError::TooLarge,
-                e => ImportError::Read(e.to_string()),
-            })?
-        }
+        MetadataSource::File(path) => crate::files::read_regular(path, MAX_METADATA_BYTES as u64)
+            .map_err(|e| match e {
+            crate::files::ReadError::TooLarge { .. } => ImportError::TooLarge,
+            e => ImportError::Read(e.to_string()),
+        })?,
     };
     Ok(parse_sp_metadata(&xml)?)
 }

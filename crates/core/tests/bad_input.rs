@@ -300,6 +300,63 @@ fn provider_profiles() {
         format!("{good}\nid = \"again\"\n"),
         good.replacen('[', "{", 1),
         good.replace("id = \"team\"", "id = \"team\"\nid = \"team2\""),
+        // A shared profile is code: where it writes, where it sends, what it asks for.
+        good.replace(
+            "file_name = \"cloudflare-entra-id.tf\"",
+            "file_name = \"../../.config/autostart/x.desktop\"",
+        ),
+        good.replace(
+            "file_name = \"cloudflare-entra-id.tf\"",
+            "file_name = \"/etc/cron.d/x\"",
+        ),
+        good.replace(
+            "file_name = \"cloudflare-entra-id.tf\"",
+            "file_name = \"C:\\\\Users\\\\x\\\\Startup\\\\x.bat\"",
+        ),
+        good.replace(
+            "file_name = \"cloudflare-entra-id.tf\"",
+            "file_name = \".bashrc\"",
+        ),
+        good.replace(
+            "file_name = \"cloudflare-entra-id.tf\"",
+            "file_name = \"CON.tf\"",
+        ),
+        good.replace(
+            "file_name = \"cloudflare-entra-id.tf\"",
+            "file_name = \"x\u{202e}ft.exe\"",
+        ),
+        good.replace("id = \"terraform\"", "id = \"../terraform\""),
+        good.replace(
+            "api_base = \"https://api.cloudflare.com/client/v4\"",
+            "api_base = \"https://api.cloudflare.com\"",
+        )
+        .replace(
+            "url = \"{api_base}/accounts/{account_id}/access/identity_providers\"\nitems",
+            "url = \"{api_base}.evil.example/{account_id}\"\nitems",
+        ),
+        good.replace(
+            "api_base = \"https://api.cloudflare.com/client/v4\"",
+            "api_base = \"https://api.cloudflare.com\"",
+        )
+        .replace(
+            "url = \"{api_base}/accounts/{account_id}/access/identity_providers/{id}\"",
+            "url = \"{api_base}@evil.example/{id}\"",
+        ),
+        good.replace(
+            "api_base = \"https://api.cloudflare.com/client/v4\"",
+            "api_base = \"https://api.cloudflare.com\"",
+        )
+        .replace(
+            "url = \"{api_base}/accounts/{account_id}/access/identity_providers/{id}\"",
+            "url = \"{api_base}:8443/{id}\"",
+        ),
+        good.replace("\"*.cloudflareaccess.com\"", "\"*.github.io\""),
+        good.replace("\"*.cloudflareaccess.com\"", "\"*.co.uk\""),
+        good.replace("\"*.cloudflareaccess.com\"", "\"com\""),
+        good.replace(
+            "name = \"GroupMember.Read.All\"",
+            "name = \"Application.ReadWrite.All\"",
+        ),
     ];
     for cut in [10, 100, 400, 700] {
         let mut at = cut.min(good.len());
@@ -311,6 +368,48 @@ fn provider_profiles() {
     for (i, c) in cases.iter().enumerate() {
         let r = provider::Provider::parse(&format!("case{i}.toml"), c);
         refused("provider profile", c, r);
+    }
+}
+
+#[test]
+fn file_names_and_metadata_sources() {
+    let _done = Done;
+    let long = "a".repeat(200);
+    for bad in [
+        "../x",
+        "..",
+        "a/b",
+        "a\\b",
+        "/etc/passwd",
+        "C:\\x",
+        ".hidden",
+        "",
+        "x y",
+        "nul",
+        "COM1.txt",
+        "x\u{202e}fdp.exe",
+        "x\u{1b}[2J",
+        long.as_str(),
+        "x:stream",
+        "x*",
+        "x?",
+    ] {
+        let r = entra_setup_core::files::inside(std::path::Path::new("/out"), bad);
+        refused("output file name", bad, r);
+    }
+    for bad in [
+        "\\\\attacker.example\\share\\md.xml",
+        "//attacker.example/share/md.xml",
+        "/dev/zero",
+        "/proc/self/environ",
+        "",
+    ] {
+        let r = entra_setup_core::saml::MetadataSource::parse(bad);
+        refused("SP metadata source", bad, r);
+    }
+    for bad in ["/tmp/md.xml", "C:\\md.xml", "file:///etc/passwd", "md.xml"] {
+        let r = entra_setup_core::saml::MetadataSource::url_only(bad);
+        refused("SP metadata from the page", bad, r);
     }
 }
 
@@ -652,12 +751,14 @@ fn zz_the_corpus_is_at_least_three_hundred_cases() {
         "SAML response",
         "Graph answer",
         "sign-in listener request",
+        "output file name",
+        "SP metadata source",
     ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let tried = TRIED.lock().unwrap().clone();
         let total: usize = tried.values().sum();
-        if FINISHED.load(std::sync::atomic::Ordering::SeqCst) == 10 {
+        if FINISHED.load(std::sync::atomic::Ordering::SeqCst) == 11 {
             assert!(
                 expected.iter().all(|p| tried.contains_key(p)) && total >= 300,
                 "only {total} cases: {tried:?}"

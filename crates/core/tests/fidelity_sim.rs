@@ -187,7 +187,10 @@ async fn oidc_setups_survive_a_realistic_tenant_and_rerun_inside_the_replication
             .await
             .expect_err("not adopted yet");
         assert!(
-            matches!(refused.error, entra_setup_core::setup::apply::ApplyError::NotAdopted(_)),
+            matches!(
+                refused.error,
+                entra_setup_core::setup::apply::ApplyError::NotAdopted(_)
+            ),
             "{}",
             refused.error
         );

@@ -240,7 +240,10 @@ async fn an_app_a_member_registered_first_is_never_silently_adopted() {
     let sim = sim_as("adele@contoso.com").await;
     let (s, _) = admin_with(&sim, "contoso.com", false).await;
     let tenant = s.account.tenant_id.clone();
-    let intent = intent_for("pomerium", &[("authenticate_url", "https://authenticate.acme.example")]);
+    let intent = intent_for(
+        "pomerium",
+        &[("authenticate_url", "https://authenticate.acme.example")],
+    );
     let unique = intent.unique_name();
     // Alex, an ordinary member, predicts the name and registers it first.
     let (squat, _) = sim
@@ -258,11 +261,14 @@ async fn an_app_a_member_registered_first_is_never_silently_adopted() {
             }),
         )
         .unwrap();
-    let alex_secret = sim
-        .add_password(&tenant, &unique, "alex's secret")
-        .unwrap();
-    sim.add_federated_credential(&tenant, &squat, "https://token.actions.githubusercontent.com", "repo:alex/x:ref:refs/heads/main")
-        .unwrap();
+    let alex_secret = sim.add_password(&tenant, &unique, "alex's secret").unwrap();
+    sim.add_federated_credential(
+        &tenant,
+        &squat,
+        "https://token.actions.githubusercontent.com",
+        "repo:alex/x:ref:refs/heads/main",
+    )
+    .unwrap();
     let dir = data_dir("entra-setup-squat");
     let prepared = flow::prepare(&s, &dir, intent.clone(), &[]).await.unwrap();
     assert_eq!(prepared.foreign.len(), 1, "{:?}", prepared.foreign);
@@ -270,12 +276,20 @@ async fn an_app_a_member_registered_first_is_never_silently_adopted() {
     assert!(!f.known_here);
     assert_eq!(f.app_object_id, squat);
     assert!(
-        f.owners.iter().any(|o| o.user_principal_name.as_deref() == Some("alex@contoso.com")),
+        f.owners
+            .iter()
+            .any(|o| o.user_principal_name.as_deref() == Some("alex@contoso.com")),
         "{:?}",
         f.owners
     );
-    assert!(f.credentials.iter().any(|c| c.kind == CredentialKind::Secret && c.id == alex_secret));
-    assert!(f.credentials.iter().any(|c| c.kind == CredentialKind::Federated));
+    assert!(f
+        .credentials
+        .iter()
+        .any(|c| c.kind == CredentialKind::Secret && c.id == alex_secret));
+    assert!(f
+        .credentials
+        .iter()
+        .any(|c| c.kind == CredentialKind::Federated));
     assert_eq!(f.redirect_uris, ["https://harvest.alex.example/callback"]);
 
     // Apply without adopting: refused before any write, with the facts.
@@ -286,7 +300,12 @@ async fn an_app_a_member_registered_first_is_never_silently_adopted() {
         panic!("expected a refusal, got {failure:?}");
     };
     let message = n.to_string();
-    assert!(message.contains("alex@contoso.com") && message.contains("harvest.alex.example") && message.contains("--adopt"), "{message}");
+    assert!(
+        message.contains("alex@contoso.com")
+            && message.contains("harvest.alex.example")
+            && message.contains("--adopt"),
+        "{message}"
+    );
     let writes: Vec<_> = sim
         .exchanges()
         .into_iter()
@@ -294,8 +313,16 @@ async fn an_app_a_member_registered_first_is_never_silently_adopted() {
         .collect();
     assert!(writes.is_empty(), "nothing written: {writes:?}");
     let after = sim.directory(&tenant).unwrap();
-    assert_eq!(after.grants.len(), before.grants.len(), "no consent granted");
-    assert_eq!(after.assignments.len(), before.assignments.len(), "no application permission");
+    assert_eq!(
+        after.grants.len(),
+        before.grants.len(),
+        "no consent granted"
+    );
+    assert_eq!(
+        after.assignments.len(),
+        before.assignments.len(),
+        "no application permission"
+    );
 
     // Adopt, keeping nothing: Alex's owner, secret, federated credential and redirect URI go.
     let prepared = flow::prepare(&s, &dir, intent.clone(), &[]).await.unwrap();
@@ -313,22 +340,65 @@ async fn an_app_a_member_registered_first_is_never_silently_adopted() {
         .find(|a| a["id"] == squat.as_str())
         .unwrap();
     let owners = sim.owners(&tenant, &squat);
-    assert!(!owners.iter().any(|o| Some(o.as_str()) == f.owners.first().map(|x| x.id.as_str())), "{owners:?}");
-    let keys: Vec<&str> = app["passwordCredentials"].as_array().unwrap().iter().filter_map(|c| c["keyId"].as_str()).collect();
+    assert!(
+        !owners
+            .iter()
+            .any(|o| Some(o.as_str()) == f.owners.first().map(|x| x.id.as_str())),
+        "{owners:?}"
+    );
+    let keys: Vec<&str> = app["passwordCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["keyId"].as_str())
+        .collect();
     assert!(!keys.contains(&alex_secret.as_str()), "{keys:?}");
-    assert!(!app["web"]["redirectUris"].to_string().contains("harvest"), "{}", app["web"]);
-    assert_eq!(run.app_object_id, squat, "the adopted app is the one set up");
+    assert!(
+        !app["web"]["redirectUris"].to_string().contains("harvest"),
+        "{}",
+        app["web"]
+    );
+    assert_eq!(
+        run.app_object_id, squat,
+        "the adopted app is the one set up"
+    );
 
     // A re-run knows the app now: nothing foreign is left.
-    let again = flow::prepare(&s, &dir, intent, &[run.secret.as_ref().map(|x| x.key_id.clone()).unwrap_or_default()]).await.unwrap();
+    let again = flow::prepare(
+        &s,
+        &dir,
+        intent,
+        &[run
+            .secret
+            .as_ref()
+            .map(|x| x.key_id.clone())
+            .unwrap_or_default()],
+    )
+    .await
+    .unwrap();
     assert!(again.foreign.is_empty(), "{:?}", again.foreign);
 
     // Undo puts Alex back as owner and his redirect URI back (a removed secret cannot return),
     // and removes what the wizard added; the adopted app itself stays.
-    undo::undo(&s.graph, &again.journal, std::sync::Arc::new(|_| {})).await.unwrap();
-    assert!(sim.owners(&tenant, &squat).iter().any(|o| Some(o.as_str()) == f.owners.first().map(|x| x.id.as_str())));
-    let app = sim.directory(&tenant).unwrap().applications.into_iter().find(|a| a["id"] == squat.as_str()).unwrap();
-    assert!(app["web"]["redirectUris"].to_string().contains("harvest"), "{}", app["web"]);
+    undo::undo(&s.graph, &again.journal, std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap();
+    assert!(sim
+        .owners(&tenant, &squat)
+        .iter()
+        .any(|o| Some(o.as_str()) == f.owners.first().map(|x| x.id.as_str())));
+    let app = sim
+        .directory(&tenant)
+        .unwrap()
+        .applications
+        .into_iter()
+        .find(|a| a["id"] == squat.as_str())
+        .unwrap();
+    assert!(
+        app["web"]["redirectUris"].to_string().contains("harvest"),
+        "{}",
+        app["web"]
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -358,13 +428,23 @@ async fn adopting_keeps_what_the_admin_chose() {
     let prepared = flow::prepare(&s, &dir, intent.clone(), &[]).await.unwrap();
     let alex = prepared.foreign[0].owners[0].id.clone();
     let options = entra_setup_core::setup::apply::ApplyOptions {
-        adopt: Some(Adoption { keep: vec!["https://kept.example/cb".into()] }),
+        adopt: Some(Adoption {
+            keep: vec!["https://kept.example/cb".into()],
+        }),
         ..Default::default()
     };
     let (run, failure) = apply_with(&s, prepared, &options).await;
     assert!(failure.is_none(), "{failure:?}");
-    let app = sim.directory(&tenant).unwrap().applications.into_iter().find(|a| a["id"] == squat.as_str()).unwrap();
-    assert!(app["web"]["redirectUris"].to_string().contains("kept.example"));
+    let app = sim
+        .directory(&tenant)
+        .unwrap()
+        .applications
+        .into_iter()
+        .find(|a| a["id"] == squat.as_str())
+        .unwrap();
+    assert!(app["web"]["redirectUris"]
+        .to_string()
+        .contains("kept.example"));
     assert!(!sim.owners(&tenant, &squat).contains(&alex));
     let held: Vec<String> = run.secret.iter().map(|x| x.key_id.clone()).collect();
     let again = flow::prepare(&s, &dir, intent, &held).await.unwrap();
@@ -386,7 +466,11 @@ async fn undo_acts_only_on_this_setups_objects() {
     let _run = apply_run(&s, prepared).await;
     // Someone else's app with its service principal and a grant.
     let (_, other_app_id) = sim
-        .register_app_as(&tenant, "alex@contoso.com", serde_json::json!({"displayName": "Payroll"}))
+        .register_app_as(
+            &tenant,
+            "alex@contoso.com",
+            serde_json::json!({"displayName": "Payroll"}),
+        )
         .unwrap();
     let other_sp = sim
         .directory(&tenant)
@@ -411,15 +495,21 @@ async fn undo_acts_only_on_this_setups_objects() {
     };
     let cases: Vec<(String, &str)> = vec![
         (
-            line(serde_json::json!({"done": {"kind": "setAssignmentRequired", "created": "assignmentRequirement", "id": other_sp, "previous": "true"}})),
+            line(
+                serde_json::json!({"done": {"kind": "setAssignmentRequired", "created": "assignmentRequirement", "id": other_sp, "previous": "true"}}),
+            ),
             "not one of this provider's vendor apps",
         ),
         (
-            line(serde_json::json!({"done": {"kind": "createServicePrincipal", "created": "servicePrincipal", "id": other_sp, "previous": null}})),
+            line(
+                serde_json::json!({"done": {"kind": "createServicePrincipal", "created": "servicePrincipal", "id": other_sp, "previous": null}}),
+            ),
             "not of this setup's app",
         ),
         (
-            line(serde_json::json!({"done": {"kind": "x", "created": "servicePrincipal", "id": "../../users/x", "previous": null}})),
+            line(
+                serde_json::json!({"done": {"kind": "x", "created": "servicePrincipal", "id": "../../users/x", "previous": null}}),
+            ),
             "is not an id of the kind it names",
         ),
     ];
@@ -431,8 +521,15 @@ async fn undo_acts_only_on_this_setups_objects() {
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains(says) && e.contains("Nothing was changed") && e.contains("record "), "{says}: {e}");
-        let writes: Vec<_> = sim.exchanges().into_iter().filter(|x| x.method != "GET").collect();
+        assert!(
+            e.contains(says) && e.contains("Nothing was changed") && e.contains("record "),
+            "{says}: {e}"
+        );
+        let writes: Vec<_> = sim
+            .exchanges()
+            .into_iter()
+            .filter(|x| x.method != "GET")
+            .collect();
         assert!(writes.is_empty(), "{says}: {writes:?}");
     }
     // A grant "restored" to more than it has now would widen it.
@@ -448,7 +545,10 @@ async fn undo_acts_only_on_this_setups_objects() {
         assert!(e.contains("would widen the consent grant"), "{e}");
     }
     let after = sim.directory(&tenant).unwrap();
-    assert_eq!(after.service_principals.len(), before.service_principals.len());
+    assert_eq!(
+        after.service_principals.len(),
+        before.service_principals.len()
+    );
     assert_eq!(after.grants, before.grants);
     std::fs::write(journal.path(), &text).unwrap();
     undo::undo(&s.graph, &journal, std::sync::Arc::new(|_| {}))
@@ -473,17 +573,30 @@ async fn a_late_copy_of_a_secret_from_a_lost_answer_is_removed() {
     let (key_id, name) = (secret.key_id.clone(), secret.display_name.clone());
     // The copy the lost answer made appears now, under the same name.
     let late = sim.add_password(&tenant, &unique, &name).unwrap();
-    let again = entra_setup_core::setup::flow::prepare(&s, &dir, intent, &[key_id.clone()])
-        .await
-        .unwrap();
-    assert!(again.foreign.is_empty(), "not someone else's: {:?}", again.foreign);
+    let again =
+        entra_setup_core::setup::flow::prepare(&s, &dir, intent, std::slice::from_ref(&key_id))
+            .await
+            .unwrap();
     assert!(
-        again.plan.changes.iter().any(|c| matches!(&c.change, Change::RemovePassword { key_id, .. } if *key_id == late)),
+        again.foreign.is_empty(),
+        "not someone else's: {:?}",
+        again.foreign
+    );
+    assert!(
+        again
+            .plan
+            .changes
+            .iter()
+            .any(|c| matches!(&c.change, Change::RemovePassword { key_id, .. } if *key_id == late)),
         "{:#?}",
         again.plan.changes
     );
     assert!(
-        !again.plan.changes.iter().any(|c| matches!(&c.change, Change::RemovePassword { key_id: k, .. } if *k == key_id)),
+        !again
+            .plan
+            .changes
+            .iter()
+            .any(|c| matches!(&c.change, Change::RemovePassword { key_id: k, .. } if *k == key_id)),
         "the recorded secret stays"
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -94,7 +94,12 @@ async fn a_saml_test_sign_in_shows_the_claims_and_leaves_no_reply_url_behind() {
         reply_urls(&sim, &tenant, &unique),
         serde_json::json!([REPLY_URL])
     );
-    assert!(run.prepared.journal.temporary_redirects().unwrap().is_empty());
+    assert!(run
+        .prepared
+        .journal
+        .temporary_redirects()
+        .unwrap()
+        .is_empty());
 
     // Someone with more groups than a SAML token carries: the inspector says what happened.
     sim.set_approval(Approval::Auto {

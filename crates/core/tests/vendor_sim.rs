@@ -497,7 +497,10 @@ async fn a_lookalike_vendor_app_is_refused_and_extra_permissions_are_reported() 
         .unwrap()["id"]
         .clone();
     s.graph
-        .post(format!("/servicePrincipals/{}/appRoleAssignedTo", graph["id"].as_str().unwrap()))
+        .post(format!(
+            "/servicePrincipals/{}/appRoleAssignedTo",
+            graph["id"].as_str().unwrap()
+        ))
         .json(json!({"principalId": sync["id"], "resourceId": graph["id"], "appRoleId": role}))
         .scopes(entra_setup_core::auth::StepScopes::Consent)
         .send()
@@ -511,6 +514,9 @@ async fn a_lookalike_vendor_app_is_refused_and_extra_permissions_are_reported() 
     // Another organisation's app with the same name: refused, not guessed.
     sim.add_lookalike_service_principal(CONTOSO, "Firezone Authentication", FABRIKAM)
         .unwrap();
-    let e = vendor::check(&s.graph, &intent).await.unwrap_err().to_string();
+    let e = vendor::check(&s.graph, &intent)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not guess") && e.contains(FABRIKAM), "{e}");
 }

@@ -567,7 +567,12 @@ fn app_routes(
             req.allows(APP_READ, &["Application.Read.All"])?;
             let id = str_at(&dir.applications[i]["id"]);
             let items = dir.federated.get(&id).cloned().unwrap_or_default();
-            list(dir, req, "applications/federatedIdentityCredentials", &items)
+            list(
+                dir,
+                req,
+                "applications/federatedIdentityCredentials",
+                &items,
+            )
         }
         ("DELETE", ["federatedIdentityCredentials", fid], Some(i)) => {
             req.allows(APP_WRITE, &["Application.ReadWrite.All"])?;

@@ -414,14 +414,23 @@ impl SimHandle {
 
     /// Adds a federated identity credential (another identity provider's tokens accepted as
     /// the app's, e.g. a CI pipeline's) to the app with this object id.
-    pub fn add_federated_credential(&self, tenant_id: &str, object_id: &str, issuer: &str, subject: &str) -> Option<String> {
+    pub fn add_federated_credential(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Option<String> {
         let mut world = self.shared.world();
         let d = world.directories.get_mut(tenant_id)?;
         let id = uuid::Uuid::new_v4().to_string();
-        d.federated.entry(object_id.to_string()).or_default().push(serde_json::json!({
-            "id": id, "name": "pipeline", "issuer": issuer, "subject": subject,
-            "audiences": ["api://AzureADTokenExchange"],
-        }));
+        d.federated
+            .entry(object_id.to_string())
+            .or_default()
+            .push(serde_json::json!({
+                "id": id, "name": "pipeline", "issuer": issuer, "subject": subject,
+                "audiences": ["api://AzureADTokenExchange"],
+            }));
         Some(id)
     }
 

@@ -253,7 +253,14 @@ impl LoopbackListener {
     /// picked for both; a machine without IPv6 loopback listens on 127.0.0.1 alone.
     async fn bind_loopback(
         redirect_host: &str,
-    ) -> Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>, u16), AuthError> {
+    ) -> Result<
+        (
+            tokio::net::TcpListener,
+            Option<tokio::net::TcpListener>,
+            u16,
+        ),
+        AuthError,
+    > {
         Self::bind_loopback_from(redirect_host, 0).await
     }
 
@@ -261,7 +268,14 @@ impl LoopbackListener {
     async fn bind_loopback_from(
         redirect_host: &str,
         first: u16,
-    ) -> Result<(tokio::net::TcpListener, Option<tokio::net::TcpListener>, u16), AuthError> {
+    ) -> Result<
+        (
+            tokio::net::TcpListener,
+            Option<tokio::net::TcpListener>,
+            u16,
+        ),
+        AuthError,
+    > {
         let net = |what: &str, e: std::io::Error| AuthError::Network {
             what: what.into(),
             detail: e.to_string(),

@@ -1826,7 +1826,11 @@ redirect_uris = ["{redirect_uris}"]
         )
         .unwrap();
         let e = super::super::catalogue(&[dir.as_path()]).unwrap_err();
-        assert!(e.message.contains("name of the built-in provider 'cloudflare'"), "{e}");
+        assert!(
+            e.message
+                .contains("name of the built-in provider 'cloudflare'"),
+            "{e}"
+        );
         // With a name of its own it loads, marked custom with its file.
         std::fs::write(
             dir.join("lookalike.toml"),
@@ -1837,8 +1841,16 @@ redirect_uris = ["{redirect_uris}"]
         .unwrap();
         let all = super::super::catalogue(&[dir.as_path()]).unwrap();
         let mine = all.iter().find(|p| p.id == "lookalike").unwrap();
-        assert!(mine.custom.as_deref().is_some_and(|f| f.ends_with("lookalike.toml")));
-        assert!(all.iter().find(|p| p.id == "cloudflare").unwrap().custom.is_none());
+        assert!(mine
+            .custom
+            .as_deref()
+            .is_some_and(|f| f.ends_with("lookalike.toml")));
+        assert!(all
+            .iter()
+            .find(|p| p.id == "cloudflare")
+            .unwrap()
+            .custom
+            .is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

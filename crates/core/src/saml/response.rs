@@ -449,7 +449,11 @@ mod tests {
         // it): the signature still verifies, so the text shown must be all of it, never the
         // part before the comment.
         let certs = [CERT.to_vec()];
-        let commented = SIGNED.replacen("adele@contoso.com</NameID>", "adele@<!-- a comment -->contoso.com</NameID>", 1);
+        let commented = SIGNED.replacen(
+            "adele@contoso.com</NameID>",
+            "adele@<!-- a comment -->contoso.com</NameID>",
+            1,
+        );
         assert_ne!(commented, SIGNED);
         let a = verify_xml(&commented, &expected(&certs)).unwrap();
         assert_eq!(a.name_id, "adele@contoso.com");

@@ -93,7 +93,11 @@ impl ForeignApp {
             out.push(format!(
                 "owner: {} ({}), id {}",
                 echo(&o.display_name),
-                echo(o.user_principal_name.as_deref().unwrap_or("no sign-in name")),
+                echo(
+                    o.user_principal_name
+                        .as_deref()
+                        .unwrap_or("no sign-in name")
+                ),
                 o.id
             ));
         }
@@ -115,7 +119,10 @@ impl ForeignApp {
             ));
         }
         for u in &self.redirect_uris {
-            out.push(format!("redirect URI the service does not use: {}", echo(u)));
+            out.push(format!(
+                "redirect URI the service does not use: {}",
+                echo(u)
+            ));
         }
         out
     }
@@ -276,7 +283,11 @@ pub async fn check(
             kind: CredentialKind::Federated,
             id: str_of(&f["id"]),
             name: str_of(&f["name"]),
-            hint: format!("issuer {}, subject {}", str_of(&f["issuer"]), str_of(&f["subject"])),
+            hint: format!(
+                "issuer {}, subject {}",
+                str_of(&f["issuer"]),
+                str_of(&f["subject"])
+            ),
             end: None,
             on: format!("applications/{app_object_id}"),
         });
@@ -302,7 +313,10 @@ pub async fn check(
                 .scopes(s)
                 .send_json()
                 .await?;
-            creds.extend(credentials_of(&sp_value, &format!("servicePrincipals/{sp}")));
+            creds.extend(credentials_of(
+                &sp_value,
+                &format!("servicePrincipals/{sp}"),
+            ));
         }
     }
     let kept = |id: &str| known.kept.iter().any(|k| k.eq_ignore_ascii_case(id));
@@ -342,9 +356,7 @@ pub async fn check(
         redirect_uris_of(&app)
             .into_iter()
             .filter(|u| {
-                !expected.redirect_uris.contains(u)
-                    && !known.temporary_uris.contains(u)
-                    && !kept(u)
+                !expected.redirect_uris.contains(u) && !known.temporary_uris.contains(u) && !kept(u)
             })
             .collect()
     };
@@ -402,7 +414,12 @@ fn credentials_of(v: &Value, on: &str) -> Vec<ForeignCredential> {
 fn redirect_uris_of(app: &Value) -> Vec<String> {
     ["web", "spa", "publicClient"]
         .iter()
-        .flat_map(|p| app[*p]["redirectUris"].as_array().cloned().unwrap_or_default())
+        .flat_map(|p| {
+            app[*p]["redirectUris"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter_map(|u| u.as_str().map(str::to_string))
         .collect()
 }
@@ -435,7 +452,10 @@ pub async fn adopt(
 ) -> Result<Vec<Removed>, GraphError> {
     let keep = |id: &str| adoption.keep.iter().any(|k| k.eq_ignore_ascii_case(id));
     for k in &adoption.keep {
-        if !apps.iter().any(|a| a.keepable().iter().any(|x| x.eq_ignore_ascii_case(k))) {
+        if !apps
+            .iter()
+            .any(|a| a.keepable().iter().any(|x| x.eq_ignore_ascii_case(k)))
+        {
             return Err(GraphError::Refused(format!(
                 "--adopt-keep {}: no owner, credential or redirect URI of the app has that id. Nothing was changed; name one of the ids listed.",
                 echo(k)
@@ -456,7 +476,11 @@ pub async fn adopt(
                 app_id: Some(app.app_id.clone()),
                 request_id: None,
             })
-            .map_err(|e| GraphError::Refused(format!("The journal could not be written ({e}); nothing more was changed.")))
+            .map_err(|e| {
+                GraphError::Refused(format!(
+                    "The journal could not be written ({e}); nothing more was changed."
+                ))
+            })
     };
     for app in apps {
         for o in app.owners.iter().filter(|o| !keep(&o.id)) {
@@ -477,7 +501,11 @@ pub async fn adopt(
                 app,
             )?;
             out.push(Removed {
-                what: format!("Removed the owner {} from \"{}\"", echo(&o.display_name), echo(&app.display_name)),
+                what: format!(
+                    "Removed the owner {} from \"{}\"",
+                    echo(&o.display_name),
+                    echo(&app.display_name)
+                ),
             });
         }
         let certs_to_remove: Vec<&ForeignCredential> = app
@@ -520,10 +548,19 @@ pub async fn adopt(
                 app,
             )?;
             out.push(Removed {
-                what: format!("Removed the credential \"{}\" ({}) from \"{}\"", echo(&c.name), c.id, echo(&app.display_name)),
+                what: format!(
+                    "Removed the credential \"{}\" ({}) from \"{}\"",
+                    echo(&c.name),
+                    c.id,
+                    echo(&app.display_name)
+                ),
             });
         }
-        for on in certs_to_remove.iter().map(|c| c.on.clone()).collect::<std::collections::BTreeSet<_>>() {
+        for on in certs_to_remove
+            .iter()
+            .map(|c| c.on.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
             let current: Value = graph
                 .get(format!("/{on}?$select=keyCredentials"))
                 .scopes(s)
@@ -534,7 +571,11 @@ pub async fn adopt(
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|k| !certs_to_remove.iter().any(|c| c.on == on && k["keyId"] == c.id.as_str()))
+                .filter(|k| {
+                    !certs_to_remove
+                        .iter()
+                        .any(|c| c.on == on && k["keyId"] == c.id.as_str())
+                })
                 .collect();
             graph
                 .patch(format!("/{on}"))
@@ -553,7 +594,12 @@ pub async fn adopt(
                     app,
                 )?;
                 out.push(Removed {
-                    what: format!("Removed the certificate \"{}\" ({}) from \"{}\"", echo(&c.name), c.id, echo(&app.display_name)),
+                    what: format!(
+                        "Removed the certificate \"{}\" ({}) from \"{}\"",
+                        echo(&c.name),
+                        c.id,
+                        echo(&app.display_name)
+                    ),
                 });
             }
         }
@@ -611,7 +657,11 @@ pub async fn adopt(
             }
             for u in drop {
                 out.push(Removed {
-                    what: format!("Removed the redirect URI {} from \"{}\"", echo(u), echo(&app.display_name)),
+                    what: format!(
+                        "Removed the redirect URI {} from \"{}\"",
+                        echo(u),
+                        echo(&app.display_name)
+                    ),
                 });
             }
         }

@@ -166,10 +166,12 @@ async fn prepare_boxed(
             state = read_state().await?;
         }
     }
-    let foreign = custody_of(session, &intent, &state, &journal).await.map_err(|e| match e {
-        CustodyError::Graph(g) => SetupError::Graph(g),
-        CustodyError::Journal(j) => SetupError::Journal(j),
-    })?;
+    let foreign = custody_of(session, &intent, &state, &journal)
+        .await
+        .map_err(|e| match e {
+            CustodyError::Graph(g) => SetupError::Graph(g),
+            CustodyError::Journal(j) => SetupError::Journal(j),
+        })?;
     let plan = plan::plan(&PlanInput {
         intent: &intent,
         state: &state,

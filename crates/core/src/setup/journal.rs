@@ -361,10 +361,14 @@ impl Journal {
 
     /// The provider the journal's plans were for (the last plan that says).
     pub fn provider_id(&self) -> Result<Option<String>, JournalError> {
-        Ok(self.entries()?.into_iter().rev().find_map(|e| match e.event {
-            Event::Plan { provider_id, .. } => provider_id,
-            _ => None,
-        }))
+        Ok(self
+            .entries()?
+            .into_iter()
+            .rev()
+            .find_map(|e| match e.event {
+                Event::Plan { provider_id, .. } => provider_id,
+                _ => None,
+            }))
     }
 
     /// The lock of this journal's tenant, held while an apply or Undo writes to it.
@@ -502,28 +506,29 @@ impl Journal {
                 _ => None,
             })
             .collect();
-        let made_secrets = entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| match &e.event {
-                Event::Started {
-                    kind,
-                    name: Some(name),
-                } if super::plan::kind_is(kind, "addPassword") => {
-                    entries[i + 1..].iter().find_map(|later| match &later.event {
-                        Event::Done {
-                            created: Some(ObjectKind::Password),
-                            id: Some(id),
-                            ..
-                        } if later.plan_id == e.plan_id && later.seq == e.seq => {
-                            Some((name.clone(), id.clone()))
-                        }
-                        _ => None,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
+        let made_secrets =
+            entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| match &e.event {
+                    Event::Started {
+                        kind,
+                        name: Some(name),
+                    } if super::plan::kind_is(kind, "addPassword") => entries[i + 1..]
+                        .iter()
+                        .find_map(|later| match &later.event {
+                            Event::Done {
+                                created: Some(ObjectKind::Password),
+                                id: Some(id),
+                                ..
+                            } if later.plan_id == e.plan_id && later.seq == e.seq => {
+                                Some((name.clone(), id.clone()))
+                            }
+                            _ => None,
+                        }),
+                    _ => None,
+                })
+                .collect();
         Ok(JournalHints {
             made_secrets,
             unfinished_secret_names: unfinished,
@@ -535,10 +540,14 @@ impl Journal {
 
     /// The SCIM settings the last run saved.
     pub fn scim_record(&self) -> Result<Option<ScimRecord>, JournalError> {
-        Ok(self.entries()?.into_iter().rev().find_map(|e| match e.event {
-            Event::ScimConfigured(r) => Some(r),
-            _ => None,
-        }))
+        Ok(self
+            .entries()?
+            .into_iter()
+            .rev()
+            .find_map(|e| match e.event {
+                Event::ScimConfigured(r) => Some(r),
+                _ => None,
+            }))
     }
 
     /// Appends a plan-less event (the test sign-in's).
@@ -752,7 +761,10 @@ mod tests {
             assert_eq!(mode(j.path()), 0o600, "the journal is the user's alone");
             assert_eq!(mode(j.path().parent().unwrap()), 0o700);
         }
-        assert_eq!(j.hints().unwrap().unfinished_secret_names, ["entra-setup 1"]);
+        assert_eq!(
+            j.hints().unwrap().unfinished_secret_names,
+            ["entra-setup 1"]
+        );
         assert_eq!(j.created().unwrap().len(), 1);
         // A torn line from a crash is skipped.
         std::fs::OpenOptions::new()

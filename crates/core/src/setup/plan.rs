@@ -591,7 +591,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             let name = p.display_name.clone().unwrap_or_default();
             // A late copy: an addPassword whose answer was lost made it, the retry made the one
             // the journal recorded under the same name, and this one showed up afterwards.
-            let late_copy = input.hints.made_secrets.iter().any(|(n, k)| *n == name && *k != p.key_id)
+            let late_copy = input
+                .hints
+                .made_secrets
+                .iter()
+                .any(|(n, k)| *n == name && *k != p.key_id)
                 && !input.hints.made_secrets.iter().any(|(_, k)| *k == p.key_id);
             if input.hints.unfinished_secret_names.contains(&name)
                 || input.hints.unhanded_secret_ids.contains(&p.key_id)

@@ -479,7 +479,7 @@ impl Run {
             SamlFile::CertificateCer,
         ] {
             let (bytes, name) = self.saml_file(session, which).await?;
-            let path = inside(&name)?;
+            let path = inside(name)?;
             // Written beside and renamed over: a symlink planted at the name is replaced,
             // never followed.
             crate::files::write_atomic(&path, &bytes, false)
@@ -731,7 +731,16 @@ impl Run {
         let mut values = self.values(session);
         values.extend(plain);
         let client_secret = self.secret.as_ref().map(|x| &x.value);
-        let r = push::push(http, spec, api_base, &values, &secrets, &body, client_secret).await?;
+        let r = push::push(
+            http,
+            spec,
+            api_base,
+            &values,
+            &secrets,
+            &body,
+            client_secret,
+        )
+        .await?;
         self.handed_over(HandOver::Pushed);
         Ok(r)
     }

@@ -92,11 +92,21 @@ impl ScimToken {
     /// admin enters the token again.
     pub async fn kept(store: &Arc<dyn SecretStore>, key: &str) -> Option<Self> {
         let raw = keychain::get(store, key).await.ok()??;
-        let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(raw.expose_secret())
-            .ok()
-            .and_then(|v| Some((v["origin"].as_str()?.to_string(), v["token"].as_str()?.to_string())));
-        let Some((origin, token)) = parsed.filter(|(o, t)| origin_of(o).as_deref() == Some(o.as_str()) && !t.is_empty()) else {
-            tracing::warn!("a SCIM token in the keychain has no endpoint bound to it; it is not used");
+        let parsed: Option<(String, String)> =
+            serde_json::from_str::<serde_json::Value>(raw.expose_secret())
+                .ok()
+                .and_then(|v| {
+                    Some((
+                        v["origin"].as_str()?.to_string(),
+                        v["token"].as_str()?.to_string(),
+                    ))
+                });
+        let Some((origin, token)) =
+            parsed.filter(|(o, t)| origin_of(o).as_deref() == Some(o.as_str()) && !t.is_empty())
+        else {
+            tracing::warn!(
+                "a SCIM token in the keychain has no endpoint bound to it; it is not used"
+            );
             return None;
         };
         Some(Self {
@@ -126,7 +136,9 @@ impl ScimToken {
 /// Why a SCIM token could not be kept.
 #[derive(Debug, thiserror::Error)]
 pub enum KeepError {
-    #[error("Enter the Tenant URL first: the token is kept bound to it and never sent anywhere else.")]
+    #[error(
+        "Enter the Tenant URL first: the token is kept bound to it and never sent anywhere else."
+    )]
     NoEndpoint,
     #[error(transparent)]
     Keychain(#[from] keychain::KeychainError),

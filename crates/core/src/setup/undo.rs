@@ -105,11 +105,17 @@ impl SetupObjects {
             .created()
             .map_err(|e| GraphError::Refused(e.to_string()))?
         {
-            if c.kind != ObjectKind::TemplateApplication || out.apps.contains(&c.id) || !is_guid(&c.id) {
+            if c.kind != ObjectKind::TemplateApplication
+                || out.apps.contains(&c.id)
+                || !is_guid(&c.id)
+            {
                 continue;
             }
             let app: serde_json::Value = match graph
-                .get(format!("/applications/{}?$select=id,appId,displayName", c.id))
+                .get(format!(
+                    "/applications/{}?$select=id,appId,displayName",
+                    c.id
+                ))
                 .scopes(s)
                 .send_json()
                 .await
@@ -122,7 +128,9 @@ impl SetupObjects {
             let half_made = name
                 .rsplit_once("(setting up ")
                 .and_then(|(_, rest)| rest.strip_suffix(')'))
-                .is_some_and(|prefix| prefix.len() == 8 && plans.iter().any(|p| p.starts_with(prefix)));
+                .is_some_and(|prefix| {
+                    prefix.len() == 8 && plans.iter().any(|p| p.starts_with(prefix))
+                });
             if half_made {
                 out.apps.push(c.id.clone());
                 out.app_ids
@@ -131,7 +139,9 @@ impl SetupObjects {
         }
         for app_id in out.app_ids.clone() {
             match graph
-                .get(format!("/servicePrincipals(appId='{app_id}')?$select=id,appId"))
+                .get(format!(
+                    "/servicePrincipals(appId='{app_id}')?$select=id,appId"
+                ))
                 .scopes(s)
                 .send_json::<serde_json::Value>()
                 .await
@@ -213,7 +223,9 @@ async fn ensure_setups_objects(
             ObjectKind::SyncJob => {
                 !c.id.is_empty()
                     && c.id.len() < 200
-                    && c.id.chars().all(|x| x.is_ascii_alphanumeric() || matches!(x, '.' | '-' | '_'))
+                    && c.id
+                        .chars()
+                        .all(|x| x.is_ascii_alphanumeric() || matches!(x, '.' | '-' | '_'))
             }
             ObjectKind::SigningCertificate => {
                 c.id.len() == 40 && c.id.chars().all(|x| x.is_ascii_hexdigit())
@@ -224,7 +236,10 @@ async fn ensure_setups_objects(
             }
         };
         let related_ok = c.previous.as_deref().is_none_or(|p| match c.kind {
-            ObjectKind::Assignment | ObjectKind::SyncJob | ObjectKind::SigningCertificate | ObjectKind::TemplateApplication => is_guid(p),
+            ObjectKind::Assignment
+            | ObjectKind::SyncJob
+            | ObjectKind::SigningCertificate
+            | ObjectKind::TemplateApplication => is_guid(p),
             _ => true,
         }) && c.app_object_id.as_deref().is_none_or(is_guid);
         if !ok || !related_ok {
@@ -267,7 +282,12 @@ async fn ensure_setups_objects(
                     match exists {
                         Err(e) if e.status() == Some(404) => continue,
                         Err(e) => return Err(e),
-                        Ok(_) => return Err(refuse(c, format!("is on the app {app}, which is not this setup's"))),
+                        Ok(_) => {
+                            return Err(refuse(
+                                c,
+                                format!("is on the app {app}, which is not this setup's"),
+                            ))
+                        }
                     }
                 }
             }
@@ -303,8 +323,14 @@ async fn ensure_setups_objects(
                             return Err(refuse(c, "names a consent grant of another app".into()));
                         }
                         if let Some(previous) = &c.previous {
-                            let now: Vec<&str> = g["scope"].as_str().unwrap_or_default().split_whitespace().collect();
-                            if let Some(extra) = previous.split_whitespace().find(|p| !now.contains(p)) {
+                            let now: Vec<&str> = g["scope"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .split_whitespace()
+                                .collect();
+                            if let Some(extra) =
+                                previous.split_whitespace().find(|p| !now.contains(p))
+                            {
                                 return Err(refuse(c, format!("would widen the consent grant (to add '{}'): Undo only ever narrows a grant back", crate::redact::echo(extra, 60))));
                             }
                         }
@@ -335,12 +361,22 @@ async fn ensure_setups_objects(
             ObjectKind::SyncJob | ObjectKind::SigningCertificate => {
                 let sp = c.previous.clone().unwrap_or_default();
                 if !setup.has_sp(&sp) {
-                    return Err(refuse(c, format!("is on the service principal {sp}, which is not this setup's")));
+                    return Err(refuse(
+                        c,
+                        format!("is on the service principal {sp}, which is not this setup's"),
+                    ));
                 }
             }
             ObjectKind::AssignmentRequirement => {
-                if !setup.vendor_sps.iter().any(|v| v.eq_ignore_ascii_case(&c.id)) {
-                    return Err(refuse(c, "names an app that is not one of this provider's vendor apps".into()));
+                if !setup
+                    .vendor_sps
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(&c.id))
+                {
+                    return Err(refuse(
+                        c,
+                        "names an app that is not one of this provider's vendor apps".into(),
+                    ));
                 }
             }
             ObjectKind::RemovedOwner => {
@@ -351,7 +387,13 @@ async fn ensure_setups_objects(
                     _ => false,
                 };
                 if !ok {
-                    return Err(refuse(c, format!("would add an owner to {}, which is not this setup's", crate::redact::echo(&owns, 80))));
+                    return Err(refuse(
+                        c,
+                        format!(
+                            "would add an owner to {}, which is not this setup's",
+                            crate::redact::echo(&owns, 80)
+                        ),
+                    ));
                 }
             }
         }
@@ -624,7 +666,10 @@ pub async fn undo(
                         .await?;
                 }
                 Undone {
-                    what: format!("Put the redirect URI {} back", crate::redact::echo(&item.id, 200)),
+                    what: format!(
+                        "Put the redirect URI {} back",
+                        crate::redact::echo(&item.id, 200)
+                    ),
                     id: item.id.clone(),
                 }
             }
