@@ -218,6 +218,13 @@ async fn callback(
     }
 }
 
+/// The listeners of the sign-in reply: 127.0.0.1, [::1] when `localhost` is used, and the port.
+type Bound = (
+    tokio::net::TcpListener,
+    Option<tokio::net::TcpListener>,
+    u16,
+);
+
 impl LoopbackListener {
     /// Binds 127.0.0.1 on an ephemeral port. `redirect_host` is the host written into the
     /// redirect URI (`localhost` for clients registered with `http://localhost`, or `127.0.0.1`).
@@ -226,7 +233,7 @@ impl LoopbackListener {
     }
 
     async fn bind_with(redirect_host: &str, per_connection: Duration) -> Result<Self, AuthError> {
-        let (listener, v6, port) = Self::bind_loopback(redirect_host).await?;
+        let (listener, v6, port) = Self::bind_loopback(redirect_host, 0).await?;
         let (tx, rx) = oneshot::channel();
         let inner = Arc::new(Mutex::new(Inner {
             expected_state: None,
@@ -247,35 +254,12 @@ impl LoopbackListener {
         })
     }
 
-    /// The redirect URI's address(es): 127.0.0.1 on a free port and, for `localhost` (which
-    /// may resolve to ::1 first), [::1] on the same port. When that port is taken on [::1]
-    /// — by another program, which would then receive the sign-in's code — another port is
-    /// picked for both; a machine without IPv6 loopback listens on 127.0.0.1 alone.
-    async fn bind_loopback(
-        redirect_host: &str,
-    ) -> Result<
-        (
-            tokio::net::TcpListener,
-            Option<tokio::net::TcpListener>,
-            u16,
-        ),
-        AuthError,
-    > {
-        Self::bind_loopback_from(redirect_host, 0).await
-    }
-
-    /// [`Self::bind_loopback`], trying `first` before any free port (0: any).
-    async fn bind_loopback_from(
-        redirect_host: &str,
-        first: u16,
-    ) -> Result<
-        (
-            tokio::net::TcpListener,
-            Option<tokio::net::TcpListener>,
-            u16,
-        ),
-        AuthError,
-    > {
+    /// The redirect URI's address(es): 127.0.0.1 on a free port (`first` tried before any
+    /// other; 0 for any) and, for `localhost` (which may resolve to ::1 first), [::1] on the
+    /// same port. When that port is taken on [::1] — by another program, which would then
+    /// receive the sign-in's code — another port is picked for both; a machine without IPv6
+    /// loopback listens on 127.0.0.1 alone.
+    async fn bind_loopback(redirect_host: &str, first: u16) -> Result<Bound, AuthError> {
         let net = |what: &str, e: std::io::Error| AuthError::Network {
             what: what.into(),
             detail: e.to_string(),
@@ -373,7 +357,7 @@ mod tests {
             return; // no IPv6 loopback on this machine: nothing can listen there
         };
         let taken = squatter.local_addr().unwrap().port();
-        let (_, v6, port) = LoopbackListener::bind_loopback_from("localhost", taken)
+        let (_, v6, port) = LoopbackListener::bind_loopback("localhost", taken)
             .await
             .unwrap();
         assert_ne!(port, taken, "another port was picked for both");

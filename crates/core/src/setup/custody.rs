@@ -483,6 +483,26 @@ pub async fn adopt(
             })
     };
     for app in apps {
+        // Journals a removed credential (never restorable: Entra does not return its value).
+        let removed_credential = |c: &ForeignCredential| -> Result<Removed, GraphError> {
+            note(
+                Event::Done {
+                    kind: "removeCredential".into(),
+                    created: None,
+                    id: Some(c.id.clone()),
+                    previous: Some(c.on.clone()),
+                },
+                app,
+            )?;
+            Ok(Removed {
+                what: format!(
+                    "Removed the credential \"{}\" ({}) from \"{}\"",
+                    echo(&c.name),
+                    c.id,
+                    echo(&app.display_name)
+                ),
+            })
+        };
         for o in app.owners.iter().filter(|o| !keep(&o.id)) {
             crate::graph::gone_ok(
                 graph
@@ -538,23 +558,7 @@ pub async fn adopt(
                 // itself, so the collection is written back without them.
                 CredentialKind::Certificate => continue,
             }
-            note(
-                Event::Done {
-                    kind: "removeCredential".into(),
-                    created: None,
-                    id: Some(c.id.clone()),
-                    previous: Some(c.on.clone()),
-                },
-                app,
-            )?;
-            out.push(Removed {
-                what: format!(
-                    "Removed the credential \"{}\" ({}) from \"{}\"",
-                    echo(&c.name),
-                    c.id,
-                    echo(&app.display_name)
-                ),
-            });
+            out.push(removed_credential(c)?);
         }
         for on in certs_to_remove
             .iter()
@@ -584,23 +588,7 @@ pub async fn adopt(
                 .send()
                 .await?;
             for c in certs_to_remove.iter().filter(|c| c.on == on) {
-                note(
-                    Event::Done {
-                        kind: "removeCredential".into(),
-                        created: None,
-                        id: Some(c.id.clone()),
-                        previous: Some(c.on.clone()),
-                    },
-                    app,
-                )?;
-                out.push(Removed {
-                    what: format!(
-                        "Removed the certificate \"{}\" ({}) from \"{}\"",
-                        echo(&c.name),
-                        c.id,
-                        echo(&app.display_name)
-                    ),
-                });
+                out.push(removed_credential(c)?);
             }
         }
         let drop: Vec<&String> = app.redirect_uris.iter().filter(|u| !keep(u)).collect();

@@ -191,7 +191,7 @@ impl TenantState {
 }
 
 /// 404 means "absent"; anything else is an error.
-fn absent<T>(r: Result<T, GraphError>) -> Result<Option<T>, GraphError> {
+pub(crate) fn absent<T>(r: Result<T, GraphError>) -> Result<Option<T>, GraphError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.status() == Some(404) => Ok(None),

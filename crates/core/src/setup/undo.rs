@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::journal::{Created, Entry, Event, Journal, ObjectKind};
+use super::state::absent;
 use crate::auth::StepScopes;
 use crate::graph::{gone_ok, GraphClient, GraphError};
 
@@ -71,18 +72,18 @@ impl SetupObjects {
         scim.truncate(120);
         names.push(scim);
         for name in &names {
-            let app: serde_json::Value = match graph
-                .get(format!(
-                    "{}?$select=id,appId,displayName,uniqueName,tags,notes,web,createdDateTime",
-                    super::state::unique_name_path(name)
-                ))
-                .scopes(s)
-                .send_json()
-                .await
-            {
-                Ok(v) => v,
-                Err(e) if e.status() == Some(404) => continue,
-                Err(e) => return Err(e),
+            let Some(app) = absent(
+                graph
+                    .get(format!(
+                        "{}?$select=id,appId,displayName,uniqueName,tags,notes,web,createdDateTime",
+                        super::state::unique_name_path(name)
+                    ))
+                    .scopes(s)
+                    .send_json::<serde_json::Value>()
+                    .await,
+            )?
+            else {
+                continue;
             };
             let Some(w) = super::found::WizardApp::from_json(app) else {
                 continue;
@@ -111,18 +112,18 @@ impl SetupObjects {
             {
                 continue;
             }
-            let app: serde_json::Value = match graph
-                .get(format!(
-                    "/applications/{}?$select=id,appId,displayName",
-                    c.id
-                ))
-                .scopes(s)
-                .send_json()
-                .await
-            {
-                Ok(v) => v,
-                Err(e) if e.status() == Some(404) => continue,
-                Err(e) => return Err(e),
+            let Some(app) = absent(
+                graph
+                    .get(format!(
+                        "/applications/{}?$select=id,appId,displayName",
+                        c.id
+                    ))
+                    .scopes(s)
+                    .send_json::<serde_json::Value>()
+                    .await,
+            )?
+            else {
+                continue;
             };
             let name = app["displayName"].as_str().unwrap_or_default();
             let half_made = name
