@@ -162,7 +162,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<String, ReadError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc_nonblock());
+        opts.custom_flags(libc::O_NONBLOCK);
     }
     let f = opts.open(path).map_err(io)?;
     if !f.metadata().map_err(io)?.is_file() {
@@ -179,18 +179,6 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|_| ReadError::NotText { path: shown })
 }
 
-/// O_NONBLOCK (the same value on Linux and macOS).
-#[cfg(unix)]
-fn libc_nonblock() -> i32 {
-    #[cfg(target_os = "linux")]
-    {
-        0o4000
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0x0004
-    }
-}
 
 /// Writes `bytes` to `path` so that a crash or a full disk leaves either the old file or the
 /// new one, never half of either: a temporary file next to it, flushed to disk, renamed over
