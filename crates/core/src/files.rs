@@ -179,7 +179,6 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|_| ReadError::NotText { path: shown })
 }
 
-
 /// Writes `bytes` to `path` so that a crash or a full disk leaves either the old file or the
 /// new one, never half of either: a temporary file next to it, flushed to disk, renamed over
 /// it, and the directory flushed too. `private` files are readable by the owner only.
