@@ -134,6 +134,17 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
             entra_setup_core::setup::custody::NotAdopted(prepared.foreign.clone()).to_string(),
         ));
     }
+    let adoption = a.adopt.then(|| entra_setup_core::setup::custody::Adoption {
+        keep: a.adopt_keep.clone(),
+    });
+    if let Some(adoption) = &adoption {
+        if prepared.foreign.is_empty() {
+            eprintln!(
+                "--adopt: every app of the setup is the wizard's alone; there is nothing to adopt."
+            );
+        }
+        adoption.check(&prepared.foreign).map_err(|m| Fail(2, m))?;
+    }
     let adds_secret = prepared
         .plan
         .changes
@@ -177,9 +188,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         consent_wait: Duration::from_secs(a.wait_consent),
         consent_poll: Duration::from_secs(5),
         scim_token: scim_token.clone(),
-        adopt: a.adopt.then(|| entra_setup_core::setup::custody::Adoption {
-            keep: a.adopt_keep.clone(),
-        }),
+        adopt: adoption,
         ..Default::default()
     };
     let (mut run, failure) =

@@ -2114,6 +2114,25 @@ async fn an_app_someone_else_holds_exits_13_until_adopted_and_a_damaged_journal_
         "no file written"
     );
 
+    // A mistyped id to keep: refused before anything is removed.
+    let args = apply(&["--adopt", "--adopt-keep", "not-an-id\u{1b}[2J"]);
+    let r = cli(
+        &sim,
+        &data,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--adopt-keep not-an-id") && !r.stderr.contains('\u{1b}'),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        sim.directory(CONTOSO).unwrap().applications,
+        before.applications
+    );
+
     let args = apply(&["--adopt"]);
     let r = cli(
         &sim,

@@ -434,6 +434,24 @@ pub struct Adoption {
     pub keep: Vec<String>,
 }
 
+impl Adoption {
+    /// Every id to keep must be one the apps list (an owner, a credential or a redirect URI):
+    /// a mistyped one would otherwise remove what the admin meant to keep.
+    pub fn check(&self, apps: &[ForeignApp]) -> Result<(), String> {
+        match self.keep.iter().find(|k| {
+            !apps
+                .iter()
+                .any(|a| a.keepable().iter().any(|x| x.eq_ignore_ascii_case(k)))
+        }) {
+            Some(k) => Err(format!(
+                "--adopt-keep {}: no owner, credential or redirect URI of the app has that id. Nothing was changed; name one of the ids listed.",
+                echo(k)
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One removal adoption made, for the progress log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removed {
@@ -451,17 +469,7 @@ pub async fn adopt(
     adoption: &Adoption,
 ) -> Result<Vec<Removed>, GraphError> {
     let keep = |id: &str| adoption.keep.iter().any(|k| k.eq_ignore_ascii_case(id));
-    for k in &adoption.keep {
-        if !apps
-            .iter()
-            .any(|a| a.keepable().iter().any(|x| x.eq_ignore_ascii_case(k)))
-        {
-            return Err(GraphError::Refused(format!(
-                "--adopt-keep {}: no owner, credential or redirect URI of the app has that id. Nothing was changed; name one of the ids listed.",
-                echo(k)
-            )));
-        }
-    }
+    adoption.check(apps).map_err(GraphError::Refused)?;
     let s = StepScopes::RegisterApp;
     let mut out = vec![];
     let note = |event: Event, app: &ForeignApp| {

@@ -252,73 +252,55 @@ async fn ensure_setups_objects(
     }
     let setup = SetupObjects::read(graph, journal).await?;
     let c_scopes = StepScopes::Consent;
+    // An object already gone (or never replicated) has nothing left to protect: `None`.
+    let read = |path: String, scopes: StepScopes| async move {
+        absent(
+            graph
+                .get(path)
+                .scopes(scopes)
+                .send_json::<serde_json::Value>()
+                .await,
+        )
+    };
+    let r = StepScopes::RegisterApp;
     for c in created {
-        let app_of = |c: &Created| c.app_object_id.clone().unwrap_or_default();
         match c.kind {
             ObjectKind::Application | ObjectKind::TemplateApplication => {
-                // Gone already (or never replicated): nothing to protect.
-                let exists = graph
-                    .get(format!("/applications/{}?$select=id", c.id))
-                    .scopes(StepScopes::RegisterApp)
-                    .send()
-                    .await;
-                match exists {
-                    Err(e) if e.status() == Some(404) => continue,
-                    Err(e) => return Err(e),
-                    Ok(_) if setup.has_app(&c.id) => {}
-                    Ok(_) => {
-                        return Err(refuse(c, format!("names an app that is not this setup's (it does not carry Entra Setup's tag and the uniqueName {})", journal.unique_name())))
-                    }
+                if !setup.has_app(&c.id)
+                    && read(format!("/applications/{}?$select=id", c.id), r)
+                        .await?
+                        .is_some()
+                {
+                    return Err(refuse(c, format!("names an app that is not this setup's (it does not carry Entra Setup's tag and the uniqueName {})", journal.unique_name())));
                 }
             }
             ObjectKind::Password | ObjectKind::RemovedRedirectUri => {
-                let app = app_of(c);
-                if !setup.has_app(&app) && !app.is_empty() {
-                    // A removed app is not someone else's.
-                    let exists = graph
-                        .get(format!("/applications/{app}?$select=id"))
-                        .scopes(StepScopes::RegisterApp)
-                        .send()
-                        .await;
-                    match exists {
-                        Err(e) if e.status() == Some(404) => continue,
-                        Err(e) => return Err(e),
-                        Ok(_) => {
-                            return Err(refuse(
-                                c,
-                                format!("is on the app {app}, which is not this setup's"),
-                            ))
-                        }
-                    }
+                let app = c.app_object_id.clone().unwrap_or_default();
+                if !app.is_empty()
+                    && !setup.has_app(&app)
+                    && read(format!("/applications/{app}?$select=id"), r)
+                        .await?
+                        .is_some()
+                {
+                    return Err(refuse(
+                        c,
+                        format!("is on the app {app}, which is not this setup's"),
+                    ));
                 }
             }
             ObjectKind::ServicePrincipal => {
-                match graph
-                    .get(format!("/servicePrincipals/{}?$select=id,appId", c.id))
-                    .scopes(StepScopes::RegisterApp)
-                    .send_json::<serde_json::Value>()
-                    .await
-                {
-                    Err(e) if e.status() == Some(404) => continue,
-                    Err(e) => return Err(e),
-                    Ok(sp) => {
-                        let app_id = sp["appId"].as_str().unwrap_or_default();
-                        if !setup.app_ids.iter().any(|a| a.eq_ignore_ascii_case(app_id)) {
-                            return Err(refuse(c, format!("names the service principal of the app {app_id}, not of this setup's app")));
-                        }
+                let path = format!("/servicePrincipals/{}?$select=id,appId", c.id);
+                if let Some(sp) = read(path, r).await? {
+                    let app_id = sp["appId"].as_str().unwrap_or_default();
+                    if !setup.app_ids.iter().any(|a| a.eq_ignore_ascii_case(app_id)) {
+                        return Err(refuse(c, format!("names the service principal of the app {app_id}, not of this setup's app")));
                     }
                 }
             }
             ObjectKind::Grant => {
-                match graph
-                    .get(format!("/oauth2PermissionGrants/{}", c.id))
-                    .scopes(c_scopes)
-                    .send_json::<serde_json::Value>()
-                    .await
-                {
-                    Err(e) if e.status() == Some(404) => continue,
-                    Err(e) => return Err(e),
-                    Ok(g) => {
+                match read(format!("/oauth2PermissionGrants/{}", c.id), c_scopes).await? {
+                    None => continue,
+                    Some(g) => {
                         let client = g["clientId"].as_str().unwrap_or_default();
                         if !setup.has_sp(client) {
                             return Err(refuse(c, "names a consent grant of another app".into()));
@@ -340,15 +322,15 @@ async fn ensure_setups_objects(
             }
             ObjectKind::Assignment => {
                 let resource = c.previous.clone().unwrap_or_default();
-                let listed = graph
-                    .get(format!("/servicePrincipals/{resource}/appRoleAssignedTo"))
-                    .scopes(c_scopes)
-                    .list::<serde_json::Value>()
-                    .await;
-                let list = match listed {
-                    Err(e) if e.status() == Some(404) => continue,
-                    Err(e) => return Err(e),
-                    Ok(l) => l,
+                let Some(list) = absent(
+                    graph
+                        .get(format!("/servicePrincipals/{resource}/appRoleAssignedTo"))
+                        .scopes(c_scopes)
+                        .list::<serde_json::Value>()
+                        .await,
+                )?
+                else {
+                    continue;
                 };
                 let Some(a) = list.iter().find(|a| a["id"] == c.id.as_str()) else {
                     continue;
