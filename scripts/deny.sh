@@ -5,7 +5,8 @@
 # date is printed so a stale check is visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+# Tools installed with `cargo install` land in $CARGO_HOME/bin (~/.cargo/bin by default).
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! command -v cargo-deny >/dev/null 2>&1; then
   echo "Installing cargo-deny"
   cargo install cargo-deny --locked --version 0.20.2

@@ -34,6 +34,8 @@ else
   echo "Not a Debian/Ubuntu system: install the Tauri prerequisites yourself (see README.md)." >&2
 fi
 
+# Tools installed with `cargo install` land in $CARGO_HOME/bin (~/.cargo/bin by default).
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! command -v cargo >/dev/null 2>&1; then
   echo "Rust is missing. Install it with: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh" >&2
   exit 1

@@ -5,7 +5,8 @@
 # installer's and the program's sizes. Needs root (dpkg); scripts/test.sh runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
+# Tools installed with `cargo install` land in $CARGO_HOME/bin (~/.cargo/bin by default).
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 target=${CARGO_TARGET_DIR:-$PWD/target}
 sudo=""
 (( EUID != 0 )) && sudo="sudo"

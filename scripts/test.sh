@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
-export PATH="$HOME/.cargo/bin:$PATH"
+# Tools installed with `cargo install` land in $CARGO_HOME/bin (~/.cargo/bin by default).
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
