@@ -23,14 +23,15 @@ pub(crate) fn setup_fail(e: SetupError) -> Fail {
 
 pub(crate) async fn plan(t: &Target) -> Result<(), Fail> {
     let intent = intent(t).await?;
+    let flags = scim_flags(t, &intent)?;
     let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
-    let (intent, _) = with_scim(t, &s, intent).await?;
-    let p = flow::prepare(&s, &data_dir(&t.conn), intent, &[])
+    let (intent, _) = with_scim(t, &s, intent, flags).await?;
+    let p = flow::prepare(&s, &data_dir(&t.conn)?, intent, &[])
         .await
         .map_err(setup_fail)?;
     print_plan(&p);
     if t.conn.json {
-        println!(
+        outln!(
             "{}",
             json!({"plan": p.plan, "preflight": p.preflight, "secrets": secrets::statuses(&p.state, chrono::Utc::now())})
         );
@@ -42,7 +43,7 @@ pub(crate) fn confirm(question: &str) -> bool {
     if !std::io::stdin().is_terminal() {
         return false;
     }
-    eprint!("{question} [y/N] ");
+    err!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
@@ -51,6 +52,7 @@ pub(crate) fn confirm(question: &str) -> bool {
 pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     let t = &a.target;
     let intent = intent(t).await?;
+    let flags = scim_flags(t, &intent)?;
     // Where the secret goes is checked before anything is created.
     if let Some(dir) = &a.output_dir {
         if dir.exists() && !dir.is_dir() {
@@ -76,7 +78,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
                 "--push needs --push-token-file with the provider API token".into(),
             )
         })?;
-        let token = read_secret_file(token_file, "provider API token")?;
+        let token = read_secret_file("--push-token-file", token_file, "provider API token")?;
         // The token file fills the profile's secret push input (Cloudflare's api_token).
         let token_input = intent
             .provider
@@ -113,7 +115,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         None
     };
     let s = sign_in(&t.conn, step_scopes(t), store(&t.conn)).await?;
-    let (mut intent, scim_token) = with_scim(t, &s, intent).await?;
+    let (mut intent, scim_token) = with_scim(t, &s, intent, flags).await?;
     // The vendor's own apps: what to give the vendor's console, and their consent (waited for).
     let vendor = intent.provider.vendor_apps().next().is_some();
     let mut consent_missing = false;
@@ -121,7 +123,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         intent.tenant_id.clone_from(&s.account.tenant_id);
         consent_missing = !connect_vendor(a, &s, &intent).await?;
     }
-    let dir = data_dir(&t.conn);
+    let dir = data_dir(&t.conn)?;
     let prepared = flow::prepare(&s, &dir, intent, &[])
         .await
         .map_err(setup_fail)?;
@@ -139,7 +141,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     });
     if let Some(adoption) = &adoption {
         if prepared.foreign.is_empty() {
-            eprintln!(
+            errln!(
                 "--adopt: every app of the setup is the wizard's alone; there is nothing to adopt."
             );
         }
@@ -156,7 +158,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     // A SAML setup with nothing to change still hands over (and asks about the lockout guard).
     if prepared.plan.is_empty() && prepared.intent.saml.is_none() && !vendor {
         if t.conn.json {
-            println!(
+            outln!(
                 "{}",
                 json!({"plan": prepared.plan, "result": {"changes": 0}})
             );
@@ -177,11 +179,11 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     }
     let on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|e| {
         match e {
-        ApplyEvent::Started { seq, title } => eprintln!("[{}] {title}…", seq + 1),
-        ApplyEvent::Done { seq, detail } => eprintln!("[{}] done: {detail}", seq + 1),
-        ApplyEvent::Failed { seq, message } => eprintln!("[{}] FAILED: {message}", seq + 1),
-        ApplyEvent::WaitingForConsent { url, .. } => eprintln!("A Privileged Role Administrator or Global Administrator must open this link to consent:\n  {url}"),
-        ApplyEvent::Finished { changes } => eprintln!("Applied {changes} changes."),
+        ApplyEvent::Started { seq, title } => errln!("[{}] {title}…", seq + 1),
+        ApplyEvent::Done { seq, detail } => errln!("[{}] done: {detail}", seq + 1),
+        ApplyEvent::Failed { seq, message } => errln!("[{}] FAILED: {message}", seq + 1),
+        ApplyEvent::WaitingForConsent { url, .. } => errln!("A Privileged Role Administrator or Global Administrator must open this link to consent:\n  {url}"),
+        ApplyEvent::Finished { changes } => errln!("Applied {changes} changes."),
     }
     });
     let options = ApplyOptions {
@@ -226,13 +228,13 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     }
     let mut code = 0;
     if let Some(url) = &run.consent_url {
-        eprintln!("Admin consent is still needed. Send this link to a Privileged Role Administrator or Global Administrator:\n  {url}");
+        errln!("Admin consent is still needed. Send this link to a Privileged Role Administrator or Global Administrator:\n  {url}");
         code = 5;
     }
     if !a.skip_checks {
         let checks = run.checks(&s).await;
         for c in &checks {
-            eprintln!(
+            errln!(
                 "{} {}: {}{}",
                 match c.status {
                     Status::Pass => "PASS",
@@ -267,7 +269,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         // The lockout guard: single sign-on is not done until someone can still get in
         // without it.
         if code == 0 && !a.confirm_password_admin {
-            eprintln!(
+            errln!(
                 "Single sign-on is set up in Entra. Before users rely on it, make sure at least one administrator of {} still signs in with a password, not SSO: if SSO breaks (an expired certificate, a wrong Entity ID), they can still get in and fix it. Then run the same command with --confirm-password-admin.",
                 run.prepared.intent.service_name()
             );
@@ -279,7 +281,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     if let (Some(offer), Some(new)) = (&view.retire, &run.secret) {
         let old: Vec<String> = offer.old.iter().map(describe_secret).collect();
         if !old.is_empty() {
-            eprintln!(
+            errln!(
                 "The old secret{} still work{} until retired:\n  {}\nOnce {} uses the new secret, run: entra-setup retire-secrets --provider {} --keep {} (with the same --input values)",
                 if old.len() == 1 { "" } else { "s" },
                 if old.len() == 1 { "s" } else { "" },
@@ -293,18 +295,18 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     }
     if let (Some(sc), Some(_)) = (&view.scim, &p.intent.scim) {
         if let Some(st) = &sc.status {
-            eprintln!("Provisioning: {}", st.headline);
+            errln!("Provisioning: {}", st.headline);
         }
         result["scim"] = json!({"appId": sc.app_id, "servicePrincipalId": sc.service_principal_id, "jobId": sc.job_id, "status": sc.status});
         for w in &sc.advice {
-            eprintln!("Warning: {}: {}", w.title, w.detail);
+            errln!("Warning: {}: {}", w.title, w.detail);
         }
     }
     for w in &view.advice {
-        eprintln!("Warning: {}: {}", w.title, w.detail);
+        errln!("Warning: {}: {}", w.title, w.detail);
     }
     if t.conn.json {
-        println!("{}", json!({"plan": p.plan, "result": result}));
+        outln!("{}", json!({"plan": p.plan, "result": result}));
     }
     if code == 0 {
         Ok(())
@@ -320,19 +322,19 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
     let name = &intent.provider.name;
     let roles = entra_setup_core::setup::plan::RoleFacts::from_summary(&s.summary);
     if let Some(note) = vendor::role_note(intent, roles.can_grant_app_roles) {
-        eprintln!("Note: {note}");
+        errln!("Note: {note}");
     }
     for (what, value) in vendor::hand_over(intent) {
-        eprintln!("{what} for {name}'s console: {value}");
+        errln!("{what} for {name}'s console: {value}");
     }
     if let Some(v) = &intent.provider.vendor {
         match vendor::console_url(intent) {
-            Some(url) => eprintln!(
+            Some(url) => errln!(
                 "{}
   {url}",
                 v.console_steps
             ),
-            None => eprintln!("{}", v.console_steps),
+            None => errln!("{}", v.console_steps),
         }
     }
     let wait = Duration::from_secs(a.wait_for_consent);
@@ -340,7 +342,7 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
         .unwrap_or(Duration::from_secs(5))
         .min(wait.max(Duration::from_millis(1)));
     if !wait.is_zero() {
-        eprintln!(
+        errln!(
             "Waiting up to {}s for {name}'s apps to appear with their consent…",
             wait.as_secs()
         );
@@ -356,7 +358,7 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if *last != line {
-            eprintln!("  {line}");
+            errln!("  {line}");
             *last = line;
         }
     };
@@ -366,12 +368,12 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
     for c in &consents {
         let name = entra_setup_core::redact::echo(&c.name, 120);
         if c.status == vendor::ConsentStatus::Complete {
-            eprintln!("PASS \"{name}\": present and consented.");
+            errln!("PASS \"{name}\": present and consented.");
         } else {
-            eprintln!("FAIL \"{name}\": {}", c.message);
+            errln!("FAIL \"{name}\": {}", c.message);
         }
         if let Some(owner) = &c.owner_tenant {
-            eprintln!(
+            errln!(
                 "     owned by tenant {}; verified publisher: {}",
                 entra_setup_core::redact::echo(owner, 60),
                 c.verified_publisher
@@ -382,7 +384,7 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
             );
         }
         if !c.extra.is_empty() {
-            eprintln!(
+            errln!(
                 "WARN \"{name}\" also holds permissions {} does not need: {}. Check who granted them (Enterprise applications → {name} → Permissions).",
                 intent.provider.name,
                 c.extra.join(", ")
@@ -395,7 +397,7 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
 /// Says which files were written.
 fn print_written(files: &[std::path::PathBuf]) {
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    eprintln!("Wrote {}.", names.join(", "));
+    errln!("Wrote {}.", names.join(", "));
 }
 
 /// The hand-over of a setup with vendor apps: the outputs written with --output-dir, and what
@@ -414,9 +416,11 @@ fn vendor_hand_over(a: &ApplyArgs, s: &Session, run: &mut Run) -> Result<serde_j
         } else {
             &spec.assigned_label
         };
-        eprintln!(
+        errln!(
             "In {}: {}, choose \"{mode}\". {}",
-            intent.provider.name, spec.where_to_choose, spec.schedule
+            intent.provider.name,
+            spec.where_to_choose,
+            spec.schedule
         );
         report["syncMode"] = json!(mode);
     }
@@ -469,7 +473,7 @@ async fn saml_hand_over(
                 .map_err(|e| Fail(1, format!("Could not write {}: {e}", path.display())))?;
             report["newCertificateFile"] = json!(path);
         }
-        eprintln!(
+        errln!(
             "A new signing certificate was added next to the active one: {} (SHA-256 {}). Entra still signs with the current one. Give {} the new certificate, then run `entra-setup activate-certificate --thumbprint {}` with the same --provider and --input options.",
             view.thumbprint,
             view.sha256,
@@ -478,7 +482,7 @@ async fn saml_hand_over(
         );
     }
     if !a.target.conn.json {
-        println!("App Federation Metadata URL: {url}");
+        outln!("App Federation Metadata URL: {url}");
     }
     Ok(report)
 }
@@ -495,7 +499,7 @@ pub(crate) async fn hand_over(
     if let Some(dir) = &a.output_dir {
         let mut files = run.save_all(s, dir).map_err(|e| Fail(1, e.to_string()))?;
         let ics = files.pop();
-        eprintln!(
+        errln!(
             "Wrote {} (readable by you only) and the calendar reminder {}.",
             files
                 .iter()
@@ -517,7 +521,7 @@ pub(crate) async fn hand_over(
                     format!("{e} (the Entra side is done; push again with the same command)"),
                 )
             })?;
-        eprintln!(
+        errln!(
             "{} {} {} in {}.",
             if r.created { "Created" } else { "Updated" },
             r.object,

@@ -1,6 +1,7 @@
 //! The command line: commands, flags and what each one means.
 
 use super::*;
+use entra_setup_core::values;
 
 pub(crate) const EXIT_CODES: &str = "\
 Exit codes:
@@ -27,6 +28,44 @@ Exit codes:
      looks for); the message lists them. Check them, then run again with --adopt to take the
      app over (they are removed, each journaled; keep one with --adopt-keep ID)";
 
+// Clap's value parsers: the core's one check per kind of value (`entra_setup_core::values`).
+fn folder(raw: &str) -> Result<PathBuf, values::ValueError> {
+    values::existing_folder(std::path::Path::new(raw))
+}
+fn wait_seconds(raw: &str) -> Result<u64, values::ValueError> {
+    values::wait_seconds(raw)
+}
+fn principal(raw: &str) -> Result<String, values::ValueError> {
+    values::principal(raw)
+}
+fn key_id(raw: &str) -> Result<String, values::ValueError> {
+    values::guid(
+        raw,
+        "a secret's key id (the one `apply --rotate-secret` printed)",
+    )
+}
+fn client_id(raw: &str) -> Result<String, values::ValueError> {
+    values::guid(raw, "an application (client) ID")
+}
+fn expiry_date(raw: &str) -> Result<chrono::NaiveDate, values::ValueError> {
+    values::future_date(raw, chrono::Utc::now().date_naive())
+}
+fn keepable(raw: &str) -> Result<String, values::ValueError> {
+    let v = raw.trim();
+    if values::is_guid(v) || values::redirect_uri(v).is_ok() {
+        return Ok(v.to_string());
+    }
+    Err(values::ValueError(format!(
+        "'{}' is neither an owner's or credential's id (a GUID such as 0f8fad5b-d9cb-469f-a165-70867728950e) nor a redirect URI: give one the exit-13 message listed",
+        entra_setup_core::redact::echo(v, 80)
+    )))
+}
+fn tenant(raw: &str) -> Result<String, String> {
+    entra_setup_core::auth::TenantRef::parse(raw)
+        .map(|_| raw.trim().to_string())
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Parser)]
 #[command(name = "entra-setup", version, about = "Connect a Microsoft Entra ID tenant to a service provider: plan, apply, check, rotate secrets and certificates, undo.", after_help = EXIT_CODES)]
 pub(crate) struct Cli {
@@ -34,11 +73,13 @@ pub(crate) struct Cli {
     pub(crate) cmd: Cmd,
     /// A folder of your own provider profiles (*.toml), read besides the built-in ones and the
     /// `providers` folder of the app's configuration directory.
+    /// The folder must exist.
     #[arg(
         long,
         global = true,
         value_name = "DIR",
-        env = "ENTRA_SETUP_PROVIDERS_DIR"
+        env = "ENTRA_SETUP_PROVIDERS_DIR",
+        value_parser = folder
     )]
     pub(crate) providers_dir: Option<PathBuf>,
 }
@@ -68,12 +109,28 @@ pub(crate) enum Cmd {
     Status(StatusArgs),
 }
 
+impl Cmd {
+    /// How the command signs in and where it keeps its data, if it does.
+    pub(crate) fn conn(&self) -> Option<&Conn> {
+        match self {
+            Cmd::Providers | Cmd::VerifyScim(_) => None,
+            Cmd::Plan(t) => Some(&t.conn),
+            Cmd::Apply(a) => Some(&a.target.conn),
+            Cmd::Undo(UndoArgs { target, .. })
+            | Cmd::RetireSecrets(RetireArgs { target, .. })
+            | Cmd::ActivateCertificate(ActivateArgs { target, .. })
+            | Cmd::RetireCertificates(RetireCertificatesArgs { target, .. }) => Some(&target.conn),
+            Cmd::Status(s) => Some(&s.conn),
+        }
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub(crate) conn: Conn,
     /// A secret or token expiring within this many days needs attention (0–3650).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=3650))]
+    #[arg(long, default_value_t = 30, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=3650))]
     pub(crate) warn_days: i64,
 }
 
@@ -87,7 +144,7 @@ pub(crate) struct VerifyScimArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
     /// Check with HTTP Basic credentials instead (Entra cannot use these; the report says so).
-    #[arg(long, requires = "basic_password_file", value_name = "USER")]
+    #[arg(long, requires = "basic_password_file", value_name = "USER", value_parser = principal)]
     pub(crate) basic_user: Option<String>,
     /// A file holding the Basic password.
     #[arg(long, value_name = "FILE")]
@@ -119,8 +176,9 @@ pub(crate) struct Target {
     /// A provider input, e.g. --input team=acme (repeat for several).
     #[arg(long = "input", value_name = "KEY=VALUE")]
     pub(crate) inputs: Vec<String>,
-    /// Client secret lifetime in days (default: the provider's; capped by tenant policy).
-    #[arg(long)]
+    /// Client secret lifetime in days, 1–730 (default: the provider's; capped by tenant
+    /// policy). Only for services that sign in with a client secret.
+    #[arg(long, value_name = "DAYS", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=730))]
     pub(crate) secret_days: Option<u32>,
     /// Add a new client secret next to the current one, even if it is still good (rotation
     /// without downtime; retire the old one later with `retire-secrets`).
@@ -144,11 +202,12 @@ pub(crate) struct Target {
 /// Where to sign in, and how the command talks.
 #[derive(Args)]
 pub(crate) struct Conn {
-    /// The tenant: a verified domain or the tenant ID (default: the account's own tenant).
-    #[arg(long, default_value = "")]
+    /// The tenant: a verified domain (contoso.com) or the Directory (tenant) ID, a GUID
+    /// (default: the account's own tenant).
+    #[arg(long, default_value = "", value_parser = tenant, allow_hyphen_values = true)]
     pub(crate) tenant: String,
-    /// The Microsoft cloud.
-    #[arg(long, value_enum, default_value = "global")]
+    /// The Microsoft cloud (not with --authority/--graph, which name their own).
+    #[arg(long, value_enum, default_value = "global", conflicts_with_all = ["authority", "graph"])]
     pub(crate) cloud: CloudArg,
     /// A custom authority (e.g. the simulated tenant); needs --graph.
     #[arg(long, requires = "graph")]
@@ -159,8 +218,9 @@ pub(crate) struct Conn {
     /// Sign in with a device code (printed to stderr) instead of the browser.
     #[arg(long)]
     pub(crate) device_code: bool,
-    /// The public client to sign in with (default: Microsoft Graph Command Line Tools).
-    #[arg(long)]
+    /// The public client to sign in with, its application (client) ID, a GUID (default:
+    /// Microsoft Graph Command Line Tools).
+    #[arg(long, value_name = "GUID", value_parser = client_id)]
     pub(crate) client_id: Option<String>,
     /// Print the result as JSON on stdout (progress stays on stderr).
     #[arg(long)]
@@ -168,8 +228,9 @@ pub(crate) struct Conn {
     /// Do not use the OS keychain: sign in every time, keep nothing.
     #[arg(long)]
     pub(crate) no_keychain: bool,
-    /// Where journals live (default: the desktop app's data directory).
-    #[arg(long, env = "ENTRA_SETUP_DATA_DIR")]
+    /// Where journals and the saved sign-in live (default: the desktop app's data directory;
+    /// made if missing, private to you).
+    #[arg(long, value_name = "DIR", env = "ENTRA_SETUP_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 }
 
@@ -183,9 +244,10 @@ pub(crate) struct ScimArgs {
     /// first time and whenever the URL or scope changes: Entra never gives a saved token back.
     #[arg(long, value_name = "FILE", requires = "scim_url")]
     pub(crate) scim_token_file: Option<PathBuf>,
-    /// When the token expires (YYYY-MM-DD), kept for warnings on later runs.
-    #[arg(long, value_name = "DATE", requires = "scim_url")]
-    pub(crate) scim_token_expires: Option<String>,
+    /// When the token expires (YYYY-MM-DD, after today and at most 10 years ahead), kept for
+    /// warnings on later runs.
+    #[arg(long, value_name = "DATE", requires = "scim_url", value_parser = expiry_date)]
+    pub(crate) scim_token_expires: Option<chrono::NaiveDate>,
     /// Sync all users and groups (default: only those assigned with --assign). For a vendor
     /// that syncs the directory itself (Firezone): its "All groups" mode.
     #[arg(long, conflicts_with = "assign")]
@@ -193,7 +255,8 @@ pub(crate) struct ScimArgs {
     /// Assign a user (sign-in name or object ID) or a security group (exact name or object ID);
     /// repeat for several. The set replaces what the wizard assigned before. With SCIM: who is
     /// provisioned; on a SAML app without SCIM: who may sign in (everyone when left out).
-    #[arg(long, value_name = "WHO")]
+    /// At most 256 characters each; each given once.
+    #[arg(long, value_name = "WHO", value_parser = principal)]
     pub(crate) assign: Vec<String>,
     /// Configure provisioning but do not start it.
     #[arg(long, requires = "scim_url")]
@@ -225,13 +288,13 @@ pub(crate) struct ApplyArgs {
     /// Also keep the new client secret in the OS keychain, for later rotation.
     #[arg(long, conflicts_with = "no_keychain")]
     pub(crate) keep_secret: bool,
-    /// Wait up to this many seconds for a colleague's admin consent.
-    #[arg(long, default_value_t = 0)]
+    /// Wait up to this many seconds (0–86400) for a colleague's admin consent.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, allow_negative_numbers = true, value_parser = wait_seconds)]
     pub(crate) wait_consent: u64,
     /// For services with their own Entra apps (Twingate, Firezone): wait up to this many
-    /// seconds for the vendor's apps to appear in the tenant with their consent, checking every
-    /// few seconds, while you connect Entra in the vendor's console.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    /// seconds (0–86400) for the vendor's apps to appear in the tenant with their consent,
+    /// checking every few seconds, while you connect Entra in the vendor's console.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, allow_negative_numbers = true, value_parser = wait_seconds)]
     pub(crate) wait_for_consent: u64,
     /// Skip the live connection tests.
     #[arg(long)]
@@ -248,7 +311,7 @@ pub(crate) struct ApplyArgs {
     pub(crate) adopt: bool,
     /// With --adopt: keep this owner (object id), credential (key id) or redirect URI instead
     /// of removing it (repeat for several).
-    #[arg(long, value_name = "ID", requires = "adopt")]
+    #[arg(long, value_name = "ID", requires = "adopt", value_parser = keepable)]
     pub(crate) adopt_keep: Vec<String>,
 }
 
@@ -269,8 +332,8 @@ pub(crate) struct Which {
 pub(crate) struct RetireArgs {
     #[command(flatten)]
     pub(crate) target: Which,
-    /// The key id of the secret to keep: the new one, which the provider uses now.
-    #[arg(long, value_name = "KEY_ID")]
+    /// The key id of the secret to keep (a GUID): the new one, which the provider uses now.
+    #[arg(long, value_name = "KEY_ID", value_parser = key_id)]
     pub(crate) keep: String,
     #[arg(long)]
     pub(crate) yes: bool,

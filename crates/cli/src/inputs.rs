@@ -1,6 +1,7 @@
 //! What the admin typed: provider inputs, SCIM choices and files holding secrets.
 
 use super::*;
+use entra_setup_core::values;
 
 pub(crate) fn parse_pairs(pairs: &[String], what: &str) -> Result<BTreeMap<String, String>, Fail> {
     let mut out = BTreeMap::new();
@@ -28,6 +29,24 @@ pub(crate) async fn intent(t: &Target) -> Result<Intent, Fail> {
         inputs.extend(sp_metadata_inputs(from, &t.inputs).await?);
     }
     let intent = intent_of(&t.provider, &inputs, t.secret_days)?;
+    if (t.rotate_secret || t.secret_days.is_some()) && intent.provider.oidc().is_none() {
+        let flag = if t.rotate_secret {
+            "--rotate-secret"
+        } else {
+            "--secret-days"
+        };
+        let why = match intent.provider.protocol() {
+            provider::Protocol::Saml => "signs in with SAML, which uses a signing certificate (rotate it with --rotate-certificate)",
+            provider::Protocol::Vendor => "signs in through the vendor's own Entra app, which holds no secret of this wizard's",
+            _ => "only provisions users and groups: its app has no client secret",
+        };
+        return Err(Fail(
+            2,
+            format!("{flag} is for services that sign in with a client secret; {} {why}. Leave {flag} out.", intent.provider.name),
+        ));
+    }
+    values::distinct(t.scim.assign.iter().map(String::as_str))
+        .map_err(|e| Fail(2, format!("--assign {e}.")))?;
     if t.rotate_certificate && intent.saml.is_none() {
         return Err(Fail(
             2,
@@ -42,10 +61,10 @@ pub(crate) async fn intent(t: &Target) -> Result<Intent, Fail> {
 async fn sp_metadata_inputs(from: &str, given: &[String]) -> Result<Vec<String>, Fail> {
     let shown = entra_setup_core::redact::echo(from, 200);
     let source = saml::MetadataSource::parse(from)
-        .map_err(|e| Fail(2, format!("--sp-metadata {shown}: {e}.")))?;
+        .map_err(|e| Fail(2, format!("--sp-metadata {shown}: {e}. Give the service's SAML metadata: its XML file, or its https URL.")))?;
     let md = saml::import_sp_metadata(&entra_setup_core::http::client(), &source)
         .await
-        .map_err(|e| Fail(2, format!("--sp-metadata {shown}: {e}.")))?;
+        .map_err(|e| Fail(2, format!("--sp-metadata {shown}: {e}. Give the service's SAML metadata: its XML file, or its https URL.")))?;
     let explicit = parse_pairs(given, "--input")?;
     let mut out = vec![];
     for (k, v) in md.inputs() {
@@ -60,7 +79,7 @@ async fn sp_metadata_inputs(from: &str, given: &[String]) -> Result<Vec<String>,
             None => out.push(format!("{k}={v}")),
         }
     }
-    eprintln!(
+    errln!(
         "From the metadata: Entity ID {}, Reply URL {}{}{}.",
         md.entity_id,
         md.reply_urls.join(", "),
@@ -101,7 +120,8 @@ pub(crate) fn intent_of(
             Fail(
                 2,
                 format!(
-                    "No provider '{provider}'. Known providers: {}.",
+                    "No provider '{}'. Known providers: {}.",
+                    entra_setup_core::redact::echo(provider, 80),
                     known.join(", ")
                 ),
             )
@@ -121,31 +141,46 @@ async fn resolve_all(
     s: &Session,
     who: &[String],
 ) -> Result<Vec<entra_setup_core::setup::Assignee>, Fail> {
-    let mut out = vec![];
+    let mut out: Vec<entra_setup_core::setup::Assignee> = vec![];
     for w in who {
         let found = people::resolve(&s.graph, w).await.map_err(|e| match e {
             people::ResolveError::Graph(g) => Fail(4, g.to_string()),
             other => Fail(2, format!("--assign {w}: {other}")),
         })?;
-        eprintln!(
+        if let Some(same) = out.iter().find(|o| o.id == found.id) {
+            return Err(Fail(
+                2,
+                format!(
+                    "--assign {w} is {} ({}), already given as another --assign: give each user or group once.",
+                    same.display_name, same.id
+                ),
+            ));
+        }
+        errln!(
             "Assigning {} ({:?} {}).",
-            found.display_name, found.kind, found.id
+            found.display_name,
+            found.kind,
+            found.id
         );
         out.push(found);
     }
     Ok(out)
 }
 
-/// Adds provisioning to the intent from the --scim-* flags (names given to --assign are looked
-/// up in the tenant), and returns the SCIM token read from its file.
-pub(crate) async fn with_scim(
-    t: &Target,
-    s: &Session,
-    intent: Intent,
-) -> Result<(Intent, Option<SecretString>), Fail> {
+/// What the --scim-* flags hold, read and checked before signing in: the token from its file
+/// and when it expires.
+#[derive(Default)]
+pub(crate) struct ScimFlags {
+    token: Option<SecretString>,
+    expires: Option<chrono::NaiveDate>,
+}
+
+/// Checks the --scim-*, --assign and --sync-all flags against the service before anything is
+/// asked of the tenant: flags that mean nothing for it are refused, the token file is read,
+/// and the URL and choice are checked as the core checks them (people are looked up later).
+pub(crate) fn scim_flags(t: &Target, intent: &Intent) -> Result<ScimFlags, Fail> {
     let a = &t.scim;
-    let name = intent.provider.name.clone();
-    // A vendor that reads the directory itself: its sync mode and the groups for it.
+    let name = &intent.provider.name;
     if intent.provider.directory_sync.is_some() {
         if a.scim_url.is_some() {
             return Err(Fail(2, format!("{name} reads your directory itself through Microsoft Graph, with no SCIM from Entra: leave out --scim-url and give --assign GROUP (\"Assigned groups only\") or --sync-all (\"All groups\").")));
@@ -153,27 +188,7 @@ pub(crate) async fn with_scim(
         if a.assign.is_empty() && !a.sync_all {
             return Err(Fail(2, format!("Choose {name}'s sync mode: --assign GROUP (repeat for several) for \"Assigned groups only\", or --sync-all for \"All groups\".")));
         }
-        let assign = resolve_all(s, &a.assign).await?;
-        let d =
-            entra_setup_core::setup::DirectorySyncIntent::new(a.sync_all, assign).map_err(|e| {
-                Fail(
-                    2,
-                    e.iter()
-                        .map(|x| x.message.clone())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                )
-            })?;
-        let intent = intent.with_directory_sync(d).map_err(|e| {
-            Fail(
-                2,
-                e.iter()
-                    .map(|x| x.message.clone())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
-        })?;
-        return Ok((intent, None));
+        return Ok(ScimFlags::default());
     }
     if a.sync_all && a.scim_url.is_none() {
         return Err(Fail(
@@ -182,22 +197,15 @@ pub(crate) async fn with_scim(
         ));
     }
     let Some(url) = &a.scim_url else {
-        if intent.provider.saml().is_some() {
-            // Who may sign in through the SAML app: those given, or everyone.
-            let assign = if a.assign.is_empty() {
-                None
-            } else {
-                Some(resolve_all(s, &a.assign).await?)
-            };
-            return Ok((intent.with_saml_access(assign, vec![]), None));
+        if intent.provider.saml().is_none() {
+            if !a.assign.is_empty() {
+                return Err(Fail(2, format!("--assign needs --scim-url: {name} assigns users and groups for provisioning only.")));
+            }
+            if !intent.provider.has_sign_in() {
+                return Err(Fail(2, format!("{name} only provisions users and groups: give --scim-url and --scim-token-file, and --assign WHO or --sync-all.")));
+            }
         }
-        if !a.assign.is_empty() {
-            return Err(Fail(2, format!("--assign needs --scim-url: {name} assigns users and groups for provisioning only.")));
-        }
-        if intent.provider.has_sign_in() {
-            return Ok((intent, None));
-        }
-        return Err(Fail(2, format!("{name} only provisions users and groups: give --scim-url and --scim-token-file, and --assign WHO or --sync-all.")));
+        return Ok(ScimFlags::default());
     };
     if intent.provider.scim.is_none() {
         return Err(Fail(
@@ -209,121 +217,151 @@ pub(crate) async fn with_scim(
         .scim_token_file
         .as_deref()
         .map(|f| {
-            let raw = read_secret_file(f, "SCIM token")?;
-            ScimToken::parse(raw.expose_secret())
-                .map_err(|why| Fail(2, format!("--scim-token-file {}: {why}", f.display())))
-        })
-        .transpose()?;
-    let expires = a
-        .scim_token_expires
-        .as_deref()
-        .map(|d| {
-            chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| {
+            let raw = read_secret_file("--scim-token-file", f, "SCIM token")?;
+            ScimToken::parse(raw.expose_secret()).map_err(|why| {
                 Fail(
                     2,
-                    format!("--scim-token-expires '{d}' must be a date such as 2027-01-31."),
+                    format!(
+                        "--scim-token-file {}: {why}",
+                        entra_setup_core::redact::echo(&f.display().to_string(), 200)
+                    ),
                 )
             })
         })
         .transpose()?;
-    let assign = resolve_all(s, &a.assign).await?;
+    let expires = a.scim_token_expires;
+    let someone = a.sync_all || !a.assign.is_empty();
+    ScimIntent::new(url, token.is_some(), expires, someone, vec![], true).map_err(scim_fail)?;
+    Ok(ScimFlags { token, expires })
+}
+
+/// The core's verdict on the SCIM choice, said with the CLI's flags.
+fn scim_fail(errors: Vec<provider::InputError>) -> Fail {
     let flag = |field: &str| match field {
         "scim_url" => "--scim-url",
         "scim_token_expires" => "--scim-token-expires",
         "scim_assign" => "--assign / --sync-all",
         _ => "--scim-*",
     };
-    let fail = |errors: Vec<provider::InputError>| {
-        Fail(
-            2,
-            errors
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        flag(&e.field),
-                        e.message
-                            .replace("\"Assigned users and groups only\"", "no --sync-all")
-                            .replace("pick at least one user or group", "give --assign WHO")
-                            .replace("choose \"All users and groups\"", "use --sync-all")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
+    Fail(
+        2,
+        errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    flag(&e.field),
+                    e.message
+                        .replace("\"Assigned users and groups only\"", "no --sync-all")
+                        .replace("pick at least one user or group", "give --assign WHO")
+                        .replace("choose \"All users and groups\"", "use --sync-all")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// Adds provisioning (or who may sign in, or the vendor's sync mode) to the intent from the
+/// flags [`scim_flags`] checked, looking up the names given to --assign in the tenant; returns
+/// the SCIM token.
+pub(crate) async fn with_scim(
+    t: &Target,
+    s: &Session,
+    intent: Intent,
+    flags: ScimFlags,
+) -> Result<(Intent, Option<SecretString>), Fail> {
+    let a = &t.scim;
+    if intent.provider.directory_sync.is_some() {
+        let assign = resolve_all(s, &a.assign).await?;
+        let d = entra_setup_core::setup::DirectorySyncIntent::new(a.sync_all, assign)
+            .and_then(|d| intent.with_directory_sync(d))
+            .map_err(|e| {
+                Fail(
+                    2,
+                    e.iter()
+                        .map(|x| x.message.clone())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            })?;
+        return Ok((d, None));
+    }
+    let Some(url) = &a.scim_url else {
+        if intent.provider.saml().is_some() {
+            // Who may sign in through the SAML app: those given, or everyone.
+            let assign = if a.assign.is_empty() {
+                None
+            } else {
+                Some(resolve_all(s, &a.assign).await?)
+            };
+            return Ok((intent.with_saml_access(assign, vec![]), None));
+        }
+        return Ok((intent, None));
     };
+    let assign = resolve_all(s, &a.assign).await?;
     let si = ScimIntent::new(
         url,
-        token.is_some(),
-        expires,
+        flags.token.is_some(),
+        flags.expires,
         a.sync_all,
         assign,
         !a.no_start,
     )
-    .map_err(fail)?;
-    let intent = intent.with_scim(si).map_err(fail)?;
-    Ok((intent, token))
+    .map_err(scim_fail)?;
+    let intent = intent.with_scim(si).map_err(scim_fail)?;
+    Ok((intent, flags.token))
 }
 
 /// The largest secret file read (a token, a password).
 const SECRET_FILE_LIMIT: u64 = 64 * 1024;
 
-/// Reads a one-line secret from a file (or standard input for `-`), without its line ending.
-pub(crate) fn read_secret_file(path: &std::path::Path, what: &str) -> Result<SecretString, Fail> {
+/// Reads a one-line secret from the file `flag` names (or standard input for `-`), without its
+/// line ending: a regular file only, at most 64 KiB, one line of text. Every refusal names the
+/// flag and the file and says what the file should hold.
+pub(crate) fn read_secret_file(
+    flag: &str,
+    path: &std::path::Path,
+    what: &str,
+) -> Result<SecretString, Fail> {
     use std::io::Read;
-    let from = if path.as_os_str() == "-" {
+    let shown = if path.as_os_str() == "-" {
         "standard input".to_string()
     } else {
-        path.display().to_string()
+        entra_setup_core::redact::echo(&path.display().to_string(), 200)
     };
-    let source: Box<dyn Read> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin())
+    let fix = format!("give a file that holds only the {what}, on one line");
+    let fail = |why: String| Fail(2, format!("{flag} {shown}: {why}: {fix}."));
+    let raw = if path.as_os_str() == "-" {
+        // At most one byte more than a secret may hold: a log piped in by mistake is refused
+        // after 64 KiB, not read into memory.
+        let mut bytes = vec![];
+        std::io::stdin()
+            .take(SECRET_FILE_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(format!("cannot be read ({e})")))?;
+        if bytes.len() as u64 > SECRET_FILE_LIMIT {
+            return Err(fail("is larger than 64 KiB".into()));
+        }
+        String::from_utf8(bytes).map_err(|_| fail("is not text (UTF-8)".into()))?
     } else {
-        Box::new(
-            std::fs::File::open(path)
-                .map_err(|e| Fail(2, format!("Cannot read the {what} from {from}: {e}")))?,
-        )
+        entra_setup_core::files::read_regular(path, SECRET_FILE_LIMIT).map_err(|e| {
+            use entra_setup_core::files::ReadError;
+            fail(match e {
+                ReadError::NotAFile { what, .. } => format!("is not a regular file ({what})"),
+                ReadError::TooLarge { .. } => "is larger than 64 KiB".into(),
+                ReadError::Io { why, .. } => format!("cannot be read ({why})"),
+                ReadError::NotText { .. } => "is not text (UTF-8)".into(),
+            })
+        })?
     };
-    // At most one byte more than a secret file may hold: /dev/zero or a log file given by
-    // mistake is refused after 64 KiB, not read into memory.
-    let mut bytes = vec![];
-    source
-        .take(SECRET_FILE_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Fail(2, format!("Cannot read the {what} from {from}: {e}")))?;
-    if bytes.len() as u64 > SECRET_FILE_LIMIT {
-        return Err(Fail(
-            2,
-            format!(
-                "{from} is larger than 64 KiB: a {what} file holds the {what} alone, on one line."
-            ),
-        ));
-    }
-    let raw = String::from_utf8(bytes).map_err(|_| {
-        Fail(
-            2,
-            format!("{from} is not text (UTF-8): put the {what} alone in a text file."),
-        )
-    })?;
     // An editor's byte-order mark is not part of the value.
     let value = raw.trim_start_matches('\u{feff}').trim();
     if value.is_empty() {
-        return Err(Fail(
-            2,
-            format!(
-                "{} holds no {what}: put the value on its first line.",
-                path.display()
-            ),
-        ));
+        return Err(fail(format!("is empty: it holds no {what}")));
     }
     if value.contains('\n') {
-        return Err(Fail(
-            2,
-            format!(
-                "{} holds more than one line: put only the {what} in it.",
-                path.display()
-            ),
-        ));
+        return Err(fail("holds more than one line".into()));
     }
     Ok(SecretString::from(value.to_string()))
 }

@@ -12,7 +12,7 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     )
     .await?;
     let journal = Journal::open(
-        &data_dir(&t.conn),
+        &data_dir(&t.conn)?,
         &s.account.tenant_id,
         &intent.unique_name(),
     );
@@ -26,28 +26,30 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
             .await
             .map_err(|e| Fail(4, e.to_string()))?;
         if apps.is_empty() {
-            eprintln!(
+            errln!(
                 "Nothing to undo: the journal at {} records nothing the wizard created, and the tenant has no app named {} carrying Entra Setup's tag.",
                 journal.path().display(),
                 intent.unique_name()
             );
             if t.conn.json {
-                println!("{}", json!({"undone": []}));
+                outln!("{}", json!({"undone": []}));
             }
             return Ok(());
         }
-        eprintln!(
+        errln!(
             "No journal for {} on this computer; the tenant shows {} app(s) Entra Setup made for it:",
             intent.display_name(),
             apps.len()
         );
         for a in &apps {
-            eprintln!(
+            errln!(
                 "  {} (uniqueName {}, object id {})",
-                a.display_name, a.unique_name, a.object_id
+                a.display_name,
+                a.unique_name,
+                a.object_id
             );
         }
-        eprintln!("Undo deletes them, with their enterprise apps, grants, secrets, assignments and provisioning.");
+        errln!("Undo deletes them, with their enterprise apps, grants, secrets, assignments and provisioning.");
         if !u.yes && !confirm("Undo?") {
             return Err(Fail(
                 7,
@@ -58,16 +60,16 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
             &s.graph,
             &journal,
             &apps,
-            Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
+            Arc::new(|d| errln!("{} ({})", d.what, d.id)),
         )
         .await
         .map_err(undo_failed)?;
         if t.conn.json {
-            println!("{}", json!({"undone": done, "source": "tenant"}));
+            outln!("{}", json!({"undone": done, "source": "tenant"}));
         }
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "Undo will remove {} object(s) the wizard created for {}.",
         pending.len(),
         intent.display_name()
@@ -82,25 +84,19 @@ pub(crate) async fn undo_cmd(u: &UndoArgs) -> Result<(), Fail> {
     let done = undo::undo(
         &s.graph,
         &journal,
-        Arc::new(|d| eprintln!("{} ({})", d.what, d.id)),
+        Arc::new(|d| errln!("{} ({})", d.what, d.id)),
     )
     .await
     .map_err(undo_failed)?;
     if t.conn.json {
-        println!("{}", json!({"undone": done}));
+        outln!("{}", json!({"undone": done}));
     }
     Ok(())
 }
 
 pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     let t = &r.target;
-    let keep = r.keep.trim();
-    if uuid::Uuid::parse_str(keep).is_err() {
-        return Err(Fail(
-            2,
-            format!("--keep '{keep}' is not a secret's key id: give the key id (a GUID such as 0f8fad5b-d9cb-469f-a165-70867728950e) that `apply --rotate-secret` printed for the new secret."),
-        ));
-    }
+    let keep = r.keep.as_str();
     let intent = intent_of(&t.provider, &t.inputs, None)?;
     if !intent.provider.has_sign_in() {
         return Err(Fail(
@@ -116,12 +112,12 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     let preview = match flow::retire_preview(&s, &intent, keep).await {
         Ok((_, p)) => p,
         Err(flow::RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
-            eprintln!(
+            errln!(
                 "Nothing to retire: {} has no other secret made by the wizard.",
                 intent.display_name()
             );
             if t.conn.json {
-                println!("{}", json!({"retired": []}));
+                outln!("{}", json!({"retired": []}));
             }
             return Ok(());
         }
@@ -129,10 +125,10 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
         Err(e) => return Err(Fail(4, e.to_string())),
     };
     for c in &preview.changes {
-        eprintln!("  {}\n     {}", c.title, c.reason);
+        errln!("  {}\n     {}", c.title, c.reason);
     }
     for n in &preview.notes {
-        eprintln!("  Note: {n}");
+        errln!("  Note: {n}");
     }
     if !r.yes && !confirm(&format!("Retire {} secret(s)?", preview.changes.len())) {
         return Err(Fail(
@@ -141,13 +137,13 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
         ));
     }
     let on_event: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|e| match e {
-        ApplyEvent::Done { detail, .. } => eprintln!("done: {detail}"),
-        ApplyEvent::Failed { message, .. } => eprintln!("FAILED: {message}"),
+        ApplyEvent::Done { detail, .. } => errln!("done: {detail}"),
+        ApplyEvent::Failed { message, .. } => errln!("FAILED: {message}"),
         _ => {}
     });
     let (plan, _) = flow::retire_old_secrets(
         &s,
-        &data_dir(&t.conn),
+        &data_dir(&t.conn)?,
         &intent,
         keep,
         on_event,
@@ -166,9 +162,9 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
             _ => None,
         })
         .collect();
-    eprintln!("Retired {} secret(s); {} is kept.", retired.len(), keep);
+    errln!("Retired {} secret(s); {} is kept.", retired.len(), keep);
     if t.conn.json {
-        println!("{}", json!({"retired": retired, "kept": keep}));
+        outln!("{}", json!({"retired": retired, "kept": keep}));
     }
     Ok(())
 }
@@ -215,13 +211,13 @@ pub(crate) async fn certificate_cmd(
         Ok(p) => p
             .changes
             .iter()
-            .for_each(|c| eprintln!("  {}\n     {}", c.title, c.reason)),
+            .for_each(|c| errln!("  {}\n     {}", c.title, c.reason)),
         // Just added: the certificate may not show yet; the step waits for it.
         Err(CertificateError::NotFound(_)) => {}
         Err(CertificateError::NothingToRetire) => {
-            eprintln!("Nothing to remove: only the active signing certificate is on the app.");
+            errln!("Nothing to remove: only the active signing certificate is on the app.");
             if t.conn.json {
-                println!("{}", json!({"retired": []}));
+                outln!("{}", json!({"retired": []}));
             }
             return Ok(());
         }
@@ -235,7 +231,7 @@ pub(crate) async fn certificate_cmd(
     if !yes && !confirm(question) {
         return Err(Fail(7, "Nothing was changed. Run again with --yes.".into()));
     }
-    let journal = Journal::open(&data_dir(&t.conn), tenant, &intent.unique_name());
+    let journal = Journal::open(&data_dir(&t.conn)?, tenant, &intent.unique_name());
     let (plan, _) = flow::certificate_step(&s, &journal, &intent, step)
         .await
         .map_err(|e| match e {
@@ -252,8 +248,8 @@ pub(crate) async fn certificate_cmd(
         })
         .collect();
     match &thumbprint {
-        Some(th) => eprintln!("Entra signs with {th} now. Once a sign-in to {} works, run `entra-setup retire-certificates`.", intent.service_name()),
-        None => eprintln!("Removed {} old certificate(s): {}.", thumbprints.len(), thumbprints.join(", ")),
+        Some(th) => errln!("Entra signs with {th} now. Once a sign-in to {} works, run `entra-setup retire-certificates`.", intent.service_name()),
+        None => errln!("Removed {} old certificate(s): {}.", thumbprints.len(), thumbprints.join(", ")),
     }
     if t.conn.json {
         let key = if thumbprint.is_some() {
@@ -261,7 +257,7 @@ pub(crate) async fn certificate_cmd(
         } else {
             "retired"
         };
-        println!("{}", json!({ key: thumbprints }));
+        outln!("{}", json!({ key: thumbprints }));
     }
     Ok(())
 }
@@ -269,12 +265,12 @@ pub(crate) async fn certificate_cmd(
 pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     let c = &a.conn;
     let s = sign_in(c, StepScopes::setup(true), store(c)).await?;
-    let dir = data_dir(c);
+    let dir = data_dir(c)?;
     let previous = found::known(&s.graph, &dir, &s.account.tenant_id)
         .await
         .map_err(|e| Fail(4, e.to_string()))?;
     if previous.is_empty() {
-        eprintln!(
+        errln!(
             "No setups in {}: no app in the tenant carries Entra Setup's tag, and {} holds no journal for it. Nothing to check.",
             s.summary.tenant_name,
             dir.display()
@@ -283,7 +279,7 @@ pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
     let mut all = vec![];
     for prev in &previous {
         let v = Box::pin(status::check(&s, &dir, prev, a.warn_days)).await;
-        eprintln!(
+        errln!(
             "\n{} ({}, {} {}){}",
             v.name,
             v.provider,
@@ -300,10 +296,10 @@ pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
             }
         );
         for x in &v.secrets {
-            eprintln!("  Secret {}", describe_secret(x));
+            errln!("  Secret {}", describe_secret(x));
         }
         for c in &v.certificates {
-            eprintln!(
+            errln!(
                 "  SAML certificate {} \"{}\", expires {}{}",
                 c.thumbprint,
                 c.display_name,
@@ -313,21 +309,21 @@ pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
             );
         }
         if let Some(e) = &v.error {
-            eprintln!("  Could not check: {e}");
+            errln!("  Could not check: {e}");
         }
         if let Some(st) = v.scim.as_ref().and_then(|x| x.status.as_ref()) {
-            eprintln!("  Provisioning: {}", st.headline);
+            errln!("  Provisioning: {}", st.headline);
         }
         if v.attention.is_empty() && v.error.is_none() {
-            eprintln!("  OK: nothing needs attention.");
+            errln!("  OK: nothing needs attention.");
         }
         for i in &v.attention {
-            eprintln!("  ATTENTION: {i}");
+            errln!("  ATTENTION: {i}");
         }
         all.push(v);
     }
     if c.json {
-        println!(
+        outln!(
             "{}",
             json!({"tenantId": s.account.tenant_id, "setups": all})
         );
@@ -344,16 +340,16 @@ pub(crate) async fn status_cmd(a: &StatusArgs) -> Result<(), Fail> {
 
 pub(crate) fn providers() -> Result<(), Fail> {
     for p in catalogue()? {
-        println!("{} — {}", p.id(), p.name);
-        println!("  {}", p.description);
+        outln!("{} — {}", p.id(), p.name);
+        outln!("  {}", p.description);
         if p.file.starts_with("providers/") {
-            println!("  (built in)");
+            outln!("  (built in)");
         } else {
-            println!("  (from {})", p.file);
+            outln!("  (from {})", p.file);
         }
         for i in &p.inputs {
             if i.options.is_empty() {
-                println!("  --input {}=…  {} (e.g. {})", i.id, i.label, i.example);
+                outln!("  --input {}=…  {} (e.g. {})", i.id, i.label, i.example);
             } else {
                 let values: Vec<&str> = i.options.iter().map(|o| o.value.as_str()).collect();
                 let default = i
@@ -361,7 +357,7 @@ pub(crate) fn providers() -> Result<(), Fail> {
                     .as_deref()
                     .map(|d| format!(", default {d}"))
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "  --input {}={}  {}{default}",
                     i.id,
                     values.join("|"),
@@ -370,7 +366,7 @@ pub(crate) fn providers() -> Result<(), Fail> {
             }
         }
         if let Some(why) = p.unsupported() {
-            println!("  Not yet: {why}");
+            outln!("  Not yet: {why}");
         }
     }
     Ok(())

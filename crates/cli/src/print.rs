@@ -3,18 +3,19 @@
 use super::*;
 
 pub(crate) fn print_plan(p: &Prepared) {
-    eprintln!(
+    errln!(
         "\nPlan for {} ({}):",
-        p.plan.display_name, p.plan.unique_name
+        p.plan.display_name,
+        p.plan.unique_name
     );
     for a in &p.preflight.advice {
-        eprintln!("  [{:?}] {}: {}", a.severity, a.title, a.detail);
+        errln!("  [{:?}] {}: {}", a.severity, a.title, a.detail);
     }
     if p.plan.is_empty() {
-        eprintln!("  No changes: the tenant already matches.");
+        errln!("  No changes: the tenant already matches.");
     }
     for c in &p.plan.changes {
-        eprintln!(
+        errln!(
             "  {}. {}\n     {}\n     {}",
             c.seq + 1,
             c.title,
@@ -23,29 +24,29 @@ pub(crate) fn print_plan(p: &Prepared) {
         );
     }
     for n in &p.plan.notes {
-        eprintln!("  Note: {n}");
+        errln!("  Note: {n}");
     }
     if let Some(path) = &p.intent.provider.custom {
-        eprintln!(
+        errln!(
             "  Custom profile: {} (not built into Entra Setup: it decides the permissions asked for and where settings are pushed)",
             entra_setup_core::redact::echo(path, 200)
         );
     }
     for f in &p.foreign {
-        eprintln!(
+        errln!(
             "  NOT THE WIZARD'S ALONE: \"{}\" ({}) — apply stops here until you adopt it:",
             entra_setup_core::redact::echo(&f.display_name, 120),
             f.app_object_id
         );
         for l in f.lines() {
-            eprintln!("    - {l}");
+            errln!("    - {l}");
         }
     }
     let secrets = secrets::statuses(&p.state, chrono::Utc::now());
     if !secrets.is_empty() {
-        eprintln!("Client secrets on the app, newest first:");
+        errln!("Client secrets on the app, newest first:");
         for s in &secrets {
-            eprintln!("  {}", describe_secret(s));
+            errln!("  {}", describe_secret(s));
         }
     }
 }

@@ -2,12 +2,32 @@
 
 use super::*;
 
-pub(crate) fn data_dir(t: &Conn) -> PathBuf {
-    t.data_dir.clone().unwrap_or_else(|| {
-        dirs::data_dir()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("dev.entrasetup.wizard")
-    })
+/// Where journals and the saved sign-in live: --data-dir, or the desktop app's data folder.
+/// Without a home folder (HOME unset, no XDG_DATA_HOME) there is none: the command stops rather
+/// than keep an administrator's refresh token in a shared temporary folder.
+pub(crate) fn data_dir(t: &Conn) -> Result<PathBuf, Fail> {
+    let dir = match &t.data_dir {
+        Some(d) => d.clone(),
+        None => dirs::data_dir()
+            .ok_or_else(|| {
+                Fail(
+                    2,
+                    "Cannot tell where to keep the journals and the saved sign-in: HOME is not set (nor XDG_DATA_HOME). Set HOME to your home folder, or give --data-dir DIR (or ENTRA_SETUP_DATA_DIR)."
+                        .into(),
+                )
+            })?
+            .join("dev.entrasetup.wizard"),
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(Fail(
+            2,
+            format!(
+                "--data-dir {} is a file, not a folder: give a folder (it is made if missing).",
+                entra_setup_core::redact::echo(&dir.display().to_string(), 200)
+            ),
+        ));
+    }
+    Ok(dir)
 }
 
 pub(crate) fn cloud_choice(t: &Conn) -> CloudChoice {
@@ -33,8 +53,8 @@ pub(crate) fn store(t: &Conn) -> Arc<dyn SecretStore> {
     }
 }
 
-pub(crate) fn account_file(t: &Conn) -> PathBuf {
-    data_dir(t).join("cli-account.json")
+pub(crate) fn account_file(t: &Conn) -> Result<PathBuf, Fail> {
+    Ok(data_dir(t)?.join("cli-account.json"))
 }
 
 /// Resumes the saved CLI session for this cloud and tenant, or signs in.
@@ -48,7 +68,7 @@ pub(crate) async fn sign_in(
     let ctx = Context::new(http, store, opener);
     let cloud = cloud_choice(t);
     if !t.no_keychain {
-        if let Some(record) = std::fs::read_to_string(account_file(t))
+        if let Some(record) = std::fs::read_to_string(account_file(t)?)
             .ok()
             .and_then(|s| serde_json::from_str::<AccountRecord>(&s).ok())
         {
@@ -67,7 +87,7 @@ pub(crate) async fn sign_in(
                     .await
                     .is_ok()
                     {
-                        eprintln!(
+                        errln!(
                             "Signed in as {} (saved session).",
                             s.summary.user.user_principal_name
                         );
@@ -96,19 +116,19 @@ pub(crate) async fn sign_in(
             session::SessionError::Graph(g) => Fail(4, g.to_string()),
         })?;
     for n in &signed.notices {
-        eprintln!("Note: {}", n.detail);
+        errln!("Note: {}", n.detail);
     }
     if !t.no_keychain {
-        let path = account_file(t);
+        let path = account_file(t)?;
         let text = serde_json::to_string_pretty(&signed.session.account).unwrap_or_default();
         if let Err(e) = entra_setup_core::files::write_atomic(&path, text.as_bytes(), true) {
-            eprintln!(
+            errln!(
                 "Note: could not save the sign-in to {} ({e}); the next command signs in again.",
                 path.display()
             );
         }
     }
-    eprintln!(
+    errln!(
         "Signed in as {} to {} ({}).",
         signed.session.summary.user.user_principal_name,
         signed.session.summary.tenant_name,
@@ -140,10 +160,10 @@ pub(crate) fn progress() -> Arc<dyn Fn(SignInEvent) + Send + Sync> {
             expires_at,
             ..
         } => {
-            eprintln!("To sign in, open {verification_uri} and enter the code {user_code} (valid until {}).", expires_at.format("%H:%M UTC"));
+            errln!("To sign in, open {verification_uri} and enter the code {user_code} (valid until {}).", expires_at.format("%H:%M UTC"));
         }
         SignInEvent::BrowserOpened { url } => {
-            eprintln!("Sign in in the browser that opened. If none did, open:\n  {url}")
+            errln!("Sign in in the browser that opened. If none did, open:\n  {url}")
         }
         _ => {}
     })

@@ -9,10 +9,10 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
     entra_setup_core::endpoint::parse(&v.url, entra_setup_core::endpoint::Http::Anywhere, true)
         .map_err(|why| Fail(2, format!("--url: {why}.")))?;
     let auth = match (&v.token_file, &v.basic_user, &v.basic_password_file) {
-        (Some(f), _, _) => ScimAuth::Bearer(read_secret_file(f, "bearer token")?),
+        (Some(f), _, _) => ScimAuth::Bearer(read_secret_file("--token-file", f, "bearer token")?),
         (None, Some(user), Some(f)) => ScimAuth::Basic {
             user: user.clone(),
-            password: read_secret_file(f, "password")?,
+            password: read_secret_file("--basic-password-file", f, "password")?,
         },
         _ => {
             return Err(Fail(
@@ -34,7 +34,7 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
         trusted_cert,
     };
     if !v.json {
-        eprintln!(
+        errln!(
             "Checking {} as Entra's provisioning service would{}…",
             target.url,
             if v.write_tests {
@@ -54,7 +54,7 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
     )
     .await;
     if v.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).map_err(|e| Fail(1, e.to_string()))?
         );
@@ -66,30 +66,30 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
                 ScimStatus::Fail => "FAIL",
                 ScimStatus::Skipped => "skip",
             };
-            println!("{mark}  {:<24} {} ({} ms)", c.id, c.title, c.millis);
+            outln!("{mark}  {:<24} {} ({} ms)", c.id, c.title, c.millis);
             if c.status == ScimStatus::Pass {
                 continue;
             }
-            println!("      {}", c.detail);
+            outln!("      {}", c.detail);
             if !c.entra_impact.is_empty() {
-                println!("      Entra: {}", c.entra_impact);
+                outln!("      Entra: {}", c.entra_impact);
             }
             if let Some(fix) = &c.fix {
-                println!("      Fix: {fix}");
+                outln!("      Fix: {fix}");
             }
             if !c.rfc.is_empty() {
-                println!("      See {}", c.rfc);
+                outln!("      See {}", c.rfc);
             }
             if matches!(c.status, ScimStatus::Fail | ScimStatus::Warn) {
                 for x in &c.exchanges {
-                    println!("      > {} {}  [{}]", x.method, x.url, x.auth);
+                    outln!("      > {} {}  [{}]", x.method, x.url, x.auth);
                     if let Some(b) = &x.request_body {
-                        println!("        {b}");
+                        outln!("        {b}");
                     }
                     match (&x.status, &x.error) {
-                        (_, Some(e)) => println!("      < no answer: {e}"),
+                        (_, Some(e)) => outln!("      < no answer: {e}"),
                         (Some(st), None) => {
-                            println!(
+                            outln!(
                                 "      < {st} {}{}",
                                 x.content_type.as_deref().unwrap_or("(no content type)"),
                                 x.location
@@ -98,7 +98,7 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
                                     .unwrap_or_default()
                             );
                             if let Some(b) = &x.response_body {
-                                println!("        {}", b.chars().take(400).collect::<String>());
+                                outln!("        {}", b.chars().take(400).collect::<String>());
                             }
                         }
                         (None, None) => {}
@@ -106,21 +106,21 @@ pub(crate) async fn verify_scim(v: &VerifyScimArgs) -> Result<(), Fail> {
                 }
             }
         }
-        println!();
-        println!("{}", report.verdict);
+        outln!();
+        outln!("{}", report.verdict);
         match (&report.tenant_url, report.ready) {
             (Some(u), true) => {
-                println!("Tenant URL to enter in Entra: {u}");
+                outln!("Tenant URL to enter in Entra: {u}");
                 if report.use_aad_opt_flag {
-                    println!("(it carries ?aadOptscim062020: this server needs Entra's RFC-compliant PATCH format)");
+                    outln!("(it carries ?aadOptscim062020: this server needs Entra's RFC-compliant PATCH format)");
                 }
             }
-            (Some(u), false) => println!(
+            (Some(u), false) => outln!(
                 "Once the failures above are fixed, the tenant URL to enter in Entra is {u}."
             ),
-            (None, _) => println!("No tenant URL to enter: the endpoint could not be reached."),
+            (None, _) => outln!("No tenant URL to enter: the endpoint could not be reached."),
         }
-        println!("Took {} ms.", report.total_millis);
+        outln!("Took {} ms.", report.total_millis);
     }
     if report.ready {
         Ok(())

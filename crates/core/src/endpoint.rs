@@ -23,7 +23,9 @@ pub enum EndpointError {
     NoScheme(String),
     #[error("'{0}' has a port outside 1–65535")]
     BadPort(String),
-    #[error("'{url}' is not a valid URL ({why})")]
+    #[error(
+        "'{url}' is not a valid URL ({why}): type the full URL, e.g. https://host.example.com/path"
+    )]
     Invalid { url: String, why: String },
     #[error(
         "'{0}' uses plain http, which is only allowed for 127.0.0.1 or localhost: use https://"
@@ -44,7 +46,7 @@ pub enum EndpointError {
     #[error("'{0}' has a ?query: leave it out")]
     Query(String),
     #[error(
-        "'{0}' has a host name too long for DNS (a part over 63 characters, or over 253 in all)"
+        "'{0}' has a host name too long for DNS (a part over 63 characters, or over 253 in all): check the host name"
     )]
     HostTooLong(String),
     #[error("'{0}' contains an invisible control character: type or paste it again")]

@@ -222,6 +222,94 @@ pub async fn read_text(resp: reqwest::Response, limit: usize) -> Result<String, 
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
+/// Why a request never got an answer, in words an admin behind a proxy can act on: the whole
+/// chain of causes (not just "error sending request"), what kind of failure it was (the name
+/// could not be resolved, the connection was refused or timed out, TLS failed, the proxy asked
+/// for credentials) and, when a proxy from the environment carried it, which variable named
+/// that proxy and its address with any password masked.
+pub fn describe_network_error(e: &reqwest::Error, url: &str) -> String {
+    let mut chain = e.without_url_ref_text();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !chain.contains(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        src = s.source();
+    }
+    let l = chain.to_ascii_lowercase();
+    let proxy = proxy_for(url);
+    let kind = if l.contains("407") || l.contains("proxy authentication") {
+        "the proxy asks for a user name and password: put them in the proxy URL (http://user:password@proxy:port)"
+    } else if l.contains("certificate") || l.contains("tls") || l.contains("handshake") {
+        if proxy.is_some() {
+            "TLS through the proxy failed: a proxy that inspects TLS needs its root certificate in the system's certificate store"
+        } else {
+            "TLS failed: the server's certificate is not trusted by this computer"
+        }
+    } else if l.contains("dns") || l.contains("resolve") || l.contains("lookup") {
+        "the host name could not be resolved"
+    } else if l.contains("timed out") || e.is_timeout() {
+        "the connection timed out"
+    } else if l.contains("refused") {
+        "the connection was refused"
+    } else {
+        "the connection failed"
+    };
+    let via = match proxy {
+        Some((var, shown)) => format!(" through the proxy in {var} ({shown})"),
+        None => String::new(),
+    };
+    crate::redact::printable(&format!("{kind}{via} — {chain}"))
+}
+
+trait WithoutUrl {
+    fn without_url_ref_text(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref_text(&self) -> String {
+        let s = self.to_string();
+        match s.find(" for url (") {
+            Some(i) => s[..i].to_string(),
+            None => s,
+        }
+    }
+}
+
+/// The environment variable whose proxy a request to `url` goes through, and the proxy as
+/// shown (password masked); none for this computer, which is always reached directly.
+fn proxy_for(url: &str) -> Option<(&'static str, String)> {
+    let u = url::Url::parse(url).ok()?;
+    if crate::endpoint::secure_transport(&u) && u.scheme() == "http" {
+        return None; // plain http is only ever allowed to loopback
+    }
+    if matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) {
+        return None;
+    }
+    let names: &[&'static str] = if u.scheme() == "https" {
+        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    } else {
+        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+    };
+    names.iter().find_map(|n| {
+        let v = std::env::var(n).ok()?;
+        let v = v.trim();
+        (!v.is_empty()).then(|| {
+            let shown = Network {
+                https_proxy: Some(v.to_string()),
+                http_proxy: None,
+                no_proxy: String::new(),
+            }
+            .shown()
+            .https_proxy
+            .unwrap_or_default();
+            (*n, shown)
+        })
+    })
+}
+
 /// `ENTRA_SETUP_RETRY_MS`: the base of every wait between retries, for runs against the
 /// simulated tenant (tests, the end-to-end run), which need not wait as long as Entra does: the
 /// Graph backoff starts there, a new secret is retried every two bases, instantiate is polled

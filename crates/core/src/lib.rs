@@ -26,5 +26,6 @@ pub mod scim;
 pub mod session;
 pub mod setup;
 pub mod tenant;
+pub mod values;
 
 pub use secrecy::{ExposeSecret, SecretString};

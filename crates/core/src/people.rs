@@ -157,10 +157,6 @@ pub enum ResolveError {
     Graph(#[from] GraphError),
 }
 
-fn looks_like_guid(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok()
-}
-
 /// Finds one user or group by a user's UPN (or mail-like name), a group's exact display name,
 /// or an object ID: what a script names people by.
 pub async fn resolve(graph: &GraphClient, name: &str) -> Result<Assignee, ResolveError> {
@@ -197,7 +193,7 @@ async fn resolve_with(
             display_name: display,
         })
     };
-    if users && (looks_like_guid(name) || name.contains('@')) {
+    if users && (crate::values::is_guid(name) || name.contains('@')) {
         match graph
             .get(format!("/users/{name}?$select={USER_FIELDS}"))
             .scopes(s)
@@ -208,7 +204,7 @@ async fn resolve_with(
             Err(e) if absent(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        if looks_like_guid(name) {
+        if crate::values::is_guid(name) {
             match graph
                 .get(format!("/groups/{name}?$select={GROUP_FIELDS}"))
                 .scopes(s)
@@ -222,7 +218,7 @@ async fn resolve_with(
         }
         return Err(ResolveError::NotFound(name.to_string()));
     }
-    if !users && looks_like_guid(name) {
+    if !users && crate::values::is_guid(name) {
         return match graph
             .get(format!("/groups/{name}?$select={GROUP_FIELDS}"))
             .scopes(s)

@@ -46,8 +46,14 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 /// PASS, a bell, a carriage return that overwrites the line) replaced; line breaks and tabs
 /// kept.
 pub fn printable(text: &str) -> String {
-    redact(text)
-        .chars()
+    without_controls(&redact(text))
+}
+
+/// The terminal half of [`printable`], for everything a command prints (what it wrote itself
+/// may hold a secret the admin asked to see): control characters (C0 but line breaks and tabs,
+/// DEL, C1) and bidi controls replaced by U+FFFD.
+pub fn without_controls(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c) {
                 '\u{fffd}'
@@ -103,11 +109,11 @@ pub fn printable_without(text: &str, sent: &[&str]) -> String {
 }
 
 /// What someone typed, as a message shows it back: [`printable`] on one line, and at most
-/// `max` characters.
+/// `max` characters; a longer value is cut there and says how long it was.
 pub fn echo(input: &str, max: usize) -> String {
     let p = printable(input).replace(['\n', '\t'], " ");
     match p.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &p[..cut]),
+        Some((cut, _)) => format!("{}… ({} characters in all)", &p[..cut], p.chars().count()),
         None => p,
     }
 }

@@ -596,6 +596,24 @@ async fn self_signed_tls_fails_unless_explicitly_trusted() {
     assert_eq!(c.status, ScimStatus::Fail, "{c:?}");
     assert!(c.detail.contains("self-signed"), "{c:?}");
     assert!(!r.ready);
+    // Another certificate trusted (the wrong one, or last year's): TLS fails and says so,
+    // rather than passing and blaming /Users.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let mut wrong = target(&url);
+    wrong.trusted_cert = Some(other.cert.pem().into_bytes());
+    let r = scim::verify(&wrong, &VerifyOptions::default()).await;
+    let c = check_of(&r, "tls");
+    assert_eq!(c.status, ScimStatus::Fail, "{c:?}");
+    assert!(
+        c.detail.contains("even with the certificate you trusted"),
+        "{c:?}"
+    );
+    assert!(
+        r.checks.iter().all(|c| c.id != "test_connection_probe"),
+        "nothing is blamed on /Users: {:#?}",
+        r.checks
+    );
+    assert!(!r.ready);
     let mut trusted = target(&url);
     trusted.trusted_cert = Some(cert_pem.into_bytes());
     let r = scim::verify(&trusted, &VerifyOptions::default()).await;

@@ -190,9 +190,9 @@ pub async fn choose_scim_cert(
     let Some(path) = desktop.open_file().await else {
         return Ok(None);
     };
-    let bytes = scim::read_trusted_cert(&path).map_err(|message| IpcError::Invalid {
+    let bytes = scim::read_trusted_cert(&path).map_err(|e| IpcError::Invalid {
         field: "scim_cert".into(),
-        message,
+        message: e.to_string(),
     })?;
     let name = path
         .file_name()
@@ -315,15 +315,16 @@ pub async fn scim_logs(
     Ok(provisioning::logs(&active.session.graph, &sp, 25).await?)
 }
 
-/// Parses an optional YYYY-MM-DD date from the UI.
+/// Parses an optional expiry date from the UI: YYYY-MM-DD, after today, at most ten years
+/// ahead (the CLI's check, [`entra_setup_core::values::future_date`]).
 pub fn parse_date(field: &str, raw: Option<&str>) -> Result<Option<chrono::NaiveDate>, IpcError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        Some(s) => entra_setup_core::values::future_date(s, chrono::Utc::now().date_naive())
             .map(Some)
-            .map_err(|_| IpcError::Invalid {
+            .map_err(|e| IpcError::Invalid {
                 field: field.into(),
-                message: format!("'{s}' is not a date: use YYYY-MM-DD, e.g. 2027-11-22."),
+                message: format!("{e}."),
             }),
     }
 }

@@ -91,7 +91,7 @@ pub async fn discover(
         .await
         .map_err(|e| AuthError::Network {
             what: format!("the {cloud} sign-in service"),
-            detail: e.without_url().to_string(),
+            detail: crate::http::describe_network_error(&e, url),
         })?;
     let status = resp.status();
     let text = crate::http::read_text(resp, crate::http::SMALL_BODY_LIMIT)

@@ -29,15 +29,7 @@ fn is_hex_and_dashes(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
-/// `8-4-4-4-12` hexadecimal digits, as tenant and application ids are written.
-pub fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+pub use crate::values::is_guid;
 
 fn invalid(input: &str, reason: impl Into<String>) -> AuthError {
     AuthError::InvalidTenant {

@@ -290,7 +290,7 @@ impl Request<'_> {
                     return Err(GraphError::Network {
                         method: self.method.to_string(),
                         path: path.to_string(),
-                        detail: e.without_url().to_string(),
+                        detail: crate::http::describe_network_error(&e, &self.url(path)),
                         client_request_id,
                     });
                 }

@@ -151,6 +151,10 @@ pub fn validate<'a>(
     for spec in specs {
         let id = &spec.id;
         let mut v = spec.normalise(given.get(id).map(String::as_str).unwrap_or_default());
+        // A list of nothing but commas and spaces (`redirect_uris=,`) is as empty as no value.
+        if spec.kind.is_list() && list_items(&v).is_empty() {
+            v.clear();
+        }
         if v.is_empty() {
             if let Some(d) = &spec.default {
                 v.clone_from(d);
@@ -168,14 +172,15 @@ pub fn validate<'a>(
         }
         let (value, problem) = if spec.kind.is_list() {
             let items = list_items(&v);
+            // A URL is told the rule it breaks first; the profile's own pattern comes after.
             let problem = items.iter().find_map(|item| {
-                spec.problem(item)
-                    .map(|m| format!("'{item}': {m}"))
+                (spec.kind == InputKind::UrlList)
+                    .then(|| super::check_redirect_uri(item).err())
+                    .flatten()
+                    .map(|m| format!("{m}."))
                     .or_else(|| {
-                        (spec.kind == InputKind::UrlList)
-                            .then(|| super::check_redirect_uri(item).err())
-                            .flatten()
-                            .map(|m| format!("{m}."))
+                        spec.problem(item)
+                            .map(|m| format!("'{}': {m}", crate::redact::echo(item, 200)))
                     })
             });
             (items.join(","), problem)

@@ -395,40 +395,11 @@ pub const BUILTIN_PLACEHOLDERS: &[&str] = &[
     "discovery_url",
 ];
 
-/// What is wrong with a redirect URI, by Entra's rules (reference §12).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RedirectUriError {
-    #[error("redirect URI '{uri}' is not a URL: {why}")]
-    NotUrl { uri: String, why: String },
-    #[error("redirect URI '{0}' must use https (http only for localhost)")]
-    NotHttps(String),
-    #[error("redirect URI '{0}' is longer than Entra's 256 characters")]
-    TooLong(String),
-    #[error("redirect URI '{uri}' contains '{c}', which Entra does not allow")]
-    Forbidden { uri: String, c: char },
-}
+pub use crate::values::RedirectUriError;
 
-/// Entra's rules for a web redirect URI (reference §12): https (http only for loopback), at most
-/// 256 characters, none of `! $ ' ( ) , ;`.
+/// Entra's rules for a redirect URI or Reply URL: [`crate::values::redirect_uri`].
 pub fn check_redirect_uri(uri: &str) -> Result<(), RedirectUriError> {
-    let u = url::Url::parse(uri).map_err(|e| RedirectUriError::NotUrl {
-        uri: uri.to_string(),
-        why: e.to_string(),
-    })?;
-    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1"));
-    if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
-        return Err(RedirectUriError::NotHttps(uri.to_string()));
-    }
-    if uri.len() > 256 {
-        return Err(RedirectUriError::TooLong(uri.to_string()));
-    }
-    if let Some(c) = uri.chars().find(|c| "!$'(),;".contains(*c)) {
-        return Err(RedirectUriError::Forbidden {
-            uri: uri.to_string(),
-            c,
-        });
-    }
-    Ok(())
+    crate::values::redirect_uri(uri).map(|_| ())
 }
 
 impl Provider {
@@ -623,7 +594,49 @@ impl Provider {
         &self,
         given: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, Vec<InputError>> {
-        validate(self.inputs.iter(), given)
+        let values = validate(self.inputs.iter(), given)?;
+        let errors = self.check_rendered_uris(&values);
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Every redirect URI and SAML Reply URL as the admin's values render it, checked by
+    /// [`crate::values::redirect_uri`]: a value can pass its own input's pattern and still make
+    /// a URL Entra refuses. Each error names the input that went into the URL.
+    fn check_rendered_uris(&self, values: &BTreeMap<String, String>) -> Vec<InputError> {
+        let templates = self
+            .redirect_uris()
+            .iter()
+            .chain(self.saml().map(|s| s.reply_urls.as_slice()).unwrap_or(&[]));
+        let mut errors: Vec<InputError> = vec![];
+        for t in templates {
+            let rendered = render(t, values, str::to_string).unwrap_or_default();
+            for uri in list_items(&rendered) {
+                let Err(e) = crate::values::redirect_uri(&uri) else {
+                    continue;
+                };
+                let field = placeholders(t)
+                    .into_iter()
+                    .find(|p| self.inputs.iter().any(|i| &i.id == p))
+                    .unwrap_or_else(|| "redirect_uris".into());
+                if errors.iter().all(|x| x.field != field) {
+                    let label = self
+                        .inputs
+                        .iter()
+                        .find(|i| i.id == field)
+                        .map_or_else(|| field.clone(), |i| i.label.clone());
+                    errors.push(InputError {
+                        field,
+                        label,
+                        message: format!("{e}."),
+                    });
+                }
+            }
+        }
+        errors
     }
 
     /// Validates the inputs for pushing to the provider's API.

@@ -132,27 +132,21 @@ use write::{write_tests, WRITE_CHECKS};
 pub const TRUSTED_CERT_LIMIT: u64 = 1024 * 1024;
 
 /// Reads a certificate the admin trusts for one check: a regular file under 1 MB (not a device,
-/// a folder or a pipe that never ends), said plainly otherwise.
-pub fn read_trusted_cert(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("Cannot read the certificate file {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "{} is not a regular file: give the certificate's PEM or DER file.",
-            path.display()
-        ));
-    }
-    let mut bytes = vec![];
-    std::fs::File::open(path)
-        .and_then(|f| f.take(TRUSTED_CERT_LIMIT + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("Cannot read the certificate file {}: {e}", path.display()))?;
-    if bytes.len() as u64 > TRUSTED_CERT_LIMIT {
-        return Err(format!(
-            "{} is larger than 1 MB: a certificate file is a few kilobytes.",
-            path.display()
-        ));
-    }
+/// a folder or a pipe that never ends) holding a PEM certificate, said plainly otherwise.
+pub fn read_trusted_cert(path: &std::path::Path) -> Result<Vec<u8>, crate::values::ValueError> {
+    use rustls::pki_types::pem::PemObject;
+    let text = crate::files::read_regular(path, TRUSTED_CERT_LIMIT).map_err(|e| {
+        crate::values::ValueError(format!(
+            "{e}: give the server's certificate as a PEM file (-----BEGIN CERTIFICATE-----)"
+        ))
+    })?;
+    let bytes = text.into_bytes();
+    rustls::pki_types::CertificateDer::from_pem_slice(&bytes).map_err(|_| {
+        crate::values::ValueError(format!(
+            "{} holds no PEM certificate: give the server's certificate as a PEM file (-----BEGIN CERTIFICATE-----)",
+            crate::redact::echo(&path.display().to_string(), 300)
+        ))
+    })?;
     Ok(bytes)
 }
 
@@ -236,6 +230,24 @@ pub async fn verify(target: &ScimTarget, opts: &VerifyOptions) -> ScimReport {
             match &target.trusted_cert {
                 Some(pem) => match build_client(Some(pem), timeout, &opts.resolve) {
                     Ok(c) => {
+                        // The certificate trusted for the check must be the one that makes the
+                        // handshake work: a wrong or expired one fails here, not at /Users.
+                        let (again, _) = Http::new(c.clone(), &base)
+                            .call(
+                                reqwest::Method::GET,
+                                "/ServiceProviderConfig",
+                                None,
+                                Cred::None,
+                            )
+                            .await;
+                        if again.error.as_deref().is_some_and(looks_like_tls_error) {
+                            let d = format!(
+                                "{} — even with the certificate you trusted: it is not the server's certificate (or the CA that signed it), or it has expired.",
+                                describe(&again)
+                            );
+                            checks.push(check("tls", "The TLS certificate is valid", ScimStatus::Fail, d, "Test Connection fails: Entra only trusts certificates from public CAs", "RFC 7644 §7.1", Some("Trust the certificate the server presents now (--trust-cert with its PEM file), or renew the server's certificate."), vec![x, again]));
+                            return finish(target, base, checks, aad_opt_in_url, started, true);
+                        }
                         checks.push(check("tls", "The TLS certificate is valid", ScimStatus::Warn, "The certificate does not chain to a public CA; it is accepted only because you trusted it for this check.", "Entra refuses certificates that do not chain to a public CA: Test Connection fails", "RFC 7644 §7.1", Some("Install a certificate from a public CA before entering the URL in Entra."), vec![x]));
                         client = c;
                     }

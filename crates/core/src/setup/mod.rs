@@ -174,11 +174,12 @@ impl ScimIntent {
             }
         }
         if let Some(d) = token_expires {
-            if d <= chrono::Utc::now().date_naive() {
+            let today = chrono::Utc::now().date_naive();
+            if let Err(e) = crate::values::future_date(&d.format("%Y-%m-%d").to_string(), today) {
                 errors.push(InputError {
                     field: "scim_token_expires".into(),
                     label: "Token expiry".into(),
-                    message: format!("{d} is not in the future: a token that has expired stops provisioning. Get a new token from the provider, or clear the date if it never expires."),
+                    message: format!("{e}."),
                 });
             }
         }

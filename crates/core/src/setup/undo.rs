@@ -10,6 +10,7 @@ use super::journal::{Created, Entry, Event, Journal, ObjectKind};
 use super::state::absent;
 use crate::auth::StepScopes;
 use crate::graph::{gone_ok, GraphClient, GraphError};
+use crate::values::is_guid;
 
 /// One thing Undo did, for the admin.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -178,11 +179,6 @@ impl SetupObjects {
     fn has_sp(&self, id: &str) -> bool {
         self.sps.iter().any(|a| a.eq_ignore_ascii_case(id))
     }
-}
-
-/// A directory object id: a GUID.
-pub(crate) fn is_guid(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
 }
 
 /// A grant's or an assignment's id: URL-safe base64 text.
