@@ -143,7 +143,7 @@ impl Network {
                         let _ = url.set_password(None);
                         url.to_string()
                     }
-                    Ok(url) if url.host_str().is_some() => crate::redact::echo(u, 200),
+                    Ok(url) if url.host_str().is_some() => mask_proxy(u),
                     _ => "(not a URL; ignored)".to_string(),
                 }
             })
@@ -222,6 +222,20 @@ pub async fn read_text(resp: reqwest::Response, limit: usize) -> Result<String, 
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
+/// A proxy setting as it may be shown: whatever stands before the last `@` of its address (a
+/// user name and password, however oddly written) replaced by `***`, printable, shortened.
+pub fn mask_proxy(v: &str) -> String {
+    let (scheme, rest) = match v.find("://") {
+        Some(i) => v.split_at(i + 3),
+        None => ("", v),
+    };
+    let masked = match rest.rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => v.to_string(),
+    };
+    crate::redact::echo(&masked, 200)
+}
+
 /// Why a request never got an answer, in words an admin behind a proxy can act on: the whole
 /// chain of causes (not just "error sending request"), what kind of failure it was (the name
 /// could not be resolved, the connection was refused or timed out, TLS failed, the proxy asked
@@ -296,17 +310,7 @@ fn proxy_for(url: &str) -> Option<(&'static str, String)> {
     names.iter().find_map(|n| {
         let v = std::env::var(n).ok()?;
         let v = v.trim();
-        (!v.is_empty()).then(|| {
-            let shown = Network {
-                https_proxy: Some(v.to_string()),
-                http_proxy: None,
-                no_proxy: String::new(),
-            }
-            .shown()
-            .https_proxy
-            .unwrap_or_default();
-            (*n, shown)
-        })
+        (!v.is_empty()).then(|| (*n, mask_proxy(v)))
     })
 }
 
@@ -466,6 +470,7 @@ mod tests {
             "http://user:s3cret@proxy.corp:8080",
             "socks5://user:s3cret@proxy.corp:1080",
             "s3cret@proxy.corp",
+            "http:\t/user:s3cret@proxy.corp:8080",
         ] {
             let n = Network {
                 https_proxy: Some(raw.into()),

@@ -233,16 +233,7 @@ pub fn proxy(var: &str, value: &str) -> Result<Url, ValueError> {
     } else {
         format!("http://{v}")
     };
-    let masked = || {
-        crate::http::Network {
-            https_proxy: Some(v.to_string()),
-            http_proxy: None,
-            no_proxy: String::new(),
-        }
-        .shown()
-        .https_proxy
-        .unwrap_or_default()
-    };
+    let masked = || crate::http::mask_proxy(v);
     let fail = |what: &str| {
         bad(format!(
             "the proxy in {var} ({}) {what}: set it to a URL such as http://proxy.contoso.com:8080, or unset it",

@@ -773,3 +773,77 @@ fn zz_the_corpus_is_at_least_three_hundred_cases() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// The one check per kind of value (`values`): redirect URIs, ids, waits, dates, names and
+/// proxies, each refused with a message that says what to give.
+#[test]
+fn values_of_each_kind() {
+    use entra_setup_core::values;
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let mut uris: Vec<String> = [
+        "https://wiki.example.com/cb#frag",
+        "https://*.example.com/cb",
+        "https://wiki.example.com:0/cb",
+        "https://u:p@wiki.example.com/cb",
+        "https://wikі.example.com/cb",
+        "http://wiki.example.com/cb",
+        "http://[::1]/cb",
+        "https://wiki.example.com/a,b",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "file:///etc/passwd",
+        "//wiki.example.com/cb",
+        "",
+    ]
+    .map(String::from)
+    .to_vec();
+    uris.push(format!("https://wiki.example.com/{}", "x".repeat(250)));
+    uris.extend(hostile_urls());
+    for u in &uris {
+        if values::redirect_uri(u).is_ok() {
+            continue; // a hostile *endpoint* URL may still be a fine redirect URI
+        }
+        refused("values::redirect_uri", u, values::redirect_uri(u));
+    }
+    for n in [
+        "18446744073709551615",
+        "86401",
+        "-1",
+        "1e3",
+        "",
+        "0x1",
+        "\u{1b}[2J1",
+    ] {
+        refused("values::wait_seconds", n, values::wait_seconds(n));
+    }
+    for d in [
+        "2027-1-1",
+        "2026-12-07",
+        "2037-01-01",
+        "2027-02-29",
+        "０２０２７-01-01",
+        "2027-01-01\u{202e}",
+    ] {
+        refused("values::future_date", d, values::future_date(d, today));
+    }
+    for w in ["", " ", "a\u{7}b", &"x".repeat(257)] {
+        refused("values::principal", w, values::principal(w));
+    }
+    for g in [
+        "",
+        "0f8fad5b",
+        "{0f8fad5b-d9cb-469f-a165-70867728950e}",
+        "0f8fad5bd9cb469fa16570867728950e",
+    ] {
+        refused("values::guid", g, values::guid(g, "an object id"));
+    }
+    for p in [
+        "ftp://proxy:21",
+        "http://:8080",
+        "http://proxy:0",
+        "proxy host:80",
+        "\u{1b}[2J",
+    ] {
+        refused("values::proxy", p, values::proxy("HTTPS_PROXY", p));
+    }
+}

@@ -12,6 +12,7 @@ use entra_setup_core::endpoint::{self, Http};
 use entra_setup_core::provider::{self, Provider};
 use entra_setup_core::setup::journal::Journal;
 use entra_setup_core::setup::sync::ScimToken;
+use entra_setup_core::values;
 use proptest::prelude::*;
 
 fn printable(message: &str) -> Result<(), TestCaseError> {
@@ -52,6 +53,48 @@ const JOURNAL_LINE: &str =
     r#"{"at":"2026-12-01T10:00:00Z","planId":"p1","event":{"plan":{"changes":1}}}"#;
 
 proptest! {
+    /// Whatever the one redirect URI check accepts, Entra would: https (http only to
+    /// localhost or 127.0.0.1), at most 256 characters, no fragment, wildcard, credentials or
+    /// forbidden character; whatever it refuses is said printably.
+    #[test]
+    fn redirect_uris_accepted_are_ones_entra_takes(s in mutated("https://wiki.example.com:8443/oidc/callback?x=1")) {
+        match values::redirect_uri(&s) {
+            Ok(u) => {
+                let t = s.trim();
+                prop_assert!(t.chars().count() <= 256);
+                prop_assert!(u.scheme() == "https" || matches!(u.host_str(), Some("localhost" | "127.0.0.1")));
+                prop_assert!(u.fragment().is_none() && u.username().is_empty() && u.password().is_none());
+                prop_assert!(!t.contains('*') && !t.chars().any(|c| "!$'(),;".contains(c)));
+                prop_assert!(u.port() != Some(0));
+                prop_assert!(u.host_str().is_some_and(|h| h.is_ascii() && !h.contains("xn--")));
+            }
+            Err(e) => printable(&e.to_string())?,
+        }
+    }
+
+    /// Numbers, dates, names and proxies: accepted only inside their documented ranges.
+    #[test]
+    fn values_stay_in_their_ranges(n in any::<String>(), d in mutated("2027-01-31"), who in any::<String>(), p in mutated("http://user:pw@proxy.contoso.com:8080")) {
+        if let Ok(secs) = values::wait_seconds(&n) {
+            prop_assert!(secs <= values::MAX_WAIT_SECS);
+        } else {
+            printable(&values::wait_seconds(&n).unwrap_err().0)?;
+        }
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+        match values::future_date(&d, today) {
+            Ok(date) => prop_assert!(date > today && date <= chrono::NaiveDate::from_ymd_opt(2036, 12, 7).unwrap()),
+            Err(e) => printable(&e.0)?,
+        }
+        match values::principal(&who) {
+            Ok(v) => prop_assert!(!v.is_empty() && v.chars().count() <= values::MAX_PRINCIPAL_CHARS && !v.chars().any(char::is_control)),
+            Err(e) => printable(&e.0)?,
+        }
+        if let Err(e) = values::proxy("HTTPS_PROXY", &p) {
+            printable(&e.0)?;
+            prop_assert!(!e.0.contains(":pw@"), "the password is shown: {}", e.0);
+        }
+    }
+
     #[test]
     fn tenant_references(s in any::<String>()) {
         if let Err(e) = TenantRef::parse(&s) {
