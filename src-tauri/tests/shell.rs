@@ -98,6 +98,29 @@ fn commands_answer_through_ipc_and_the_acl() {
         "the plugin exists but the window may not call it: {dialog}"
     );
 
+    // The desktop's forms are checked by the same functions as the CLI's flags: a redirect
+    // URI with a fragment gets the very message `entra-setup plan --input` prints.
+    for uri in [
+        "https://wiki.example.com/cb#frag",
+        "https://*.example.com/cb",
+        "https://u:p@wiki.example.com/cb",
+        "http://[::1]:8080/cb",
+    ] {
+        let refused = invoke(
+            &webview,
+            "check_inputs",
+            serde_json::json!({"providerId": "oidc", "inputs": {"name": "Wiki", "redirect_uris": uri}, "secretDays": null}),
+        )
+        .expect_err(uri);
+        let want = format!(
+            "{}.",
+            entra_setup_core::values::redirect_uri(uri).unwrap_err()
+        );
+        assert_eq!(refused["kind"], "inputs", "{refused}");
+        assert_eq!(refused["detail"]["errors"][0]["field"], "redirect_uris");
+        assert_eq!(refused["detail"]["errors"][0]["message"], want.as_str());
+    }
+
     let resume = invoke(&webview, "resume_session", serde_json::json!({})).unwrap();
     assert_eq!(resume["kind"], "nothing");
     invoke(&webview, "sign_out", serde_json::json!({}))

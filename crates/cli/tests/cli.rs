@@ -2164,22 +2164,49 @@ async fn an_app_someone_else_holds_exits_13_until_adopted_and_a_damaged_journal_
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .unwrap();
-    let mut text = std::fs::read_to_string(&journal).unwrap();
-    text.insert_str(text.find('\n').unwrap() + 1, "garbage\u{0}\n");
-    std::fs::write(&journal, text).unwrap();
-    let r = cli(
-        &sim,
-        &data,
-        &[
-            "undo",
-            "--provider",
-            "pomerium",
-            "--input",
-            "authenticate_url=https://auth.squat.example",
-            "--yes",
-        ],
-    )
-    .await;
-    assert_eq!(r.code, 12, "{}", r.stderr);
-    assert!(r.stderr.contains("damaged at line 2"), "{}", r.stderr);
+    let good = std::fs::read(&journal).unwrap();
+    let first_line = good.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let undo = [
+        "undo",
+        "--provider",
+        "pomerium",
+        "--input",
+        "authenticate_url=https://auth.squat.example",
+        "--yes",
+    ];
+    // Each kind of damage: a garbage line with a NUL, random bytes, and a folder where the
+    // journal should be (a last line cut short is a write torn by a crash, and is skipped). Each stops undo with the file named; the tenant is
+    // never undone from its tags as if there were no journal.
+    let mut random = good[..first_line].to_vec();
+    random.extend((0u8..=255).rev().cycle().take(700).map(|b| b ^ 0x5a));
+    let mut garbage = good[..first_line].to_vec();
+    garbage.extend_from_slice(b"garbage\x00\n");
+    garbage.extend_from_slice(&good[first_line..]);
+    for (damage, bytes) in [
+        ("garbage", Some(garbage)),
+        ("random", Some(random)),
+        ("folder", None),
+    ] {
+        let _ = std::fs::remove_file(&journal);
+        match &bytes {
+            Some(b) => std::fs::write(&journal, b).unwrap(),
+            None => std::fs::create_dir(&journal).unwrap(),
+        }
+        let r = cli(&sim, &data, &undo).await;
+        assert_eq!(r.code, 12, "{damage}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(journal.file_name().unwrap().to_str().unwrap()),
+            "{damage}: the journal is named: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("No journal"), "{damage}: {}", r.stderr);
+        if damage == "garbage" {
+            assert!(r.stderr.contains("damaged at line 2"), "{}", r.stderr);
+        }
+        if bytes.is_none() {
+            std::fs::remove_dir(&journal).unwrap();
+        }
+    }
+    std::fs::write(&journal, &good).unwrap();
 }

@@ -41,7 +41,10 @@ pub fn intent(
 ) -> Result<Intent, IpcError> {
     let p = provider::find(provider_id).ok_or_else(|| IpcError::Invalid {
         field: "provider".into(),
-        message: format!("There is no provider '{provider_id}'."),
+        message: format!(
+            "There is no provider '{}'.",
+            entra_setup_core::redact::echo(provider_id, 80)
+        ),
     })?;
     Intent::new(p, inputs, secret_days).map_err(|errors| IpcError::Inputs { errors })
 }

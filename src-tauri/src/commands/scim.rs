@@ -338,3 +338,23 @@ pub struct ScimChoice {
     pub token_expires: Option<String>,
     pub start: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The SCIM step's expiry date is checked as the CLI's --scim-token-expires is.
+    #[test]
+    fn token_expiry_dates_are_checked_as_on_the_command_line() {
+        let today = chrono::Utc::now().date_naive();
+        for raw in ["2027-1-31", "1999-01-01", "2207-01-31"] {
+            let want = entra_setup_core::values::future_date(raw, today).unwrap_err();
+            match super::parse_date("scim_token_expires", Some(raw)) {
+                Err(super::IpcError::Invalid { field, message }) => {
+                    assert_eq!(field, "scim_token_expires");
+                    assert_eq!(message, format!("{want}."));
+                }
+                other => panic!("{raw}: {other:?}"),
+            }
+        }
+        assert!(matches!(super::parse_date("x", Some(" ")), Ok(None)));
+    }
+}
