@@ -30,6 +30,10 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// A `Retry-After` longer than this is treated as a failure rather than waited out.
     pub max_retry_after: Duration,
+    /// How long a write may take to show in reads (reference §12: seconds to a few minutes):
+    /// what [`GraphClient::poll_replication`] waits, by the clock, before believing a thing
+    /// absent.
+    pub replication_budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -40,6 +44,7 @@ impl Default for RetryPolicy {
             base_delay: base.unwrap_or(Duration::from_secs(1)),
             max_delay: base.map_or(Duration::from_secs(30), |b| b * 10),
             max_retry_after: Duration::from_secs(300),
+            replication_budget: base.map_or(Duration::from_secs(120), |b| b * 120),
         }
     }
 }
@@ -100,6 +105,32 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()
 }
 
+/// Reads until `read` finds something or `budget` has passed since the first read; at least two
+/// reads, the last one after the budget ran out, so a thing that appears just in time is seen.
+async fn poll_until<T, F, Fut, E>(
+    budget: Duration,
+    backoff: impl Fn(u32) -> Duration,
+    mut read: F,
+) -> Result<Option<T>, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut attempt = 1;
+    loop {
+        if let Some(found) = read().await? {
+            return Ok(Some(found));
+        }
+        let left = budget.saturating_sub(started.elapsed());
+        if left.is_zero() && attempt > 1 {
+            return Ok(None);
+        }
+        tokio::time::sleep(backoff(attempt).min(left.max(Duration::from_millis(1)))).await;
+        attempt += 1;
+    }
+}
+
 impl GraphClient {
     pub fn new(http: reqwest::Client, cloud: &Cloud, tokens: Arc<TokenSource>) -> Self {
         Self {
@@ -142,6 +173,22 @@ impl GraphClient {
             }
         }
         Ok(None)
+    }
+
+    /// Reads until `read` finds what it looks for or the replication budget has passed by the
+    /// clock (not a count of reads: a busy tenant's lag is measured in seconds), waiting between
+    /// reads as the retry policy says. `Ok(None)` when the budget passed with nothing found.
+    pub async fn poll_replication<T, F, Fut>(&self, read: F) -> Result<Option<T>, GraphError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, GraphError>>,
+    {
+        poll_until(
+            self.retry.replication_budget,
+            |a| self.retry.backoff(a),
+            read,
+        )
+        .await
     }
 
     /// The wait before try `attempt` + 1 (exponential, capped, with jitter).
@@ -478,5 +525,45 @@ mod tests {
             reqwest::header::HeaderValue::from_static("7"),
         );
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+    }
+
+    /// The replication wait is a duration: with Entra's budget of two minutes it keeps reading
+    /// for two minutes (by the clock), however many reads that takes, and stops soon after.
+    #[tokio::test(start_paused = true)]
+    async fn replication_is_waited_out_by_the_clock_not_by_counting_reads() {
+        let policy = RetryPolicy {
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            replication_budget: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let started = tokio::time::Instant::now();
+        let reads = std::sync::atomic::AtomicU32::new(0);
+        let found: Result<Option<()>, ()> = poll_until(
+            policy.replication_budget,
+            |a| policy.backoff(a),
+            || async {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(None)
+            },
+        )
+        .await;
+        assert_eq!(found, Ok(None));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(120), "{waited:?}");
+        assert!(waited < Duration::from_secs(121), "{waited:?}");
+        assert!(
+            reads.load(std::sync::atomic::Ordering::SeqCst) > policy.max_attempts,
+            "more reads than the old count of tries"
+        );
+        // Something that shows up after 100 s is found, not given up on.
+        let started = tokio::time::Instant::now();
+        let found: Result<Option<u8>, ()> = poll_until(
+            policy.replication_budget,
+            |a| policy.backoff(a),
+            || async { Ok((started.elapsed() >= Duration::from_secs(100)).then_some(7)) },
+        )
+        .await;
+        assert_eq!(found, Ok(Some(7)));
     }
 }

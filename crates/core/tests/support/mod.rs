@@ -35,6 +35,7 @@ pub fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(200),
+        replication_budget: Duration::from_secs(3),
         ..Default::default()
     }
 }

@@ -206,8 +206,10 @@ impl Ctx<'_> {
                 Err(e) => return Err(e),
             };
             tracing::warn!(error = %e, "addPassword's answer was lost; looking for the secret it may have made");
+            // As long as replication can take (by the clock): a secret made but not yet shown
+            // is found and removed, never left behind while another is made.
             let lost = g
-                .poll(g.replication_tries(), || async {
+                .poll_replication(|| async {
                     let app: Value = g
                         .get(format!("{app_path}?$select=id,passwordCredentials"))
                         .scopes(s)
