@@ -156,25 +156,6 @@ impl GraphClient {
         &self.tokens
     }
 
-    /// Reads until `read` finds what it looks for, waiting between tries as the retry policy
-    /// says: for objects Graph has made but not yet replicated to every reader (reference §12).
-    /// `Ok(None)` once `tries` reads found nothing.
-    pub async fn poll<T, F, Fut>(&self, tries: u32, mut read: F) -> Result<Option<T>, GraphError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<Option<T>, GraphError>>,
-    {
-        for attempt in 1..=tries.max(1) {
-            if let Some(found) = read().await? {
-                return Ok(Some(found));
-            }
-            if attempt < tries {
-                tokio::time::sleep(self.retry.backoff(attempt)).await;
-            }
-        }
-        Ok(None)
-    }
-
     /// Reads until `read` finds what it looks for or the replication budget has passed by the
     /// clock (not a count of reads: a busy tenant's lag is measured in seconds), waiting between
     /// reads as the retry policy says. `Ok(None)` when the budget passed with nothing found.

@@ -57,7 +57,7 @@ impl Ctx<'_> {
                     Err(e) if e.status() == Some(409) => {
                         let filter = format!("/oauth2PermissionGrants?$filter=clientId eq '{sp}' and consentType eq 'AllPrincipals'");
                         let found = g
-                            .poll(g.replication_tries(), || async {
+                            .poll_replication(|| async {
                                 Ok(g.get(filter.clone())
                                     .scopes(c)
                                     .list::<GrantState>()
@@ -315,7 +315,7 @@ async fn assign_app_role(
         {
             let path = format!("/servicePrincipals/{resource}/appRoleAssignedTo");
             let found = g
-                .poll(g.replication_tries(), || async {
+                .poll_replication(|| async {
                     Ok(g.get(path.clone())
                         .scopes(StepScopes::Consent)
                         .retry_if(replication_delay)

@@ -158,7 +158,7 @@ impl Ctx<'_> {
         };
         tracing::warn!(error = %e, "addTokenSigningCertificate's answer was lost; looking for the certificate it may have made");
         let found = g
-            .poll(g.replication_tries().max(8), || async {
+            .poll_replication(|| async {
                 let v: Value = g
                     .get(format!("/servicePrincipals/{sp}?$select=id,keyCredentials"))
                     .scopes(s)
@@ -271,13 +271,16 @@ pub(crate) async fn remove_signing_certificate(
     };
     // A certificate added moments ago may not show in reads yet: wait for it before believing
     // it gone.
-    let mut v = read().await?;
-    let mut attempt = 1;
-    while custom_of(&v).is_none() && attempt < g.replication_tries() {
-        tokio::time::sleep(g.backoff(attempt)).await;
-        attempt += 1;
-        v = read().await?;
-    }
+    let v = match g
+        .poll_replication(|| async {
+            let v = read().await?;
+            Ok(custom_of(&v).is_some().then_some(v))
+        })
+        .await?
+    {
+        Some(v) => v,
+        None => read().await?,
+    };
     if v["preferredTokenSigningKeyThumbprint"]
         .as_str()
         .is_some_and(|p| p.eq_ignore_ascii_case(thumbprint))

@@ -157,7 +157,7 @@ impl Ctx<'_> {
             };
             tracing::warn!(error = %e, "creating the provisioning job did not answer clearly; looking for it");
             let found = g
-                .poll(g.replication_tries(), || async {
+                .poll_replication(|| async {
                     let jobs: Vec<Value> = g
                         .get(jobs_path.clone())
                         .scopes(sc)
