@@ -296,11 +296,13 @@ impl WithoutUrl for reqwest::Error {
 /// shown (password masked); none for this computer, which is always reached directly.
 fn proxy_for(url: &str) -> Option<(&'static str, String)> {
     let u = url::Url::parse(url).ok()?;
-    if crate::endpoint::secure_transport(&u) && u.scheme() == "http" {
-        return None; // plain http is only ever allowed to loopback
-    }
-    if matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) {
-        return None;
+    let loopback = match u.host()? {
+        url::Host::Domain(d) => d == "localhost",
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    if loopback {
+        return None; // ALWAYS_DIRECT
     }
     let names: &[&'static str] = if u.scheme() == "https" {
         &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
