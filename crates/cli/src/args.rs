@@ -228,8 +228,10 @@ pub(crate) struct Conn {
     /// Do not use the OS keychain: sign in every time, keep nothing.
     #[arg(long)]
     pub(crate) no_keychain: bool,
-    /// Where journals and the saved sign-in live (default: the desktop app's data directory;
-    /// made if missing, private to you).
+    /// Where journals and the saved sign-in live (default: the desktop app's data directory,
+    /// dev.entrasetup.wizard in $XDG_DATA_HOME or ~/.local/share on Linux, ~/Library/Application
+    /// Support on macOS, %APPDATA% on Windows; made if missing, private to you). With no home
+    /// folder to find it in, the command stops rather than use a shared temporary folder.
     #[arg(long, value_name = "DIR", env = "ENTRA_SETUP_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 }
