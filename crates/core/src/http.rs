@@ -242,7 +242,7 @@ pub fn mask_proxy(v: &str) -> String {
 /// for credentials) and, when a proxy from the environment carried it, which variable named
 /// that proxy and its address with any password masked.
 pub fn describe_network_error(e: &reqwest::Error, url: &str) -> String {
-    let mut chain = e.without_url_ref_text();
+    let mut chain = without_url(e);
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         let text = s.to_string();
@@ -278,17 +278,12 @@ pub fn describe_network_error(e: &reqwest::Error, url: &str) -> String {
     crate::redact::printable(&format!("{kind}{via} — {chain}"))
 }
 
-trait WithoutUrl {
-    fn without_url_ref_text(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref_text(&self) -> String {
-        let s = self.to_string();
-        match s.find(" for url (") {
-            Some(i) => s[..i].to_string(),
-            None => s,
-        }
+/// A reqwest error's text without the URL it names (which may carry a query with a secret).
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
+    let s = e.to_string();
+    match s.find(" for url (") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 

@@ -17,7 +17,7 @@ pub(super) fn ms(d: Duration) -> u32 {
 }
 
 pub(super) fn error_chain(e: &reqwest::Error) -> String {
-    let mut out = e.without_url_ref().to_string();
+    let mut out = crate::http::without_url(e);
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         out.push_str(": ");
@@ -25,20 +25,6 @@ pub(super) fn error_chain(e: &reqwest::Error) -> String {
         src = s.source();
     }
     out
-}
-
-pub(super) trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrlRef for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let s = self.to_string();
-        match s.find(" for url (") {
-            Some(i) => s[..i].to_string(),
-            None => s,
-        }
-    }
 }
 
 /// Which credentials a request carries.

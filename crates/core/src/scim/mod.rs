@@ -212,14 +212,20 @@ pub async fn verify(target: &ScimTarget, opts: &VerifyOptions) -> ScimReport {
     let mut client = strict.clone();
     // reachable: one request without credentials before any token is sent (for https it also
     // shows whether the certificate is trusted).
-    let (x, _) = Http::new(strict.clone(), &base)
-        .call(
-            reqwest::Method::GET,
-            "/ServiceProviderConfig",
-            None,
-            Cred::None,
-        )
-        .await;
+    let probe = |c: reqwest::Client| {
+        let http = Http::new(c, &base);
+        async move {
+            http.call(
+                reqwest::Method::GET,
+                "/ServiceProviderConfig",
+                None,
+                Cred::None,
+            )
+            .await
+            .0
+        }
+    };
+    let x = probe(strict.clone()).await;
     let tls_failed = scheme == "https" && x.error.as_deref().is_some_and(looks_like_tls_error);
     if x.error.is_some() && !tls_failed {
         checks.push(unreachable(&x, &u_host_port(&parsed), timeout));
@@ -232,14 +238,7 @@ pub async fn verify(target: &ScimTarget, opts: &VerifyOptions) -> ScimReport {
                     Ok(c) => {
                         // The certificate trusted for the check must be the one that makes the
                         // handshake work: a wrong or expired one fails here, not at /Users.
-                        let (again, _) = Http::new(c.clone(), &base)
-                            .call(
-                                reqwest::Method::GET,
-                                "/ServiceProviderConfig",
-                                None,
-                                Cred::None,
-                            )
-                            .await;
+                        let again = probe(c.clone()).await;
                         if again.error.as_deref().is_some_and(looks_like_tls_error) {
                             let d = format!(
                                 "{} — even with the certificate you trusted: it is not the server's certificate (or the CA that signed it), or it has expired.",
