@@ -53,7 +53,7 @@ async function realisticFaults() {
   const r = await fetch(`${demo}/_sim/faults/realistic`, { method: "POST" });
   assert.equal(r.status, 204, "the demo tenant takes the realistic faults");
   const faults = await (await fetch(`${demo}/_sim/faults`)).json();
-  assert.ok(faults.throttleEvery > 0 && faults.replicationReads > 0 && faults.loseResponses.length > 0, JSON.stringify(faults));
+  assert.ok(faults.throttleEvery > 0 && faults.replicationMs > 0 && faults.loseResponses.length > 0, JSON.stringify(faults));
 }
 const CF_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353";
 /** The key id of the secret the first push carried. */

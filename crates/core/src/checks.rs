@@ -77,19 +77,28 @@ fn fail_from_aadsts(id: &str, title: &str, detail: String, description: &str) ->
     }
 }
 
-/// How long to keep retrying a brand-new secret that has not replicated (AADSTS7000215).
+/// How long to keep retrying a brand-new secret or app the token endpoint does not know yet
+/// (AADSTS7000215, AADSTS700016), and a new permission not yet in app-only tokens (403).
 #[derive(Clone, Debug)]
 pub struct SecretRetry {
-    pub attempts: u32,
+    /// How long, by the clock ([`crate::wait::NEW_CREDENTIAL`]).
+    pub budget: Duration,
+    /// The pause between tries.
     pub delay: Duration,
 }
 
 impl Default for SecretRetry {
     fn default() -> Self {
         Self {
-            attempts: 8,
-            delay: crate::http::retry_base_override().map_or(Duration::from_secs(10), |b| b * 2),
+            budget: crate::wait::NEW_CREDENTIAL,
+            delay: crate::wait::pause_override().map_or(Duration::from_secs(10), |b| b * 2),
         }
+    }
+}
+
+impl SecretRetry {
+    fn patience(&self) -> crate::wait::Patience {
+        crate::wait::Patience::every(self.budget, self.delay)
     }
 }
 
@@ -174,27 +183,31 @@ pub async fn secret_and_consent(
         .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
         .set_auth_type(AuthType::RequestBody)
         .set_token_uri(token_url);
-    let mut attempt = 0;
+    let mut patience = retry.patience();
     let token = loop {
-        attempt += 1;
         match app_token(&client, cloud, http).await {
             Ok(t) => break t,
             Err(oauth2::RequestTokenError::ServerResponse(resp)) => {
                 let desc = resp.error_description().cloned().unwrap_or_default();
                 // A new secret (7000215) and a new app (700016) reach the token endpoint late.
-                if matches!(aadsts_code(&desc), Some(7000215 | 700016)) && attempt < retry.attempts
-                {
+                if matches!(aadsts_code(&desc), Some(7000215 | 700016)) {
                     tracing::info!(
-                        attempt,
+                        tries = patience.tries(),
+                        budget = %crate::wait::up_to(retry.budget),
                         "the new app or secret is not accepted yet; waiting for replication"
                     );
-                    tokio::time::sleep(retry.delay).await;
-                    continue;
+                    if patience.again().await {
+                        continue;
+                    }
                 }
                 return vec![fail_from_aadsts(
                     "client_secret",
                     title,
-                    format!("Entra refused the secret after {attempt} attempt(s)."),
+                    format!(
+                        "Entra refused the secret after {} attempt(s) over {} s.",
+                        patience.tries(),
+                        patience.waited().as_secs()
+                    ),
                     &desc,
                 )];
             }
@@ -215,8 +228,12 @@ pub async fn secret_and_consent(
         id: "client_secret".into(),
         title: title.into(),
         status: Status::Pass,
-        detail: if attempt > 1 {
-            format!("Accepted after {attempt} attempts (the secret needed time to replicate).")
+        detail: if patience.tries() > 1 {
+            format!(
+                "Accepted after {} attempts over {} s (the secret needed time to replicate).",
+                patience.tries(),
+                patience.waited().as_secs()
+            )
         } else {
             "Accepted at once.".into()
         },
@@ -232,20 +249,18 @@ pub async fn secret_and_consent(
     // A permission granted moments ago is missing from the first tokens (403): wait and ask
     // for a new token, as for the secret.
     let mut token = token;
-    let mut attempt = 0;
+    let mut patience = retry.patience();
     let r = loop {
-        attempt += 1;
         let r = crate::http::send_idempotent(|| http.get(&url).bearer_auth(token.expose_secret()))
             .await;
         match r {
             Ok(resp)
-                if resp.status() == reqwest::StatusCode::FORBIDDEN && attempt < retry.attempts =>
+                if resp.status() == reqwest::StatusCode::FORBIDDEN && patience.again().await =>
             {
                 tracing::info!(
-                    attempt,
+                    tries = patience.tries(),
                     "the new permission is not in the token yet; waiting"
                 );
-                tokio::time::sleep(retry.delay).await;
                 if let Ok(t) = app_token(&client, cloud, http).await {
                     token = t;
                 }
@@ -347,10 +362,10 @@ pub async fn saml_metadata(
         fix: fix.map(str::to_string),
         evidence: Some(url.to_string()),
     };
-    let base = crate::http::retry_base_override().unwrap_or(std::time::Duration::from_secs(5));
-    let tries = 6;
-    let mut last = String::new();
-    for attempt in 1..=tries {
+    let base = crate::wait::pause_override().unwrap_or(std::time::Duration::from_secs(5));
+    let mut patience = crate::wait::Patience::backoff(crate::wait::METADATA, base, base * 6);
+    let mut last;
+    loop {
         let fetched = async {
             let r = crate::http::send_idempotent(|| http.get(url)).await?;
             let status = r.status();
@@ -407,8 +422,8 @@ pub async fn saml_metadata(
                 }
             },
         }
-        if attempt < tries {
-            tokio::time::sleep(base * attempt).await;
+        if !patience.again().await {
+            break;
         }
     }
     (

@@ -324,9 +324,9 @@ pub fn retry_base_override() -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-/// How often a call outside the Graph client (OpenID metadata, the token endpoint, an app-only
-/// Graph read in a live test) is tried while the service throttles it.
-pub const THROTTLED_TRIES: u32 = 6;
+/// How long a call outside the Graph client (OpenID metadata, the token endpoint, an app-only
+/// Graph read in a live test) waits out a service that throttles it.
+pub const THROTTLED_BUDGET: Duration = crate::wait::THROTTLED;
 
 /// The longest `Retry-After` waited out before giving up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
@@ -358,16 +358,17 @@ pub fn wait_for(
 pub async fn send_idempotent(
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> reqwest::Result<reqwest::Response> {
-    let mut attempt = 0;
+    let mut patience = crate::wait::Patience::every(THROTTLED_BUDGET, Duration::ZERO);
     loop {
-        attempt += 1;
         let resp = build().send().await?;
-        match wait_for(resp.status(), resp.headers(), attempt) {
-            Some(w) if attempt < THROTTLED_TRIES => {
+        match wait_for(resp.status(), resp.headers(), patience.tries()) {
+            Some(w) => {
                 tracing::info!(status = resp.status().as_u16(), wait = ?w, "throttled; retrying");
-                tokio::time::sleep(w).await;
+                if !patience.again_after(w).await {
+                    return Ok(resp);
+                }
             }
-            _ => return Ok(resp),
+            None => return Ok(resp),
         }
     }
 }
@@ -428,9 +429,8 @@ impl<'c> oauth2::AsyncHttpClient<'c> for PatientClient {
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let mut attempt = 0;
+            let mut patience = crate::wait::Patience::every(THROTTLED_BUDGET, Duration::ZERO);
             loop {
-                attempt += 1;
                 let mut copy = oauth2::http::Request::builder()
                     .method(request.method().clone())
                     .uri(request.uri().clone());
@@ -441,13 +441,12 @@ impl<'c> oauth2::AsyncHttpClient<'c> for PatientClient {
                     .body(request.body().clone())
                     .map_err(oauth2::HttpClientError::Http)?;
                 let resp = self.send(copy).await?;
-                match wait_for(resp.status(), resp.headers(), attempt) {
-                    Some(w)
-                        if attempt < THROTTLED_TRIES
-                            && matches!(resp.status().as_u16(), 429 | 503) =>
-                    {
+                match wait_for(resp.status(), resp.headers(), patience.tries()) {
+                    Some(w) if matches!(resp.status().as_u16(), 429 | 503) => {
                         tracing::info!(status = resp.status().as_u16(), wait = ?w, "token endpoint throttled; retrying");
-                        tokio::time::sleep(w).await;
+                        if !patience.again_after(w).await {
+                            return Ok(resp);
+                        }
                     }
                     _ => return Ok(resp),
                 }

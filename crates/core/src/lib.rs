@@ -27,5 +27,6 @@ pub mod session;
 pub mod setup;
 pub mod tenant;
 pub mod values;
+pub mod wait;
 
 pub use secrecy::{ExposeSecret, SecretString};

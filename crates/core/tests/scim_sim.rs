@@ -210,7 +210,7 @@ async fn cloudflare_scim_provisions_assigned_groups_then_reruns_as_a_no_op() {
         latency_ms: 2,
         throttle_every: 9,
         retry_after_secs: 1,
-        replication_reads: 2,
+        replication_ms: 300,
         ..Default::default()
     });
     let dir = data_dir();

@@ -58,8 +58,8 @@ fn apps_named(sim: &SimHandle, tenant_id: &str, unique: &str) -> usize {
 
 fn fast_secret_retry() -> SecretRetry {
     SecretRetry {
-        attempts: 6,
         delay: Duration::from_millis(50),
+        ..SecretRetry::default()
     }
 }
 
@@ -72,8 +72,8 @@ async fn cloudflare_end_to_end_with_faults_then_reapply_is_a_no_op() {
         throttle_every: 4,
         retry_after_secs: 1,
         unavailable_every: 7,
-        replication_reads: 2,
-        secret_replication_attempts: 2,
+        replication_ms: 300,
+        secret_lag_ms: 300,
         ..Default::default()
     });
     let dir = data_dir();
@@ -158,10 +158,7 @@ async fn cloudflare_end_to_end_with_faults_then_reapply_is_a_no_op() {
     );
 
     // Live checks: discovery, and the secret works once it has replicated.
-    sim.set_faults(Faults {
-        secret_replication_attempts: 0,
-        ..Default::default()
-    });
+    sim.set_faults(Faults::default());
     let http = entra_setup_core::http::client();
     let disco = checks::discovery(&http, &s.cloud, &tenant).await;
     assert_eq!(disco.status, Status::Pass, "{disco:?}");
@@ -713,10 +710,7 @@ async fn a_generic_oidc_service_with_two_redirect_uris_and_a_groups_claim() {
         applied.app_id.as_deref().unwrap(),
         &secret.value,
         false,
-        &SecretRetry {
-            attempts: 8,
-            delay: Duration::from_millis(50),
-        },
+        &fast_secret_retry(),
     )
     .await;
     assert_eq!(r[0].status, Status::Pass, "{r:?}");

@@ -54,19 +54,27 @@ pub struct Secret {
     pub key_id: String,
     pub text: String,
     pub end: DateTime<Utc>,
-    /// Client-credential attempts still refused with AADSTS7000215, as during replication.
-    pub unreplicated_attempts: u32,
-    /// Set by removePassword: tokens this secret still gets before the removal reaches the
-    /// token endpoint.
-    pub removed_lag: Option<u32>,
+    /// Until then the token endpoint refuses it with AADSTS7000215, as during replication.
+    pub usable_from: Instant,
+    /// Set by removePassword: when the removal reaches the token endpoint (until then the
+    /// secret still gets tokens).
+    pub removed_at: Option<Instant>,
 }
 
-/// How long a new object stays invisible to reads: a number of lookups and a moment, whichever
-/// lasts longer (see `Faults::replication_reads` and `Faults::replication_ms`).
+/// The simulator's clock: tokio's, so an in-process test on a paused clock controls every lag
+/// (a three-minute replication costs no wall time), and a simulator in its own process lags by
+/// the wall clock.
+pub type Instant = tokio::time::Instant;
+
+/// `ms` milliseconds from now.
+pub fn after_ms(ms: u64) -> Instant {
+    Instant::now() + std::time::Duration::from_millis(ms)
+}
+
+/// Until when a new object stays invisible to reads (see `Faults::replication_ms`).
 #[derive(Clone, Copy, Debug)]
 pub struct Fresh {
-    pub reads_left: u32,
-    pub until: Option<std::time::Instant>,
+    pub until: Instant,
 }
 
 #[derive(Debug)]
@@ -85,12 +93,13 @@ pub struct Directory {
     pub fresh: HashMap<String, Fresh>,
     /// Provisioning configuration per service principal id.
     pub sync: HashMap<String, crate::provisioning::SyncState>,
-    /// New applications the token endpoint does not know yet: client-credential attempts left
-    /// to refuse with AADSTS700016, by appId.
-    pub app_token_lag: HashMap<String, u32>,
-    /// New app-role assignments not yet in app-only tokens: tokens left without the role, by
-    /// assignment id.
-    pub role_token_lag: HashMap<String, u32>,
+    /// New applications the token endpoint does not know yet: when it will (AADSTS700016
+    /// until then), by appId.
+    pub app_token_lag: HashMap<String, Instant>,
+    /// New app-role assignments not yet in app-only tokens: when they will be, by assignment id.
+    pub role_token_lag: HashMap<String, Instant>,
+    /// Redirect URIs and Reply URLs the login endpoints do not know yet: when they will, by URI.
+    pub redirect_lag: HashMap<String, Instant>,
     /// Token-signing certificates' private keys (SAML), to sign responses with.
     pub signing_keys: Vec<crate::saml::SigningKey>,
     /// Owners (user object ids) of applications and service principals, by object id. A
@@ -137,7 +146,7 @@ impl Directory {
         display_name: Value,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        unreplicated_attempts: u32,
+        lag_ms: u64,
     ) -> (Value, String) {
         use rand::Rng;
         const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~._-";
@@ -166,8 +175,8 @@ impl Directory {
             key_id,
             text: text.clone(),
             end,
-            unreplicated_attempts,
-            removed_lag: None,
+            usable_from: after_ms(lag_ms),
+            removed_at: None,
         });
         (cred, text)
     }
@@ -227,6 +236,7 @@ impl Directory {
             sync: HashMap::new(),
             app_token_lag: HashMap::new(),
             role_token_lag: HashMap::new(),
+            redirect_lag: HashMap::new(),
             signing_keys: vec![],
             owners: HashMap::new(),
             federated: HashMap::new(),
@@ -243,45 +253,60 @@ impl Directory {
 
     /// Marks objects just created as not yet replicated, as the faults ask.
     pub fn hide(&mut self, ids: &[&str], faults: &crate::Faults) {
-        if faults.replication_reads == 0 && faults.replication_ms == 0 {
+        if faults.replication_ms == 0 {
             return;
         }
-        let until = (faults.replication_ms > 0).then(|| {
-            std::time::Instant::now() + std::time::Duration::from_millis(faults.replication_ms)
-        });
+        let until = after_ms(faults.replication_ms);
         for id in ids.iter().filter(|i| !i.is_empty()) {
-            self.fresh.insert(
-                (*id).to_string(),
-                Fresh {
-                    reads_left: faults.replication_reads,
-                    until,
-                },
-            );
+            self.fresh.insert((*id).to_string(), Fresh { until });
         }
     }
 
     /// A new application the token endpoint will not know for a while, as the faults ask.
     pub fn token_lag(&mut self, app_id: &str, faults: &crate::Faults) {
-        if faults.token_app_lag_attempts > 0 {
+        if faults.token_app_lag_ms > 0 {
             self.app_token_lag
-                .insert(app_id.to_string(), faults.token_app_lag_attempts);
+                .insert(app_id.to_string(), after_ms(faults.token_app_lag_ms));
         }
     }
 
-    /// Counts one lookup against a fresh object; true while it should still look absent.
+    /// Redirect URIs or Reply URLs just added to an application (in `after`, not in `before`),
+    /// which the login endpoints will not accept for a while, as the faults ask.
+    pub fn redirects_lag(&mut self, before: &Value, after: &Value, faults: &crate::Faults) {
+        let uris = |app: &Value| -> Vec<String> {
+            ["web", "spa", "publicClient"]
+                .iter()
+                .filter_map(|p| app[*p]["redirectUris"].as_array())
+                .flatten()
+                .filter_map(|u| u.as_str().map(str::to_string))
+                .collect()
+        };
+        if faults.redirect_uri_lag_ms > 0 {
+            let old = uris(before);
+            for uri in uris(after).iter().filter(|u| !old.contains(u)) {
+                self.redirect_lag
+                    .insert(uri.clone(), after_ms(faults.redirect_uri_lag_ms));
+            }
+        }
+    }
+
+    /// Whether the login endpoints know this redirect URI or Reply URL yet.
+    pub fn redirect_known(&self, uri: &str) -> bool {
+        self.redirect_lag
+            .get(uri)
+            .is_none_or(|until| *until <= Instant::now())
+    }
+
+    /// True while an object made moments ago should still look absent to reads.
     pub fn still_replicating(&mut self, id: &str) -> bool {
-        let Some(f) = self.fresh.get_mut(id) else {
+        let Some(f) = self.fresh.get(id) else {
             return false;
         };
-        let timed = f.until.is_some_and(|u| std::time::Instant::now() < u);
-        let counted = f.reads_left > 0;
-        if counted {
-            f.reads_left -= 1;
+        if Instant::now() < f.until {
+            return true;
         }
-        if !(timed || counted) {
-            self.fresh.remove(id);
-        }
-        timed || counted
+        self.fresh.remove(id);
+        false
     }
 
     /// An application as a reader sees it: credentials added moments ago are not there yet.

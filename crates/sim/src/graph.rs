@@ -102,6 +102,7 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let at_ms = u64::try_from(s.world().started.elapsed().as_millis()).unwrap_or(u64::MAX);
     apply_latency(&s).await;
     let raw_path = uri
         .path()
@@ -222,6 +223,7 @@ pub async fn dispatch(
         request_id: request_id.clone(),
         request_body: recorded_body,
         response_body: response_body.clone(),
+        at_ms,
     });
     let mut resp = match response_body {
         Some(b) => (status, axum::Json(b)).into_response(),

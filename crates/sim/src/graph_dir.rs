@@ -423,6 +423,7 @@ fn create_app(
     let app_id = app["appId"].as_str().unwrap_or_default().to_string();
     dir.hide(&[&id, &app_id], faults);
     dir.token_lag(&app_id, faults);
+    dir.redirects_lag(&Value::Null, &app, faults);
     // The user who creates an app owns it (an app-only caller does not become an owner).
     if req.claims.idtyp != "app" && !req.claims.oid.is_empty() {
         dir.owners.insert(id.clone(), vec![req.claims.oid.clone()]);
@@ -543,7 +544,10 @@ fn app_routes(
                 return Err(bad("Property 'uniqueName' is read-only once set."));
             }
             crate::saml::check_identifier_uris(dir, i, &body, faults)?;
+            let before = dir.applications[i].clone();
             merge(&mut dir.applications[i], &body);
+            let after = dir.applications[i].clone();
+            dir.redirects_lag(&before, &after, faults);
             Ok((StatusCode::NO_CONTENT, None))
         }
         ("DELETE", [], Some(i)) => {
@@ -604,11 +608,13 @@ fn app_routes(
             }
             // The token endpoint learns of the removal late (reference §5: terraform waits for
             // a removal to be visible).
-            for secret in dir.secrets.iter_mut().filter(|s| s.key_id == key_id) {
-                secret.removed_lag = Some(faults.remove_password_lag_attempts);
+            if faults.removed_secret_lag_ms == 0 {
+                dir.secrets.retain(|s| s.key_id != key_id);
             }
-            dir.secrets
-                .retain(|s| s.key_id != key_id || s.removed_lag.is_some_and(|n| n > 0));
+            let at = crate::directory::after_ms(faults.removed_secret_lag_ms);
+            for secret in dir.secrets.iter_mut().filter(|s| s.key_id == key_id) {
+                secret.removed_at = Some(at);
+            }
             Ok((StatusCode::NO_CONTENT, None))
         }
         _ => Err(bad(format!("Unsupported request {m} on an application."))),
@@ -664,7 +670,7 @@ fn add_password(dir: &mut Directory, req: &Req<'_>, i: usize, faults: &crate::Fa
         pc.get("displayName").cloned().unwrap_or(Value::Null),
         start,
         end,
-        faults.secret_replication_attempts,
+        faults.secret_lag_ms,
     );
     if let Some(key_id) = out["keyId"].as_str().map(str::to_string) {
         dir.hide(&[&key_id], faults);
@@ -953,9 +959,9 @@ fn sp_routes(
             });
             let id = a["id"].as_str().unwrap_or_default().to_string();
             dir.hide(&[&id], faults);
-            if resource_is_graph && faults.token_role_lag_attempts > 0 {
+            if resource_is_graph && faults.token_role_lag_ms > 0 {
                 dir.role_token_lag
-                    .insert(id, faults.token_role_lag_attempts);
+                    .insert(id, crate::directory::after_ms(faults.token_role_lag_ms));
             }
             dir.assignments.push(a.clone());
             Ok((StatusCode::CREATED, Some(a)))

@@ -69,27 +69,30 @@ pub struct Faults {
     pub unauthorized_next: u32,
     /// Objects the simulator creates (applications, service principals, delegated grants,
     /// app-role assignments, synchronization jobs, and new credentials on an application) stay
-    /// invisible for this many lookups each: reads by id or key answer 404 (or the documented
-    /// 400s when another object refers to them) and lists leave them out, as Entra's
-    /// replication does (reference §12). Writes still see them (a second create conflicts).
-    pub replication_reads: u32,
-    /// ... and, in any case, for this many milliseconds after they were created.
+    /// invisible for this many milliseconds after they were made, by the clock: reads by id or
+    /// key answer 404 (or the documented 400s when another object refers to them) and lists
+    /// leave them out, as Entra's replication does (reference §12: seconds to a few minutes).
+    /// Writes still see them (a second create conflicts).
     pub replication_ms: u64,
-    /// A new client secret is refused (AADSTS7000215) for this many client-credential attempts.
-    pub secret_replication_attempts: u32,
+    /// A new client secret is refused (AADSTS7000215) at the token endpoint for this many
+    /// milliseconds after addPassword.
+    pub secret_lag_ms: u64,
     /// A new application is unknown to the token endpoint (AADSTS700016) for this many
-    /// client-credential attempts.
-    pub token_app_lag_attempts: u32,
-    /// A newly granted application permission is missing from this many app-only tokens, so the
-    /// first Graph call with such a token answers 403.
-    pub token_role_lag_attempts: u32,
+    /// milliseconds after it was made.
+    pub token_app_lag_ms: u64,
+    /// A newly granted application permission is missing from app-only tokens issued within
+    /// this many milliseconds of the grant, so a Graph call with such a token answers 403.
+    pub token_role_lag_ms: u64,
     /// Every Nth request to the login endpoints (the OpenID metadata, its signing keys, and the
     /// token endpoint for every grant) answers 429 with Retry-After.
     pub login_throttle_every: u32,
     /// Writes Entra applies but whose answer is lost: the change is made, the caller gets 504.
     pub lose_responses: Vec<LostResponse>,
-    /// After removePassword, the removed secret still gets tokens this many more times.
-    pub remove_password_lag_attempts: u32,
+    /// After removePassword, the removed secret still gets tokens for this many milliseconds.
+    pub removed_secret_lag_ms: u64,
+    /// A redirect URI or Reply URL added to an application is refused by the login endpoints
+    /// (AADSTS50011 / AADSTS500113) for this many milliseconds after it was added.
+    pub redirect_uri_lag_ms: u64,
     /// The tenant's app-management policy blocks new client secrets (passwordAddition).
     pub block_password_addition: bool,
     /// Graph requests whose path starts with this prefix fail with 500 (a broken network path);
@@ -128,12 +131,13 @@ impl Faults {
             throttle_every: 11,
             retry_after_secs: 1,
             unavailable_every: 17,
-            replication_reads: 2,
-            secret_replication_attempts: 2,
-            token_app_lag_attempts: 1,
-            token_role_lag_attempts: 1,
+            replication_ms: 1000,
+            secret_lag_ms: 2000,
+            token_app_lag_ms: 1000,
+            token_role_lag_ms: 1000,
             login_throttle_every: 4,
-            remove_password_lag_attempts: 1,
+            removed_secret_lag_ms: 1000,
+            redirect_uri_lag_ms: 1000,
             lose_responses: vec![
                 lose("POST", "/addPassword"),
                 lose("POST", "/instantiate"),

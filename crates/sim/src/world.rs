@@ -23,6 +23,9 @@ pub struct Exchange {
     pub request_id: String,
     pub request_body: Option<Value>,
     pub response_body: Option<Value>,
+    /// When the request arrived, in milliseconds since the simulator started (its clock).
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 pub struct AuthCode {
@@ -71,6 +74,8 @@ pub struct World {
     /// Delegated scopes consented per (tenant, client, user).
     pub consents: HashMap<(String, String, String), BTreeSet<String>>,
     pub exchanges: Vec<Exchange>,
+    /// When the simulator started (for [`Exchange::at_ms`]).
+    pub started: crate::directory::Instant,
     pub graph_requests: u64,
     /// Requests to the login endpoints (for `Faults::login_throttle_every`).
     pub login_requests: u64,
@@ -107,6 +112,7 @@ impl World {
             device_codes: HashMap::new(),
             consents: HashMap::new(),
             exchanges: vec![],
+            started: crate::directory::Instant::now(),
             graph_requests: 0,
             login_requests: 0,
             not_found_served: HashMap::new(),
@@ -135,6 +141,11 @@ impl World {
                 .as_str()
                 .is_some_and(|id| id.eq_ignore_ascii_case(client_id))
         })
+    }
+
+    /// The directory of the tenant a path segment names.
+    pub fn directory_of(&self, tenant_segment: &str) -> Option<&crate::directory::Directory> {
+        self.directories.get(&self.tenant(tenant_segment)?.id)
     }
 
     pub fn tenant_by_id(&self, id: &str) -> Option<&Tenant> {

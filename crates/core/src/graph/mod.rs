@@ -22,42 +22,107 @@ pub use error::{ApiError, GraphError};
 use crate::auth::{StepScopes, TokenSource};
 use crate::cloud::Cloud;
 
-/// Retry budget. Defaults follow reference §12: 1, 2, 4 … s, capped at 30 s, with jitter.
+/// How Graph calls are retried. Pauses follow reference §12: 1, 2, 4 … s, capped at 30 s, with
+/// jitter; `Retry-After` is honoured. The budgets are durations ([`crate::wait`]), which
+/// `ENTRA_SETUP_RETRY_MS` does not shorten.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
+    /// Tries of a request whose connection failed.
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
     /// A `Retry-After` longer than this is treated as a failure rather than waited out.
     pub max_retry_after: Duration,
-    /// How long a write may take to show in reads (reference §12: seconds to a few minutes):
-    /// what [`GraphClient::poll_replication`] waits, by the clock, before believing a thing
-    /// absent.
+    /// How long a write may take to show in reads and to be accepted as a reference (reference
+    /// §12: seconds to a few minutes): what a request retried for replication, and
+    /// [`GraphClient::poll_replication`], wait by the clock before believing a thing absent.
     pub replication_budget: Duration,
+    /// How long a throttled or unavailable tenant is waited out, by the clock.
+    pub throttle_budget: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        let base = crate::http::retry_base_override();
+        let base = crate::wait::pause_override();
         Self {
             max_attempts: 8,
             base_delay: base.unwrap_or(Duration::from_secs(1)),
             max_delay: base.map_or(Duration::from_secs(30), |b| b * 10),
             max_retry_after: Duration::from_secs(300),
-            replication_budget: base.map_or(Duration::from_secs(120), |b| b * 120),
+            replication_budget: crate::wait::REPLICATION,
+            throttle_budget: crate::wait::THROTTLED,
         }
     }
 }
 
 impl RetryPolicy {
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let capped = exp.min(self.max_delay);
-        // Jitter: between half and all of the delay.
-        let factor = rand::thread_rng().gen_range(0.5..=1.0);
-        capped.mul_f64(factor)
+        crate::wait::Patience::backoff(Duration::ZERO, self.base_delay, self.max_delay)
+            .pause(attempt)
+    }
+
+    /// A wait of `budget` with this policy's pauses.
+    pub fn patience(&self, budget: Duration) -> crate::wait::Patience {
+        crate::wait::Patience::backoff(budget, self.base_delay, self.max_delay)
+    }
+}
+
+/// A tenant that said "slow down": one 429 (or 503) pauses every request of the client — its
+/// parallel reads included — until the tenant's `Retry-After` has passed, and each throttled
+/// answer in a row pauses longer (backoff with jitter), so the wizard stops adding to the load
+/// instead of keeping the tenant throttled.
+#[derive(Debug, Default)]
+struct Throttle {
+    state: std::sync::Mutex<ThrottleState>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    until: Option<tokio::time::Instant>,
+    in_a_row: u32,
+}
+
+impl Throttle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ThrottleState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits while the tenant asked for a pause, then a little more (jitter), so the requests
+    /// that waited do not all arrive at once.
+    async fn wait(&self, retry: &RetryPolicy) {
+        loop {
+            let until = self.lock().until;
+            match until {
+                Some(u) if u > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(u).await;
+                    let jitter = retry
+                        .base_delay
+                        .mul_f64(rand::thread_rng().gen_range(0.0..=0.25));
+                    tokio::time::sleep(jitter).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// A throttled answer: pauses every request for its `Retry-After` or, throttled again, for
+    /// longer. Returns the pause.
+    fn throttled(&self, retry_after: Option<Duration>, retry: &RetryPolicy) -> Duration {
+        let mut s = self.lock();
+        s.in_a_row += 1;
+        let pause = retry
+            .backoff(s.in_a_row)
+            .max(retry_after.unwrap_or_default());
+        let until = tokio::time::Instant::now() + pause;
+        s.until = Some(s.until.map_or(until, |u| u.max(until)));
+        pause
+    }
+
+    /// An answer that was not throttled: the next throttled one starts from the shortest pause.
+    fn calm(&self) {
+        self.lock().in_a_row = 0;
     }
 }
 
@@ -68,6 +133,7 @@ pub struct GraphClient {
     base: String,
     tokens: Arc<TokenSource>,
     retry: RetryPolicy,
+    throttle: Arc<Throttle>,
 }
 
 /// Decides whether an error is a documented replication delay worth retrying.
@@ -105,29 +171,23 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()
 }
 
-/// Reads until `read` finds something or `budget` has passed since the first read; at least two
-/// reads, the last one after the budget ran out, so a thing that appears just in time is seen.
+/// Reads until `read` finds something or `patience` runs out; the last read comes after the
+/// budget ran out, so a thing that appears just in time is seen.
 async fn poll_until<T, F, Fut, E>(
-    budget: Duration,
-    backoff: impl Fn(u32) -> Duration,
+    mut patience: crate::wait::Patience,
     mut read: F,
 ) -> Result<Option<T>, E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, E>>,
 {
-    let started = tokio::time::Instant::now();
-    let mut attempt = 1;
     loop {
         if let Some(found) = read().await? {
             return Ok(Some(found));
         }
-        let left = budget.saturating_sub(started.elapsed());
-        if left.is_zero() && attempt > 1 {
+        if !patience.again().await {
             return Ok(None);
         }
-        tokio::time::sleep(backoff(attempt).min(left.max(Duration::from_millis(1)))).await;
-        attempt += 1;
     }
 }
 
@@ -138,6 +198,7 @@ impl GraphClient {
             base: cloud.graph_v1(),
             tokens,
             retry: RetryPolicy::default(),
+            throttle: Arc::default(),
         }
     }
 
@@ -164,22 +225,18 @@ impl GraphClient {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, GraphError>>,
     {
-        poll_until(
-            self.retry.replication_budget,
-            |a| self.retry.backoff(a),
-            read,
-        )
-        .await
+        poll_until(self.replication_patience(), read).await
     }
 
-    /// The wait before try `attempt` + 1 (exponential, capped, with jitter).
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        self.retry.backoff(attempt)
+    /// A wait for replication (the policy's budget and pauses), for loops that
+    /// [`Self::poll_replication`] does not fit.
+    pub fn replication_patience(&self) -> crate::wait::Patience {
+        self.retry.patience(self.retry.replication_budget)
     }
 
-    /// How many reads [`Self::poll`] makes while waiting out replication.
-    pub fn replication_tries(&self) -> u32 {
-        self.retry.max_attempts
+    /// The retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     pub fn request(&self, method: Method, path: impl Into<String>) -> Request<'_> {
@@ -282,10 +339,12 @@ impl Request<'_> {
     async fn send_to(&self, path: &str) -> Result<Answer, GraphError> {
         let retry = &self.client.retry;
         let short = self.scopes.scopes();
+        let started = tokio::time::Instant::now();
         let mut attempt = 0u32;
         let mut refreshed = false;
         loop {
             attempt += 1;
+            self.client.throttle.wait(retry).await;
             let token = if refreshed && attempt == 1 {
                 self.client.tokens.force_refresh(short).await?
             } else {
@@ -348,6 +407,7 @@ impl Request<'_> {
                 })?;
             tracing::debug!(method = %self.method, path, status = status.as_u16(), request_id = request_id.as_deref().unwrap_or(""), attempt, "graph");
             if status.is_success() {
+                self.client.throttle.calm();
                 let body = if bytes.is_empty() {
                     None
                 } else {
@@ -406,23 +466,34 @@ impl Request<'_> {
                 attempt = 0;
                 continue;
             }
+            // Graph documents 429 and 503 as "not carried out; repeat after a delay", so even a
+            // create that must not happen twice is re-sent after them; 502 and 504 may come
+            // after the write was made, so only idempotent requests repeat those.
             let transient = if self.at_most_once {
-                status.as_u16() == 429 || (status.as_u16() == 503 && wait.is_some())
+                matches!(status.as_u16(), 429 | 503)
             } else {
                 matches!(status.as_u16(), 429 | 502 | 503 | 504)
             };
-            let replication = self.retry_if.is_some_and(|f| f(&api));
-            if (transient || replication) && attempt < retry.max_attempts {
-                let delay = match wait {
-                    Some(w) if w > retry.max_retry_after => {
-                        return Err(GraphError::Api(Box::new(api)))
-                    }
-                    Some(w) => w,
-                    None => retry.backoff(attempt),
-                };
-                tracing::warn!(method = %self.method, path, status = status.as_u16(), code = %api.code, attempt, ?delay, "retrying");
-                tokio::time::sleep(delay).await;
+            if transient {
+                if wait.is_some_and(|w| w > retry.max_retry_after) {
+                    return Err(GraphError::Api(Box::new(api)));
+                }
+                let pause = self.client.throttle.throttled(wait, retry);
+                if started.elapsed() + pause > retry.throttle_budget {
+                    return Err(GraphError::Api(Box::new(api)));
+                }
+                tracing::warn!(method = %self.method, path, status = status.as_u16(), code = %api.code, attempt, ?pause, "throttled or unavailable; every request to the tenant pauses");
                 continue;
+            }
+            self.client.throttle.calm();
+            if self.retry_if.is_some_and(|f| f(&api)) {
+                let left = retry.replication_budget.saturating_sub(started.elapsed());
+                if !left.is_zero() {
+                    let delay = retry.backoff(attempt).min(left);
+                    tracing::warn!(method = %self.method, path, status = status.as_u16(), code = %api.code, attempt, ?delay, "not replicated yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
             }
             return Err(GraphError::Api(Box::new(api)));
         }
@@ -520,15 +591,12 @@ mod tests {
         };
         let started = tokio::time::Instant::now();
         let reads = std::sync::atomic::AtomicU32::new(0);
-        let found: Result<Option<()>, ()> = poll_until(
-            policy.replication_budget,
-            |a| policy.backoff(a),
-            || async {
+        let found: Result<Option<()>, ()> =
+            poll_until(policy.patience(policy.replication_budget), || async {
                 reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Ok(None)
-            },
-        )
-        .await;
+            })
+            .await;
         assert_eq!(found, Ok(None));
         let waited = started.elapsed();
         assert!(waited >= Duration::from_secs(120), "{waited:?}");
@@ -539,12 +607,11 @@ mod tests {
         );
         // Something that shows up after 100 s is found, not given up on.
         let started = tokio::time::Instant::now();
-        let found: Result<Option<u8>, ()> = poll_until(
-            policy.replication_budget,
-            |a| policy.backoff(a),
-            || async { Ok((started.elapsed() >= Duration::from_secs(100)).then_some(7)) },
-        )
-        .await;
+        let found: Result<Option<u8>, ()> =
+            poll_until(policy.patience(policy.replication_budget), || async {
+                Ok((started.elapsed() >= Duration::from_secs(100)).then_some(7))
+            })
+            .await;
         assert_eq!(found, Ok(Some(7)));
     }
 }

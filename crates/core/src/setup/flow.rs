@@ -158,11 +158,12 @@ async fn prepare_boxed(
     // Right after an apply, what it made may not be readable yet: wait for it rather than plan
     // it again (a second grant conflicts; a second secret would be one too many).
     if let Some(made) = journal.recently_made(chrono::Utc::now())? {
-        let mut tries = 1;
-        while !unseen(&made, &state).is_empty() && tries < session.graph.replication_tries() {
-            tracing::info!(missing = ?unseen(&made, &state), "waiting for the last apply's objects to replicate");
-            tokio::time::sleep(session.graph.backoff(tries)).await;
-            tries += 1;
+        let mut patience = session.graph.replication_patience();
+        while !unseen(&made, &state).is_empty() {
+            tracing::info!(missing = ?unseen(&made, &state), budget = %crate::wait::up_to(patience.budget()), "waiting for the last apply's objects to replicate");
+            if !patience.again().await {
+                break;
+            }
             state = read_state().await?;
         }
     }
@@ -364,9 +365,8 @@ pub async fn retire_preview(
     intent: &Intent,
     keep: &str,
 ) -> Result<(TenantState, Plan), RetireFailed> {
-    let mut attempt = 0;
+    let mut patience = session.graph.replication_patience();
     loop {
-        attempt += 1;
         let st = state::read(&session.graph, intent, &[]).await?;
         match super::secrets::retire_plan(
             intent,
@@ -376,10 +376,10 @@ pub async fn retire_preview(
             chrono::Utc::now(),
         ) {
             Ok(p) => return Ok((st, p)),
-            Err(super::secrets::RetireError::KeepNotFound { .. })
-                if attempt < session.graph.replication_tries() =>
-            {
-                tokio::time::sleep(session.graph.backoff(attempt)).await;
+            Err(e @ super::secrets::RetireError::KeepNotFound { .. }) => {
+                if !patience.again().await {
+                    return Err(e.into());
+                }
             }
             Err(e) => return Err(e.into()),
         }
@@ -445,9 +445,8 @@ pub async fn certificate_step(
 ) -> Result<(Plan, Applied), CertificateFailed> {
     use super::certificates::{self, CertificateError};
     let tenant = &session.account.tenant_id;
-    let mut attempt = 0;
+    let mut patience = session.graph.replication_patience();
     let (state, plan) = loop {
-        attempt += 1;
         let st = state::read(&session.graph, intent, &[]).await?;
         let p = match step {
             CertificateStep::Activate(t) => {
@@ -457,8 +456,10 @@ pub async fn certificate_step(
         };
         match p {
             Ok(p) => break (st, p),
-            Err(CertificateError::NotFound(_)) if attempt < session.graph.replication_tries() => {
-                tokio::time::sleep(session.graph.backoff(attempt)).await;
+            Err(e @ CertificateError::NotFound(_)) => {
+                if !patience.again().await {
+                    return Err(e.into());
+                }
             }
             Err(e) => return Err(e.into()),
         }

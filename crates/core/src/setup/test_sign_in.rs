@@ -88,6 +88,8 @@ pub enum TestSignInError {
         "The journal could not be written ({0}), so the temporary redirect URI was not added."
     )]
     Journal(String),
+    #[error("Entra still refuses the temporary redirect URI {uri} {waited} after it was added (AADSTS50011). Entra can take several minutes to accept a new redirect URI; run the test sign-in again later.")]
+    RedirectNotAccepted { uri: String, waited: String },
 }
 
 /// The app a test signs in to.
@@ -253,7 +255,18 @@ pub async fn run(
         .map_err(|e| TestSignInError::Journal(e.to_string()))?;
     let graph = &session.graph;
     let outcome = match set_redirect(graph, app_object_id, platform, &uri, keep, true).await {
-        Ok(()) => sign_in(session, http, opener, listener, &uri, target, cancel).await,
+        Ok(()) => match wait_until_accepted(
+            session,
+            http,
+            &probe_url(session, target, &uri),
+            &uri,
+            cancel,
+        )
+        .await
+        {
+            Ok(()) => sign_in(session, http, opener, listener, &uri, target, cancel).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e.into()),
     };
     // Whatever happened, the temporary URI goes (a failure here leaves it journaled for
@@ -269,6 +282,74 @@ pub async fn run(
         )),
     }
     Ok(report)
+}
+
+/// A sign-in URL for `target` with the temporary redirect URI, which the login endpoint refuses
+/// (AADSTS50011) until the new URI has reached it: it checks the redirect URI or Reply URL
+/// before it asks anyone to sign in.
+fn probe_url(session: &Session, target: &Target<'_>, uri: &str) -> String {
+    let tenant_id = &session.account.tenant_id;
+    match target {
+        Target::Saml { entity_id, .. } => {
+            let sso = saml::sso_url(&session.cloud, tenant_id);
+            let request = saml::authn_request(entity_id, uri, &sso, chrono::Utc::now());
+            saml::redirect_url(&sso, &request, "probe").unwrap_or(sso)
+        }
+        Target::Oidc { app_id, .. } => {
+            let authorize = format!(
+                "{}/{tenant_id}/oauth2/v2.0/authorize",
+                session.cloud.authority.as_str().trim_end_matches('/')
+            );
+            url::Url::parse_with_params(
+                &authorize,
+                &[
+                    ("client_id", *app_id),
+                    ("response_type", "code"),
+                    ("redirect_uri", uri),
+                    ("scope", "openid"),
+                    ("state", "probe"),
+                ],
+            )
+            .map_or(authorize, String::from)
+        }
+    }
+}
+
+/// Waits, within [`crate::wait::NEW_REDIRECT`], until the login endpoint stops refusing the
+/// temporary redirect URI just added (Entra takes seconds to minutes). A probe that cannot be
+/// read does not stop the test: the browser shows what Entra says.
+async fn wait_until_accepted(
+    session: &Session,
+    http: &reqwest::Client,
+    probe: &str,
+    uri: &str,
+    cancel: &CancellationToken,
+) -> Result<(), TestSignInError> {
+    let mut patience = session
+        .graph
+        .retry_policy()
+        .patience(crate::wait::NEW_REDIRECT);
+    loop {
+        let refused = match http.get(probe).send().await {
+            Ok(r) => crate::http::read_text(r, 256 * 1024)
+                .await
+                .is_ok_and(|page| page.contains("AADSTS50011") || page.contains("AADSTS500113")),
+            Err(_) => false,
+        };
+        if !refused {
+            return Ok(());
+        }
+        tracing::info!(uri, budget = %crate::wait::up_to(patience.budget()), "waiting for Entra to accept the temporary redirect URI");
+        tokio::select! {
+            more = patience.again() => if !more {
+                return Err(TestSignInError::RedirectNotAccepted {
+                    uri: uri.to_string(),
+                    waited: crate::wait::span(patience.waited()),
+                });
+            },
+            () = cancel.cancelled() => return Err(AuthError::Cancelled.into()),
+        }
+    }
 }
 
 async fn sign_in(

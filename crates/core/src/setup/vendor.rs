@@ -385,11 +385,9 @@ pub async fn live_checks(graph: &GraphClient, intent: &Intent) -> Vec<crate::che
             // Assignments made moments ago may not be in the list yet (replication): look again
             // for as long as Graph's documented delays last before calling them missing.
             let mut missing = missing_in(&read().await);
-            let mut tries = 1;
-            while !missing.is_empty() && target.is_some() && tries < graph.replication_tries() {
-                tokio::time::sleep(graph.backoff(tries)).await;
+            let mut patience = graph.replication_patience();
+            while !missing.is_empty() && target.is_some() && patience.again().await {
                 missing = missing_in(&read().await);
-                tries += 1;
             }
             let name = target.map_or_else(|| spec.assign_to.clone(), |c| c.name.clone());
             out.push(CheckResult {

@@ -31,19 +31,24 @@ pub async fn sim_with(config: SimConfig) -> SimHandle {
         .expect("the simulator starts")
 }
 
+/// Short pauses between tries for a simulator that answers at once; the budgets stay Entra's
+/// (they are durations, which no test shortens).
 pub fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(200),
-        replication_budget: Duration::from_secs(3),
         ..Default::default()
     }
 }
 
 pub fn ctx(store: Arc<dyn SecretStore>) -> Context {
+    ctx_with(store, fast_retry())
+}
+
+pub fn ctx_with(store: Arc<dyn SecretStore>, retry: RetryPolicy) -> Context {
     let http = entra_setup_core::http::client();
     let mut c = Context::new(http.clone(), store, Arc::new(FollowRedirects::new(http)));
-    c.retry = fast_retry();
+    c.retry = retry;
     c
 }
 
@@ -142,13 +147,22 @@ pub async fn admin_with(
     tenant: &str,
     provisions: bool,
 ) -> (entra_setup_core::session::Session, bool) {
-    let c = ctx(memory());
-    let signed = sign_in_with(&c, sim, tenant, Method::Browser)
+    admin_in(&ctx(memory()), sim, tenant, provisions).await
+}
+
+/// [`admin_with`] in a given context (e.g. the product's own retry policy).
+pub async fn admin_in(
+    c: &Context,
+    sim: &SimHandle,
+    tenant: &str,
+    provisions: bool,
+) -> (entra_setup_core::session::Session, bool) {
+    let signed = sign_in_with(c, sim, tenant, Method::Browser)
         .await
         .expect("signed in");
     let (on_event, _) = recorder();
     let asked = entra_setup_core::session::ensure_scopes(
-        &c,
+        c,
         &signed.session,
         entra_setup_core::auth::StepScopes::setup(provisions),
         Method::Browser,

@@ -135,11 +135,7 @@ pub(super) fn consent_as(world: &mut World, tenant: &str, p: &Params, upn: &str)
                         dir.fresh.insert(
                             id.clone(),
                             crate::directory::Fresh {
-                                reads_left: 0,
-                                until: Some(
-                                    std::time::Instant::now()
-                                        + std::time::Duration::from_millis(late_ms),
-                                ),
+                                until: crate::directory::after_ms(late_ms),
                             },
                         );
                     }

@@ -86,7 +86,10 @@ pub(super) fn validate_authorize(
         .unwrap_or_default();
     if let Some(app) = world.directory_app(tenant, client_id) {
         // An app of the tenant: the redirect URI must be one it registered (any platform).
-        if app_redirect(app, redirect).is_none() {
+        let known = world
+            .directory_of(tenant)
+            .is_none_or(|d| d.redirect_known(redirect));
+        if app_redirect(app, redirect).is_none() || !known {
             return Err(error_page(StatusCode::BAD_REQUEST, 50011, &format!("The redirect URI '{redirect}' specified in the request does not match the redirect URIs configured for the application '{client_id}'."), "Make sure the redirect URI sent in the request matches one added to your application in the Azure portal."));
         }
     } else if !world.config.public_clients.iter().any(|c| c == client_id) {

@@ -67,13 +67,11 @@ pub(super) fn client_credentials(
     let Some(dir) = world.directories.get_mut(&t.id) else {
         return unknown_tenant(tenant);
     };
-    let lagging = match dir.app_token_lag.get_mut(&client_id) {
-        Some(n) if *n > 0 => {
-            *n -= 1;
-            true
-        }
-        _ => false,
-    };
+    let now_mono = crate::directory::Instant::now();
+    let lagging = dir
+        .app_token_lag
+        .get(&client_id)
+        .is_some_and(|until| now_mono < *until);
     if lagging
         || !dir
             .applications
@@ -101,16 +99,15 @@ pub(super) fn client_credentials(
     if found.end < now {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000222, &format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app."));
     }
-    if found.unreplicated_attempts > 0 {
-        found.unreplicated_attempts -= 1;
+    if now_mono < found.usable_from {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
     }
     // A removed secret keeps working until the removal reaches the token endpoint.
-    if let Some(n) = found.removed_lag.as_mut() {
-        *n = n.saturating_sub(1);
+    if found.removed_at.is_some_and(|at| at <= now_mono) {
+        dir.secrets
+            .retain(|x| x.removed_at.is_none_or(|at| at > now_mono));
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
     }
-    dir.secrets
-        .retain(|x| x.removed_lag.is_none_or(|n| n > 0) || x.app_id != client_id);
     let Some(sp) = dir
         .service_principals
         .iter()
@@ -131,16 +128,9 @@ pub(super) fn client_credentials(
         .filter(|a| a["principalId"] == sp["id"] && a["resourceId"] == graph_sp["id"])
         .filter(|a| {
             // A new role is not in the first tokens after it was granted.
-            match dir
-                .role_token_lag
-                .get_mut(a["id"].as_str().unwrap_or_default())
-            {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    false
-                }
-                _ => true,
-            }
+            dir.role_token_lag
+                .get(a["id"].as_str().unwrap_or_default())
+                .is_none_or(|until| *until <= now_mono)
         })
         .filter_map(|a| {
             graph_sp["appRoles"]

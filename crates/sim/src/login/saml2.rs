@@ -166,8 +166,10 @@ fn sign_in(world: &World, tenant: &str, p: &Params, upn: &str) -> Response {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let acs = match &req.acs {
-        Some(acs) if reply_urls.contains(&acs.as_str()) => acs.clone(),
-        None if !reply_urls.is_empty() => reply_urls[0].to_string(),
+        Some(acs) if reply_urls.contains(&acs.as_str()) && dir.redirect_known(acs) => acs.clone(),
+        None if !reply_urls.is_empty() && dir.redirect_known(reply_urls[0]) => {
+            reply_urls[0].to_string()
+        }
         other => {
             return error_page(
                 StatusCode::BAD_REQUEST,

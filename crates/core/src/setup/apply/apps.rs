@@ -280,16 +280,20 @@ impl Ctx<'_> {
                     "/applications?$filter=applicationTemplateId eq '{template_id}' and displayName eq '{}'",
                     temp_name.replace('\'', "''")
                 );
-                let mut found = None;
-                for _ in 0..self.options.instantiate_polls.max(1) {
+                let mut patience = crate::wait::Patience::every(
+                    self.options.instantiate_wait,
+                    self.options.instantiate_poll,
+                );
+                let app = loop {
                     let apps: Vec<Value> = g.get(filter.clone()).scopes(s).list().await?;
                     if let Some(a) = apps.into_iter().next() {
-                        found = Some(a);
-                        break;
+                        break a;
                     }
-                    tokio::time::sleep(self.options.instantiate_poll).await;
-                }
-                let Some(app) = found else { return Err(e) };
+                    tracing::info!(budget = %crate::wait::up_to(patience.budget()), "waiting for the instantiated app to show");
+                    if !patience.again().await {
+                        return Err(e);
+                    }
+                };
                 let app_id = app["appId"].as_str().unwrap_or_default().to_string();
                 let sp: Value = g
                     .get(format!(

@@ -149,8 +149,8 @@ pub struct ApplyOptions {
     pub scim_token: Option<SecretString>,
     /// How often to look for an instantiated app Graph did not report (reference §8a).
     pub instantiate_poll: Duration,
-    /// How many times to look before giving up.
-    pub instantiate_polls: u32,
+    /// How long to look before giving up ([`crate::wait::INSTANTIATE`]).
+    pub instantiate_wait: Duration,
     /// The admin adopts the setup's apps someone else holds too (see [`super::custody`]):
     /// without it, an apply onto such an app stops before any write.
     pub adopt: Option<super::custody::Adoption>,
@@ -187,8 +187,8 @@ impl Default for ApplyOptions {
             consent_wait: Duration::from_secs(0),
             consent_poll: Duration::from_secs(5),
             scim_token: None,
-            instantiate_poll: crate::http::retry_base_override().unwrap_or(Duration::from_secs(5)),
-            instantiate_polls: 24,
+            instantiate_poll: crate::wait::pause_override().unwrap_or(Duration::from_secs(5)),
+            instantiate_wait: crate::wait::INSTANTIATE,
             adopt: None,
         }
     }

@@ -1,0 +1,276 @@
+//! Entra's lag in time, met with the product's real budgets. The simulator lags by the clock
+//! (new objects, grants, assignments, secrets, apps at the token endpoint, redirect URIs and
+//! Reply URLs at the login endpoints) and the product waits by the clock; both run on tokio's
+//! paused clock, which the test controls, so a minute of lag costs no wall time. Nothing here
+//! shortens a budget: the session uses the product's own retry policy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use entra_setup_core::auth::FollowRedirects;
+use entra_setup_core::checks::{self, SecretRetry, Status};
+use entra_setup_core::graph::RetryPolicy;
+use entra_setup_core::session::Session;
+use entra_setup_core::setup::apply::ApplyOptions;
+use entra_setup_core::setup::flow;
+use entra_setup_core::setup::Intent;
+use entra_setup_sim::{Faults, SimHandle};
+use support::*;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A bad but ordinary day for Entra: new objects replicate in a minute, a new secret takes a
+/// minute and a half at the token endpoint.
+fn bad_day() -> Faults {
+    Faults {
+        latency_ms: 5,
+        replication_ms: 60_000,
+        secret_lag_ms: 90_000,
+        token_app_lag_ms: 60_000,
+        token_role_lag_ms: 60_000,
+        redirect_uri_lag_ms: 60_000,
+        ..Default::default()
+    }
+}
+
+/// Signs in with the product's own retry policy (no environment override: the clock is paused,
+/// so its pauses of seconds cost nothing).
+async fn admin(sim: &SimHandle, provisions: bool) -> Session {
+    assert!(
+        std::env::var_os("ENTRA_SETUP_RETRY_MS").is_none(),
+        "these tests run the shipped waits"
+    );
+    let c = ctx_with(memory(), RetryPolicy::default());
+    admin_in(&c, sim, "contoso.com", provisions).await.0
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions::default()
+}
+
+/// Prepares and applies `intent` on a bad day; returns the run and the virtual time it took.
+async fn apply_on(
+    sim: &SimHandle,
+    s: &Session,
+    intent: Intent,
+    faults: Faults,
+) -> (entra_setup_core::setup::run::Run, Duration) {
+    apply_in(&data_dir("entra-setup-clock"), sim, s, intent, faults).await
+}
+
+async fn apply_in(
+    dir: &std::path::Path,
+    sim: &SimHandle,
+    s: &Session,
+    intent: Intent,
+    faults: Faults,
+) -> (entra_setup_core::setup::run::Run, Duration) {
+    sim.set_faults(faults);
+    let started = Instant::now();
+    let prepared = flow::prepare(s, dir, intent, &[]).await.expect("planned");
+    let (run, failure) = apply_with(s, prepared, &options()).await;
+    assert!(failure.is_none(), "stopped: {failure:?}");
+    (run, started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_generic_oidc_setup_waits_out_a_minute_of_lag_and_its_secret_works_after_ninety_seconds()
+{
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    let intent = intent_for(
+        "oidc",
+        &[
+            ("name", "Clockwork"),
+            ("redirect_uris", "https://clockwork.contoso.com/callback"),
+        ],
+    );
+    let (run, took) = apply_on(&sim, &s, intent, bad_day()).await;
+    assert!(
+        took >= Duration::from_secs(60),
+        "the lag was waited out, not skipped: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5 * 60), "{took:?}");
+    let secret = run.secret.as_ref().expect("a new secret");
+    let started = Instant::now();
+    let results = checks::secret_and_consent(
+        &entra_setup_core::http::client(),
+        &s.cloud,
+        &s.account.token_endpoint,
+        &run.app_id,
+        &secret.value,
+        false,
+        &SecretRetry::default(),
+    )
+    .await;
+    assert_eq!(results[0].status, Status::Pass, "{results:?}");
+    assert!(
+        results[0].detail.contains("attempts over"),
+        "the secret needed time: {}",
+        results[0].detail
+    );
+    assert!(started.elapsed() < SecretRetry::default().budget);
+    assert_graph_traffic_matches_csdl(&sim);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pomerium_assigns_its_app_roles_through_a_minute_of_lag() {
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    let intent = intent_for(
+        "pomerium",
+        &[("authenticate_url", "https://auth.clock.contoso.com")],
+    );
+    let (run, took) = apply_on(&sim, &s, intent, bad_day()).await;
+    assert!(took >= Duration::from_secs(60), "{took:?}");
+    let tenant = s.account.tenant_id.clone();
+    let sp_id = run.sp_id.clone().unwrap();
+    let roles = sim
+        .directory(&tenant)
+        .unwrap()
+        .assignments
+        .iter()
+        .filter(|a| a["principalId"] == sp_id.as_str())
+        .count();
+    assert_eq!(roles, 3, "Pomerium's three Graph application permissions");
+    // The app-only token gets those roles only after a minute too: the live test waits.
+    let results = checks::secret_and_consent(
+        &entra_setup_core::http::client(),
+        &s.cloud,
+        &s.account.token_endpoint,
+        &run.app_id,
+        &run.secret.as_ref().unwrap().value,
+        true,
+        &SecretRetry::default(),
+    )
+    .await;
+    assert!(
+        results.iter().all(|r| r.status == Status::Pass) && results.len() == 2,
+        "{results:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_saml_setup_and_its_test_sign_in_wait_for_the_reply_url() {
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    let intent = intent_for(
+        "saml",
+        &[
+            ("name", "Clockwork Files"),
+            ("entity_id", "https://files.clock.contoso.com/saml"),
+            ("reply_url", "https://files.clock.contoso.com/saml/acs"),
+        ],
+    );
+    let (run, took) = apply_on(&sim, &s, intent, bad_day()).await;
+    assert!(took >= Duration::from_secs(60), "{took:?}");
+    // The test sign-in adds a temporary Reply URL, which the login endpoint refuses for a
+    // minute (AADSTS50011): it waits for it instead of failing at once.
+    let http = entra_setup_core::http::client();
+    let opener = FollowRedirects::new(http.clone());
+    let started = Instant::now();
+    let report = run
+        .test_sign_in(&s, &http, &opener, &CancellationToken::new())
+        .await
+        .expect("signed in once Entra knew the Reply URL");
+    assert!(
+        started.elapsed() >= Duration::from_secs(55),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.protocol, "SAML");
+    assert!(!report.identity.is_empty());
+}
+
+/// What a budget is for: a lag longer than Entra's documented few minutes stops the apply with
+/// the replication error, after the budget and not after a count of tries.
+#[tokio::test(start_paused = true)]
+async fn a_lag_longer_than_the_budget_stops_after_the_budget() {
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    sim.set_faults(Faults {
+        replication_ms: 20 * 60_000,
+        ..Default::default()
+    });
+    let dir = data_dir("entra-setup-clock");
+    let prepared = flow::prepare(
+        &s,
+        &dir,
+        intent_for("cloudflare", &[("team", "slowpoke")]),
+        &[],
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let (_, failure) = apply_with(&s, prepared, &options()).await;
+    let took = started.elapsed();
+    let failure = failure.expect("a twenty-minute lag is more than the budget");
+    assert!(
+        failure.to_string().contains("replicating"),
+        "says why: {failure}"
+    );
+    let budget = RetryPolicy::default().replication_budget;
+    assert!(took >= budget, "{took:?}");
+    assert!(took < budget * 2, "{took:?}");
+}
+
+/// Throttling is a rate: a tenant that throttles every seventh request (Retry-After 1 s) is
+/// waited out — the whole client pauses, not only the request that was refused — and an
+/// immediate re-run passes too.
+#[tokio::test(start_paused = true)]
+async fn a_tenant_throttling_every_seventh_request_is_waited_out_by_every_request() {
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    let faults = Faults {
+        latency_ms: 5,
+        throttle_every: 7,
+        retry_after_secs: 1,
+        ..Default::default()
+    };
+    let intent = || {
+        intent_for(
+            "pomerium",
+            &[("authenticate_url", "https://auth.busy.contoso.com")],
+        )
+    };
+    let dir = data_dir("entra-setup-clock");
+    apply_in(&dir, &sim, &s, intent(), faults).await;
+    let again = flow::prepare(&s, &dir, intent(), &[])
+        .await
+        .expect("an immediate re-run plans despite the throttling");
+    // It found every object the first run made (the secret's value went nowhere, so it is
+    // the one thing to redo).
+    let kinds: Vec<&str> = again.plan.changes.iter().map(|c| c.change.kind()).collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|k| ["removePassword", "addPassword"].contains(k)),
+        "{kinds:?}"
+    );
+    let exchanges = sim.exchanges();
+    let throttled: Vec<u64> = exchanges
+        .iter()
+        .filter(|x| x.status == 429)
+        .map(|x| x.at_ms)
+        .collect();
+    assert!(
+        throttled.len() >= 5,
+        "{} throttled answers",
+        throttled.len()
+    );
+    // After each 429, nothing new reaches the tenant until its Retry-After has passed (the
+    // requests already on their way, within the simulator's latency, aside).
+    for t in &throttled {
+        let early: Vec<&str> = exchanges
+            .iter()
+            .filter(|x| x.at_ms > t + 50 && x.at_ms < t + 1000)
+            .map(|x| x.path.as_str())
+            .collect();
+        assert!(
+            early.is_empty(),
+            "sent during the pause after {t} ms: {early:?}"
+        );
+    }
+}
