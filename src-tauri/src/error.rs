@@ -254,6 +254,11 @@ impl From<entra_setup_core::setup::test_sign_in::TestSignInError> for IpcError {
                 code: Some("responseRefused".into()),
                 aadsts: None,
             },
+            TestSignInError::RedirectNotAccepted { .. } => Self::Auth {
+                message,
+                code: Some("redirectNotAccepted".into()),
+                aadsts: Some(50011),
+            },
             TestSignInError::NothingToTest => Self::Blocked { message },
             TestSignInError::Journal(_) => Self::Internal { message },
         }

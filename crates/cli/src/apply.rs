@@ -183,6 +183,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
         ApplyEvent::Done { seq, detail } => errln!("[{}] done: {detail}", seq + 1),
         ApplyEvent::Failed { seq, message } => errln!("[{}] FAILED: {message}", seq + 1),
         ApplyEvent::WaitingForConsent { url, .. } => errln!("A Privileged Role Administrator or Global Administrator must open this link to consent:\n  {url}"),
+        ApplyEvent::Waiting { seq, message } => errln!("[{}] {message}", seq + 1),
         ApplyEvent::Finished { changes } => errln!("Applied {changes} changes."),
     }
     });

@@ -109,7 +109,7 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
     }
     let s = sign_in(&t.conn, StepScopes::setup(false), store(&t.conn)).await?;
     // Show what goes before asking (the retire re-reads the app right before removing).
-    let preview = match flow::retire_preview(&s, &intent, keep).await {
+    let preview = match flow::retire_preview(&s, &data_dir(&t.conn)?, &intent, keep).await {
         Ok((_, p)) => p,
         Err(flow::RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
             errln!(

@@ -54,6 +54,25 @@ pub fn up_to(budget: Duration) -> String {
     format!("up to {}", span(budget))
 }
 
+/// Told when a wait for Entra begins: what is awaited and the budget.
+pub type Announcer = std::sync::Arc<dyn Fn(&str, Duration) + Send + Sync>;
+
+tokio::task_local! {
+    static ANNOUNCE: Announcer;
+}
+
+/// Runs `fut` with waits inside it (however deep: a Graph request's retries, a poll) told to
+/// `announcer`, so a step's progress can say "Waiting for Entra to … — up to 5 min".
+pub async fn announcing<F: std::future::Future>(announcer: Announcer, fut: F) -> F::Output {
+    ANNOUNCE.scope(announcer, fut).await
+}
+
+/// Says that a wait for `what` begins, for at most `budget`, to whoever listens
+/// ([`announcing`]); nothing when nobody does.
+pub fn announce(what: &str, budget: Duration) {
+    let _ = ANNOUNCE.try_with(|a| a(what, budget));
+}
+
 /// How the pause between tries grows.
 #[derive(Clone, Copy, Debug)]
 enum Step {

@@ -207,9 +207,10 @@ async fn a_lag_longer_than_the_budget_stops_after_the_budget() {
     let (_, failure) = apply_with(&s, prepared, &options()).await;
     let took = started.elapsed();
     let failure = failure.expect("a twenty-minute lag is more than the budget");
+    let said = failure.to_string();
     assert!(
-        failure.to_string().contains("replicating"),
-        "says why: {failure}"
+        said.contains("replicating") || said.contains("does not reference a valid application"),
+        "says why, in Graph's words: {said}"
     );
     let budget = RetryPolicy::default().replication_budget;
     assert!(took >= budget, "{took:?}");

@@ -208,7 +208,12 @@ export type AppInfo = {
 /**  Progress the UI and CLI show while applying. */
 export type ApplyEvent = { kind: "started"; seq: number; title: string } | { kind: "done"; seq: number; detail: string } | { kind: "failed"; seq: number; message: string } | 
 /**  A colleague must open `url` to consent; the wizard is checking for it. */
-{ kind: "waitingForConsent"; seq: number; url: string } | { kind: "finished"; changes: number };
+{ kind: "waitingForConsent"; seq: number; url: string } | 
+/**
+ *  The step waits for Entra: what for, and for how long at most ("Waiting for Entra to make
+ *  a new object visible (replication) — up to 5 min").
+ */
+{ kind: "waiting"; seq: number; message: string } | { kind: "finished"; changes: number };
 
 /**  Someone to assign to the provisioning app. */
 export type Assignee = {

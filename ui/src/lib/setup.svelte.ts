@@ -490,6 +490,9 @@ class Setup {
       case "waitingForConsent":
         this.progress[e.seq] = { status: "consent", detail: "Waiting for a colleague's consent" };
         break;
+      case "waiting":
+        this.progress[e.seq] = { status: "running", detail: e.message };
+        break;
       case "finished":
         break;
     }

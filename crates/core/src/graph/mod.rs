@@ -225,7 +225,19 @@ impl GraphClient {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, GraphError>>,
     {
-        poll_until(self.replication_patience(), read).await
+        let mut announced = false;
+        let mut read = read;
+        poll_until(self.replication_patience(), move || {
+            if announced {
+                crate::wait::announce(
+                    "Waiting for Entra to show what this step made (replication)",
+                    self.retry.replication_budget,
+                );
+            }
+            announced = true;
+            read()
+        })
+        .await
     }
 
     /// A wait for replication (the policy's budget and pauses), for loops that
@@ -482,6 +494,12 @@ impl Request<'_> {
                 if started.elapsed() + pause > retry.throttle_budget {
                     return Err(GraphError::Api(Box::new(api)));
                 }
+                if attempt == 1 {
+                    crate::wait::announce(
+                        "Microsoft Graph is busy and asked to slow down; waiting as it asks",
+                        retry.throttle_budget,
+                    );
+                }
                 tracing::warn!(method = %self.method, path, status = status.as_u16(), code = %api.code, attempt, ?pause, "throttled or unavailable; every request to the tenant pauses");
                 continue;
             }
@@ -489,6 +507,12 @@ impl Request<'_> {
             if self.retry_if.is_some_and(|f| f(&api)) {
                 let left = retry.replication_budget.saturating_sub(started.elapsed());
                 if !left.is_zero() {
+                    if attempt == 1 {
+                        crate::wait::announce(
+                            "Waiting for Entra to make a new object visible (replication)",
+                            retry.replication_budget,
+                        );
+                    }
                     let delay = retry.backoff(attempt).min(left);
                     tracing::warn!(method = %self.method, path, status = status.as_u16(), code = %api.code, attempt, ?delay, "not replicated yet; retrying");
                     tokio::time::sleep(delay).await;

@@ -357,14 +357,32 @@ pub async fn execute(
     .await
 }
 
+/// Whether the journal in `data_dir` says the last applies made what `made` picks, recently
+/// enough that Entra may still be replicating it: only then is "not found" waited out (a key
+/// id or thumbprint mistyped is said at once, not after minutes).
+fn made_recently(journal: &Journal, made: impl Fn(&super::journal::RecentlyMade) -> bool) -> bool {
+    journal
+        .recently_made(chrono::Utc::now())
+        .ok()
+        .flatten()
+        .is_some_and(|r| made(&r))
+}
+
 /// Reads the app and plans the retirement of the wizard's other secrets, keeping `keep`. A
-/// secret added moments ago may not be readable yet (replication): it is waited for as long as
-/// the retry policy allows before "not on the app" is believed.
+/// secret this computer added moments ago may not be readable yet (replication): it is waited
+/// for within the replication budget before "not on the app" is believed.
 pub async fn retire_preview(
     session: &Session,
+    data_dir: &Path,
     intent: &Intent,
     keep: &str,
 ) -> Result<(TenantState, Plan), RetireFailed> {
+    let journal = Journal::open(data_dir, &session.account.tenant_id, &intent.unique_name());
+    let fresh = made_recently(&journal, |r| {
+        r.secret_key_ids
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(keep))
+    });
     let mut patience = session.graph.replication_patience();
     loop {
         let st = state::read(&session.graph, intent, &[]).await?;
@@ -377,7 +395,7 @@ pub async fn retire_preview(
         ) {
             Ok(p) => return Ok((st, p)),
             Err(e @ super::secrets::RetireError::KeepNotFound { .. }) => {
-                if !patience.again().await {
+                if !fresh || !patience.again().await {
                     return Err(e.into());
                 }
             }
@@ -410,7 +428,7 @@ pub async fn retire_old_secrets(
 ) -> Result<(Plan, Applied), RetireFailed> {
     let unique = intent.unique_name();
     let journal = Journal::open(data_dir, &session.account.tenant_id, &unique);
-    let (state, plan) = retire_preview(session, intent, keep).await?;
+    let (state, plan) = retire_preview(session, data_dir, intent, keep).await?;
     let applied = apply_upkeep(session, &journal, &plan, &state, on_event, cancel)
         .await
         .map_err(RetireFailed::Apply)?;
@@ -445,6 +463,13 @@ pub async fn certificate_step(
 ) -> Result<(Plan, Applied), CertificateFailed> {
     use super::certificates::{self, CertificateError};
     let tenant = &session.account.tenant_id;
+    let fresh = made_recently(journal, |r| match step {
+        CertificateStep::Activate(t) => r
+            .signing_thumbprints
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(t)),
+        CertificateStep::RetireOld => !r.signing_thumbprints.is_empty(),
+    });
     let mut patience = session.graph.replication_patience();
     let (state, plan) = loop {
         let st = state::read(&session.graph, intent, &[]).await?;
@@ -457,7 +482,7 @@ pub async fn certificate_step(
         match p {
             Ok(p) => break (st, p),
             Err(e @ CertificateError::NotFound(_)) => {
-                if !patience.again().await {
+                if !fresh || !patience.again().await {
                     return Err(e.into());
                 }
             }

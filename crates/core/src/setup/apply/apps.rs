@@ -289,7 +289,12 @@ impl Ctx<'_> {
                     if let Some(a) = apps.into_iter().next() {
                         break a;
                     }
-                    tracing::info!(budget = %crate::wait::up_to(patience.budget()), "waiting for the instantiated app to show");
+                    if patience.tries() == 1 {
+                        crate::wait::announce(
+                            "Waiting for Entra to show the new gallery app",
+                            patience.budget(),
+                        );
+                    }
                     if !patience.again().await {
                         return Err(e);
                     }

@@ -56,6 +56,12 @@ pub enum ApplyEvent {
         seq: u32,
         url: String,
     },
+    /// The step waits for Entra: what for, and for how long at most ("Waiting for Entra to make
+    /// a new object visible (replication) — up to 5 min").
+    Waiting {
+        seq: u32,
+        message: String,
+    },
     Finished {
         changes: u32,
     },
@@ -499,7 +505,18 @@ async fn run_plan(ctx: &Ctx<'_>, out: &mut Applied) -> Result<(), ApplyError> {
                 });
                 started.insert(pc.seq);
                 let snapshot = refs.clone();
-                running.push(async move { (pc, ctx.run(pc, &snapshot).await) });
+                let seq = u32::try_from(pc.seq).unwrap_or(0);
+                let on_event = ctx.on_event.clone();
+                let announcer: crate::wait::Announcer = Arc::new(move |what, budget| {
+                    on_event(ApplyEvent::Waiting {
+                        seq,
+                        message: format!("{what} — {}", crate::wait::up_to(budget)),
+                    });
+                });
+                running.push(async move {
+                    let out = crate::wait::announcing(announcer, ctx.run(pc, &snapshot)).await;
+                    (pc, out)
+                });
             }
         }
         let next = tokio::select! {
