@@ -13,7 +13,7 @@ use entra_setup_core::auth::FollowRedirects;
 use entra_setup_core::checks::{self, SecretRetry, Status};
 use entra_setup_core::graph::RetryPolicy;
 use entra_setup_core::session::Session;
-use entra_setup_core::setup::apply::ApplyOptions;
+use entra_setup_core::setup::apply::{ApplyEvent, ApplyOptions};
 use entra_setup_core::setup::flow;
 use entra_setup_core::setup::Intent;
 use entra_setup_sim::{Faults, SimHandle};
@@ -67,11 +67,38 @@ async fn apply_in(
     intent: Intent,
     faults: Faults,
 ) -> (entra_setup_core::setup::run::Run, Duration) {
+    let faults_lag = faults.replication_ms > 0;
     sim.set_faults(faults);
     let started = Instant::now();
     let prepared = flow::prepare(s, dir, intent, &[]).await.expect("planned");
-    let (run, failure) = apply_with(s, prepared, &options()).await;
+    let (collect, events) = collector();
+    let (run, failure) = entra_setup_core::setup::run::Run::apply(
+        s,
+        prepared,
+        &options(),
+        collect,
+        &CancellationToken::new(),
+    )
+    .await;
     assert!(failure.is_none(), "stopped: {failure:?}");
+    // While it waited, each waiting step said what for and for how long at most.
+    let waits: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ApplyEvent::Waiting { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    if faults_lag {
+        assert!(
+            waits
+                .iter()
+                .any(|w| w.starts_with("Waiting for Entra") && w.ends_with("— up to 5 min")),
+            "{waits:?}"
+        );
+    }
     (run, started.elapsed())
 }
 
