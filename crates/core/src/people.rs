@@ -425,7 +425,8 @@ pub async fn preview(
                             "/groups/{}/transitiveMembers/microsoft.graph.user?$select={USER_FIELDS}&$top=999",
                             a.id
                         ))
-                        .scopes(s);
+                        .scopes(s)
+                        .advanced();
                     let (direct, transitive) = tokio::join!(
                         direct_req.list::<GraphUser>(),
                         transitive_req.list::<GraphUser>()

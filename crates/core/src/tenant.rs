@@ -211,7 +211,7 @@ pub async fn discover(graph: &GraphClient, wids: Vec<String>) -> Result<TenantFa
     let me_req = graph
         .get("/me?$select=id,displayName,userPrincipalName,mail")
         .scopes(s);
-    let roles_req = graph.get("/me/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId").scopes(s);
+    let roles_req = graph.get("/me/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId").scopes(s).advanced();
     let skus_req = graph.get("/subscribedSkus?$select=skuId,skuPartNumber,capabilityStatus,prepaidUnits,servicePlans").scopes(s);
     let (orgs, me, member_roles, skus) = tokio::join!(
         org_req.list::<Organization>(),

@@ -32,10 +32,12 @@ async fn every_simulated_endpoint_answers_in_graph_shapes() {
         "/me/transitiveMemberOf/microsoft.graph.directoryRole",
         "/subscribedSkus",
     ] {
-        g.get(path)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let req = if path.contains("transitive") {
+            g.get(path).advanced()
+        } else {
+            g.get(path)
+        };
+        req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
     }
     let me = signed.session.summary.user.id.clone();
     g.get(format!(
@@ -94,6 +96,7 @@ async fn scopes_are_enforced_like_graph() {
     let call = |path: &str| {
         http.get(format!("{}/v1.0{path}", sim.base_url()))
             .bearer_auth(tokens.access_token.expose_secret())
+            .header("ConsistencyLevel", "eventual")
             .send()
     };
     let skus = call("/subscribedSkus").await.unwrap();
@@ -102,12 +105,13 @@ async fn scopes_are_enforced_like_graph() {
     let body: serde_json::Value = skus.json().await.unwrap();
     assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
     // With only User.Read, role objects come back as type + id, like Graph does.
-    let roles: serde_json::Value = call("/me/transitiveMemberOf/microsoft.graph.directoryRole")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let roles: serde_json::Value =
+        call("/me/transitiveMemberOf/microsoft.graph.directoryRole?$count=true")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let first = &roles["value"][0];
     assert!(
         first["id"].is_string() && first.get("roleTemplateId").is_none(),
@@ -150,4 +154,83 @@ async fn a_step_needing_new_scopes_asks_for_consent() {
         .await
         .expect_err("needs consent");
     assert!(matches!(err, AuthError::ConsentRequired { .. }), "{err}");
+}
+
+/// The simulator refuses the queries Graph refuses (so the product cannot pass a test with a
+/// query a real tenant answers with 400), and answers them with the advanced query parameters.
+#[tokio::test]
+async fn queries_follow_graphs_rules() {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let status =
+        |r: Result<entra_setup_core::graph::Answer, entra_setup_core::graph::GraphError>| match r {
+            Ok(a) => (a.status.as_u16(), String::new()),
+            Err(e) => (e.status().unwrap_or(0), e.to_string()),
+        };
+    let by_reply =
+        "/applications?$filter=web/redirectUris/any(x:x eq 'https://a.contoso.com/acs')&$select=id";
+    let (code, said) = status(s.graph.get(by_reply).send().await);
+    assert_eq!(
+        code, 400,
+        "a lambda on web/redirectUris is an advanced query"
+    );
+    assert!(
+        said.contains("Request_UnsupportedQuery") && said.contains("ConsistencyLevel"),
+        "{said}"
+    );
+    assert_eq!(status(s.graph.get(by_reply).advanced().send().await).0, 200);
+    // Only the header, or only $count=true, is not enough.
+    let (code, _) = status(s.graph.get(format!("{by_reply}&$count=true")).send().await);
+    assert_eq!(code, 400);
+    let (code, _) = status(
+        s.graph
+            .get(by_reply)
+            .header("ConsistencyLevel", "eventual")
+            .send()
+            .await,
+    );
+    assert_eq!(code, 400);
+
+    let (code, said) = status(
+        s.graph
+            .get("/users?$filter=accountEnabled ne true")
+            .send()
+            .await,
+    );
+    assert_eq!(code, 400, "ne is advanced: {said}");
+    // An operator's name inside a quoted value is not the operator.
+    assert_eq!(
+        status(
+            s.graph
+                .get("/groups?$filter=displayName eq 'not ne endswith(x)'")
+                .send()
+                .await
+        )
+        .0,
+        200
+    );
+
+    let groups: Vec<serde_json::Value> = s
+        .graph
+        .get("/groups?$select=id&$top=1")
+        .list()
+        .await
+        .unwrap();
+    let cast = format!(
+        "/groups/{}/transitiveMembers/microsoft.graph.user?$select=id",
+        groups[0]["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        status(s.graph.get(&cast).send().await).0,
+        400,
+        "a cast on transitive members is advanced"
+    );
+    assert_eq!(status(s.graph.get(&cast).advanced().send().await).0, 200);
+
+    for top in ["1000", "0", "many"] {
+        let (code, said) = status(s.graph.get(format!("/users?$top={top}")).send().await);
+        assert_eq!(code, 400, "$top={top}");
+        assert!(said.contains("between 1 and 999"), "{said}");
+    }
+    assert_eq!(status(s.graph.get("/users?$top=999").send().await).0, 200);
 }

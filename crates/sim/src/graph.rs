@@ -24,6 +24,81 @@ pub struct GraphErr {
     pub retry_after: Option<u32>,
 }
 
+/// Graph's query rules for directory objects, which it enforces before it reads anything
+/// ("Advanced query capabilities on Microsoft Entra ID objects", learn.microsoft.com/graph/
+/// aad-advanced-queries; "Paging", learn.microsoft.com/graph/paging):
+/// - `$top` is 1–999;
+/// - `ne`, `not`, `endsWith`, a lambda on `web/redirectUris`, and an OData cast on
+///   `transitiveMembers` / `transitiveMemberOf` need `ConsistencyLevel: eventual` and
+///   `$count=true`; `$search` and a `/$count` segment need `ConsistencyLevel: eventual`.
+fn query_rules(
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<(), GraphErr> {
+    if method != Method::GET {
+        return Ok(());
+    }
+    let param = |k: &str| {
+        query
+            .iter()
+            .find(|(q, _)| q.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+    };
+    let unsupported =
+        |m: String| GraphErr::new(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", m);
+    if let Some(top) = param("$top") {
+        if !top.parse::<u32>().is_ok_and(|n| (1..=999).contains(&n)) {
+            return Err(GraphErr::new(
+                StatusCode::BAD_REQUEST,
+                "Request_BadRequest",
+                format!(
+                    "Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."
+                ),
+            ));
+        }
+    }
+    let eventual = headers
+        .get("consistencylevel")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+    let counted = param("$count").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // The filter's operators, without its quoted values (a name may say "not").
+    let mut quoted = false;
+    let filter: String = param("$filter")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| {
+            if *c == '\'' {
+                quoted = !quoted;
+            }
+            !quoted && *c != '\''
+        })
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let advanced_filter = [" ne ", "not(", "not ", "endswith("]
+        .iter()
+        .any(|op| filter.contains(op))
+        || filter.contains("web/redirecturis/any(");
+    let segments: Vec<&str> = path.split('/').collect();
+    let cast_on_transitive = segments.windows(2).any(|w| {
+        matches!(w[0], "transitiveMembers" | "transitiveMemberOf")
+            && w[1].starts_with("microsoft.graph.")
+    });
+    if (advanced_filter || cast_on_transitive) && !(eventual && counted) {
+        return Err(unsupported(
+            "Unsupported Query. This query needs the advanced query parameters: the header ConsistencyLevel: eventual and $count=true.".into(),
+        ));
+    }
+    if (param("$search").is_some() || path.ends_with("/$count")) && !eventual {
+        return Err(unsupported(
+            "This request needs the header ConsistencyLevel: eventual.".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl GraphErr {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -145,6 +220,7 @@ pub async fn dispatch(
                 ));
             }
             inject_faults(&mut world, &path)?;
+            query_rules(&method, &path, &query, &headers)?;
             let segments = split_path(&path);
             let prefer = headers
                 .get("prefer")

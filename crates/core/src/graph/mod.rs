@@ -317,6 +317,20 @@ impl Request<'_> {
         self
     }
 
+    /// An advanced query (Graph's "advanced query capabilities on Microsoft Entra ID objects"):
+    /// `ne`, `not`, `endsWith`, `$search`, lambda filters on the collections Graph indexes
+    /// separately (e.g. `web/redirectUris/any(…)`), OData casts on transitive members. Graph
+    /// answers these only with the `ConsistencyLevel: eventual` header and `$count=true`.
+    #[must_use]
+    pub fn advanced(mut self) -> Self {
+        self.headers.push(("ConsistencyLevel", "eventual".into()));
+        if !self.path.contains("$count=true") {
+            let sep = if self.path.contains('?') { '&' } else { '?' };
+            self.path = format!("{}{sep}$count=true", self.path);
+        }
+        self
+    }
+
     /// A create that must not happen twice (addPassword, instantiate, a synchronization job):
     /// it is re-sent only after answers that say it was not carried out — 429, or 503 with
     /// Retry-After (Graph's throttling answers), or a connection that never opened. Any other

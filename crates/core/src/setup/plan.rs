@@ -494,6 +494,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 suggestion: entity_id_suggestion(&saml.entity_id, &intent.unique_name()),
             });
         }
+        for (url, why) in &state.reply_url_unchecked {
+            notes.push(format!(
+                "Entra Setup could not check whether another app already answers at the Reply URL {url}: {why} Look for it under Enterprise applications in the Entra admin center if sign-ins reach the wrong app."
+            ));
+        }
         for (url, app) in &state.reply_url_holders {
             notes.push(format!(
                 "The Reply URL {url} is also a reply URL of the app \"{app}\". Entra allows it, but two apps answering for one service usually means an older setup is still there: check that app, and remove it if nothing uses it."

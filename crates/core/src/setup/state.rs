@@ -112,6 +112,9 @@ pub struct TenantState {
     pub entity_id_holders: Vec<String>,
     /// Other apps that have one of the SAML Reply URLs: (Reply URL, the app's display name).
     pub reply_url_holders: Vec<(String, String)>,
+    /// Reply URLs the tenant would not let the wizard look up, with Graph's reason: the
+    /// warning above could not be checked for them.
+    pub reply_url_unchecked: Vec<(String, String)>,
 }
 
 impl TenantState {
@@ -122,6 +125,7 @@ impl TenantState {
             apps: BTreeMap::new(),
             entity_id_holders: vec![],
             reply_url_holders: vec![],
+            reply_url_unchecked: vec![],
         }
     }
 
@@ -265,6 +269,7 @@ pub async fn read(
         .filter(|(app_id, _)| !own.contains(&app_id.as_str()))
         .map(|(_, name)| name)
         .collect();
+    let (reply_holders, reply_url_unchecked) = reply_holders;
     let reply_url_holders = reply_holders
         .into_iter()
         .filter(|(_, app_id, _)| !own.contains(&app_id.as_str()))
@@ -275,19 +280,23 @@ pub async fn read(
         apps,
         entity_id_holders,
         reply_url_holders,
+        reply_url_unchecked,
     })
 }
 
-/// Apps that have one of the SAML Reply URLs: (Reply URL, appId, display name). Only a warning
-/// depends on it, so a tenant that refuses the filter (or any read error) gives none.
+/// Apps that have one of the SAML Reply URLs: (Reply URL, appId, display name), and the Reply
+/// URLs that could not be looked up, with why. Only a warning depends on it, so a tenant that
+/// refuses the query (or any read error) does not stop the setup; the plan says it was not
+/// checked. A lambda filter on `web/redirectUris` is an advanced query.
 async fn reply_url_holders(
     graph: &GraphClient,
     intent: &super::Intent,
-) -> Vec<(String, String, String)> {
+) -> (Vec<(String, String, String)>, Vec<(String, String)>) {
     let Some(saml) = &intent.saml else {
-        return vec![];
+        return (vec![], vec![]);
     };
     let mut out = vec![];
+    let mut unchecked = vec![];
     for url in &saml.reply_urls {
         let found: Result<Vec<Value>, _> = graph
             .get(format!(
@@ -295,6 +304,7 @@ async fn reply_url_holders(
                 url.replace('\'', "''")
             ))
             .scopes(StepScopes::RegisterApp)
+            .advanced()
             .list()
             .await;
         match found {
@@ -306,11 +316,12 @@ async fn reply_url_holders(
                 )
             })),
             Err(e) => {
-                tracing::info!(error = %e, "could not look for other apps with the Reply URL")
+                tracing::info!(error = %e, "could not look for other apps with the Reply URL");
+                unchecked.push((url.clone(), e.to_string()));
             }
         }
     }
-    out
+    (out, unchecked)
 }
 
 /// Apps holding the intent's SAML Entity ID as an identifier URI: (appId, display name).
