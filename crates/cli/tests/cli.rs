@@ -1957,7 +1957,14 @@ async fn firezone_and_twingate_from_the_command_line() {
     );
     let out: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
     let checks = out["result"]["checks"].as_array().unwrap();
-    assert_checks_pass(checks, &["vendor_consent", "vendor_assignments"]);
+    assert_checks_pass(
+        checks,
+        &[
+            "vendor_consent_auth",
+            "vendor_consent_sync",
+            "vendor_assignments",
+        ],
+    );
     assert!(checks.iter().any(|c| c["id"] == "vendor_assignments"));
     let auth = vendor_sp(&sim, CONTOSO_ID, "Firezone Authentication").unwrap();
     assert_eq!(auth["appRoleAssignmentRequired"], true);

@@ -314,3 +314,47 @@ async fn an_oidc_test_sign_in_shows_the_id_token_claims() {
     sim.set_faults(Faults::default());
     assert_graph_traffic_matches_csdl(&sim);
 }
+
+/// "Assignment required" is honoured: a user nobody assigned is refused (AADSTS50105) and the
+/// test sign-in says so in Entra's words; once the user is assigned, the same test passes.
+#[tokio::test]
+async fn an_unassigned_user_is_refused_once_assignment_is_required() {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let dir = data_dir("entra-setup-test-sign-in-assigned");
+    let prepared = flow::prepare(&s, &dir, saml_intent(), &[]).await.unwrap();
+    let run = apply_run(&s, prepared).await;
+    let sp_id = run.saml.as_ref().unwrap().sp_id.clone();
+    s.graph
+        .patch(format!("/servicePrincipals/{sp_id}"))
+        .json(serde_json::json!({"appRoleAssignmentRequired": true}))
+        .send()
+        .await
+        .unwrap();
+    let http = entra_setup_core::http::client();
+    let opener = FollowRedirects::new(http.clone());
+    let refused = run
+        .test_sign_in(&s, &http, &opener, &CancellationToken::new())
+        .await
+        .expect_err("Adele is not assigned");
+    let said = refused.to_string();
+    assert!(said.contains("AADSTS50105"), "{said}");
+    assert!(
+        said.contains("adele@contoso.com"),
+        "names who was refused: {said}"
+    );
+
+    let adele = s.summary.user.id.clone();
+    s.graph
+        .post(format!("/servicePrincipals/{sp_id}/appRoleAssignedTo"))
+        .json(serde_json::json!({"principalId": adele, "resourceId": sp_id, "appRoleId": entra_setup_sim::USER_ROLE}))
+        .send()
+        .await
+        .unwrap();
+    let report = run
+        .test_sign_in(&s, &http, &opener, &CancellationToken::new())
+        .await
+        .expect("an assigned user signs in");
+    assert_eq!(report.identity, "adele@contoso.com");
+    assert_graph_traffic_matches_csdl(&sim);
+}
