@@ -302,3 +302,71 @@ async fn a_tenant_throttling_every_seventh_request_is_waited_out_by_every_reques
         );
     }
 }
+
+/// Lost answers on the idempotent writes too (reference §12: "a write can succeed while its
+/// response is lost"), twice in a row each, in a tenant that throttles with a Retry-After of
+/// half a minute: the upsert PATCH of the app, and the DELETE of Undo. Each is re-sent, and
+/// the second answer (204, or 404 for what the lost one already deleted) is taken for what it
+/// means; nothing is made twice and Undo leaves nothing behind.
+#[tokio::test(start_paused = true)]
+async fn lost_answers_on_patch_and_delete_are_re_sent_safely() {
+    use entra_setup_sim::LostResponse;
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    let tenant = s.account.tenant_id.clone();
+    let apps_before = sim.directory(&tenant).unwrap().applications.len();
+    let lose = |method: &str| LostResponse {
+        method: method.into(),
+        path_suffix: String::new(),
+        count: 2,
+    };
+    let faults = Faults {
+        latency_ms: 5,
+        throttle_every: 6,
+        retry_after_secs: 30,
+        lose_responses: vec![lose("PATCH"), lose("DELETE")],
+        ..Default::default()
+    };
+    let dir = data_dir("entra-setup-clock");
+    let (run, took) = apply_in(
+        &dir,
+        &sim,
+        &s,
+        intent_for(
+            "pomerium",
+            &[("authenticate_url", "https://auth.lost.contoso.com")],
+        ),
+        faults.clone(),
+    )
+    .await;
+    assert!(
+        took >= Duration::from_secs(30),
+        "Retry-After was honoured: {took:?}"
+    );
+    let d = sim.directory(&tenant).unwrap();
+    assert_eq!(d.applications.len(), apps_before + 1, "one app, not two");
+    drop(d);
+    let lost = sim
+        .exchanges()
+        .iter()
+        .filter(|x| x.status == 504 && x.method == "PATCH")
+        .count();
+    assert!(lost >= 1, "a PATCH answer was lost");
+    sim.set_faults(faults);
+    entra_setup_core::setup::undo::undo(
+        &s.graph,
+        &run.prepared.journal,
+        std::sync::Arc::new(|_| {}),
+    )
+    .await
+    .expect("undone despite the lost answers");
+    assert_eq!(
+        sim.directory(&tenant).unwrap().applications.len(),
+        apps_before
+    );
+    assert!(sim
+        .exchanges()
+        .iter()
+        .any(|x| x.status == 504 && x.method == "DELETE"));
+    assert!(run.prepared.journal.created().unwrap().is_empty());
+}
