@@ -380,8 +380,15 @@ try {
     assert.equal(await (await browser.$("#rotate")).isSelected(), true);
     await shot("13b-register-rotate", "#secrets-h");
     // Through the remaining steps (Permissions, Sync mode, SCIM: the choices of the first run) to Review.
+    // A step may still be reading the tenant (Entra's lag is in seconds now): wait for its
+    // Next button, or for Review, rather than a fixed pause.
     while (!(await (await byText("h1", "Review & apply")).isExisting())) {
-      await (await browser.$("//button[starts-with(normalize-space(), 'Next: ')]")).click();
+      const next = () => browser.$("//button[starts-with(normalize-space(), 'Next: ')]");
+      await browser.waitUntil(async () => (await (await next()).isClickable()) || (await (await byText("h1", "Review & apply")).isExisting()), {
+        timeout: 30000,
+        timeoutMsg: "neither a Next button nor Review & apply appeared",
+      });
+      if (await (await next()).isClickable()) await (await next()).click();
       await browser.pause(300);
     }
     await (await byText("h1", "Review & apply")).waitForDisplayed();
@@ -504,8 +511,15 @@ try {
     const registered = await visibleText();
     assert.ok(registered.includes("https://wiki.contoso.com/oidc/callback") && registered.includes("http://localhost:8080/callback"));
     // Through the remaining steps to Review, whichever the provider has.
+    // A step may still be reading the tenant (Entra's lag is in seconds now): wait for its
+    // Next button, or for Review, rather than a fixed pause.
     while (!(await (await byText("h1", "Review & apply")).isExisting())) {
-      await (await browser.$("//button[starts-with(normalize-space(), 'Next: ')]")).click();
+      const next = () => browser.$("//button[starts-with(normalize-space(), 'Next: ')]");
+      await browser.waitUntil(async () => (await (await next()).isClickable()) || (await (await byText("h1", "Review & apply")).isExisting()), {
+        timeout: 30000,
+        timeoutMsg: "neither a Next button nor Review & apply appeared",
+      });
+      if (await (await next()).isClickable()) await (await next()).click();
       await browser.pause(300);
     }
     await (await browser.$("//button[starts-with(normalize-space(), 'Apply ')]")).click();

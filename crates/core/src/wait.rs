@@ -73,6 +73,14 @@ pub fn announce(what: &str, budget: Duration) {
     let _ = ANNOUNCE.try_with(|a| a(what, budget));
 }
 
+/// The pause before try `n + 1` (`n` ≥ 1) of an exponential backoff from `base`, at most `cap`,
+/// with jitter (half to all of it), as reference §12 asks: 1, 2, 4 … s, capped at 30 s.
+pub fn backoff(base: Duration, cap: Duration, n: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+    exp.min(cap)
+        .mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+}
+
 /// How the pause between tries grows.
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -123,11 +131,7 @@ impl Patience {
     pub fn pause(&self, n: u32) -> Duration {
         match self.step {
             Step::Every(d) => d,
-            Step::Backoff { base, cap } => {
-                let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(16));
-                exp.min(cap)
-                    .mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
-            }
+            Step::Backoff { base, cap } => backoff(base, cap, n),
         }
     }
 

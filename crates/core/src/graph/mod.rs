@@ -57,8 +57,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     fn backoff(&self, attempt: u32) -> Duration {
-        crate::wait::Patience::backoff(Duration::ZERO, self.base_delay, self.max_delay)
-            .pause(attempt)
+        crate::wait::backoff(self.base_delay, self.max_delay, attempt)
     }
 
     /// A wait of `budget` with this policy's pauses.
