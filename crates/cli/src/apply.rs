@@ -339,7 +339,7 @@ async fn connect_vendor(a: &ApplyArgs, s: &Session, intent: &Intent) -> Result<b
         }
     }
     let wait = Duration::from_secs(a.wait_for_consent);
-    let poll = entra_setup_core::http::retry_base_override()
+    let poll = entra_setup_core::wait::pause_override()
         .unwrap_or(Duration::from_secs(5))
         .min(wait.max(Duration::from_millis(1)));
     if !wait.is_zero() {

@@ -311,23 +311,6 @@ fn proxy_for(url: &str) -> Option<(&'static str, String)> {
     })
 }
 
-/// `ENTRA_SETUP_RETRY_MS`: the base of every wait between retries, for runs against the
-/// simulated tenant (tests, the end-to-end run), which need not wait as long as Entra does: the
-/// Graph backoff starts there, a new secret is retried every two bases, instantiate is polled
-/// every base. Unset, the waits are Entra's. `Retry-After` is always honoured as given.
-pub fn retry_base_override() -> Option<Duration> {
-    std::env::var("ENTRA_SETUP_RETRY_MS")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-        .map(Duration::from_millis)
-}
-
-/// How long a call outside the Graph client (OpenID metadata, the token endpoint, an app-only
-/// Graph read in a live test) waits out a service that throttles it.
-pub const THROTTLED_BUDGET: Duration = crate::wait::THROTTLED;
-
 /// The longest `Retry-After` waited out before giving up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 
@@ -358,7 +341,7 @@ pub fn wait_for(
 pub async fn send_idempotent(
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> reqwest::Result<reqwest::Response> {
-    let mut patience = crate::wait::Patience::every(THROTTLED_BUDGET, Duration::ZERO);
+    let mut patience = crate::wait::Patience::every(crate::wait::THROTTLED, Duration::ZERO);
     loop {
         let resp = build().send().await?;
         match wait_for(resp.status(), resp.headers(), patience.tries()) {
@@ -429,7 +412,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for PatientClient {
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let mut patience = crate::wait::Patience::every(THROTTLED_BUDGET, Duration::ZERO);
+            let mut patience = crate::wait::Patience::every(crate::wait::THROTTLED, Duration::ZERO);
             loop {
                 let mut copy = oauth2::http::Request::builder()
                     .method(request.method().clone())

@@ -35,9 +35,16 @@ pub const METADATA: Duration = Duration::from_secs(5 * 60);
 pub const NEW_REDIRECT: Duration = Duration::from_secs(5 * 60);
 
 /// `ENTRA_SETUP_RETRY_MS`: the pause between tries for runs against the simulated tenant
-/// (tests, the demo), which answers at once. It never shortens a budget.
+/// (tests, the demo), which answers at once: the Graph backoff starts there, a new secret is
+/// retried every two pauses, instantiate is looked for every pause. It never shortens a budget,
+/// and is held to at most 30 s. Unset, the pauses are Entra's; `Retry-After` is always honoured.
 pub fn pause_override() -> Option<Duration> {
-    crate::http::retry_base_override()
+    std::env::var("ENTRA_SETUP_RETRY_MS")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(|ms: u64| Duration::from_millis(ms).min(Duration::from_secs(30)))
 }
 
 /// A duration in words: "5 min", "40 s".

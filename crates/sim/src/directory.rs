@@ -66,9 +66,10 @@ pub struct Secret {
 /// the wall clock.
 pub type Instant = tokio::time::Instant;
 
-/// `ms` milliseconds from now.
+/// `ms` milliseconds from now (a fault asking for more than a year gets a year).
 pub fn after_ms(ms: u64) -> Instant {
-    Instant::now() + std::time::Duration::from_millis(ms)
+    const YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
+    Instant::now() + std::time::Duration::from_millis(ms.min(YEAR_MS))
 }
 
 /// Until when a new object stays invisible to reads (see `Faults::replication_ms`).
