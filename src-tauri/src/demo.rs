@@ -138,6 +138,9 @@ mod tenant {
             device_interval_secs: 2,
             // The demo provider's SCIM server runs in this app, on this computer.
             local_scim_reachable: true,
+            // Checked against Graph's schema where the checkout's copy is at hand (a debug
+            // build, as the end-to-end test runs); an installed app has no copy.
+            check_schema: cfg!(debug_assertions),
             // ENTRA_SETUP_DEMO_PORT pins the port (the end-to-end test turns faults on there).
             port: std::env::var("ENTRA_SETUP_DEMO_PORT")
                 .ok()

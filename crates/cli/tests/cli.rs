@@ -28,8 +28,24 @@ async fn sim(upn: &str) -> SimHandle {
     })
     .await
     .unwrap();
+    assert!(
+        sim.checks_schema(),
+        "requests are checked against Graph's schema as they arrive"
+    );
     sim.set_faults(Faults::realistic());
     sim
+}
+
+/// Every request the CLI sent and every answer the simulator gave, checked after the fact
+/// against Graph's schema too.
+fn assert_traffic_matches_csdl(sim: &SimHandle) {
+    assert!(!sim.exchanges().is_empty(), "no Graph traffic was recorded");
+    let violations = sim.schema_violations();
+    assert!(
+        violations.is_empty(),
+        "Graph traffic violates the CSDL:\n{}",
+        violations.join("\n")
+    );
 }
 
 /// A fresh folder for one test. Random, not a timestamp: tests run in parallel, and two with the
@@ -346,6 +362,7 @@ async fn plan_apply_push_and_undo_cloudflare() {
         .applications
         .iter()
         .any(|a| a["appId"] == app_id.as_str()));
+    assert_traffic_matches_csdl(&sim);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -730,6 +747,7 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
     let r = run(retire(&new_key, true)).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("Nothing to retire"), "{}", r.stderr);
+    assert_traffic_matches_csdl(&sim);
 }
 
 #[tokio::test]
@@ -903,6 +921,7 @@ async fn provision_a_scim_service_from_the_command_line() {
     .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("No changes"), "{}", r.stderr);
+    assert_traffic_matches_csdl(&sim);
 }
 
 #[tokio::test]
@@ -1530,6 +1549,7 @@ async fn a_generic_oidc_service_and_a_profile_of_my_own_from_the_command_line() 
         "{}",
         r.stderr
     );
+    assert_traffic_matches_csdl(&sim);
 }
 
 /// A SAML service from the command line: the metadata XML and the certificate land in the
@@ -1849,6 +1869,7 @@ async fn a_saml_service_and_the_file_transfer_service_from_the_command_line() {
         .as_str()
         .unwrap()
         .ends_with(apps[0]["appId"].as_str().unwrap()));
+    assert_traffic_matches_csdl(&sim);
 }
 
 /// The vendor's apps of `tenant` named `name` (service principals another tenant owns).
@@ -2060,6 +2081,7 @@ async fn firezone_and_twingate_from_the_command_line() {
         "{}",
         r.stderr
     );
+    assert_traffic_matches_csdl(&sim);
 }
 
 /// Trust: an app a member registered first under the wizard's name stops `apply` with exit 13

@@ -234,3 +234,116 @@ async fn queries_follow_graphs_rules() {
     }
     assert_eq!(status(s.graph.get("/users?$top=999").send().await).0, 200);
 }
+
+/// The simulator refuses, as it arrives, any request Graph's schema refuses: a body property
+/// the type does not have, a value of the wrong shape, a required property left out, a query
+/// option naming a property the type does not have, a `$filter` on a property the resource does
+/// not support filtering by, and a path Graph does not have. Nothing is written.
+#[tokio::test]
+async fn requests_are_checked_against_graphs_schema_as_they_arrive() {
+    let sim = sim_as("adele@contoso.com").await;
+    let (s, _) = admin_with(&sim, "contoso.com", false).await;
+    let count_apps = || async {
+        let apps: Vec<serde_json::Value> = s
+            .graph
+            .get("/applications?$select=id")
+            .list()
+            .await
+            .unwrap();
+        apps.len()
+    };
+    let apps_before = count_apps().await;
+    let refused =
+        |r: Result<entra_setup_core::graph::Answer, entra_setup_core::graph::GraphError>| match r {
+            Ok(a) => panic!("accepted with {}", a.status),
+            Err(e) => {
+                assert_eq!(e.status(), Some(400), "{e}");
+                assert!(
+                    e.api().is_some_and(|a| a.request_id.is_some()),
+                    "Graph's error carries its request-id: {e}"
+                );
+                e.to_string()
+            }
+        };
+    let said = refused(
+        s.graph
+            .post("/applications")
+            .json(serde_json::json!({"displayName": "x", "redirectUris": ["https://x"]}))
+            .once()
+            .send()
+            .await,
+    );
+    assert!(said.contains("has no property 'redirectUris'"), "{said}");
+    let said = refused(
+        s.graph
+            .post("/applications")
+            .json(serde_json::json!({"displayName": "x", "isFallbackPublicClient": "yes"}))
+            .once()
+            .send()
+            .await,
+    );
+    assert!(said.contains("is not a valid Edm.Boolean"), "{said}");
+    let said = refused(
+        s.graph
+            .post("/applications")
+            .json(serde_json::json!({"notes": "no name"}))
+            .once()
+            .send()
+            .await,
+    );
+    assert!(said.contains("'displayName' is missing"), "{said}");
+    assert_eq!(
+        count_apps().await,
+        apps_before,
+        "nothing refused was written"
+    );
+
+    let said = refused(
+        s.graph
+            .get("/applications?$select=id,displayNam")
+            .send()
+            .await,
+    );
+    assert!(
+        said.contains(
+            "Could not find a property named 'displayNam' on type 'microsoft.graph.application'"
+        ),
+        "{said}"
+    );
+    let said = refused(
+        s.graph
+            .get("/servicePrincipals?$filter=appRoles/any(r:r/valuee eq 'x')")
+            .send()
+            .await,
+    );
+    assert!(said.contains("'valuee'"), "{said}");
+    let said = refused(
+        s.graph
+            .get("/oauth2PermissionGrants?$filter=scope eq 'User.Read'")
+            .send()
+            .await,
+    );
+    assert!(
+        said.contains("Request_UnsupportedQuery")
+            && said.contains("property 'scope' of resource 'oAuth2PermissionGrant'"),
+        "{said}"
+    );
+    let said = refused(s.graph.get("/applicationz").send().await);
+    assert!(
+        said.contains("Resource not found for the segment"),
+        "{said}"
+    );
+
+    // A member's own properties through a directoryObject collection, as Graph answers them.
+    let groups: Vec<serde_json::Value> = s
+        .graph
+        .get("/groups?$select=id&$top=1")
+        .list()
+        .await
+        .unwrap();
+    let members = format!(
+        "/groups/{}/members?$select=id,displayName,userPrincipalName",
+        groups[0]["id"].as_str().unwrap()
+    );
+    assert!(s.graph.get(members).send().await.is_ok());
+}

@@ -16,6 +16,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod query;
+pub use query::{filtered_properties, FilterPath};
+
 /// A type reference: `Edm.String`, `microsoft.graph.user`, or a collection of either.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TypeRef {
@@ -134,15 +137,24 @@ pub fn default_schema_path() -> PathBuf {
 ///
 /// # Panics
 /// When the vendored file is missing or is not valid CSDL: a broken checkout, not a test result.
-#[allow(clippy::expect_used)]
 pub fn graph_v1() -> &'static Schema {
-    static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let path = default_schema_path();
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read Graph CSDL at {}: {e}", path.display()));
-        Schema::parse(&text).expect("the vendored Graph CSDL parses")
-    })
+    try_graph_v1().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The vendored Graph v1.0 schema, parsed once per process; why not, when the file is missing
+/// (an installed app, far from its checkout) or is not CSDL.
+pub fn try_graph_v1() -> Result<&'static Schema, String> {
+    static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let path = default_schema_path();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read Graph CSDL at {}: {e}", path.display()))?;
+            Schema::parse(&text)
+                .map_err(|e| format!("the Graph CSDL at {} does not parse: {e}", path.display()))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 fn parse_type_ref(raw: &str, aliases: &HashMap<String, String>) -> TypeRef {

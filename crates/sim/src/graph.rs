@@ -221,6 +221,9 @@ pub async fn dispatch(
             }
             inject_faults(&mut world, &path)?;
             query_rules(&method, &path, &query, &headers)?;
+            if let Some(schema) = s.schema {
+                crate::schema_rules::check(schema, &method, &path, &query, b.as_ref())?;
+            }
             let segments = split_path(&path);
             let prefer = headers
                 .get("prefer")

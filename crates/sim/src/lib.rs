@@ -20,6 +20,7 @@ mod graph_dir;
 mod login;
 mod provisioning;
 pub mod saml;
+mod schema_rules;
 pub mod scim_server;
 mod tokens;
 pub mod vendors;
@@ -205,6 +206,10 @@ pub struct SimConfig {
     /// (loopback and private addresses). The real one runs in Microsoft's cloud and cannot, so
     /// this is off unless a test or the demo puts the provider's SCIM server here.
     pub local_scim_reachable: bool,
+    /// Whether each Graph request is checked against Microsoft's Graph v1.0 schema when it
+    /// arrives, as Graph does (`schema_rules`). On by default; the schema is read from the
+    /// checkout, so an installed app's demo tenant turns it off.
+    pub check_schema: bool,
 }
 
 impl Default for SimConfig {
@@ -218,12 +223,15 @@ impl Default for SimConfig {
             public_clients: vec![GRAPH_CLI_CLIENT_ID.to_string()],
             consent_approver: None,
             local_scim_reachable: false,
+            check_schema: true,
         }
     }
 }
 
 pub(crate) struct Shared {
     pub base_url: String,
+    /// Microsoft's Graph v1.0 schema, when requests are checked against it.
+    pub schema: Option<&'static graph_csdl::Schema>,
     /// The provider's SCIM endpoint in demo mode (`/_fake/scim/v2`).
     pub scim: scim_server::ScimService,
     pub world: Mutex<world::World>,
@@ -250,6 +258,45 @@ impl SimHandle {
     /// `http://127.0.0.1:{port}`: both the login authority and the Graph root.
     pub fn base_url(&self) -> &str {
         &self.shared.base_url
+    }
+
+    /// Whether Graph requests are checked against Microsoft's schema as they arrive.
+    pub fn checks_schema(&self) -> bool {
+        self.shared.schema.is_some()
+    }
+
+    /// Every recorded Graph exchange checked after the fact against Microsoft's Graph v1.0
+    /// schema: each request body, each successful answer's body, and each error's shape (Graph's
+    /// `{"error": {"code", "message", "innerError": {"request-id"}}}`). Empty when all is well.
+    ///
+    /// # Panics
+    /// When the vendored schema cannot be read: a broken checkout.
+    pub fn schema_violations(&self) -> Vec<String> {
+        let schema = graph_csdl::graph_v1();
+        let mut violations = vec![];
+        for x in &self.exchanges() {
+            if let Some(body) = &x.request_body {
+                violations.extend(schema.check_request(&x.method, &x.path, body));
+            }
+            let Some(body) = &x.response_body else {
+                continue;
+            };
+            if (200..300).contains(&x.status) {
+                violations.extend(schema.check_response(&x.method, &x.path, body));
+            } else {
+                let e = &body["error"];
+                if !(e["code"].is_string()
+                    && e["message"].is_string()
+                    && e["innerError"]["request-id"].is_string())
+                {
+                    violations.push(format!(
+                        "{} {}: error body is not Graph's error shape: {body}",
+                        x.method, x.path
+                    ));
+                }
+            }
+        }
+        violations
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -656,8 +703,14 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://127.0.0.1:{}", addr.port());
+    let schema = if config.check_schema {
+        Some(graph_csdl::try_graph_v1().map_err(std::io::Error::other)?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         base_url: base_url.clone(),
+        schema,
         world: Mutex::new(world::World::new(config, &base_url)),
         keys: tokens::Keys::load(),
         scim: scim_server::ScimService::new(

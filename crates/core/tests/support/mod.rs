@@ -26,9 +26,14 @@ pub async fn sim_as(upn: &str) -> SimHandle {
 }
 
 pub async fn sim_with(config: SimConfig) -> SimHandle {
-    entra_setup_sim::start(config)
+    let sim = entra_setup_sim::start(config)
         .await
-        .expect("the simulator starts")
+        .expect("the simulator starts");
+    assert!(
+        sim.checks_schema(),
+        "every simulator-backed test checks requests against Graph's schema as they arrive"
+    );
+    sim
 }
 
 /// Short pauses between tries for a simulator that answers at once; the budgets stay Entra's
@@ -86,31 +91,8 @@ pub fn recorder() -> Collector<SignInEvent> {
 /// Checks every Graph request body the core sent and every successful response the simulator
 /// gave against Microsoft's Graph v1.0 CSDL, and fails listing every violation.
 pub fn assert_graph_traffic_matches_csdl(sim: &SimHandle) {
-    let schema = graph_csdl::graph_v1();
-    let exchanges = sim.exchanges();
-    assert!(!exchanges.is_empty(), "no Graph traffic was recorded");
-    let mut violations = vec![];
-    for x in &exchanges {
-        if let Some(body) = &x.request_body {
-            violations.extend(schema.check_request(&x.method, &x.path, body));
-        }
-        if (200..300).contains(&x.status) {
-            if let Some(body) = &x.response_body {
-                violations.extend(schema.check_response(&x.method, &x.path, body));
-            }
-        } else if let Some(body) = &x.response_body {
-            let e = &body["error"];
-            if !(e["code"].is_string()
-                && e["message"].is_string()
-                && e["innerError"]["request-id"].is_string())
-            {
-                violations.push(format!(
-                    "{} {}: error body is not Graph's error shape: {body}",
-                    x.method, x.path
-                ));
-            }
-        }
-    }
+    assert!(!sim.exchanges().is_empty(), "no Graph traffic was recorded");
+    let violations = sim.schema_violations();
     assert!(
         violations.is_empty(),
         "Graph traffic violates the CSDL:\n{}",
