@@ -244,6 +244,47 @@ impl Directory {
         }
     }
 
+    /// Fills the tenant with apps nobody in a test made: `registered_apps` apps members
+    /// registered (each with its service principal, some with a certificate), and
+    /// `vendor_apps` enterprise apps published by other tenants. Ids are fixed, so a run
+    /// reads the same tenant every time.
+    pub fn add_bulk(&mut self, bulk: crate::fixtures::Bulk) {
+        let prefix = &self.tenant_id[..8];
+        let guid = |kind: u32, i: u32| format!("{prefix}-{kind:04}-4000-8000-{i:012}");
+        for i in 1..=bulk.registered_apps {
+            let (id, app_id) = (guid(2222, i), guid(3333, i));
+            let name = format!("Line-of-business app {i:03}");
+            let keys = if i % 10 == 0 {
+                json!([{
+                    "keyId": guid(4444, i), "type": "AsymmetricX509Cert", "usage": "Verify",
+                    "displayName": format!("CN={name}"),
+                    "startDateTime": "2025-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z",
+                    "customKeyIdentifier": "6A7D1F3C2B8E9A0D4C5B6E7F8A9B0C1D2E3F4A5B",
+                    "key": "MIIBszCCAVmgAwIBAgIUSimulatedCertificateBytes"
+                }])
+            } else {
+                json!([])
+            };
+            self.applications.push(json!({
+                "id": id, "appId": app_id, "displayName": name,
+                "createdDateTime": "2022-06-01T00:00:00Z",
+                "signInAudience": "AzureADMyOrg", "tags": [], "identifierUris": [],
+                "passwordCredentials": [], "keyCredentials": keys, "requiredResourceAccess": [],
+                "appRoles": [], "addIns": [], "notes": null,
+                "web": {"redirectUris": [format!("https://lob{i:03}.tailspintoys.com/signin")], "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false}},
+            }));
+            self.service_principals
+                .push(sp_json(&guid(5555, i), &app_id, &name));
+        }
+        for i in 1..=bulk.vendor_apps {
+            let name = format!("Vendor app {i:04}");
+            let mut sp = sp_json(&guid(6666, i), &guid(7777, i), &name);
+            sp["appOwnerOrganizationId"] = json!(format!("0f0f0f0f-0000-4000-8000-{i:012}"));
+            sp["tags"] = json!(["WindowsAzureActiveDirectoryIntegratedApp"]);
+            self.service_principals.push(sp);
+        }
+    }
+
     pub fn graph_sp(&self) -> &Value {
         // The Microsoft Graph service principal is created with the directory and never deleted.
         self.service_principals

@@ -1,5 +1,7 @@
 //! The tenants the simulator serves: a Free, a P1 and a P2 tenant, each with admins holding
-//! different directory roles, so every branch of the wizard's licence and role advice can be seen.
+//! different directory roles, so every branch of the wizard's licence and role advice can be seen;
+//! and a large P1 tenant (Tailspin Toys: 250 users, 120 groups, 120 registered apps, 1,200
+//! service principals) where every list Graph answers takes more than one page.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -82,6 +84,16 @@ pub struct Tenant {
     pub groups: Vec<(String, String, bool, Vec<String>)>,
     /// The tenant's default app-management policy, as Graph returns it.
     pub policy: Value,
+    /// Apps members registered (each with its service principal), and enterprise apps of other
+    /// publishers, beyond those the tests make: what a tenant of a few hundred people holds.
+    pub bulk: Bulk,
+}
+
+/// How many apps of each kind a tenant holds from the start.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bulk {
+    pub registered_apps: u32,
+    pub vendor_apps: u32,
 }
 
 /// A fixture tenant as tests and the demo picker see it.
@@ -443,6 +455,7 @@ pub fn tenants() -> Vec<Tenant> {
                 ),
             ],
             policy: policy(None),
+            bulk: Bulk::default(),
         },
         Tenant {
             id: fabrikam.into(),
@@ -492,6 +505,7 @@ pub fn tenants() -> Vec<Tenant> {
                 ],
             )],
             policy: policy(Some("P180D")),
+            bulk: Bulk::default(),
         },
         Tenant {
             id: northwind.into(),
@@ -551,8 +565,93 @@ pub fn tenants() -> Vec<Tenant> {
                 ],
             )],
             policy: policy(None),
+            bulk: Bulk::default(),
         },
+        tailspin(),
     ]
+}
+
+/// Tailspin Toys: a P1 tenant the size of a real company, so every list the wizard reads
+/// (users, groups, group members, apps, service principals) comes in more than one page.
+/// Ben Walters is its Global Administrator; "All Staff" holds all 250 users.
+fn tailspin() -> Tenant {
+    let id = "e5a8f5d7-9c4b-4fbd-8d6a-4b5c6d7e8f90";
+    let admin = "e5a8f5d7-0000-4000-8000-000000000001";
+    let mut users = vec![user(
+        admin,
+        "Ben Walters",
+        "ben@tailspintoys.com",
+        Some("ben@tailspintoys.com"),
+        "IT Manager",
+        &[ROLE_GLOBAL_ADMIN],
+        &[],
+    )];
+    for i in 2..=250u32 {
+        users.push(user(
+            &format!("e5a8f5d7-0000-4000-8000-{i:012}"),
+            &format!("Staff Member{i:03}"),
+            &format!("staff{i:03}@tailspintoys.com"),
+            Some(&format!("staff{i:03}@tailspintoys.com")),
+            "Staff",
+            &[],
+            &[],
+        ));
+    }
+    let everyone: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let mut groups = vec![(
+        "e5a8f5d7-1111-4000-8000-000000000001".to_string(),
+        "All Staff".to_string(),
+        true,
+        everyone.clone(),
+    )];
+    for g in 2..=120usize {
+        // Teams of five, in turn.
+        let members = everyone
+            .iter()
+            .skip((g * 5) % 250)
+            .take(5)
+            .cloned()
+            .collect();
+        groups.push((
+            format!("e5a8f5d7-1111-4000-8000-{g:012}"),
+            format!("Team {g:03}"),
+            g % 7 != 0,
+            members,
+        ));
+    }
+    Tenant {
+        id: id.into(),
+        display_name: "Tailspin Toys".into(),
+        domains: vec![
+            Domain {
+                name: "tailspintoys.onmicrosoft.com".into(),
+                is_default: false,
+                is_initial: true,
+            },
+            Domain {
+                name: "tailspintoys.com".into(),
+                is_default: true,
+                is_initial: false,
+            },
+        ],
+        users,
+        skus: vec![sku(
+            id,
+            "AAD_PREMIUM",
+            "078d2b04-f1bd-4111-bbd4-b4b1b354cef4",
+            300,
+            250,
+            &[(PLAN_AAD_PREMIUM, "AAD_PREMIUM")],
+        )],
+        licence: "P1",
+        created: "2016-05-20T10:00:00Z",
+        groups,
+        policy: policy(None),
+        bulk: Bulk {
+            registered_apps: 120,
+            vendor_apps: 1_079,
+        },
+    }
 }
 
 /// The sign-ins the demo offers, in the order it lists them.

@@ -105,7 +105,7 @@ fn list(dir: &mut Directory, req: &Req<'_>, context: &str, items: &[Value]) -> O
             } else {
                 v.clone()
             };
-            out.push(select(v, req));
+            out.push(without_key_bytes(select(v, req)));
         }
     }
     let skip: usize = req
@@ -160,8 +160,28 @@ fn select(v: Value, req: &Req<'_>) -> Value {
     }
 }
 
+/// `keyCredentials[].key` is "returned only on $select for a single object, that is, GET
+/// applications/{applicationId}?$select=keyCredentials or GET servicePrincipals/
+/// {servicePrincipalId}?$select=keyCredentials; otherwise, it's always null"
+/// (learn.microsoft.com/graph/api/resources/keycredential).
+fn without_key_bytes(mut v: Value) -> Value {
+    if let Some(keys) = v.get_mut("keyCredentials").and_then(Value::as_array_mut) {
+        for k in keys.iter_mut().filter_map(Value::as_object_mut) {
+            k.insert("key".into(), Value::Null);
+        }
+    }
+    v
+}
+
 fn one(req: &Req<'_>, context: &str, v: &Value) -> Out {
+    let asked_for_keys = req.param("$select").is_some_and(|s| {
+        s.split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("keyCredentials"))
+    });
     let mut v = select(v.clone(), req);
+    if !asked_for_keys {
+        v = without_key_bytes(v);
+    }
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "@odata.context".into(),

@@ -64,7 +64,15 @@ async fn main() {
             t.licence,
             t.id,
             t.default_domain,
-            t.users.join(", ")
+            if t.users.len() > 6 {
+                format!(
+                    "{}, … and {} more",
+                    t.users[..4].join(", "),
+                    t.users.len() - 4
+                )
+            } else {
+                t.users.join(", ")
+            }
         );
     }
     println!(

@@ -96,10 +96,9 @@ impl World {
         let directories = tenants
             .iter()
             .map(|t| {
-                (
-                    t.id.clone(),
-                    Directory::new(&t.id, t.groups.clone(), t.policy.clone()),
-                )
+                let mut d = Directory::new(&t.id, t.groups.clone(), t.policy.clone());
+                d.add_bulk(t.bulk);
+                (t.id.clone(), d)
             })
             .collect();
         Self {
