@@ -376,3 +376,160 @@ async fn lost_answers_on_patch_and_delete_are_re_sent_safely() {
         .any(|x| x.status == 504 && x.method == "DELETE"));
     assert!(run.prepared.journal.created().unwrap().is_empty());
 }
+
+/// The answers to removePassword and to the credentials PATCH (retiring a SAML certificate) are
+/// lost twice each, in a tenant that throttles with Retry-After 30 s: the wizard re-sends, a
+/// removal Entra already made is taken as done, and exactly the old credentials go.
+#[tokio::test(start_paused = true)]
+async fn lost_answers_on_remove_password_and_the_credentials_patch_are_re_sent_safely() {
+    use entra_setup_sim::LostResponse;
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    let tenant = s.account.tenant_id.clone();
+    let busy = |method: &str, suffix: &str| Faults {
+        latency_ms: 5,
+        throttle_every: 4,
+        retry_after_secs: 30,
+        lose_responses: vec![LostResponse {
+            method: method.into(),
+            path_suffix: suffix.into(),
+            count: 2,
+        }],
+        ..Default::default()
+    };
+    let answers = |method: &str, suffix: &str| -> Vec<u16> {
+        sim.exchanges()
+            .iter()
+            .filter(|x| x.method == method && x.path.ends_with(suffix) && x.status != 429)
+            .map(|x| x.status)
+            .collect()
+    };
+
+    // A client secret: set up, rotated, and the old one retired while answers are lost.
+    let intent = || {
+        intent_for(
+            "pomerium",
+            &[("authenticate_url", "https://auth.retire.contoso.com")],
+        )
+    };
+    let dir = data_dir("entra-setup-clock");
+    let (first, _) = apply_in(&dir, &sim, &s, intent(), Faults::default()).await;
+    let old = first.secret.as_ref().unwrap().key_id.clone();
+    let rotate = flow::prepare(
+        &s,
+        &dir,
+        intent().with_rotation(true),
+        std::slice::from_ref(&old),
+    )
+    .await
+    .unwrap();
+    let (quiet, _) = collector();
+    let new = flow::execute(
+        &s,
+        &rotate,
+        &options(),
+        quiet.clone(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    .secret
+    .unwrap()
+    .key_id;
+    sim.set_faults(busy("POST", "/removePassword"));
+    sim.clear_exchanges();
+    let started = Instant::now();
+    let (plan, _) =
+        flow::retire_old_secrets(&s, &dir, &intent(), &new, quiet, &CancellationToken::new())
+            .await
+            .expect("retired despite the lost answers");
+    assert_eq!(plan.changes.len(), 1);
+    let statuses = answers("POST", "/removePassword");
+    assert_eq!(
+        statuses,
+        [504, 404],
+        "the removal's answer was lost; the re-sent one found the secret already gone, and \
+         that is done"
+    );
+    let app = sim
+        .directory(&tenant)
+        .unwrap()
+        .applications
+        .into_iter()
+        .find(|a| a["uniqueName"] == rotate.plan.unique_name.as_str())
+        .unwrap();
+    let keys: Vec<&str> = app["passwordCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["keyId"].as_str())
+        .collect();
+    assert_eq!(keys, [new.as_str()], "only the old secret went");
+    let throttled = sim.exchanges().iter().any(|x| x.status == 429);
+    assert!(throttled, "the tenant throttled the retirement too");
+    assert!(
+        started.elapsed() >= Duration::from_secs(30),
+        "each Retry-After of 30 s was honoured"
+    );
+
+    // A SAML certificate: rotated, made active, and the old one retired while the answers to
+    // the credentials PATCH are lost.
+    let saml = || {
+        intent_for(
+            "saml",
+            &[
+                ("name", "Lost Answers"),
+                ("entity_id", "https://lost.contoso.com/saml"),
+                ("reply_url", "https://lost.contoso.com/saml/acs"),
+            ],
+        )
+    };
+    let dir = data_dir("entra-setup-clock");
+    let (first, _) = apply_in(&dir, &sim, &s, saml(), Faults::default()).await;
+    let sp_id = first.saml.as_ref().unwrap().sp_id.clone();
+    let old_cert = first
+        .saml
+        .as_ref()
+        .unwrap()
+        .cert
+        .clone()
+        .unwrap()
+        .thumbprint;
+    let prepared = flow::prepare(&s, &dir, saml().with_rotation(true), &[])
+        .await
+        .unwrap();
+    let mut run = apply_run(&s, prepared).await;
+    run.activate_certificate(&s).await.unwrap();
+    sim.set_faults(busy("PATCH", &format!("/servicePrincipals/{sp_id}")));
+    sim.clear_exchanges();
+    run.retire_certificates(&s)
+        .await
+        .expect("retired despite the lost answers");
+    let statuses = answers("PATCH", &format!("/servicePrincipals/{sp_id}"));
+    assert_eq!(statuses, [504, 504, 204], "lost twice, then answered");
+    let d = sim.directory(&tenant).unwrap();
+    let left: Vec<&str> = d
+        .signing_keys
+        .iter()
+        .filter(|k| k.sp_id == sp_id)
+        .map(|k| k.thumbprint.as_str())
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert_ne!(
+        left[0], old_cert,
+        "the old certificate went, the new one stayed"
+    );
+    let sp = d
+        .service_principals
+        .iter()
+        .find(|p| p["id"] == sp_id.as_str())
+        .unwrap();
+    assert_eq!(
+        (
+            sp["keyCredentials"].as_array().unwrap().len(),
+            sp["passwordCredentials"].as_array().unwrap().len()
+        ),
+        (2, 1),
+        "the new certificate's Sign and Verify keys and its password"
+    );
+}
