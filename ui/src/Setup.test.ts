@@ -301,9 +301,9 @@ describe("re-running to rotate the client secret", () => {
 
   it("shows each secret's expiry, plans a rotation, and retires the old secret only after hand-over", async () => {
     const user = userEvent.setup();
-    const waiting: DoneView = { ...done, retire: { old: [current], retired: [], ready: false, waitingFor: "Hand the new secret to Cloudflare One first (Copy, Save or Push above)." } };
-    const ready: DoneView = { ...done, secret: { ...done.secret!, handedOver: true }, retire: { old: [current], retired: [], ready: true, waitingFor: null } };
-    const after: DoneView = { ...ready, retire: { old: [], retired: [current], ready: true, waitingFor: null } };
+    const waiting: DoneView = { ...done, retire: { old: [current], retired: [], ready: false, waitingFor: "Hand the new secret to Cloudflare One first (Copy, Save or Push above).", tested: false } };
+    const ready: DoneView = { ...done, secret: { ...done.secret!, handedOver: true }, retire: { old: [current], retired: [], ready: true, waitingFor: null, tested: false } };
+    const after: DoneView = { ...ready, retire: { old: [], retired: [current], ready: true, waitingFor: null, tested: false } };
     const calls = start({
       check_inputs: () => planView.intent,
       prepare_setup: (a) => ((a.secret as { rotate: boolean }).rotate ? rotated : rerun),

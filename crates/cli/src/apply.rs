@@ -235,20 +235,7 @@ pub(crate) async fn apply(a: &ApplyArgs) -> Result<(), Fail> {
     if !a.skip_checks {
         let checks = run.checks(&s).await;
         for c in &checks {
-            errln!(
-                "{} {}: {}{}",
-                match c.status {
-                    Status::Pass => "PASS",
-                    Status::Warn => "WARN",
-                    Status::Fail => "FAIL",
-                },
-                c.title,
-                c.detail,
-                c.fix
-                    .as_ref()
-                    .map(|f| format!(" Fix: {f}"))
-                    .unwrap_or_default()
-            );
+            errln!("{}", check_line(c));
         }
         // A vendor's missing consent has its own exit code (11, below).
         let failed = |c: &&entra_setup_core::checks::CheckResult| {

@@ -158,6 +158,25 @@ fn main() -> ExitCode {
 /// Clap's message for a usage error, without echoing what was typed as it is: a refused value
 /// is named by its flag and described by the check's own message (which shows it shortened,
 /// without control characters); any other line that quotes input is cut to 300 characters.
+/// One live test as the CLI prints it: `PASS title: detail Fix: …`.
+pub(crate) fn check_line(c: &entra_setup_core::checks::CheckResult) -> String {
+    use entra_setup_core::checks::Status;
+    format!(
+        "{} {}: {}{}",
+        match c.status {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        },
+        c.title,
+        c.detail,
+        c.fix
+            .as_ref()
+            .map(|f| format!(" Fix: {f}"))
+            .unwrap_or_default()
+    )
+}
+
 fn usage_message(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if e.kind() == ErrorKind::ValueValidation {

@@ -107,10 +107,12 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
             ),
         ));
     }
-    let s = sign_in(&t.conn, StepScopes::setup(false), store(&t.conn)).await?;
+    let keychain = store(&t.conn);
+    let s = sign_in(&t.conn, StepScopes::setup(false), keychain.clone()).await?;
     // Show what goes before asking (the retire re-reads the app right before removing).
-    let preview = match flow::retire_preview(&s, &data_dir(&t.conn)?, &intent, keep).await {
-        Ok((_, p)) => p,
+    let (state, preview) = match flow::retire_preview(&s, &data_dir(&t.conn)?, &intent, keep).await
+    {
+        Ok(found) => found,
         Err(flow::RetireFailed::Retire(secrets::RetireError::NothingToRetire)) => {
             errln!(
                 "Nothing to retire: {} has no other secret made by the wizard.",
@@ -163,8 +165,59 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
         })
         .collect();
     errln!("Retired {} secret(s); {} is kept.", retired.len(), keep);
+    // Entra keeps accepting a removed secret for a while: with a copy of a retired one in the
+    // keychain (`apply --keep-in-keychain` earlier), try it until Entra refuses it.
+    let statuses = secrets::statuses(&state, chrono::Utc::now());
+    let hint_of = |id: &str| {
+        statuses
+            .iter()
+            .find(|x| x.key_id == id)
+            .and_then(|x| x.hint.clone())
+    };
+    let gone: Vec<secrets::SecretStatus> = statuses
+        .iter()
+        .filter(|x| retired.contains(&x.key_id))
+        .cloned()
+        .collect();
+    let test = match state.app() {
+        Some(app) => {
+            let key =
+                entra_setup_core::setup::run::client_secret_key(&s.account.tenant_id, &app.app_id);
+            match secrets::retired_copy(&keychain, &key, &gone, hint_of(keep).as_deref()).await {
+                Some(copy) => {
+                    let retry = entra_setup_core::checks::SecretRetry {
+                        budget: entra_setup_core::wait::REMOVED_CREDENTIAL,
+                        ..Default::default()
+                    };
+                    errln!(
+                        "Waiting for Entra to stop accepting the retired secret — {}",
+                        entra_setup_core::wait::up_to(retry.budget)
+                    );
+                    let c = entra_setup_core::checks::retired_secret_refused(
+                        &entra_setup_core::http::client(),
+                        &s.cloud,
+                        &s.account.token_endpoint,
+                        &app.app_id,
+                        &copy,
+                        &retry,
+                    )
+                    .await;
+                    errln!("{}", check_line(&c));
+                    Some(c)
+                }
+                None => {
+                    errln!("Entra can keep accepting a removed secret for a few minutes while the removal spreads.");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     if t.conn.json {
-        outln!("{}", json!({"retired": retired, "kept": keep}));
+        outln!(
+            "{}",
+            json!({"retired": retired, "kept": keep, "retiredSecretTest": test})
+        );
     }
     Ok(())
 }

@@ -724,6 +724,13 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["retired"], json!([old_key]));
+    // Without a keychain copy of the old secret, nothing claims it stopped working already.
+    assert!(v["retiredSecretTest"].is_null());
+    assert!(
+        r.stderr.contains("Entra can keep accepting a removed secret for a few minutes"),
+        "{}",
+        r.stderr
+    );
     let keys: Vec<String> = sim
         .directory(
             &sim.tenants()

@@ -288,6 +288,83 @@ pub async fn secret_and_consent(
     out
 }
 
+/// After a retirement: asks the token endpoint for a token with the retired secret until it
+/// is refused (AADSTS7000215), so the admin learns when a leaked copy really became useless,
+/// not only that Graph no longer lists it. Entra keeps accepting a removed secret for a while;
+/// this waits up to `retry.budget` ([`crate::wait::REMOVED_CREDENTIAL`]).
+pub async fn retired_secret_refused(
+    http: &reqwest::Client,
+    cloud: &Cloud,
+    token_endpoint: &str,
+    client_id: &str,
+    secret: &SecretString,
+    retry: &SecretRetry,
+) -> CheckResult {
+    let result = |status, detail: String| CheckResult {
+        id: "retired_secret".into(),
+        title: "The retired secret no longer gets a token".into(),
+        status,
+        detail,
+        cause: None,
+        fix: None,
+        evidence: None,
+    };
+    let Ok(token_url) = TokenUrl::new(token_endpoint.to_string()) else {
+        return result(Status::Fail, format!("bad token endpoint {token_endpoint}"));
+    };
+    let client = BasicClient::new(ClientId::new(client_id.to_string()))
+        .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(token_url);
+    let mut patience = retry.patience();
+    loop {
+        match app_token(&client, cloud, http).await {
+            Ok(_) => {
+                if patience.tries() == 1 {
+                    crate::wait::announce(
+                        "Waiting for Entra to stop accepting the retired secret",
+                        retry.budget,
+                    );
+                }
+                if !patience.again().await {
+                    return result(
+                        Status::Warn,
+                        format!(
+                            "Entra still accepted the retired secret {} s after it was removed. Removed secrets can keep working for a while; test again later.",
+                            patience.waited().as_secs()
+                        ),
+                    );
+                }
+            }
+            Err(oauth2::RequestTokenError::ServerResponse(resp))
+                if matches!(
+                    aadsts_code(&resp.error_description().cloned().unwrap_or_default()),
+                    Some(7000215 | 7000222)
+                ) =>
+            {
+                return result(
+                    Status::Pass,
+                    if patience.tries() > 1 {
+                        format!(
+                            "Entra refused it {} s after it was removed ({} attempts): a leaked copy is useless now.",
+                            patience.waited().as_secs(),
+                            patience.tries()
+                        )
+                    } else {
+                        "Entra refused it at once: a leaked copy is useless now.".into()
+                    },
+                );
+            }
+            Err(e) => {
+                return result(
+                    Status::Warn,
+                    format!("Could not tell whether Entra still accepts the retired secret: {e}"),
+                );
+            }
+        }
+    }
+}
+
 type AppTokenError = oauth2::RequestTokenError<
     oauth2::HttpClientError<reqwest::Error>,
     oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>,

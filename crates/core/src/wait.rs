@@ -30,6 +30,9 @@ pub const INSTANTIATE: Duration = Duration::from_secs(10 * 60);
 /// A new signing certificate in the app's federation metadata (reference §8b: "can take
 /// minutes to show").
 pub const METADATA: Duration = Duration::from_secs(5 * 60);
+/// A removed client secret refused at the token endpoint (terraform waits for a removal to be
+/// visible, reference §5; observed: the token service keeps accepting it for a while).
+pub const REMOVED_CREDENTIAL: Duration = Duration::from_secs(5 * 60);
 /// A redirect URI or Reply URL added to an app accepted by the login endpoints (AADSTS50011 /
 /// AADSTS500113 until then; observed: up to minutes).
 pub const NEW_REDIRECT: Duration = Duration::from_secs(5 * 60);

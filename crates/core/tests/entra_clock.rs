@@ -533,3 +533,77 @@ async fn lost_answers_on_remove_password_and_the_credentials_patch_are_re_sent_s
         "the new certificate's Sign and Verify keys and its password"
     );
 }
+
+/// Retiring a secret this computer kept a copy of: Entra keeps accepting a removed secret for a
+/// minute and a half, and the live tests try the copy until Entra refuses it, then say so,
+/// with how long it took. Without a copy, nothing claims the old secret is dead.
+#[tokio::test(start_paused = true)]
+async fn retire_says_when_the_old_secret_really_stopped_working() {
+    use entra_setup_core::setup::run::{HandOver, Run};
+    let sim = sim_as("adele@contoso.com").await;
+    let s = admin(&sim, false).await;
+    let intent = |host: &str| {
+        let url = format!("https://{host}.contoso.com");
+        intent_for("pomerium", &[("authenticate_url", url.as_str())])
+    };
+    let rotated = |store: Option<std::sync::Arc<dyn entra_setup_core::keychain::SecretStore>>,
+                   host: &'static str| {
+        let (sim, s) = (&sim, &s);
+        async move {
+            let dir = data_dir("entra-setup-clock");
+            let (mut first, _) = apply_in(&dir, sim, s, intent(host), Faults::default()).await;
+            if let Some(store) = &store {
+                first.keep(store).await.unwrap();
+            }
+            let old = first.secret.as_ref().unwrap().key_id.clone();
+            let prepared = flow::prepare(s, &dir, intent(host).with_rotation(true), &[old])
+                .await
+                .unwrap();
+            let (quiet, _) = collector();
+            let (mut run, failure) =
+                Run::apply(s, prepared, &options(), quiet, &CancellationToken::new()).await;
+            assert!(failure.is_none(), "{failure:?}");
+            run.handed_over(HandOver::Copied);
+            let checks = run.checks(s).await;
+            assert!(
+                checks.iter().all(|c| c.status == Status::Pass),
+                "{checks:?}"
+            );
+            (run, dir)
+        }
+    };
+
+    let store = memory();
+    let (mut run, dir) = rotated(Some(store.clone()), "kept").await;
+    sim.set_faults(Faults {
+        removed_secret_lag_ms: 90_000,
+        ..Default::default()
+    });
+    run.retire(&s, &dir, &store).await.unwrap();
+    assert!(run.retire_offer().unwrap().tested);
+    let started = Instant::now();
+    let checks = run.checks(&s).await;
+    let took = started.elapsed();
+    let retired = checks.iter().find(|c| c.id == "retired_secret").unwrap();
+    assert_eq!(retired.status, Status::Pass, "{retired:?}");
+    assert!(
+        retired.detail.contains("refused it") && retired.detail.contains("s after it was removed"),
+        "{}",
+        retired.detail
+    );
+    assert!(
+        took >= Duration::from_secs(85) && took < entra_setup_core::wait::REMOVED_CREDENTIAL,
+        "waited for Entra to stop accepting it: {took:?}"
+    );
+
+    // No copy on this computer: the retirement is done, and no test claims more.
+    sim.set_faults(Faults::default());
+    let (mut run, dir) = rotated(None, "not-kept").await;
+    run.retire(&s, &dir, &memory()).await.unwrap();
+    assert!(!run.retire_offer().unwrap().tested);
+    assert!(run
+        .checks(&s)
+        .await
+        .iter()
+        .all(|c| c.id != "retired_secret"));
+}

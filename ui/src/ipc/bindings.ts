@@ -937,6 +937,11 @@ export type RetireOffer = {
 	ready: boolean,
 	/**  What to do before retiring is allowed, when not ready. */
 	waitingFor: string | null,
+	/**
+	 *  This computer had a copy of a retired secret: the live tests try it until Entra
+	 *  refuses it ("The retired secret no longer gets a token").
+	 */
+	tested: boolean,
 };
 
 export type RoleHeld = {

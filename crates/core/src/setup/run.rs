@@ -157,6 +157,9 @@ pub struct Run {
     pub kept: bool,
     /// Old secrets retired after this run's rotation.
     pub retired: Vec<SecretStatus>,
+    /// A copy of a retired secret this computer kept (the OS keychain), held until Entra
+    /// refuses it, so the live tests can say when a leaked copy became useless.
+    retired_copy: Option<SecretString>,
 }
 
 impl Run {
@@ -265,6 +268,7 @@ impl Run {
             secret_tested: false,
             kept: false,
             retired: vec![],
+            retired_copy: None,
             prepared,
         };
         (run, failure)
@@ -512,6 +516,23 @@ impl Run {
             if self.scim_record().is_some() {
                 out.push(checks::scim_connection(&session.graph, &sp, &job).await);
             }
+        }
+        if let Some(old) = &self.retired_copy {
+            let retry = SecretRetry {
+                budget: crate::wait::REMOVED_CREDENTIAL,
+                ..SecretRetry::default()
+            };
+            out.push(
+                checks::retired_secret_refused(
+                    &http,
+                    &session.cloud,
+                    &session.account.token_endpoint,
+                    &self.app_id,
+                    old,
+                    &retry,
+                )
+                .await,
+            );
         }
         if let Some(secret) = &self.secret {
             let app_perms = self.consent_url.is_none()
@@ -764,6 +785,7 @@ impl Run {
             waiting_for,
             old,
             retired: self.retired.clone(),
+            tested: self.retired_copy.is_some(),
         })
     }
 
@@ -784,6 +806,13 @@ impl Run {
             .as_ref()
             .map(|x| x.key_id.clone())
             .unwrap_or_default();
+        let key = client_secret_key(&self.prepared.plan.tenant_id, &self.app_id);
+        // A copy kept before this run is of an old secret: read it before it goes, to test
+        // that Entra refuses it.
+        let copy = match self.kept {
+            true => None,
+            false => keychain::get(store, &key).await.ok().flatten(),
+        };
         let quiet: Arc<dyn Fn(ApplyEvent) + Send + Sync> = Arc::new(|_| {});
         match flow::retire_old_secrets(
             session,
@@ -804,10 +833,20 @@ impl Run {
                         _ => None,
                     })
                     .collect();
-                self.retired
-                    .extend(offer.old.into_iter().filter(|x| gone.contains(&x.key_id)));
+                let now_retired: Vec<SecretStatus> = offer
+                    .old
+                    .into_iter()
+                    .filter(|x| gone.contains(&x.key_id))
+                    .collect();
+                let kept_hint = self
+                    .secret
+                    .as_ref()
+                    .map(|x| x.value.expose_secret().chars().take(3).collect::<String>());
+                self.retired_copy = copy.filter(|c| {
+                    secrets::is_retired_copy(c.expose_secret(), &now_retired, kept_hint.as_deref())
+                });
+                self.retired.extend(now_retired);
                 if !self.kept {
-                    let key = client_secret_key(&self.prepared.plan.tenant_id, &self.app_id);
                     if let Err(e) = keychain::delete(store, &key).await {
                         tracing::warn!(error = %e, "could not remove the retired secret's keychain copy");
                     }

@@ -80,6 +80,31 @@ pub fn statuses(state: &TenantState, now: DateTime<Utc>) -> Vec<SecretStatus> {
     out
 }
 
+/// Whether `value` (a copy of a secret kept in the OS keychain) is one of the secrets just
+/// `retired` and not the one kept: Entra shows each secret's first characters as its hint, so
+/// the copy is taken to be a retired one only when its start matches a retired secret's hint
+/// and not the kept one's.
+pub fn is_retired_copy(value: &str, retired: &[SecretStatus], kept_hint: Option<&str>) -> bool {
+    let starts = |hint: &str| !hint.is_empty() && value.starts_with(hint);
+    !kept_hint.is_some_and(starts) && retired.iter().filter_map(|r| r.hint.as_deref()).any(starts)
+}
+
+/// The copy of a just-retired secret this computer kept in the OS keychain (under `key`), if
+/// it has one: see [`is_retired_copy`].
+pub async fn retired_copy(
+    store: &std::sync::Arc<dyn crate::keychain::SecretStore>,
+    key: &str,
+    retired: &[SecretStatus],
+    kept_hint: Option<&str>,
+) -> Option<secrecy::SecretString> {
+    use secrecy::ExposeSecret;
+    crate::keychain::get(store, key)
+        .await
+        .ok()
+        .flatten()
+        .filter(|c| is_retired_copy(c.expose_secret(), retired, kept_hint))
+}
+
 /// After an apply that added `new_key`: the wizard's other secrets still on the app (those the
 /// plan removed as lost excepted). They keep the provider signing in until retired.
 pub fn left_after_rotation(

@@ -61,6 +61,9 @@ pub struct RetireOffer {
     pub ready: bool,
     /// What to do before retiring is allowed, when not ready.
     pub waiting_for: Option<String>,
+    /// This computer had a copy of a retired secret: the live tests try it until Entra
+    /// refuses it ("The retired secret no longer gets a token").
+    pub tested: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
