@@ -21,5 +21,8 @@ export default defineConfig({
     environment: "jsdom",
     include: ["src/**/*.test.ts"],
     setupFiles: ["src/test-setup.ts"],
+    // Pinned to a zone far from UTC (UTC+13 in December), so a time shown in UTC instead of
+    // the admin's zone, or a day counted in UTC, fails instead of passing on a UTC machine.
+    env: { TZ: "Pacific/Auckland" },
   },
 });

@@ -61,6 +61,16 @@ impl Demo {
         ctx
     }
 
+    /// The next sign-in or consent waits on the page for a decision nobody makes (a test of
+    /// what the shell does meanwhile).
+    #[cfg(test)]
+    pub async fn hold_decisions(&self) -> Result<(), IpcError> {
+        self.running()
+            .await?
+            .set_approval(entra_setup_sim::Approval::Interactive);
+        Ok(())
+    }
+
     async fn running(&self) -> Result<tokio::sync::MappedMutexGuard<'_, SimHandle>, IpcError> {
         tokio::sync::MutexGuard::try_map(self.sim.lock().await, Option::as_mut).map_err(|_| {
             IpcError::Internal {

@@ -215,3 +215,69 @@ pub fn sign_in_context(core: &Core, demo: &Demo, is_demo: bool) -> Context {
         core.context()
     }
 }
+
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::time::Duration;
+
+    use entra_setup_core::cloud::CloudChoice;
+    use entra_setup_core::keychain::MemoryStore;
+    use entra_setup_core::session::SignInRequest;
+
+    use super::*;
+
+    /// The shell's own session lock: while a consent waits in the browser, the session is
+    /// free (Sign out, and every other step, can take it), and Cancel ends the wait at once.
+    #[tokio::test]
+    async fn a_consent_in_the_browser_holds_no_session_lock() {
+        let core = Core {
+            http: entra_setup_core::http::client(),
+            keychain: Arc::new(MemoryStore::default()),
+        };
+        let demo = Demo::default();
+        let (base, user) = demo.prepare("adele@contoso.com").await.unwrap();
+        let request = SignInRequest {
+            cloud: CloudChoice::Custom {
+                authority: base.clone(),
+                graph: base,
+            },
+            tenant: user.tenant_domain,
+            method: Method::Browser,
+            client_id: None,
+        };
+        let signed = session::sign_in(
+            &demo.context(&core.http),
+            &request,
+            Arc::new(|_| {}),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let sessions = SessionState::default();
+        *sessions.inner.lock().await = Some(ActiveSession {
+            session: signed.session,
+            demo: true,
+        });
+        demo.hold_decisions().await.unwrap();
+        let channel = tauri::ipc::Channel::new(|_| Ok(()));
+        let waiting = ensure_scopes(&core, &demo, &sessions, StepScopes::setup(true), channel);
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut waiting)
+                .await
+                .is_err(),
+            "the consent waits for the browser"
+        );
+        let taken = tokio::time::timeout(Duration::from_secs(1), sessions.inner.lock())
+            .await
+            .expect("the session is not locked while the consent waits")
+            .take();
+        assert!(taken.is_some());
+        sessions.control.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("Cancel ends the wait at once");
+        assert!(matches!(ended, Err(IpcError::Cancelled)), "{ended:?}");
+    }
+}

@@ -727,7 +727,8 @@ async fn rotate_then_retire_the_old_secret_from_the_command_line() {
     // Without a keychain copy of the old secret, nothing claims it stopped working already.
     assert!(v["retiredSecretTest"].is_null());
     assert!(
-        r.stderr.contains("Entra can keep accepting a removed secret for a few minutes"),
+        r.stderr
+            .contains("Entra can keep accepting a removed secret for a few minutes"),
         "{}",
         r.stderr
     );

@@ -20,22 +20,74 @@ use entra_setup_core::setup::journal::Journal;
 use entra_setup_core::setup::sync::ScimToken;
 use entra_setup_core::setup::{Intent, ScimIntent};
 
-/// Cases tried, by parser.
-static TRIED: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
+thread_local! {
+    /// Cases tried by the test running on this thread, by parser (each test runs on its own
+    /// thread, its async work included).
+    static TRIED: std::cell::RefCell<BTreeMap<&'static str, usize>> =
+        const { std::cell::RefCell::new(BTreeMap::new()) };
+}
 
-/// Tests of this binary that have run to the end (or panicked).
-static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The least number of cases each parser's corpus holds: a test whose corpus shrinks, or whose
+/// cases stop reaching the parser, fails here. Together they are the corpus of at least 300.
+const AT_LEAST: &[(&str, usize)] = &[
+    ("tenant", 41),
+    ("cloud authority", 30),
+    ("cloud graph", 30),
+    ("endpoint", 30),
+    ("scim tenant url", 30),
+    ("scim token", 13),
+    ("provider input", 41),
+    ("provider profile", 37),
+    ("output file name", 17),
+    ("SP metadata", 17),
+    ("SP metadata from the page", 4),
+    ("SP metadata source", 5),
+    ("journal line", 15),
+    ("IdP metadata", 17),
+    ("SAML response", 9),
+    ("SAML response (base64)", 6),
+    ("Graph answer", 16),
+    ("Graph answer (list)", 16),
+    ("sign-in listener request", 14),
+    ("values::redirect_uri", 44),
+    ("values::guid", 4),
+    ("values::wait_seconds", 7),
+    ("values::future_date", 6),
+    ("values::principal", 4),
+    ("values::proxy", 5),
+];
 
-struct Done;
+/// Held by each test: when it ends without failing, the parsers it names must each have been
+/// given at least their corpus (`AT_LEAST`), and it must have tried no parser it does not name.
+struct Covers(&'static [&'static str]);
 
-impl Drop for Done {
+impl Drop for Covers {
     fn drop(&mut self) {
-        FINISHED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if std::thread::panicking() {
+            return;
+        }
+        let tried = TRIED.with(|t| t.borrow().clone());
+        let named: Vec<&str> = tried.keys().copied().collect();
+        let mut expected = self.0.to_vec();
+        expected.sort_unstable();
+        assert_eq!(named, expected, "the parsers this test tried");
+        for parser in self.0 {
+            let least = AT_LEAST
+                .iter()
+                .find(|(p, _)| p == parser)
+                .map(|(_, n)| *n)
+                .unwrap_or_else(|| panic!("{parser} is not in AT_LEAST"));
+            let n = tried.get(parser).copied().unwrap_or(0);
+            assert!(
+                n >= least,
+                "{parser}: {n} cases refused, expected at least {least}"
+            );
+        }
     }
 }
 
 fn counted(parser: &'static str) {
-    *TRIED.lock().unwrap().entry(parser).or_default() += 1;
+    TRIED.with(|t| *t.borrow_mut().entry(parser).or_default() += 1);
 }
 
 /// A refusal an admin can act on: said in words, printable, and not a dump of internals.
@@ -92,7 +144,7 @@ fn twists(good: &str) -> Vec<String> {
 
 #[test]
 fn tenants_typed_by_the_admin() {
-    let _done = Done;
+    let _covers = Covers(&["tenant"]);
     let mut cases: Vec<String> = [
         "consumers",
         "https://contoso.com",
@@ -170,7 +222,7 @@ fn hostile_urls() -> Vec<String> {
 
 #[test]
 fn cloud_urls_and_endpoints() {
-    let _done = Done;
+    let _covers = Covers(&["cloud authority", "cloud graph", "endpoint"]);
     for u in hostile_urls() {
         let choice = CloudChoice::Custom {
             authority: u.clone(),
@@ -188,7 +240,7 @@ fn cloud_urls_and_endpoints() {
 
 #[test]
 fn scim_urls_and_tokens() {
-    let _done = Done;
+    let _covers = Covers(&["scim tenant url", "scim token"]);
     for u in hostile_urls() {
         refused(
             "scim tenant url",
@@ -228,7 +280,7 @@ fn scim_urls_and_tokens() {
 
 #[test]
 fn provider_inputs() {
-    let _done = Done;
+    let _covers = Covers(&["provider input"]);
     let cases: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "cloudflare",
@@ -272,7 +324,7 @@ fn provider_inputs() {
 
 #[test]
 fn provider_profiles() {
-    let _done = Done;
+    let _covers = Covers(&["provider profile"]);
     let good = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../providers/cloudflare.toml"),
     )
@@ -373,7 +425,11 @@ fn provider_profiles() {
 
 #[test]
 fn file_names_and_metadata_sources() {
-    let _done = Done;
+    let _covers = Covers(&[
+        "output file name",
+        "SP metadata source",
+        "SP metadata from the page",
+    ]);
     let long = "a".repeat(200);
     for bad in [
         "../x",
@@ -415,7 +471,7 @@ fn file_names_and_metadata_sources() {
 
 #[test]
 fn journal_lines() {
-    let _done = Done;
+    let _covers = Covers(&["journal line"]);
     let dir = support::data_dir("entra-setup-bad-journal");
     let good = r#"{"at":"2026-12-01T10:00:00Z","planId":"p1","event":{"plan":{"changes":1}}}"#;
     let lines: Vec<String> = vec![
@@ -452,7 +508,7 @@ fn journal_lines() {
 
 #[test]
 fn saml_metadata() {
-    let _done = Done;
+    let _covers = Covers(&["IdP metadata", "SP metadata"]);
     let billion_laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="&lol2;"/>"#;
     let xxe = r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="&e;"/>"#;
     let md = "urn:oasis:names:tc:SAML:2.0:metadata";
@@ -502,7 +558,7 @@ fn saml_metadata() {
 
 #[test]
 fn saml_responses() {
-    let _done = Done;
+    let _covers = Covers(&["SAML response", "SAML response (base64)"]);
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let cert = rcgen::generate_simple_self_signed(vec!["idp".into()]).unwrap();
@@ -607,7 +663,7 @@ async fn hostile_graph(
 
 #[tokio::test]
 async fn graph_answers() {
-    let _done = Done;
+    let _covers = Covers(&["Graph answer", "Graph answer (list)"]);
     let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
     let bodies: Vec<(u16, String)> = vec![
         (200, "not json".into()),
@@ -673,7 +729,7 @@ async fn graph_answers() {
 
 #[tokio::test]
 async fn requests_to_the_sign_in_listener() {
-    let _done = Done;
+    let _covers = Covers(&["sign-in listener request"]);
     use entra_setup_core::auth::LoopbackListener;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = LoopbackListener::bind("127.0.0.1").await.unwrap();
@@ -735,11 +791,12 @@ async fn requests_to_the_sign_in_listener() {
     assert_eq!(code, "the-code");
 }
 
-/// Runs last by name: the total across the corpus, and every parser represented.
+/// The corpus is at least 300 cases over every parser of untrusted data, each held by its test.
 #[test]
-fn zz_the_corpus_is_at_least_three_hundred_cases() {
-    // The other tests of this binary run in parallel; wait for them (bounded).
-    let expected = [
+fn the_corpus_is_at_least_three_hundred_cases() {
+    let total: usize = AT_LEAST.iter().map(|(_, n)| n).sum();
+    assert!(total >= 300, "{total}");
+    for parser in [
         "tenant",
         "cloud authority",
         "endpoint",
@@ -753,24 +810,8 @@ fn zz_the_corpus_is_at_least_three_hundred_cases() {
         "sign-in listener request",
         "output file name",
         "SP metadata source",
-    ];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let tried = TRIED.lock().unwrap().clone();
-        let total: usize = tried.values().sum();
-        if FINISHED.load(std::sync::atomic::Ordering::SeqCst) == 11 {
-            assert!(
-                expected.iter().all(|p| tried.contains_key(p)) && total >= 300,
-                "only {total} cases: {tried:?}"
-            );
-            eprintln!("bad-input corpus: {total} cases: {tried:?}");
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {total} cases ran: {tried:?} (run the whole test binary, not one test)"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    ] {
+        assert!(AT_LEAST.iter().any(|(p, _)| *p == parser), "{parser}");
     }
 }
 
@@ -778,6 +819,14 @@ fn zz_the_corpus_is_at_least_three_hundred_cases() {
 /// proxies, each refused with a message that says what to give.
 #[test]
 fn values_of_each_kind() {
+    let _covers = Covers(&[
+        "values::redirect_uri",
+        "values::guid",
+        "values::wait_seconds",
+        "values::future_date",
+        "values::principal",
+        "values::proxy",
+    ]);
     use entra_setup_core::values;
     let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
     let mut uris: Vec<String> = [
