@@ -43,6 +43,13 @@ env -u DBUS_SESSION_BUS_ADDRESS cargo test --locked --quiet -p entra-setup-core 
 section "OS clipboard: a copied secret concealed from history and cleared (X11 under Xvfb, read by xclip)"
 xvfb-run -a cargo test --locked --quiet --workspace --test clipboard_os -- --ignored
 
+section "The build without the demo tenant, launched in a real window (not only linted)"
+cargo build --locked --quiet -p entra-setup-app --no-default-features --features custom-protocol
+nodemo_dir=$(mktemp -d)
+cp "${CARGO_TARGET_DIR:-target}/debug/entra-setup-desktop" "$nodemo_dir/entra-setup-desktop"
+xvfb-run -a -s "-screen 0 1600x1000x24" node tests/e2e/nodemo.e2e.mjs "$nodemo_dir/entra-setup-desktop"
+rm -rf "$nodemo_dir"
+
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
 cargo build --locked --quiet -p entra-setup-app --features custom-protocol
 xvfb-run -a -s "-screen 0 1600x1000x24" node tests/e2e/wizard.e2e.mjs

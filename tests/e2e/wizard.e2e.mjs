@@ -609,11 +609,16 @@ try {
     await (await byText("button", "Acme Files has the new certificate: make it active")).click();
     const old = await browser.$("[data-testid='old-certificate']");
     await old.waitForDisplayed({ timeout: 60000 });
+    // The old certificate is still there (Entra keeps it until it is removed), and is not the new one.
+    const oldText = await old.getText();
+    const oldThumb = oldText.match(/[0-9A-F]{40}/)?.[0];
+    assert.ok(oldThumb && oldThumb !== newThumb, `the old certificate is shown with its own thumbprint: ${oldText}`);
     await (await browser.$("[data-testid='test-sign-in']")).click();
     await browser.waitUntil(async () => (await (await browser.$("[data-testid='claim-inspector']")).getText()).includes(newThumb), { timeout: 30000, timeoutMsg: "the test sign-in was not signed by the new certificate" });
     await (await byText("button", "Remove the old certificate")).click();
     await (await containsText("The old certificate is gone")).waitForDisplayed({ timeout: 60000 });
     assert.ok(!(await (await browser.$("[data-testid='old-certificate']")).isExisting()));
+    assert.match(await (await browser.$("[data-testid='retired-certificates']")).getText(), new RegExp(oldThumb), "Done names the certificate it removed");
   });
 
   await step("the file-transfer service: SAML and SCIM on one enterprise app, only the assigned group signs in, the test sign-in shows it", async () => {
@@ -757,6 +762,15 @@ try {
       timeout: 40000,
       timeoutMsg: "Twingate's provisioning job never reported its first cycle",
     });
+    // SCIMMY, the independent SCIM server, really holds the assigned group and its people.
+    const scimGet = async (path) => (await fetch(`${scimmy.url}${path}`, { headers: { authorization: `Bearer ${SCIM_TOKEN}` } })).json();
+    const scimGroups = await scimGet("/Groups");
+    const sales = scimGroups.Resources?.find((g) => g.displayName === "Sales");
+    assert.ok(sales, `SCIMMY holds the Sales group: ${JSON.stringify(scimGroups.Resources?.map((g) => g.displayName))}`);
+    const scimUsers = (await scimGet("/Users?count=200")).Resources ?? [];
+    const members = (sales.members ?? []).map((m) => scimUsers.find((u) => u.id === m.value)?.userName);
+    assert.ok(members.includes("patti@contoso.com") && members.includes("lynne@contoso.com"), `Sales's members at SCIMMY: ${JSON.stringify(members)}`);
+    assert.ok(members.every(Boolean), `every member of Sales is a user SCIMMY holds: ${JSON.stringify(members)}`);
     await shot("29-twingate-done");
   });
   console.log(`E2E passed; screenshots in ${out}; axe-core: ${axeTotals.pages} screens, 0 serious or critical violations, ${axeTotals.minor} lesser`);
