@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: Rust (core against the simulated tenant, against oidc-provider from npm,
 # pysaml2 from PyPI, and against the real OS keychain), the shell under Tauri's mock runtime, the UI with Vitest, lints,
-# the end-to-end test in a real window under Xvfb, and the .deb installer built, installed and
+# the end-to-end tests in a real window under Xvfb (the demo, the real-tenant path against a
+# separate simulator, the build without the demo), and the .deb installer built, installed and
 # launched. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,12 @@ rm -rf "$nodemo_dir"
 section "End to end: the real app in a real window (Xvfb + tauri-driver + WebKitWebDriver)"
 cargo build --locked --quiet -p entra-setup-app --features custom-protocol
 xvfb-run -a -s "-screen 0 1600x1000x24" node tests/e2e/wizard.e2e.mjs
+
+section "End to end, the real-tenant path: the simulator as a separate process at a custom authority, the system browser, the OS keychain, a provider API base, a colleague's consent link"
+cargo build --locked --quiet -p entra-setup-sim --bin entra-sim
+keyring_home=$(mktemp -d)
+XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash -c 'printf "entra-setup" | gnome-keyring-daemon --unlock --components=secrets >/dev/null && xvfb-run -a -s "-screen 0 1600x1000x24" node tests/e2e/real_tenant.e2e.mjs'
+rm -rf "$keyring_home"
 
 section "The installer: the .deb built by the Tauri CLI, installed with dpkg, the installed program launched under Xvfb, removed"
 scripts/test-installer.sh

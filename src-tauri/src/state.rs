@@ -49,6 +49,26 @@ impl Core {
         }
     }
 
+    /// `ENTRA_SETUP_PUSH_API`: the provider API's base URL instead of its profile's, as the
+    /// CLI's `--push-api` (a provider's regional or test endpoint). Checked as the CLI checks it.
+    pub fn push_api(&self) -> Result<Option<String>, IpcError> {
+        match std::env::var("ENTRA_SETUP_PUSH_API") {
+            Ok(v) if !v.trim().is_empty() => {
+                entra_setup_core::endpoint::parse(
+                    &v,
+                    entra_setup_core::endpoint::Http::Loopback,
+                    false,
+                )
+                .map_err(|why| IpcError::Invalid {
+                    field: "ENTRA_SETUP_PUSH_API".into(),
+                    message: format!("ENTRA_SETUP_PUSH_API: {why}."),
+                })?;
+                Ok(Some(v))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Real sign-in: the system browser and the OS keychain.
     pub fn context(&self) -> Context {
         Context::new(

@@ -411,7 +411,7 @@ try {
     await yes.click();
     // Entra keeps accepting a removed secret for a while: Done says so instead of "only the new
     // one signs in" (or, with a keychain copy, tests it until refused).
-    await (await containsText("Retired: \"")).waitForDisplayed({ timeout: 30000 });
+    await (await containsText("Retired:")).waitForDisplayed({ timeout: 30000 });
     assert.match(await retire.getText(), /Entra can keep accepting a removed secret|try it until Entra refuses it/);
     // The push after the rotation carried the new secret: the stand-in holds a secret that is
     // still on the app now that the old one is retired, and it is not the first push's.

@@ -105,7 +105,7 @@ pub fn interpret(job_id: &str, j: &Value) -> JobStatus {
             "attention",
         ),
         _ if last_cycle.is_none() => (
-            "Starting: the first cycle is running. Larger directories take longer.".to_string(),
+            "Initial cycle in progress: Entra's first cycle takes minutes, longer in larger directories. Nothing is wrong; this page looks again by itself.".to_string(),
             "working",
         ),
         _ if last_cycle.as_deref() == Some("EntryLevelErrors") => (

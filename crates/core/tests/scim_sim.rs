@@ -377,6 +377,100 @@ async fn cloudflare_scim_provisions_assigned_groups_then_reruns_as_a_no_op() {
     assert_graph_traffic_matches_csdl(&sim);
 }
 
+/// Test Connection probes Groups too: an endpoint that knows only users fails it, with Entra's
+/// words and the Groups request in them, and nothing is provisioned.
+/// Entra's first provisioning cycle takes minutes: until it ends, the job's status says the
+/// initial cycle is in progress (working, not an error), and then what it provisioned. On the
+/// paused clock, so the three minutes cost no wall time.
+#[tokio::test(start_paused = true)]
+async fn the_first_cycle_takes_minutes_and_is_not_an_error_meanwhile() {
+    let sim = sim_as("megan@contoso.com").await;
+    sim.set_local_scim_reachable(true);
+    let s = admin(&sim, "contoso.com").await;
+    sim.set_faults(Faults {
+        initial_cycle_ms: 180_000,
+        ..Default::default()
+    });
+    let prepared = flow::prepare(
+        &s,
+        &data_dir(),
+        generic(scim(
+            &sim.fake_scim_url(),
+            true,
+            false,
+            vec![user(ADELE, "Adele Vance")],
+        )),
+        &[],
+    )
+    .await
+    .unwrap();
+    let (run, failure) = apply_with(
+        &s,
+        prepared,
+        &options(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN),
+    )
+    .await;
+    assert!(failure.is_none(), "{failure:?}");
+    let sc = run.scim.clone().unwrap();
+    let job = sc.job_id.clone().unwrap();
+    let st = provisioning::job_status(&s.graph, &sc.sp_id, &job)
+        .await
+        .unwrap();
+    assert_eq!(st.tone, "working", "{st:?}");
+    assert!(
+        st.headline.starts_with("Initial cycle in progress"),
+        "{}",
+        st.headline
+    );
+    assert!(sim.fake_scim().users().is_empty());
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    let st = provisioning::job_status(&s.graph, &sc.sp_id, &job)
+        .await
+        .unwrap();
+    assert_eq!(st.tone, "ok", "{st:?}");
+    assert!(st.headline.contains("in sync"), "{}", st.headline);
+    assert_eq!(sim.fake_scim().users().len(), 1);
+}
+
+#[tokio::test]
+async fn test_connection_probes_groups_too() {
+    let sim = sim_as("megan@contoso.com").await;
+    sim.set_local_scim_reachable(true);
+    let s = admin(&sim, "contoso.com").await;
+    let url = sim.fake_scim_url();
+    sim.fake_scim()
+        .set_faults(entra_setup_sim::scim_server::ScimFaults {
+            groups_404: true,
+            ..Default::default()
+        });
+    let prepared = flow::prepare(
+        &s,
+        &data_dir(),
+        generic(scim(&url, true, false, vec![user(ADELE, "Adele Vance")])),
+        &[],
+    )
+    .await
+    .unwrap();
+    let (on_event, _) = collector();
+    let failed = flow::execute(
+        &s,
+        &prepared,
+        &options(entra_setup_sim::scim_server::DEMO_SCIM_TOKEN),
+        on_event,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect_err("Entra's Test Connection probes Groups");
+    let message = failed.error.to_string();
+    assert!(
+        message.contains("CredentialValidationUnavailable")
+            && message.contains("/Groups?excludedAttributes=members&filter=displayName")
+            && message.contains("404"),
+        "{message}"
+    );
+    assert!(sim.fake_scim().users().is_empty(), "nothing provisioned");
+}
+
 #[tokio::test]
 async fn a_wrong_token_stops_before_anything_is_saved_and_a_rerun_resumes() {
     let sim = sim_as("megan@contoso.com").await;

@@ -315,6 +315,63 @@ async fn without_privileged_role_a_colleague_consents_through_a_link() {
         .iter()
         .any(|e| matches!(e, ApplyEvent::WaitingForConsent { .. })));
 
+    // Someone had granted the app one more delegated permission for the whole organisation:
+    // the plan says the consent link will revoke it, and it does (as Entra does).
+    let grants: Vec<serde_json::Value> = s
+        .graph
+        .get(format!(
+            "/oauth2PermissionGrants?$filter=clientId eq '{}' and consentType eq 'AllPrincipals'",
+            applied.sp_id.clone().unwrap()
+        ))
+        .list()
+        .await
+        .unwrap();
+    match grants.first() {
+        Some(grant) => s
+            .graph
+            .patch(format!("/oauth2PermissionGrants/{}", grant["id"].as_str().unwrap()))
+            .json(serde_json::json!({"scope": format!("{} Group.Read.All", grant["scope"].as_str().unwrap())}))
+            .send()
+            .await
+            .unwrap(),
+        None => {
+            let graph_sp: serde_json::Value = s
+                .graph
+                .get("/servicePrincipals(appId='00000003-0000-0000-c000-000000000000')?$select=id")
+                .send_json()
+                .await
+                .unwrap();
+            s.graph
+                .post("/oauth2PermissionGrants")
+                .json(serde_json::json!({
+                    "clientId": applied.sp_id.clone().unwrap(),
+                    "consentType": "AllPrincipals",
+                    "resourceId": graph_sp["id"],
+                    "scope": "Group.Read.All",
+                }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let warned = flow::prepare(
+        &s,
+        &dir,
+        intent("pomerium", "authenticate_url", "https://auth.contoso.com"),
+        &[applied.secret.as_ref().unwrap().key_id.clone()],
+    )
+    .await
+    .unwrap();
+    assert!(
+        warned
+            .plan
+            .notes
+            .iter()
+            .any(|n| n.contains("revokes") && n.contains("(Group.Read.All)")),
+        "{:#?}",
+        warned.plan.notes
+    );
+
     // A Global Administrator opens the link.
     sim.set_consent_approver(Some("adele@contoso.com"));
     let resp = reqwest::Client::builder()
@@ -344,6 +401,22 @@ async fn without_privileged_role_a_colleague_consents_through_a_link() {
         again.plan.is_empty(),
         "consent was given: {:#?}",
         again.plan.changes
+    );
+    let after: Vec<serde_json::Value> = s
+        .graph
+        .get(format!(
+            "/oauth2PermissionGrants?$filter=clientId eq '{}' and consentType eq 'AllPrincipals'",
+            applied.sp_id.clone().unwrap()
+        ))
+        .list()
+        .await
+        .unwrap();
+    assert!(
+        after.iter().all(|g| !g["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Group.Read.All")),
+        "tenant-wide consent revoked what it did not ask for: {after:?}"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

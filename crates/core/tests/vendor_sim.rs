@@ -458,7 +458,7 @@ async fn a_gallery_app_without_its_synchronization_template_is_said_plainly() {
     let (_, failure) = apply_with(&s, prepared, &options).await;
     let message = failure.unwrap().to_string();
     assert!(
-        message.contains("offers no \"twingate\" provisioning template (it offers: none)")
+        message.contains("offers no provisioning template (it offers: none)")
             && message.contains("gallery"),
         "{message}"
     );
@@ -467,6 +467,67 @@ async fn a_gallery_app_without_its_synchronization_template_is_said_plainly() {
         .exchanges()
         .iter()
         .all(|e| !(e.path.ends_with("/synchronization/jobs") && e.method == "POST")));
+}
+
+/// The gallery app's template is the one the app itself offers (whatever its id), never a
+/// name the profile or the wizard made up; when the gallery offers several, the wizard asks
+/// (the profile must name one) and makes no job.
+#[tokio::test]
+async fn the_gallery_apps_own_synchronization_template_is_used_and_several_are_asked_about() {
+    let options = || ApplyOptions {
+        scim_token: Some(SecretString::from(
+            entra_setup_sim::scim_server::DEMO_SCIM_TOKEN.to_string(),
+        )),
+        ..Default::default()
+    };
+    for several in [false, true] {
+        let sim = sim_as("megan@contoso.com").await;
+        sim.set_local_scim_reachable(true);
+        sim.set_faults(Faults {
+            gallery_sync_templates_several: several,
+            ..Default::default()
+        });
+        let s = admin(&sim, "contoso.com").await;
+        let intent = twingate(&sim.fake_scim_url(), vec![group(SALES, "Sales")]);
+        let prepared = flow::prepare(&s, &data_dir("entra-setup-vendor"), intent, &[])
+            .await
+            .unwrap();
+        assert!(
+            prepared
+                .plan
+                .changes
+                .iter()
+                .any(|c| c.title == "Create the provisioning job (the gallery app's own template)"),
+            "{:#?}",
+            prepared.plan.changes
+        );
+        let (run, failure) = apply_with(&s, prepared, &options()).await;
+        let jobs_made = sim
+            .exchanges()
+            .iter()
+            .filter(|e| e.path.ends_with("/synchronization/jobs") && e.method == "POST")
+            .count();
+        if several {
+            let message = failure.unwrap().to_string();
+            assert!(
+                message.contains("offers several provisioning templates (gallerysync-7c1e-placeholder, gallerysync-7c1e-placeholder-v2)")
+                    && message.contains("job_template"),
+                "{message}"
+            );
+            assert_eq!(jobs_made, 0);
+        } else {
+            assert!(failure.is_none(), "{failure:?}");
+            let sp = run.scim.as_ref().unwrap().sp_id.clone();
+            let jobs: Vec<serde_json::Value> = s
+                .graph
+                .get(format!("/servicePrincipals/{sp}/synchronization/jobs"))
+                .list()
+                .await
+                .unwrap();
+            assert_eq!(jobs.len(), 1);
+            assert_eq!(jobs[0]["templateId"], "gallerysync-7c1e-placeholder");
+        }
+    }
 }
 
 /// Trust item 2: a vendor app found by its display name is the vendor's only when exactly one

@@ -114,6 +114,11 @@ pub struct Faults {
     /// Gallery apps come without their synchronization template (a template Microsoft has
     /// withdrawn, or one not yet provisioned): `synchronization/templates` answers an empty list.
     pub gallery_sync_template_missing: bool,
+    /// Gallery apps offer two synchronization templates (the gallery's own and a second one).
+    pub gallery_sync_templates_several: bool,
+    /// A provisioning cycle begins this many milliseconds after the job is started (Entra's
+    /// first cycle takes minutes: reference §10.4).
+    pub initial_cycle_ms: u64,
 }
 
 impl Faults {
@@ -780,6 +785,8 @@ fn router(shared: Arc<Shared>) -> Router {
             get(control_get_faults).post(control_set_faults),
         )
         .route("/_sim/faults/realistic", post(control_realistic_faults))
+        .route("/_sim/approval", post(control_set_approval))
+        .route("/_sim/consent-approver", post(control_set_consent_approver))
         .route("/_sim/exchanges", get(control_exchanges))
         .route("/_vendor/{vendor}/console", get(vendors::console))
         .route("/_vendor/{vendor}/callback", get(vendors::callback))
@@ -806,6 +813,27 @@ async fn control_realistic_faults(
     axum::extract::State(s): axum::extract::State<Arc<Shared>>,
 ) -> axum::http::StatusCode {
     s.world().config.faults = Faults::realistic();
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// How the next sign-ins are answered, e.g. `{"auto": {"upn": "megan@contoso.com",
+/// "device_polls": 1}}` or `"interactive"`: a test driving a separate simulator process signs in
+/// as someone else.
+async fn control_set_approval(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    axum::Json(a): axum::Json<Approval>,
+) -> axum::http::StatusCode {
+    s.world().config.approval = a;
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// Who approves admin-consent links from now on (`{"upn": "adele@contoso.com"}`), or nobody
+/// (`{"upn": null}`): a colleague with the right role opening the link the wizard handed over.
+async fn control_set_consent_approver(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::http::StatusCode {
+    s.world().config.consent_approver = body["upn"].as_str().map(str::to_string);
     axum::http::StatusCode::NO_CONTENT
 }
 

@@ -1,13 +1,15 @@
-//! `entra-sim [--port N] [--auto UPN]`: runs the simulated tenant on its own, e.g. to point the
-//! wizard or a browser at it by hand.
+//! `entra-sim [--port N] [--auto UPN] [--local-scim]`: runs the simulated tenant on its own, e.g.
+//! to point the wizard or a browser at it by hand.
 
 use entra_setup_sim::{Approval, SimConfig};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: entra-sim [--port N] [--auto UPN] [--device-interval SECS]\n\
+        "usage: entra-sim [--port N] [--auto UPN] [--device-interval SECS] [--local-scim]\n\
          \n  --port N              listen on 127.0.0.1:N (default: a free port)\
          \n  --auto UPN            approve every sign-in as this user instead of showing a page\
+         \n  --local-scim          let provisioning reach SCIM endpoints on this computer (its own\
+         \n                        stand-in at /_fake/scim/v2, token demo-scim-token-7f3a9c)\
          \n  --device-interval S   device-code poll interval in seconds (default 5)\n\
          \nFault knobs can be changed while it runs: POST JSON to /_sim/faults."
     );
@@ -42,6 +44,7 @@ async fn main() {
                     .and_then(|p| p.parse().ok())
                     .unwrap_or_else(|| usage());
             }
+            "--local-scim" => config.local_scim_reachable = true,
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("entra-sim: unknown argument '{other}'");

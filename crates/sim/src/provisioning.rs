@@ -243,17 +243,28 @@ fn is_template_app(sp: &Value) -> bool {
     sp["applicationTemplateId"] == NON_GALLERY_TEMPLATE
 }
 
-/// The synchronization template (id = factoryTag) an enterprise app provisions with: `scim` for
-/// non-gallery apps, a gallery app's own (unless the fault withdraws it).
-fn sync_template_of(sp: &Value, faults: &crate::Faults) -> Option<String> {
+/// The synchronization templates (id, factoryTag) an enterprise app offers: `scim` for
+/// non-gallery apps; a gallery app's own (none when the fault withdraws it, and a second one when
+/// the fault says the gallery offers two).
+fn sync_templates_of(sp: &Value, faults: &crate::Faults) -> Vec<(String, String)> {
     if is_template_app(sp) {
-        return Some("scim".into());
+        return vec![("scim".into(), "scim".into())];
     }
-    let gallery = crate::vendors::gallery_template(sp["applicationTemplateId"].as_str()?)?;
+    let Some((id, tag)) = sp["applicationTemplateId"]
+        .as_str()
+        .and_then(crate::vendors::gallery_template)
+        .and_then(|g| g.sync_template)
+    else {
+        return vec![];
+    };
     if faults.gallery_sync_template_missing {
-        return None;
+        return vec![];
     }
-    gallery.sync_template.map(str::to_string)
+    let mut out = vec![(id.to_string(), tag.to_string())];
+    if faults.gallery_sync_templates_several {
+        out.push((format!("{id}-v2"), format!("{tag}V2")));
+    }
+    out
 }
 
 /// `/servicePrincipals/{id}/synchronization/...`.
@@ -315,11 +326,12 @@ pub fn sync_routes(
     };
     match (m, rest) {
         ("GET", ["templates"]) => {
-            let items: Vec<Value> = sync_template_of(&sp, faults)
-                .map(|t| {
-                    json!({"id": t, "applicationId": sp["appId"], "factoryTag": t, "default": true, "discoverable": true, "description": format!("{t} provisioning"), "metadata": []})
-                })
+            let items: Vec<Value> = sync_templates_of(&sp, faults)
                 .into_iter()
+                .enumerate()
+                .map(|(i, (t, tag))| {
+                    json!({"id": t, "applicationId": sp["appId"], "factoryTag": tag, "default": i == 0, "discoverable": true, "description": format!("{tag} provisioning"), "metadata": []})
+                })
                 .collect();
             Ok((
                 StatusCode::OK,
@@ -347,7 +359,10 @@ pub fn sync_routes(
                 .as_ref()
                 .and_then(|b| b["templateId"].as_str())
                 .unwrap_or_default();
-            if sync_template_of(&sp, faults).as_deref() != Some(template) {
+            if !sync_templates_of(&sp, faults)
+                .iter()
+                .any(|(id, _)| id == template)
+            {
                 return Err(bad(format!("The template '{template}' is not available for this application. Only applications created from the non-gallery template or a gallery template that provisions can provision, each with its own synchronization template.")));
             }
             let job = new_job(template);
@@ -642,38 +657,48 @@ fn split_base(base: &str) -> (String, bool) {
 /// empty ListResponse. The error text mirrors what the portal shows.
 pub async fn validate(base: &str, token: &str, local_reachable: bool) -> Result<(), GraphErr> {
     let (root, _) = split_base(base);
-    let url = format!(
-        "{root}/Users?filter={}",
-        urlencode(&format!("userName eq \"{}\"", uuid::Uuid::new_v4()))
-    );
     let fail = |detail: String| {
         bad(format!("Error code: SystemForCrossDomainIdentityManagementCredentialValidationUnavailable. Details: We received this unexpected response from your application: {detail}. Please check with your application vendor to understand why this response is being returned."))
     };
-    if !local_reachable && is_local(&root) {
-        return Err(fail(format!(
-            "the request to {url} failed (Unable to connect to the remote server)"
-        )));
+    // Test Connection looks up a user, then a group, that cannot exist (reference §10: "be
+    // ready for a Groups probe"); each must answer 200 with an empty list.
+    let probes = [
+        format!(
+            "{root}/Users?filter={}",
+            urlencode(&format!("userName eq \"{}\"", uuid::Uuid::new_v4()))
+        ),
+        format!(
+            "{root}/Groups?excludedAttributes=members&filter={}",
+            urlencode(&format!("displayName eq \"{}\"", uuid::Uuid::new_v4()))
+        ),
+    ];
+    for url in probes {
+        if !local_reachable && is_local(&root) {
+            return Err(fail(format!(
+                "the request to {url} failed (Unable to connect to the remote server)"
+            )));
+        }
+        let mut r = client().get(&url);
+        if !token.is_empty() {
+            r = r.bearer_auth(token);
+        }
+        let resp = r
+            .send()
+            .await
+            .map_err(|e| fail(format!("the request to {url} failed ({e})")))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if status != StatusCode::OK || v["totalResults"] != 0 {
+            return Err(fail(format!(
+                "Received response from Web resource. Resource: GET {url}. Status Code: {} {}. Response Content: {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or_default(),
+                body.chars().take(300).collect::<String>()
+            )));
+        }
     }
-    let mut r = client().get(&url);
-    if !token.is_empty() {
-        r = r.bearer_auth(token);
-    }
-    let resp = r
-        .send()
-        .await
-        .map_err(|e| fail(format!("the request to {url} failed ({e})")))?;
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    if status == StatusCode::OK && v["totalResults"] == 0 {
-        return Ok(());
-    }
-    Err(fail(format!(
-        "Received response from Web resource. Resource: GET {url}. Status Code: {} {}. Response Content: {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or_default(),
-        body.chars().take(300).collect::<String>()
-    )))
+    Ok(())
 }
 
 /// An address only this computer (or its network) can reach: what Entra's provisioning service,
@@ -1096,6 +1121,10 @@ fn execution(began: &str, entitled: usize, exported: usize, error: Option<Value>
 
 /// Runs one provisioning cycle for the job and records its status and logs.
 pub async fn run_cycle(shared: Arc<Shared>, tenant: String, sp: String, job: String) {
+    let wait = shared.world().config.faults.initial_cycle_ms;
+    if wait > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    }
     let Some(scope) = gather(&shared, &tenant, &sp) else {
         return;
     };

@@ -100,6 +100,7 @@ const FILTERABLE: &[(&str, &[&str])] = &[
             "appDisplayName",
             "appId",
             "appOwnerOrganizationId",
+            "applicationTemplateId",
             "appRoleAssignmentRequired",
             "description",
             "disabledByMicrosoftStatus",

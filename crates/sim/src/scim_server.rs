@@ -56,6 +56,8 @@ pub struct ScimFaults {
     pub reject_value_list_removal: bool,
     /// Member removal by a `members[value eq "…"]` path (the aadOptscim062020 form) is refused.
     pub reject_path_filter_removal: bool,
+    /// The Groups collection answers 404 (a server that only knows users).
+    pub groups_404: bool,
 }
 
 #[derive(Default)]
@@ -259,7 +261,7 @@ async fn collection(
         Ok(f) => f,
         Err(r) => return r,
     };
-    if f.probe_404 {
+    if f.probe_404 || (f.groups_404 && kind == "Groups") {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     }
     let Some(_) = kind_key(&kind) else {

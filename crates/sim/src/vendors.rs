@@ -144,8 +144,13 @@ pub struct GalleryTemplate {
     pub single_sign_on_modes: &'static [&'static str],
     pub provisioning_types: &'static [&'static str],
     pub categories: &'static [&'static str],
-    /// The synchronization template its apps carry (id and factoryTag), if it provisions.
-    pub sync_template: Option<&'static str>,
+    /// The synchronization template its apps carry (id, factoryTag), if it provisions.
+    ///
+    /// SOURCE: placeholders. Microsoft publishes neither the ids nor the factory tags of gallery
+    /// apps' synchronization templates (`GET /servicePrincipals/{id}/synchronization/templates`
+    /// answers them only inside a tenant), so these are made up, deliberately unlike the app's
+    /// name: the wizard must take the template the app offers, never a name it guessed.
+    pub sync_template: Option<(&'static str, &'static str)>,
 }
 
 pub const GALLERY: &[GalleryTemplate] = &[GalleryTemplate {
@@ -157,7 +162,7 @@ pub const GALLERY: &[GalleryTemplate] = &[GalleryTemplate {
     single_sign_on_modes: &["oidc"],
     provisioning_types: &["sync"],
     categories: &["security", "productivity"],
-    sync_template: Some("twingate"),
+    sync_template: Some(("gallerysync-7c1e-placeholder", "placeholderTag")),
 }];
 
 pub fn gallery_template(id: &str) -> Option<&'static GalleryTemplate> {

@@ -101,7 +101,7 @@ pub async fn push_to_provider(
     let mut run = setup.run().await?;
     let base = match active.demo {
         true => Some(demo.provider_api(&run.prepared.intent.provider).await?),
-        false => None,
+        false => core.push_api()?,
     };
     Ok(run
         .push(&active.session, &core.http, &inputs, base.as_deref())

@@ -207,8 +207,10 @@ pub struct DirectorySyncSpec {
 pub struct ScimSpec {
     /// The app that provisions.
     pub app: String,
-    /// The synchronization template the job is made from (`scim` for non-gallery apps).
-    pub job_template: String,
+    /// The synchronization template the job is made from: `scim` for non-gallery apps; on a
+    /// gallery app, the one its profile names, or (None) the one the app's own
+    /// `synchronization/templates` offers, so no invented constant decides it.
+    pub job_template: Option<String>,
     /// The provider documents that its SCIM needs Entra ID P1 or P2 (group provisioning).
     pub needs_premium: bool,
     /// Where the admin finds the SCIM endpoint (Entra's "Tenant URL") at the provider.

@@ -911,30 +911,25 @@ pub fn parse(file: &str, src: &str) -> Result<Provider, ProfileError> {
     let scim = match raw.provisioning {
         None => None,
         Some(p) => {
-            let span = p.scim.span();
             let s = p.scim.into_inner();
             let app = app_named(&s.app)?;
             let job_template = match (&app.source, s.job_template) {
-                (AppSource::NonGallery, None) => "scim".to_string(),
+                (AppSource::NonGallery, None) => Some("scim".to_string()),
                 (AppSource::NonGallery, Some(t)) if t.get_ref() != "scim" => {
                     return Err(c.err(
                         t.span(),
                         "a non-gallery app provisions with the \"scim\" job template",
                     ))
                 }
-                (AppSource::Gallery { .. }, None) => {
-                    return Err(c.err(
-                        span,
-                        format!("app '{}' is a gallery app: give the job_template its synchronization templates list (its factoryTag)", app.id),
-                    ))
-                }
+                // The gallery app's own: whatever its synchronization/templates offers.
+                (AppSource::Gallery { .. }, None) => None,
                 (AppSource::Registration | AppSource::Vendor { .. }, _) => {
                     return Err(c.err(
                         s.app.span(),
                         format!("Entra provisions only from enterprise apps made from a template: app '{}' must have source = \"non_gallery\" or \"gallery\"", app.id),
                     ))
                 }
-                (_, Some(t)) => t.into_inner(),
+                (_, Some(t)) => Some(t.into_inner()),
             };
             Some(ScimSpec {
                 app: s.app.into_inner(),
@@ -1391,7 +1386,11 @@ mod tests {
                 template_id: None
             }
         );
-        assert_eq!(tg.scim.as_ref().unwrap().job_template, "twingate");
+        assert_eq!(
+            tg.scim.as_ref().unwrap().job_template,
+            None,
+            "Twingate's job is made from the template its gallery app offers"
+        );
         assert_eq!(tg.vendor.as_ref().unwrap().hand_over, ["tenant_id"]);
         let fz = find("firezone").unwrap();
         let ds = fz.directory_sync.as_ref().unwrap();
@@ -1422,7 +1421,10 @@ mod tests {
         assert_eq!(cf.protocol(), Protocol::Oidc);
         assert_eq!(cf.sign_in_app().unwrap().source, AppSource::Registration);
         assert_eq!(cf.scim_app().unwrap().source, AppSource::NonGallery);
-        assert_eq!(cf.scim.as_ref().unwrap().job_template, "scim");
+        assert_eq!(
+            cf.scim.as_ref().unwrap().job_template.as_deref(),
+            Some("scim")
+        );
         assert_eq!(
             cf.permission_names(PermissionKind::Delegated),
             [
@@ -1730,9 +1732,12 @@ token_help = "Admin → SCIM → token."
             "source = \"non_gallery\"",
             "source = \"gallery\"\ntemplate = \"Acme Files\"",
         );
-        let (line, m) = broken("files", &gallery);
-        assert!(m.contains("job_template"), "{m}");
-        assert_eq!(line, line_of(&gallery, "[provisioning.scim]"));
+        let own = Provider::parse("providers/files.toml", &gallery).unwrap();
+        assert_eq!(
+            own.scim.as_ref().unwrap().job_template,
+            None,
+            "a gallery app without job_template uses the template the app offers"
+        );
         let p = Provider::parse(
             "providers/files.toml",
             &gallery.replace(

@@ -80,6 +80,7 @@ pub enum Change {
     RequireAssignment { required: bool, was: bool },
     /// Create the provisioning job from a synchronization template (`scim` for non-gallery
     /// apps, the gallery app's own otherwise).
+    /// `template` empty: the one template the gallery app offers.
     CreateSyncJob { template: String },
     /// Assign a user or group to the app (its `User` role, see `state::assignment_role`).
     AssignToApp {
@@ -750,6 +751,28 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
                 .chain(consent_scopes.iter())
                 .cloned()
                 .collect();
+            // Microsoft: "Granting tenant-wide admin consent may revoke permissions that have
+            // already been granted tenant-wide for that application" (grant-admin-consent).
+            let wanted = |n: &str, kind| perms.iter().any(|p| p.name == n && p.kind == kind);
+            let revoked: Vec<String> = granted
+                .iter()
+                .filter(|g| !wanted(g, PermissionKind::Delegated))
+                .cloned()
+                .chain(state.assignments().iter().filter_map(|a| {
+                    state
+                        .graph_sp
+                        .permission_name(&a.app_role_id, PermissionKind::Application)
+                        .filter(|n| !wanted(n, PermissionKind::Application))
+                        .map(|n| format!("{n} (application)"))
+                }))
+                .collect();
+            if !revoked.is_empty() {
+                notes.push(format!(
+                    "The consent link grants exactly what {} needs: consenting through it revokes what the app holds for the whole organisation beyond that ({}). Grant those again afterwards if something else relies on them.",
+                    intent.provider.name,
+                    revoked.join(", ")
+                ));
+            }
             push(
             Change::RequestAdminConsent { roles: consent_roles, scopes: consent_scopes },
             format!("Ask a Privileged Role Administrator or Global Administrator to consent to {}", all.join(", ")),
@@ -1297,14 +1320,17 @@ fn plan_scim(
         .provider
         .scim
         .as_ref()
-        .map_or_else(scim_job_template, |x| x.job_template.clone());
+        .map_or_else(|| Some(scim_job_template()), |x| x.job_template.clone());
     let after_inst: Vec<usize> = after_inst.to_vec();
     let job = if st.and_then(|s| s.job.as_ref()).is_none() {
         Some(push(
             Change::CreateSyncJob {
-                template: job_template.clone(),
+                template: job_template.clone().unwrap_or_default(),
             },
-            format!("Create the provisioning job (\"{job_template}\" template)"),
+            match &job_template {
+                Some(t) => format!("Create the provisioning job (\"{t}\" template)"),
+                None => "Create the provisioning job (the gallery app's own template)".into(),
+            },
             "The job is what calls the SCIM endpoint every 40 minutes.".into(),
             format!("POST {sp_path}/synchronization/jobs"),
             after_inst.clone(),

@@ -376,7 +376,8 @@ async fn read_made_from_template(
         .scim
         .as_ref()
         .filter(|x| x.app == spec.id)
-        .map(|x| x.job_template.as_str());
+        // Without a template name, the job on the app, whatever template it came from.
+        .map(|x| x.job_template.as_deref().unwrap_or_default());
     read_template(
         graph,
         &intent.template_unique_name(),

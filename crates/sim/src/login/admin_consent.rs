@@ -148,6 +148,7 @@ pub(super) fn consent_as(world: &mut World, tenant: &str, p: &Params, upn: &str)
     let graph_sp = dir.graph_sp().clone();
     let graph_id = graph_sp["id"].as_str().unwrap_or_default().to_string();
     let mut scopes: Vec<String> = vec![];
+    let mut roles: Vec<String> = vec![];
     for rra in app["requiredResourceAccess"]
         .as_array()
         .cloned()
@@ -163,6 +164,7 @@ pub(super) fn consent_as(world: &mut World, tenant: &str, p: &Params, upn: &str)
         {
             let id = ra["id"].as_str().unwrap_or_default().to_string();
             if ra["type"] == "Role" {
+                roles.push(id.clone());
                 let exists = dir
                     .assignments
                     .iter()
@@ -184,16 +186,25 @@ pub(super) fn consent_as(world: &mut World, tenant: &str, p: &Params, upn: &str)
             }
         }
     }
-    if !scopes.is_empty() {
+    // "Granting tenant-wide admin consent may revoke permissions that have already been granted
+    // tenant-wide for that application. Permissions that users have already granted on their
+    // own behalf aren't affected." (learn.microsoft.com/entra/identity/enterprise-apps/
+    // grant-admin-consent): the organisation-wide set becomes exactly what the app asks for.
+    dir.assignments.retain(|a| {
+        !(a["principalId"] == sp_id.as_str()
+            && a["resourceId"] == graph_id.as_str()
+            && !roles.iter().any(|r| a["appRoleId"] == r.as_str()))
+    });
+    if scopes.is_empty() {
+        dir.grants.retain(|g| {
+            !(g["clientId"] == sp_id.as_str()
+                && g["resourceId"] == graph_id.as_str()
+                && g["consentType"] == "AllPrincipals")
+        });
+    } else {
         match dir.grants.iter_mut().find(|g| g["clientId"] == sp_id.as_str() && g["resourceId"] == graph_id.as_str() && g["consentType"] == "AllPrincipals") {
             Some(g) => {
-                let mut have: Vec<String> = g["scope"].as_str().unwrap_or_default().split_whitespace().map(str::to_string).collect();
-                for sc in scopes {
-                    if !have.contains(&sc) {
-                        have.push(sc);
-                    }
-                }
-                g["scope"] = json!(have.join(" "));
+                g["scope"] = json!(scopes.join(" "));
             }
             None => dir.grants.push(json!({
                 "id": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()),

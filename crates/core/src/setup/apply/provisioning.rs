@@ -20,12 +20,27 @@ impl Ctx<'_> {
                     .retry_if(sync_not_ready)
                     .list()
                     .await?;
-                // A gallery app's own template, by id or factoryTag (never the non-gallery
-                // `scim` one on a gallery app: its schema and mappings are the vendor's).
+                let offered: Vec<&str> =
+                    templates.iter().filter_map(|t| t["id"].as_str()).collect();
+                // The template the profile names, by id or factoryTag (never the non-gallery
+                // `scim` one on a gallery app: its schema and mappings are the vendor's); with
+                // none named, the one the gallery app offers. Several, and none named: the
+                // admin's profile must say which.
+                if template.is_empty() && offered.len() > 1 {
+                    return Err(refusal(
+                        "SeveralScimTemplates",
+                        &format!(
+                            "This gallery app offers several provisioning templates ({}); the wizard will not guess which one the provider's SCIM endpoint fits. Name it in the profile's provisioning.scim.job_template (Enterprise applications → the app → Provisioning shows the same choice).",
+                            offered.join(", ")
+                        ),
+                        format!("GET /servicePrincipals/{sp}/synchronization/templates"),
+                    ));
+                }
                 let Some(template_id) = templates
                     .iter()
                     .find(|t| {
-                        t["id"] == template.as_str()
+                        template.is_empty()
+                            || t["id"] == template.as_str()
                             || t["factoryTag"]
                                 .as_str()
                                 .is_some_and(|f| f.eq_ignore_ascii_case(template))
@@ -33,12 +48,11 @@ impl Ctx<'_> {
                     .and_then(|t| t["id"].as_str())
                     .map(str::to_string)
                 else {
-                    let offered: Vec<&str> =
-                        templates.iter().filter_map(|t| t["id"].as_str()).collect();
                     return Err(refusal(
                         "NoScimTemplate",
                         &format!(
-                            "This enterprise app offers no \"{template}\" provisioning template (it offers: {}), so Entra cannot provision from it as the provider's profile says. {}",
+                            "This enterprise app offers no {}provisioning template (it offers: {}), so Entra cannot provision from it as the provider's profile says. {}",
+                            if template.is_empty() { String::new() } else { format!("\"{template}\" ") },
                             if offered.is_empty() { "none".to_string() } else { offered.join(", ") },
                             if offered.is_empty() {
                                 "A gallery app gets its template from Microsoft's gallery: if the app is minutes old, run the wizard again shortly; if it stays empty, the gallery app no longer offers provisioning (Enterprise applications → the app → Provisioning shows the same)."
