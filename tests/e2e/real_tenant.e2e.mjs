@@ -9,7 +9,7 @@
 //
 //   node tests/e2e/real_tenant.e2e.mjs   (inside dbus-run-session with gnome-keyring, under Xvfb)
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -282,4 +282,5 @@ try {
   if (browser) await browser.deleteSession().catch(() => {});
   stopDriver();
   sim.child.kill();
+  rmSync(scratch, { recursive: true, force: true });
 }
