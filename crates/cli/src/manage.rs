@@ -185,10 +185,7 @@ pub(crate) async fn retire_cmd(r: &RetireArgs) -> Result<(), Fail> {
                 entra_setup_core::setup::run::client_secret_key(&s.account.tenant_id, &app.app_id);
             match secrets::retired_copy(&keychain, &key, &gone, hint_of(keep).as_deref()).await {
                 Some(copy) => {
-                    let retry = entra_setup_core::checks::SecretRetry {
-                        budget: entra_setup_core::wait::REMOVED_CREDENTIAL,
-                        ..Default::default()
-                    };
+                    let retry = entra_setup_core::checks::SecretRetry::removal();
                     errln!(
                         "Waiting for Entra to stop accepting the retired secret — {}",
                         entra_setup_core::wait::up_to(retry.budget)

@@ -97,6 +97,14 @@ impl Default for SecretRetry {
 }
 
 impl SecretRetry {
+    /// For a removed secret to be refused: up to [`crate::wait::REMOVED_CREDENTIAL`].
+    pub fn removal() -> Self {
+        Self {
+            budget: crate::wait::REMOVED_CREDENTIAL,
+            ..Self::default()
+        }
+    }
+
     fn patience(&self) -> crate::wait::Patience {
         crate::wait::Patience::every(self.budget, self.delay)
     }

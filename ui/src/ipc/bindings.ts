@@ -284,6 +284,7 @@ export type Change =
 /**
  *  Create the provisioning job from a synchronization template (`scim` for non-gallery
  *  apps, the gallery app's own otherwise).
+ *  `template` empty: the one template the gallery app offers.
  */
 { kind: "createSyncJob"; template: string } | 
 /**  Assign a user or group to the app (its `User` role, see `state::assignment_role`). */

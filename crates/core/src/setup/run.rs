@@ -518,10 +518,6 @@ impl Run {
             }
         }
         if let Some(old) = &self.retired_copy {
-            let retry = SecretRetry {
-                budget: crate::wait::REMOVED_CREDENTIAL,
-                ..SecretRetry::default()
-            };
             out.push(
                 checks::retired_secret_refused(
                     &http,
@@ -529,7 +525,7 @@ impl Run {
                     &session.account.token_endpoint,
                     &self.app_id,
                     old,
-                    &retry,
+                    &SecretRetry::removal(),
                 )
                 .await,
             );
