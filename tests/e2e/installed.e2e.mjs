@@ -3,13 +3,11 @@
 // screen is photographed in the dark theme.
 //
 //   node tests/e2e/installed.e2e.mjs /usr/bin/entra-setup-desktop   (run by scripts/test-installer.sh)
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
-import { remote } from "webdriverio";
 import { axeCheck } from "./axe.mjs";
-import { appEnv, freePort, painted, publish } from "./support.mjs";
+import { appEnv, painted, publish, withApp } from "./support.mjs";
 
 const app = process.argv[2];
 assert.ok(app, "usage: installed.e2e.mjs <installed binary>");
@@ -18,29 +16,12 @@ const out = process.env.E2E_OUT ?? join(root, "target", "e2e");
 mkdirSync(out, { recursive: true });
 
 /** One launch of the installed app: waits for the welcome screen, then `fn(browser)`. */
-async function launch(extraEnv, fn) {
-  const env = appEnv("entra-setup-installed-", extraEnv);
-  const port = await freePort();
-  const nativePort = await freePort();
-  const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "inherit", "inherit"], detached: true });
-  let browser;
-  try {
-    for (let i = 0; i < 100; i++) {
-      try {
-        if ((await fetch(`http://127.0.0.1:${port}/status`)).ok) break;
-      } catch {}
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    browser = await remote({ hostname: "127.0.0.1", port, logLevel: "warn", capabilities: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true } });
+function launch(extraEnv, fn) {
+  return withApp(app, appEnv("entra-setup-installed-", extraEnv), async (browser) => {
     const demo = await browser.$("//button[normalize-space()='Try the demo tenant']");
     await demo.waitForDisplayed({ timeout: 60000 });
     await fn(browser);
-  } finally {
-    if (browser) await browser.deleteSession().catch(() => {});
-    try {
-      process.kill(-driver.pid, "SIGTERM");
-    } catch {}
-  }
+  });
 }
 
 await launch({}, async (browser) => {

@@ -4,13 +4,11 @@
 // starts at all.
 //
 //   node tests/e2e/nodemo.e2e.mjs <the no-demo binary>   (run by scripts/test.sh)
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
-import { remote } from "webdriverio";
 import { axeCheck } from "./axe.mjs";
-import { appEnv, freePort, painted } from "./support.mjs";
+import { appEnv, painted, withApp } from "./support.mjs";
 
 const app = process.argv[2];
 assert.ok(app, "usage: nodemo.e2e.mjs <binary built with --no-default-features>");
@@ -18,19 +16,7 @@ const root = resolve(import.meta.dirname, "../..");
 const out = process.env.E2E_OUT ?? join(root, "target", "e2e");
 mkdirSync(out, { recursive: true });
 
-const env = appEnv("entra-setup-nodemo-");
-const port = await freePort();
-const nativePort = await freePort();
-const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "inherit", "inherit"], detached: true });
-let browser;
-try {
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/status`)).ok) break;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  browser = await remote({ hostname: "127.0.0.1", port, logLevel: "warn", capabilities: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true } });
+await withApp(app, appEnv("entra-setup-nodemo-"), async (browser) => {
   const signIn = await browser.$("//button[normalize-space()='Sign in to Microsoft Entra']");
   await signIn.waitForDisplayed({ timeout: 60000 });
   // The shell itself has no demo users to offer; once the page has the same answer, no demo card.
@@ -50,9 +36,4 @@ try {
   await browser.saveScreenshot(join(out, "00-nodemo-signin.png"));
   await axeCheck(browser, "the no-demo build's sign-in form");
   console.log("No-demo build: launched, welcome screen without the demo tenant, sign-in form reached");
-} finally {
-  if (browser) await browser.deleteSession().catch(() => {});
-  try {
-    process.kill(-driver.pid, "SIGTERM");
-  } catch {}
-}
+});

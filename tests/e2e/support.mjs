@@ -1,6 +1,9 @@
-// What both end-to-end tests need: a free port, and an environment that keeps the app's
-// settings, logs and keychain fallbacks out of the real profile.
+// What the end-to-end tests share: a free port, an environment that keeps the app's settings,
+// logs and keychain fallbacks out of the real profile, and one launch of the app under
+// tauri-driver.
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { remote } from "webdriverio";
 import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -15,6 +18,31 @@ export function freePort() {
       srv.close(() => ok(port));
     });
   });
+}
+
+/** One launch of `app` in a real window through tauri-driver, with `env`: `fn(browser)` runs
+ * once a WebDriver session is open; the session and the driver (with WebKitWebDriver, in its
+ * process group) end afterwards, whatever happens. */
+export async function withApp(app, env, fn) {
+  const port = await freePort();
+  const nativePort = await freePort();
+  const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "inherit", "inherit"], detached: true });
+  let browser;
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/status`)).ok) break;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    browser = await remote({ hostname: "127.0.0.1", port, logLevel: "warn", capabilities: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true } });
+    return await fn(browser);
+  } finally {
+    if (browser) await browser.deleteSession().catch(() => {});
+    try {
+      process.kill(-driver.pid, "SIGTERM");
+    } catch {}
+  }
 }
 
 /** The environment for one run of the app, with a fresh home directory named after `prefix`. */
